@@ -1,0 +1,39 @@
+# infercast — see README.md. `make demo` runs the whole loop on embedded
+# defaults; `make test` runs every unit and integration test with -race.
+GO ?= go
+# go-nvml's header marks some calls deprecated; the warnings are noise.
+export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
+
+.PHONY: all build test test-short lint demo bench tools fuzz clean
+
+all: build
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+# tools installs the pinned external tools (Prometheus, promtool, amtool,
+# helm, kubeconform, ghz) into a cache reused between runs.
+tools:
+	@bash hack/tools.sh >/dev/null
+
+test: tools
+	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" INFERCAST_REQUIRE_TOOLS=1 \
+		$(GO) test -race -count=1 -timeout 20m ./...
+
+# test-short: unit tests only, no external tools, for a quick loop.
+test-short:
+	$(GO) test -short -count=1 ./...
+
+lint: tools
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
+	$(GO) vet ./...
+	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" bash hack/lint-metrics.sh
+
+demo:
+	$(GO) run ./cmd/adapter demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin out

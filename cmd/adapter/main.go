@@ -1,0 +1,79 @@
+// Command adapter is infercast's predictive autoscaler adapter. Subcommands:
+//
+//	serve      (default) plan replicas and serve them to KEDA and the HPA
+//	demo       the whole loop in one process, on a simulated fleet
+//	backtest   replay a trace through a policy, report cost and SLO
+//	forecast   forecast a trace and score the forecasts
+//	batch-sim  replay a per-request trace through the batch controller
+//
+// Each subcommand lives in its own file and registers itself in commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// command is one subcommand: run parses args and does the work, writing its
+// report to stdout; it returns an error instead of exiting.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+// commands is filled by the init functions of the subcommand files.
+var commands = map[string]command{}
+
+func register(name string, c command) {
+	if _, dup := commands[name]; dup {
+		panic("adapter: subcommand registered twice: " + name)
+	}
+	commands[name] = c
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "adapter:", err)
+		os.Exit(1)
+	}
+}
+
+// dispatch picks the subcommand; without one (or with only flags) it serves.
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	name := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	if name == "help" {
+		usage(stderr)
+		return nil
+	}
+	c, ok := commands[name]
+	if !ok {
+		usage(stderr)
+		return fmt.Errorf("unknown subcommand %q", name)
+	}
+	return c.run(ctx, args, stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: adapter [SUBCOMMAND] [FLAGS]")
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+	}
+}
