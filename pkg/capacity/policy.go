@@ -1,0 +1,485 @@
+package capacity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
+	"gopkg.in/yaml.v3"
+)
+
+// Policy is a validated policy file: the workloads the planner sizes.
+type Policy struct {
+	Workloads []Workload `yaml:"workloads"`
+}
+
+// Workload is the policy of one workload. Durations are Go durations
+// ("180s", "5m"). Zero values are replaced by the defaults of
+// DefaultWorkload before validation.
+type Workload struct {
+	Name string `yaml:"name"`
+	// Demand is the signal the forecast is made from.
+	Demand Demand `yaml:"demand"`
+	// Mu is the requests/s one replica serves within the latency SLO. With
+	// LearnMu, it is the initial value until the learner has enough samples.
+	Mu      float64 `yaml:"mu"`
+	LearnMu bool    `yaml:"learn_mu"`
+	// LatencySLO is the bound on LatencyPercentile of request latency.
+	LatencySLO        time.Duration `yaml:"latency_slo"`
+	LatencyPercentile float64       `yaml:"latency_percentile"`
+	// QueueSLO is how long a request may wait for a replica: the backlog
+	// floor drains the queue within it.
+	QueueSLO time.Duration `yaml:"queue_slo"`
+	// ColdStart is the time from launch to ready. With MeasureColdStart, the
+	// caller's measured p90 replaces it once known.
+	ColdStart        time.Duration `yaml:"cold_start"`
+	MeasureColdStart bool          `yaml:"measure_cold_start"`
+	DecisionInterval time.Duration `yaml:"decision_interval"`
+	// ForecastQuantile is the quantile of demand sized for (0.5–0.99).
+	ForecastQuantile float64 `yaml:"forecast_quantile"`
+	MinReplicas      int     `yaml:"min_replicas"`
+	MaxReplicas      int     `yaml:"max_replicas"`
+	// OnDemandShare is the part of the core always kept on on-demand.
+	OnDemandShare float64 `yaml:"on_demand_share"`
+	// TargetAvailability is the probability with which the spot layer
+	// (with its margin) must still carry its share through an interruption.
+	TargetAvailability float64   `yaml:"target_availability"`
+	ScaleDown          ScaleDown `yaml:"scale_down"`
+	// FallbackHold is how long spot must stay healthy (no pending replica, no
+	// notice) before capacity moved to on-demand returns to spot.
+	FallbackHold time.Duration `yaml:"fallback_hold"`
+	// Tolerance is the HPA's tolerance (0.1): changes within it are not
+	// applied by the HPA, so the planner never asks for one.
+	Tolerance *float64 `yaml:"tolerance"`
+	Tiers     Tiers    `yaml:"tiers"`
+	// Preview computes and exports targets without acting on them.
+	Preview bool `yaml:"preview"`
+}
+
+// Demand names the demand signal: a PromQL query giving requests/s, or a
+// series of the embedded store.
+type Demand struct {
+	Query  string `yaml:"query"`
+	Series string `yaml:"series"`
+}
+
+// ScaleDown shapes scale-in.
+type ScaleDown struct {
+	// Stabilization: the target never drops below the highest target of
+	// this window (the HPA's scale-down stabilisation).
+	Stabilization time.Duration `yaml:"stabilization"`
+	// MaxStepRatio is the largest fraction of a tier removed in one
+	// decision (0 < r ≤ 1).
+	MaxStepRatio float64 `yaml:"max_step_ratio"`
+}
+
+// Tiers are the capacity tiers of a workload. Without Spot every replica
+// is on-demand.
+type Tiers struct {
+	OnDemand *OnDemandTier `yaml:"on_demand"`
+	Spot     *SpotTier     `yaml:"spot"`
+}
+
+// OnDemandTier is reliable capacity.
+type OnDemandTier struct {
+	PricePerHour float64 `yaml:"price_per_hour"`
+}
+
+// SpotTier is interruptible capacity.
+type SpotTier struct {
+	PricePerHour float64 `yaml:"price_per_hour"`
+	// The prior interruption risk of one replica: a rate per hour, or an AWS
+	// Spot Instance Advisor band ("<5%", "5-10%", "10-15%", "15-20%", ">20%").
+	// The planner refines it with the interruptions it observes.
+	InterruptionRatePerHour *float64 `yaml:"interruption_rate_per_hour"`
+	AdvisorBand             string   `yaml:"advisor_band"`
+	// Notice is the time between an interruption notice and termination.
+	Notice time.Duration `yaml:"notice"`
+	// FailureDomains is how many zones (or pools) spot replicas spread over;
+	// a domain is reclaimed as a whole.
+	FailureDomains int `yaml:"failure_domains"`
+}
+
+// advisorBands maps an AWS advisor band (the share of instances interrupted
+// over a month) to the band's upper bound; ">20%" is taken as 30 %.
+var advisorBands = map[string]float64{"<5%": 0.05, "5-10%": 0.10, "10-15%": 0.15, "15-20%": 0.20, ">20%": 0.30}
+
+// hoursPerMonth converts the advisor's monthly frequency to a rate.
+const hoursPerMonth = 730
+
+// PriorRatePerHour is the prior interruption rate of one spot replica.
+func (s *SpotTier) PriorRatePerHour() float64 {
+	if s.InterruptionRatePerHour != nil {
+		return *s.InterruptionRatePerHour
+	}
+	if f, ok := advisorBands[s.AdvisorBand]; ok {
+		return -math.Log(1-f) / hoursPerMonth
+	}
+	return 0
+}
+
+// DefaultWorkload holds the defaults applied to unset fields.
+func DefaultWorkload() Workload {
+	tol := 0.1
+	return Workload{
+		LatencyPercentile:  0.99,
+		QueueSLO:           5 * time.Second,
+		DecisionInterval:   15 * time.Second,
+		ForecastQuantile:   0.9,
+		TargetAvailability: 0.999,
+		ScaleDown:          ScaleDown{Stabilization: 5 * time.Minute, MaxStepRatio: 0.5},
+		FallbackHold:       10 * time.Minute,
+		Tolerance:          &tol,
+	}
+}
+
+// Horizon is the cold start plus one decision interval: replicas launched
+// now must serve the demand of [now, now+Horizon].
+func (w *Workload) Horizon(coldStart time.Duration) time.Duration {
+	return coldStart + w.DecisionInterval
+}
+
+func (w *Workload) applyDefaults() {
+	d := DefaultWorkload()
+	if w.LatencyPercentile == 0 {
+		w.LatencyPercentile = d.LatencyPercentile
+	}
+	if w.QueueSLO == 0 {
+		w.QueueSLO = d.QueueSLO
+	}
+	if w.DecisionInterval == 0 {
+		w.DecisionInterval = d.DecisionInterval
+	}
+	if w.ForecastQuantile == 0 {
+		w.ForecastQuantile = d.ForecastQuantile
+	}
+	if w.TargetAvailability == 0 {
+		w.TargetAvailability = d.TargetAvailability
+	}
+	if w.ScaleDown.Stabilization == 0 {
+		w.ScaleDown.Stabilization = d.ScaleDown.Stabilization
+	}
+	if w.ScaleDown.MaxStepRatio == 0 {
+		w.ScaleDown.MaxStepRatio = d.ScaleDown.MaxStepRatio
+	}
+	if w.FallbackHold == 0 {
+		w.FallbackHold = d.FallbackHold
+	}
+	if w.Tolerance == nil {
+		w.Tolerance = d.Tolerance
+	}
+	if w.Tiers.OnDemand == nil {
+		w.Tiers.OnDemand = &OnDemandTier{}
+	}
+	if s := w.Tiers.Spot; s != nil && s.FailureDomains == 0 {
+		s.FailureDomains = 1
+	}
+}
+
+var workloadName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+
+// validate returns one error per bad field, each naming the field.
+func (w *Workload) validate() []error {
+	var errs []error
+	bad := func(field, format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+	}
+	if w.Name == "" {
+		bad("name", "is required")
+	} else if !workloadName.MatchString(w.Name) || len(w.Name) > 63 {
+		bad("name", "%q must be a DNS label (lower-case letters, digits, '-')", w.Name)
+	}
+	switch {
+	case w.Demand.Query != "" && w.Demand.Series != "":
+		bad("demand", "set query or series, not both")
+	case w.Demand.Query == "" && w.Demand.Series == "":
+		bad("demand", "set query (PromQL) or series (embedded store)")
+	case w.Demand.Query != "":
+		if _, err := parser.NewParser(parser.Options{}).ParseExpr(w.Demand.Query); err != nil {
+			bad("demand.query", "not valid PromQL: %v", err)
+		}
+	}
+	if !(w.Mu > 0) || math.IsInf(w.Mu, 0) {
+		bad("mu", "%v must be a positive requests/s per replica", w.Mu)
+	}
+	if w.LatencySLO <= 0 {
+		bad("latency_slo", "%v must be positive", w.LatencySLO)
+	}
+	if !(w.LatencyPercentile > 0 && w.LatencyPercentile < 1) {
+		bad("latency_percentile", "%v must be in (0, 1)", w.LatencyPercentile)
+	}
+	if w.QueueSLO < 0 {
+		bad("queue_slo", "%v must not be negative", w.QueueSLO)
+	}
+	if w.ColdStart < 0 {
+		bad("cold_start", "%v must not be negative", w.ColdStart)
+	}
+	if w.DecisionInterval <= 0 {
+		bad("decision_interval", "%v must be positive", w.DecisionInterval)
+	}
+	if !(w.ForecastQuantile >= 0.5 && w.ForecastQuantile <= 0.99) {
+		bad("forecast_quantile", "%v must be in [0.5, 0.99]", w.ForecastQuantile)
+	}
+	if w.MinReplicas < 0 {
+		bad("min_replicas", "%d must not be negative", w.MinReplicas)
+	}
+	if w.MaxReplicas <= 0 {
+		bad("max_replicas", "%d must be positive", w.MaxReplicas)
+	} else if w.MaxReplicas < w.MinReplicas {
+		bad("max_replicas", "%d is below min_replicas %d", w.MaxReplicas, w.MinReplicas)
+	}
+	if !(w.OnDemandShare >= 0 && w.OnDemandShare <= 1) {
+		bad("on_demand_share", "%v must be in [0, 1]", w.OnDemandShare)
+	}
+	if !(w.TargetAvailability > 0 && w.TargetAvailability < 1) {
+		bad("target_availability", "%v must be in (0, 1)", w.TargetAvailability)
+	}
+	if w.ScaleDown.Stabilization < 0 {
+		bad("scale_down.stabilization", "%v must not be negative", w.ScaleDown.Stabilization)
+	}
+	if !(w.ScaleDown.MaxStepRatio > 0 && w.ScaleDown.MaxStepRatio <= 1) {
+		bad("scale_down.max_step_ratio", "%v must be in (0, 1]", w.ScaleDown.MaxStepRatio)
+	}
+	if w.FallbackHold < 0 {
+		bad("fallback_hold", "%v must not be negative", w.FallbackHold)
+	}
+	if t := *w.Tolerance; !(t >= 0 && t < 1) {
+		bad("tolerance", "%v must be in [0, 1)", t)
+	}
+	if p := w.Tiers.OnDemand.PricePerHour; !(p >= 0) || math.IsInf(p, 0) {
+		bad("tiers.on_demand.price_per_hour", "%v must not be negative", p)
+	}
+	if s := w.Tiers.Spot; s != nil {
+		if !(s.PricePerHour >= 0) || math.IsInf(s.PricePerHour, 0) {
+			bad("tiers.spot.price_per_hour", "%v must not be negative", s.PricePerHour)
+		}
+		switch {
+		case s.InterruptionRatePerHour != nil && s.AdvisorBand != "":
+			bad("tiers.spot", "set interruption_rate_per_hour or advisor_band, not both")
+		case s.InterruptionRatePerHour != nil:
+			if r := *s.InterruptionRatePerHour; !(r >= 0) || math.IsInf(r, 0) {
+				bad("tiers.spot.interruption_rate_per_hour", "%v must not be negative", r)
+			}
+		case s.AdvisorBand != "":
+			if _, ok := advisorBands[s.AdvisorBand]; !ok {
+				bad("tiers.spot.advisor_band", "%q is not one of \"<5%%\", \"5-10%%\", \"10-15%%\", \"15-20%%\", \">20%%\"", s.AdvisorBand)
+			}
+		default:
+			bad("tiers.spot", "set interruption_rate_per_hour or advisor_band")
+		}
+		if s.Notice < 0 {
+			bad("tiers.spot.notice", "%v must not be negative", s.Notice)
+		}
+		if s.FailureDomains < 1 {
+			bad("tiers.spot.failure_domains", "%d must be at least 1", s.FailureDomains)
+		}
+	}
+	return errs
+}
+
+// Workload returns the workload named name.
+func (p *Policy) Workload(name string) (*Workload, bool) {
+	for i := range p.Workloads {
+		if p.Workloads[i].Name == name {
+			return &p.Workloads[i], true
+		}
+	}
+	return nil, false
+}
+
+// ParsePolicy parses and validates a policy file. name prefixes every error
+// (the file's path); unknown keys are errors; every error names the line,
+// the workload and the field.
+func ParsePolicy(name string, b []byte) (*Policy, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, fmt.Errorf("%s: empty policy: want a workloads list", name)
+	}
+	doc := root.Content[0]
+	if err := checkKnownFields(doc, reflect.TypeOf(Policy{}), "", ""); err != nil {
+		return nil, fmt.Errorf("%s:%w", name, err)
+	}
+	wnodes := workloadNodes(doc)
+	if len(wnodes) == 0 {
+		return nil, fmt.Errorf("%s: no workloads", name)
+	}
+	// Decode workload by workload, so a type error names its workload.
+	p := Policy{Workloads: make([]Workload, len(wnodes))}
+	var errs []error
+	for i, wn := range wnodes {
+		if err := wn.Decode(&p.Workloads[i]); err != nil {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, wn.Line, workloadLabel(wn, i), strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	seen := map[string]bool{}
+	for i := range p.Workloads {
+		w := &p.Workloads[i]
+		w.applyDefaults()
+		where := fmt.Sprintf("%s:%d: workload %q", name, wnodes[i].Line, w.Name)
+		if w.Name == "" {
+			where = fmt.Sprintf("%s:%d: workloads[%d]", name, wnodes[i].Line, i)
+		}
+		if seen[w.Name] && w.Name != "" {
+			errs = append(errs, fmt.Errorf("%s: name: duplicate workload", where))
+		}
+		seen[w.Name] = true
+		for _, err := range w.validate() {
+			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return &p, nil
+}
+
+// LoadPolicy reads and parses the policy file at path.
+func LoadPolicy(path string) (*Policy, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePolicy(path, b)
+}
+
+func workloadNodes(doc *yaml.Node) []*yaml.Node {
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		if doc.Content[i].Value == "workloads" && doc.Content[i+1].Kind == yaml.SequenceNode {
+			return doc.Content[i+1].Content
+		}
+	}
+	return nil
+}
+
+// checkKnownFields walks n against the yaml tags of t and reports the first
+// key t does not have, as ":LINE: WORKLOAD: PATH: unknown field". yaml.v3's
+// KnownFields does the same check but cannot name the workload.
+func checkKnownFields(n *yaml.Node, t reflect.Type, where, path string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch {
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for i, c := range n.Content {
+			w, p := where, fmt.Sprintf("%s[%d]", path, i)
+			if path == "workloads" && where == "" {
+				w, p = workloadLabel(c, i), ""
+			}
+			if err := checkKnownFields(c, t.Elem(), w, p); err != nil {
+				return err
+			}
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := map[string]reflect.Type{}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+			if tag != "" && tag != "-" {
+				fields[tag] = f.Type
+			}
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			child := k.Value
+			if path != "" {
+				child = path + "." + k.Value
+			}
+			ft, ok := fields[k.Value]
+			if !ok {
+				prefix := ""
+				if where != "" {
+					prefix = where + ": "
+				}
+				return fmt.Errorf("%d: %s%s: unknown field (known: %s)", k.Line, prefix, child, strings.Join(sortedKeys(fields), ", "))
+			}
+			if err := checkKnownFields(n.Content[i+1], ft, where, child); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// workloadLabel names the workload of node n for error messages.
+func workloadLabel(n *yaml.Node, i int) string {
+	if n.Kind == yaml.MappingNode {
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == "name" && n.Content[j+1].Value != "" {
+				return fmt.Sprintf("workload %q", n.Content[j+1].Value)
+			}
+		}
+	}
+	return fmt.Sprintf("workload [%d]", i)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PolicyFile is a reloadable policy file: Reload swaps in a new policy only
+// when the whole file is valid, so a bad edit loses nothing.
+type PolicyFile struct {
+	path string
+	obs  ReloadObserver
+
+	mu      sync.RWMutex
+	current *Policy
+}
+
+// ReloadObserver is told the outcome of every reload (metrics, logs).
+type ReloadObserver interface {
+	Reloaded(err error)
+}
+
+// OpenPolicyFile loads path; obs may be nil.
+func OpenPolicyFile(path string, obs ReloadObserver) (*PolicyFile, error) {
+	f := &PolicyFile{path: path, obs: obs}
+	if err := f.Reload(context.Background()); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Reload re-reads the file; on error the previous policy stays.
+func (f *PolicyFile) Reload(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	p, err := LoadPolicy(f.path)
+	if err == nil {
+		f.mu.Lock()
+		f.current = p
+		f.mu.Unlock()
+	}
+	if f.obs != nil {
+		f.obs.Reloaded(err)
+	}
+	return err
+}
+
+// Current returns the last valid policy. Callers must not modify it.
+func (f *PolicyFile) Current() *Policy {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.current
+}

@@ -1,0 +1,155 @@
+package capacity
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParsePolicyValid(t *testing.T) {
+	p, err := LoadPolicy("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Workloads) != 2 {
+		t.Fatalf("workloads = %d", len(p.Workloads))
+	}
+	chat, ok := p.Workload("chat")
+	if !ok {
+		t.Fatal("no chat")
+	}
+	if chat.Mu != 2 || chat.ColdStart != 180*time.Second || chat.Tiers.Spot.FailureDomains != 3 || chat.Tiers.Spot.Notice != 120*time.Second {
+		t.Fatalf("chat = %+v", chat)
+	}
+	// "<5%" a month is -ln(0.95)/730 per hour.
+	if got, want := chat.Tiers.Spot.PriorRatePerHour(), -math.Log(0.95)/730; math.Abs(got-want) > 1e-12 {
+		t.Fatalf("prior rate = %v, want %v", got, want)
+	}
+	embed, _ := p.Workload("embed")
+	// Defaults fill what the file leaves out.
+	if embed.DecisionInterval != 15*time.Second || embed.ForecastQuantile != 0.9 || embed.TargetAvailability != 0.999 ||
+		*embed.Tolerance != 0.1 || embed.ScaleDown.Stabilization != 5*time.Minute || !embed.Preview || embed.Tiers.Spot != nil {
+		t.Fatalf("embed = %+v", embed)
+	}
+	if h := chat.Horizon(chat.ColdStart); h != 195*time.Second {
+		t.Fatalf("horizon = %v", h)
+	}
+}
+
+// minimal is a valid workload that the cases below break one field at a time.
+const minimal = `workloads:
+  - name: chat
+    demand: {series: chat}
+    mu: 2
+    latency_slo: 1s
+    cold_start: 180s
+    max_replicas: 10
+`
+
+func TestParsePolicyInvalid(t *testing.T) {
+	for _, tc := range []struct {
+		name, file, want string
+	}{
+		{"empty", ``, `p.yaml: empty policy: want a workloads list`},
+		{"no workloads", `workloads: []`, `p.yaml: no workloads`},
+		{"unknown top-level key", "workload: []\n", `p.yaml:1: workload: unknown field (known: workloads)`},
+		{"unknown workload key", minimal + "    max_replica: 3\n",
+			`p.yaml:8: workload "chat": max_replica: unknown field (known: cold_start, decision_interval, demand, fallback_hold, forecast_quantile, latency_percentile, latency_slo, learn_mu, max_replicas, measure_cold_start, min_replicas, mu, name, on_demand_share, preview, queue_slo, scale_down, target_availability, tiers, tolerance)`},
+		{"unknown nested key", minimal + "    tiers:\n      spot:\n        notic: 120s\n",
+			`p.yaml:10: workload "chat": tiers.spot.notic: unknown field (known: advisor_band, failure_domains, interruption_rate_per_hour, notice, price_per_hour)`},
+		{"bad duration", strings.Replace(minimal, "180s", "180", 1),
+			"p.yaml:2: workload \"chat\": line 6: cannot unmarshal !!int `180` into time.Duration"},
+		{"missing name", strings.Replace(minimal, "name: chat", "name: \"\"", 1),
+			`p.yaml:2: workloads[0]: name: is required`},
+		{"bad name", strings.Replace(minimal, "name: chat", "name: Chat_1", 1),
+			`p.yaml:2: workload "Chat_1": name: "Chat_1" must be a DNS label (lower-case letters, digits, '-')`},
+		{"duplicate", minimal + strings.TrimPrefix(minimal, "workloads:\n"),
+			`p.yaml:8: workload "chat": name: duplicate workload`},
+		{"no demand", strings.Replace(minimal, "demand: {series: chat}", "demand: {}", 1),
+			`p.yaml:2: workload "chat": demand: set query (PromQL) or series (embedded store)`},
+		{"both demands", strings.Replace(minimal, "{series: chat}", "{series: chat, query: up}", 1),
+			`p.yaml:2: workload "chat": demand: set query or series, not both`},
+		{"bad promql", strings.Replace(minimal, "{series: chat}", "{query: 'sum(rate(x[1m]'}", 1),
+			`p.yaml:2: workload "chat": demand.query: not valid PromQL: 1:15: parse error: unclosed left parenthesis`},
+		{"zero mu", strings.Replace(minimal, "mu: 2", "mu: 0", 1),
+			`p.yaml:2: workload "chat": mu: 0 must be a positive requests/s per replica`},
+		{"no slo", strings.Replace(minimal, "latency_slo: 1s", "latency_slo: 0s", 1),
+			`p.yaml:2: workload "chat": latency_slo: 0s must be positive`},
+		{"negative cold start", strings.Replace(minimal, "180s", "-1s", 1),
+			`p.yaml:2: workload "chat": cold_start: -1s must not be negative`},
+		{"quantile", minimal + "    forecast_quantile: 0.999\n",
+			`p.yaml:2: workload "chat": forecast_quantile: 0.999 must be in [0.5, 0.99]`},
+		{"max below min", minimal + "    min_replicas: 20\n",
+			`p.yaml:2: workload "chat": max_replicas: 10 is below min_replicas 20`},
+		{"share", minimal + "    on_demand_share: 1.5\n",
+			`p.yaml:2: workload "chat": on_demand_share: 1.5 must be in [0, 1]`},
+		{"availability", minimal + "    target_availability: 1\n",
+			`p.yaml:2: workload "chat": target_availability: 1 must be in (0, 1)`},
+		{"step ratio", minimal + "    scale_down: {max_step_ratio: 2}\n",
+			`p.yaml:2: workload "chat": scale_down.max_step_ratio: 2 must be in (0, 1]`},
+		{"tolerance", minimal + "    tolerance: 1\n",
+			`p.yaml:2: workload "chat": tolerance: 1 must be in [0, 1)`},
+		{"spot without risk", minimal + "    tiers: {spot: {price_per_hour: 1}}\n",
+			`p.yaml:2: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band`},
+		{"spot bad band", minimal + "    tiers: {spot: {price_per_hour: 1, advisor_band: \"7%\"}}\n",
+			`p.yaml:2: workload "chat": tiers.spot.advisor_band: "7%" is not one of "<5%", "5-10%", "10-15%", "15-20%", ">20%"`},
+		{"spot both risks", minimal + "    tiers: {spot: {advisor_band: \"<5%\", interruption_rate_per_hour: 0.1}}\n",
+			`p.yaml:2: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band, not both`},
+		{"spot negative", minimal + "    tiers: {spot: {price_per_hour: -1, interruption_rate_per_hour: -0.1, notice: -1s, failure_domains: -2}}\n",
+			"p.yaml:2: workload \"chat\": tiers.spot.price_per_hour: -1 must not be negative\n" +
+				"p.yaml:2: workload \"chat\": tiers.spot.interruption_rate_per_hour: -0.1 must not be negative\n" +
+				"p.yaml:2: workload \"chat\": tiers.spot.notice: -1s must not be negative\n" +
+				"p.yaml:2: workload \"chat\": tiers.spot.failure_domains: -2 must be at least 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := ParsePolicy("p.yaml", []byte(tc.file))
+			if err == nil {
+				t.Fatalf("no error; policy %+v", p)
+			}
+			if err.Error() != tc.want {
+				t.Fatalf("error:\n%s\nwant:\n%s", err, tc.want)
+			}
+		})
+	}
+}
+
+type recordReloads struct{ errs []error }
+
+func (r *recordReloads) Reloaded(err error) { r.errs = append(r.errs, err) }
+
+func TestPolicyFileReloadKeepsLastGood(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(minimal), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	obs := &recordReloads{}
+	f, err := OpenPolicyFile(path, obs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(minimal, "mu: 2", "mu: -1", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reload(context.Background()); err == nil {
+		t.Fatal("bad file reloaded")
+	}
+	if w, _ := f.Current().Workload("chat"); w.Mu != 2 {
+		t.Fatalf("bad reload replaced the policy: mu %v", w.Mu)
+	}
+	if err := os.WriteFile(path, []byte(strings.Replace(minimal, "mu: 2", "mu: 3", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := f.Current().Workload("chat"); w.Mu != 3 {
+		t.Fatalf("mu %v after reload, want 3", w.Mu)
+	}
+	if len(obs.errs) != 3 || obs.errs[0] != nil || obs.errs[1] == nil || obs.errs[2] != nil {
+		t.Fatalf("observed reloads %v", obs.errs)
+	}
+}
