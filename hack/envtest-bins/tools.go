@@ -1,0 +1,12 @@
+//go:build tools
+
+// Package tools pins the control-plane binaries that hack/kube-schemas/gen.sh
+// builds: kube-apiserver and etcd, to serve a real /openapi/v2 from which the
+// chart's kubeconform schemas are generated. It lives in its own module so the
+// project's go.mod never carries k8s.io/kubernetes.
+package tools
+
+import (
+	_ "go.etcd.io/etcd/server/v3"
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+)
