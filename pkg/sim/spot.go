@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -76,8 +77,12 @@ func ParsePool(name string, b []byte) (*Pool, error) {
 		case errors.As(err, &se):
 			return nil, fmt.Errorf("%s:%d: not JSON: %v", name, lineAt(b, se.Offset), se)
 		case errors.As(err, &te):
+			field := te.Field
+			if field == "" {
+				field = "the document"
+			}
 			return nil, fmt.Errorf("%s:%d: wrong shape: %s is a JSON %s, want %s (a spot file is {\"metadata\":{\"gap_seconds\":G},\"data\":[0/1...]})",
-				name, lineAt(b, te.Offset), te.Field, te.Value, te.Type)
+				name, lineAt(b, te.Offset), field, te.Value, jsonKind(te.Type))
 		case errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("%s: empty file: want {\"metadata\":{\"gap_seconds\":G},\"data\":[...]}", name)
 		default:
@@ -105,6 +110,23 @@ func ParsePool(name string, b []byte) (*Pool, error) {
 		}
 	}
 	return &Pool{Name: name, Gap: time.Duration(g * float64(time.Second)), Data: *doc.Data}, nil
+}
+
+// jsonKind names a Go type the way a JSON author would.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Float64, reflect.Float32, reflect.Int, reflect.Int64:
+		return "a number"
+	default:
+		return t.String()
+	}
 }
 
 // lineAt is the 1-based line of byte offset off in b.

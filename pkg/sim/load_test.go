@@ -1,0 +1,150 @@
+package sim
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/internal/testutil"
+)
+
+func TestParseTrace(t *testing.T) {
+	tr, err := ParseTrace("t.csv", strings.NewReader("timestamp,requests\n100,1\n160,2.5\n220,0\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Start.Equal(time.Unix(100, 0)) || tr.Step != time.Minute || len(tr.Counts) != 3 || tr.Counts[1] != 2.5 {
+		t.Fatalf("trace = %+v", tr)
+	}
+	if tr.End() != time.Unix(280, 0).UTC() {
+		t.Errorf("end = %v", tr.End())
+	}
+}
+
+func TestParseTraceErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", "bad.csv: empty file"},
+		{"bad header", "time,count\n1,2\n", `bad.csv:1: header is "time,count", want "timestamp,requests"`},
+		{"header only", "timestamp,requests\n", "bad.csv:1: no data rows"},
+		{"one row", "timestamp,requests\n10,1\n", "bad.csv:2: one row only"},
+		{"negative", "timestamp,requests\n10,1\n20,-3\n", "bad.csv:3: negative count -3"},
+		{"uneven", "timestamp,requests\n0,1\n60,1\n120,1\n190,1\n", "bad.csv:5: unevenly spaced: timestamp 190 is 70 s after the previous row, the trace's step is 1m0s (want 180)"},
+		{"backwards", "timestamp,requests\n60,1\n0,1\n", "bad.csv:3: timestamp 0 is not after the previous row's 60"},
+		{"three fields", "timestamp,requests\n0,1,2\n", "bad.csv:2: want 2 fields"},
+		{"not a number", "timestamp,requests\n0,1\n60,lots\n", `bad.csv:3: count "lots" is not a number`},
+		{"NaN", "timestamp,requests\n0,1\n60,NaN\n", `bad.csv:3: count "NaN" is not a number`},
+		{"bad time", "timestamp,requests\n2024-01-01,1\n", `bad.csv:2: timestamp "2024-01-01" is not unix seconds`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseTrace("bad.csv", strings.NewReader(tc.in))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want prefix %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadTraceMissingFile(t *testing.T) {
+	if _, err := LoadTrace(context.Background(), filepath.Join(t.TempDir(), "none.csv")); err == nil || !strings.Contains(err.Error(), "none.csv") {
+		t.Fatalf("err = %v, want one naming the file", err)
+	}
+}
+
+func TestCountRequests(t *testing.T) {
+	s := time.Unix(0, 0)
+	at := func(ms int) time.Time { return s.Add(time.Duration(ms) * time.Millisecond) }
+	tr, err := CountRequests("r", s, time.Second, []time.Time{at(0), at(999), at(1000), at(3500)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Counts; len(got) != 4 || got[0] != 2 || got[1] != 1 || got[2] != 0 || got[3] != 1 {
+		t.Fatalf("counts = %v, want [2 1 0 1]", got)
+	}
+	if _, err := CountRequests("r", s, time.Second, []time.Time{s.Add(-time.Second)}); err == nil {
+		t.Error("a request before the start was counted")
+	}
+}
+
+func TestStepArrivals(t *testing.T) {
+	// 60 s rows spread over 5 s steps: 12 equal parts.
+	tr := &Trace{Step: time.Minute, Counts: []float64{12, 24}}
+	got := stepArrivals(tr, 10, 5*time.Second)
+	if len(got) != 24 || !near(got[0], 10) || !near(got[23], 20) {
+		t.Fatalf("arrivals = %v", got)
+	}
+	// 2 s rows over 5 s steps: rates integrate across row boundaries.
+	tr = &Trace{Step: 2 * time.Second, Counts: []float64{2, 4, 6, 8, 10}}
+	got = stepArrivals(tr, 1, 5*time.Second)
+	// [0,5): 2 + 4 + half of 6 = 9; [5,10): 3 + 8 + 10 = 21.
+	if len(got) != 2 || !near(got[0], 9) || !near(got[1], 21) {
+		t.Fatalf("arrivals = %v, want [9 21]", got)
+	}
+}
+
+func TestParsePool(t *testing.T) {
+	p, err := ParsePool("p.json", []byte(`{"metadata":{"gap_seconds":60,"seed":1},"data":[1,0,1,1]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		at   time.Duration
+		want bool
+	}{{0, true}, {59 * time.Second, true}, {60 * time.Second, false}, {3 * time.Minute, true}, {4 * time.Minute, true}, {5 * time.Minute, false}} {
+		if got := p.Available(tc.at); got != tc.want {
+			t.Errorf("available at %v = %v, want %v (wrapping every 4 min)", tc.at, got, tc.want)
+		}
+	}
+	if got := p.MeanAvailability(); got != 0.75 {
+		t.Errorf("mean availability = %v", got)
+	}
+}
+
+func TestParsePoolErrors(t *testing.T) {
+	for _, tc := range []struct{ name, in, want string }{
+		{"empty", "", "zone.json: empty file"},
+		{"array", "[1,0,1]", "zone.json:1: wrong shape: the document is a JSON array, want an object"},
+		{"data of strings", "{\"metadata\":{\"gap_seconds\":60},\n\"data\":[1,\n\"up\"]}", "zone.json:3: wrong shape: data is a JSON string, want a number"},
+		{"no gap", `{"metadata":{},"data":[1]}`, "zone.json:1: wrong shape: no metadata.gap_seconds"},
+		{"no data", `{"metadata":{"gap_seconds":60}}`, "zone.json:1: wrong shape: no data array"},
+		{"empty data", `{"metadata":{"gap_seconds":60},"data":[]}`, "zone.json:1: data is empty"},
+		{"zero gap", `{"metadata":{"gap_seconds":0},"data":[1]}`, "zone.json:1: metadata.gap_seconds 0 must be positive"},
+		{"negative entry", `{"metadata":{"gap_seconds":60},"data":[1,-1]}`, "zone.json: data[1] = -1"},
+		{"syntax", "{\"metadata\":\n{\"gap_seconds\":60,}}", "zone.json:2: not JSON"},
+		{"trailing", `{"metadata":{"gap_seconds":60},"data":[1]} {}`, "zone.json:1: trailing data"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParsePool("zone.json", []byte(tc.in))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want prefix %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The shared files load, and their availability matches their README.
+func TestLoadSharedFiles(t *testing.T) {
+	dir := filepath.Join(testutil.SharedDir(t), "traces")
+	ctx := context.Background()
+	tr, err := LoadTrace(ctx, filepath.Join(dir, "nasa-1995-07.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := tr.Duration().Hours() / 24; tr.Step != time.Minute || d < 27 || d > 28 {
+		t.Errorf("nasa-1995-07: step %v, %.1f days", tr.Step, d)
+	}
+	for prof, want := range map[string]float64{"high": 0.9, "medium": 0.58, "low": 0.21} {
+		p, err := LoadPool(ctx, filepath.Join(dir, "spot", "spot-"+prof+"-a.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.MeanAvailability(); got < want-0.1 || got > want+0.1 || p.Name != "spot-"+prof+"-a" {
+			t.Errorf("%s: availability %.2f, name %q", prof, got, p.Name)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "servegen-m-mid.csv")); err != nil {
+		t.Fatal(err)
+	}
+}
