@@ -1,0 +1,148 @@
+package predict
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// cleaner decides, interval by interval, what the models may learn from:
+// gaps are filled with the one-step forecast, isolated spikes are clipped,
+// a run of near-zero demand long enough is an outage (the models keep their
+// state and the forecast follows the zero), and a run of anomalies that is
+// not an outage is a level shift (accepted, and the models re-levelled).
+type cleaner struct {
+	minRun int // anomalies in a row before a run is a shift or an outage
+
+	run      int
+	runZero  bool
+	runStart time.Time
+	runShift float64
+	runEnd   time.Time
+	outage   bool
+	gapOpen  bool
+
+	events []event
+}
+
+type event struct {
+	kind       string // gap, spike, outage, level-shift
+	start, end time.Time
+	n          int
+	detail     string
+}
+
+const maxEvents = 64
+
+func (c *cleaner) add(e event) {
+	if len(c.events) == maxEvents {
+		copy(c.events, c.events[1:])
+		c.events = c.events[:maxEvents-1]
+	}
+	c.events = append(c.events, e)
+}
+
+// extend grows the newest event of kind if it is still open, else starts one.
+func (c *cleaner) extend(kind string, t time.Time, open bool) {
+	if open && len(c.events) > 0 && c.events[len(c.events)-1].kind == kind {
+		e := &c.events[len(c.events)-1]
+		e.end, e.n = t, e.n+1
+		return
+	}
+	c.add(event{kind: kind, start: t, end: t, n: 1})
+}
+
+// next returns the value the models should see for interval t with count x,
+// given the one-step forecast ref, the typical one-step absolute error and
+// the slow level; score says whether forecasts may be scored against x, and
+// shift is a level change the models must take on now (0 if none).
+func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, score bool, shift float64) {
+	if math.IsNaN(x) {
+		c.extend("gap", t, c.gapOpen)
+		c.gapOpen = true
+		if math.IsNaN(ref) {
+			return 0, false, 0
+		}
+		return ref, false, 0
+	}
+	c.gapOpen = false
+	if math.IsNaN(ref) || absErr == 0 {
+		return x, true, 0
+	}
+	sigma := 1.25 * absErr
+	d := x - ref
+	zero := ref >= 5 && x <= 0.02*ref
+	anomalous := zero || math.Abs(d) > math.Max(6*sigma, 0.05*math.Max(level, ref))
+	if c.outage {
+		if zero {
+			c.extend("outage", t, true)
+			return ref, false, 0
+		}
+		c.outage = false
+	}
+	if !anomalous {
+		if c.run > 0 {
+			c.add(event{kind: "spike", start: c.runStart, end: c.runEnd, n: c.run})
+		}
+		c.run = 0
+		return x, true, 0
+	}
+	if c.run == 0 {
+		c.runStart, c.runZero, c.runShift = t, true, 0
+	}
+	c.run++
+	c.runEnd = t
+	c.runZero = c.runZero && zero
+	c.runShift += d
+	if c.run < c.minRun {
+		return ref + math.Max(-3*sigma, math.Min(3*sigma, d)), true, 0
+	}
+	// The run is long enough to be a new regime.
+	n := c.run
+	c.run = 0
+	if c.runZero {
+		c.outage = true
+		c.add(event{kind: "outage", start: c.runStart, end: t, n: n})
+		return ref, false, 0
+	}
+	mean := c.runShift / float64(n)
+	c.add(event{kind: "level-shift", start: c.runStart, end: t, n: n,
+		detail: fmt.Sprintf("%+.0f%%", 100*mean/math.Max(math.Abs(ref), 1e-9))})
+	return x, true, mean
+}
+
+// warnings describes the events that ended within window before now.
+func (c *cleaner) warnings(now time.Time, window time.Duration) []string {
+	var out []string
+	from := now.Add(-window)
+	for i, e := range c.events {
+		if e.end.Before(from) {
+			continue
+		}
+		span := fmt.Sprintf("%s to %s", e.start.UTC().Format(time.RFC3339), e.end.UTC().Format(time.RFC3339))
+		switch e.kind {
+		case "gap":
+			out = append(out, fmt.Sprintf("gap: %d intervals without data, %s, filled from the model", e.n, span))
+		case "spike":
+			out = append(out, fmt.Sprintf("spike: %d anomalous intervals, %s, clipped before fitting", e.n, span))
+		case "outage":
+			state := "ended"
+			if c.outage && i == len(c.events)-1 {
+				state = "in progress, forecasting zero"
+			}
+			out = append(out, fmt.Sprintf("outage: zero demand, %s (%s), excluded from fitting", span, state))
+		case "level-shift":
+			out = append(out, fmt.Sprintf("level shift: demand moved %s from %s, models re-levelled",
+				e.detail, e.start.UTC().Format(time.RFC3339)))
+		}
+	}
+	return out
+}
+
+// shifter is a model whose level can be moved at once after a level shift.
+type shifter interface{ shift(d float64) }
+
+func (m *lastValue) shift(d float64)   { m.x += d }
+func (m *ewLevel) shift(d float64)     { m.level += d }
+func (m *holtWinters) shift(d float64) { m.level += d }
+func (m *spectral) shift(d float64)    { m.resid += d }

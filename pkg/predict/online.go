@@ -1,0 +1,459 @@
+package predict
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Options tunes an Online forecaster. The zero value gives the defaults.
+type Options struct {
+	// MaxHorizon is the longest horizon (in steps) whose errors are tracked
+	// for selection and intervals; longer forecasts reuse its intervals.
+	// Default: one hour of steps, at least 4.
+	MaxHorizon int
+	// ErrorWindow is how many recent errors per model and horizon make the
+	// conformal intervals. Default 2048 (capped at 7 days of steps).
+	ErrorWindow int
+	// History is how much cleaned history is kept (seasonal naive and the
+	// spectral refit read it). Default 15 days.
+	History time.Duration
+	// SelectionHalfLife is the half-life of the decayed backtest loss that
+	// selects the model. Default 2 days.
+	SelectionHalfLife time.Duration
+	// Reselect is how often (in observed time) the model is re-selected and
+	// the spectral model re-fit. Default 24h.
+	Reselect time.Duration
+	// Recalibrate is how often (in observed time) the interval quantiles are
+	// recomputed from the error windows. Default 1h.
+	Recalibrate time.Duration
+	// UnderWeight is the cost of under-forecasting one request relative to
+	// over-forecasting one (the selection loss). Default 2.
+	UnderWeight float64
+	// Models restricts the candidate models by name (default: all). Names:
+	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
+	// holt-winters-{fast,mid,slow}, spectral.
+	Models []string
+}
+
+func (o Options) withDefaults(step time.Duration) Options {
+	if o.MaxHorizon <= 0 {
+		o.MaxHorizon = max(4, int(time.Hour/step))
+	}
+	if o.ErrorWindow <= 0 {
+		o.ErrorWindow = 2048
+		if week := int(7 * 24 * time.Hour / step); week > 64 && o.ErrorWindow > week {
+			o.ErrorWindow = week
+		}
+	}
+	if o.History <= 0 {
+		o.History = 15 * 24 * time.Hour
+	}
+	if o.SelectionHalfLife <= 0 {
+		o.SelectionHalfLife = 48 * time.Hour
+	}
+	if o.Reselect <= 0 {
+		o.Reselect = 24 * time.Hour
+	}
+	if o.Recalibrate <= 0 {
+		o.Recalibrate = time.Hour
+	}
+	if o.UnderWeight <= 0 {
+		o.UnderWeight = 2
+	}
+	return o
+}
+
+// online is the Online implementation: a set of incremental models fed the
+// cleaned series, each scored on every interval at a grid of horizons
+// (a rolling-origin backtest that never stops), the best selected on a
+// schedule, and intervals from each model's own recent errors (conformal).
+type online struct {
+	step time.Duration
+	opts Options
+
+	models   []model
+	refit    []refitter
+	hist     *ring
+	grid     []int // tracked horizons, ascending, last == MaxHorizon
+	nm, ng   int
+	n        int // intervals observed
+	last     time.Time
+	started  bool
+	reselect int // steps between re-selections and refits
+	recal    int // steps between interval recalibrations
+	decay    float64
+
+	// pend[(origin%(H+1))*nm*ng + m*ng + g] is the forecast model m made
+	// after observing interval origin for interval origin+grid[g].
+	pend []float64
+	// errs[(m*ng+g)*W + i] are scaled errors (actual-forecast)/scale.
+	errs    []float32
+	errN    []int // errors ever written per (m,g)
+	loss    []float64
+	weight  []float64
+	quant   [][3]float64 // cached (q50,q90,q99) of scaled errors per (m,g)
+	quantAt []int        // n at which quant was computed, -1 never
+	scratch []float64
+
+	chosen   map[int]int // steps -> model index
+	chosenAt int
+
+	// Scale of the data (slow EW level) and of one-step errors, for
+	// anomaly detection and the floor of the error scale.
+	level    float64
+	absErr   float64
+	clean    cleaner
+	lastSeen float64
+}
+
+// NewOnline returns an Online forecaster for intervals of step. It panics if
+// step is not positive (a programming error, not bad data).
+func NewOnline(step time.Duration, opts Options) Online {
+	if step <= 0 {
+		panic("predict: NewOnline: step must be positive")
+	}
+	o := &online{step: step, opts: opts.withDefaults(step)}
+	o.init()
+	return o
+}
+
+func (o *online) init() {
+	opts := o.opts
+	histLen := max(int(opts.History/o.step), 4*opts.MaxHorizon)
+	o.hist = newRing(histLen)
+	day, week := seasons(o.step)
+	if week > histLen {
+		week = 0
+	}
+	var all []model
+	all = append(all, &lastValue{})
+	all = append(all,
+		&ewLevel{label: "ew-level-fast", alpha: 0.4},
+		&ewLevel{label: "ew-level-mid", alpha: 0.15},
+		&ewLevel{label: "ew-level-slow", alpha: 0.05})
+	if day > 0 {
+		all = append(all, &seasonalNaive{label: "seasonal-naive-day", period: day, hist: o.hist})
+		if week > 0 {
+			all = append(all, &seasonalNaive{label: "seasonal-naive-week", period: week, hist: o.hist})
+		}
+		for _, v := range []struct {
+			label string
+			alpha float64
+		}{{"holt-winters-fast", 0.4}, {"holt-winters-mid", 0.15}, {"holt-winters-slow", 0.05}} {
+			all = append(all, newHoltWinters(v.label, v.alpha, day, week))
+		}
+	}
+	season := day
+	all = append(all, &spectral{k: 12, minPeriod: max(4, int(30*time.Minute/o.step)), window: histLen,
+		season: season, alpha: 0.15, span: max(1, int(opts.Reselect/o.step)) + opts.MaxHorizon + 2})
+	for _, m := range all {
+		if len(opts.Models) > 0 && !contains(opts.Models, m.name()) {
+			continue
+		}
+		o.models = append(o.models, m)
+		if r, ok := m.(refitter); ok {
+			o.refit = append(o.refit, r)
+		}
+	}
+	if len(o.models) == 0 {
+		o.models = []model{&lastValue{}}
+	}
+	h := opts.MaxHorizon
+	for g := 1; g < h; g = max(g+1, int(math.Round(float64(g)*1.4))) {
+		o.grid = append(o.grid, g)
+	}
+	o.grid = append(o.grid, h)
+	o.nm, o.ng = len(o.models), len(o.grid)
+	o.pend = make([]float64, (h+1)*o.nm*o.ng)
+	for i := range o.pend {
+		o.pend[i] = math.NaN()
+	}
+	w := opts.ErrorWindow
+	o.errs = make([]float32, o.nm*o.ng*w)
+	o.errN = make([]int, o.nm*o.ng)
+	o.loss = make([]float64, o.nm*o.ng)
+	o.weight = make([]float64, o.nm*o.ng)
+	o.quant = make([][3]float64, o.nm*o.ng)
+	o.quantAt = make([]int, o.nm*o.ng)
+	for i := range o.quantAt {
+		o.quantAt[i] = -1
+	}
+	o.scratch = make([]float64, 0, w)
+	o.reselect = max(1, int(opts.Reselect/o.step))
+	o.recal = max(1, int(opts.Recalibrate/o.step))
+	o.decay = math.Exp(-math.Ln2 * float64(o.step) / float64(opts.SelectionHalfLife))
+	o.chosen = map[int]int{}
+	o.clean = cleaner{minRun: max(3, int(30*time.Minute/o.step))}
+}
+
+// seasons returns the day and week lengths in steps, 0 when step does not
+// divide them or a season would be under 4 steps.
+func seasons(step time.Duration) (day, week int) {
+	const d = 24 * time.Hour
+	if step > d/4 || d%step != 0 {
+		return 0, 0
+	}
+	return int(d / step), int(7 * d / step)
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+func (o *online) Observe(t time.Time, count float64) {
+	if o.started && !t.Equal(o.last.Add(o.step)) {
+		// Fill skipped intervals as gaps so phases stay aligned; ignore
+		// intervals that go back in time (already observed).
+		if t.Before(o.last.Add(o.step)) {
+			return
+		}
+		for u := o.last.Add(o.step); u.Before(t); u = u.Add(o.step) {
+			o.observe(u, math.NaN())
+		}
+	}
+	o.observe(t, count)
+}
+
+func (o *online) observe(t time.Time, x float64) {
+	o.started, o.last = true, t
+	H := o.opts.MaxHorizon
+	// The reference one-step forecast: what the selected model said.
+	ref := math.NaN()
+	if o.n > 0 {
+		ref = o.pendAt(o.n-1, o.selected(1), 0)
+		if math.IsNaN(ref) {
+			ref = o.lastSeen
+		}
+	}
+	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level)
+	if shift != 0 {
+		for _, m := range o.models {
+			if s, ok := m.(shifter); ok {
+				s.shift(shift)
+			}
+		}
+	}
+
+	// Score the forecasts that targeted this interval.
+	if score {
+		for g, h := range o.grid {
+			origin := o.n - h
+			if origin < 0 || o.n-origin > H {
+				continue
+			}
+			for m := range o.models {
+				p := o.pendAt(origin, m, g)
+				if math.IsNaN(p) {
+					continue
+				}
+				o.record(m, g, x, p)
+			}
+		}
+	}
+	if !math.IsNaN(x) && score {
+		if !math.IsNaN(ref) {
+			e := math.Abs(x - ref)
+			if o.absErr == 0 {
+				o.absErr = e
+			}
+			// Clip what one interval can add, so one spike does not
+			// blind the detector.
+			if o.absErr > 0 {
+				e = min(e, 4*o.absErr)
+			}
+			o.absErr += 0.02 * (e - o.absErr)
+		}
+		if o.n == 0 {
+			o.level = x
+		}
+		o.level += 0.01 * (x - o.level)
+		o.lastSeen = x
+	}
+
+	// Feed the cleaned value.
+	o.hist.push(v)
+	for _, m := range o.models {
+		m.observe(v)
+	}
+	o.n++
+	if o.n%o.reselect == 0 {
+		for _, r := range o.refit {
+			r.refit(o.hist)
+		}
+		clear(o.chosen)
+	}
+	// Forecasts from this origin, for scoring later.
+	base := ((o.n - 1) % (H + 1)) * o.nm * o.ng
+	for m, mod := range o.models {
+		for g, h := range o.grid {
+			o.pend[base+m*o.ng+g] = mod.predict(h)
+		}
+	}
+}
+
+func (o *online) pendAt(origin, m, g int) float64 {
+	H := o.opts.MaxHorizon
+	return o.pend[(origin%(H+1))*o.nm*o.ng+m*o.ng+g]
+}
+
+// scale is the unit of scaled errors for a forecast p: errors grow with the
+// level, so intervals are relative, with a floor so that near-zero forecasts
+// still get a width.
+func (o *online) scale(p float64) float64 {
+	return math.Max(math.Abs(p), math.Max(1, 0.05*o.level))
+}
+
+func (o *online) record(m, g int, actual, p float64) {
+	i := m*o.ng + g
+	w := o.opts.ErrorWindow
+	e := actual - p
+	o.errs[i*w+o.errN[i]%w] = float32(e / o.scale(p))
+	o.errN[i]++
+	l := math.Abs(e)
+	if e > 0 {
+		l *= o.opts.UnderWeight
+	}
+	o.loss[i] = o.decay*o.loss[i] + l
+	o.weight[i] = o.decay*o.weight[i] + 1
+}
+
+// selected returns the model with the lowest decayed loss over the tracked
+// horizons up to steps, re-deciding once per Reselect.
+func (o *online) selected(steps int) int {
+	if o.n-o.chosenAt >= o.reselect {
+		clear(o.chosen)
+		o.chosenAt = o.n - o.n%o.reselect
+	}
+	if m, ok := o.chosen[steps]; ok {
+		return m
+	}
+	best, bestScore := -1, math.Inf(1)
+	var maxW float64
+	for i := range o.weight {
+		maxW = math.Max(maxW, o.weight[i])
+	}
+	for m := range o.models {
+		score, ok := 0.0, true
+		for g, h := range o.grid {
+			if g > 0 && h > steps {
+				break
+			}
+			i := m*o.ng + g
+			// A model scored on much less of the window (a seasonal model
+			// still warming up) is not comparable yet.
+			if o.weight[i] < 0.8*maxW || o.weight[i] == 0 {
+				ok = false
+				break
+			}
+			score += o.loss[i] / o.weight[i]
+		}
+		if ok && score < bestScore {
+			best, bestScore = m, score
+		}
+	}
+	if best < 0 {
+		best = 0
+	}
+	o.chosen[steps] = best
+	return best
+}
+
+// quantiles returns the cached (q50, q90, q99) of model m's scaled errors at
+// grid horizon g, recomputing when older than Recalibrate.
+func (o *online) quantiles(m, g int) ([3]float64, bool) {
+	i := m*o.ng + g
+	n := min(o.errN[i], o.opts.ErrorWindow)
+	if n < 20 {
+		return [3]float64{}, false
+	}
+	if o.quantAt[i] >= 0 && o.n-o.quantAt[i] < o.recal {
+		return o.quant[i], true
+	}
+	w := o.opts.ErrorWindow
+	s := o.scratch[:0]
+	for _, e := range o.errs[i*w : i*w+n] {
+		s = append(s, float64(e))
+	}
+	o.scratch = s
+	q := [3]float64{selectQuantile(s, 0.5), selectQuantile(s, 0.9), selectQuantile(s, 0.99)}
+	o.quant[i], o.quantAt[i] = q, o.n
+	return q, true
+}
+
+// ErrNoHistory is returned by Forecast before any interval was observed.
+var ErrNoHistory = errors.New("predict: no history observed yet")
+
+func (o *online) Forecast(steps int) (Forecast, error) {
+	if o.n == 0 {
+		return Forecast{}, ErrNoHistory
+	}
+	if steps <= 0 {
+		return Forecast{}, fmt.Errorf("predict: forecast of %d steps", steps)
+	}
+	m := o.selected(steps)
+	mod := o.models[m]
+	f := Forecast{
+		Origin: o.last.Add(o.step),
+		Step:   o.step,
+		P50:    make([]float64, steps),
+		P90:    make([]float64, steps),
+		P99:    make([]float64, steps),
+		Model:  mod.name(),
+	}
+	calibrated := true
+	for h := 1; h <= steps; h++ {
+		p := mod.predict(h)
+		if math.IsNaN(p) {
+			p = o.lastSeen
+		}
+		q, ok := o.quantAtHorizon(m, h)
+		if !ok {
+			calibrated = false
+			// Before errors exist: a random walk's spread.
+			sd := 1.25 * o.absErr * math.Sqrt(float64(h)) / o.scale(p)
+			q = [3]float64{0, 1.2816 * sd, 2.3263 * sd}
+		}
+		if o.clean.outage {
+			p, q = 0, [3]float64{}
+		}
+		s := o.scale(p)
+		p50 := math.Max(0, p+s*q[0])
+		p90 := math.Max(p50, p+s*q[1])
+		p99 := math.Max(p90, p+s*q[2])
+		f.P50[h-1], f.P90[h-1], f.P99[h-1] = p50, p90, p99
+	}
+	if !calibrated {
+		f.Warnings = append(f.Warnings, "intervals not yet calibrated: too few scored forecasts")
+	}
+	f.Warnings = append(f.Warnings, o.clean.warnings(o.last, 7*24*time.Hour)...)
+	return f, nil
+}
+
+// quantAtHorizon interpolates the error quantiles between grid horizons.
+func (o *online) quantAtHorizon(m, h int) ([3]float64, bool) {
+	g := 0
+	for g < o.ng-1 && o.grid[g+1] <= h {
+		g++
+	}
+	lo, ok := o.quantiles(m, g)
+	if !ok || g == o.ng-1 || o.grid[g] == h {
+		return lo, ok
+	}
+	hi, ok := o.quantiles(m, g+1)
+	if !ok {
+		return lo, true
+	}
+	w := float64(h-o.grid[g]) / float64(o.grid[g+1]-o.grid[g])
+	var q [3]float64
+	for i := range q {
+		q[i] = lo[i]*(1-w) + hi[i]*w
+	}
+	return q, true
+}

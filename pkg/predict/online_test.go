@@ -1,0 +1,161 @@
+package predict_test
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/pkg/predict"
+)
+
+var t0 = time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC)
+
+func sine(n int, step time.Duration, mean, amp float64) predict.Series {
+	s := predict.Series{Start: t0, Step: step, Values: make([]float64, n)}
+	day := float64(24 * time.Hour / step)
+	for i := range s.Values {
+		s.Values[i] = mean + amp*math.Sin(2*math.Pi*float64(i)/day)
+	}
+	return s
+}
+
+func feed(o predict.Online, s predict.Series, upto int) {
+	for i, v := range s.Values[:upto] {
+		o.Observe(s.Start.Add(time.Duration(i)*s.Step), v)
+	}
+}
+
+func TestDailySineWithinOnePercent(t *testing.T) {
+	s := sine(14*1440+60, time.Minute, 1000, 400)
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	n := 14 * 1440
+	feed(o, s, n)
+	f, err := o.Forecast(60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		want := s.Values[n+i]
+		if d := math.Abs(f.P50[i]-want) / want; d > 0.01 {
+			t.Errorf("step %d: p50 %.1f, want %.1f within 1%% (off %.2f%%, model %s)", i+1, f.P50[i], want, 100*d, f.Model)
+		}
+		if f.P90[i] < f.P50[i] || f.P99[i] < f.P90[i] {
+			t.Errorf("step %d: quantiles not ordered: %v %v %v", i+1, f.P50[i], f.P90[i], f.P99[i])
+		}
+	}
+	if !f.Origin.Equal(s.Start.Add(time.Duration(n) * time.Minute)) {
+		t.Errorf("origin %v, want the end of the last observed interval", f.Origin)
+	}
+}
+
+// TestForecastDoesNotReadTheFuture forecasts from an origin after feeding the
+// whole series' prefix and after feeding only the prefix: the online model
+// can only have seen the prefix, and the batch helper must agree with it.
+func TestForecastDoesNotReadTheFuture(t *testing.T) {
+	s := sine(9*1440, time.Minute, 500, 200)
+	for i := range s.Values {
+		s.Values[i] += float64((i*7919)%23) - 11 // deterministic noise
+	}
+	origin := 8*1440 + 377
+	a := predict.NewOnline(time.Minute, predict.Options{})
+	feed(a, s, origin)
+	fa, err := a.Forecast(15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Changing everything after the origin must not change the forecast.
+	future := predict.Series{Start: s.Start, Step: s.Step, Values: append([]float64(nil), s.Values...)}
+	for i := origin; i < len(future.Values); i++ {
+		future.Values[i] = 1e9
+	}
+	b := predict.NewOnline(time.Minute, predict.Options{})
+	feed(b, future, origin)
+	fb, err := b.Forecast(15)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fa.P50 {
+		if fa.P50[i] != fb.P50[i] || fa.P90[i] != fb.P90[i] || fa.P99[i] != fb.P99[i] {
+			t.Fatalf("step %d differs after changing the future: %v/%v/%v vs %v/%v/%v",
+				i+1, fa.P50[i], fa.P90[i], fa.P99[i], fb.P50[i], fb.P90[i], fb.P99[i])
+		}
+	}
+	// And the backtest rows up to the origin are the same whatever follows.
+	cfg := predict.BacktestConfig{Horizon: 15 * time.Minute, Every: 7 * time.Minute, Warmup: 7 * 24 * time.Hour}
+	ra, err := predict.Backtest(predict.Series{Start: s.Start, Step: s.Step, Values: s.Values[:origin+15]}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := predict.Backtest(future, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ra) == 0 {
+		t.Fatal("no rows")
+	}
+	for i, r := range ra {
+		if r.P50 != rb[i].P50 || r.P90 != rb[i].P90 || !r.Origin.Equal(rb[i].Origin) {
+			t.Fatalf("row %d (origin %v) changed with the future: %+v vs %+v", i, r.Origin, r, rb[i])
+		}
+	}
+}
+
+func TestForecastBeforeHistory(t *testing.T) {
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	if _, err := o.Forecast(5); err == nil {
+		t.Fatal("want an error before any observation")
+	}
+	o.Observe(t0, 10)
+	f, err := o.Forecast(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Len() != 3 || f.P50[0] != 10 {
+		t.Errorf("forecast after one value: %+v", f)
+	}
+	if _, err := o.Forecast(0); err == nil {
+		t.Error("want an error for 0 steps")
+	}
+}
+
+func TestGapsAreFilledAndReported(t *testing.T) {
+	s := sine(3*1440, time.Minute, 300, 100)
+	for i := 2000; i < 2100; i++ {
+		s.Values[i] = math.NaN()
+	}
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	feed(o, s, len(s.Values))
+	// A skipped interval (Observe jumps a step) is a gap too.
+	o.Observe(s.Start.Add(time.Duration(len(s.Values)+1)*time.Minute), 300)
+	f, err := o.Forecast(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range f.P50 {
+		if math.IsNaN(v) || math.IsNaN(f.P90[i]) {
+			t.Fatalf("NaN in forecast: %+v", f)
+		}
+	}
+	gaps := 0
+	for _, w := range f.Warnings {
+		if len(w) > 4 && w[:4] == "gap:" {
+			gaps++
+		}
+	}
+	if gaps != 2 {
+		t.Errorf("want 2 gap warnings (100 NaN, 1 skipped), got %q", f.Warnings)
+	}
+}
+
+func BenchmarkOnlineObserveForecast(b *testing.B) {
+	s := sine(28*1440, time.Minute, 1000, 400)
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		j := i % len(s.Values)
+		o.Observe(s.Start.Add(time.Duration(i)*time.Minute), s.Values[j])
+		if _, err := o.Forecast(15); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
