@@ -15,11 +15,13 @@ type cleaner struct {
 	minRun int // anomalies in a row before a run is a shift or an outage
 
 	run      int
-	runZero  bool
 	runStart time.Time
-	runShift float64
 	runEnd   time.Time
-	outage   bool
+	// zeroRun counts near-zero intervals in a row; outage is set while
+	// one lasts (the forecast is zero).
+	zeroRun   int
+	zeroStart time.Time
+	outage    bool
 	gapOpen  bool
 
 	events []event
@@ -71,16 +73,29 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 	}
 	sigma := 1.25 * absErr
 	d := x - ref
-	zero := ref >= 5 && x <= 0.02*ref
-	anomalous := zero || math.Abs(d) > math.Max(6*sigma, 0.05*math.Max(level, ref))
-	if c.outage {
-		if zero {
-			c.extend("outage", t, true)
-			return ref, false, 0
+	// Near-zero demand where much was expected is an outage (or a broken
+	// source) from its first interval: the forecast follows it at once,
+	// the models keep their state, and nothing is scored against it.
+	if ref >= 5 && x <= 0.02*ref {
+		c.run = 0
+		if c.zeroRun == 0 {
+			c.zeroStart = t
 		}
-		c.outage = false
+		c.zeroRun++
+		c.outage = true
+		switch {
+		case c.zeroRun == c.minRun:
+			c.add(event{kind: "outage", start: c.zeroStart, end: t, n: c.zeroRun})
+		case c.zeroRun > c.minRun:
+			c.extend("outage", t, true)
+		}
+		return ref, false, 0
 	}
-	if !anomalous {
+	if c.zeroRun > 0 && c.zeroRun < c.minRun {
+		c.add(event{kind: "dropout", start: c.zeroStart, end: t, n: c.zeroRun})
+	}
+	c.zeroRun, c.outage = 0, false
+	if math.Abs(d) <= math.Max(6*sigma, 0.05*math.Max(level, ref)) {
 		if c.run > 0 {
 			c.add(event{kind: "spike", start: c.runStart, end: c.runEnd, n: c.run})
 		}
@@ -88,27 +103,19 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 		return x, true, 0
 	}
 	if c.run == 0 {
-		c.runStart, c.runZero, c.runShift = t, true, 0
+		c.runStart = t
 	}
 	c.run++
 	c.runEnd = t
-	c.runZero = c.runZero && zero
-	c.runShift += d
 	if c.run < c.minRun {
 		return ref + math.Max(-3*sigma, math.Min(3*sigma, d)), true, 0
 	}
-	// The run is long enough to be a new regime.
-	n := c.run
+	// Anomalies long enough in a row are a new level: take it on as it is
+	// now (the run itself may have been a ramp).
+	c.add(event{kind: "level-shift", start: c.runStart, end: t, n: c.run,
+		detail: fmt.Sprintf("%+.0f%%", 100*d/math.Max(math.Abs(ref), 1e-9))})
 	c.run = 0
-	if c.runZero {
-		c.outage = true
-		c.add(event{kind: "outage", start: c.runStart, end: t, n: n})
-		return ref, false, 0
-	}
-	mean := c.runShift / float64(n)
-	c.add(event{kind: "level-shift", start: c.runStart, end: t, n: n,
-		detail: fmt.Sprintf("%+.0f%%", 100*mean/math.Max(math.Abs(ref), 1e-9))})
-	return x, true, mean
+	return x, true, d
 }
 
 // warnings describes the events that ended within window before now.
@@ -125,6 +132,8 @@ func (c *cleaner) warnings(now time.Time, window time.Duration) []string {
 			out = append(out, fmt.Sprintf("gap: %d intervals without data, %s, filled from the model", e.n, span))
 		case "spike":
 			out = append(out, fmt.Sprintf("spike: %d anomalous intervals, %s, clipped before fitting", e.n, span))
+		case "dropout":
+			out = append(out, fmt.Sprintf("dropout: %d intervals of near-zero demand, %s, excluded from fitting", e.n, span))
 		case "outage":
 			state := "ended"
 			if c.outage && i == len(c.events)-1 {

@@ -1,0 +1,58 @@
+package predict_test
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/internal/testutil"
+	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/predict/history"
+)
+
+// TestTraces holds the forecaster to the bar of issue 3 on the real traces:
+// p50 WAPE never worse than the best of last value and seasonal naive (day,
+// week) on the same rows, at least 15 % below it on both NASA months, and
+// p90 coverage in [0.85, 0.95].
+func TestTraces(t *testing.T) {
+	if testing.Short() {
+		t.Skip("replays three real traces")
+	}
+	dir := filepath.Join(testutil.SharedDir(t), "traces")
+	for _, tc := range []struct {
+		file        string
+		horizon     time.Duration
+		minGainNASA float64
+	}{
+		{"nasa-1995-07.csv", 15 * time.Minute, 0.15},
+		{"nasa-1995-08.csv", 15 * time.Minute, 0.15},
+		{"servegen-m-mid.csv", 20 * time.Minute, 0},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			t.Parallel()
+			s, err := history.LoadCSV(filepath.Join(dir, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := predict.Backtest(s, predict.BacktestConfig{Horizon: tc.horizon})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := predict.ScoreRows(rows)
+			best := sc.BestBaseline()
+			models := map[string]int{}
+			for _, r := range rows {
+				models[r.Model]++
+			}
+			t.Logf("%s: rows %d, p50 WAPE %.3f, p90 coverage %.3f; last value %.3f, naive day %.3f, naive week %.3f; models %v",
+				tc.file, sc.Forecast.N, sc.Forecast.WAPE, sc.Forecast.Coverage90, sc.LastValue.WAPE, sc.NaiveDay.WAPE, sc.NaiveWeek.WAPE, models)
+			if sc.Forecast.WAPE > best.WAPE*(1-tc.minGainNASA) {
+				t.Errorf("p50 WAPE %.4f, want at most %.4f (best baseline %.4f less %.0f%%)",
+					sc.Forecast.WAPE, best.WAPE*(1-tc.minGainNASA), best.WAPE, 100*tc.minGainNASA)
+			}
+			if c := sc.Forecast.Coverage90; c < 0.85 || c > 0.95 {
+				t.Errorf("p90 coverage %.3f, want in [0.85, 0.95]", c)
+			}
+		})
+	}
+}
