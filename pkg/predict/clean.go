@@ -22,7 +22,7 @@ type cleaner struct {
 	zeroRun   int
 	zeroStart time.Time
 	outage    bool
-	gapOpen  bool
+	gapOpen   bool
 
 	events []event
 }
