@@ -1,0 +1,291 @@
+package metrics
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the exporter's configuration file. Unknown keys are errors, so a
+// typo never silently turns a setting off.
+type Config struct {
+	Global          GlobalConfig             `yaml:"global"`
+	Targets         []TargetConfig           `yaml:"targets"`
+	GenericMappings map[string]GenericConfig `yaml:"generic_mappings"`
+	// Integrations is read by cmd/exporter for the collectors that live in
+	// subpackages (GPU, spot, cost, kube); this package only carries it.
+	Integrations IntegrationsConfig `yaml:"integrations"`
+}
+
+// GlobalConfig holds the settings shared by every target.
+type GlobalConfig struct {
+	ScrapeInterval       time.Duration   `yaml:"scrape_interval"`
+	ScrapeTimeout        time.Duration   `yaml:"scrape_timeout"`
+	Windows              []time.Duration `yaml:"windows"`
+	BodySizeLimitBytes   int64           `yaml:"body_size_limit_bytes"`
+	MaxConcurrentScrapes int             `yaml:"max_concurrent_scrapes"`
+}
+
+// TargetConfig is one statically configured model server.
+type TargetConfig struct {
+	Name    string `yaml:"name"`
+	URL     string `yaml:"url"`
+	Dialect string `yaml:"dialect"`
+	// Mapping names an entry of generic_mappings; only with dialect "generic".
+	Mapping string `yaml:"mapping"`
+	// Model overrides the model name read from the server's labels.
+	Model string `yaml:"model"`
+	// MaxBatchSize is the server's configured maximum batch (vLLM
+	// max_num_seqs, Triton max_batch_size); batch utilisation needs it.
+	MaxBatchSize    int           `yaml:"max_batch_size"`
+	BearerTokenFile string        `yaml:"bearer_token_file"`
+	Timeout         time.Duration `yaml:"timeout"`
+}
+
+// GenericConfig maps an arbitrary server's metric names onto infercast's
+// signals. Histogram names are base names (without _bucket/_sum/_count).
+type GenericConfig struct {
+	ModelLabel           string  `yaml:"model_label"`
+	RequestsTotal        string  `yaml:"requests_total"`
+	QueueWaiting         string  `yaml:"queue_waiting"`
+	Running              string  `yaml:"running"`
+	KVCacheUsageRatio    string  `yaml:"kv_cache_usage_ratio"`
+	BatchSize            string  `yaml:"batch_size"`
+	RequestLatency       string  `yaml:"request_latency_histogram"`
+	TimeToFirstToken     string  `yaml:"time_to_first_token_histogram"`
+	TimePerOutputToken   string  `yaml:"time_per_output_token_histogram"`
+	QueueTime            string  `yaml:"queue_time_histogram"`
+	HistogramUnitSeconds float64 `yaml:"histogram_unit_seconds"`
+}
+
+// IntegrationsConfig configures the collectors wired in by cmd/exporter.
+type IntegrationsConfig struct {
+	GPU        GPUConfig        `yaml:"gpu"`
+	Spot       SpotConfig       `yaml:"spot"`
+	Cost       CostConfig       `yaml:"cost"`
+	Kubernetes KubernetesConfig `yaml:"kubernetes"`
+}
+
+// GPUConfig enables NVML collection.
+type GPUConfig struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+// SpotConfig lists the cloud metadata services to watch for interruptions.
+type SpotConfig struct {
+	Providers []string `yaml:"providers"`
+}
+
+// CostConfig points at the price catalogue and describes this node.
+type CostConfig struct {
+	CatalogueFile string            `yaml:"catalogue_file"`
+	Teams         map[string]string `yaml:"teams"`
+}
+
+// KubernetesConfig enables pod discovery on this node.
+type KubernetesConfig struct {
+	Enabled    bool   `yaml:"enabled"`
+	NodeName   string `yaml:"node_name"`
+	Kubeconfig string `yaml:"kubeconfig"`
+}
+
+// Defaults used when the file leaves a setting out.
+const (
+	DefaultScrapeInterval       = 5 * time.Second
+	DefaultScrapeTimeout        = 4 * time.Second
+	DefaultBodySizeLimitBytes   = 32 << 20
+	DefaultMaxConcurrentScrapes = 64
+)
+
+// DefaultWindows are the sliding windows percentiles and rates are computed over.
+var defaultWindows = []time.Duration{time.Minute, 5 * time.Minute}
+
+// DefaultConfig returns a configuration with every default filled in and no targets.
+func DefaultConfig() Config {
+	var c Config
+	c.applyDefaults()
+	return c
+}
+
+func (c *Config) applyDefaults() {
+	g := &c.Global
+	if g.ScrapeInterval == 0 {
+		g.ScrapeInterval = DefaultScrapeInterval
+	}
+	if g.ScrapeTimeout == 0 {
+		g.ScrapeTimeout = min(DefaultScrapeTimeout, g.ScrapeInterval)
+	}
+	if len(g.Windows) == 0 {
+		g.Windows = slices.Clone(defaultWindows)
+	}
+	if g.BodySizeLimitBytes == 0 {
+		g.BodySizeLimitBytes = DefaultBodySizeLimitBytes
+	}
+	if g.MaxConcurrentScrapes == 0 {
+		g.MaxConcurrentScrapes = DefaultMaxConcurrentScrapes
+	}
+	for i := range c.Targets {
+		if c.Targets[i].Timeout == 0 {
+			c.Targets[i].Timeout = g.ScrapeTimeout
+		}
+	}
+	for k, m := range c.GenericMappings {
+		if m.HistogramUnitSeconds == 0 {
+			m.HistogramUnitSeconds = 1
+			c.GenericMappings[k] = m
+		}
+	}
+}
+
+// LoadConfigFile reads and validates a configuration file.
+func LoadConfigFile(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("reading config: %w", err)
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig decodes YAML strictly (unknown fields are errors), fills in
+// defaults and validates the result. Errors name the offending field.
+func ParseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, err
+	}
+	// A second document is almost always a mistake (a stray "---").
+	var extra any
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, errors.New("config holds more than one YAML document")
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every field and returns the first problem, naming the field.
+func (c *Config) Validate() error {
+	g := c.Global
+	switch {
+	case g.ScrapeInterval < 0:
+		return errors.New("global.scrape_interval: must be positive")
+	case g.ScrapeTimeout <= 0:
+		return errors.New("global.scrape_timeout: must be positive")
+	case g.ScrapeTimeout > g.ScrapeInterval:
+		return fmt.Errorf("global.scrape_timeout: %s is longer than global.scrape_interval %s", g.ScrapeTimeout, g.ScrapeInterval)
+	case g.BodySizeLimitBytes < 0:
+		return errors.New("global.body_size_limit_bytes: must be positive")
+	case g.MaxConcurrentScrapes < 0:
+		return errors.New("global.max_concurrent_scrapes: must be positive")
+	}
+	for i, w := range g.Windows {
+		if w < g.ScrapeInterval {
+			return fmt.Errorf("global.windows[%d]: %s is shorter than global.scrape_interval %s", i, w, g.ScrapeInterval)
+		}
+		if i > 0 && w <= g.Windows[i-1] {
+			return fmt.Errorf("global.windows[%d]: windows must be strictly increasing", i)
+		}
+	}
+	for name, m := range c.GenericMappings {
+		if err := m.validate(); err != nil {
+			return fmt.Errorf("generic_mappings.%s.%w", name, err)
+		}
+	}
+	seen := map[string]int{}
+	for i, t := range c.Targets {
+		if err := t.validate(c.GenericMappings); err != nil {
+			return fmt.Errorf("targets[%d].%w", i, err)
+		}
+		if j, dup := seen[t.Name]; dup {
+			return fmt.Errorf("targets[%d].name: %q already used by targets[%d]", i, t.Name, j)
+		}
+		seen[t.Name] = i
+	}
+	for i, p := range c.Integrations.Spot.Providers {
+		if !slices.Contains([]string{"aws", "gcp", "azure"}, p) {
+			return fmt.Errorf("integrations.spot.providers[%d]: unknown provider %q (want aws, gcp or azure)", i, p)
+		}
+	}
+	return nil
+}
+
+func (t TargetConfig) validate(mappings map[string]GenericConfig) error {
+	if t.Name == "" {
+		return errors.New("name: required")
+	}
+	u, err := url.Parse(t.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url: %q is not an absolute http(s) URL", t.URL)
+	}
+	if t.Dialect == DialectGeneric {
+		if t.Mapping == "" {
+			return errors.New("mapping: required with dialect generic")
+		}
+		if _, ok := mappings[t.Mapping]; !ok {
+			return fmt.Errorf("mapping: %q is not defined in generic_mappings", t.Mapping)
+		}
+	} else {
+		if _, ok := builtinDialects[t.Dialect]; !ok {
+			return fmt.Errorf("dialect: unknown dialect %q (want one of %v)", t.Dialect, DialectNames())
+		}
+		if t.Mapping != "" {
+			return errors.New("mapping: only allowed with dialect generic")
+		}
+	}
+	if t.MaxBatchSize < 0 {
+		return errors.New("max_batch_size: must not be negative")
+	}
+	if t.Timeout < 0 {
+		return errors.New("timeout: must be positive")
+	}
+	return nil
+}
+
+func (m GenericConfig) validate() error {
+	names := []struct{ field, v string }{
+		{"requests_total", m.RequestsTotal}, {"queue_waiting", m.QueueWaiting},
+		{"running", m.Running}, {"kv_cache_usage_ratio", m.KVCacheUsageRatio},
+		{"batch_size", m.BatchSize}, {"request_latency_histogram", m.RequestLatency},
+		{"time_to_first_token_histogram", m.TimeToFirstToken},
+		{"time_per_output_token_histogram", m.TimePerOutputToken},
+		{"queue_time_histogram", m.QueueTime},
+	}
+	any := false
+	for _, n := range names {
+		if n.v == "" {
+			continue
+		}
+		any = true
+		// Servers may expose UTF-8 names (quoted in the exposition); accept
+		// what Prometheus itself accepts.
+		if !model.UTF8Validation.IsValidMetricName(n.v) {
+			return fmt.Errorf("%s: %q is not a valid metric name", n.field, n.v)
+		}
+	}
+	if !any {
+		return errors.New("requests_total: a mapping needs at least one metric")
+	}
+	if m.ModelLabel != "" && !model.UTF8Validation.IsValidLabelName(m.ModelLabel) {
+		return fmt.Errorf("model_label: %q is not a valid label name", m.ModelLabel)
+	}
+	if m.HistogramUnitSeconds <= 0 {
+		return errors.New("histogram_unit_seconds: must be positive")
+	}
+	return nil
+}

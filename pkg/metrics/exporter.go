@@ -1,0 +1,457 @@
+package metrics
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
+)
+
+// Quantiles are the latency percentiles exported for every window.
+var quantiles = [...]float64{0.5, 0.9, 0.95, 0.99}
+
+var quantileLabels = [...]string{"0.5", "0.9", "0.95", "0.99"}
+
+// Options are the Exporter's dependencies; zero values get defaults.
+type Options struct {
+	Logger *slog.Logger
+	Client *http.Client
+	// Now is the clock; tests inject one.
+	Now func() time.Time
+}
+
+// Exporter scrapes model servers on an interval, normalises what they say
+// and serves the result as Prometheus metrics. Scrapes of the exporter never
+// trigger scrapes of targets: they read the last completed cycle.
+type Exporter struct {
+	log    *slog.Logger
+	client *http.Client
+	now    func() time.Time
+	d      descs
+
+	mu      sync.Mutex // guards global, sources, states
+	global  GlobalConfig
+	sources map[string][]Target
+	states  map[string]*targetState
+
+	cycleMu sync.Mutex // one cycle at a time
+	snap    atomic.Pointer[snapshot]
+	cycles  atomic.Uint64
+	samples atomic.Uint64
+
+	coldStarts   *prometheus.CounterVec
+	coldStartDur *prometheus.HistogramVec
+}
+
+// New returns an Exporter with the global settings of cfg and its static
+// targets.
+func New(cfg Config, opts Options) (*Exporter, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Client == nil {
+		opts.Client = defaultHTTPClient()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	e := &Exporter{
+		log:     opts.Logger,
+		client:  opts.Client,
+		now:     opts.Now,
+		d:       newDescs(),
+		sources: map[string][]Target{},
+		states:  map[string]*targetState{},
+		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "infercast_cold_starts_total",
+			Help: "Cold starts of model servers: process restarts of static targets, pod starts and container restarts in Kubernetes.",
+		}, []string{"model", "source"}),
+		coldStartDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "infercast_cold_start_duration_seconds",
+			Help:    "Time from a model server's start (process start, pod creation or container restart) until it served: its first successful scrape or pod readiness.",
+			Buckets: []float64{1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200},
+		}, []string{"model", "source"}),
+	}
+	if err := e.ApplyConfig(cfg); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// ApplyConfig switches to a new configuration: global settings and the
+// static targets. History of targets that stay is kept.
+func (e *Exporter) ApplyConfig(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if len(cfg.Global.Windows) == 0 {
+		return errors.New("global.windows: at least one window is required")
+	}
+	targets, err := StaticTargets(cfg)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.global = cfg.Global
+	e.mu.Unlock()
+	e.SetTargets(SourceStatic, targets)
+	return nil
+}
+
+// StaticTargets resolves the dialects of cfg's targets.
+func StaticTargets(cfg Config) ([]Target, error) {
+	out := make([]Target, 0, len(cfg.Targets))
+	for _, tc := range cfg.Targets {
+		var d *Dialect
+		if tc.Dialect == DialectGeneric {
+			d = GenericDialect(tc.Mapping, cfg.GenericMappings[tc.Mapping])
+		} else {
+			var ok bool
+			if d, ok = BuiltinDialect(tc.Dialect); !ok {
+				return nil, errors.New("unknown dialect " + tc.Dialect)
+			}
+		}
+		out = append(out, Target{
+			Name: tc.Name, URL: tc.URL, Dialect: d, Model: tc.Model,
+			MaxBatchSize: tc.MaxBatchSize, BearerTokenFile: tc.BearerTokenFile,
+			Timeout: cmp.Or(tc.Timeout, cfg.Global.ScrapeTimeout), Source: SourceStatic,
+		})
+	}
+	return out, nil
+}
+
+// SetTargets replaces the targets of one source (static config, Kubernetes
+// discovery). A target keeps its history while its name, URL and dialect
+// stay the same.
+func (e *Exporter) SetTargets(source string, targets []Target) {
+	// States are owned by a running cycle's goroutines; wait for it.
+	e.cycleMu.Lock()
+	defer e.cycleMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sources[source] = slices.Clone(targets)
+	want := map[string]Target{}
+	for _, src := range slices.Sorted(mapsKeys(e.sources)) {
+		for _, t := range e.sources[src] {
+			t.Source = src
+			if t.Timeout == 0 {
+				t.Timeout = e.global.ScrapeTimeout
+			}
+			want[t.Name] = t
+		}
+	}
+	for name, s := range e.states {
+		t, ok := want[name]
+		if !ok || t.URL != s.t.URL || t.Dialect.Name != s.t.Dialect.Name || t.Model != s.t.Model {
+			delete(e.states, name)
+		}
+	}
+	for name, t := range want {
+		if s, ok := e.states[name]; ok {
+			s.t = t // timeout, token file, batch size may change freely
+			continue
+		}
+		e.states[name] = newTargetState(t)
+	}
+}
+
+func mapsKeys[K comparable, V any](m map[K]V) func(func(K) bool) {
+	return func(yield func(K) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// Ready reports whether a full cycle has completed since start.
+func (e *Exporter) Ready() bool { return e.snap.Load() != nil }
+
+// ScrapeInterval is the current cycle interval.
+func (e *Exporter) ScrapeInterval() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.global.ScrapeInterval
+}
+
+// Run runs a cycle every scrape interval until ctx ends.
+func (e *Exporter) Run(ctx context.Context) error {
+	for {
+		start := e.now()
+		e.Cycle(ctx)
+		wait := e.ScrapeInterval() - e.now().Sub(start)
+		t := time.NewTimer(max(wait, 0))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RecordColdStart counts one cold start of model from source, lasting d.
+// Kubernetes discovery reports pod starts and container restarts here.
+func (e *Exporter) RecordColdStart(model, source string, d time.Duration) {
+	e.coldStarts.WithLabelValues(model, source).Inc()
+	e.coldStartDur.WithLabelValues(model, source).Observe(d.Seconds())
+}
+
+// Cycle scrapes every target once, concurrently up to the configured limit,
+// and publishes the aggregated result.
+func (e *Exporter) Cycle(ctx context.Context) {
+	e.cycleMu.Lock()
+	defer e.cycleMu.Unlock()
+	e.mu.Lock()
+	g := e.global
+	states := make([]*targetState, 0, len(e.states))
+	for _, s := range e.states {
+		states = append(states, s)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(states, func(a, b *targetState) int { return cmp.Compare(a.t.Name, b.t.Name) })
+
+	start := e.now()
+	sem := make(chan struct{}, max(g.MaxConcurrentScrapes, 1))
+	var wg sync.WaitGroup
+	for _, s := range states {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			wasUp := s.up
+			s.scrape(ctx, e.client, g.BodySizeLimitBytes, e.now, g.Windows)
+			e.logScrape(s, wasUp)
+		})
+	}
+	wg.Wait()
+	e.publish(states, g.Windows, e.now().Sub(start))
+}
+
+// IngestForTest-free entry point used by the benchmark and fuzz tests:
+// process runs the parse+normalise+window path on an in-memory body.
+func (s *targetState) process(body []byte, contentType string, now time.Time, windows []time.Duration) error {
+	err := s.ingestBody(body, contentType, now, windows)
+	s.recordErr(err)
+	if err != nil {
+		s.models = s.models[:0]
+	}
+	return err
+}
+
+// maxErrLen bounds an error in a log line: a garbage body must not flood logs.
+const maxErrLen = 512
+
+func boundErr(err error) string {
+	s := err.Error()
+	if len(s) > maxErrLen {
+		s = s[:maxErrLen] + "…"
+	}
+	return s
+}
+
+func (e *Exporter) logScrape(s *targetState, wasUp bool) {
+	switch {
+	case s.lastErr != nil && wasUp:
+		e.log.Warn("target scrape failed", "target", s.t.Name, "url", s.t.URL, "err", boundErr(s.lastErr))
+	case s.lastErr != nil:
+		e.log.Debug("target scrape failed", "target", s.t.Name, "err", boundErr(s.lastErr))
+	case s.stats.duplicates > 0 || s.stats.invalid > 0:
+		e.log.Warn("target sent bad samples; dropped them", "target", s.t.Name,
+			"duplicate_series", s.stats.duplicates, "invalid_values", s.stats.invalid)
+	case !wasUp:
+		e.log.Info("target scrape succeeded", "target", s.t.Name, "samples", s.stats.samples)
+	}
+}
+
+// snapshot is one cycle's result, immutable once published.
+type snapshot struct {
+	at            time.Time
+	cycleDuration time.Duration
+	windows       []string
+	targets       []targetSnap
+	models        []modelSnap
+}
+
+type targetSnap struct {
+	name, dialect, source string
+	up                    bool
+	duration              float64
+	samples               int
+	errs                  map[string]float64
+	models                []modelTargetSnap
+}
+
+// Per model-and-target gauges; NaN means not reported.
+type modelTargetSnap struct {
+	model                                         string
+	waiting, running, kv, batch, batchUtil, drain float64
+}
+
+type modelSnap struct {
+	model   string
+	windows []modelWindowSnap
+}
+
+type modelWindowSnap struct {
+	rate      float64                           // requests/s, NaN when unknown
+	q         [numHists][len(quantiles)]float64 // NaN when no observations
+	latMean   float64
+	queueMean float64
+}
+
+func (e *Exporter) publish(states []*targetState, windows []time.Duration, took time.Duration) {
+	snap := aggregate(states, windows)
+	snap.at = e.now()
+	snap.cycleDuration = took
+	var samples int
+	for _, s := range states {
+		samples += s.stats.samples
+		for _, c := range s.coldStarts {
+			e.RecordColdStart(c.model, ColdStartProcessRestart, c.duration)
+		}
+		s.coldStarts = s.coldStarts[:0]
+	}
+	e.samples.Add(uint64(samples))
+	e.cycles.Add(1)
+	e.snap.Store(snap)
+}
+
+// aggregate turns per-target state into the published snapshot: gauges per
+// model and target, rates and percentiles per model over all its targets.
+func aggregate(states []*targetState, windows []time.Duration) *snapshot {
+	snap := &snapshot{windows: make([]string, len(windows))}
+	for i, w := range windows {
+		snap.windows[i] = model.Duration(w).String()
+	}
+	type agg struct {
+		rate, rateN                    float64
+		hists                          [numHists]histDelta
+		latSum, latN, queueSum, queueN float64
+	}
+	perModel := map[string][]agg{}
+	nan := math.NaN()
+	for _, s := range states {
+		ts := targetSnap{
+			name: s.t.Name, dialect: s.t.Dialect.Name, source: s.t.Source, up: s.up,
+			duration: s.duration.Seconds(), samples: s.stats.samples, errs: maps2(s.errCounts),
+		}
+		for _, r := range s.models {
+			m := r.series
+			mt := modelTargetSnap{model: r.model, waiting: nan, running: nan, kv: nan, batch: nan, batchUtil: nan, drain: nan}
+			g := func(sig Signal) float64 {
+				if m.gaugeSet&(1<<sig) != 0 {
+					return m.gauges[sig]
+				}
+				return nan
+			}
+			mt.waiting, mt.running, mt.kv = g(SigWaiting), g(SigRunning), g(SigKVCache)
+			mt.batch = g(SigBatchSize)
+			var w0 *windowStats
+			if len(m.wsOK) > 0 && m.wsOK[0] {
+				w0 = &m.ws[0]
+			}
+			if w0 != nil && w0.counterSet&(1<<SigBatchExecs|1<<SigBatchItems) == 1<<SigBatchExecs|1<<SigBatchItems && w0.counters[SigBatchExecs] > 0 {
+				mt.batch = w0.counters[SigBatchItems] / w0.counters[SigBatchExecs]
+			} else if math.IsNaN(mt.batch) {
+				mt.batch = mt.running // continuous batching: the running requests are the batch
+			}
+			if s.t.MaxBatchSize > 0 && !math.IsNaN(mt.batch) {
+				mt.batchUtil = mt.batch / float64(s.t.MaxBatchSize)
+			}
+			if !math.IsNaN(mt.waiting) {
+				switch {
+				case mt.waiting == 0:
+					mt.drain = 0
+				case w0 != nil && w0.counterSet&(1<<SigRequests) != 0:
+					tput := w0.counters[SigRequests] / w0.dt
+					if tput > 0 {
+						mt.drain = mt.waiting / tput
+					} else {
+						mt.drain = math.Inf(1) // a backlog and nothing completing
+					}
+				}
+			}
+			ts.models = append(ts.models, mt)
+
+			as := perModel[r.model]
+			if as == nil {
+				as = make([]agg, len(windows))
+				perModel[r.model] = as
+			}
+			for wi := range windows {
+				if !m.wsOK[wi] {
+					continue
+				}
+				ws, a := &m.ws[wi], &as[wi]
+				if ws.counterSet&(1<<SigRequests) != 0 {
+					a.rate += ws.counters[SigRequests] / ws.dt
+					a.rateN++
+				}
+				for h := range numHists {
+					if ws.histSet&(1<<h) != 0 {
+						a.hists[h].add(ws.hists[h])
+					}
+				}
+				if ws.histSet&(1<<(SigLatency-firstHist)) != 0 {
+					a.latSum += ws.hists[SigLatency-firstHist].sum
+					a.latN += ws.hists[SigLatency-firstHist].count
+				} else if ws.counterSet&(1<<SigLatencyTotal|1<<SigRequests) == 1<<SigLatencyTotal|1<<SigRequests {
+					a.latSum += ws.counters[SigLatencyTotal]
+					a.latN += ws.counters[SigRequests]
+				}
+				if ws.histSet&(1<<(SigQueueTime-firstHist)) != 0 {
+					a.queueSum += ws.hists[SigQueueTime-firstHist].sum
+					a.queueN += ws.hists[SigQueueTime-firstHist].count
+				} else if ws.counterSet&(1<<SigQueueTotal|1<<SigRequests) == 1<<SigQueueTotal|1<<SigRequests {
+					a.queueSum += ws.counters[SigQueueTotal]
+					a.queueN += ws.counters[SigRequests]
+				}
+			}
+		}
+		slices.SortFunc(ts.models, func(a, b modelTargetSnap) int { return cmp.Compare(a.model, b.model) })
+		snap.targets = append(snap.targets, ts)
+	}
+	for _, name := range slices.Sorted(mapsKeys(perModel)) {
+		ms := modelSnap{model: name, windows: make([]modelWindowSnap, len(windows))}
+		for wi, a := range perModel[name] {
+			out := &ms.windows[wi]
+			out.rate, out.latMean, out.queueMean = nan, nan, nan
+			if a.rateN > 0 {
+				out.rate = a.rate
+			}
+			for h := range numHists {
+				hd := &a.hists[h]
+				ensureMonotonic(hd.cum)
+				for qi, q := range quantiles {
+					out.q[h][qi] = bucketQuantile(q, hd.les, hd.cum)
+				}
+			}
+			if a.latN > 0 {
+				out.latMean = a.latSum / a.latN
+			}
+			if a.queueN > 0 {
+				out.queueMean = a.queueSum / a.queueN
+			}
+		}
+		snap.models = append(snap.models, ms)
+	}
+	return snap
+}
+
+func maps2(m map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

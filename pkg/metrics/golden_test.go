@@ -1,0 +1,188 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/prometheus/common/expfmt"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files from the current output")
+
+// modelFamilies are the families a dialect's golden file pins; timing
+// families (scrape durations) are left out on purpose.
+var modelFamilies = []string{
+	"infercast_model_requests_per_second",
+	"infercast_model_request_latency_seconds",
+	"infercast_model_time_to_first_token_seconds",
+	"infercast_model_time_per_output_token_seconds",
+	"infercast_model_queue_time_seconds",
+	"infercast_model_request_latency_mean_seconds",
+	"infercast_model_queue_time_mean_seconds",
+	"infercast_model_requests_waiting",
+	"infercast_model_requests_running",
+	"infercast_model_kv_cache_usage_ratio",
+	"infercast_model_batch_size",
+	"infercast_model_batch_utilization_ratio",
+	"infercast_model_queue_drain_seconds",
+	"infercast_target_up",
+	"infercast_target_scrape_samples",
+	"infercast_cold_starts_total",
+}
+
+// TestGoldenDialects scrapes each dialect's fixtures (written to the names
+// the servers document) twice, 60 s apart, and compares the exporter's
+// output with testdata/golden/<dialect>.prom. The expected numbers follow
+// from the fixtures' deltas; vLLM's are also checked by hand in
+// TestVLLMByHand.
+func TestGoldenDialects(t *testing.T) {
+	for _, tc := range []struct {
+		dialect, model string
+		maxBatch       int
+		openMetrics    bool
+	}{
+		{dialect: DialectVLLM, maxBatch: 64},
+		{dialect: DialectTriton, maxBatch: 16},
+		{dialect: DialectTGI, model: "bigscience/bloom-560m", maxBatch: 32},
+		{dialect: DialectSGLang, maxBatch: 48},
+		{dialect: DialectRayServe},
+		{dialect: DialectQueueProxy},
+	} {
+		t.Run(tc.dialect, func(t *testing.T) {
+			clock := newFakeClock()
+			srv := newBodyServer(t)
+			e := newTestExporter(t, clock, TargetConfig{
+				Name: "pod-a", URL: srv.URL + "/metrics", Dialect: tc.dialect, Model: tc.model, MaxBatchSize: tc.maxBatch,
+			})
+			fixtures := filepath.Join("testdata", "dialects", tc.dialect)
+			srv.setFile(t, fixtures+"_t0.prom")
+			e.Cycle(context.Background())
+			clock.Advance(time.Minute)
+			srv.setFile(t, fixtures+"_t1.prom")
+			e.Cycle(context.Background())
+
+			golden := filepath.Join("testdata", "golden", tc.dialect+".prom")
+			if *update {
+				writeGolden(t, e, golden)
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestGoldenDialects -update)", err)
+			}
+			if err := testutil.CollectAndCompare(e, bytes.NewReader(want), modelFamilies...); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func writeGolden(t *testing.T, c prometheus.Collector, path string) {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := map[string]bool{}
+	for _, n := range modelFamilies {
+		keep[n] = true
+	}
+	var buf bytes.Buffer
+	for _, mf := range mfs {
+		if keep[mf.GetName()] {
+			if _, err := expfmt.MetricFamilyToText(&buf, mf); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestVLLMByHand checks the vLLM numbers against values computed by hand
+// from the fixtures' deltas, independent of the golden file.
+func TestVLLMByHand(t *testing.T) {
+	clock := newFakeClock()
+	srv := newBodyServer(t)
+	e := newTestExporter(t, clock, TargetConfig{Name: "pod-a", URL: srv.URL, Dialect: DialectVLLM, MaxBatchSize: 64})
+	srv.setFile(t, "testdata/dialects/vllm_t0.prom")
+	e.Cycle(context.Background())
+	clock.Advance(time.Minute)
+	srv.setFile(t, "testdata/dialects/vllm_t1.prom")
+	e.Cycle(context.Background())
+
+	const m = `model="meta-llama/Llama-3.1-8B-Instruct"`
+	want := map[string]float64{
+		// 500 stop + 100 length requests in 60 s.
+		`infercast_model_requests_per_second{` + m + `,window="1m"}`: 10,
+		// e2e bucket deltas [60,300,540,590,600] over le [0.5,1,2.5,5,+Inf]:
+		// rank 300 ends bucket (0.5,1]; rank 540 ends (1,2.5]; 594 is in +Inf.
+		`infercast_model_request_latency_seconds{` + m + `,quantile="0.5",window="1m"}`:  1,
+		`infercast_model_request_latency_seconds{` + m + `,quantile="0.9",window="1m"}`:  2.5,
+		`infercast_model_request_latency_seconds{` + m + `,quantile="0.99",window="1m"}`: 5,
+		`infercast_model_request_latency_mean_seconds{` + m + `,window="1m"}`:            1.3,
+		// 30 waiting at 10 requests/s.
+		`infercast_model_queue_drain_seconds{` + m + `,target="pod-a"}`: 3,
+		// the new name's 0.42, not the deprecated name's 0.99.
+		`infercast_model_kv_cache_usage_ratio{` + m + `,target="pod-a"}`: 0.42,
+		// 16 running of max 64.
+		`infercast_model_batch_utilization_ratio{` + m + `,target="pod-a"}`: 0.25,
+		// inter_token_latency (new) deltas [2000,14000,19000,19800,20000]:
+		// rank 10000 in (0.01,0.025]: 0.01 + 0.015*(8000/12000).
+		`infercast_model_time_per_output_token_seconds{` + m + `,quantile="0.5",window="1m"}`: 0.02,
+	}
+	got := gatherValues(t, e)
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s missing", k)
+			continue
+		}
+		if d := g - v; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s = %g, want %g", k, g, v)
+		}
+	}
+}
+
+// gatherValues flattens a collector's output into "name{sorted labels}" → value.
+func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
+	t.Helper()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			var parts []string
+			for _, l := range m.GetLabel() {
+				parts = append(parts, l.GetName()+`="`+l.GetValue()+`"`)
+			}
+			key := mf.GetName() + "{" + strings.Join(parts, ",") + "}"
+			switch {
+			case m.Gauge != nil:
+				out[key] = m.GetGauge().GetValue()
+			case m.Counter != nil:
+				out[key] = m.GetCounter().GetValue()
+			case m.Untyped != nil:
+				out[key] = m.GetUntyped().GetValue()
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,250 @@
+package metrics
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/textparse"
+)
+
+// maxModelsPerTarget bounds the models one target may report, so a server
+// (or garbage) with an exploding model label cannot exhaust memory.
+const maxModelsPerTarget = 64
+
+// maxBucketsPerHistogram bounds the buckets kept per histogram.
+const maxBucketsPerHistogram = 128
+
+// histAcc accumulates one histogram of one model within a scrape.
+type histAcc struct {
+	les, cum   []float64
+	sum, count float64
+}
+
+func (h *histAcc) reset() {
+	h.les, h.cum = h.les[:0], h.cum[:0]
+	h.sum, h.count = 0, 0
+}
+
+// bucket adds v to the bucket with bound le, keeping bounds sorted.
+func (h *histAcc) bucket(le, v float64) error {
+	i := len(h.les)
+	// Buckets arrive sorted; search from the end.
+	for i > 0 && h.les[i-1] > le {
+		i--
+	}
+	if i > 0 && h.les[i-1] == le {
+		h.cum[i-1] += v
+		return nil
+	}
+	if len(h.les) >= maxBucketsPerHistogram {
+		return fmt.Errorf("histogram has more than %d buckets", maxBucketsPerHistogram)
+	}
+	h.les = append(h.les, 0)
+	h.cum = append(h.cum, 0)
+	copy(h.les[i+1:], h.les[i:])
+	copy(h.cum[i+1:], h.cum[i:])
+	h.les[i], h.cum[i] = le, v
+	return nil
+}
+
+// modelAcc holds what one scrape said about one model.
+type modelAcc struct {
+	seen  uint32 // bit per Signal
+	prio  [numSignals]uint8
+	vals  [numSignals]float64
+	hists [numHists]histAcc
+}
+
+func (a *modelAcc) has(s Signal) bool { return a.seen&(1<<s) != 0 }
+
+func (a *modelAcc) reset() {
+	a.seen = 0
+	for i := range a.hists {
+		a.hists[i].reset()
+	}
+}
+
+// take reports whether a sample at prio should be used for s, clearing what
+// a worse-priority name contributed earlier.
+func (a *modelAcc) take(s Signal, prio uint8) (add bool) {
+	switch {
+	case !a.has(s) || prio < a.prio[s]:
+		a.seen |= 1 << s
+		a.prio[s] = prio
+		a.vals[s] = 0
+		if s.isHist() {
+			a.hists[s-firstHist].reset()
+		}
+		return true
+	case prio == a.prio[s]:
+		return true
+	}
+	return false
+}
+
+// ingestStats describes one parsed body.
+type ingestStats struct {
+	samples    int // every sample in the body
+	mapped     int // samples the dialect understood
+	duplicates int // repeated series, dropped
+	invalid    int // NaN, ±Inf or negative counters, dropped
+}
+
+// ingester parses bodies of one target. It is reused across scrapes so a
+// steady state allocates little; it is not safe for concurrent use.
+type ingester struct {
+	st           *labels.SymbolTable
+	lb           labels.Labels
+	seenSeries   map[uint64]struct{}
+	accs         map[string]*modelAcc
+	processStart float64 // 0 when not exposed
+}
+
+func newIngester() *ingester {
+	return &ingester{
+		st:         labels.NewSymbolTable(),
+		seenSeries: map[uint64]struct{}{},
+		accs:       map[string]*modelAcc{},
+	}
+}
+
+var errTooManyModels = errors.New("too many distinct models")
+
+// ingest parses body (text exposition or OpenMetrics, per contentType) with
+// Prometheus's own scrape parser and normalises what d maps. On error the
+// accumulated state must be discarded by the caller.
+func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultModel string) (ingestStats, error) {
+	var st ingestStats
+	for _, a := range g.accs {
+		a.reset()
+	}
+	clear(g.seenSeries)
+	g.processStart = 0
+	p, err := textparse.New(body, contentType, g.st, textparse.ParserOptions{
+		FallbackContentType:     "text/plain",
+		OpenMetricsSkipSTSeries: true,
+	})
+	if p == nil {
+		return st, fmt.Errorf("unsupported content type %q: %w", contentType, err)
+	}
+	for {
+		e, err := p.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return st, fmt.Errorf("parse: %w", err)
+		}
+		if e != textparse.EntrySeries {
+			continue
+		}
+		series, _, v := p.Series()
+		st.samples++
+		var (
+			r  rule
+			ok bool
+		)
+		if len(series) > 0 && series[0] == '{' {
+			// A quoted UTF-8 name: only the parsed labels know it.
+			p.Labels(&g.lb)
+			r, ok = d.rules[g.lb.Get(labels.MetricName)]
+		} else {
+			r, ok = d.rules[string(metricName(series))] // no copy: map index
+		}
+		if !ok {
+			continue
+		}
+		h := xxhash.Sum64(series)
+		if _, dup := g.seenSeries[h]; dup {
+			st.duplicates++
+			continue
+		}
+		g.seenSeries[h] = struct{}{}
+		if math.IsNaN(v) || math.IsInf(v, 0) || (r.sig.isCounter() || r.sig.isHist()) && v < 0 && r.part != partSum {
+			st.invalid++
+			continue
+		}
+		st.mapped++
+		if r.sig == SigProcessStart {
+			g.processStart = max(g.processStart, v)
+			continue
+		}
+		p.Labels(&g.lb)
+		model := defaultModel
+		if model == "" {
+			for _, l := range d.ModelLabels {
+				if m := g.lb.Get(l); m != "" {
+					model = m
+					break
+				}
+			}
+		}
+		if model == "" {
+			model = "unknown"
+		}
+		a := g.accs[model]
+		if a == nil {
+			if len(g.accs) >= maxModelsPerTarget {
+				return st, fmt.Errorf("%w: more than %d", errTooManyModels, maxModelsPerTarget)
+			}
+			a = &modelAcc{}
+			g.accs[model] = a
+		}
+		if !a.take(r.sig, r.prio) {
+			continue
+		}
+		switch r.part {
+		case partValue:
+			if r.sig == SigKVCache {
+				// A ratio: several engines of one model are not summed.
+				a.vals[r.sig] = max(a.vals[r.sig], v)
+			} else {
+				a.vals[r.sig] += v * r.scale
+			}
+		case partSum:
+			a.hists[r.sig-firstHist].sum += v * r.scale
+		case partCount:
+			a.hists[r.sig-firstHist].count += v
+		case partBucket:
+			le, err := parseLe(g.lb.Get("le"))
+			if err != nil {
+				return st, fmt.Errorf("%s: %w", metricName(series), err)
+			}
+			if !math.IsInf(le, 1) {
+				le *= r.scale
+			}
+			if err := a.hists[r.sig-firstHist].bucket(le, v); err != nil {
+				return st, fmt.Errorf("%s: %w", metricName(series), err)
+			}
+		}
+	}
+	return st, nil
+}
+
+func parseLe(s string) (float64, error) {
+	switch s {
+	case "+Inf", "Inf", "inf", "+inf":
+		return math.Inf(1), nil
+	case "":
+		return 0, errors.New("bucket without le label")
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(f) {
+		return 0, fmt.Errorf("bad le %q", s)
+	}
+	return f, nil
+}
+
+// metricName is the name part of an unquoted series.
+func metricName(series []byte) []byte {
+	if i := bytes.IndexByte(series, '{'); i >= 0 {
+		return series[:i]
+	}
+	return series
+}

@@ -1,0 +1,239 @@
+package metrics
+
+import (
+	"time"
+)
+
+// slot says what one element of a model's counter vector holds.
+type slot struct {
+	sig  Signal
+	part part    // partValue for counters; count/sum/bucket for histograms
+	le   float64 // bucket bound
+}
+
+// snap is the reset-adjusted counter vector at one scrape.
+type snap struct {
+	t time.Time
+	v []float64
+}
+
+// modelSeries is the history of one model on one target: the counters and
+// histograms as reset-adjusted cumulative vectors (so a delta between any two
+// snapshots is the true increase, across restarts), and the last gauges.
+type modelSeries struct {
+	layout   []slot
+	groups   [][2]int // [start,end) of each counter or histogram in layout
+	raw      []float64
+	offset   []float64
+	ring     []snap
+	free     [][]float64
+	gauges   [numSignals]float64
+	gaugeSet uint32
+	lastSeen time.Time
+	// ws[i] are the stats over window i after the last commit.
+	ws   []windowStats
+	wsOK []bool
+}
+
+// layoutOf lists the slots a model's scrape fills, in a fixed order.
+func layoutOf(a *modelAcc, dst []slot) []slot {
+	dst = dst[:0]
+	for s := firstCounter; s < numCounters; s++ {
+		if a.has(s) {
+			dst = append(dst, slot{sig: s, part: partValue})
+		}
+	}
+	for i := range numHists {
+		s := firstHist + Signal(i)
+		if !a.has(s) {
+			continue
+		}
+		h := &a.hists[i]
+		dst = append(dst, slot{sig: s, part: partCount}, slot{sig: s, part: partSum})
+		for _, le := range h.les {
+			dst = append(dst, slot{sig: s, part: partBucket, le: le})
+		}
+	}
+	return dst
+}
+
+func sameLayout(a, b []slot) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// commit records one successful scrape of the model. restarted says the
+// process restarted (its start time changed), so every counter starts over.
+func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration, restarted bool, scratch *[]slot) {
+	m.gaugeSet = 0
+	for s := SigWaiting; s <= SigBatchSize; s++ {
+		if a.has(s) {
+			m.gauges[s] = a.vals[s]
+			m.gaugeSet |= 1 << s
+		}
+	}
+	m.lastSeen = now
+
+	lay := layoutOf(a, *scratch)
+	*scratch = lay
+	if !sameLayout(lay, m.layout) {
+		// New or changed series (a bucket added, a counter appeared): the
+		// history cannot be compared element by element; start over.
+		m.layout = append(m.layout[:0], lay...)
+		m.groups = m.groups[:0]
+		for i := 0; i < len(lay); {
+			j := i + 1
+			for j < len(lay) && lay[j].sig == lay[i].sig && lay[i].sig.isHist() {
+				j++
+			}
+			m.groups = append(m.groups, [2]int{i, j})
+			i = j
+		}
+		m.raw = make([]float64, len(lay))
+		m.offset = make([]float64, len(lay))
+		for _, s := range m.ring {
+			m.free = append(m.free, s.v)
+		}
+		m.ring = m.ring[:0]
+		restarted = false
+		fillRaw(a, lay, m.raw)
+		m.push(now, maxWindow)
+		return
+	}
+	cur := m.take(len(lay))
+	fillRaw(a, lay, cur)
+	for _, g := range m.groups {
+		reset := restarted
+		for i := g[0]; i < g[1] && !reset; i++ {
+			// A histogram's sum may shrink (negative observations); its
+			// count and buckets may not.
+			if lay[i].part != partSum && cur[i] < m.raw[i] {
+				reset = true
+			}
+		}
+		if reset {
+			for i := g[0]; i < g[1]; i++ {
+				m.offset[i] += m.raw[i]
+			}
+		}
+	}
+	copy(m.raw, cur)
+	m.free = append(m.free, cur)
+	m.push(now, maxWindow)
+}
+
+func fillRaw(a *modelAcc, lay []slot, dst []float64) {
+	i := 0
+	for i < len(lay) {
+		s := lay[i]
+		if !s.sig.isHist() {
+			dst[i] = a.vals[s.sig]
+			i++
+			continue
+		}
+		h := &a.hists[s.sig-firstHist]
+		dst[i], dst[i+1] = h.count, h.sum
+		i += 2
+		i += copy(dst[i:], h.cum)
+	}
+}
+
+func (m *modelSeries) take(n int) []float64 {
+	if k := len(m.free); k > 0 {
+		v := m.free[k-1]
+		m.free = m.free[:k-1]
+		if cap(v) >= n {
+			return v[:n]
+		}
+	}
+	return make([]float64, n)
+}
+
+// push appends the adjusted vector and drops snapshots no window needs: one
+// at or before now-maxWindow is kept as the base of the longest window.
+func (m *modelSeries) push(now time.Time, maxWindow time.Duration) {
+	v := m.take(len(m.raw))
+	for i := range v {
+		v[i] = m.raw[i] + m.offset[i]
+	}
+	m.ring = append(m.ring, snap{t: now, v: v})
+	cut := now.Add(-maxWindow)
+	drop := 0
+	for drop+1 < len(m.ring) && !m.ring[drop+1].t.After(cut) {
+		drop++
+	}
+	if drop > 0 {
+		for _, s := range m.ring[:drop] {
+			m.free = append(m.free, s.v)
+		}
+		n := copy(m.ring, m.ring[drop:])
+		clear(m.ring[n:])
+		m.ring = m.ring[:n]
+	}
+}
+
+// window returns the oldest and newest snapshots spanning w: the newest
+// snapshot at or before now-w when there is one (a full window), else the
+// oldest kept (a partial window, right after start or a long gap). ok is
+// false until two snapshots exist.
+func (m *modelSeries) window(now time.Time, w time.Duration) (base, last *snap, ok bool) {
+	n := len(m.ring)
+	if n < 2 {
+		return nil, nil, false
+	}
+	last = &m.ring[n-1]
+	cut := now.Add(-w)
+	base = &m.ring[0]
+	for i := n - 2; i >= 0; i-- {
+		if !m.ring[i].t.After(cut) {
+			base = &m.ring[i]
+			break
+		}
+	}
+	return base, last, last.t.After(base.t)
+}
+
+// windowStats is what one model on one target did over one window.
+type windowStats struct {
+	dt         float64 // seconds between base and last snapshot
+	counters   [numCounters]float64
+	counterSet uint32
+	hists      [numHists]histDelta
+	histSet    uint32
+}
+
+// stats fills ws with the increases over window w; false when there is not
+// yet a window's worth of history.
+func (m *modelSeries) stats(now time.Time, w time.Duration, ws *windowStats) bool {
+	base, last, ok := m.window(now, w)
+	ws.counterSet, ws.histSet = 0, 0
+	if !ok {
+		return false
+	}
+	ws.dt = last.t.Sub(base.t).Seconds()
+	for _, g := range m.groups {
+		s := m.layout[g[0]]
+		if !s.sig.isHist() {
+			ws.counters[s.sig] = last.v[g[0]] - base.v[g[0]]
+			ws.counterSet |= 1 << s.sig
+			continue
+		}
+		h := &ws.hists[s.sig-firstHist]
+		h.count = last.v[g[0]] - base.v[g[0]]
+		h.sum = last.v[g[0]+1] - base.v[g[0]+1]
+		h.les, h.cum = h.les[:0], h.cum[:0]
+		for i := g[0] + 2; i < g[1]; i++ {
+			h.les = append(h.les, m.layout[i].le)
+			h.cum = append(h.cum, last.v[i]-base.v[i])
+		}
+		ws.histSet |= 1 << (s.sig - firstHist)
+	}
+	return true
+}
