@@ -108,7 +108,9 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 	c.run++
 	c.runEnd = t
 	if c.run < c.minRun {
-		return ref + math.Max(-3*sigma, math.Min(3*sigma, d)), true, 0
+		// Hold the models still until the run is long enough to tell a
+		// spike from a new level.
+		return ref, true, 0
 	}
 	// Anomalies long enough in a row are a new level: take it on as it is
 	// now (the run itself may have been a ramp).

@@ -118,12 +118,12 @@ type holtWinters struct {
 }
 
 func newHoltWinters(label string, alpha float64, dayLen, weekLen int) *holtWinters {
-	m := &holtWinters{label: label, alpha: alpha, beta: 0.005, phi: 0.9, delta: 0.25, omega: 0.25}
+	m := &holtWinters{label: label, alpha: alpha, beta: 0.002, phi: 0.9, delta: 0.1, omega: 0.0}
 	m.day = make([]float64, dayLen)
 	if weekLen > 0 {
 		m.week = make([]float64, weekLen)
 	}
-	k := max(1, dayLen/150)
+	k := max(1, dayLen/48)
 	m.kernel = make([]float64, 2*k+1)
 	var sum float64
 	for j := -k; j <= k; j++ {
@@ -172,7 +172,7 @@ func (m *holtWinters) observe(x float64) {
 	m.spread(m.day, dp, delta*(eDay-m.day[dp]), k)
 	if m.week != nil {
 		wc := float64(m.n/len(m.week) + 1)
-		omega := max(m.omega, 1/wc)
+		omega := m.omega; _ = wc
 		eWeek := x - m.level - m.day[dp]
 		m.spread(m.week, wp, omega*(eWeek-m.week[wp]), k)
 		m.weekPhase = (wp + 1) % len(m.week)
@@ -203,4 +203,33 @@ func (m *holtWinters) predict(h int) float64 {
 		m.damp = append(m.damp, m.damp[k-1]+math.Pow(m.phi, float64(k)))
 	}
 	return m.level + m.damp[h]*m.trend + m.seasonal(m.dayPhase+h-1, m.weekPhase+h-1)
+}
+
+// ensemble averages the forecasts of its members: errors of different models
+// partly cancel, which is why combinations so often beat their parts.
+type ensemble struct {
+	label   string
+	members []model
+	feed    []model // members that are not candidates themselves: fed here
+}
+
+func (m *ensemble) name() string    { return m.label }
+func (m *ensemble) observe(x float64) {
+	for _, mm := range m.feed {
+		mm.observe(x)
+	}
+}
+func (m *ensemble) predict(h int) float64 {
+	var sum float64
+	n := 0
+	for _, x := range m.members {
+		if p := x.predict(h); !math.IsNaN(p) {
+			sum += p
+			n++
+		}
+	}
+	if n < len(m.members) {
+		return math.NaN()
+	}
+	return sum / float64(n)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -33,7 +34,8 @@ type Options struct {
 	UnderWeight float64
 	// Models restricts the candidate models by name (default: all). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
-	// holt-winters-{fast,mid,slow}, spectral.
+	// holt-winters-{fast,mid,slow}, spectral, ensemble (mean of ew-level-slow,
+	// holt-winters-slow and spectral).
 	Models []string
 }
 
@@ -148,6 +150,13 @@ func (o *online) init() {
 	season := day
 	all = append(all, &spectral{k: 12, minPeriod: max(4, int(30*time.Minute/o.step)), window: histLen,
 		season: season, alpha: 0.15, span: max(1, int(opts.Reselect/o.step)) + opts.MaxHorizon + 2})
+	byName := map[string]model{}
+	for _, m := range all {
+		byName[m.name()] = m
+	}
+	if hw, sp := byName["holt-winters-slow"], byName["spectral"]; hw != nil && sp != nil {
+		all = append(all, &ensemble{label: "ensemble", members: []model{byName["ew-level-slow"], hw, sp}})
+	}
 	for _, m := range all {
 		if len(opts.Models) > 0 && !contains(opts.Models, m.name()) {
 			continue
@@ -155,6 +164,22 @@ func (o *online) init() {
 		o.models = append(o.models, m)
 		if r, ok := m.(refitter); ok {
 			o.refit = append(o.refit, r)
+		}
+	}
+	// Members of an ensemble that are not candidates of their own still
+	// need feeding (and refitting).
+	for _, m := range o.models {
+		e, ok := m.(*ensemble)
+		if !ok {
+			continue
+		}
+		for _, mm := range e.members {
+			if !slices.Contains(o.models, mm) {
+				e.feed = append(e.feed, mm)
+				if r, ok := mm.(refitter); ok {
+					o.refit = append(o.refit, r)
+				}
+			}
 		}
 	}
 	if len(o.models) == 0 {
@@ -185,7 +210,7 @@ func (o *online) init() {
 	o.recal = max(1, int(opts.Recalibrate/o.step))
 	o.decay = math.Exp(-math.Ln2 * float64(o.step) / float64(opts.SelectionHalfLife))
 	o.chosen = map[int]int{}
-	o.clean = cleaner{minRun: max(3, int(30*time.Minute/o.step))}
+	o.clean = cleaner{minRun: max(3, int(15*time.Minute/o.step))}
 }
 
 // seasons returns the day and week lengths in steps, 0 when step does not
