@@ -91,5 +91,11 @@ func newTestExporter(t *testing.T, clock *fakeClock, targets ...TargetConfig) *E
 	if err != nil {
 		t.Fatal(err)
 	}
+	testConfigs[e] = cfg
 	return e
 }
+
+// testConfigs remembers the config each test exporter was built from.
+var testConfigs = map[*Exporter]Config{}
+
+func (e *Exporter) currentConfigForTest() Config { return testConfigs[e] }

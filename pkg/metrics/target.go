@@ -122,6 +122,13 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 		}
 		s.lastStart = ps
 	}
+	// Forget models (before committing: a target back after a long gap starts
+	// afresh rather than spanning it).
+	for name, m := range s.series {
+		if now.Sub(m.lastSeen) > maxWindow {
+			delete(s.series, name)
+		}
+	}
 	s.models = s.models[:0]
 	for name, a := range s.ing.accs {
 		if a.seen == 0 {
@@ -139,12 +146,6 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 		}
 		m.computeWindows(now, windows)
 		s.models = append(s.models, modelResult{model: name, series: m})
-	}
-	// Forget models not seen for longer than any window.
-	for name, m := range s.series {
-		if now.Sub(m.lastSeen) > maxWindow {
-			delete(s.series, name)
-		}
 	}
 	return nil
 }

@@ -1,0 +1,295 @@
+// Package gpu exports GPU occupancy through NVML: utilisation and memory per
+// GPU, memory per MIG device, and memory per pod (process → container
+// through cgroups). Without a driver it reports infercast_gpu_collector_up 0
+// and keeps running.
+package gpu
+
+import (
+	"errors"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Pod names a pod and container for a cgroup's IDs.
+type Pod struct {
+	Namespace, Name, Container string
+}
+
+// PodResolver turns a pod UID and container ID into names, typically from
+// the node's pod informer (pkg/metrics/kube). ok is false when unknown.
+type PodResolver interface {
+	PodByUID(uid, containerID string) (Pod, bool)
+}
+
+// Options configure a Collector.
+type Options struct {
+	// NVML is the library: nvml.New() in production, a mock in tests and
+	// demos.
+	NVML nvml.Interface
+	// Mapper maps processes to containers; default CgroupMapper{"/proc"}.
+	Mapper PIDMapper
+	// Pods resolves pod names; optional (labels stay empty without it).
+	Pods PodResolver
+	// Simulated marks the data as coming from a mock (demo mode).
+	Simulated bool
+	Logger    *slog.Logger
+}
+
+// Collector is a prometheus.Collector over NVML. Collect queries NVML
+// synchronously; NVML calls are cheap (microseconds) on a handful of GPUs.
+type Collector struct {
+	o   Options
+	log *slog.Logger
+
+	mu      sync.Mutex
+	inited  bool
+	lastErr string
+	errs    map[string]float64 // op → count
+
+	up, info, util, memUsed, memTotal, migEnabled *prometheus.Desc
+	migUsed, migTotal, podMem, podProcs, errsDesc *prometheus.Desc
+}
+
+// Label names, shared by the descriptors and the documentation.
+var (
+	gpuLabels = []string{"gpu", "uuid"}
+	migLabels = []string{"gpu", "uuid", "mig_uuid", "gpu_instance", "compute_instance"}
+	podLabels = []string{"gpu", "uuid", "mig_uuid", "namespace", "pod", "pod_uid", "container"}
+)
+
+// NewCollector builds a collector; NVML is initialised on the first Collect
+// and retried on every Collect until it succeeds.
+func NewCollector(o Options) *Collector {
+	if o.Mapper == nil {
+		o.Mapper = CgroupMapper{ProcRoot: "/proc"}
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
+	}
+	return &Collector{
+		o: o, log: log, errs: map[string]float64{},
+		up:         d("infercast_gpu_collector_up", "1 when NVML answered this scrape, 0 when it is unavailable (no driver, init failed).", nil),
+		info:       d("infercast_gpu_info", "GPU identity; simulated is \"true\" when the data comes from the built-in mock (demo).", []string{"gpu", "uuid", "name", "driver_version", "simulated"}),
+		util:       d("infercast_gpu_utilization_ratio", "Fraction of the last sample period during which a kernel ran on the GPU (0-1).", gpuLabels),
+		memUsed:    d("infercast_gpu_memory_used_bytes", "GPU memory allocated, in bytes.", gpuLabels),
+		memTotal:   d("infercast_gpu_memory_total_bytes", "GPU memory installed, in bytes.", gpuLabels),
+		migEnabled: d("infercast_gpu_mig_enabled", "1 when MIG mode is on for the GPU.", gpuLabels),
+		migUsed:    d("infercast_gpu_mig_memory_used_bytes", "Memory allocated on a MIG device, in bytes.", migLabels),
+		migTotal:   d("infercast_gpu_mig_memory_total_bytes", "Memory of a MIG device, in bytes.", migLabels),
+		podMem:     d("infercast_gpu_pod_memory_used_bytes", "GPU memory used by a container's processes, in bytes (mig_uuid empty for a whole GPU).", podLabels),
+		podProcs:   d("infercast_gpu_pod_processes", "Number of a container's processes running on the GPU or MIG device.", podLabels),
+		errsDesc:   d("infercast_gpu_collector_errors_total", "NVML or process-mapping calls that failed, by operation.", []string{"op"}),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.up, c.info, c.util, c.memUsed, c.memTotal, c.migEnabled,
+		c.migUsed, c.migTotal, c.podMem, c.podProcs, c.errsDesc} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer func() {
+		for op, n := range c.errs {
+			ch <- prometheus.MustNewConstMetric(c.errsDesc, prometheus.CounterValue, n, op)
+		}
+	}()
+	if err := c.init(); err != nil {
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	n, ret := c.o.NVML.DeviceGetCount()
+	if ret != nvml.SUCCESS {
+		c.fail("device_count", ret)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	driver, ret := c.o.NVML.SystemGetDriverVersion()
+	if ret != nvml.SUCCESS {
+		c.fail("driver_version", ret)
+	}
+	for i := range n {
+		dev, ret := c.o.NVML.DeviceGetHandleByIndex(i)
+		if ret != nvml.SUCCESS {
+			c.fail("device_handle", ret)
+			continue
+		}
+		c.collectDevice(ch, strconv.Itoa(i), dev, driver)
+	}
+}
+
+func (c *Collector) init() error {
+	if c.inited {
+		return nil
+	}
+	if c.o.NVML == nil {
+		return c.initFailed("no NVML library configured")
+	}
+	if ret := c.o.NVML.Init(); ret != nvml.SUCCESS {
+		return c.initFailed(ret.Error())
+	}
+	c.inited = true
+	c.lastErr = ""
+	c.log.Info("gpu: NVML initialised", "simulated", c.o.Simulated)
+	return nil
+}
+
+// initFailed logs the reason once per distinct reason, not every scrape.
+func (c *Collector) initFailed(reason string) error {
+	if reason != c.lastErr {
+		c.log.Warn("gpu: NVML unavailable; GPU metrics are down, the exporter keeps running", "err", reason)
+		c.lastErr = reason
+	}
+	c.errs["init"]++
+	return errors.New(reason)
+}
+
+func (c *Collector) fail(op string, ret nvml.Return) {
+	c.errs[op]++
+	c.log.Debug("gpu: NVML call failed", "op", op, "err", ret.Error())
+}
+
+func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev nvml.Device, driver string) {
+	uuid, ret := dev.GetUUID()
+	if ret != nvml.SUCCESS {
+		c.fail("uuid", ret)
+		return
+	}
+	name, ret := dev.GetName()
+	if ret != nvml.SUCCESS {
+		c.fail("name", ret)
+	}
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, idx, uuid, name, driver, strconv.FormatBool(c.o.Simulated))
+
+	if mem, ret := dev.GetMemoryInfo(); ret == nvml.SUCCESS {
+		ch <- prometheus.MustNewConstMetric(c.memUsed, prometheus.GaugeValue, float64(mem.Used), idx, uuid)
+		ch <- prometheus.MustNewConstMetric(c.memTotal, prometheus.GaugeValue, float64(mem.Total), idx, uuid)
+	} else {
+		c.fail("memory_info", ret)
+	}
+
+	mig := false
+	if cur, _, ret := dev.GetMigMode(); ret == nvml.SUCCESS {
+		mig = cur == nvml.DEVICE_MIG_ENABLE
+	} else if ret != nvml.ERROR_NOT_SUPPORTED {
+		c.fail("mig_mode", ret)
+	}
+	ch <- prometheus.MustNewConstMetric(c.migEnabled, prometheus.GaugeValue, b2f(mig), idx, uuid)
+
+	if !mig {
+		// Utilisation is not reported per GPU in MIG mode.
+		if u, ret := dev.GetUtilizationRates(); ret == nvml.SUCCESS {
+			ch <- prometheus.MustNewConstMetric(c.util, prometheus.GaugeValue, float64(u.Gpu)/100, idx, uuid)
+		} else {
+			c.fail("utilization", ret)
+		}
+		c.collectProcesses(ch, dev, idx, uuid, "")
+		return
+	}
+	max, ret := dev.GetMaxMigDeviceCount()
+	if ret != nvml.SUCCESS {
+		c.fail("max_mig_device_count", ret)
+		return
+	}
+	for j := range max {
+		md, ret := dev.GetMigDeviceHandleByIndex(j)
+		if ret == nvml.ERROR_NOT_FOUND || ret == nvml.ERROR_INVALID_ARGUMENT {
+			continue // slot not populated
+		}
+		if ret != nvml.SUCCESS {
+			c.fail("mig_device_handle", ret)
+			continue
+		}
+		migUUID, ret := md.GetUUID()
+		if ret != nvml.SUCCESS {
+			c.fail("mig_uuid", ret)
+			continue
+		}
+		gi, ret := md.GetGpuInstanceId()
+		if ret != nvml.SUCCESS {
+			c.fail("gpu_instance_id", ret)
+		}
+		ci, ret := md.GetComputeInstanceId()
+		if ret != nvml.SUCCESS {
+			c.fail("compute_instance_id", ret)
+		}
+		if mem, ret := md.GetMemoryInfo(); ret == nvml.SUCCESS {
+			lv := []string{idx, uuid, migUUID, strconv.Itoa(gi), strconv.Itoa(ci)}
+			ch <- prometheus.MustNewConstMetric(c.migUsed, prometheus.GaugeValue, float64(mem.Used), lv...)
+			ch <- prometheus.MustNewConstMetric(c.migTotal, prometheus.GaugeValue, float64(mem.Total), lv...)
+		} else {
+			c.fail("mig_memory_info", ret)
+		}
+		c.collectProcesses(ch, md, idx, uuid, migUUID)
+	}
+}
+
+type podKey struct{ uid, containerID string }
+
+func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Device, idx, uuid, migUUID string) {
+	procs, ret := dev.GetComputeRunningProcesses()
+	if ret != nvml.SUCCESS {
+		c.fail("running_processes", ret)
+		return
+	}
+	mem := map[podKey]float64{}
+	count := map[podKey]float64{}
+	for _, p := range procs {
+		ctr, ok, err := c.o.Mapper.ContainerOf(p.Pid)
+		if err != nil {
+			c.errs["pid_mapping"]++
+			c.log.Debug("gpu: mapping process to container", "pid", p.Pid, "err", err)
+			continue
+		}
+		if !ok {
+			continue // a host process: not attributable to a pod
+		}
+		k := podKey{ctr.PodUID, ctr.ContainerID}
+		mem[k] += float64(p.UsedGpuMemory)
+		count[k]++
+	}
+	for k, m := range mem {
+		var pod Pod
+		if c.o.Pods != nil {
+			pod, _ = c.o.Pods.PodByUID(k.uid, k.containerID)
+		}
+		lv := []string{idx, uuid, migUUID, pod.Namespace, pod.Name, k.uid, pod.Container}
+		ch <- prometheus.MustNewConstMetric(c.podMem, prometheus.GaugeValue, m, lv...)
+		ch <- prometheus.MustNewConstMetric(c.podProcs, prometheus.GaugeValue, count[k], lv...)
+	}
+}
+
+// Close shuts NVML down if this collector initialised it.
+func (c *Collector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.inited {
+		return nil
+	}
+	c.inited = false
+	if ret := c.o.NVML.Shutdown(); ret != nvml.SUCCESS {
+		return ret
+	}
+	return nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

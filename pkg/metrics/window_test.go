@@ -1,0 +1,141 @@
+package metrics
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"testing"
+	"time"
+)
+
+func writeFile(path, s string) error { return os.WriteFile(path, []byte(s), 0o600) }
+
+const resetBody = `# TYPE process_start_time_seconds gauge
+process_start_time_seconds %g
+# TYPE vllm:request_success_total counter
+vllm:request_success_total{model_name="m"} %g
+# TYPE vllm:e2e_request_latency_seconds histogram
+vllm:e2e_request_latency_seconds_bucket{model_name="m",le="1"} %g
+vllm:e2e_request_latency_seconds_bucket{model_name="m",le="+Inf"} %g
+vllm:e2e_request_latency_seconds_sum{model_name="m"} %g
+vllm:e2e_request_latency_seconds_count{model_name="m"} %g
+`
+
+// TestCounterResetAndColdStart: a server restarts between scrapes (its
+// counters drop and its process start time moves): the window's increase
+// is what happened before plus after the restart, never negative, and one
+// cold start is counted with the time from the new start to the scrape.
+func TestCounterResetAndColdStart(t *testing.T) {
+	clock := newFakeClock()
+	srv := newBodyServer(t)
+	e := newTestExporter(t, clock, TargetConfig{Name: "a", URL: srv.URL, Dialect: DialectVLLM})
+	start := float64(clock.Now().Unix() - 3600)
+	steps := []struct {
+		start, n, fast float64
+	}{
+		{start, 1000, 1000},
+		{start, 1300, 1200}, // +300 requests, 200 fast
+		// restart 20 s before this scrape; 60 requests since, 60 fast
+		{float64(clock.Now().Add(30*time.Second).Unix() - 20), 60, 60},
+	}
+	for i, s := range steps {
+		if i > 0 {
+			clock.Advance(15 * time.Second)
+		}
+		srv.set(fmt.Appendf(nil, resetBody, s.start, s.n, s.fast, s.n, s.n*0.5, s.n))
+		e.Cycle(context.Background())
+	}
+	got := gatherValues(t, e)
+	// 360 requests over 30 s.
+	if v := got[`infercast_model_requests_per_second{model="m",window="1m"}`]; math.Abs(v-12) > 1e-9 {
+		t.Errorf("rate = %v, want 12", v)
+	}
+	// 260 of 360 under 1 s: p50 at rank 180 lies in (0,1]: 180/260.
+	if v := got[`infercast_model_request_latency_seconds{model="m",quantile="0.5",window="1m"}`]; math.Abs(v-180.0/260) > 1e-9 {
+		t.Errorf("p50 = %v, want %v", v, 180.0/260)
+	}
+	if v := got[`infercast_cold_starts_total{model="m",source="process_restart"}`]; v != 1 {
+		t.Errorf("cold starts = %v, want 1", v)
+	}
+}
+
+// TestTargetDisappearsAndReturns: while a target is down its model series
+// vanish (no stale numbers); when it returns within the window the rate
+// spans the gap; after a gap longer than every window it starts afresh.
+func TestTargetDisappearsAndReturns(t *testing.T) {
+	clock := newFakeClock()
+	srv := newBodyServer(t)
+	e := newTestExporter(t, clock, TargetConfig{Name: "a", URL: srv.URL, Dialect: DialectVLLM})
+	body := func(n float64) []byte { return fmt.Appendf(nil, resetBody, 1.0, n, n, n, n, n) }
+	key := `infercast_model_requests_per_second{model="m",window="5m"}`
+
+	srv.set(body(100))
+	e.Cycle(context.Background())
+	srv.setStatus(503)
+	for range 4 {
+		clock.Advance(15 * time.Second)
+		e.Cycle(context.Background())
+		if _, ok := gatherValues(t, e)[key]; ok {
+			t.Fatal("rate exported while the target is down")
+		}
+	}
+	clock.Advance(15 * time.Second)
+	srv.setStatus(200)
+	srv.set(body(175)) // 75 requests in the 75 s since the last good scrape
+	e.Cycle(context.Background())
+	if v := gatherValues(t, e)[key]; math.Abs(v-1) > 1e-9 {
+		t.Errorf("rate after return = %v, want 1", v)
+	}
+
+	// Down for longer than the 5 m window: history is dropped.
+	srv.setStatus(503)
+	clock.Advance(6 * time.Minute)
+	e.Cycle(context.Background())
+	clock.Advance(15 * time.Second)
+	srv.setStatus(200)
+	srv.set(body(10000))
+	e.Cycle(context.Background())
+	if _, ok := gatherValues(t, e)[key]; ok {
+		t.Error("rate exported from one scrape after a gap longer than the window")
+	}
+	clock.Advance(15 * time.Second)
+	srv.set(body(10030))
+	e.Cycle(context.Background())
+	if v := gatherValues(t, e)[key]; math.Abs(v-2) > 1e-9 {
+		t.Errorf("rate after fresh start = %v, want 2", v)
+	}
+}
+
+func TestBucketQuantile(t *testing.T) {
+	inf := math.Inf(1)
+	for _, tc := range []struct {
+		name string
+		q    float64
+		les  []float64
+		cum  []float64
+		want float64
+	}{
+		{"first bucket from zero", 0.5, []float64{1, 2, inf}, []float64{10, 20, 20}, 1},
+		{"interpolated", 0.75, []float64{1, 2, inf}, []float64{10, 20, 20}, 1.5},
+		{"in +Inf returns last finite bound", 0.99, []float64{1, 2, inf}, []float64{10, 10, 20}, 2},
+		{"no observations", 0.5, []float64{1, inf}, []float64{0, 0}, math.NaN()},
+		{"no +Inf bucket", 0.5, []float64{1, 2}, []float64{1, 2}, math.NaN()},
+	} {
+		got := bucketQuantile(tc.q, tc.les, tc.cum)
+		if !(got == tc.want || math.IsNaN(got) && math.IsNaN(tc.want)) {
+			t.Errorf("%s: got %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestHistDeltaMergeDifferentBounds(t *testing.T) {
+	inf := math.Inf(1)
+	var h histDelta
+	h.add(histDelta{les: []float64{1, inf}, cum: []float64{10, 20}, count: 20})
+	h.add(histDelta{les: []float64{0.5, 1, inf}, cum: []float64{5, 6, 10}, count: 10})
+	want := []float64{5, 16, 30}
+	if !equalFloats(h.les, []float64{0.5, 1, inf}) || !equalFloats(h.cum, want) {
+		t.Fatalf("merged les %v cum %v, want cum %v", h.les, h.cum, want)
+	}
+}
