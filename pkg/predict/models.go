@@ -172,7 +172,8 @@ func (m *holtWinters) observe(x float64) {
 	m.spread(m.day, dp, delta*(eDay-m.day[dp]), k)
 	if m.week != nil {
 		wc := float64(m.n/len(m.week) + 1)
-		omega := m.omega; _ = wc
+		omega := m.omega
+		_ = wc
 		eWeek := x - m.level - m.day[dp]
 		m.spread(m.week, wp, omega*(eWeek-m.week[wp]), k)
 		m.weekPhase = (wp + 1) % len(m.week)
@@ -213,7 +214,7 @@ type ensemble struct {
 	feed    []model // members that are not candidates themselves: fed here
 }
 
-func (m *ensemble) name() string    { return m.label }
+func (m *ensemble) name() string { return m.label }
 func (m *ensemble) observe(x float64) {
 	for _, mm := range m.feed {
 		mm.observe(x)
