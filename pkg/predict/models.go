@@ -118,7 +118,7 @@ type holtWinters struct {
 }
 
 func newHoltWinters(label string, alpha float64, dayLen, weekLen int) *holtWinters {
-	m := &holtWinters{label: label, alpha: alpha, beta: 0.002, phi: 0.9, delta: 0.1, omega: 0.0}
+	m := &holtWinters{label: label, alpha: alpha, beta: 0.002, phi: 0.9, delta: 0.1, omega: 0.1}
 	m.day = make([]float64, dayLen)
 	if weekLen > 0 {
 		m.week = make([]float64, weekLen)
@@ -171,9 +171,9 @@ func (m *holtWinters) observe(x float64) {
 	eDay := x - m.level - s + m.day[dp]
 	m.spread(m.day, dp, delta*(eDay-m.day[dp]), k)
 	if m.week != nil {
-		wc := float64(m.n/len(m.week) + 1)
-		omega := m.omega
-		_ = wc
+		// Only a few weeks are ever seen: learn the first week fully, then
+		// slowly.
+		omega := max(m.omega, 1/float64(m.n/len(m.week)+1))
 		eWeek := x - m.level - m.day[dp]
 		m.spread(m.week, wp, omega*(eWeek-m.week[wp]), k)
 		m.weekPhase = (wp + 1) % len(m.week)

@@ -34,7 +34,8 @@ type Options struct {
 	UnderWeight float64
 	// Models restricts the candidate models by name (default: all). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
-	// holt-winters-{fast,mid,slow}, spectral, ensemble (mean of ew-level-slow,
+	// holt-winters-{fast,mid,slow} (daily), holt-winters-weekly
+	// (daily and weekly), spectral, ensemble (mean of ew-level-slow,
 	// holt-winters-slow and spectral).
 	Models []string
 }
@@ -144,7 +145,10 @@ func (o *online) init() {
 			label string
 			alpha float64
 		}{{"holt-winters-fast", 0.4}, {"holt-winters-mid", 0.15}, {"holt-winters-slow", 0.05}} {
-			all = append(all, newHoltWinters(v.label, v.alpha, day, week))
+			all = append(all, newHoltWinters(v.label, v.alpha, day, 0))
+		}
+		if week > 0 {
+			all = append(all, newHoltWinters("holt-winters-weekly", 0.05, day, week))
 		}
 	}
 	season := day
