@@ -1,8 +1,8 @@
 package metrics
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"net/http"

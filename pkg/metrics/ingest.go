@@ -104,13 +104,25 @@ type ingester struct {
 	seenSeries   map[uint64]struct{}
 	accs         map[string]*modelAcc
 	processStart float64 // 0 when not exposed
+	// known caches what the labels of a series (by hash of its text) said,
+	// so steady-state scrapes skip building labels and parsing bounds.
+	known map[uint64]seriesInfo
 }
+
+type seriesInfo struct {
+	model string
+	le    float64
+}
+
+// maxKnownSeries bounds the label cache per target.
+const maxKnownSeries = 1 << 14
 
 func newIngester() *ingester {
 	return &ingester{
 		st:         labels.NewSymbolTable(),
 		seenSeries: map[uint64]struct{}{},
 		accs:       map[string]*modelAcc{},
+		known:      map[uint64]seriesInfo{},
 	}
 }
 
@@ -175,19 +187,18 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			g.processStart = max(g.processStart, v)
 			continue
 		}
-		p.Labels(&g.lb)
-		model := defaultModel
-		if model == "" {
-			for _, l := range d.ModelLabels {
-				if m := g.lb.Get(l); m != "" {
-					model = m
-					break
-				}
+		info, cached := g.known[h]
+		if !cached {
+			p.Labels(&g.lb)
+			if info, err = resolveSeries(&g.lb, d, r, defaultModel); err != nil {
+				return st, fmt.Errorf("%s: %w", metricName(series), err)
 			}
+			if len(g.known) >= maxKnownSeries {
+				clear(g.known) // churning labels: rebuild rather than grow
+			}
+			g.known[h] = info
 		}
-		if model == "" {
-			model = "unknown"
-		}
+		model := info.model
 		a := g.accs[model]
 		if a == nil {
 			if len(g.accs) >= maxModelsPerTarget {
@@ -212,19 +223,40 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 		case partCount:
 			a.hists[r.sig-firstHist].count += v
 		case partBucket:
-			le, err := parseLe(g.lb.Get("le"))
-			if err != nil {
-				return st, fmt.Errorf("%s: %w", metricName(series), err)
-			}
-			if !math.IsInf(le, 1) {
-				le *= r.scale
-			}
-			if err := a.hists[r.sig-firstHist].bucket(le, v); err != nil {
+			if err := a.hists[r.sig-firstHist].bucket(info.le, v); err != nil {
 				return st, fmt.Errorf("%s: %w", metricName(series), err)
 			}
 		}
 	}
 	return st, nil
+}
+
+// resolveSeries reads the model and, for a bucket, the scaled bound from a
+// series' labels.
+func resolveSeries(lb *labels.Labels, d *Dialect, r rule, defaultModel string) (seriesInfo, error) {
+	info := seriesInfo{model: defaultModel}
+	if info.model == "" {
+		for _, l := range d.ModelLabels {
+			if m := lb.Get(l); m != "" {
+				info.model = m
+				break
+			}
+		}
+	}
+	if info.model == "" {
+		info.model = "unknown"
+	}
+	if r.part == partBucket {
+		le, err := parseLe(lb.Get("le"))
+		if err != nil {
+			return info, err
+		}
+		if !math.IsInf(le, 1) {
+			le *= r.scale
+		}
+		info.le = le
+	}
+	return info, nil
 }
 
 func parseLe(s string) (float64, error) {

@@ -71,7 +71,7 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 		}
 		if i == len(srv.Devices)-1 {
 			dev.MigMode = nvml.DEVICE_MIG_ENABLE
-			migs := demoMIG(i, dev.UUID, mapper, pods)
+			migs := demoMIG(dev.UUID, mapper, pods)
 			dev.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
 			dev.GetMigDeviceHandleByIndexFunc = func(j int) (nvml.Device, nvml.Return) {
 				if j < len(migs) {
@@ -85,7 +85,7 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 }
 
 // demoMIG builds two 3g.20gb MIG devices, one running a demo pod.
-func demoMIG(gpu int, parent string, mapper MapMapper, pods DemoPods) []nvml.Device {
+func demoMIG(parent string, mapper MapMapper, pods DemoPods) []nvml.Device {
 	const gib = 1 << 30
 	var out []nvml.Device
 	for j := range 2 {
@@ -114,6 +114,5 @@ func demoMIG(gpu int, parent string, mapper MapMapper, pods DemoPods) []nvml.Dev
 		}
 		out = append(out, md)
 	}
-	_ = gpu
 	return out
 }

@@ -1,0 +1,302 @@
+package gpu
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func TestCgroupMapper(t *testing.T) {
+	m := CgroupMapper{ProcRoot: "testdata/proc"}
+	for _, tc := range []struct {
+		name string
+		pid  uint32
+		want Container
+		ok   bool
+	}{
+		{"v1 cgroupfs", 101, Container{"6f1c0a3e-2b4d-4c5e-9f60-7a8b9c0d1e2f", "3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829"}, true},
+		{"v2 systemd containerd", 102, Container{"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"}, true},
+		{"v2 crio guaranteed", 103, Container{"11112222-3333-4444-5555-666677778888", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, true},
+		{"host process", 104, Container{}, false},
+		{"garbage file", 106, Container{}, false},
+		{"exited process", 999, Container{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok, err := m.ContainerOf(tc.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.ok || got != tc.want {
+				t.Fatalf("ContainerOf(%d) = %+v, %v; want %+v, %v", tc.pid, got, ok, tc.want, tc.ok)
+			}
+		})
+	}
+}
+
+type pods map[string]Pod
+
+func (p pods) PodByUID(uid, _ string) (Pod, bool) { q, ok := p[uid]; return q, ok }
+
+// twoGPUs is a DGX A100 mock cut to two GPUs: GPU 0 whole, running three
+// processes (two of one container, one host process); GPU 1 in MIG mode
+// with one MIG device running one pod process.
+func twoGPUs(t *testing.T) *dgxa100.Server {
+	t.Helper()
+	srv := dgxa100.New()
+	srv.Devices = srv.Devices[:2]
+	g0 := srv.Devices[0].(*dgxa100.Device)
+	g0.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 73, Memory: 20}, nvml.SUCCESS }
+	g0.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 30 << 30}, nvml.SUCCESS }
+	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 102, UsedGpuMemory: 10 << 30}, {Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 104, UsedGpuMemory: 1 << 30}}, nvml.SUCCESS
+	}
+	g1 := srv.Devices[1].(*dgxa100.Device)
+	g1.MigMode = nvml.DEVICE_MIG_ENABLE
+	g1.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
+	mig := &mock.Device{
+		GetUUIDFunc:              func() (string, nvml.Return) { return "MIG-aaaa", nvml.SUCCESS },
+		GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return 2, nvml.SUCCESS },
+		GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
+		GetMemoryInfoFunc:        func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 10 << 30, Used: 3 << 30}, nvml.SUCCESS },
+		GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
+			return []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 3 << 30}}, nvml.SUCCESS
+		},
+	}
+	g1.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
+	g1.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
+		if i == 0 {
+			return mig, nvml.SUCCESS
+		}
+		return nil, nvml.ERROR_NOT_FOUND
+	}
+	g1.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
+		t.Error("utilisation queried on a MIG-enabled GPU")
+		return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED
+	}
+	return srv
+}
+
+func gather(t *testing.T, c prometheus.Collector) (*prometheus.Registry, map[string]*dto.MetricFamily) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, mf := range mfs {
+		out[mf.GetName()] = mf
+	}
+	return reg, out
+}
+
+// sample finds the value of the series of family name whose labels include
+// want; it fails when none or several match.
+func sample(t *testing.T, mfs map[string]*dto.MetricFamily, name string, want map[string]string) float64 {
+	t.Helper()
+	var found []float64
+	for _, m := range mfs[name].GetMetric() {
+		have := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			have[lp.GetName()] = lp.GetValue()
+		}
+		match := true
+		for k, v := range want {
+			if have[k] != v {
+				match = false
+			}
+		}
+		if match {
+			found = append(found, m.GetGauge().GetValue()+m.GetCounter().GetValue())
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s%v: %d series match, want 1", name, want, len(found))
+	}
+	return found[0]
+}
+
+func TestCollectorOverMock(t *testing.T) {
+	srv := twoGPUs(t)
+	uuid0, _ := srv.Devices[0].GetUUID()
+	uuid1, _ := srv.Devices[1].GetUUID()
+	c := NewCollector(Options{
+		NVML:   srv,
+		Mapper: CgroupMapper{ProcRoot: "testdata/proc"},
+		Pods: pods{
+			"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9": {Namespace: "llm", Name: "chat-0", Container: "vllm"},
+			// 101's pod is unknown to the resolver: names stay empty.
+		},
+	})
+	reg, mfs := gather(t, c)
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"infercast_gpu_collector_up", nil, 1},
+		{"infercast_gpu_info", map[string]string{"gpu": "0", "uuid": uuid0, "simulated": "false", "driver_version": "550.54.15"}, 1},
+		{"infercast_gpu_utilization_ratio", map[string]string{"gpu": "0"}, 0.73},
+		{"infercast_gpu_memory_used_bytes", map[string]string{"gpu": "0"}, 30 * gib},
+		{"infercast_gpu_memory_total_bytes", map[string]string{"gpu": "1", "uuid": uuid1}, 40 * gib},
+		{"infercast_gpu_mig_enabled", map[string]string{"gpu": "0"}, 0},
+		{"infercast_gpu_mig_enabled", map[string]string{"gpu": "1"}, 1},
+		{"infercast_gpu_mig_memory_used_bytes", map[string]string{"gpu": "1", "mig_uuid": "MIG-aaaa", "gpu_instance": "2", "compute_instance": "0"}, 3 * gib},
+		{"infercast_gpu_mig_memory_total_bytes", map[string]string{"mig_uuid": "MIG-aaaa"}, 10 * gib},
+		// Two processes of one container add up; the host process is left out.
+		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "0", "mig_uuid": "", "namespace": "llm", "pod": "chat-0", "container": "vllm", "pod_uid": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}, 14 * gib},
+		{"infercast_gpu_pod_processes", map[string]string{"gpu": "0", "pod": "chat-0"}, 2},
+		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "1", "mig_uuid": "MIG-aaaa", "pod_uid": "6f1c0a3e-2b4d-4c5e-9f60-7a8b9c0d1e2f", "pod": ""}, 3 * gib},
+	} {
+		if got := sample(t, mfs, tc.name, tc.labels); got != tc.want {
+			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
+		}
+	}
+	if n := len(mfs["infercast_gpu_pod_memory_used_bytes"].GetMetric()); n != 2 {
+		t.Errorf("%d pod series, want 2 (host process excluded)", n)
+	}
+	if _, ok := mfs["infercast_gpu_utilization_ratio"]; ok && len(mfs["infercast_gpu_utilization_ratio"].GetMetric()) != 1 {
+		t.Error("utilisation exported for the MIG GPU")
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+	checkDocumented(t, reg)
+}
+
+func TestNoDriverKeepsRunning(t *testing.T) {
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	initRet := nvml.ERROR_LIBRARY_NOT_FOUND
+	lib := &mock.Interface{
+		InitFunc:     func() nvml.Return { return initRet },
+		ShutdownFunc: func() nvml.Return { return nvml.SUCCESS },
+	}
+	c := NewCollector(Options{NVML: lib, Logger: log})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	for range 3 {
+		want := "# HELP infercast_gpu_collector_up 1 when NVML answered this scrape, 0 when it is unavailable (no driver, init failed).\n# TYPE infercast_gpu_collector_up gauge\ninfercast_gpu_collector_up 0\n"
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "infercast_gpu_collector_up"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "init"}); got != 4 {
+		t.Errorf("init errors = %v, want 4", got)
+	}
+	if n := strings.Count(logs.String(), "NVML unavailable"); n != 1 {
+		t.Errorf("reason logged %d times, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "ERROR_LIBRARY_NOT_FOUND") {
+		t.Errorf("log does not give the reason:\n%s", logs.String())
+	}
+	checkDocumented(t, reg)
+
+	// The driver appears (e.g. after the device plugin restarts): the next
+	// scrape initialises NVML.
+	initRet = nvml.SUCCESS
+	lib.DeviceGetCountFunc = func() (int, nvml.Return) { return 0, nvml.SUCCESS }
+	lib.SystemGetDriverVersionFunc = func() (string, nvml.Return) { return "550", nvml.SUCCESS }
+	_, mfs = gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_up", nil); got != 1 {
+		t.Errorf("after the driver appeared: up = %v", got)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(lib.ShutdownCalls()) != 1 {
+		t.Errorf("Shutdown called %d times, want 1", len(lib.ShutdownCalls()))
+	}
+}
+
+// TestRealLibraryWithoutDriver runs the real go-nvml library: on a machine
+// without the NVIDIA driver, as in CI, the collector says it is down.
+func TestRealLibraryWithoutDriver(t *testing.T) {
+	if _, err := os.Stat("/dev/nvidiactl"); err == nil {
+		t.Skip("an NVIDIA driver is present; this test is for machines without one")
+	}
+	c := NewCollector(Options{NVML: nvml.New()})
+	defer c.Close()
+	_, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_up", nil); got != 0 {
+		t.Errorf("up = %v without a driver, want 0", got)
+	}
+}
+
+func TestNVMLCallFailuresAreCounted(t *testing.T) {
+	srv := twoGPUs(t)
+	g0 := srv.Devices[0].(*dgxa100.Device)
+	g0.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_GPU_IS_LOST }
+	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 106}, {Pid: 103, UsedGpuMemory: 5}}, nvml.SUCCESS
+	}
+	c := NewCollector(Options{NVML: srv, Mapper: CgroupMapper{ProcRoot: "testdata/proc"}})
+	_, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "utilization"}); got != 1 {
+		t.Errorf("utilization errors = %v, want 1", got)
+	}
+	// The rest of the GPU is still reported.
+	if got := sample(t, mfs, "infercast_gpu_memory_used_bytes", map[string]string{"gpu": "0"}); got != 30<<30 {
+		t.Errorf("memory used = %v", got)
+	}
+	if got := sample(t, mfs, "infercast_gpu_pod_memory_used_bytes", map[string]string{"pod_uid": "11112222-3333-4444-5555-666677778888"}); got != 5 {
+		t.Errorf("pod memory = %v, want 5", got)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	c := Demo(nil)
+	reg, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_up", nil); got != 1 {
+		t.Fatalf("demo up = %v", got)
+	}
+	info := mfs["infercast_gpu_info"].GetMetric()
+	if len(info) != 8 {
+		t.Errorf("%d GPUs, want 8", len(info))
+	}
+	for _, m := range info {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == "simulated" && lp.GetValue() != "true" {
+				t.Errorf("demo GPU not marked simulated: %v", m.GetLabel())
+			}
+		}
+	}
+	if _, ok := mfs["infercast_gpu_mig_memory_used_bytes"]; !ok {
+		t.Error("demo has no MIG devices")
+	}
+	if got := sample(t, mfs, "infercast_gpu_pod_processes", map[string]string{"pod": "sentiment-kserve-0"}); got != 1 {
+		t.Errorf("MIG pod processes = %v", got)
+	}
+	u1 := sample(t, mfs, "infercast_gpu_utilization_ratio", map[string]string{"gpu": "0"})
+	_, mfs = gather(t, c)
+	u2 := sample(t, mfs, "infercast_gpu_utilization_ratio", map[string]string{"gpu": "0"})
+	if u1 == u2 {
+		t.Errorf("demo utilisation does not move between scrapes (%v)", u1)
+	}
+	for _, u := range []float64{u1, u2} {
+		if u < 0 || u > 1 {
+			t.Errorf("utilisation %v outside 0-1", u)
+		}
+	}
+	seen := checkDocumented(t, reg)
+	for _, name := range []string{"infercast_gpu_info", "infercast_gpu_pod_memory_used_bytes", "infercast_gpu_mig_memory_total_bytes"} {
+		if !seen[name] {
+			t.Errorf("demo does not export %s", name)
+		}
+	}
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+}
