@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/predict/history"
+)
+
+func init() {
+	register("forecast", command{
+		summary: "forecast a trace and score the forecasts against baselines",
+		run:     runForecast,
+	})
+}
+
+const forecastUsage = `usage: adapter forecast --trace FILE --horizon 15m [--every 1m] [--warmup 168h] --out forecasts.csv
+
+Replays a timestamp,requests trace through the online forecaster of
+pkg/predict (docs/forecasting.md). Every --every, from --warmup after the
+start, it forecasts the trace interval that ends --horizon after the origin,
+using only intervals that end at or before the origin, and writes one row
+origin,target,p50,p90,p99 (unix seconds; counts per trace interval). It
+prints the WAPE of p50 and the p90 coverage on those rows, and the same for
+last value and seasonal naive (day, week) on the same rows.
+`
+
+func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("forecast", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, forecastUsage) }
+	trace := fs.String("trace", "", "timestamp,requests CSV to forecast")
+	horizon := fs.Duration("horizon", 15*time.Minute, "how far ahead the scored interval ends")
+	every := fs.Duration("every", 0, "time between forecast origins (default: the trace step)")
+	warmup := fs.Duration("warmup", 7*24*time.Hour, "history before the first origin")
+	out := fs.String("out", "", "CSV file to write the forecasts to")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("forecast: unexpected arguments %q", fs.Args())
+	}
+	if *trace == "" || *out == "" {
+		fs.Usage()
+		return errors.New("forecast: --trace and --out are required")
+	}
+	s, err := history.LoadCSV(*trace)
+	if err != nil {
+		return fmt.Errorf("forecast: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	rows, err := predict.Backtest(s, predict.BacktestConfig{Horizon: *horizon, Every: *every, Warmup: *warmup})
+	if err != nil {
+		return fmt.Errorf("forecast: %s: %w", *trace, err)
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("forecast: %s: no rows to score (every target or baseline was missing)", *trace)
+	}
+	if err := writeForecasts(*out, rows); err != nil {
+		return fmt.Errorf("forecast: %w", err)
+	}
+	printScores(stdout, filepath.Base(*trace), s.Step, *horizon, rows)
+	return nil
+}
+
+// writeForecasts writes the rows to path through a temporary file, so that a
+// failed run never leaves half a file behind.
+func writeForecasts(path string, rows []predict.Row) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".forecasts-*.csv")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriter(tmp)
+	fmt.Fprintln(w, "origin,target,p50,p90,p99")
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 3, 64) }
+	for _, r := range rows {
+		fmt.Fprintf(w, "%d,%d,%s,%s,%s\n", r.Origin.Unix(), r.Target.Unix(), num(r.P50), num(r.P90), num(r.P99))
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func printScores(w io.Writer, name string, step, horizon time.Duration, rows []predict.Row) {
+	sc := predict.ScoreRows(rows)
+	fmt.Fprintf(w, "%s: step %s, horizon %s (the interval ending %s after each origin), %d forecasts\n",
+		name, step, horizon, horizon, len(rows))
+	fmt.Fprintf(w, "%-24s %9s %13s\n", "forecaster", "p50 WAPE", "p90 coverage")
+	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "infercast", sc.Forecast.WAPE, sc.Forecast.Coverage90)
+	// Baselines have no interval: their coverage is the share of actuals at
+	// or below their point forecast.
+	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "last value", sc.LastValue.WAPE, sc.LastValue.Coverage90)
+	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "seasonal naive (day)", sc.NaiveDay.WAPE, sc.NaiveDay.Coverage90)
+	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "seasonal naive (week)", sc.NaiveWeek.WAPE, sc.NaiveWeek.Coverage90)
+	fmt.Fprintln(w, "(a baseline has no interval: its coverage is the share of actuals at or below its point forecast)")
+	best := sc.BestBaseline()
+	fmt.Fprintf(w, "p50 WAPE vs best baseline: %+.1f%%\n", 100*(sc.Forecast.WAPE/best.WAPE-1))
+	models := map[string]int{}
+	for _, r := range rows {
+		models[r.Model]++
+	}
+	names := make([]string, 0, len(models))
+	for m := range models {
+		names = append(names, m)
+	}
+	sort.Slice(names, func(i, j int) bool { return models[names[i]] > models[names[j]] })
+	fmt.Fprint(w, "models chosen:")
+	for _, m := range names {
+		fmt.Fprintf(w, " %s %.1f%%", m, 100*float64(models[m])/float64(len(rows)))
+	}
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// writeTrace writes a 9-day minute trace with a daily cycle and noise.
+func writeTrace(t *testing.T) (string, map[int64]float64) {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("timestamp,requests\n")
+	vals := map[int64]float64{}
+	const start = 1700000000 - 1700000000%86400
+	for i := range 9 * 1440 {
+		v := math.Round(400 + 150*math.Sin(2*math.Pi*float64(i)/1440) + float64((i*7919)%31) - 15)
+		ts := int64(start + 60*i)
+		vals[ts] = v
+		fmt.Fprintf(&b, "%d,%v\n", ts, v)
+	}
+	path := filepath.Join(t.TempDir(), "trace.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path, vals
+}
+
+// TestForecastCommand runs the subcommand and checks its file against the
+// trace: the rows' layout, that each target is the interval ending the
+// horizon after its origin, ordered quantiles, and that the printed WAPE and
+// coverage are those of the rows written.
+func TestForecastCommand(t *testing.T) {
+	trace, vals := writeTrace(t)
+	out := filepath.Join(t.TempDir(), "forecasts.csv")
+	var stdout, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"forecast", "--trace", trace, "--horizon", "15m", "--every", "5m", "--out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("forecast: %v\n%s", err, stderr.String())
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(recs[0], ","); got != "origin,target,p50,p90,p99" {
+		t.Fatalf("header %q", got)
+	}
+	rows := recs[1:]
+	// Origins from day 7 to the last one whose target exists, every 5 min.
+	if want := (2*1440 - 15 + 5) / 5; len(rows) != want {
+		t.Errorf("%d rows, want %d", len(rows), want)
+	}
+	var sumAbs, sum float64
+	covered := 0
+	for i, r := range rows {
+		origin, _ := strconv.ParseInt(r[0], 10, 64)
+		target, _ := strconv.ParseInt(r[1], 10, 64)
+		p50, _ := strconv.ParseFloat(r[2], 64)
+		p90, _ := strconv.ParseFloat(r[3], 64)
+		p99, _ := strconv.ParseFloat(r[4], 64)
+		if target != origin+14*60 {
+			t.Fatalf("row %d: target %d, want origin+14m (%d)", i, target, origin+14*60)
+		}
+		if !(p50 <= p90 && p90 <= p99) {
+			t.Fatalf("row %d: quantiles out of order: %v", i, r)
+		}
+		actual, ok := vals[target]
+		if !ok {
+			t.Fatalf("row %d: target %d not in the trace", i, target)
+		}
+		sumAbs += math.Abs(actual - p50)
+		sum += actual
+		if actual <= p90 {
+			covered++
+		}
+	}
+	m := regexp.MustCompile(`(?m)^infercast\s+([0-9.]+)\s+([0-9.]+)$`).FindStringSubmatch(stdout.String())
+	if m == nil {
+		t.Fatalf("no infercast line in:\n%s", stdout.String())
+	}
+	if want := fmt.Sprintf("%.3f", sumAbs/sum); m[1] != want {
+		t.Errorf("printed WAPE %s, the rows give %s", m[1], want)
+	}
+	if want := fmt.Sprintf("%.3f", float64(covered)/float64(len(rows))); m[2] != want {
+		t.Errorf("printed coverage %s, the rows give %s", m[2], want)
+	}
+	for _, name := range []string{"last value", "seasonal naive (day)", "seasonal naive (week)"} {
+		if !strings.Contains(stdout.String(), name) {
+			t.Errorf("baseline %q missing from:\n%s", name, stdout.String())
+		}
+	}
+}
+
+func TestForecastCommandErrors(t *testing.T) {
+	trace, _ := writeTrace(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	if err := os.WriteFile(bad, []byte("timestamp,requests\n100,1\n160,-4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out.csv")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no trace", []string{"--out", out}, "--trace and --out are required"},
+		{"no out", []string{"--trace", trace}, "--trace and --out are required"},
+		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
+		{"negative count", []string{"--trace", bad, "--out", out}, "bad.csv:3: requests -4 is negative"},
+		{"horizon off the step", []string{"--trace", trace, "--horizon", "90s", "--out", out}, "not a positive multiple of the step"},
+		{"warm-up too long", []string{"--trace", trace, "--warmup", "240h", "--out", out}, "need more than warm-up"},
+		{"stray argument", []string{"--trace", trace, "--out", out, "extra"}, "unexpected arguments"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := dispatch(context.Background(), append([]string{"forecast"}, tc.args...), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want it to contain %q", err, tc.want)
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("a failed run left %s behind", out)
+			}
+		})
+	}
+}
