@@ -32,20 +32,48 @@ func (sc *Scenario) OracleReplicas() []int {
 // priced on-demand where no spot pool is available at the interval's
 // start). A last partial interval is priced for its length.
 func (sc *Scenario) OracleCosts() (oracle, spotAware float64) {
-	cfg := sc.Config
-	total := time.Duration(len(sc.arrivals)) * cfg.Step
-	for j, n := range sc.OracleReplicas() {
-		start := time.Duration(j) * cfg.Interval
-		hours := min(cfg.Interval, total-start).Hours() * float64(n)
-		oracle += hours * cfg.PriceSpot
-		price := cfg.PriceOnDemand
-		for i := range sc.numPools() {
-			if sc.spotAvailable(i, start) {
-				price = cfg.PriceSpot
-				break
-			}
-		}
-		spotAware += hours * price
+	o, a := sc.OracleIntervalCosts()
+	for j := range o {
+		oracle += o[j]
+		spotAware += a[j]
 	}
 	return oracle, spotAware
+}
+
+// OracleIntervalCosts returns the two oracles' costs of every decision
+// interval.
+func (sc *Scenario) OracleIntervalCosts() (oracle, spotAware []float64) {
+	cfg := sc.Config
+	total := time.Duration(len(sc.arrivals)) * cfg.Step
+	counts := sc.OracleReplicas()
+	oracle = make([]float64, len(counts))
+	spotAware = make([]float64, len(counts))
+	for j, n := range counts {
+		start := time.Duration(j) * cfg.Interval
+		hours := min(cfg.Interval, total-start).Hours() * float64(n)
+		oracle[j] = hours * cfg.PriceSpot
+		price := cfg.PriceOnDemand
+		if sc.SpotAvailableAnywhere(start) {
+			price = cfg.PriceSpot
+		}
+		spotAware[j] = hours * price
+	}
+	return oracle, spotAware
+}
+
+// SpotAvailableAnywhere reports whether some spot pool has capacity at
+// offset d after the start.
+func (sc *Scenario) SpotAvailableAnywhere(d time.Duration) bool {
+	return sc.AvailablePools(d) > 0
+}
+
+// AvailablePools counts the spot pools with capacity at offset d.
+func (sc *Scenario) AvailablePools(d time.Duration) int {
+	n := 0
+	for i := range sc.numPools() {
+		if sc.spotAvailable(i, d) {
+			n++
+		}
+	}
+	return n
 }

@@ -1,0 +1,696 @@
+// Package report renders a backtest as one self-contained HTML page: the
+// headline numbers, plots made with gonum/plot and inlined as SVG, and a
+// table against the baselines. Nothing is loaded from elsewhere.
+package report
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"image/color"
+	"io"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgsvg"
+
+	"github.com/infercast/infercast/pkg/sim"
+)
+
+// Input is what one backtest produced.
+type Input struct {
+	Scenario  *sim.Scenario
+	Summary   sim.SummaryFile
+	Policy    *sim.Result
+	Baselines map[string]*sim.Result
+	// Order lists the baselines in the order they are shown.
+	Order []string
+}
+
+// maxPoints bounds the points of a plot over the whole run.
+const maxPoints = 1200
+
+// Colours, chosen to tell tiers apart at a glance and to survive
+// red-green colour blindness.
+var (
+	colDemand   = color.RGBA{R: 0x20, G: 0x20, B: 0x20, A: 0xff}
+	colOnDemand = color.RGBA{R: 0x3b, G: 0x6f, B: 0xb6, A: 0xff}
+	colSpot     = color.RGBA{R: 0xf2, G: 0xa3, B: 0x3a, A: 0xff}
+	colBand     = color.RGBA{R: 0x8e, G: 0x6c, B: 0xc2, A: 0x50}
+	colBandMid  = color.RGBA{R: 0x6a, G: 0x3d, B: 0x9a, A: 0xff}
+	colMiss     = color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff}
+	colOracle   = color.RGBA{R: 0x2e, G: 0x8b, B: 0x57, A: 0xff}
+	colBaseline = []color.Color{
+		color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
+		color.RGBA{R: 0xb0, G: 0x7a, B: 0xa1, A: 0xff},
+	}
+)
+
+// Write renders the page.
+func Write(w io.Writer, in Input) error {
+	page, err := build(in)
+	if err != nil {
+		return err
+	}
+	return pageTmpl.Execute(w, page)
+}
+
+type card struct {
+	Label, Value, Note string
+	Bad                bool
+}
+
+type row struct {
+	Name                                     string
+	Attainment, Met, Late, Dropped, Unserved string
+	Cost, OverOracle, OverAware              string
+	ODHours, SpotHours, Notices              string
+	Main                                     bool
+}
+
+type figure struct {
+	Title, Caption string
+	SVG            template.HTML
+}
+
+type page struct {
+	Title    string
+	Subtitle string
+	Cards    []card
+	Figures  []figure
+	Rows     []row
+	Oracle   string
+	Aware    string
+	Notes    []string
+}
+
+func build(in Input) (*page, error) {
+	s := in.Summary
+	cfg := in.Scenario.Config
+	p := &page{
+		Title: fmt.Sprintf("Backtest of %s ×%g", baseName(s.Trace), s.Scale),
+		Subtitle: fmt.Sprintf("%s to %s · mu %g req/s per replica · cold start %v · queue SLO %v · timeout %v · $%.2f on-demand, $%.2f spot per replica-hour · notice %v · spot pools: %s",
+			s.Start.Format("2 Jan 2006 15:04"), s.End.Format("2 Jan 2006 15:04 MST"), cfg.Mu, cfg.ColdStart, cfg.QueueSLO, cfg.Timeout,
+			cfg.PriceOnDemand, cfg.PriceSpot, cfg.Notice, pools(s.SpotPools)),
+		Oracle: dollars(s.OracleCostDollars),
+		Aware:  dollars(s.SpotAwareOracleCostDollars),
+	}
+	p.Cards = cards(in)
+	p.Rows = append(p.Rows, tableRow("infercast", s.Summary, true))
+	for _, name := range in.Order {
+		if b, ok := s.Baselines[name]; ok {
+			p.Rows = append(p.Rows, tableRow(name, b, false))
+		}
+	}
+
+	b := newBuckets(in, maxPoints)
+	figs := []func(*buckets) (figure, error){demandFigure, missFigure, costFigure}
+	if len(in.Scenario.Pools) > 0 {
+		figs = append(figs, spotFigure)
+	}
+	for _, f := range figs {
+		fig, err := f(b)
+		if err != nil {
+			return nil, err
+		}
+		p.Figures = append(p.Figures, fig)
+	}
+	if day, ok := worstDay(in); ok {
+		zb := newZoom(in, day)
+		fig, err := zoomFigure(zb, in)
+		if err != nil {
+			return nil, err
+		}
+		p.Figures = append(p.Figures, fig)
+	}
+	p.Notes = []string{
+		"Met: served within the queue SLO. Late: served after waiting longer. Dropped: waited past the timeout. Unserved: still queued when the trace ended.",
+		"Oracle: exactly the replicas each 15 s interval needs, all spot, ready at once, never interrupted — no policy can be cheaper. Spot-aware oracle: the same count, priced on-demand while no spot pool has capacity.",
+		"Reactive: the Kubernetes HPA on a requests/s metric as KEDA's Prometheus scaler drives it (target 0.7·mu per replica, 60 s rate, 10 % tolerance, 300 s scale-down stabilisation, all on-demand). Static: the peak interval's replicas, on-demand, all the time.",
+	}
+	return p, nil
+}
+
+func cards(in Input) []card {
+	s := in.Summary
+	var cs []card
+	rea, hasRea := s.Baselines["reactive"]
+	att := card{Label: "SLO attainment", Value: pct(s.SLOAttainment), Bad: s.SLOAttainment < 0.995}
+	if hasRea {
+		att.Note = "reactive HPA: " + pct(rea.SLOAttainment)
+	}
+	cost := card{Label: "cost", Value: dollars(s.CostDollars)}
+	if hasRea {
+		cost.Note = "reactive HPA: " + dollars(rea.CostDollars)
+		cost.Bad = s.CostDollars > rea.CostDollars
+	}
+	cs = append(cs, att, cost,
+		card{Label: "× oracle", Value: fmt.Sprintf("%.2f×", s.CostOverOracle), Note: "oracle: " + dollars(s.OracleCostDollars)},
+		card{Label: "× spot-aware oracle", Value: fmt.Sprintf("%.2f×", s.CostOverSpotAwareOracle), Note: "spot-aware oracle: " + dollars(s.SpotAwareOracleCostDollars)},
+		card{Label: "requests that missed the SLO", Value: count(s.Requests - s.Met),
+			Note: fmt.Sprintf("of %s: %s late, %s dropped", count(s.Requests), count(s.Late), count(s.Dropped+s.Unserved))},
+		card{Label: "spot share of replica-hours", Value: pct(ratio(s.SpotReplicaHours, s.SpotReplicaHours+s.OnDemandReplicaHours)),
+			Note: fmt.Sprintf("%d spot interruptions", s.SpotInterruptions)},
+	)
+	return cs
+}
+
+func tableRow(name string, s sim.Summary, main bool) row {
+	return row{
+		Name: name, Main: main,
+		Attainment: pct(s.SLOAttainment),
+		Met:        count(s.Met), Late: count(s.Late), Dropped: count(s.Dropped), Unserved: count(s.Unserved),
+		Cost:       dollars(s.CostDollars),
+		OverOracle: fmt.Sprintf("%.2f×", s.CostOverOracle), OverAware: fmt.Sprintf("%.2f×", s.CostOverSpotAwareOracle),
+		ODHours: fmt.Sprintf("%.0f", s.OnDemandReplicaHours), SpotHours: fmt.Sprintf("%.0f", s.SpotReplicaHours),
+		Notices: fmt.Sprint(s.SpotInterruptions),
+	}
+}
+
+// buckets aggregates the per-interval timelines into at most maxPoints
+// points.
+type buckets struct {
+	in      Input
+	t       []float64 // bucket start, unix seconds
+	width   float64   // seconds per bucket
+	demand  []float64 // requests/s
+	readyOD []float64 // requests/s the ready on-demand replicas serve
+	readySp []float64
+	band    [3][]float64 // low, mid, high requests/s; NaN without a band
+	missed  map[string][]float64
+	cost    map[string][]float64 // cumulative $
+	oracle  []float64            // cumulative $
+	aware   []float64
+	pools   []float64 // mean pools available
+	pending []float64 // mean spot replicas pending
+}
+
+func newBuckets(in Input, points int) *buckets {
+	tl := in.Policy.Timeline
+	per := max(1, (len(tl)+points-1)/points)
+	return aggregate(in, 0, len(tl), per)
+}
+
+// aggregate buckets samples [from, to) of every timeline, per samples a
+// bucket.
+func aggregate(in Input, from, to, per int) *buckets {
+	cfg := in.Scenario.Config
+	tl := in.Policy.Timeline
+	b := &buckets{in: in, width: float64(per) * cfg.Interval.Seconds(), missed: map[string][]float64{}, cost: map[string][]float64{}}
+	oi, ai := in.Scenario.OracleIntervalCosts()
+	var oCum, aCum float64
+	for j := range from {
+		oCum += oi[j]
+		aCum += ai[j]
+	}
+	mu := cfg.Mu
+	for i := from; i < to; i += per {
+		end := min(i+per, to)
+		n := float64(end - i)
+		var arr, od, sp, pend, pl float64
+		var lo, mid, hi, nb float64
+		for j := i; j < end; j++ {
+			x := tl[j]
+			arr += x.Arrivals
+			od += float64(x.ReadyOnDemand)
+			sp += float64(x.ReadySpot)
+			pend += float64(x.PendingSpot)
+			pl += float64(in.Scenario.AvailablePools(x.Time.Sub(in.Scenario.Trace.Start)))
+			if x.HasBand {
+				lo, mid, hi, nb = lo+x.Band.Low, mid+x.Band.Mid, hi+x.Band.High, nb+1
+			}
+			oCum += oi[j]
+			aCum += ai[j]
+		}
+		secs := n * cfg.Interval.Seconds()
+		b.t = append(b.t, float64(tl[i].Time.Unix()))
+		b.demand = append(b.demand, arr/secs)
+		b.readyOD = append(b.readyOD, od/n*mu)
+		b.readySp = append(b.readySp, sp/n*mu)
+		b.pending = append(b.pending, pend/n)
+		b.pools = append(b.pools, pl/n)
+		if nb > 0 {
+			b.band[0] = append(b.band[0], lo/nb)
+			b.band[1] = append(b.band[1], mid/nb)
+			b.band[2] = append(b.band[2], hi/nb)
+		} else {
+			for k := range b.band {
+				b.band[k] = append(b.band[k], math.NaN())
+			}
+		}
+		b.oracle = append(b.oracle, oCum)
+		b.aware = append(b.aware, aCum)
+		add := func(name string, r *sim.Result) {
+			var miss float64
+			for j := i; j < min(end, len(r.Timeline)); j++ {
+				miss += r.Timeline[j].Late + r.Timeline[j].Dropped
+			}
+			b.missed[name] = append(b.missed[name], miss)
+			b.cost[name] = append(b.cost[name], r.Timeline[min(end, len(r.Timeline))-1].Cost)
+		}
+		add("infercast", in.Policy)
+		for _, name := range in.Order {
+			if r, ok := in.Baselines[name]; ok {
+				add(name, r)
+			}
+		}
+	}
+	return b
+}
+
+func newZoom(in Input, day int) *buckets {
+	perDay := int(24 * time.Hour / in.Scenario.Config.Interval)
+	from := day * perDay
+	to := min(from+perDay, len(in.Policy.Timeline))
+	per := max(1, int(time.Minute/in.Scenario.Config.Interval))
+	return aggregate(in, from, to, per)
+}
+
+// worstDay is the day (counted from the start) where infercast missed the
+// most requests, or the day of peak demand when it missed none.
+func worstDay(in Input) (int, bool) {
+	tl := in.Policy.Timeline
+	perDay := int(24 * time.Hour / in.Scenario.Config.Interval)
+	if len(tl) < perDay/4 {
+		return 0, false
+	}
+	var miss, demand []float64
+	for j, x := range tl {
+		d := j / perDay
+		for len(miss) <= d {
+			miss, demand = append(miss, 0), append(demand, 0)
+		}
+		miss[d] += x.Late + x.Dropped
+		demand[d] = math.Max(demand[d], x.Arrivals)
+	}
+	best := argmax(miss)
+	if miss[best] == 0 {
+		best = argmax(demand)
+	}
+	return best, true
+}
+
+func argmax(xs []float64) int {
+	best := 0
+	for i, x := range xs {
+		if x > xs[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func newPlot(title, ylabel string, b *buckets) *plot.Plot {
+	p := plot.New()
+	sans := func(size vg.Length) font.Font {
+		return font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
+	}
+	p.Title.Text = title
+	p.Title.TextStyle.Font = sans(13)
+	p.Y.Label.Text = ylabel
+	p.Y.Label.TextStyle.Font = sans(11)
+	p.X.Tick.Label.Font = sans(10)
+	p.Y.Tick.Label.Font = sans(10)
+	p.Legend.TextStyle.Font = sans(10)
+	p.Legend.Top = true
+	p.Legend.Left = true
+	p.Legend.YOffs = -2
+	span := b.t[len(b.t)-1] - b.t[0]
+	format := "Jan 2"
+	if span <= 2*86400 {
+		format = "15:04"
+	}
+	p.X.Tick.Marker = plot.TimeTicks{Format: format, Ticker: timeTicker{}}
+	p.X.Min, p.X.Max = b.t[0], b.t[len(b.t)-1]+b.width
+	p.Add(plotter.NewGrid())
+	p.Y.Min = 0
+	return p
+}
+
+// timeTicker places ticks at whole days (or hours on short spans), UTC.
+type timeTicker struct{}
+
+func (timeTicker) Ticks(min, max float64) []plot.Tick {
+	span := max - min
+	steps := []float64{3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400}
+	step := steps[len(steps)-1]
+	for _, s := range steps {
+		if span/s <= 10 {
+			step = s
+			break
+		}
+	}
+	var ticks []plot.Tick
+	for t := math.Ceil(min/step) * step; t <= max; t += step {
+		ticks = append(ticks, plot.Tick{Value: t, Label: "x"})
+	}
+	return ticks
+}
+
+func xy(t, y []float64) plotter.XYs {
+	pts := make(plotter.XYs, 0, len(t))
+	for i := range t {
+		if !math.IsNaN(y[i]) {
+			pts = append(pts, plotter.XY{X: t[i], Y: y[i]})
+		}
+	}
+	return pts
+}
+
+// stepXY draws each bucket as a flat segment, so that capacity reads as
+// the step function it is.
+func stepXY(t, y []float64, width float64) plotter.XYs {
+	pts := make(plotter.XYs, 0, 2*len(t))
+	for i := range t {
+		pts = append(pts, plotter.XY{X: t[i], Y: y[i]}, plotter.XY{X: t[i] + width, Y: y[i]})
+	}
+	return pts
+}
+
+func line(pts plotter.XYs, c color.Color, width vg.Length, dashed bool) *plotter.Line {
+	l, _ := plotter.NewLine(pts)
+	l.Color = c
+	l.Width = width
+	if dashed {
+		l.Dashes = []vg.Length{vg.Points(4), vg.Points(3)}
+	}
+	return l
+}
+
+func demandFigure(b *buckets) (figure, error) {
+	p := newPlot("", "requests/s", b)
+	addCapacity(p, b)
+	return render(p, "Demand, forecast and ready capacity",
+		fmt.Sprintf("Mean demand per %s against the capacity of the replicas that were ready, stacked by tier (spot above on-demand), and the forecast band the planner sized for (lowest median to highest p99 over the cold-start horizon; the line is the rate it sized for).", human(b.width)))
+}
+
+// addCapacity draws the stacked capacity, the band and the demand.
+func addCapacity(p *plot.Plot, b *buckets) {
+	total := make([]float64, len(b.t))
+	for i := range total {
+		total[i] = b.readyOD[i] + b.readySp[i]
+	}
+	spot := line(stepXY(b.t, total, b.width), colSpot, 0, false)
+	spot.FillColor = withAlpha(colSpot, 0x90)
+	od := line(stepXY(b.t, b.readyOD, b.width), colOnDemand, 0, false)
+	od.FillColor = withAlpha(colOnDemand, 0x90)
+	p.Add(spot, od)
+	p.Legend.Add("ready spot capacity", spot)
+	p.Legend.Add("ready on-demand capacity", od)
+	if poly := band(b); poly != nil {
+		p.Add(poly)
+		p.Legend.Add("forecast band", poly)
+		mid := line(xy(b.t, b.band[1]), colBandMid, 0.8, true)
+		p.Add(mid)
+	}
+	d := line(xy(b.t, b.demand), colDemand, 1, false)
+	p.Add(d)
+	p.Legend.Add("demand", d)
+}
+
+// band is the forecast band as one polygon per stretch with a band.
+func band(b *buckets) *plotter.Polygon {
+	var rings []plotter.XYer
+	var lo, hi plotter.XYs
+	flush := func() {
+		if len(lo) > 1 {
+			ring := append(plotter.XYs{}, lo...)
+			for i := len(hi) - 1; i >= 0; i-- {
+				ring = append(ring, hi[i])
+			}
+			rings = append(rings, ring)
+		}
+		lo, hi = nil, nil
+	}
+	for i := range b.t {
+		if math.IsNaN(b.band[0][i]) {
+			flush()
+			continue
+		}
+		x := b.t[i] + b.width/2
+		lo = append(lo, plotter.XY{X: x, Y: b.band[0][i]})
+		hi = append(hi, plotter.XY{X: x, Y: b.band[2][i]})
+	}
+	flush()
+	if len(rings) == 0 {
+		return nil
+	}
+	poly, err := plotter.NewPolygon(rings...)
+	if err != nil {
+		return nil
+	}
+	poly.Color = colBand
+	poly.LineStyle.Width = 0
+	return poly
+}
+
+func missFigure(b *buckets) (figure, error) {
+	p := newPlot("", "requests missed per "+human(b.width), b)
+	names := append([]string{"infercast"}, b.in.Order...)
+	for i, name := range names {
+		m, ok := b.missed[name]
+		if !ok {
+			continue
+		}
+		c := colMiss
+		w := vg.Length(1.2)
+		if i > 0 {
+			c = colBaseline[(i-1)%len(colBaseline)].(color.RGBA)
+			w = 0.8
+		}
+		l := line(stepXY(b.t, m, b.width), c, w, false)
+		if i == 0 {
+			l.FillColor = withAlpha(colMiss, 0x60)
+		}
+		p.Add(l)
+		p.Legend.Add(name, l)
+	}
+	return render(p, "Where requests missed the SLO",
+		"Requests served late or dropped, per bucket, for infercast (filled) and the baselines. Flat at zero is the goal.")
+}
+
+func costFigure(b *buckets) (figure, error) {
+	p := newPlot("", "cumulative cost ($)", b)
+	names := append([]string{"infercast"}, b.in.Order...)
+	for i, name := range names {
+		c, ok := b.cost[name]
+		if !ok {
+			continue
+		}
+		col, w := color.Color(colOnDemand), vg.Length(1.6)
+		if i > 0 {
+			col, w = colBaseline[(i-1)%len(colBaseline)], 1
+		}
+		l := line(xy(b.t, c), col, w, false)
+		p.Add(l)
+		p.Legend.Add(name, l)
+	}
+	o := line(xy(b.t, b.oracle), colOracle, 1, true)
+	a := line(xy(b.t, b.aware), colOracle, 1, false)
+	p.Add(o, a)
+	p.Legend.Add("oracle", o)
+	p.Legend.Add("spot-aware oracle", a)
+	return render(p, "Cost over time", "What each policy had spent by each moment, against the two oracles.")
+}
+
+func spotFigure(b *buckets) (figure, error) {
+	p := newPlot("", "pools / replicas", b)
+	pl := line(stepXY(b.t, b.pools, b.width), colOracle, 0, false)
+	pl.FillColor = withAlpha(colOracle, 0x40)
+	pe := line(xy(b.t, b.pending), colMiss, 1, false)
+	p.Add(pl, pe)
+	p.Legend.Add("spot pools with capacity (mean)", pl)
+	p.Legend.Add("infercast's pending spot replicas (mean)", pe)
+	return render(p, "The spot market", "How many spot pools had capacity (never shown to the policy), and how many of infercast's spot replicas waited for one.")
+}
+
+func zoomFigure(b *buckets, in Input) (figure, error) {
+	p := newPlot("", "requests/s", b)
+	addCapacity(p, b)
+	if m := b.missed["infercast"]; len(m) > 0 {
+		// Misses as red ticks along the bottom, scaled to the plot.
+		top := 0.0
+		for i := range b.t {
+			top = math.Max(top, math.Max(b.demand[i], b.readyOD[i]+b.readySp[i]))
+		}
+		var pts plotter.XYs
+		peak := 0.0
+		for _, v := range m {
+			peak = math.Max(peak, v)
+		}
+		if peak > 0 {
+			for i, v := range m {
+				pts = append(pts, plotter.XY{X: b.t[i], Y: v / peak * top * 0.25})
+			}
+			l := line(pts, colMiss, 1, false)
+			l.FillColor = withAlpha(colMiss, 0x70)
+			p.Add(l)
+			p.Legend.Add(fmt.Sprintf("missed requests (peak %s a minute)", count(peak)), l)
+		}
+	}
+	day := time.Unix(int64(b.t[0]), 0).UTC()
+	return render(p, "Close-up: "+day.Format("Mon 2 Jan 2006")+" (UTC)",
+		"The day with the most missed requests (or the busiest day, if none were missed), minute by minute.")
+}
+
+// render draws p as an inline SVG.
+func render(p *plot.Plot, title, caption string) (figure, error) {
+	c := vgsvg.New(vg.Points(900), vg.Points(300))
+	p.Draw(draw.New(c))
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(&buf); err != nil {
+		return figure{}, fmt.Errorf("report: %s: %w", title, err)
+	}
+	svg := buf.String()
+	i := strings.Index(svg, "<svg")
+	if i < 0 {
+		return figure{}, fmt.Errorf("report: %s: no <svg> in the rendered plot", title)
+	}
+	svg = svg[i:]
+	// Let the page size the plot: drop the fixed size, keep the viewBox.
+	svg = strings.Replace(svg, `width="900pt" height="300pt"`, `width="100%" role="img"`, 1)
+	return figure{Title: title, Caption: caption, SVG: template.HTML(svg)}, nil
+}
+
+func withAlpha(c color.RGBA, a uint8) color.Color {
+	// Premultiplied alpha, as image/color expects.
+	f := float64(a) / 255
+	return color.RGBA{R: uint8(float64(c.R) * f), G: uint8(float64(c.G) * f), B: uint8(float64(c.B) * f), A: a}
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.3f %%", 100*x) }
+
+func dollars(x float64) string {
+	if x >= 10000 {
+		return "$" + thousands(int64(math.Round(x)))
+	}
+	return fmt.Sprintf("$%.2f", x)
+}
+
+func count(x float64) string {
+	if x < 100 && x != math.Trunc(x) {
+		return fmt.Sprintf("%.1f", x)
+	}
+	return thousands(int64(math.Round(x)))
+}
+
+func thousands(n int64) string {
+	s := fmt.Sprint(n)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var out []string
+	for len(s) > 3 {
+		out = append([]string{s[len(s)-3:]}, out...)
+		s = s[:len(s)-3]
+	}
+	out = append([]string{s}, out...)
+	r := strings.Join(out, ",")
+	if neg {
+		r = "-" + r
+	}
+	return r
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+func human(seconds float64) string {
+	d := time.Duration(seconds * float64(time.Second))
+	switch {
+	case d%time.Hour == 0:
+		return fmt.Sprintf("%d h", d/time.Hour)
+	case d%time.Minute == 0:
+		return fmt.Sprintf("%d min", d/time.Minute)
+	default:
+		return d.String()
+	}
+}
+
+func baseName(p string) string {
+	if i := strings.LastIndexAny(p, `/\`); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}
+
+func pools(names []string) string {
+	if len(names) == 0 {
+		return "none (spot always available)"
+	}
+	s := append([]string(nil), names...)
+	sort.Strings(s)
+	return strings.Join(s, ", ")
+}
+
+var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>
+  body { font-family: "Liberation Sans", Arial, Helvetica, sans-serif; margin: 0; background: #f6f7f9; color: #1d2330; }
+  main { max-width: 1240px; margin: 0 auto; padding: 24px 28px 48px; }
+  h1 { font-size: 26px; margin: 0 0 6px; }
+  .sub { color: #5b6475; font-size: 13px; line-height: 1.5; margin-bottom: 20px; }
+  .cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(180px, 1fr)); gap: 12px; margin-bottom: 22px; }
+  .card { background: #fff; border-radius: 8px; padding: 14px 16px; box-shadow: 0 1px 2px rgba(0,0,0,.08); border-top: 4px solid #3b6fb6; }
+  .card.bad { border-top-color: #c0392b; }
+  .card .label { font-size: 12px; color: #5b6475; text-transform: uppercase; letter-spacing: .04em; }
+  .card .value { font-size: 26px; font-weight: bold; margin: 4px 0; }
+  .card .note { font-size: 12px; color: #5b6475; }
+  figure { background: #fff; border-radius: 8px; margin: 0 0 18px; padding: 14px 16px 10px; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
+  figure h2 { font-size: 17px; margin: 0 0 4px; }
+  figcaption { font-size: 13px; color: #5b6475; margin-bottom: 6px; }
+  figure svg { display: block; height: auto; }
+  table { border-collapse: collapse; width: 100%; background: #fff; border-radius: 8px; overflow: hidden; box-shadow: 0 1px 2px rgba(0,0,0,.08); font-size: 14px; }
+  th, td { padding: 8px 10px; text-align: right; border-bottom: 1px solid #e6e8ec; }
+  th:first-child, td:first-child { text-align: left; }
+  th { background: #eef1f5; font-size: 12px; color: #3c4454; }
+  tr.main td { font-weight: bold; background: #f3f7fd; }
+  h2.sec { font-size: 19px; margin: 26px 0 10px; }
+  .notes { font-size: 12px; color: #5b6475; line-height: 1.55; }
+</style>
+</head>
+<body>
+<main>
+<h1>{{.Title}}</h1>
+<div class="sub">{{.Subtitle}}</div>
+<div class="cards">
+{{- range .Cards}}
+  <div class="card{{if .Bad}} bad{{end}}"><div class="label">{{.Label}}</div><div class="value">{{.Value}}</div><div class="note">{{.Note}}</div></div>
+{{- end}}
+</div>
+{{range .Figures}}
+<figure>
+  <h2>{{.Title}}</h2>
+  <figcaption>{{.Caption}}</figcaption>
+  {{.SVG}}
+</figure>
+{{end}}
+<h2 class="sec">Against the baselines</h2>
+<table>
+<tr><th>policy</th><th>SLO attainment</th><th>met</th><th>late</th><th>dropped</th><th>unserved at end</th><th>cost</th><th>× oracle</th><th>× spot-aware oracle</th><th>on-demand replica-h</th><th>spot replica-h</th><th>spot interruptions</th></tr>
+{{- range .Rows}}
+<tr{{if .Main}} class="main"{{end}}><td>{{.Name}}</td><td>{{.Attainment}}</td><td>{{.Met}}</td><td>{{.Late}}</td><td>{{.Dropped}}</td><td>{{.Unserved}}</td><td>{{.Cost}}</td><td>{{.OverOracle}}</td><td>{{.OverAware}}</td><td>{{.ODHours}}</td><td>{{.SpotHours}}</td><td>{{.Notices}}</td></tr>
+{{- end}}
+<tr><td>oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Oracle}}</td><td>1.00×</td><td colspan="4"></td></tr>
+<tr><td>spot-aware oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Aware}}</td><td></td><td>1.00×</td><td colspan="3"></td></tr>
+</table>
+<h2 class="sec">Reading this page</h2>
+<div class="notes">{{range .Notes}}<p>{{.}}</p>{{end}}</div>
+</main>
+</body>
+</html>
+`))
