@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/scaler/hpa"
 )
 
 // Plans is the read side of capacity.Cache that the scaler needs.
@@ -26,12 +27,12 @@ type Plans interface {
 }
 
 // DefaultTolerance is the HPA's default --horizontal-pod-autoscaler-tolerance.
-const DefaultTolerance = 0.1
+const DefaultTolerance = hpa.DefaultTolerance
 
 // Options tune a Scaler.
 type Options struct {
 	// Tolerance is the HPA tolerance the reported values compensate for (see
-	// tolerance.go). Use DefaultTolerance for a stock HPA; 0 reports plans
+	// package hpa). Use DefaultTolerance for a stock HPA; 0 reports plans
 	// as they are, for HPAs whose behavior sets tolerance: 0.
 	Tolerance float64
 	Logger    *slog.Logger
@@ -43,7 +44,7 @@ type Scaler struct {
 
 	plans   Plans
 	catalog Catalog
-	comp    *compensator
+	comp    *hpa.Compensator
 	log     *slog.Logger
 
 	closeOnce sync.Once
@@ -67,7 +68,7 @@ func New(plans Plans, catalog Catalog, opts Options) (*Scaler, error) {
 	return &Scaler{
 		plans:   plans,
 		catalog: catalog,
-		comp:    newCompensator(opts.Tolerance),
+		comp:    hpa.NewCompensator(opts.Tolerance),
 		log:     log,
 		closing: make(chan struct{}),
 	}, nil
@@ -82,8 +83,8 @@ func (s *Scaler) Close() {
 // ForgetRemoved drops per-ScaledObject state of tiers no longer in the
 // catalog; call it after a policy reload.
 func (s *Scaler) ForgetRemoved() {
-	s.comp.forget(func(t Target) bool {
-		_, err := ParseMetadata(map[string]string{KeyWorkload: t.Workload, KeyTier: t.Tier}, s.catalog)
+	s.comp.Forget(func(k hpa.Key) bool {
+		_, err := ParseMetadata(map[string]string{KeyWorkload: k.Workload, KeyTier: k.Tier}, s.catalog)
 		return err == nil
 	})
 }
@@ -214,7 +215,7 @@ func (s *Scaler) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 		return nil, status.Errorf(codes.Internal, "the plan for workload %q is invalid; see the adapter's log", t.Workload)
 	}
 	ref := req.GetScaledObjectRef()
-	v := s.comp.value(compKey{namespace: ref.GetNamespace(), name: ref.GetName(), target: t}, replicas)
+	v := s.comp.Value(hpa.Key{Namespace: ref.GetNamespace(), Name: ref.GetName(), Workload: t.Workload, Tier: t.Tier}, replicas)
 	return &pb.GetMetricsResponse{MetricValues: []*pb.MetricValue{{
 		MetricName:       t.MetricName(),
 		MetricValueFloat: v,

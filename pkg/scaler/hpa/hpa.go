@@ -1,4 +1,8 @@
-package scaler
+// Package hpa models the HorizontalPodAutoscaler's replica calculation for
+// an AverageValue target of 1, and compensates reported values for its
+// tolerance. It knows no transport: the KEDA scaler and the custom metrics
+// provider both use it.
+package hpa
 
 import (
 	"math"
@@ -15,7 +19,7 @@ import (
 // With target 1 the ratio is desired/current, so any change of less than
 // the tolerance (10 % by default) is ignored: at 20 replicas a plan of 21 or
 // 22 never takes effect. No fixed report can give both ceil(v) = 21 and
-// v/20 > 1.1. The compensator below therefore tracks, per ScaledObject, the
+// v/20 > 1.1. The compensator below therefore tracks, per scaled object, the
 // replica count the HPA is believed to run (the last value it was made to
 // honour) and, when a plan moves within the tolerance of it:
 //
@@ -30,16 +34,22 @@ import (
 // Each report is a pure function of the plan sequence (not of how often
 // KEDA polls), so repeated polls between two plans return the same value.
 
-// compensator keeps the believed replica count per ScaledObject and tier.
-type compensator struct {
-	tolerance float64
-	mu        sync.Mutex
-	state     map[compKey]compState
+// DefaultTolerance is the HPA's default --horizontal-pod-autoscaler-tolerance.
+const DefaultTolerance = 0.1
+
+// Key names one HPA target: the scaled object (ScaledObject or Deployment)
+// and the workload and tier it follows.
+type Key struct {
+	Namespace, Name string
+	Workload, Tier  string
 }
 
-type compKey struct {
-	namespace, name string
-	target          Target
+// Compensator keeps the believed replica count per Key. It is safe for
+// concurrent use.
+type Compensator struct {
+	tolerance float64
+	mu        sync.Mutex
+	state     map[Key]compState
 }
 
 type compState struct {
@@ -48,12 +58,14 @@ type compState struct {
 	believed int     // replicas the HPA runs once it has acted on value
 }
 
-func newCompensator(tolerance float64) *compensator {
-	return &compensator{tolerance: tolerance, state: map[compKey]compState{}}
+// NewCompensator compensates for tolerance; 0 reports plans unchanged (for
+// HPAs whose behavior sets tolerance: 0).
+func NewCompensator(tolerance float64) *Compensator {
+	return &Compensator{tolerance: tolerance, state: map[Key]compState{}}
 }
 
-// value returns the metric value to report for a plan of planned replicas.
-func (c *compensator) value(k compKey, planned int) float64 {
+// Value returns the metric value to report for a plan of planned replicas.
+func (c *Compensator) Value(k Key, planned int) float64 {
 	if c.tolerance <= 0 {
 		return float64(planned)
 	}
@@ -67,27 +79,27 @@ func (c *compensator) value(k compKey, planned int) float64 {
 	if ok {
 		believed = st.believed
 	}
-	v, b := compensate(believed, planned, c.tolerance)
+	v, b := Compensate(believed, planned, c.tolerance)
 	c.state[k] = compState{planned: planned, value: v, believed: b}
 	return v
 }
 
-// forget drops the state of every ScaledObject of a workload, e.g. when it
-// leaves the policy.
-func (c *compensator) forget(keep func(Target) bool) {
+// Forget drops the state of every Key that keep rejects, e.g. tiers that
+// left the policy.
+func (c *Compensator) Forget(keep func(Key) bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for k := range c.state {
-		if !keep(k.target) {
+		if !keep(k) {
 			delete(c.state, k)
 		}
 	}
 }
 
-// compensate returns the value to report when the HPA is believed to run
+// Compensate returns the value to report when the HPA is believed to run
 // believed replicas and the plan asks for planned, and the replica count the
 // HPA will run once it acts on that value.
-func compensate(believed, planned int, tol float64) (value float64, next int) {
+func Compensate(believed, planned int, tol float64) (value float64, next int) {
 	if believed <= 0 || planned <= 0 || planned == believed {
 		return float64(planned), planned
 	}
