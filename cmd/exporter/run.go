@@ -1,0 +1,312 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	oklog "github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/infercast/infercast/internal/fleet"
+	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/gpu"
+)
+
+// SourceDemo labels the targets of the built-in fleet.
+const SourceDemo = "demo"
+
+// shutdownTimeout bounds how long in-flight scrapes may drain on exit.
+const shutdownTimeout = 10 * time.Second
+
+// run is the whole exporter: it returns when ctx ends (nil) or a component
+// fails (its error). Only main exits.
+func run(ctx context.Context, o options, log *slog.Logger) error {
+	cfg := metrics.DefaultConfig()
+	if o.configFile != "" {
+		var err error
+		if cfg, err = metrics.LoadConfigFile(o.configFile); err != nil {
+			return err
+		}
+	} else if !o.demo {
+		return errors.New("--config.file is required (or --demo for the built-in fleet)")
+	}
+	if o.webConfigFile != "" {
+		if err := web.Validate(o.webConfigFile); err != nil {
+			return fmt.Errorf("--web.config.file: %w", err)
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	exp, err := metrics.New(cfg, metrics.Options{Logger: log.With("component", "scraper")})
+	if err != nil {
+		return err
+	}
+	set := metrics.NewCollectorSet(log)
+	set.Add("targets", exp)
+	reload := newReloader(o.configFile, exp, log)
+	reg.MustRegister(reload)
+
+	var g oklog.Group
+	// The signal actor: ctx ends on SIGINT/SIGTERM (main) or in tests.
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	}
+
+	if o.demo {
+		f, err := startDemoFleet(ctx, log, exp)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return f.Run(ctx, 100*time.Millisecond) }, func(error) {
+			cancel()
+			sctx, scancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer scancel()
+			_ = f.Close(sctx)
+		})
+	}
+	if o.demo || cfg.Integrations.GPU.Enabled {
+		c, simulated := gpuCollector(o.demo, log)
+		if simulated {
+			log.Info("no NVIDIA driver found: GPU metrics come from go-nvml's mock (infercast_gpu_info{simulated=\"true\"})")
+		}
+		set.Add("gpu", c)
+		defer c.Close()
+	}
+	reg.MustRegister(set)
+
+	// Scrape cycles.
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return exp.Run(ctx) }, func(error) { cancel() })
+	}
+	// Reload on SIGHUP.
+	{
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			for {
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-hup:
+					if err := reload.Reload(); err != nil {
+						log.Error("config reload failed; keeping the previous config", "err", err)
+					}
+				}
+			}
+		}, func(error) { signal.Stop(hup); cancel() })
+	}
+	// HTTP.
+	{
+		mux := http.NewServeMux()
+		mux.Handle(o.telemetryPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+			ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
+			ErrorHandling:       promhttp.ContinueOnError,
+			MaxRequestsInFlight: o.maxRequests,
+			Registry:            reg,
+		})))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !exp.Ready() {
+				http.Error(w, "not ready: no scrape cycle completed yet", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != http.MethodPost {
+				w.Header().Set("Allow", http.MethodPost)
+				http.Error(w, "POST only", http.StatusMethodNotAllowed)
+				return
+			}
+			if err := reload.Reload(); err != nil {
+				http.Error(w, "reload failed: "+err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintln(w, "reloaded")
+		})
+		if o.telemetryPath != "/" {
+			landing, err := web.NewLandingPage(web.LandingConfig{
+				Name:        "infercast exporter",
+				Description: "Model-server latency, queues, cold starts, GPUs, spot notices and spend as Prometheus metrics",
+				Links: []web.LandingLinks{
+					{Address: o.telemetryPath, Text: "Metrics"},
+					{Address: "/healthz", Text: "Health"},
+					{Address: "/readyz", Text: "Readiness"},
+				},
+			})
+			if err != nil {
+				return err
+			}
+			mux.Handle("/", landing)
+		}
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		var lc net.ListenConfig
+		ln, err := lc.Listen(ctx, "tcp", o.listenAddress)
+		if err != nil {
+			return fmt.Errorf("--web.listen-address: %w", err)
+		}
+		if o.listening != nil {
+			o.listening <- ln.Addr().String()
+		}
+		log.Info("listening", "address", ln.Addr().String(), "telemetry_path", o.telemetryPath, "tls_config", o.webConfigFile != "")
+		webCfg := o.webConfigFile
+		g.Add(func() error {
+			err := web.Serve(ln, srv, &web.FlagConfig{WebConfigFile: &webCfg}, log)
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		}, func(error) {
+			// A fresh context: ctx is already done, in-flight scrapes drain.
+			sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		})
+	}
+	return g.Run()
+}
+
+// gpuCollector returns the NVML collector over the real driver when one
+// loads, else (demo only) over go-nvml's mock, saying which.
+func gpuCollector(demo bool, log *slog.Logger) (*gpu.Collector, bool) {
+	lib := nvml.New()
+	if ret := lib.Init(); ret == nvml.SUCCESS {
+		_ = lib.Shutdown()
+		return gpu.NewCollector(gpu.Options{NVML: lib, Logger: log}), false
+	}
+	if demo {
+		return gpu.Demo(log), true
+	}
+	// Without a driver the collector exports infercast_gpu_collector_up 0.
+	return gpu.NewCollector(gpu.Options{NVML: lib, Logger: log}), false
+}
+
+// startDemoFleet starts the built-in simulated servers and points the
+// exporter at them.
+func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter) (*fleet.Fleet, error) {
+	fc := fleet.Default()
+	f, err := fleet.New(fc, log.With("component", "fleet"))
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Start(ctx); err != nil {
+		return nil, err
+	}
+	targets, err := fleetTargets(f, fc)
+	if err != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		_ = f.Close(sctx)
+		return nil, err
+	}
+	exp.SetTargets(SourceDemo, targets)
+	return f, nil
+}
+
+// fleetDialects maps the fleet's simulated dialects to the exporter's.
+var fleetDialects = map[fleet.Dialect]string{
+	fleet.VLLM: metrics.DialectVLLM, fleet.VLLMLegacy: metrics.DialectVLLM,
+	fleet.Triton: metrics.DialectTriton, fleet.TGI: metrics.DialectTGI,
+	fleet.SGLang: metrics.DialectSGLang, fleet.RayServe: metrics.DialectRayServe,
+	fleet.KServe: metrics.DialectQueueProxy,
+}
+
+func fleetTargets(f *fleet.Fleet, fc fleet.Config) ([]metrics.Target, error) {
+	maxBatch := map[string]int{}
+	for _, s := range fc.Servers {
+		maxBatch[s.Model] = s.MaxBatch
+	}
+	var out []metrics.Target
+	for _, t := range f.Targets() {
+		name, ok := fleetDialects[t.Dialect]
+		if !ok {
+			return nil, fmt.Errorf("fleet dialect %q has no exporter dialect", t.Dialect)
+		}
+		d, _ := metrics.BuiltinDialect(name)
+		out = append(out, metrics.Target{
+			Name: t.Name, URL: t.URL, Dialect: d, Model: t.Model,
+			MaxBatchSize: maxBatch[t.Model], Timeout: metrics.DefaultScrapeTimeout,
+		})
+	}
+	return out, nil
+}
+
+// reloader re-reads the config file on SIGHUP and POST /-/reload and
+// exports whether the last attempt worked.
+type reloader struct {
+	path string
+	exp  *metrics.Exporter
+	log  *slog.Logger
+
+	mu          sync.Mutex
+	ok          float64
+	lastSuccess time.Time
+	okDesc      *prometheus.Desc
+	tsDesc      *prometheus.Desc
+}
+
+func newReloader(path string, exp *metrics.Exporter, log *slog.Logger) *reloader {
+	return &reloader{
+		path: path, exp: exp, log: log, ok: 1, lastSuccess: time.Now(),
+		okDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_successful",
+			"1 when the last configuration reload succeeded (or none was attempted), else 0.", nil, nil),
+		tsDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_success_timestamp_seconds",
+			"Unix time of the last successful configuration load.", nil, nil),
+	}
+}
+
+// Reload applies the config file again; on error the running config stays.
+func (r *reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.reload()
+	if err != nil {
+		r.ok = 0
+		return err
+	}
+	r.ok = 1
+	r.lastSuccess = time.Now()
+	r.log.Info("configuration reloaded", "file", r.path)
+	return nil
+}
+
+func (r *reloader) reload() error {
+	if r.path == "" {
+		return errors.New("no --config.file to reload")
+	}
+	cfg, err := metrics.LoadConfigFile(r.path)
+	if err != nil {
+		return err
+	}
+	return r.exp.ApplyConfig(cfg)
+}
+
+func (r *reloader) Describe(ch chan<- *prometheus.Desc) { ch <- r.okDesc; ch <- r.tsDesc }
+
+func (r *reloader) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(r.okDesc, prometheus.GaugeValue, r.ok)
+	ch <- prometheus.MustNewConstMetric(r.tsDesc, prometheus.GaugeValue, float64(r.lastSuccess.UnixNano())/1e9)
+}
