@@ -25,6 +25,7 @@ type cleaner struct {
 	gapOpen   bool
 
 	events []event
+	ver    int // bumped on every change to events
 }
 
 type event struct {
@@ -37,6 +38,7 @@ type event struct {
 const maxEvents = 64
 
 func (c *cleaner) add(e event) {
+	c.ver++
 	if len(c.events) == maxEvents {
 		copy(c.events, c.events[1:])
 		c.events = c.events[:maxEvents-1]
@@ -46,6 +48,7 @@ func (c *cleaner) add(e event) {
 
 // extend grows the newest event of kind if it is still open, else starts one.
 func (c *cleaner) extend(kind string, t time.Time, open bool) {
+	c.ver++
 	if open && len(c.events) > 0 && c.events[len(c.events)-1].kind == kind {
 		e := &c.events[len(c.events)-1]
 		e.end, e.n = t, e.n+1

@@ -123,7 +123,7 @@ func newHoltWinters(label string, alpha float64, dayLen, weekLen int) *holtWinte
 	if weekLen > 0 {
 		m.week = make([]float64, weekLen)
 	}
-	k := max(1, dayLen/48)
+	k := max(1, dayLen/96)
 	m.kernel = make([]float64, 2*k+1)
 	var sum float64
 	for j := -k; j <= k; j++ {

@@ -34,7 +34,7 @@ type Options struct {
 	UnderWeight float64
 	// Models restricts the candidate models by name (default: all). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
-	// holt-winters-{fast,mid,slow} (daily), holt-winters-weekly
+	// holt-winters-{mid,slow} (daily), holt-winters-weekly
 	// (daily and weekly), spectral, ensemble (mean of ew-level-slow,
 	// holt-winters-slow and spectral).
 	Models []string
@@ -100,7 +100,7 @@ type online struct {
 	quantAt []int        // n at which quant was computed, -1 never
 	scratch []float64
 
-	chosen   map[int]int // steps -> model index
+	chosen   []int // steps (capped at MaxHorizon) -> model index, -1 unset
 	chosenAt int
 
 	// Scale of the data (slow EW level) and of one-step errors, for
@@ -109,6 +109,13 @@ type online struct {
 	absErr   float64
 	clean    cleaner
 	lastSeen float64
+
+	// Warnings are formatted only when the events change (or hourly, as
+	// old ones age out), not on every Forecast.
+	warn       []string
+	warnVer    int
+	warnAt     int
+	warnOutage bool
 }
 
 // NewOnline returns an Online forecaster for intervals of step. It panics if
@@ -144,7 +151,7 @@ func (o *online) init() {
 		for _, v := range []struct {
 			label string
 			alpha float64
-		}{{"holt-winters-fast", 0.4}, {"holt-winters-mid", 0.15}, {"holt-winters-slow", 0.05}} {
+		}{{"holt-winters-mid", 0.15}, {"holt-winters-slow", 0.05}} {
 			all = append(all, newHoltWinters(v.label, v.alpha, day, 0))
 		}
 		if week > 0 {
@@ -190,7 +197,7 @@ func (o *online) init() {
 		o.models = []model{&lastValue{}}
 	}
 	h := opts.MaxHorizon
-	for g := 1; g < h; g = max(g+1, int(math.Round(float64(g)*1.4))) {
+	for g := 1; g < h; g = max(g+1, int(math.Round(float64(g)*2))) {
 		o.grid = append(o.grid, g)
 	}
 	o.grid = append(o.grid, h)
@@ -213,7 +220,10 @@ func (o *online) init() {
 	o.reselect = max(1, int(opts.Reselect/o.step))
 	o.recal = max(1, int(opts.Recalibrate/o.step))
 	o.decay = math.Exp(-math.Ln2 * float64(o.step) / float64(opts.SelectionHalfLife))
-	o.chosen = map[int]int{}
+	o.chosen = make([]int, opts.MaxHorizon+1)
+	for i := range o.chosen {
+		o.chosen[i] = -1
+	}
 	o.clean = cleaner{minRun: max(3, int(15*time.Minute/o.step))}
 }
 
@@ -274,15 +284,14 @@ func (o *online) observe(t time.Time, x float64) {
 	if score {
 		for g, h := range o.grid {
 			origin := o.n - h
-			if origin < 0 || o.n-origin > H {
-				continue
+			if origin < 0 {
+				break
 			}
-			for m := range o.models {
-				p := o.pendAt(origin, m, g)
-				if math.IsNaN(p) {
-					continue
+			base := (origin % (H + 1)) * o.nm * o.ng
+			for m := range o.nm {
+				if p := o.pend[base+m*o.ng+g]; p == p { // not NaN
+					o.record(m, g, x, p)
 				}
-				o.record(m, g, x, p)
 			}
 		}
 	}
@@ -316,7 +325,7 @@ func (o *online) observe(t time.Time, x float64) {
 		for _, r := range o.refit {
 			r.refit(o.hist)
 		}
-		clear(o.chosen)
+		o.chosenAt = -o.reselect // re-select at the next use
 	}
 	// Forecasts from this origin, for scoring later.
 	base := ((o.n - 1) % (H + 1)) * o.nm * o.ng
@@ -336,7 +345,17 @@ func (o *online) pendAt(origin, m, g int) float64 {
 // level, so intervals are relative, with a floor so that near-zero forecasts
 // still get a width.
 func (o *online) scale(p float64) float64 {
-	return math.Max(math.Abs(p), math.Max(1, 0.05*o.level))
+	floor := 0.05 * o.level
+	if floor < 1 {
+		floor = 1
+	}
+	if p < 0 {
+		p = -p
+	}
+	if p < floor {
+		return floor
+	}
+	return p
 }
 
 func (o *online) record(m, g int, actual, p float64) {
@@ -356,11 +375,14 @@ func (o *online) record(m, g int, actual, p float64) {
 // selected returns the model with the lowest decayed loss over the tracked
 // horizons up to steps, re-deciding once per Reselect.
 func (o *online) selected(steps int) int {
+	steps = min(steps, o.opts.MaxHorizon)
 	if o.n-o.chosenAt >= o.reselect {
-		clear(o.chosen)
+		for i := range o.chosen {
+			o.chosen[i] = -1
+		}
 		o.chosenAt = o.n - o.n%o.reselect
 	}
-	if m, ok := o.chosen[steps]; ok {
+	if m := o.chosen[steps]; m >= 0 {
 		return m
 	}
 	best, bestScore := -1, math.Inf(1)
@@ -461,7 +483,11 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 	if !calibrated {
 		f.Warnings = append(f.Warnings, "intervals not yet calibrated: too few scored forecasts")
 	}
-	f.Warnings = append(f.Warnings, o.clean.warnings(o.last, 7*24*time.Hour)...)
+	if o.warnAt == 0 || o.warnVer != o.clean.ver || o.warnOutage != o.clean.outage || o.n-o.warnAt >= o.recal {
+		o.warn = o.clean.warnings(o.last, 7*24*time.Hour)
+		o.warnVer, o.warnAt, o.warnOutage = o.clean.ver, o.n, o.clean.outage
+	}
+	f.Warnings = append(f.Warnings, o.warn...)
 	return f, nil
 }
 

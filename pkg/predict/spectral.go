@@ -19,7 +19,10 @@ type component struct {
 // spectralFit finds the strongest periodic components of x (no NaN), like
 // crane's DSP predictor: the top k bins of the FFT whose period lies between
 // minPeriod steps and half the window (at least two cycles seen).
-func spectralFit(x []float64, k, minPeriod int) (mean float64, comps []component) {
+//
+// It centres x in place; fft (re-used between refits of the same length) may
+// be nil.
+func spectralFit(x []float64, k, minPeriod int, fft *fourier.FFT, coeff []complex128) (mean float64, comps []component) {
 	n := len(x)
 	if n < 2*minPeriod || n < 8 {
 		return 0, nil
@@ -28,12 +31,13 @@ func spectralFit(x []float64, k, minPeriod int) (mean float64, comps []component
 		mean += v
 	}
 	mean /= float64(n)
-	centred := make([]float64, n)
-	for i, v := range x {
-		centred[i] = v - mean
+	for i := range x {
+		x[i] -= mean
 	}
-	fft := fourier.NewFFT(n)
-	coeff := fft.Coefficients(nil, centred)
+	if fft == nil || fft.Len() != n {
+		fft = fourier.NewFFT(n)
+	}
+	coeff = fft.Coefficients(coeff, x)
 	type bin struct {
 		i   int
 		mag float64
@@ -149,6 +153,11 @@ type spectral struct {
 	resid float64
 	fit   bool
 	span  int // how many steps the table covers
+
+	// Re-used between refits.
+	buf   []float64
+	fft   *fourier.FFT
+	coeff []complex128
 }
 
 func (m *spectral) name() string { return "spectral" }
@@ -158,8 +167,12 @@ func (m *spectral) refit(h *ring) {
 	if m.season > 0 && n >= 2*m.season {
 		n -= n % m.season // whole seasons: no leakage on the main cycle
 	}
-	x := h.last(n, make([]float64, 0, n))
-	m.mean, m.comps = spectralFit(x, m.k, m.minPeriod)
+	m.buf = h.last(n, m.buf[:0])
+	if m.fft == nil || m.fft.Len() != n {
+		m.fft = fourier.NewFFT(n)
+		m.coeff = make([]complex128, n/2+1)
+	}
+	m.mean, m.comps = spectralFit(m.buf, m.k, m.minPeriod, m.fft, m.coeff)
 	if m.comps == nil {
 		m.fit = false
 		return
