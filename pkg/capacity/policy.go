@@ -44,6 +44,9 @@ type Workload struct {
 	ColdStart        time.Duration `yaml:"cold_start"`
 	MeasureColdStart bool          `yaml:"measure_cold_start"`
 	DecisionInterval time.Duration `yaml:"decision_interval"`
+	// ForecastStep is the interval the forecaster is fed and forecasts in,
+	// a multiple of DecisionInterval (default 1m).
+	ForecastStep time.Duration `yaml:"forecast_step"`
 	// ForecastQuantile is the quantile of demand sized for (0.5–0.99).
 	ForecastQuantile float64 `yaml:"forecast_quantile"`
 	MinReplicas      int     `yaml:"min_replicas"`
@@ -57,8 +60,8 @@ type Workload struct {
 	// FallbackHold is how long spot must stay healthy (no pending replica, no
 	// notice) before capacity moved to on-demand returns to spot.
 	FallbackHold time.Duration `yaml:"fallback_hold"`
-	// Tolerance is the HPA's tolerance (0.1): changes within it are not
-	// applied by the HPA, so the planner never asks for one.
+	// Tolerance is the HPA's tolerance (0.1): the serving side
+	// (pkg/scaler/hpa) compensates reported values for it.
 	Tolerance *float64 `yaml:"tolerance"`
 	Tiers     Tiers    `yaml:"tiers"`
 	// Preview computes and exports targets without acting on them.
@@ -134,6 +137,7 @@ func DefaultWorkload() Workload {
 		LatencyPercentile:  0.99,
 		QueueSLO:           5 * time.Second,
 		DecisionInterval:   15 * time.Second,
+		ForecastStep:       time.Minute,
 		ForecastQuantile:   0.9,
 		TargetAvailability: 0.999,
 		ScaleDown:          ScaleDown{Stabilization: 5 * time.Minute, MaxStepRatio: 0.5},
@@ -158,6 +162,9 @@ func (w *Workload) applyDefaults() {
 	}
 	if w.DecisionInterval == 0 {
 		w.DecisionInterval = d.DecisionInterval
+	}
+	if w.ForecastStep == 0 {
+		w.ForecastStep = max(d.ForecastStep, w.DecisionInterval)
 	}
 	if w.ForecastQuantile == 0 {
 		w.ForecastQuantile = d.ForecastQuantile
@@ -225,6 +232,9 @@ func (w *Workload) validate() []error {
 	}
 	if w.DecisionInterval <= 0 {
 		bad("decision_interval", "%v must be positive", w.DecisionInterval)
+	}
+	if w.ForecastStep <= 0 || (w.DecisionInterval > 0 && w.ForecastStep%w.DecisionInterval != 0) {
+		bad("forecast_step", "%v must be a positive multiple of decision_interval %v", w.ForecastStep, w.DecisionInterval)
 	}
 	if !(w.ForecastQuantile >= 0.5 && w.ForecastQuantile <= 0.99) {
 		bad("forecast_quantile", "%v must be in [0.5, 0.99]", w.ForecastQuantile)

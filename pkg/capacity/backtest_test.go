@@ -1,0 +1,162 @@
+package capacity_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/internal/testutil"
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/sim"
+)
+
+// simPolicy adapts the planner's Replay to the simulator's Policy: the
+// binding cmd/adapter's backtest uses too, so the backtest drives the very
+// planner code that serve runs.
+type simPolicy struct{ r *capacity.Replay }
+
+func (p simPolicy) Decide(o *sim.Observation) (int, int) {
+	return p.r.Decide(capacity.ReplayObservation{
+		Time: o.Time, Start: o.Start, Step: o.Step, Arrivals: o.Arrivals, Queue: o.Queue,
+		OnDemand: capacity.TierState{Ready: o.OnDemand.Ready, Starting: o.OnDemand.Starting,
+			Pending: o.OnDemand.Pending, Terminating: o.OnDemand.Terminating},
+		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
+			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
+		Interruptions: o.Interruptions,
+	})
+}
+
+// backtestWorkload is the policy of the twelve runs.
+func backtestWorkload(t testing.TB, cfg sim.Config, pools int) capacity.Workload {
+	t.Helper()
+	path := "testdata/backtest.yaml"
+	if v := os.Getenv("INFERCAST_BACKTEST_POLICY"); v != "" {
+		path = v
+	}
+	p, err := capacity.LoadPolicy(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.Workloads[0]
+	w.Mu = cfg.Mu
+	w.ColdStart = cfg.ColdStart
+	w.QueueSLO = cfg.QueueSLO
+	w.Tiers.OnDemand.PricePerHour = cfg.PriceOnDemand
+	w.Tiers.Spot.PricePerHour = cfg.PriceSpot
+	w.Tiers.Spot.Notice = cfg.Notice
+	w.Tiers.Spot.FailureDomains = max(1, pools)
+	return w
+}
+
+type run struct {
+	trace string
+	scale float64
+	spot  string
+}
+
+// TestBacktestTable runs the twelve backtests (INFERCAST_BACKTEST=1;
+// minutes of CPU) and checks the bars.
+func TestBacktestTable(t *testing.T) {
+	if os.Getenv("INFERCAST_BACKTEST") == "" {
+		t.Skip("set INFERCAST_BACKTEST=1 to run the twelve backtests")
+	}
+	dir := filepath.Join(testutil.SharedDir(t), "traces")
+	only := os.Getenv("INFERCAST_BACKTEST_ONLY")
+	var runs []run
+	for _, tr := range []struct {
+		f string
+		s float64
+	}{{"nasa-1995-07.csv", 10}, {"nasa-1995-08.csv", 10}, {"servegen-m-mid.csv", 0.01}} {
+		for _, sp := range []string{"", "high", "medium", "low"} {
+			if only != "" && !strings.Contains(tr.f+"/"+sp, only) {
+				continue
+			}
+			runs = append(runs, run{tr.f, tr.s, sp})
+		}
+	}
+	type row struct {
+		r        run
+		inf, rea sim.Summary
+		took     time.Duration
+	}
+	rows := make([]row, len(runs))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 2)
+	for i, r := range runs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx := context.Background()
+			start := time.Now()
+			tr, err := sim.LoadTrace(ctx, filepath.Join(dir, r.trace))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			var pools []*sim.Pool
+			if r.spot != "" {
+				for _, z := range []string{"a", "b", "c"} {
+					p, err := sim.LoadPool(ctx, filepath.Join(dir, "spot", "spot-"+r.spot+"-"+z+".json"))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					pools = append(pools, p)
+				}
+			}
+			cfg := sim.DefaultConfig()
+			sc, err := sim.NewScenario(cfg, tr, r.scale, pools)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			w := backtestWorkload(t, cfg, len(pools))
+			pol := simPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+			inf, err := sc.Run(ctx, pol, sim.RunOptions{Name: "infercast"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rea, err := sc.Run(ctx, sim.NewReactive(cfg), sim.RunOptions{Name: "reactive"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			rows[i] = row{r, inf.Summary, rea.Summary, time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	var b strings.Builder
+	fmt.Fprintln(&b, "| trace | spot | infercast SLO | infercast cost | × oracle | × spot-aware | reactive SLO | reactive × oracle | bar |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|---|")
+	for _, x := range rows {
+		spot := x.r.spot
+		if spot == "" {
+			spot = "none"
+		}
+		ok := x.inf.SLOAttainment > x.rea.SLOAttainment && x.inf.CostDollars < x.rea.CostDollars && x.inf.SLOAttainment >= 0.995
+		switch x.r.spot {
+		case "":
+			ok = ok && x.inf.SLOAttainment >= 0.999 && x.inf.CostOverOracle <= 2.0
+		case "high":
+			ok = ok && x.inf.SLOAttainment >= 0.999 && x.inf.CostOverSpotAwareOracle <= 2.5
+		}
+		verdict := "met"
+		if !ok {
+			verdict = "MISSED"
+			t.Errorf("%s ×%g spot %s misses the issue's bar", x.r.trace, x.r.scale, spot)
+		}
+		fmt.Fprintf(&b, "| %s ×%g | %s | %.3f %% | $%.0f | %.2f | %.2f | %.3f %% | %.2f | %s |\n",
+			x.r.trace, x.r.scale, spot, 100*x.inf.SLOAttainment, x.inf.CostDollars, x.inf.CostOverOracle, x.inf.CostOverSpotAwareOracle,
+			100*x.rea.SLOAttainment, x.rea.CostOverOracle, verdict)
+	}
+	t.Log("\n" + b.String())
+}

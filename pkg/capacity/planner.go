@@ -1,0 +1,385 @@
+package capacity
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/infercast/infercast/pkg/predict"
+)
+
+// TierState counts the replicas of one tier by state, as the cluster (or
+// the simulator) reports them.
+type TierState struct {
+	Ready    int // serving
+	Starting int // launched, not ready yet
+	Pending  int // wanted but not placed (spot: no capacity)
+	// Terminating replicas have an interruption notice or are being
+	// removed; they do not count towards the tier's target.
+	Terminating int
+}
+
+// Live is the replicas that count towards the target: placed and not
+// terminating.
+func (t TierState) Live() int { return t.Ready + t.Starting }
+
+// Signals are the live observations of one workload at a decision time.
+// NaN (or zero for durations) means unknown.
+type Signals struct {
+	Time time.Time
+	// Rate is the arrival rate now, requests/s.
+	Rate float64
+	// Backlog is the number of requests waiting for a replica.
+	Backlog float64
+	// Latency is the observed latency at the workload's percentile.
+	Latency time.Duration
+	// ColdStartP90 is the measured p90 cold start (used with
+	// measure_cold_start).
+	ColdStartP90 time.Duration
+	OnDemand     TierState
+	Spot         TierState
+	// SpotNotices is how many spot replicas got an interruption notice since
+	// the previous decision, and SpotNoticeDomains from how many failure
+	// domains they came.
+	SpotNotices       int
+	SpotNoticeDomains int
+	// Mu, when positive, is a learned per-replica capacity (learn_mu).
+	Mu float64
+}
+
+// Explanation says why a plan is what it is; it rides along in Plan.
+type Explanation struct {
+	// Need is the replicas that serve the sized demand, before the spot
+	// margin and fallback.
+	Need int
+	// Floors are the replicas each reactive floor asked for.
+	CurrentRateFloor, BacklogFloor, LatencyFloor int
+	// PredictiveNeed is what the forecast alone asked for.
+	PredictiveNeed int
+	// Horizon is cold start + decision interval.
+	Horizon time.Duration
+	// InterruptionRate is the learned interruption rate of one spot replica
+	// (per hour), InterruptionProbability the chance of losing one within
+	// the replacement window, DomainLossProbability the chance of losing a
+	// failure domain within it and WipeoutProbability of spot becoming
+	// unobtainable altogether.
+	InterruptionRate                                                float64
+	InterruptionProbability, DomainLossProbability, WipeoutProbability float64
+	// SpotCarriesCore is false when spot is too risky to carry the demand
+	// that live signals already show: then only the forecast headroom
+	// rides on spot.
+	SpotCarriesCore bool
+	// FallbackReplicas is spot capacity carried by on-demand after spot
+	// went pending or was interrupted.
+	FallbackReplicas int
+	// Forecast is the forecaster's model, or the error that made the plan
+	// reactive.
+	Forecast string
+}
+
+// String is a one-line account of the plan's reasons, for logs.
+func (e Explanation) String() string {
+	return fmt.Sprintf("need=%d predictive=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d forecast=%s",
+		e.Need, e.PredictiveNeed, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
+		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas, e.Forecast)
+}
+
+// reactiveUtilisation is the utilisation reactive mode sizes for: without
+// a forecast the growth over the horizon is unknown, so it keeps the
+// headroom of the usual HPA setting.
+const reactiveUtilisation = 0.7
+
+// priorHours is the weight of the policy's interruption prior, in hours
+// of observed exposure.
+const priorHours = 24
+
+// Planner sizes one workload. It is pure: no I/O, no clock (time comes
+// from Signals), so the serving loop and the backtest drive the same code.
+// It keeps state between decisions (stabilisation, fallback, learned
+// risk), so one Planner serves one workload, from one goroutine.
+type Planner struct {
+	w Workload
+
+	last       time.Time
+	window     []stamped // raw needs within the scale-down stabilisation window
+	rates      []stamped // live rates within the horizon, for reactive mode
+	prevNeed   int
+	odCover    int       // spot capacity carried by on-demand (fallback)
+	lastStress time.Time // last time spot was pending or interrupted
+	lastWipe   time.Time
+	replica    rateEstimate // spot interruptions per replica-hour
+	domain     rateEstimate // domain losses per domain-hour
+	wipeout    rateEstimate // spot unobtainable onsets per hour of wanting spot
+}
+
+type stamped struct {
+	t time.Time
+	v float64
+}
+
+// NewPlanner returns a planner for w (a workload of a validated Policy).
+func NewPlanner(w Workload) *Planner {
+	return &Planner{w: w}
+}
+
+// Workload is the policy the planner plans with.
+func (p *Planner) Workload() Workload { return p.w }
+
+// SetWorkload swaps in a reloaded policy, keeping the learned state.
+func (p *Planner) SetWorkload(w Workload) { p.w = w }
+
+// Plan decides the targets at s.Time. fc is the latest forecast (nil, or
+// fcErr set, when the forecaster failed: the plan is then reactive).
+func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Explanation) {
+	w := &p.w
+	now := s.Time
+	elapsed := w.DecisionInterval
+	if !p.last.IsZero() && now.After(p.last) {
+		elapsed = now.Sub(p.last)
+	}
+	p.last = now
+
+	mu := w.Mu
+	if w.LearnMu && s.Mu > 0 && !math.IsInf(s.Mu, 0) {
+		mu = s.Mu
+	}
+	cold := w.ColdStart
+	if w.MeasureColdStart && s.ColdStartP90 > 0 {
+		cold = s.ColdStartP90
+	}
+	horizon := w.Horizon(cold)
+	rate := finite(s.Rate)
+	backlog := finite(s.Backlog)
+
+	ex := Explanation{Horizon: horizon}
+	plan := Plan{Workload: w.Name, Time: now, Mode: ModePredictive, Tiers: map[string]TierTarget{}}
+
+	// Reactive floors: what the live signals need, whatever the forecast.
+	ex.CurrentRateFloor = ceilDiv(rate, mu)
+	ex.BacklogFloor = ceilDiv(rate+backlog/horizon.Seconds(), mu)
+	ready := s.OnDemand.Ready + s.Spot.Ready
+	if s.Latency > 0 && w.LatencySLO > 0 && s.Latency > w.LatencySLO && ready > 0 {
+		ratio := math.Min(2, float64(s.Latency)/float64(w.LatencySLO))
+		ex.LatencyFloor = max(ready+1, int(math.Ceil(float64(ready)*ratio)))
+	}
+	p.rates = appendWindow(p.rates, stamped{now, rate}, now, horizon)
+
+	// Predictive need: the forecast quantile of the busiest step within the
+	// horizon. Without a forecast: reactive, on the recent peak rate.
+	forecastRate := math.NaN()
+	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
+		steps := int(math.Ceil(horizon.Seconds() / fc.Step.Seconds()))
+		steps = min(max(steps, 1), fc.Len())
+		peak := 0.0
+		for i := 0; i < steps; i++ {
+			v := fc.Quantile(w.ForecastQuantile, i)
+			if !math.IsNaN(v) && !math.IsInf(v, 0) && v > peak {
+				peak = v
+			}
+		}
+		forecastRate = peak / fc.Step.Seconds()
+		ex.Forecast = fc.Model
+	}
+	if math.IsNaN(forecastRate) {
+		plan.Mode = ModeReactive
+		peak := 0.0
+		for _, r := range p.rates {
+			peak = math.Max(peak, r.v)
+		}
+		forecastRate = peak / reactiveUtilisation
+		if fcErr != nil {
+			ex.Forecast = "unavailable: " + fcErr.Error()
+		} else {
+			ex.Forecast = "unavailable"
+		}
+	}
+	plan.ForecastRate = forecastRate
+	ex.PredictiveNeed = ceilDiv(forecastRate, mu)
+
+	need, bound := ex.PredictiveNeed, "forecast"
+	if plan.Mode == ModeReactive {
+		bound = "reactive"
+	}
+	for _, f := range []struct {
+		n    int
+		name string
+	}{{ex.CurrentRateFloor, "current-rate"}, {ex.BacklogFloor, "backlog"}, {ex.LatencyFloor, "latency"}, {w.MinReplicas, "min-replicas"}} {
+		if f.n > need {
+			need, bound = f.n, f.name
+		}
+	}
+	live := rate > 0 || backlog > 0
+	plan.Active = live || forecastRate*horizon.Seconds() >= 1
+	if plan.Active && need < 1 {
+		need, bound = 1, "active"
+	}
+
+	// Scale-down stabilisation: never below the highest need of the window,
+	// and never more than max_step_ratio of the fleet at once. A scale-in
+	// then needs the forecast and the live signal to agree for a whole
+	// window: the forecast alone never shrinks the fleet.
+	p.window = appendWindow(p.window, stamped{now, float64(need)}, now, w.ScaleDown.Stabilization)
+	stable := need
+	for _, x := range p.window {
+		stable = max(stable, int(x.v))
+	}
+	if stable > need {
+		need, bound = stable, "stabilization"
+	}
+	if floor := int(math.Ceil(float64(p.prevNeed) * (1 - w.ScaleDown.MaxStepRatio))); need < floor {
+		need, bound = floor, "scale-down-rate"
+	}
+	if need > w.MaxReplicas {
+		need, bound = w.MaxReplicas, "max-replicas"
+	}
+	p.prevNeed = need
+	ex.Need = need
+	plan.Bound = bound
+
+	od, spot := p.split(need, ex.CurrentRateFloor, cold, s, elapsed, &plan, &ex)
+	// Never more than max_replicas in all, taking it off the spot margin
+	// first: the cap is the user's budget guard.
+	if over := od.Replicas + spot.Replicas - w.MaxReplicas; over > 0 {
+		cut := min(over, spot.Replicas)
+		spot.Replicas -= cut
+		spot.Margin = max(0, spot.Margin-cut)
+		od.Replicas -= over - cut
+		plan.Bound = "max-replicas"
+	}
+	if w.Tiers.Spot != nil {
+		plan.Tiers[TierSpot] = spot
+	}
+	plan.Tiers[TierOnDemand] = od
+	if w.Preview {
+		plan.Mode = ModePreview
+	}
+	return plan, ex
+}
+
+// split divides need between on-demand and spot: an on-demand core, a spot
+// layer with its interruption margin, and the fallback cover.
+func (p *Planner) split(need, liveNeed int, cold time.Duration, s Signals, elapsed time.Duration, plan *Plan, ex *Explanation) (od, spot TierTarget) {
+	w := &p.w
+	st := w.Tiers.Spot
+	if st == nil {
+		return TierTarget{Replicas: need}, TierTarget{}
+	}
+	now := s.Time
+	window := cold + w.DecisionInterval - st.Notice
+	budget := 1 - w.TargetAvailability
+	prior := st.PriorRatePerHour()
+	domains := max(st.FailureDomains, 1)
+
+	// Learn the market from what this workload's spot replicas went through.
+	liveSpot := s.Spot.Live() + s.Spot.Terminating
+	p.replica.observe(float64(s.SpotNotices), float64(liveSpot)*elapsed.Hours(), elapsed)
+	usedDomains := min(domains, liveSpot)
+	p.domain.observe(float64(s.SpotNoticeDomains), float64(usedDomains)*elapsed.Hours(), elapsed)
+	wanting := 0.0
+	if liveSpot+s.Spot.Pending > 0 {
+		wanting = elapsed.Hours()
+	}
+	wipe := 0.0
+	// A wipe-out is the onset of spot being unobtainable; the retries of
+	// one episode (fallback returns after the hold) count once.
+	if s.Spot.Pending > 0 && (p.lastWipe.IsZero() || now.Sub(p.lastWipe) > 2*w.FallbackHold+w.DecisionInterval) {
+		wipe = 1
+	}
+	if s.Spot.Pending > 0 {
+		p.lastWipe = now
+	}
+	p.wipeout.observe(wipe, wanting, elapsed)
+
+	rate := p.replica.rate(prior, priorHours)
+	ex.InterruptionRate = rate
+	ex.InterruptionProbability = InterruptionProbability(rate, cold, w.DecisionInterval, st.Notice)
+	ex.DomainLossProbability = 1 - math.Exp(-p.domain.rate(prior, priorHours)*float64(domains)*math.Max(0, window.Hours()))
+	ex.WipeoutProbability = 1 - math.Exp(-p.wipeout.rate(prior, priorHours)*math.Max(0, window.Hours()))
+
+	// The on-demand core: the configured share, or, when spot may vanish
+	// altogether more often than the availability target allows, all that
+	// the live signals already need; spot then carries only the forecast
+	// headroom above it, whose loss costs money, not requests.
+	core := int(math.Ceil(w.OnDemandShare * float64(need)))
+	ex.SpotCarriesCore = ex.WipeoutProbability <= budget
+	if !ex.SpotCarriesCore {
+		core = max(core, min(liveNeed, need))
+	}
+	n := need - core
+
+	// The spot margin: binomial for independent interruptions, and at least
+	// one failure domain's worth when losing a domain within the window is
+	// likelier than the budget.
+	margin := 0
+	if n > 0 && ex.InterruptionProbability > 0 {
+		k, ok := SpotMargin(n, ex.InterruptionProbability, w.TargetAvailability, n)
+		margin = k
+		if !ok {
+			// Spot cannot reach the target at any reasonable margin: it
+			// stops carrying these replicas.
+			core, n, margin = need, 0, 0
+			ex.SpotCarriesCore = false
+		}
+	}
+	if n > 0 && ex.DomainLossProbability > budget {
+		if k, ok := DomainMargin(n, domains); ok {
+			margin = max(margin, k)
+		} else {
+			// One domain: losing it loses all spot, which no margin covers.
+			core, n, margin = need, 0, 0
+			ex.SpotCarriesCore = false
+		}
+	}
+	// Spot with its margin must still be cheaper than on-demand.
+	if n > 0 && float64(n+margin)*st.PricePerHour >= float64(n)*w.Tiers.OnDemand.PricePerHour {
+		core, n, margin = need, 0, 0
+	}
+	want := n + margin
+
+	// Fallback: spot replicas that are pending or under notice are missing
+	// capacity; it moves to on-demand at once and stays there until spot has
+	// been healthy for fallback_hold. Then spot relaunches first and the
+	// on-demand cover shrinks only as spot replicas become ready
+	// (make-before-break).
+	trouble := s.Spot.Pending + s.Spot.Terminating
+	if trouble > 0 || s.SpotNotices > 0 {
+		p.lastStress = now
+	}
+	if now.Sub(p.lastStress) < w.FallbackHold {
+		p.odCover = min(max(p.odCover, trouble), want)
+		spot = TierTarget{Replicas: want - p.odCover, Margin: max(0, margin-p.odCover)}
+	} else {
+		p.odCover = min(p.odCover, max(0, want-s.Spot.Ready))
+		spot = TierTarget{Replicas: want, Margin: margin}
+	}
+	ex.FallbackReplicas = p.odCover
+	if p.odCover > 0 {
+		plan.Mode = ModeFallback
+	}
+	return TierTarget{Replicas: core + p.odCover}, spot
+}
+
+func appendWindow(xs []stamped, x stamped, now time.Time, window time.Duration) []stamped {
+	xs = append(xs, x)
+	i := 0
+	for i < len(xs) && now.Sub(xs[i].t) > window {
+		i++
+	}
+	return append(xs[:0], xs[i:]...)
+}
+
+// ceilDiv is the replicas that serve rate at mu each.
+func ceilDiv(rate, mu float64) int {
+	if !(rate > 0) || !(mu > 0) {
+		return 0
+	}
+	// A hair of slack so that 4.0000000001 replicas is 4, not 5.
+	return int(math.Ceil(rate/mu - 1e-9))
+}
+
+func finite(v float64) float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0
+	}
+	return v
+}
