@@ -63,7 +63,7 @@ type Explanation struct {
 	// the replacement window, DomainLossProbability the chance of losing a
 	// failure domain within it and WipeoutProbability of spot becoming
 	// unobtainable altogether.
-	InterruptionRate                                                float64
+	InterruptionRate                                                   float64
 	InterruptionProbability, DomainLossProbability, WipeoutProbability float64
 	// SpotCarriesCore is false when spot is too risky to carry the demand
 	// that live signals already show: then only the forecast headroom
