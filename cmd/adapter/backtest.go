@@ -1,0 +1,454 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/sim"
+	"github.com/infercast/infercast/pkg/sim/report"
+)
+
+func init() {
+	register("backtest", command{
+		summary: "replay a trace through a policy, report cost and SLO",
+		run:     runBacktest,
+	})
+}
+
+// backtestUsage is printed by -h.
+const backtestUsage = `usage: adapter backtest --trace FILE [--policy POLICY.yaml] [--spot POOL.json ...]
+    [--scale X] [--mu R] [--cold-start S] [--queue-slo S] [--timeout S]
+    [--price-on-demand P] [--price-spot P] [--notice S]
+    [--compare reactive,static] --out DIR
+
+Replays a timestamp,requests trace through infercast's planner on the
+cluster model of SIMULATION.md (docs/backtest.md) and writes decisions.csv,
+summary.json and report.html to DIR. Flags override the policy file.
+Durations (S) are seconds ("180") or Go durations ("3m").
+`
+
+// baselineNames are the --compare values, in report order.
+var baselineNames = []string{"reactive", "static"}
+
+type backtestArgs struct {
+	trace, policy, workload, out string
+	spots                        []string
+	scale                        float64
+	compare                      []string
+	cfg                          sim.Config
+	set                          map[string]bool // flags given on the command line
+}
+
+// secondsFlag accepts "180" (seconds) or a Go duration ("3m").
+type secondsFlag struct{ d *time.Duration }
+
+func (s secondsFlag) String() string {
+	if s.d == nil {
+		return ""
+	}
+	return strconv.FormatFloat(s.d.Seconds(), 'f', -1, 64)
+}
+
+func (s secondsFlag) Set(v string) error {
+	if f, err := strconv.ParseFloat(v, 64); err == nil {
+		if f < 0 {
+			return fmt.Errorf("%q must not be negative", v)
+		}
+		*s.d = time.Duration(f * float64(time.Second))
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds nor a duration", v)
+	}
+	if d < 0 {
+		return fmt.Errorf("%q must not be negative", v)
+	}
+	*s.d = d
+	return nil
+}
+
+type listFlag struct{ l *[]string }
+
+func (f listFlag) String() string {
+	if f.l == nil {
+		return ""
+	}
+	return strings.Join(*f.l, ",")
+}
+
+func (f listFlag) Set(v string) error { *f.l = append(*f.l, v); return nil }
+
+func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
+	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}}
+	fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, backtestUsage)
+		fmt.Fprintln(stderr, "\nflags:")
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&a.trace, "trace", "", "`FILE`: timestamp,requests CSV, evenly spaced (required)")
+	fs.StringVar(&a.policy, "policy", "", "`POLICY.yaml`: the planner's policy file (default: the built-in backtest policy)")
+	fs.StringVar(&a.workload, "workload", "", "the workload of the policy file to plan (default: its first)")
+	fs.Var(listFlag{&a.spots}, "spot", "`POOL.json`: a spot pool's availability; repeat once per pool (default: one pool, always available)")
+	fs.Float64Var(&a.scale, "scale", 1, "multiply every count by `X`")
+	fs.Float64Var(&a.cfg.Mu, "mu", a.cfg.Mu, "requests/s one ready replica serves within its latency SLO")
+	fs.Var(secondsFlag{&a.cfg.ColdStart}, "cold-start", "`S`econds from launch to ready (default 180)")
+	fs.Var(secondsFlag{&a.cfg.QueueSLO}, "queue-slo", "`S`econds a request may wait and still be met (default 5)")
+	fs.Var(secondsFlag{&a.cfg.Timeout}, "timeout", "`S`econds after which a waiting request is dropped (default 60)")
+	fs.Float64Var(&a.cfg.PriceOnDemand, "price-on-demand", a.cfg.PriceOnDemand, "$ per on-demand replica-hour")
+	fs.Float64Var(&a.cfg.PriceSpot, "price-spot", a.cfg.PriceSpot, "$ per spot replica-hour")
+	fs.Var(secondsFlag{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination (default 120)")
+	compare := fs.String("compare", "reactive,static", "baselines to run beside the policy, comma-separated (reactive, static; empty for none)")
+	fs.StringVar(&a.out, "out", "", "`DIR` for decisions.csv, summary.json and report.html (required)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	fs.Visit(func(f *flag.Flag) { a.set[f.Name] = true })
+	var errs []error
+	if fs.NArg() > 0 {
+		errs = append(errs, fmt.Errorf("unexpected arguments %q", fs.Args()))
+	}
+	if a.trace == "" {
+		errs = append(errs, errors.New("--trace is required"))
+	}
+	if a.out == "" {
+		errs = append(errs, errors.New("--out is required"))
+	}
+	for _, c := range strings.Split(*compare, ",") {
+		c = strings.TrimSpace(c)
+		switch {
+		case c == "":
+		case !slices.Contains(baselineNames, c):
+			errs = append(errs, fmt.Errorf("--compare: unknown baseline %q (want %s)", c, strings.Join(baselineNames, ", ")))
+		case !slices.Contains(a.compare, c):
+			a.compare = append(a.compare, c)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		fs.Usage()
+		return nil, err
+	}
+	return a, nil
+}
+
+// defaultPolicyYAML is the planner's policy when --policy is not given: the
+// policy P2 tuned for the issue's twelve runs (pkg/capacity's
+// testdata/backtest.yaml). mu, cold start, queue SLO, prices, notice and
+// the failure domains come from the flags.
+const defaultPolicyYAML = `workloads:
+  - name: backtest
+    demand:
+      series: backtest_requests
+    mu: 2
+    latency_slo: 1s
+    queue_slo: 5s
+    cold_start: 180s
+    decision_interval: 15s
+    forecast_step: 1m
+    forecast_quantile: 0.9
+    min_replicas: 1
+    max_replicas: 10000
+    on_demand_share: 0
+    target_availability: 0.999
+    scale_down:
+      stabilization: 5m
+      max_step_ratio: 0.5
+    fallback_hold: 10m
+    tiers:
+      on_demand:
+        price_per_hour: 4.0
+      spot:
+        price_per_hour: 1.4
+        advisor_band: "<5%"
+        notice: 120s
+        failure_domains: 3
+`
+
+// loadWorkload reads the policy file (or the built-in one) and picks the
+// workload to plan.
+func loadWorkload(a *backtestArgs) (capacity.Workload, error) {
+	var (
+		pol *capacity.Policy
+		err error
+	)
+	if a.policy == "" {
+		pol, err = capacity.ParsePolicy("built-in backtest policy", []byte(defaultPolicyYAML))
+	} else {
+		pol, err = capacity.LoadPolicy(a.policy)
+	}
+	if err != nil {
+		return capacity.Workload{}, err
+	}
+	if len(pol.Workloads) == 0 {
+		return capacity.Workload{}, fmt.Errorf("%s: no workloads", a.policy)
+	}
+	if a.workload == "" {
+		return pol.Workloads[0], nil
+	}
+	w, ok := pol.Workload(a.workload)
+	if !ok {
+		return capacity.Workload{}, fmt.Errorf("%s: no workload %q", a.policy, a.workload)
+	}
+	return *w, nil
+}
+
+// mergeConfig applies the precedence defaults < policy file < flags: the
+// workload's values replace the defaults where the flag was not given, and
+// the result is written back into the workload so that the planner sizes
+// for the very cluster it is tested on.
+func mergeConfig(a *backtestArgs, w *capacity.Workload, pools int) {
+	c := &a.cfg
+	if !a.set["mu"] && w.Mu > 0 {
+		c.Mu = w.Mu
+	}
+	if !a.set["cold-start"] && w.ColdStart > 0 {
+		c.ColdStart = w.ColdStart
+	}
+	if !a.set["queue-slo"] && w.QueueSLO > 0 {
+		c.QueueSLO = w.QueueSLO
+	}
+	if od := w.Tiers.OnDemand; !a.set["price-on-demand"] && od != nil && od.PricePerHour > 0 {
+		c.PriceOnDemand = od.PricePerHour
+	}
+	if sp := w.Tiers.Spot; sp != nil {
+		if !a.set["price-spot"] && sp.PricePerHour > 0 {
+			c.PriceSpot = sp.PricePerHour
+		}
+		if !a.set["notice"] && sp.Notice > 0 {
+			c.Notice = sp.Notice
+		}
+	}
+	w.Mu, w.ColdStart, w.QueueSLO = c.Mu, c.ColdStart, c.QueueSLO
+	if w.Tiers.OnDemand != nil {
+		w.Tiers.OnDemand.PricePerHour = c.PriceOnDemand
+	}
+	if sp := w.Tiers.Spot; sp != nil {
+		sp.PricePerHour, sp.Notice = c.PriceSpot, c.Notice
+		sp.FailureDomains = max(1, pools)
+	}
+}
+
+// newInfercastPolicy is where the backtest builds infercast's policy: the
+// planner that `adapter serve` runs (capacity.Planner, through
+// capacity.Replay), fed by the same online forecaster.
+func newInfercastPolicy(w capacity.Workload) sim.Policy {
+	return plannerPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+}
+
+// plannerPolicy binds capacity.Replay to sim.Policy (the planner never
+// imports the simulator).
+type plannerPolicy struct{ r *capacity.Replay }
+
+func (p plannerPolicy) Decide(o *sim.Observation) (int, int) {
+	return p.r.Decide(capacity.ReplayObservation{
+		Time: o.Time, Start: o.Start, Step: o.Step, Arrivals: o.Arrivals, Queue: o.Queue,
+		OnDemand: capacity.TierState{Ready: o.OnDemand.Ready, Starting: o.OnDemand.Starting,
+			Pending: o.OnDemand.Pending, Terminating: o.OnDemand.Terminating},
+		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
+			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
+		Interruptions: o.Interruptions,
+	})
+}
+
+// ForecastBand implements sim.BandReporter.
+func (p plannerPolicy) ForecastBand() (sim.Band, bool) {
+	lo, mid, hi, ok := p.r.ForecastBand()
+	return sim.Band{Low: lo, Mid: mid, High: hi}, ok
+}
+
+func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	a, err := parseBacktestArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	w, err := loadWorkload(a)
+	if err != nil {
+		return err
+	}
+	tr, err := sim.LoadTrace(ctx, a.trace)
+	if err != nil {
+		return err
+	}
+	var pools []*sim.Pool
+	for _, f := range a.spots {
+		p, err := sim.LoadPool(ctx, f)
+		if err != nil {
+			return err
+		}
+		pools = append(pools, p)
+	}
+	mergeConfig(a, &w, len(pools))
+	sc, err := sim.NewScenario(a.cfg, tr, a.scale, pools)
+	if err != nil {
+		return fmt.Errorf("backtest: %w", err)
+	}
+	if err := os.MkdirAll(a.out, 0o755); err != nil {
+		return fmt.Errorf("backtest: %w", err)
+	}
+
+	prog := newProgress(stderr, 1+len(a.compare))
+	run := func(name string, p sim.Policy) (*sim.Result, error) {
+		prog.begin(name)
+		res, err := sc.Run(ctx, p, sim.RunOptions{Name: name, Progress: prog.update})
+		prog.end()
+		if err != nil {
+			return nil, fmt.Errorf("backtest %s: %w", name, err)
+		}
+		return res, nil
+	}
+	res, err := run("infercast", newInfercastPolicy(w))
+	if err != nil {
+		return err
+	}
+	baselines := map[string]*sim.Result{}
+	for _, name := range a.compare {
+		var p sim.Policy
+		switch name {
+		case "reactive":
+			p = sim.NewReactive(a.cfg)
+		case "static":
+			p = sim.StaticPeak(sc)
+		}
+		if baselines[name], err = run(name, p); err != nil {
+			return err
+		}
+	}
+
+	sum := sim.NewSummaryFile(sc, res, baselines)
+	if err := writeFile(filepath.Join(a.out, "decisions.csv"), func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(a.out, "summary.json"), func(f io.Writer) error { return sim.WriteSummary(f, sum) }); err != nil {
+		return err
+	}
+	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare}
+	if err := writeFile(filepath.Join(a.out, "report.html"), func(f io.Writer) error { return report.Write(f, in) }); err != nil {
+		return err
+	}
+	printSummary(stdout, sum, a.compare, a.out)
+	return nil
+}
+
+// writeFile writes path through a temporary file, so that a failed run
+// never leaves half a file behind.
+func writeFile(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("backtest: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("backtest: %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return fmt.Errorf("backtest: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("backtest: %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("backtest: %w", err)
+	}
+	return nil
+}
+
+// printSummary writes the headline numbers as a small table.
+func printSummary(w io.Writer, s sim.SummaryFile, order []string, dir string) {
+	fmt.Fprintf(w, "%s x%g, %s to %s, spot pools: %s\n", s.Trace, s.Scale,
+		s.Start.Format(time.DateTime), s.End.Format(time.DateTime), orNone(s.SpotPools))
+	fmt.Fprintf(w, "%-10s %12s %14s %10s %12s %10s\n", "policy", "SLO", "cost", "x oracle", "x spot-aware", "notices")
+	line := func(name string, x sim.Summary) {
+		fmt.Fprintf(w, "%-10s %11.3f%% %14s %10.2f %12.2f %10d\n", name, 100*x.SLOAttainment,
+			"$"+strconv.FormatFloat(x.CostDollars, 'f', 2, 64), x.CostOverOracle, x.CostOverSpotAwareOracle, x.SpotInterruptions)
+	}
+	line("infercast", s.Summary)
+	for _, name := range order {
+		line(name, s.Baselines[name])
+	}
+	fmt.Fprintf(w, "%-10s %12s %14s\n", "oracle", "", "$"+strconv.FormatFloat(s.OracleCostDollars, 'f', 2, 64))
+	fmt.Fprintf(w, "%-10s %12s %14s\n", "spot-aware", "", "$"+strconv.FormatFloat(s.SpotAwareOracleCostDollars, 'f', 2, 64))
+	fmt.Fprintf(w, "wrote %s\n", strings.Join([]string{
+		filepath.Join(dir, "decisions.csv"), filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")}, ", "))
+}
+
+func orNone(xs []string) string {
+	if len(xs) == 0 {
+		return "none (always available)"
+	}
+	return strings.Join(xs, ", ")
+}
+
+// progress shows how far the runs are: a bar redrawn in place on a
+// terminal, plain lines otherwise; nothing for a run shorter than a second.
+type progress struct {
+	w        io.Writer
+	tty      bool
+	runs, n  int
+	name     string
+	start    time.Time
+	shown    bool
+	lastLine int // last quarter printed as a plain line
+	now      func() time.Time
+}
+
+func newProgress(w io.Writer, runs int) *progress {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		tty = term.IsTerminal(int(f.Fd()))
+	}
+	return &progress{w: w, tty: tty, runs: runs, now: time.Now}
+}
+
+func (p *progress) begin(name string) {
+	p.n++
+	p.name, p.start, p.shown, p.lastLine = name, p.now(), false, 0
+}
+
+func (p *progress) update(done, total int) {
+	elapsed := p.now().Sub(p.start)
+	if elapsed < time.Second || total == 0 {
+		return
+	}
+	p.shown = true
+	frac := float64(done) / float64(total)
+	if p.tty {
+		const width = 30
+		fill := int(frac * width)
+		fmt.Fprintf(p.w, "\r%d/%d %-10s [%s%s] %3.0f%% %5.1fs", p.n, p.runs, p.name,
+			strings.Repeat("=", fill), strings.Repeat(" ", width-fill), 100*frac, elapsed.Seconds())
+		return
+	}
+	if q := int(frac * 4); q > p.lastLine && q < 4 {
+		p.lastLine = q
+		fmt.Fprintf(p.w, "backtest: %s (%d/%d) %d%% after %.1fs\n", p.name, p.n, p.runs, 25*q, elapsed.Seconds())
+	}
+}
+
+func (p *progress) end() {
+	if !p.shown {
+		return
+	}
+	if p.tty {
+		p.update(1, 1)
+		fmt.Fprintln(p.w)
+		return
+	}
+	fmt.Fprintf(p.w, "backtest: %s (%d/%d) done in %.1fs\n", p.name, p.n, p.runs, p.now().Sub(p.start).Seconds())
+}
