@@ -1,0 +1,194 @@
+package cost
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Replica is one running replica (pod) of a model and the node it runs on.
+type Replica struct {
+	// NodeLabels are the labels of the pod's node: tier, instance type and
+	// pool are read from them.
+	NodeLabels map[string]string
+	// GPUs the pod holds. With a catalogue GPU count, a replica costs its
+	// GPU share of the node; otherwise (or with 0 GPUs) the whole node.
+	GPUs float64
+}
+
+// Usage is what one model uses right now.
+type Usage struct {
+	Team, Model       string
+	RequestsPerSecond float64
+	Replicas          []Replica
+}
+
+// UsageSource reports current usage per model (the exporter joins its
+// scrape results — request rate — with pod placement from discovery).
+type UsageSource interface {
+	Usage(ctx context.Context) ([]Usage, error)
+}
+
+// Collector exports spend from a catalogue and a UsageSource.
+type Collector struct {
+	src     UsageSource
+	log     *slog.Logger
+	timeout time.Duration
+
+	mu  sync.RWMutex
+	cat *Catalogue
+
+	spend, perK, gpus, replicas, unpriced, up *prometheus.Desc
+}
+
+// NewCollector builds a spend collector; timeout bounds one Usage call
+// (default 5 s).
+func NewCollector(src UsageSource, cat *Catalogue, timeout time.Duration, log *slog.Logger) *Collector {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if timeout <= 0 {
+		timeout = 5 * time.Second
+	}
+	tier := []string{"team", "model", "tier"}
+	model := []string{"team", "model"}
+	return &Collector{
+		src: src, cat: cat, log: log, timeout: timeout,
+		spend:    prometheus.NewDesc("infercast_spend_dollars_per_hour", "What a model's replicas cost now, in dollars per hour, by capacity tier.", tier, nil),
+		perK:     prometheus.NewDesc("infercast_cost_per_thousand_requests_dollars", "Dollars per 1,000 requests at the current spend and request rate (absent when no requests).", model, nil),
+		gpus:     prometheus.NewDesc("infercast_spend_gpus", "GPUs a model's replicas hold, by capacity tier.", tier, nil),
+		replicas: prometheus.NewDesc("infercast_spend_replicas", "Replicas of a model, by capacity tier.", tier, nil),
+		unpriced: prometheus.NewDesc("infercast_spend_unpriced_replicas", "Replicas left out of spend: node not in the price catalogue, no price for its tier, or unreadable labels.", model, nil),
+		up:       prometheus.NewDesc("infercast_spend_usage_up", "1 when the last usage read succeeded, else 0.", nil, nil),
+	}
+}
+
+// SetCatalogue swaps the price catalogue (config reload).
+func (c *Collector) SetCatalogue(cat *Catalogue) {
+	c.mu.Lock()
+	c.cat = cat
+	c.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.spend, c.perK, c.gpus, c.replicas, c.unpriced, c.up} {
+		ch <- d
+	}
+}
+
+// Spend is one model's computed spend.
+type Spend struct {
+	Team, Model    string
+	DollarsPerHr   map[Tier]float64
+	GPUs           map[Tier]float64
+	Replicas       map[Tier]int
+	Unpriced       int
+	PerThousand    float64
+	HasPerThousand bool
+}
+
+// UsageFunc adapts a function to UsageSource.
+type UsageFunc func(ctx context.Context) ([]Usage, error)
+
+// Usage implements UsageSource.
+func (f UsageFunc) Usage(ctx context.Context) ([]Usage, error) { return f(ctx) }
+
+// merge folds entries of one team and model together (a model served from
+// two places reported twice), so every series is emitted once.
+func merge(usage []Usage) []Usage {
+	type key struct{ team, model string }
+	idx := map[key]int{}
+	var out []Usage
+	for _, u := range usage {
+		k := key{u.Team, u.Model}
+		if i, ok := idx[k]; ok {
+			out[i].RequestsPerSecond += u.RequestsPerSecond
+			out[i].Replicas = append(out[i].Replicas, u.Replicas...)
+			continue
+		}
+		idx[k] = len(out)
+		u.Replicas = append([]Replica(nil), u.Replicas...)
+		out = append(out, u)
+	}
+	return out
+}
+
+// Compute prices usage against a catalogue.
+func Compute(cat *Catalogue, usage []Usage) []Spend {
+	usage = merge(usage)
+	out := make([]Spend, 0, len(usage))
+	for _, u := range usage {
+		s := Spend{Team: u.Team, Model: u.Model,
+			DollarsPerHr: map[Tier]float64{}, GPUs: map[Tier]float64{}, Replicas: map[Tier]int{}}
+		total := 0.0
+		for _, r := range u.Replicas {
+			node, err := NodeFromLabels(r.NodeLabels)
+			if err != nil {
+				s.Unpriced++
+				continue
+			}
+			s.Replicas[node.Tier]++
+			s.GPUs[node.Tier] += r.GPUs
+			p, ok := cat.Lookup(node)
+			if !ok {
+				s.Unpriced++
+				continue
+			}
+			hourly, ok := p.For(node.Tier)
+			if !ok {
+				s.Unpriced++
+				continue
+			}
+			if p.GPUs > 0 && r.GPUs > 0 {
+				hourly *= min(r.GPUs/float64(p.GPUs), 1)
+			}
+			s.DollarsPerHr[node.Tier] += hourly
+			total += hourly
+		}
+		if u.RequestsPerSecond > 0 {
+			s.PerThousand = total / (u.RequestsPerSecond * 3600) * 1000
+			s.HasPerThousand = true
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Team != out[j].Team {
+			return out[i].Team < out[j].Team
+		}
+		return out[i].Model < out[j].Model
+	})
+	return out
+}
+
+// Collect implements prometheus.Collector.
+func (c *Collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	defer cancel()
+	usage, err := c.src.Usage(ctx)
+	if err != nil {
+		c.log.Warn("cost: reading usage failed", "err", err)
+		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 1)
+	c.mu.RLock()
+	cat := c.cat
+	c.mu.RUnlock()
+	for _, s := range Compute(cat, usage) {
+		for _, t := range []Tier{OnDemand, Spot} {
+			lv := []string{s.Team, s.Model, string(t)}
+			ch <- prometheus.MustNewConstMetric(c.spend, prometheus.GaugeValue, s.DollarsPerHr[t], lv...)
+			ch <- prometheus.MustNewConstMetric(c.gpus, prometheus.GaugeValue, s.GPUs[t], lv...)
+			ch <- prometheus.MustNewConstMetric(c.replicas, prometheus.GaugeValue, float64(s.Replicas[t]), lv...)
+		}
+		ch <- prometheus.MustNewConstMetric(c.unpriced, prometheus.GaugeValue, float64(s.Unpriced), s.Team, s.Model)
+		if s.HasPerThousand {
+			ch <- prometheus.MustNewConstMetric(c.perK, prometheus.GaugeValue, s.PerThousand, s.Team, s.Model)
+		}
+	}
+}
