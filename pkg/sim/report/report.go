@@ -35,7 +35,7 @@ type Input struct {
 }
 
 // maxPoints bounds the points of a plot over the whole run.
-const maxPoints = 1200
+const maxPoints = 1500
 
 // Colours, chosen to tell tiers apart at a glance and to survive
 // red-green colour blindness.
@@ -43,11 +43,10 @@ var (
 	colDemand   = color.RGBA{R: 0x20, G: 0x20, B: 0x20, A: 0xff}
 	colOnDemand = color.RGBA{R: 0x3b, G: 0x6f, B: 0xb6, A: 0xff}
 	colSpot     = color.RGBA{R: 0xf2, G: 0xa3, B: 0x3a, A: 0xff}
-	colBand     = color.RGBA{R: 0x8e, G: 0x6c, B: 0xc2, A: 0x50}
 	colBandMid  = color.RGBA{R: 0x6a, G: 0x3d, B: 0x9a, A: 0xff}
 	colMiss     = color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff}
 	colOracle   = color.RGBA{R: 0x2e, G: 0x8b, B: 0x57, A: 0xff}
-	colBaseline = []color.Color{
+	colBaseline = []color.RGBA{
 		color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
 		color.RGBA{R: 0xb0, G: 0x7a, B: 0xa1, A: 0xff},
 	}
@@ -77,7 +76,20 @@ type row struct {
 
 type figure struct {
 	Title, Caption string
+	Legend         []legendItem
 	SVG            template.HTML
+}
+
+// legendItem is drawn in HTML above its plot, where it never hides data.
+type legendItem struct {
+	Label string
+	Color template.CSS
+	Kind  string // "line", "dash" or "area"
+}
+
+func item(label string, c color.RGBA, kind string) legendItem {
+	return legendItem{Label: label, Kind: kind,
+		Color: template.CSS(fmt.Sprintf("rgba(%d,%d,%d,%.2f)", c.R, c.G, c.B, float64(c.A)/255))}
 }
 
 type page struct {
@@ -96,9 +108,9 @@ func build(in Input) (*page, error) {
 	cfg := in.Scenario.Config
 	p := &page{
 		Title: fmt.Sprintf("Backtest of %s ×%g", baseName(s.Trace), s.Scale),
-		Subtitle: fmt.Sprintf("%s to %s · mu %g req/s per replica · cold start %v · queue SLO %v · timeout %v · $%.2f on-demand, $%.2f spot per replica-hour · notice %v · spot pools: %s",
-			s.Start.Format("2 Jan 2006 15:04"), s.End.Format("2 Jan 2006 15:04 MST"), cfg.Mu, cfg.ColdStart, cfg.QueueSLO, cfg.Timeout,
-			cfg.PriceOnDemand, cfg.PriceSpot, cfg.Notice, pools(s.SpotPools)),
+		Subtitle: fmt.Sprintf("%s to %s · mu %g requests/s per replica · cold start %g s · queue SLO %g s · timeout %g s · $%.2f on-demand, $%.2f spot per replica-hour · spot notice %g s · spot pools: %s",
+			s.Start.Format("2 Jan 2006 15:04"), s.End.Format("2 Jan 2006 15:04 MST"), cfg.Mu, cfg.ColdStart.Seconds(), cfg.QueueSLO.Seconds(), cfg.Timeout.Seconds(),
+			cfg.PriceOnDemand, cfg.PriceSpot, cfg.Notice.Seconds(), pools(s.SpotPools)),
 		Oracle: dollars(s.OracleCostDollars),
 		Aware:  dollars(s.SpotAwareOracleCostDollars),
 	}
@@ -194,7 +206,16 @@ type buckets struct {
 
 func newBuckets(in Input, points int) *buckets {
 	tl := in.Policy.Timeline
+	iv := in.Scenario.Config.Interval
 	per := max(1, (len(tl)+points-1)/points)
+	// A round bucket width reads better than "33m15s".
+	for _, w := range []time.Duration{time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 15 * time.Minute,
+		30 * time.Minute, time.Hour, 2 * time.Hour, 3 * time.Hour, 6 * time.Hour, 12 * time.Hour, 24 * time.Hour} {
+		if w%iv == 0 && int(w/iv) >= per {
+			per = int(w / iv)
+			break
+		}
+	}
 	return aggregate(in, 0, len(tl), per)
 }
 
@@ -318,10 +339,6 @@ func newPlot(title, ylabel string, b *buckets) *plot.Plot {
 	p.Y.Label.TextStyle.Font = sans(11)
 	p.X.Tick.Label.Font = sans(10)
 	p.Y.Tick.Label.Font = sans(10)
-	p.Legend.TextStyle.Font = sans(10)
-	p.Legend.Top = true
-	p.Legend.Left = true
-	p.Legend.YOffs = -2
 	span := b.t[len(b.t)-1] - b.t[0]
 	format := "Jan 2"
 	if span <= 2*86400 {
@@ -386,118 +403,113 @@ func line(pts plotter.XYs, c color.Color, width vg.Length, dashed bool) *plotter
 
 func demandFigure(b *buckets) (figure, error) {
 	p := newPlot("", "requests/s", b)
-	addCapacity(p, b)
-	return render(p, "Demand, forecast and ready capacity",
-		fmt.Sprintf("Mean demand per %s against the capacity of the replicas that were ready, stacked by tier (spot above on-demand), and the forecast band the planner sized for (lowest median to highest p99 over the cold-start horizon; the line is the rate it sized for).", human(b.width)))
+	leg := addCapacity(p, b, false)
+	return render(p, leg, "Demand, forecast and ready capacity",
+		fmt.Sprintf("Mean demand per %s against the capacity (replicas × mu) of the replicas that were ready, stacked by tier, and the forecast band the planner sized for: lowest median to highest p99 over the cold-start horizon.", human(b.width)))
 }
 
-// addCapacity draws the stacked capacity, the band and the demand.
-func addCapacity(p *plot.Plot, b *buckets) {
+// addCapacity draws the stacked capacity, the band and the demand; with
+// mid, the rate the planner sized for too.
+func addCapacity(p *plot.Plot, b *buckets, mid bool) []legendItem {
 	total := make([]float64, len(b.t))
 	for i := range total {
 		total[i] = b.readyOD[i] + b.readySp[i]
 	}
+	// The band goes underneath, the translucent capacity over it, then the
+	// band's edges and the demand on top. The y axis stops a little above
+	// demand and capacity: an early, history-less band may be far wider.
+	top := 0.0
+	for i := range b.t {
+		top = math.Max(top, math.Max(b.demand[i], total[i]))
+	}
+	var leg []legendItem
+	withBand := hasBand(b)
 	spot := line(stepXY(b.t, total, b.width), colSpot, 0, false)
-	spot.FillColor = withAlpha(colSpot, 0x90)
+	spot.FillColor = withAlpha(colSpot, 0xa0)
 	od := line(stepXY(b.t, b.readyOD, b.width), colOnDemand, 0, false)
 	od.FillColor = withAlpha(colOnDemand, 0x90)
 	p.Add(spot, od)
-	p.Legend.Add("ready spot capacity", spot)
-	p.Legend.Add("ready on-demand capacity", od)
-	if poly := band(b); poly != nil {
-		p.Add(poly)
-		p.Legend.Add("forecast band", poly)
-		mid := line(xy(b.t, b.band[1]), colBandMid, 0.8, true)
-		p.Add(mid)
+	leg = append(leg, item("ready on-demand capacity", withA(colOnDemand, 0x90), "area"), item("ready spot capacity", withA(colSpot, 0xa0), "area"))
+	if withBand {
+		lo := line(xy(bandX(b), b.band[0]), colBandMid, 0.9, false)
+		hi := line(xy(bandX(b), b.band[2]), colBandMid, 0.9, false)
+		p.Add(lo, hi)
+		leg = append(leg, item("forecast band", colBandMid, "band"))
+		if mid {
+			m := line(xy(bandX(b), b.band[1]), colBandMid, 0.9, true)
+			p.Add(m)
+			leg = append(leg, item("rate sized for", colBandMid, "dash"))
+		}
 	}
-	d := line(xy(b.t, b.demand), colDemand, 1, false)
+	d := line(xy(b.t, b.demand), colDemand, 0.8, false)
 	p.Add(d)
-	p.Legend.Add("demand", d)
+	p.Y.Max = 1.15 * math.Max(top, 1e-9) // after Add, which widens the range
+	return append(leg, item("demand", colDemand, "line"))
 }
 
-// band is the forecast band as one polygon per stretch with a band.
-func band(b *buckets) *plotter.Polygon {
-	var rings []plotter.XYer
-	var lo, hi plotter.XYs
-	flush := func() {
-		if len(lo) > 1 {
-			ring := append(plotter.XYs{}, lo...)
-			for i := len(hi) - 1; i >= 0; i-- {
-				ring = append(ring, hi[i])
-			}
-			rings = append(rings, ring)
+// bandX puts band points mid-bucket.
+func bandX(b *buckets) []float64 {
+	x := make([]float64, len(b.t))
+	for i, t := range b.t {
+		x[i] = t + b.width/2
+	}
+	return x
+}
+
+// hasBand reports whether any bucket has a forecast band.
+func hasBand(b *buckets) bool {
+	for _, v := range b.band[0] {
+		if !math.IsNaN(v) {
+			return true
 		}
-		lo, hi = nil, nil
 	}
-	for i := range b.t {
-		if math.IsNaN(b.band[0][i]) {
-			flush()
-			continue
-		}
-		x := b.t[i] + b.width/2
-		lo = append(lo, plotter.XY{X: x, Y: b.band[0][i]})
-		hi = append(hi, plotter.XY{X: x, Y: b.band[2][i]})
-	}
-	flush()
-	if len(rings) == 0 {
-		return nil
-	}
-	poly, err := plotter.NewPolygon(rings...)
-	if err != nil {
-		return nil
-	}
-	poly.Color = colBand
-	poly.LineStyle.Width = 0
-	return poly
+	return false
 }
 
 func missFigure(b *buckets) (figure, error) {
 	p := newPlot("", "requests missed per "+human(b.width), b)
 	names := append([]string{"infercast"}, b.in.Order...)
-	for i, name := range names {
+	var leg []legendItem
+	for i := len(names) - 1; i >= 0; i-- { // infercast on top
+		name := names[i]
 		m, ok := b.missed[name]
 		if !ok {
 			continue
 		}
-		c := colMiss
-		w := vg.Length(1.2)
+		c, w, kind := colMiss, vg.Length(1.2), "area"
 		if i > 0 {
-			c = colBaseline[(i-1)%len(colBaseline)].(color.RGBA)
-			w = 0.8
+			c, w, kind = colBaseline[(i-1)%len(colBaseline)], 1, "line"
 		}
 		l := line(stepXY(b.t, m, b.width), c, w, false)
 		if i == 0 {
 			l.FillColor = withAlpha(colMiss, 0x60)
 		}
 		p.Add(l)
-		p.Legend.Add(name, l)
+		leg = append([]legendItem{item(name, c, kind)}, leg...)
 	}
-	return render(p, "Where requests missed the SLO",
+	return render(p, leg, "Where requests missed the SLO",
 		"Requests served late or dropped, per bucket, for infercast (filled) and the baselines. Flat at zero is the goal.")
 }
 
 func costFigure(b *buckets) (figure, error) {
 	p := newPlot("", "cumulative cost ($)", b)
 	names := append([]string{"infercast"}, b.in.Order...)
+	var leg []legendItem
 	for i, name := range names {
 		c, ok := b.cost[name]
 		if !ok {
 			continue
 		}
-		col, w := color.Color(colOnDemand), vg.Length(1.6)
+		col, w := colOnDemand, vg.Length(2)
 		if i > 0 {
-			col, w = colBaseline[(i-1)%len(colBaseline)], 1
+			col, w = colBaseline[(i-1)%len(colBaseline)], 1.2
 		}
-		l := line(xy(b.t, c), col, w, false)
-		p.Add(l)
-		p.Legend.Add(name, l)
+		p.Add(line(xy(b.t, c), col, w, false))
+		leg = append(leg, item(name, col, "line"))
 	}
-	o := line(xy(b.t, b.oracle), colOracle, 1, true)
-	a := line(xy(b.t, b.aware), colOracle, 1, false)
-	p.Add(o, a)
-	p.Legend.Add("oracle", o)
-	p.Legend.Add("spot-aware oracle", a)
-	return render(p, "Cost over time", "What each policy had spent by each moment, against the two oracles.")
+	p.Add(line(xy(b.t, b.oracle), colOracle, 1.2, true), line(xy(b.t, b.aware), colOracle, 1.2, false))
+	leg = append(leg, item("oracle", colOracle, "dash"), item("spot-aware oracle", colOracle, "line"))
+	return render(p, leg, "Cost over time", "What each policy had spent by each moment, against the two oracles.")
 }
 
 func spotFigure(b *buckets) (figure, error) {
@@ -506,14 +518,13 @@ func spotFigure(b *buckets) (figure, error) {
 	pl.FillColor = withAlpha(colOracle, 0x40)
 	pe := line(xy(b.t, b.pending), colMiss, 1, false)
 	p.Add(pl, pe)
-	p.Legend.Add("spot pools with capacity (mean)", pl)
-	p.Legend.Add("infercast's pending spot replicas (mean)", pe)
-	return render(p, "The spot market", "How many spot pools had capacity (never shown to the policy), and how many of infercast's spot replicas waited for one.")
+	leg := []legendItem{item("spot pools with capacity", withA(colOracle, 0x40), "area"), item("infercast's spot replicas waiting for a pool", colMiss, "line")}
+	return render(p, leg, "The spot market", "How many spot pools had capacity (never shown to the policy), and how many of infercast's spot replicas waited for one.")
 }
 
 func zoomFigure(b *buckets, in Input) (figure, error) {
 	p := newPlot("", "requests/s", b)
-	addCapacity(p, b)
+	leg := addCapacity(p, b, true)
 	if m := b.missed["infercast"]; len(m) > 0 {
 		// Misses as red ticks along the bottom, scaled to the plot.
 		top := 0.0
@@ -532,16 +543,16 @@ func zoomFigure(b *buckets, in Input) (figure, error) {
 			l := line(pts, colMiss, 1, false)
 			l.FillColor = withAlpha(colMiss, 0x70)
 			p.Add(l)
-			p.Legend.Add(fmt.Sprintf("missed requests (peak %s a minute)", count(peak)), l)
+			leg = append(leg, item(fmt.Sprintf("missed requests, scaled (peak: %s in a minute)", count(peak)), colMiss, "area"))
 		}
 	}
 	day := time.Unix(int64(b.t[0]), 0).UTC()
-	return render(p, "Close-up: "+day.Format("Mon 2 Jan 2006")+" (UTC)",
+	return render(p, leg, "Close-up: "+day.Format("Mon 2 Jan 2006")+" (UTC)",
 		"The day with the most missed requests (or the busiest day, if none were missed), minute by minute.")
 }
 
 // render draws p as an inline SVG.
-func render(p *plot.Plot, title, caption string) (figure, error) {
+func render(p *plot.Plot, legend []legendItem, title, caption string) (figure, error) {
 	c := vgsvg.New(vg.Points(900), vg.Points(300))
 	p.Draw(draw.New(c))
 	var buf bytes.Buffer
@@ -556,8 +567,11 @@ func render(p *plot.Plot, title, caption string) (figure, error) {
 	svg = svg[i:]
 	// Let the page size the plot: drop the fixed size, keep the viewBox.
 	svg = strings.Replace(svg, `width="900pt" height="300pt"`, `width="100%" role="img"`, 1)
-	return figure{Title: title, Caption: caption, SVG: template.HTML(svg)}, nil
+	return figure{Title: title, Caption: caption, Legend: legend, SVG: template.HTML(svg)}, nil
 }
+
+// withA is c with alpha a, not premultiplied (for CSS).
+func withA(c color.RGBA, a uint8) color.RGBA { c.A = a; return c }
 
 func withAlpha(c color.RGBA, a uint8) color.Color {
 	// Premultiplied alpha, as image/color expects.
@@ -654,6 +668,13 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
   figure h2 { font-size: 17px; margin: 0 0 4px; }
   figcaption { font-size: 13px; color: #5b6475; margin-bottom: 6px; }
   figure svg { display: block; height: auto; }
+  .legend { font-size: 13px; margin: 4px 0 2px; display: flex; flex-wrap: wrap; gap: 4px 18px; }
+  .key { display: inline-flex; align-items: center; gap: 6px; }
+  .sw { display: inline-block; width: 22px; height: 12px; }
+  .sw.area { background: var(--c); }
+  .sw.band { height: 6px; border-top: 2px solid var(--c); border-bottom: 2px solid var(--c); }
+  .sw.line { height: 0; border-top: 2px solid var(--c); }
+  .sw.dash { height: 0; border-top: 2px dashed var(--c); }
   table { border-collapse: collapse; width: 100%; background: #fff; border-radius: 8px; overflow: hidden; box-shadow: 0 1px 2px rgba(0,0,0,.08); font-size: 14px; }
   th, td { padding: 8px 10px; text-align: right; border-bottom: 1px solid #e6e8ec; }
   th:first-child, td:first-child { text-align: left; }
@@ -676,6 +697,7 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <figure>
   <h2>{{.Title}}</h2>
   <figcaption>{{.Caption}}</figcaption>
+  <div class="legend">{{range .Legend}}<span class="key"><span class="sw {{.Kind}}" style="--c: {{.Color}}"></span>{{.Label}}</span>{{end}}</div>
   {{.SVG}}
 </figure>
 {{end}}
