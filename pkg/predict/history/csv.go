@@ -5,7 +5,6 @@ package history
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -99,6 +98,3 @@ func LoadCSV(path string) (predict.Series, error) {
 	}
 	return s, nil
 }
-
-// ErrEmpty is wrapped by errors about series without data.
-var ErrEmpty = errors.New("no data")
