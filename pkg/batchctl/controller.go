@@ -1,0 +1,396 @@
+package batchctl
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config tunes a Controller.
+type Config struct {
+	// SLO bounds the p99 of queue delay plus execution.
+	SLO time.Duration
+	// Margin keeps the predicted p99 under SLO·(1 − Margin).
+	Margin float64
+	// Bounds are the knobs the model allows.
+	Bounds Bounds
+	// Fitter tunes the profile fit.
+	Fitter FitterConfig
+	// Backoff multiplies max_batch_size (and halves the delay) after an
+	// observed SLO violation that the model did not predict (Clipper
+	// backs off by 10 %: 0.9).
+	Backoff float64
+	// ProbeStep is how much the back-off cap rises per window without a
+	// violation: slow, additive recovery.
+	ProbeStep int
+	// TrustFactor bounds how far above the largest batch ever observed
+	// max_batch_size may be raised in one change: the fit is not trusted
+	// far beyond its data.
+	TrustFactor float64
+	// RateHalfLife smooths the observed arrival rate.
+	RateHalfLife time.Duration
+	// Initial is what the server is assumed to run before the actuator
+	// says otherwise (SetApplied).
+	Initial Knobs
+	Logger  *slog.Logger
+	// Registerer receives the infercast_batch_* metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
+}
+
+// DefaultConfig returns a controller configuration for an SLO and the
+// largest batch the model allows.
+func DefaultConfig(slo time.Duration, modelMaxBatch int) Config {
+	return Config{
+		SLO:          slo,
+		Bounds:       Bounds{MaxBatchSize: modelMaxBatch, Delays: DefaultDelays()},
+		Fitter:       DefaultFitterConfig(),
+		Backoff:      0.9,
+		ProbeStep:    1,
+		TrustFactor:  1.5,
+		RateHalfLife: 5 * time.Second,
+		Initial:      Knobs{MaxBatchSize: modelMaxBatch},
+	}
+}
+
+func (c Config) validate() error {
+	switch {
+	case c.SLO <= 0:
+		return fmt.Errorf("batchctl: SLO %s must be positive", c.SLO)
+	case c.Margin < 0 || c.Margin >= 1:
+		return fmt.Errorf("batchctl: margin %g must be in [0, 1)", c.Margin)
+	case c.Bounds.MaxBatchSize < 1:
+		return fmt.Errorf("batchctl: model max batch size %d must be ≥ 1", c.Bounds.MaxBatchSize)
+	case c.Backoff <= 0 || c.Backoff >= 1:
+		return fmt.Errorf("batchctl: back-off factor %g must be in (0, 1)", c.Backoff)
+	case c.TrustFactor < 1:
+		return fmt.Errorf("batchctl: trust factor %g must be ≥ 1", c.TrustFactor)
+	}
+	return nil
+}
+
+// Decision is the outcome of one controller step for one model.
+type Decision struct {
+	Model       string     `json:"model"`
+	Recommended Knobs      `json:"recommended"`
+	Applied     Knobs      `json:"applied"`
+	Changed     bool       `json:"changed"`
+	Profile     Profile    `json:"profile"`
+	Prediction  Prediction `json:"prediction"`
+	// PlanningRate is the arrival rate planned for (requests/s).
+	PlanningRate float64 `json:"planning_rate_rps"`
+	// Reason is one of the Reason* constants; Detail says it in words.
+	Reason string `json:"reason"`
+	Detail string `json:"detail"`
+}
+
+// guardHeadroom: the AIMD guard backs off only for violations at arrival
+// rates below this fraction of the predicted SLO capacity, where the model
+// is clearly wrong; nearer capacity, a noisy window is the queue's doing,
+// and a smaller batch would only serve less.
+const guardHeadroom = 0.8
+
+// Controller tunes the batch knobs of each model it is stepped for. Step
+// may be called from several goroutines; steps are serialised.
+type Controller struct {
+	cfg Config
+	act Actuator
+	log *slog.Logger
+	m   *metrics
+
+	mu     sync.Mutex
+	models map[string]*modelState
+}
+
+type modelState struct {
+	fit        *Fitter
+	applied    Knobs
+	rate       float64 // smoothed arrival rate
+	lastObs    time.Time
+	lastChange time.Time
+	changed    bool // lastChange is set
+	guardBatch int  // back-off cap on max_batch_size
+	guardDelay time.Duration
+	lastRec    Knobs
+	lastReason string
+}
+
+// New returns a controller acting through act (RecommendOnly when nil).
+func New(cfg Config, act Actuator) (*Controller, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if act == nil {
+		act = RecommendOnly{Logger: cfg.Logger}
+	}
+	if cfg.Initial.MaxBatchSize < 1 {
+		cfg.Initial.MaxBatchSize = cfg.Bounds.MaxBatchSize
+	}
+	reg := cfg.Registerer
+	if reg == nil {
+		reg = prometheus.NewRegistry() // unexported: metrics still work, nobody scrapes them
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("batchctl: registering metrics: %w", err)
+	}
+	return &Controller{cfg: cfg, act: act, log: cfg.Logger, m: m, models: map[string]*modelState{}}, nil
+}
+
+func (c *Controller) state(model string) *modelState {
+	s, ok := c.models[model]
+	if !ok {
+		s = &modelState{fit: NewFitter(c.cfg.Fitter), applied: c.cfg.Initial,
+			guardBatch: c.cfg.Bounds.MaxBatchSize, guardDelay: maxDelay(c.cfg.Bounds)}
+		c.models[model] = s
+	}
+	return s
+}
+
+func maxDelay(b Bounds) time.Duration {
+	if len(b.Delays) == 0 {
+		return 0
+	}
+	return b.Delays[len(b.Delays)-1]
+}
+
+// SetApplied tells the controller what the server runs now (read from its
+// config), so that it neither re-applies it nor mistakes it.
+func (c *Controller) SetApplied(model string, k Knobs) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.state(model).applied = k
+	c.m.appBatch.WithLabelValues(model, c.act.Name()).Set(float64(k.MaxBatchSize))
+	c.m.appDelay.WithLabelValues(model, c.act.Name()).Set(k.MaxQueueDelay.Seconds())
+}
+
+// Step feeds one observation of a model, with the forecast arrival rate
+// for the coming interval (0 when there is no forecast), and decides. The
+// error is non-nil only for a rejected observation; a failed actuation is
+// reported in the decision (ReasonApplyFailed) and logged.
+func (c *Controller) Step(ctx context.Context, model string, o Observation, forecastRPS float64) (Decision, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	d := Decision{Model: model}
+	if err := o.Validate(); err != nil {
+		c.record(model, &d, ReasonBadObservation, err.Error())
+		return d, fmt.Errorf("batchctl: model %s: %w", model, err)
+	}
+	if math.IsNaN(forecastRPS) || forecastRPS < 0 {
+		forecastRPS = 0
+	}
+	s := c.state(model)
+	d.Applied, d.Recommended = s.applied, s.applied
+	s.fit.AddObservation(o)
+	s.rate = smooth(s.rate, o.ArrivalRate(), s.lastObs, o.Time, c.cfg.RateHalfLife)
+	s.lastObs = o.Time
+	// Plan for the higher of the smoothed arrival rate, the forecast, and
+	// the completion rate: while a backlog drains, requests complete
+	// faster than they arrive, and the knobs must keep draining it.
+	lambda := math.Max(s.rate, forecastRPS)
+	if o.Window > 0 {
+		lambda = math.Max(lambda, o.Requests/o.Window.Seconds())
+	}
+	d.PlanningRate = lambda
+
+	prof, ok := s.fit.Fit(o.Time)
+	if !ok {
+		c.record(model, &d, ReasonLearning, "too few batches observed to fit the execution profile")
+		return d, nil
+	}
+	d.Profile = prof
+	if !prof.Identified {
+		// Batch sizes too uniform to separate alpha from beta: choosing
+		// from a through-origin fit would pin the batch where it is.
+		// Keep the knobs, and where batches fill the cap, probe upward so
+		// that larger batches can be seen.
+		rec := s.applied
+		detail := fmt.Sprintf("batch sizes up to %d too uniform to separate alpha and beta", prof.MaxObservedBatch)
+		if prof.MaxObservedBatch >= s.applied.MaxBatchSize && s.applied.MaxBatchSize < c.cfg.Bounds.MaxBatchSize {
+			rec.MaxBatchSize = min(c.cfg.Bounds.MaxBatchSize, int(math.Ceil(float64(s.applied.MaxBatchSize)*c.cfg.TrustFactor)))
+			d.Recommended = rec
+			if c.act.Limits().RecommendOnly || (s.changed && o.Time.Sub(s.lastChange) < c.act.Limits().MinInterval) {
+				c.record(model, &d, ReasonLearning, detail+"; probe upward due")
+				return d, nil
+			}
+			if err := c.act.Apply(ctx, model, rec); err != nil {
+				c.m.failures.WithLabelValues(model, c.act.Name()).Inc()
+				s.lastChange, s.changed = o.Time, true
+				c.record(model, &d, ReasonApplyFailed, err.Error())
+				return d, nil
+			}
+			c.log.Info("batch knobs probed upward", "model", model, "actuator", c.act.Name(), "from", s.applied.String(), "to", rec.String())
+			s.applied, s.lastChange, s.changed = rec, o.Time, true
+			d.Applied, d.Changed = rec, true
+			c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
+			c.m.lastChange.WithLabelValues(model).Set(float64(o.Time.UnixNano()) / 1e9)
+			detail += "; probed upward"
+		}
+		c.record(model, &d, ReasonLearning, detail)
+		return d, nil
+	}
+	budget := c.cfg.SLO.Seconds() * (1 - c.cfg.Margin)
+	appliedCap := Capacity(prof, s.applied, budget)
+
+	// The AIMD guard: an observed violation the model did not predict
+	// (the arrival rate was within the applied setting's SLO capacity)
+	// means the model is wrong for now: back off multiplicatively. A
+	// violation under overload is not the batch's fault: a smaller batch
+	// would only serve less.
+	backoff := false
+	// A draining backlog completes faster than requests arrive: judge
+	// the window by whichever rate was higher.
+	observedRate := math.Max(o.ArrivalRate(), o.Requests/o.Window.Seconds())
+	if o.Requests > 0 && o.LatencyP99Seconds > c.cfg.SLO.Seconds() && observedRate <= guardHeadroom*appliedCap {
+		backoff = true
+		s.guardBatch = max(1, int(math.Floor(float64(s.applied.MaxBatchSize)*c.cfg.Backoff)))
+		s.guardDelay = s.applied.MaxQueueDelay / 2
+		c.m.backoffs.WithLabelValues(model).Inc()
+	} else if o.LatencyP99Seconds <= c.cfg.SLO.Seconds() {
+		s.guardBatch = min(c.cfg.Bounds.MaxBatchSize, s.guardBatch+max(c.cfg.ProbeStep, 1))
+		if s.guardDelay < maxDelay(c.cfg.Bounds) {
+			s.guardDelay = max(2*s.guardDelay, time.Millisecond)
+		}
+	}
+
+	ch := Choose(prof, lambda, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
+	rec := ch.Knobs
+	rec.MaxBatchSize = min(rec.MaxBatchSize, s.guardBatch)
+	rec.MaxQueueDelay = min(rec.MaxQueueDelay, s.guardDelay)
+	// Probe slowly: never raise the cap beyond TrustFactor × the largest
+	// batch observed (or the current cap, if larger).
+	// Under overload there is no SLO left to protect: throughput first.
+	if ch.Feasible {
+		trust := max(s.applied.MaxBatchSize, int(math.Ceil(c.cfg.TrustFactor*float64(max(prof.MaxObservedBatch, 1)))))
+		rec.MaxBatchSize = max(1, min(rec.MaxBatchSize, trust))
+	}
+	pred := Predict(prof, lambda, rec)
+	pred.SLOCapacityRPS = Capacity(prof, rec, budget)
+	d.Recommended, d.Prediction = rec, pred
+
+	reason, detail := ReasonOptimal, ch.Reason
+	switch {
+	case backoff:
+		reason, detail = ReasonBackoff, fmt.Sprintf("observed p99 %.3fs > SLO %s at %.1f req/s, within the predicted SLO capacity %.1f req/s: max_batch_size cap %d",
+			o.LatencyP99Seconds, c.cfg.SLO, observedRate, appliedCap, s.guardBatch)
+	case !ch.Feasible:
+		reason = ReasonOverload
+	}
+	if rec == s.applied {
+		c.record(model, &d, reason, detail)
+		return d, nil
+	}
+	lim := c.act.Limits()
+	if lim.RecommendOnly {
+		if rec != s.lastRec {
+			_ = c.act.Apply(ctx, model, rec) // logs the restart hint
+		}
+		s.lastRec = rec
+		c.record(model, &d, ReasonRecommendOnly, detail)
+		return d, nil
+	}
+	cur := Predict(prof, lambda, s.applied)
+	safety := backoff || (cur.P99Seconds > budget && pred.P99Seconds < cur.P99Seconds) ||
+		rec.MaxBatchSize > c.cfg.Bounds.MaxBatchSize
+	gain := 0.0
+	if appliedCap > 0 {
+		gain = (pred.SLOCapacityRPS - appliedCap) / appliedCap
+	} else if pred.SLOCapacityRPS > 0 {
+		gain = math.Inf(1)
+	}
+	if cur.GPUUtilization > 0 {
+		gain = math.Max(gain, (cur.GPUUtilization-pred.GPUUtilization)/cur.GPUUtilization)
+	}
+	// A smaller batch that keeps the SLO capacity shortens what a surge
+	// forms; count it as a gain in safety when the capacity holds.
+	if rec.MaxBatchSize < s.applied.MaxBatchSize && pred.SLOCapacityRPS >= appliedCap*(1-capacityTie) {
+		safety = true
+	}
+	if !safety && gain < lim.MinGain {
+		c.record(model, &d, ReasonBelowMinGain, fmt.Sprintf("%s → %s predicted gain %.1f%% below the minimum %.1f%%",
+			s.applied, rec, 100*gain, 100*lim.MinGain))
+		return d, nil
+	}
+	if s.changed && o.Time.Sub(s.lastChange) < lim.MinInterval {
+		c.record(model, &d, ReasonRateLimited, fmt.Sprintf("%s → %s due, but the last change was %s ago (minimum %s)",
+			s.applied, rec, o.Time.Sub(s.lastChange), lim.MinInterval))
+		return d, nil
+	}
+	if err := c.act.Apply(ctx, model, rec); err != nil {
+		c.m.failures.WithLabelValues(model, c.act.Name()).Inc()
+		c.log.Warn("applying batch knobs failed; the server keeps its knobs", "model", model,
+			"actuator", c.act.Name(), "knobs", rec.String(), "err", err)
+		// Failures count against the rate limit too: a server that
+		// refuses should not be hammered.
+		s.lastChange, s.changed = o.Time, true
+		c.record(model, &d, ReasonApplyFailed, err.Error())
+		return d, nil
+	}
+	c.log.Info("batch knobs applied", "model", model, "actuator", c.act.Name(), "from", s.applied.String(),
+		"to", rec.String(), "reason", reason, "detail", detail, "predicted_p99_s", pred.P99Seconds,
+		"predicted_throughput_rps", pred.SLOCapacityRPS)
+	s.applied, s.lastChange, s.changed = rec, o.Time, true
+	d.Applied, d.Changed = rec, true
+	c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
+	c.m.lastChange.WithLabelValues(model).Set(float64(o.Time.UnixNano()) / 1e9)
+	if reason == ReasonOptimal {
+		reason = ReasonChanged
+	}
+	c.record(model, &d, reason, detail)
+	return d, nil
+}
+
+
+// smooth is an exponentially weighted moving average over irregular steps.
+func smooth(prev, x float64, last, now time.Time, halfLife time.Duration) float64 {
+	if last.IsZero() || halfLife <= 0 {
+		return x
+	}
+	dt := now.Sub(last).Seconds()
+	if dt <= 0 {
+		return prev
+	}
+	w := math.Exp2(-dt / halfLife.Seconds())
+	return w*prev + (1-w)*x
+}
+
+// record sets the decision's reason and exports the decision.
+func (c *Controller) record(model string, d *Decision, reason, detail string) {
+	d.Reason, d.Detail = reason, detail
+	for _, r := range allReasons {
+		v := 0.0
+		if r == reason {
+			v = 1
+		}
+		c.m.lastDecision.WithLabelValues(model, r).Set(v)
+	}
+	c.m.decisions.WithLabelValues(model, reason).Inc()
+	if reason == ReasonBadObservation {
+		return
+	}
+	c.m.recBatch.WithLabelValues(model).Set(float64(d.Recommended.MaxBatchSize))
+	c.m.recDelay.WithLabelValues(model).Set(d.Recommended.MaxQueueDelay.Seconds())
+	c.m.appBatch.WithLabelValues(model, c.act.Name()).Set(float64(d.Applied.MaxBatchSize))
+	c.m.appDelay.WithLabelValues(model, c.act.Name()).Set(d.Applied.MaxQueueDelay.Seconds())
+	c.m.rate.WithLabelValues(model).Set(d.PlanningRate)
+	if reason == ReasonLearning {
+		return
+	}
+	c.m.alpha.WithLabelValues(model).Set(d.Profile.Alpha)
+	c.m.beta.WithLabelValues(model).Set(d.Profile.Beta)
+	c.m.jitter.WithLabelValues(model).Set(d.Profile.Jitter)
+	c.m.p99.WithLabelValues(model).Set(d.Prediction.P99Seconds)
+	c.m.capacity.WithLabelValues(model).Set(d.Prediction.SLOCapacityRPS)
+	if s := c.models[model]; s != nil && s.lastReason != reason {
+		c.log.Debug("batch decision", "model", model, "reason", reason, "detail", detail)
+		s.lastReason = reason
+	}
+}

@@ -1,0 +1,196 @@
+package batchctl
+
+import (
+	"math"
+	"time"
+)
+
+// Prediction is what the queueing model expects of a setting.
+type Prediction struct {
+	// P99Seconds is the p99 of queue delay plus execution at the rate the
+	// prediction was made for.
+	P99Seconds float64 `json:"p99_seconds"`
+	// SLOCapacityRPS is the highest arrival rate at which the predicted
+	// p99 stays within the SLO budget: the throughput the setting can
+	// sustain without breaking the SLO.
+	SLOCapacityRPS float64 `json:"slo_capacity_rps"`
+	// MeanBatch is the expected batch size at the rate.
+	MeanBatch float64 `json:"mean_batch"`
+	// GPUUtilization is the expected busy fraction at the rate (0–1).
+	GPUUtilization float64 `json:"gpu_utilization"`
+}
+
+// Predict models a dynamic batcher with knobs k fed Poisson arrivals at
+// lambda requests per second by a server with profile p. It returns the
+// predicted p99 of queue delay plus execution (seconds), the mean batch
+// size and the GPU busy fraction; SLOCapacityRPS is left to Capacity. The
+// approximation (docs/batching.md has the derivation):
+//
+//   - free batch b: the larger of what arrives while a batch runs — the
+//     fixed point b = λ·(α + β·b), i.e. λα/(1 − λβ) — and what the delay
+//     collects, 1 + λ·D; the batch formed is m = min(b, B);
+//   - a request waits for the collection window min(D, (B−1)/λ) or the
+//     batch ahead of it, t(m), whichever is longer, then runs for the p99
+//     execution time t(m) + z·σ;
+//   - when the p99 batch b + z·√(b−1) (Poisson counts) exceeds B, the cap
+//     binds: the p99 request misses a full batch and waits one more, t(B),
+//     plus a heavy-traffic term t(B)·ρ/(1−ρ)·ln(100)/B for full batches
+//     queueing behind each other, ρ = λ·t(B)/B; ρ ≥ 1 is unstable
+//     (infinite).
+func Predict(p Profile, lambda float64, k Knobs) Prediction {
+	B := float64(max(k.MaxBatchSize, 1))
+	D := k.MaxQueueDelay.Seconds()
+	tB := p.Exec(B)
+	if lambda <= 0 {
+		return Prediction{MeanBatch: 1, P99Seconds: D*boolf(B > 1) + p.ExecP99(1)}
+	}
+	b := math.Inf(1)
+	if lambda*p.Beta < 1 {
+		b = lambda * p.Alpha / (1 - lambda*p.Beta)
+	}
+	b = math.Max(b, 1+lambda*D*boolf(B > 1))
+	b = math.Max(b, 1)
+	m := math.Min(b, B)
+	pr := Prediction{MeanBatch: m, GPUUtilization: math.Min(1, lambda*p.Exec(m)/m)}
+	rho := lambda * tB / B
+	if rho >= 1 {
+		pr.P99Seconds = math.Inf(1)
+		return pr
+	}
+	collect := 0.0
+	if B > 1 {
+		collect = math.Min(D, (B-1)/lambda)
+	}
+	wait := math.Max(collect, p.Exec(m))
+	if m <= 1 && lambda*p.Exec(1) < 0.01 {
+		wait = collect // fewer than 1 % of requests find the server busy
+	}
+	queue := 0.0
+	if b+z99*math.Sqrt(b-1) > B {
+		// The cap binds: the p99 request misses a full batch, and full
+		// batches queue behind each other.
+		queue = tB + tB*rho/(1-rho)*math.Log(100)/B
+	}
+	pr.P99Seconds = wait + queue + p.ExecP99(m)
+	return pr
+}
+
+func boolf(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Capacity is the highest arrival rate (requests/s) at which Predict's p99
+// for k stays within budget seconds; zero when even a lone request misses
+// it. Found by bisection to 0.1 %.
+func Capacity(p Profile, k Knobs, budget float64) float64 {
+	if Predict(p, 1e-9, k).P99Seconds > budget {
+		return 0
+	}
+	B := float64(max(k.MaxBatchSize, 1))
+	lo, hi := 0.0, B/p.Exec(B) // beyond full batches back to back the queue is unstable
+	for hi-lo > 1e-3*hi {
+		mid := (lo + hi) / 2
+		if Predict(p, mid, k).P99Seconds <= budget {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return lo
+}
+
+// Bounds limit the knobs the controller may choose.
+type Bounds struct {
+	// MaxBatchSize is the largest batch the model allows (Triton's
+	// max_batch_size in the model's own config).
+	MaxBatchSize int
+	// Delays are the queue delays considered, ascending.
+	Delays []time.Duration
+}
+
+// DefaultDelays is the queue-delay grid considered by default.
+func DefaultDelays() []time.Duration {
+	return []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond,
+		10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond}
+}
+
+// Choice is the best setting for a profile at a rate, and why.
+type Choice struct {
+	Knobs      Knobs
+	Prediction Prediction
+	// Feasible is false when the arrival rate is beyond what any setting
+	// sustains within the SLO: the server is overloaded whatever the
+	// knobs, and the choice is the largest batch the model allows, which
+	// has the most raw throughput and so ends the overload soonest.
+	Feasible bool
+	Reason   string
+}
+
+// capacityTie is how close two SLO capacities must be to count as equal:
+// then the smaller batch (less exposed to surges) or the more efficient
+// delay wins.
+const capacityTie = 0.002
+
+// Choose picks the knobs that maximise throughput within the SLO: the
+// batch size with the highest SLO capacity (the smallest one within 0.2 %
+// of it, since a larger cap only lengthens the batches a surge forms), then
+// the queue delay that lowers predicted GPU utilisation the most (larger,
+// more efficient batches) while the p99 at lambda stays within the budget
+// slo·(1 − margin) and the SLO capacity stays within 1 % of the best.
+// lambda is the higher of the current and the forecast arrival rate.
+func Choose(p Profile, lambda float64, slo time.Duration, margin float64, bounds Bounds) Choice {
+	budget := slo.Seconds() * (1 - margin)
+	maxB := max(bounds.MaxBatchSize, 1)
+	bestB, bestCap := 1, -1.0
+	for size := 1; size <= maxB; size++ {
+		c := Capacity(p, Knobs{MaxBatchSize: size}, budget)
+		if c > bestCap*(1+capacityTie) {
+			bestB, bestCap = size, c
+		}
+	}
+	base := Knobs{MaxBatchSize: bestB}
+	best := Choice{Knobs: base, Prediction: Predict(p, lambda, base)}
+	best.Prediction.SLOCapacityRPS = bestCap
+	if bestCap <= 0 {
+		best.Reason = "the SLO is below the execution time of a lone request; batch 1, no delay"
+		best.Knobs = Knobs{MaxBatchSize: 1}
+		best.Prediction = Predict(p, lambda, best.Knobs)
+		return best
+	}
+	if best.Prediction.P99Seconds > budget {
+		// No setting meets the SLO at this rate: what matters now is
+		// ending the overload, so take every request the model allows
+		// in a batch (the most raw throughput), with no delay.
+		k := Knobs{MaxBatchSize: maxB}
+		best = Choice{Knobs: k, Prediction: Predict(p, lambda, k)}
+		best.Prediction.SLOCapacityRPS = Capacity(p, k, budget)
+		best.Reason = "overload: the arrival rate exceeds what any setting serves within the SLO; the largest batches drain it fastest"
+		return best
+	}
+	best.Feasible = true
+	best.Reason = "most throughput within the SLO"
+	if bestB == 1 {
+		return best
+	}
+	for _, d := range bounds.Delays {
+		if d <= 0 || d.Seconds() >= budget {
+			continue
+		}
+		k := Knobs{MaxBatchSize: bestB, MaxQueueDelay: d}
+		pr := Predict(p, lambda, k)
+		if pr.P99Seconds > budget || pr.GPUUtilization >= best.Prediction.GPUUtilization*(1-0.01) {
+			continue
+		}
+		c := Capacity(p, k, budget)
+		if c < bestCap*0.99 {
+			continue
+		}
+		pr.SLOCapacityRPS = c
+		best = Choice{Knobs: k, Prediction: pr, Feasible: true,
+			Reason: "most throughput within the SLO; queue delay for larger, more efficient batches"}
+	}
+	return best
+}

@@ -1,0 +1,172 @@
+package batchctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Triton applies knobs to a Triton Inference Server through its model
+// repository extension: it reads the model's current configuration
+// (GET /v2/models/{model}/config), overrides max_batch_size and
+// dynamic_batching { max_queue_delay_microseconds, preferred_batch_size },
+// and reloads the model with it (POST /v2/repository/models/{model}/load,
+// body {"parameters":{"config":"<JSON>"}}). Triton must run with
+// --model-control-mode=explicit. A change is a model reload: the default
+// limits allow one per 5 minutes and only for a 10 % predicted gain. When
+// the reload fails, the previous configuration is loaded back.
+type Triton struct {
+	// BaseURL is Triton's HTTP endpoint, e.g. http://triton:8000.
+	BaseURL string
+	Client  *http.Client
+	// Limit overrides DefaultTritonLimits when non-zero.
+	Limit  Limits
+	Logger *slog.Logger
+	// RollbackTimeout bounds the rollback when the caller's context has
+	// already expired (default 30 s).
+	RollbackTimeout time.Duration
+}
+
+// DefaultTritonLimits: a reload at most every 5 minutes, for ≥ 10 % gain.
+var DefaultTritonLimits = Limits{MinInterval: 5 * time.Minute, MinGain: 0.10}
+
+func (t *Triton) Name() string { return "triton" }
+
+func (t *Triton) Limits() Limits {
+	if t.Limit != (Limits{}) {
+		return t.Limit
+	}
+	return DefaultTritonLimits
+}
+
+func (t *Triton) url(path string, model string) string {
+	return strings.TrimRight(t.BaseURL, "/") + strings.ReplaceAll(path, "{model}", url.PathEscape(model))
+}
+
+// Config reads the model's configuration as Triton reports it.
+func (t *Triton) Config(ctx context.Context, model string) (map[string]any, error) {
+	var cfg map[string]any
+	if err := doJSON(ctx, t.Client, http.MethodGet, t.url("/v2/models/{model}/config", model), nil, &cfg); err != nil {
+		return nil, fmt.Errorf("triton: reading the config of %s: %w", model, err)
+	}
+	if cfg == nil {
+		return nil, fmt.Errorf("triton: model %s: empty config", model)
+	}
+	return cfg, nil
+}
+
+// Current returns the knobs the model runs with.
+func (t *Triton) Current(ctx context.Context, model string) (Knobs, error) {
+	cfg, err := t.Config(ctx, model)
+	if err != nil {
+		return Knobs{}, err
+	}
+	return tritonKnobs(cfg)
+}
+
+func tritonKnobs(cfg map[string]any) (Knobs, error) {
+	mbs, err := jsonInt(cfg["max_batch_size"])
+	if err != nil {
+		return Knobs{}, fmt.Errorf("triton: max_batch_size: %w", err)
+	}
+	k := Knobs{MaxBatchSize: int(mbs)}
+	if db, ok := cfg["dynamic_batching"].(map[string]any); ok {
+		if v, present := db["max_queue_delay_microseconds"]; present {
+			us, err := jsonInt(v)
+			if err != nil {
+				return Knobs{}, fmt.Errorf("triton: max_queue_delay_microseconds: %w", err)
+			}
+			k.MaxQueueDelay = time.Duration(us) * time.Microsecond
+		}
+	}
+	return k, nil
+}
+
+// jsonInt reads an integer that protobuf's JSON mapping may write as a
+// number or, for 64-bit fields, as a string.
+func jsonInt(v any) (int64, error) {
+	switch x := v.(type) {
+	case nil:
+		return 0, nil
+	case float64:
+		return int64(x), nil
+	case json.Number:
+		return x.Int64()
+	case string:
+		var n int64
+		_, err := fmt.Sscan(x, &n)
+		return n, err
+	default:
+		return 0, fmt.Errorf("unexpected %T", v)
+	}
+}
+
+// Apply reloads the model with k; on failure it reloads the previous
+// configuration and returns the failure (joined with the rollback's, if
+// that failed too).
+func (t *Triton) Apply(ctx context.Context, model string, k Knobs) error {
+	prev, err := t.Config(ctx, model)
+	if err != nil {
+		return err
+	}
+	cur, err := tritonKnobs(prev)
+	if err != nil {
+		return err
+	}
+	if cur.MaxBatchSize == 0 {
+		return fmt.Errorf("triton: model %s has max_batch_size 0: it does not batch, nothing to tune", model)
+	}
+	prevJSON, err := json.Marshal(prev)
+	if err != nil {
+		return err
+	}
+	next := map[string]any{}
+	if err := json.Unmarshal(prevJSON, &next); err != nil { // a deep copy
+		return err
+	}
+	next["max_batch_size"] = k.MaxBatchSize
+	db, _ := next["dynamic_batching"].(map[string]any)
+	if db == nil {
+		db = map[string]any{}
+	}
+	db["max_queue_delay_microseconds"] = k.MaxQueueDelay.Microseconds()
+	db["preferred_batch_size"] = []int{k.MaxBatchSize}
+	next["dynamic_batching"] = db
+	if err := t.load(ctx, model, next); err != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
+		defer cancel()
+		if rerr := t.load(rctx, model, prev); rerr != nil {
+			return errors.Join(err, fmt.Errorf("triton: rolling %s back to its previous config: %w", model, rerr))
+		}
+		if t.Logger != nil {
+			t.Logger.Warn("triton rejected the new batch config; previous config reloaded", "model", model, "err", err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (t *Triton) rollbackTimeout() time.Duration {
+	if t.RollbackTimeout > 0 {
+		return t.RollbackTimeout
+	}
+	return 30 * time.Second
+}
+
+func (t *Triton) load(ctx context.Context, model string, cfg map[string]any) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return err
+	}
+	body := map[string]any{"parameters": map[string]any{"config": string(b)}}
+	if err := doJSON(ctx, t.Client, http.MethodPost, t.url("/v2/repository/models/{model}/load", model), body, nil); err != nil {
+		return fmt.Errorf("triton: loading %s: %w", model, err)
+	}
+	return nil
+}
