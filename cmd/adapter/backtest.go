@@ -40,8 +40,8 @@ summary.json and report.html to DIR. Flags override the policy file.
 Durations (S) are seconds ("180") or Go durations ("3m").
 `
 
-// baselineNames are the --compare values, in report order.
-var baselineNames = []string{"reactive", "static"}
+// backtestBaselines are the --compare values, in report order.
+var backtestBaselines = []string{"reactive", "static"}
 
 type backtestArgs struct {
 	trace, policy, workload, out string
@@ -52,17 +52,17 @@ type backtestArgs struct {
 	set                          map[string]bool // flags given on the command line
 }
 
-// secondsFlag accepts "180" (seconds) or a Go duration ("3m").
-type secondsFlag struct{ d *time.Duration }
+// backtestSeconds accepts "180" (seconds) or a Go duration ("3m").
+type backtestSeconds struct{ d *time.Duration }
 
-func (s secondsFlag) String() string {
+func (s backtestSeconds) String() string {
 	if s.d == nil {
 		return ""
 	}
 	return strconv.FormatFloat(s.d.Seconds(), 'f', -1, 64)
 }
 
-func (s secondsFlag) Set(v string) error {
+func (s backtestSeconds) Set(v string) error {
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
 		if f < 0 {
 			return fmt.Errorf("%q must not be negative", v)
@@ -81,16 +81,16 @@ func (s secondsFlag) Set(v string) error {
 	return nil
 }
 
-type listFlag struct{ l *[]string }
+type backtestList struct{ l *[]string }
 
-func (f listFlag) String() string {
+func (f backtestList) String() string {
 	if f.l == nil {
 		return ""
 	}
 	return strings.Join(*f.l, ",")
 }
 
-func (f listFlag) Set(v string) error { *f.l = append(*f.l, v); return nil }
+func (f backtestList) Set(v string) error { *f.l = append(*f.l, v); return nil }
 
 func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}}
@@ -104,15 +104,15 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	fs.StringVar(&a.trace, "trace", "", "`FILE`: timestamp,requests CSV, evenly spaced (required)")
 	fs.StringVar(&a.policy, "policy", "", "`POLICY.yaml`: the planner's policy file (default: the built-in backtest policy)")
 	fs.StringVar(&a.workload, "workload", "", "the workload of the policy file to plan (default: its first)")
-	fs.Var(listFlag{&a.spots}, "spot", "`POOL.json`: a spot pool's availability; repeat once per pool (default: one pool, always available)")
+	fs.Var(backtestList{&a.spots}, "spot", "`POOL.json`: a spot pool's availability; repeat once per pool (default: one pool, always available)")
 	fs.Float64Var(&a.scale, "scale", 1, "multiply every count by `X`")
 	fs.Float64Var(&a.cfg.Mu, "mu", a.cfg.Mu, "requests/s one ready replica serves within its latency SLO")
-	fs.Var(secondsFlag{&a.cfg.ColdStart}, "cold-start", "`S`econds from launch to ready (default 180)")
-	fs.Var(secondsFlag{&a.cfg.QueueSLO}, "queue-slo", "`S`econds a request may wait and still be met (default 5)")
-	fs.Var(secondsFlag{&a.cfg.Timeout}, "timeout", "`S`econds after which a waiting request is dropped (default 60)")
+	fs.Var(backtestSeconds{&a.cfg.ColdStart}, "cold-start", "`S`econds from launch to ready (default 180)")
+	fs.Var(backtestSeconds{&a.cfg.QueueSLO}, "queue-slo", "`S`econds a request may wait and still be met (default 5)")
+	fs.Var(backtestSeconds{&a.cfg.Timeout}, "timeout", "`S`econds after which a waiting request is dropped (default 60)")
 	fs.Float64Var(&a.cfg.PriceOnDemand, "price-on-demand", a.cfg.PriceOnDemand, "$ per on-demand replica-hour")
 	fs.Float64Var(&a.cfg.PriceSpot, "price-spot", a.cfg.PriceSpot, "$ per spot replica-hour")
-	fs.Var(secondsFlag{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination (default 120)")
+	fs.Var(backtestSeconds{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination (default 120)")
 	compare := fs.String("compare", "reactive,static", "baselines to run beside the policy, comma-separated (reactive, static; empty for none)")
 	fs.StringVar(&a.out, "out", "", "`DIR` for decisions.csv, summary.json and report.html (required)")
 	if err := fs.Parse(args); err != nil {
@@ -133,8 +133,8 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 		c = strings.TrimSpace(c)
 		switch {
 		case c == "":
-		case !slices.Contains(baselineNames, c):
-			errs = append(errs, fmt.Errorf("--compare: unknown baseline %q (want %s)", c, strings.Join(baselineNames, ", ")))
+		case !slices.Contains(backtestBaselines, c):
+			errs = append(errs, fmt.Errorf("--compare: unknown baseline %q (want %s)", c, strings.Join(backtestBaselines, ", ")))
 		case !slices.Contains(a.compare, c):
 			a.compare = append(a.compare, c)
 		}
@@ -146,11 +146,11 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	return a, nil
 }
 
-// defaultPolicyYAML is the planner's policy when --policy is not given: the
+// backtestPolicyYAML is the planner's policy when --policy is not given: the
 // policy P2 tuned for the issue's twelve runs (pkg/capacity's
 // testdata/backtest.yaml). mu, cold start, queue SLO, prices, notice and
 // the failure domains come from the flags.
-const defaultPolicyYAML = `workloads:
+const backtestPolicyYAML = `workloads:
   - name: backtest
     demand:
       series: backtest_requests
@@ -179,15 +179,15 @@ const defaultPolicyYAML = `workloads:
         failure_domains: 3
 `
 
-// loadWorkload reads the policy file (or the built-in one) and picks the
+// loadBacktestWorkload reads the policy file (or the built-in one) and picks the
 // workload to plan.
-func loadWorkload(a *backtestArgs) (capacity.Workload, error) {
+func loadBacktestWorkload(a *backtestArgs) (capacity.Workload, error) {
 	var (
 		pol *capacity.Policy
 		err error
 	)
 	if a.policy == "" {
-		pol, err = capacity.ParsePolicy("built-in backtest policy", []byte(defaultPolicyYAML))
+		pol, err = capacity.ParsePolicy("built-in backtest policy", []byte(backtestPolicyYAML))
 	} else {
 		pol, err = capacity.LoadPolicy(a.policy)
 	}
@@ -207,11 +207,11 @@ func loadWorkload(a *backtestArgs) (capacity.Workload, error) {
 	return *w, nil
 }
 
-// mergeConfig applies the precedence defaults < policy file < flags: the
+// mergeBacktestConfig applies the precedence defaults < policy file < flags: the
 // workload's values replace the defaults where the flag was not given, and
 // the result is written back into the workload so that the planner sizes
 // for the very cluster it is tested on.
-func mergeConfig(a *backtestArgs, w *capacity.Workload, pools int) {
+func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, pools int) {
 	c := &a.cfg
 	if !a.set["mu"] && w.Mu > 0 {
 		c.Mu = w.Mu
@@ -247,14 +247,14 @@ func mergeConfig(a *backtestArgs, w *capacity.Workload, pools int) {
 // planner that `adapter serve` runs (capacity.Planner, through
 // capacity.Replay), fed by the same online forecaster.
 func newInfercastPolicy(w capacity.Workload) sim.Policy {
-	return plannerPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+	return backtestPlanner{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
 }
 
-// plannerPolicy binds capacity.Replay to sim.Policy (the planner never
+// backtestPlanner binds capacity.Replay to sim.Policy (the planner never
 // imports the simulator).
-type plannerPolicy struct{ r *capacity.Replay }
+type backtestPlanner struct{ r *capacity.Replay }
 
-func (p plannerPolicy) Decide(o *sim.Observation) (int, int) {
+func (p backtestPlanner) Decide(o *sim.Observation) (int, int) {
 	return p.r.Decide(capacity.ReplayObservation{
 		Time: o.Time, Start: o.Start, Step: o.Step, Arrivals: o.Arrivals, Queue: o.Queue,
 		OnDemand: capacity.TierState{Ready: o.OnDemand.Ready, Starting: o.OnDemand.Starting,
@@ -266,7 +266,7 @@ func (p plannerPolicy) Decide(o *sim.Observation) (int, int) {
 }
 
 // ForecastBand implements sim.BandReporter.
-func (p plannerPolicy) ForecastBand() (sim.Band, bool) {
+func (p backtestPlanner) ForecastBand() (sim.Band, bool) {
 	lo, mid, hi, ok := p.r.ForecastBand()
 	return sim.Band{Low: lo, Mid: mid, High: hi}, ok
 }
@@ -276,7 +276,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	w, err := loadWorkload(a)
+	w, err := loadBacktestWorkload(a)
 	if err != nil {
 		return err
 	}
@@ -292,7 +292,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		pools = append(pools, p)
 	}
-	mergeConfig(a, &w, len(pools))
+	mergeBacktestConfig(a, &w, len(pools))
 	sc, err := sim.NewScenario(a.cfg, tr, a.scale, pools)
 	if err != nil {
 		return fmt.Errorf("backtest: %w", err)
@@ -301,7 +301,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("backtest: %w", err)
 	}
 
-	prog := newProgress(stderr, 1+len(a.compare))
+	prog := newBacktestProgress(stderr, 1+len(a.compare))
 	run := func(name string, p sim.Policy) (*sim.Result, error) {
 		prog.begin(name)
 		res, err := sc.Run(ctx, p, sim.RunOptions{Name: name, Progress: prog.update})
@@ -330,23 +330,23 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	sum := sim.NewSummaryFile(sc, res, baselines)
-	if err := writeFile(filepath.Join(a.out, "decisions.csv"), func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }); err != nil {
+	if err := writeBacktestFile(filepath.Join(a.out, "decisions.csv"), func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }); err != nil {
 		return err
 	}
-	if err := writeFile(filepath.Join(a.out, "summary.json"), func(f io.Writer) error { return sim.WriteSummary(f, sum) }); err != nil {
+	if err := writeBacktestFile(filepath.Join(a.out, "summary.json"), func(f io.Writer) error { return sim.WriteSummary(f, sum) }); err != nil {
 		return err
 	}
 	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare}
-	if err := writeFile(filepath.Join(a.out, "report.html"), func(f io.Writer) error { return report.Write(f, in) }); err != nil {
+	if err := writeBacktestFile(filepath.Join(a.out, "report.html"), func(f io.Writer) error { return report.Write(f, in) }); err != nil {
 		return err
 	}
-	printSummary(stdout, sum, a.compare, a.out)
+	printBacktestSummary(stdout, sum, a.compare, a.out)
 	return nil
 }
 
-// writeFile writes path through a temporary file, so that a failed run
+// writeBacktestFile writes path through a temporary file, so that a failed run
 // never leaves half a file behind.
-func writeFile(path string, write func(io.Writer) error) error {
+func writeBacktestFile(path string, write func(io.Writer) error) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("backtest: %w", err)
@@ -369,10 +369,10 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return nil
 }
 
-// printSummary writes the headline numbers as a small table.
-func printSummary(w io.Writer, s sim.SummaryFile, order []string, dir string) {
+// printBacktestSummary writes the headline numbers as a small table.
+func printBacktestSummary(w io.Writer, s sim.SummaryFile, order []string, dir string) {
 	fmt.Fprintf(w, "%s x%g, %s to %s, spot pools: %s\n", s.Trace, s.Scale,
-		s.Start.Format(time.DateTime), s.End.Format(time.DateTime), orNone(s.SpotPools))
+		s.Start.Format(time.DateTime), s.End.Format(time.DateTime), backtestPoolNames(s.SpotPools))
 	fmt.Fprintf(w, "%-10s %12s %14s %10s %12s %10s\n", "policy", "SLO", "cost", "x oracle", "x spot-aware", "notices")
 	line := func(name string, x sim.Summary) {
 		fmt.Fprintf(w, "%-10s %11.3f%% %14s %10.2f %12.2f %10d\n", name, 100*x.SLOAttainment,
@@ -388,40 +388,40 @@ func printSummary(w io.Writer, s sim.SummaryFile, order []string, dir string) {
 		filepath.Join(dir, "decisions.csv"), filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")}, ", "))
 }
 
-func orNone(xs []string) string {
+func backtestPoolNames(xs []string) string {
 	if len(xs) == 0 {
 		return "none (always available)"
 	}
 	return strings.Join(xs, ", ")
 }
 
-// progress shows how far the runs are: a bar redrawn in place on a
+// backtestProgress shows how far the runs are: a bar redrawn in place on a
 // terminal, plain lines otherwise; nothing for a run shorter than a second.
-type progress struct {
+type backtestProgress struct {
 	w        io.Writer
 	tty      bool
 	runs, n  int
 	name     string
 	start    time.Time
 	shown    bool
-	lastLine int // last quarter printed as a plain line
+	lastLine int // the last quarter reached, printed as a plain line
 	now      func() time.Time
 }
 
-func newProgress(w io.Writer, runs int) *progress {
+func newBacktestProgress(w io.Writer, runs int) *backtestProgress {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		tty = term.IsTerminal(int(f.Fd()))
 	}
-	return &progress{w: w, tty: tty, runs: runs, now: time.Now}
+	return &backtestProgress{w: w, tty: tty, runs: runs, now: time.Now}
 }
 
-func (p *progress) begin(name string) {
+func (p *backtestProgress) begin(name string) {
 	p.n++
 	p.name, p.start, p.shown, p.lastLine = name, p.now(), false, 0
 }
 
-func (p *progress) update(done, total int) {
+func (p *backtestProgress) update(done, total int) {
 	elapsed := p.now().Sub(p.start)
 	if elapsed < time.Second || total == 0 {
 		return
@@ -437,11 +437,11 @@ func (p *progress) update(done, total int) {
 	}
 	if q := int(frac * 4); q > p.lastLine && q < 4 {
 		p.lastLine = q
-		fmt.Fprintf(p.w, "backtest: %s (%d/%d) %d%% after %.1fs\n", p.name, p.n, p.runs, 25*q, elapsed.Seconds())
+		fmt.Fprintf(p.w, "backtest: %s (%d/%d) %d%% after %.1fs\n", p.name, p.n, p.runs, int(100*frac), elapsed.Seconds())
 	}
 }
 
-func (p *progress) end() {
+func (p *backtestProgress) end() {
 	if !p.shown {
 		return
 	}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/pkg/sim"
+)
+
+// writeBacktestTrace writes a daily-shaped trace of n minutes to dir.
+func writeBacktestTrace(t *testing.T, dir string, minutes int) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("timestamp,requests\n")
+	for i := range minutes {
+		// 60..540 requests a minute over a 6-hour cycle.
+		n := 300 + 240*math.Sin(2*math.Pi*float64(i)/360)
+		fmt.Fprintf(&b, "%d,%d\n", 1_700_000_000+60*i, int(n))
+	}
+	p := filepath.Join(dir, "trace.csv")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func writeBacktestPool(t *testing.T, dir, name string, data []int) string {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"metadata": map[string]any{"gap_seconds": 60}, "data": data})
+	p := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// recordedDecisions replays decisions.csv as a policy.
+type recordedDecisions struct {
+	byTime map[int64][2]int
+}
+
+func (r recordedDecisions) Decide(o *sim.Observation) (int, int) {
+	d := r.byTime[o.Time.Unix()]
+	return d[0], d[1]
+}
+
+func TestBacktestCommand(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 12*60)
+	var down []int
+	for i := range 12 * 60 {
+		v := 1
+		if i%90 >= 60 { // down 30 minutes in every 90
+			v = 0
+		}
+		down = append(down, v)
+	}
+	a := writeBacktestPool(t, dir, "zone-a", down)
+	b := writeBacktestPool(t, dir, "zone-b", append(down[45:], down[:45]...))
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"backtest", "--trace", trace, "--spot", a, "--spot", b,
+		"--scale", "2", "--cold-start", "120", "--timeout", "30s", "--out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("backtest: %v\nstderr: %s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "infercast") || !strings.Contains(stdout.String(), "reactive") {
+		t.Errorf("stdout lacks the summary table:\n%s", stdout.String())
+	}
+
+	// summary.json: the policy's fields at the top level, the same fields
+	// under each baseline.
+	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var top map[string]any
+	if err := json.Unmarshal(raw, &top); err != nil {
+		t.Fatal(err)
+	}
+	fields := []string{"requests", "met", "dropped", "slo_attainment", "cost_dollars", "on_demand_replica_hours",
+		"spot_replica_hours", "spot_interruptions", "oracle_cost_dollars", "spot_aware_oracle_cost_dollars",
+		"cost_over_oracle", "cost_over_spot_aware_oracle"}
+	baselines, _ := top["baselines"].(map[string]any)
+	for _, f := range fields {
+		if _, ok := top[f]; !ok {
+			t.Errorf("summary.json lacks %s", f)
+		}
+		for _, name := range []string{"reactive", "static"} {
+			bl, _ := baselines[name].(map[string]any)
+			if _, ok := bl[f]; !ok {
+				t.Errorf("summary.json lacks baselines.%s.%s", name, f)
+			}
+		}
+	}
+	var sum sim.SummaryFile
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	// Flags reached the model.
+	if sum.Config.ColdStartSeconds != 120 || sum.Config.TimeoutSeconds != 30 || sum.Scale != 2 || len(sum.SpotPools) != 2 {
+		t.Errorf("config = %+v, scale %v, pools %v", sum.Config, sum.Scale, sum.SpotPools)
+	}
+	if want := 2 * 12 * 60 * 300.0; math.Abs(sum.Requests-want) > 0.02*want {
+		t.Errorf("requests = %v, want about %v", sum.Requests, want)
+	}
+
+	// decisions.csv: one row per decision time, 15 s apart; replayed
+	// through the model it gives summary.json's numbers exactly.
+	f, err := os.Open(filepath.Join(out, "decisions.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(f).ReadAll()
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(rows[0], ",") != "timestamp,desired_on_demand,desired_spot" || len(rows)-1 != sum.Decisions || sum.Decisions != 12*60*4 {
+		t.Fatalf("decisions.csv: header %v, %d rows, summary says %d decisions", rows[0], len(rows)-1, sum.Decisions)
+	}
+	rec := recordedDecisions{byTime: map[int64][2]int{}}
+	spotUsed := false
+	for i, r := range rows[1:] {
+		ts, _ := strconv.ParseInt(r[0], 10, 64)
+		od, _ := strconv.Atoi(r[1])
+		sp, _ := strconv.Atoi(r[2])
+		if want := int64(1_700_000_000 + 15*i); ts != want {
+			t.Fatalf("row %d: timestamp %d, want %d", i+2, ts, want)
+		}
+		rec.byTime[ts] = [2]int{od, sp}
+		spotUsed = spotUsed || sp > 0
+	}
+	if !spotUsed {
+		t.Error("the planner never asked for spot")
+	}
+	tr, err := sim.LoadTrace(context.Background(), trace)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pools []*sim.Pool
+	for _, p := range []string{a, b} {
+		pl, err := sim.LoadPool(context.Background(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pools = append(pools, pl)
+	}
+	cfg := sim.DefaultConfig()
+	cfg.ColdStart, cfg.Timeout = 120*time.Second, 30*time.Second
+	sc, err := sim.NewScenario(cfg, tr, 2, pools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sc.Run(context.Background(), rec, sim.RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Summary.CostDollars != sum.CostDollars || res.Summary.Met != sum.Met || res.Summary.SpotInterruptions != sum.SpotInterruptions {
+		t.Errorf("replaying decisions.csv: cost %v met %v notices %d; summary.json: %v %v %d",
+			res.Summary.CostDollars, res.Summary.Met, res.Summary.SpotInterruptions, sum.CostDollars, sum.Met, sum.SpotInterruptions)
+	}
+
+	// report.html: self-contained, with the plots and the table.
+	html, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(html)
+	if n := strings.Count(page, "<svg"); n < 4 {
+		t.Errorf("report.html has %d plots, want at least 4", n)
+	}
+	for _, s := range []string{"Against the baselines", "reactive", "static", "Where requests missed the SLO", "Cost over time", "The spot market"} {
+		if !strings.Contains(page, s) {
+			t.Errorf("report.html lacks %q", s)
+		}
+	}
+	// No external assets: nothing is fetched (xmlns names are not fetches).
+	if m := regexp.MustCompile(`(?i)(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*['"]?https?:`).FindString(page); m != "" {
+		t.Errorf("report.html loads an external asset: %q", m)
+	}
+	for _, name := range []string{"decisions.csv", "summary.json", "report.html"} {
+		st, err := os.Stat(filepath.Join(out, name))
+		if err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v, mode %v", name, err, st.Mode())
+		}
+	}
+}
+
+// Flags override the policy file; the policy file overrides the defaults.
+func TestBacktestPolicyFileAndOverrides(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 60)
+	pol := filepath.Join(dir, "policy.yaml")
+	y := strings.Replace(backtestPolicyYAML, "mu: 2", "mu: 3", 1)
+	y = strings.Replace(y, "cold_start: 180s", "cold_start: 90s", 1)
+	y = strings.Replace(y, "price_per_hour: 1.4", "price_per_hour: 1.1", 1)
+	if err := os.WriteFile(pol, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"backtest", "--trace", trace, "--policy", pol, "--mu", "4",
+		"--compare", "", "--out", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("backtest: %v\n%s", err, stderr.String())
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum sim.SummaryFile
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	c := sum.Config
+	if c.Mu != 4 || c.ColdStartSeconds != 90 || c.PriceSpot != 1.1 || c.PriceOnDemand != 4 || c.QueueSLOSeconds != 5 {
+		t.Errorf("config = %+v: want mu 4 (flag), cold start 90 and spot $1.1 (file), on-demand $4 and queue SLO 5 (both)", c)
+	}
+	if len(sum.Baselines) != 0 {
+		t.Errorf("--compare '' ran baselines %v", sum.Baselines)
+	}
+}
+
+func TestBacktestErrors(t *testing.T) {
+	dir := t.TempDir()
+	good := writeBacktestTrace(t, dir, 30)
+	uneven := filepath.Join(dir, "uneven.csv")
+	os.WriteFile(uneven, []byte("timestamp,requests\n0,1\n60,1\n130,1\n"), 0o644)
+	empty := filepath.Join(dir, "empty.csv")
+	os.WriteFile(empty, nil, 0o644)
+	negative := filepath.Join(dir, "negative.csv")
+	os.WriteFile(negative, []byte("timestamp,requests\n0,1\n60,-1\n"), 0o644)
+	badSpot := filepath.Join(dir, "spot.json")
+	os.WriteFile(badSpot, []byte("{\"metadata\": {\"gap_seconds\": 60},\n \"data\": {\"a\": 1}}"), 0o644)
+	badPolicy := filepath.Join(dir, "policy.yaml")
+	os.WriteFile(badPolicy, []byte("workloads:\n  - name: x\n    mu: 2\n    colds_start: 3m\n"), 0o644)
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"no trace", []string{"--out", out}, "--trace is required"},
+		{"no out", []string{"--trace", good}, "--out is required"},
+		{"unknown baseline", []string{"--trace", good, "--out", out, "--compare", "reactive,magic"}, `unknown baseline "magic"`},
+		{"bad seconds", []string{"--trace", good, "--out", out, "--cold-start", "soon"}, `"soon" is neither seconds nor a duration`},
+		{"uneven trace", []string{"--trace", uneven, "--out", out}, uneven + ":4: unevenly spaced"},
+		{"empty trace", []string{"--trace", empty, "--out", out}, empty + ": empty file"},
+		{"negative count", []string{"--trace", negative, "--out", out}, negative + ":3: negative count"},
+		{"spot of the wrong shape", []string{"--trace", good, "--spot", badSpot, "--out", out}, badSpot + ":2: wrong shape: data is a JSON object"},
+		{"bad policy", []string{"--trace", good, "--policy", badPolicy, "--out", out}, badPolicy},
+		{"bad mu", []string{"--trace", good, "--mu", "0", "--out", out}, "mu 0 must be positive"},
+		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			err := dispatch(context.Background(), append([]string{"backtest"}, tc.args...), &stdout, &stderr)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed backtest left an output directory")
+	}
+}
+
+// The progress display: nothing for the first second, then a bar redrawn
+// in place on a terminal, or a line per quarter otherwise.
+func TestProgress(t *testing.T) {
+	now := time.Unix(0, 0)
+	clock := func() time.Time { return now }
+	var buf bytes.Buffer
+	p := &backtestProgress{w: &buf, runs: 2, now: clock}
+	p.begin("infercast")
+	now = now.Add(500 * time.Millisecond)
+	p.update(50, 100)
+	p.end()
+	if buf.Len() != 0 {
+		t.Fatalf("a run under a second printed %q", buf.String())
+	}
+	p.begin("reactive")
+	for i := 1; i <= 10; i++ {
+		now = now.Add(300 * time.Millisecond)
+		p.update(i*10, 100)
+	}
+	p.end()
+	want := "backtest: reactive (2/2) 40% after 1.2s\nbacktest: reactive (2/2) 50% after 1.5s\n" +
+		"backtest: reactive (2/2) 80% after 2.4s\nbacktest: reactive (2/2) done in 3.0s\n"
+	if buf.String() != want {
+		t.Errorf("plain progress:\n%q\nwant\n%q", buf.String(), want)
+	}
+
+	buf.Reset()
+	p = &backtestProgress{w: &buf, tty: true, runs: 1, now: clock}
+	p.begin("infercast")
+	now = now.Add(2 * time.Second)
+	p.update(1, 2)
+	p.end()
+	got := buf.String()
+	if !strings.HasPrefix(got, "\r1/1 infercast  [===============               ]  50%") || !strings.HasSuffix(got, "100%   2.0s\n") {
+		t.Errorf("terminal progress = %q", got)
+	}
+}
