@@ -19,7 +19,6 @@ type descs struct {
 
 func newDescs() descs {
 	mw := []string{"model", "window"}
-	mwq := []string{"model", "window", "quantile"}
 	mt := []string{"model", "target"}
 	d := descs{
 		rate:      prometheus.NewDesc("infercast_model_requests_per_second", "Completed requests per second over the window, summed over the model's targets.", mw, nil),
@@ -50,13 +49,13 @@ func newDescs() descs {
 		"infercast_model_queue_time_seconds",
 	}
 	helps := [numHists]string{
-		"End-to-end request latency percentile over the window, from histogram deltas summed over the model's targets.",
-		"Time-to-first-token percentile over the window, from histogram deltas summed over the model's targets.",
-		"Time-per-output-token (inter-token latency) percentile over the window, from histogram deltas summed over the model's targets.",
-		"Queue time percentile over the window, from histogram deltas summed over the model's targets.",
+		"End-to-end request latency over the window: percentiles from the servers' histogram increases summed over the model's targets; _count and _sum are the requests and seconds within the window (not cumulative).",
+		"Time to first token over the window: percentiles from histogram increases summed over the model's targets; _count and _sum are within the window (not cumulative).",
+		"Time per output token (inter-token latency) over the window: percentiles from histogram increases summed over the model's targets; _count and _sum are within the window (not cumulative).",
+		"Time requests spent queued over the window: percentiles from histogram increases summed over the model's targets; _count and _sum are within the window (not cumulative).",
 	}
 	for i := range numHists {
-		d.quantile[i] = prometheus.NewDesc(names[i], helps[i], mwq, nil)
+		d.quantile[i] = prometheus.NewDesc(names[i], helps[i], mw, nil)
 	}
 	return d
 }
@@ -143,9 +142,14 @@ func (e *Exporter) CollectErr(ch chan<- prometheus.Metric) error {
 			gauge(d.latMean, w.latMean, m.model, win)
 			gauge(d.queueMean, w.queueMean, m.model, win)
 			for h := range numHists {
-				for qi, q := range quantileLabels {
-					gauge(d.quantile[h], w.q[h][qi], m.model, win, q)
+				if w.hcount[h] <= 0 || math.IsNaN(w.q[h][0]) {
+					continue // no observations in the window
 				}
+				qs := make(map[float64]float64, len(quantiles))
+				for qi, q := range quantiles {
+					qs[q] = w.q[h][qi]
+				}
+				ch <- prometheus.MustNewConstSummary(d.quantile[h], uint64(math.Round(w.hcount[h])), w.hsum[h], qs, m.model, win)
 			}
 		}
 	}

@@ -305,6 +305,8 @@ type modelSnap struct {
 type modelWindowSnap struct {
 	rate      float64                           // requests/s, NaN when unknown
 	q         [numHists][len(quantiles)]float64 // NaN when no observations
+	hcount    [numHists]float64                 // observations in the window
+	hsum      [numHists]float64                 // their sum, seconds
 	latMean   float64
 	queueMean float64
 }
@@ -435,6 +437,7 @@ func aggregate(states []*targetState, windows []time.Duration) *snapshot {
 				for qi, q := range quantiles {
 					out.q[h][qi] = bucketQuantile(q, hd.les, hd.cum)
 				}
+				out.hcount[h], out.hsum[h] = hd.count, hd.sum
 			}
 			if a.latN > 0 {
 				out.latMean = a.latSum / a.latN

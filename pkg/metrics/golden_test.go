@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -174,6 +176,16 @@ func gatherValues(t *testing.T, c prometheus.Collector) map[string]float64 {
 				parts = append(parts, l.GetName()+`="`+l.GetValue()+`"`)
 			}
 			key := mf.GetName() + "{" + strings.Join(parts, ",") + "}"
+			if s := m.GetSummary(); s != nil {
+				for _, q := range s.GetQuantile() {
+					qp := append(slices.Clone(parts), fmt.Sprintf(`quantile="%g"`, q.GetQuantile()))
+					slices.Sort(qp)
+					out[mf.GetName()+"{"+strings.Join(qp, ",")+"}"] = q.GetValue()
+				}
+				out[mf.GetName()+"_count"+"{"+strings.Join(parts, ",")+"}"] = float64(s.GetSampleCount())
+				out[mf.GetName()+"_sum"+"{"+strings.Join(parts, ",")+"}"] = s.GetSampleSum()
+				continue
+			}
 			switch {
 			case m.Gauge != nil:
 				out[key] = m.GetGauge().GetValue()

@@ -1,0 +1,555 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+
+	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/gpu"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var updateDocs = flag.Bool("update-docs", false, "regenerate the table in docs/metrics.md")
+
+// running is an exporter started by startRun.
+type running struct {
+	addr   string
+	cancel context.CancelFunc
+	done   chan error
+	client *http.Client
+}
+
+func startRun(t *testing.T, o options) *running {
+	t.Helper()
+	addrc := make(chan string, 1)
+	o.listening = addrc
+	if o.listenAddress == "" {
+		o.listenAddress = "127.0.0.1:0"
+	}
+	if o.telemetryPath == "" {
+		o.telemetryPath = "/metrics"
+	}
+	if o.maxRequests == 0 {
+		o.maxRequests = 4
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { r.done <- run(ctx, o, log) }()
+	select {
+	case r.addr = <-addrc:
+	case err := <-r.done:
+		t.Fatalf("run returned before listening: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("exporter did not listen within 30s")
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+// stop cancels run and checks that it shuts down cleanly.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	r.client.CloseIdleConnections()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("run returned %v on shutdown, want nil", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("run did not return within 30s of cancel")
+	}
+}
+
+func (r *running) get(t *testing.T, path string) (int, string) {
+	t.Helper()
+	resp, err := r.client.Get("http://" + r.addr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+func (r *running) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if code, _ := r.get(t, "/readyz"); code == http.StatusOK {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatal("not ready within 60s")
+}
+
+// waitFor polls /metrics until cond holds on the parsed families.
+func (r *running) waitFor(t *testing.T, what string, cond func(map[string]*dto.MetricFamily) bool) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, body := r.get(t, "/metrics")
+		mfs := parseExposition(t, body)
+		if cond(mfs) {
+			return mfs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func parseExposition(t *testing.T, body string) map[string]*dto.MetricFamily {
+	t.Helper()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("exporter output does not parse: %v", err)
+	}
+	return mfs
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "exporter.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// fastDemo scrapes every second so windows fill within a test.
+const fastDemo = "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+
+// TestDemoLintAndDocs runs `exporter --demo` in-process and checks its live
+// output with promlint and against docs/metrics.md.
+func TestDemoLintAndDocs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the demo fleet")
+	}
+	r := startRun(t, options{demo: true, configFile: writeConfig(t, fastDemo)})
+	r.waitReady(t)
+	mfs := r.waitFor(t, "every windowed family", func(m map[string]*dto.MetricFamily) bool {
+		for _, n := range []string{"infercast_model_request_latency_seconds", "infercast_model_time_to_first_token_seconds",
+			"infercast_model_time_per_output_token_seconds", "infercast_model_queue_time_seconds", "infercast_model_batch_size"} {
+			if m[n] == nil {
+				return false
+			}
+		}
+		return true
+	})
+	_, body := r.get(t, "/metrics")
+
+	t.Run("promlint", func(t *testing.T) {
+		problems, err := promlint.New(strings.NewReader(body)).Lint()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range problems {
+			t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+		}
+	})
+
+	t.Run("every family of the demo is filled", func(t *testing.T) {
+		for _, name := range []string{
+			"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
+			"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
+			"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
+			"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
+			"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
+			"infercast_gpu_utilization_ratio", "infercast_gpu_info",
+		} {
+			if mfs[name] == nil || len(mfs[name].GetMetric()) == 0 {
+				t.Errorf("%s missing from the demo's output", name)
+			}
+		}
+		for _, m := range mfs["infercast_target_up"].GetMetric() {
+			if m.GetGauge().GetValue() != 1 {
+				t.Errorf("demo target down: %v", m.GetLabel())
+			}
+		}
+		sim := false
+		for _, m := range mfs["infercast_gpu_info"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				sim = sim || l.GetName() == "simulated" && l.GetValue() == "true"
+			}
+		}
+		if !sim {
+			t.Error(`demo GPUs are not marked simulated="true" (this machine has no GPU)`)
+		}
+	})
+
+	t.Run("docs/metrics.md", func(t *testing.T) {
+		const path = "../../docs/metrics.md"
+		described := describedFamilies(t)
+		if *updateDocs {
+			writeMetricsDoc(t, path, mfs, described)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		documented := parseMetricsDoc(string(b))
+		for name, mf := range mfs {
+			if !strings.HasPrefix(name, "infercast_") {
+				continue // Go runtime and process metrics: documented upstream
+			}
+			labels, ok := documented[name]
+			if !ok {
+				t.Errorf("%s is exported but not documented in docs/metrics.md", name)
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if !slices.Contains(labels, l.GetName()) {
+						t.Errorf("%s: label %q is exported but not documented", name, l.GetName())
+					}
+				}
+			}
+		}
+		// Families that appear only on events (errors, cold starts) are
+		// checked through their descriptors.
+		for name, d := range described {
+			labels, ok := documented[name]
+			if !ok {
+				t.Errorf("%s can be exported but is not documented in docs/metrics.md", name)
+				continue
+			}
+			for _, l := range d.labels {
+				if !slices.Contains(labels, l) {
+					t.Errorf("%s: label %q can be exported but is not documented", name, l)
+				}
+			}
+		}
+	})
+}
+
+// docRow matches a reference table row: | `name` | type | `a`, `b` | help |
+var docRow = regexp.MustCompile("^\\| `([a-zA-Z_:][a-zA-Z0-9_:]*)` \\| (\\w+) \\| ([^|]*) \\| (.*) \\|$")
+
+func parseMetricsDoc(doc string) map[string][]string {
+	out := map[string][]string{}
+	for _, line := range strings.Split(doc, "\n") {
+		m := docRow.FindStringSubmatch(strings.TrimSpace(line))
+		if m == nil {
+			continue
+		}
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l = strings.Trim(strings.TrimSpace(l), "`"); l != "" && l != "—" {
+				labels = append(labels, l)
+			}
+		}
+		out[m[1]] = labels
+	}
+	return out
+}
+
+const (
+	docBegin = "<!-- BEGIN GENERATED TABLE: go test ./cmd/exporter -run TestDemoLintAndDocs -update-docs -->"
+	docEnd   = "<!-- END GENERATED TABLE -->"
+)
+
+// writeMetricsDoc regenerates the table between the markers from the live
+// output; families only exported on events (errors, cold starts) are kept
+// from the existing table.
+func writeMetricsDoc(t *testing.T, path string, mfs map[string]*dto.MetricFamily, described map[string]descInfo) {
+	t.Helper()
+	old, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(old)
+	i, j := strings.Index(s, docBegin), strings.Index(s, docEnd)
+	if i < 0 || j < i {
+		t.Fatalf("%s lacks the generated-table markers", path)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(s[i:j], "\n") {
+		if m := docRow.FindStringSubmatch(strings.TrimSpace(line)); m != nil {
+			rows[m[1]] = strings.TrimSpace(line)
+		}
+	}
+	for name, mf := range mfs {
+		if !strings.HasPrefix(name, "infercast_") {
+			continue
+		}
+		set := map[string]bool{}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				set[l.GetName()] = true
+			}
+		}
+		switch mf.GetType() {
+		case dto.MetricType_SUMMARY:
+			set["quantile"] = true
+		case dto.MetricType_HISTOGRAM:
+			set["le"] = true
+		}
+		if prev, ok := rows[name]; ok { // keep labels seen only on events
+			for _, l := range parseMetricsDoc(prev)[name] {
+				set[l] = true
+			}
+		}
+		labels := slices.Sorted(func(yield func(string) bool) {
+			for l := range set {
+				if !yield(l) {
+					return
+				}
+			}
+		})
+		ls := "—"
+		if len(labels) > 0 {
+			ls = "`" + strings.Join(labels, "`, `") + "`"
+		}
+		help := strings.ReplaceAll(mf.GetHelp(), "|", "\\|")
+		rows[name] = fmt.Sprintf("| `%s` | %s | %s | %s |", name, strings.ToLower(mf.GetType().String()), ls, help)
+	}
+	for name, d := range described {
+		if _, ok := rows[name]; ok {
+			continue
+		}
+		ls := "—"
+		if len(d.labels) > 0 {
+			ls = "`" + strings.Join(d.labels, "`, `") + "`"
+		}
+		rows[name] = fmt.Sprintf("| `%s` | %s | %s | %s |", name, d.typ, ls, strings.ReplaceAll(d.help, "|", "\\|"))
+	}
+	var buf bytes.Buffer
+	buf.WriteString(docBegin + "\n\n| metric | type | labels | help |\n|---|---|---|---|\n")
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for n := range rows {
+			if !yield(n) {
+				return
+			}
+		}
+	}) {
+		buf.WriteString(rows[name] + "\n")
+	}
+	buf.WriteString("\n")
+	s = s[:i] + buf.String() + s[j:]
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func gaugeValue(mfs map[string]*dto.MetricFamily, name string) (float64, bool) {
+	mf := mfs[name]
+	if mf == nil || len(mf.GetMetric()) == 0 {
+		return 0, false
+	}
+	return mf.GetMetric()[0].GetGauge().GetValue(), true
+}
+
+// TestReload: POST /-/reload and SIGHUP re-read the file; a bad file keeps
+// the running config and sets config_last_reload_successful to 0.
+func TestReload(t *testing.T) {
+	srv := newStubServer(t)
+	cfgPath := writeConfig(t, fastDemo)
+	r := startRun(t, options{configFile: cfgPath})
+	r.waitReady(t)
+
+	post := func() (int, string) {
+		resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, _ := r.get(t, "/-/reload"); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /-/reload = %d, want 405", code)
+	}
+
+	// A good change adds a target.
+	if err := os.WriteFile(cfgPath, []byte(fastDemo+"targets:\n  - {name: stub, url: '"+srv+"', dialect: vllm}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := post(); code != http.StatusOK {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	r.waitFor(t, "the reloaded target", func(m map[string]*dto.MetricFamily) bool {
+		v, ok := gaugeValue(m, "infercast_target_up")
+		return ok && v == 1
+	})
+
+	// A bad file is refused with the field named; the metric says so.
+	if err := os.WriteFile(cfgPath, []byte(fastDemo+"targets:\n  - {name: stub, url: '"+srv+"', dialect: nope}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, body := post()
+	if code != http.StatusBadRequest || !strings.Contains(body, `targets[0].dialect: unknown dialect "nope"`) {
+		t.Errorf("bad reload = %d %q", code, body)
+	}
+	mfs := parseExposition(t, func() string { _, b := r.get(t, "/metrics"); return b }())
+	if v, _ := gaugeValue(mfs, "infercast_exporter_config_last_reload_successful"); v != 0 {
+		t.Errorf("last_reload_successful = %v after a bad reload, want 0", v)
+	}
+	if v, _ := gaugeValue(mfs, "infercast_target_up"); v != 1 {
+		t.Error("the running target was dropped by a failed reload")
+	}
+
+	// SIGHUP after fixing the file.
+	if err := os.WriteFile(cfgPath, []byte(fastDemo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor(t, "reload by SIGHUP", func(m map[string]*dto.MetricFamily) bool {
+		v, _ := gaugeValue(m, "infercast_exporter_config_last_reload_successful")
+		return v == 1 && m["infercast_target_up"] == nil
+	})
+}
+
+func TestRunRefusesBadSetup(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		o    options
+		want string
+	}{
+		{"no config and no demo", options{}, "--config.file is required (or --demo for the built-in fleet)"},
+		{"bad config", options{configFile: "/nonexistent/exporter.yaml"}, "reading config: open /nonexistent/exporter.yaml: no such file or directory"},
+		{"bad web config", options{demo: true, webConfigFile: "/nonexistent/web.yaml"}, "--web.config.file: open /nonexistent/web.yaml: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.listenAddress = "127.0.0.1:0"
+			err := run(context.Background(), o, slog.New(slog.DiscardHandler))
+			if err == nil || err.Error() != tc.want {
+				t.Errorf("run() = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestFlags(t *testing.T) {
+	o, err := parseFlags([]string{"--web.listen-address=127.0.0.1:1234", "--web.telemetry-path=/m", "--demo", "--log.level=debug"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.listenAddress != "127.0.0.1:1234" || o.telemetryPath != "/m" || !o.demo || o.logLevel != "debug" {
+		t.Errorf("parsed %+v", o)
+	}
+	if _, err := parseFlags([]string{"--no-such-flag"}, io.Discard); err == nil {
+		t.Error("unknown flag accepted")
+	}
+}
+
+// newStubServer serves a minimal vLLM body.
+func newStubServer(t *testing.T) string {
+	t.Helper()
+	mux := http.NewServeMux()
+	n := 0
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		n++
+		fmt.Fprintf(w, "vllm:num_requests_waiting{model_name=\"m\"} 2\nvllm:request_success_total{model_name=\"m\"} %s\n", strconv.Itoa(n))
+	})
+	s := &http.Server{Handler: mux, ReadHeaderTimeout: time.Second}
+	ln, err := (&netListenConfig{}).listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		if err := s.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Error(err)
+		}
+	}()
+	t.Cleanup(func() { _ = s.Close() })
+	return "http://" + ln.Addr().String() + "/metrics"
+}
+
+type netListenConfig struct{}
+
+func (netListenConfig) listen() (net.Listener, error) {
+	var lc net.ListenConfig
+	return lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+}
+
+type descInfo struct {
+	help, typ string
+	labels    []string
+}
+
+var descString = regexp.MustCompile(`^Desc\{fqName: ("(?:[^"\\]|\\.)*"), help: ("(?:[^"\\]|\\.)*"), unit: "[^"]*", constLabels: \{[^}]*\}, variableLabels: \{([^}]*)\}\}$`)
+
+// describedFamilies lists every infercast family the exporter's collectors
+// describe, including those only exported on events.
+func describedFamilies(t *testing.T) map[string]descInfo {
+	t.Helper()
+	exp, err := metrics.New(metrics.DefaultConfig(), metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := metrics.NewCollectorSet(nil)
+	set.Add("targets", exp)
+	set.Add("gpu", gpu.Demo(nil))
+	ch := make(chan *prometheus.Desc, 256)
+	go func() {
+		set.Describe(ch)
+		newReloader("", exp, slog.New(slog.DiscardHandler)).Describe(ch)
+		close(ch)
+	}()
+	out := map[string]descInfo{}
+	for d := range ch {
+		m := descString.FindStringSubmatch(d.String())
+		if m == nil {
+			t.Fatalf("cannot read descriptor %s", d)
+		}
+		name, _ := strconv.Unquote(m[1])
+		help, _ := strconv.Unquote(m[2])
+		var labels []string
+		for _, l := range strings.Split(m[3], ",") {
+			if l != "" {
+				labels = append(labels, l)
+			}
+		}
+		typ := "gauge"
+		switch {
+		case strings.HasSuffix(name, "_total"):
+			typ = "counter"
+		case name == "infercast_cold_start_duration_seconds":
+			typ, labels = "histogram", append(labels, "le")
+		}
+		slices.Sort(labels)
+		out[name] = descInfo{help: help, typ: typ, labels: labels}
+	}
+	return out
+}
