@@ -404,8 +404,13 @@ func line(pts plotter.XYs, c color.Color, width vg.Length, dashed bool) *plotter
 func demandFigure(b *buckets) (figure, error) {
 	p := newPlot("", "requests/s", b)
 	leg := addCapacity(p, b, false)
-	return render(p, leg, "Demand, forecast and ready capacity",
-		fmt.Sprintf("Mean demand per %s against the capacity (replicas × mu) of the replicas that were ready, stacked by tier, and the forecast band the planner sized for: lowest median to highest p99 over the cold-start horizon.", human(b.width)))
+	caption := fmt.Sprintf("Mean demand per %s against the capacity (replicas × mu) of the replicas that were ready, stacked by tier", human(b.width))
+	if hasBand(b) {
+		caption += ", and the forecast band the planner sized for: lowest median to highest p99 over the cold-start horizon."
+	} else {
+		caption += ". This policy reports no forecast."
+	}
+	return render(p, leg, "Demand, forecast and ready capacity", caption)
 }
 
 // addCapacity draws the stacked capacity, the band and the demand; with
