@@ -299,7 +299,7 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 	cur := Predict(prof, lambda, s.applied)
 	safety := backoff || (cur.P99Seconds > budget && pred.P99Seconds < cur.P99Seconds) ||
-		rec.MaxBatchSize > c.cfg.Bounds.MaxBatchSize
+		s.applied.MaxBatchSize > c.cfg.Bounds.MaxBatchSize
 	gain := 0.0
 	if appliedCap > 0 {
 		gain = (pred.SLOCapacityRPS - appliedCap) / appliedCap
@@ -314,7 +314,11 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	if rec.MaxBatchSize < s.applied.MaxBatchSize && pred.SLOCapacityRPS >= appliedCap*(1-capacityTie) {
 		safety = true
 	}
-	if !safety && gain < lim.MinGain {
+	// Probing back up towards the choice after a back-off is how the
+	// guard learns the violation has passed: slow by the guard's step and
+	// the rate limit, it needs no gain.
+	probe := !backoff && s.guardBatch < ch.Knobs.MaxBatchSize && rec.MaxBatchSize > s.applied.MaxBatchSize
+	if !safety && !probe && gain < lim.MinGain {
 		c.record(model, &d, ReasonBelowMinGain, fmt.Sprintf("%s → %s predicted gain %.1f%% below the minimum %.1f%%",
 			s.applied, rec, 100*gain, 100*lim.MinGain))
 		return d, nil
@@ -347,7 +351,6 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	c.record(model, &d, reason, detail)
 	return d, nil
 }
-
 
 // smooth is an exponentially weighted moving average over irregular steps.
 func smooth(prev, x float64, last, now time.Time, halfLife time.Duration) float64 {

@@ -1,0 +1,246 @@
+package batchctl
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// fakeActuator records what it is asked to apply.
+type fakeActuator struct {
+	limits  Limits
+	applied []Knobs
+	err     error
+}
+
+func (f *fakeActuator) Name() string   { return "fake" }
+func (f *fakeActuator) Limits() Limits { return f.limits }
+func (f *fakeActuator) Apply(_ context.Context, _ string, k Knobs) error {
+	if f.err != nil {
+		return f.err
+	}
+	f.applied = append(f.applied, k)
+	return nil
+}
+
+var testProfile = Profile{Alpha: 0.05, Beta: 0.01}
+
+// exactObs is a 10 s window of batches of sizes 1, 8, 16 and 32 (two
+// each) that ran exactly as testProfile says, with the given arrivals and
+// observed p99.
+func exactObs(at time.Duration, arrivals, p99 float64) Observation {
+	o := Observation{Time: t0.Add(at), Window: 10 * time.Second, Arrivals: arrivals, LatencyP99Seconds: p99}
+	for _, b := range []int{1, 8, 16, 32} {
+		st := BatchStat{Size: b, Count: 2, ExecSeconds: 2 * testProfile.Exec(float64(b))}
+		o.BatchStats = append(o.BatchStats, st)
+		o.Batches += 2
+		o.Requests += 2 * float64(b)
+		o.ExecSeconds += st.ExecSeconds
+	}
+	return o
+}
+
+func newTestController(t *testing.T, act Actuator) (*Controller, *prometheus.Registry) {
+	t.Helper()
+	cfg := DefaultConfig(500*time.Millisecond, 64)
+	cfg.Bounds.Delays = []time.Duration{0}
+	cfg.Fitter.MinBatches = 5
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	c, err := New(cfg, act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, reg
+}
+
+func step(t *testing.T, c *Controller, o Observation) Decision {
+	t.Helper()
+	d, err := c.Step(context.Background(), "m", o, 0)
+	if err != nil {
+		t.Fatalf("step: %v", err)
+	}
+	return d
+}
+
+func TestControllerLearnsThenChooses(t *testing.T) {
+	act := &fakeActuator{}
+	c, _ := newTestController(t, act)
+	thin := Observation{Time: t0.Add(time.Second), Window: time.Second, Arrivals: 1, Requests: 1, Batches: 1, ExecSeconds: 0.06,
+		BatchStats: []BatchStat{{Size: 1, Count: 1, ExecSeconds: 0.06}}}
+	if d := step(t, c, thin); d.Reason != ReasonLearning || d.Changed {
+		t.Fatalf("after one batch: %+v, want learning", d)
+	}
+	// 11.4 req/s complete, 10/s arrive: within the 80/s SLO capacity; the
+	// choice is max_batch_size 30 (TestChooseHandComputed), down from the
+	// Triton default of 64, which is a safety change needing no gain.
+	d := step(t, c, exactObs(10*time.Second, 100, 0.2))
+	if !d.Changed || d.Applied != (Knobs{MaxBatchSize: 30}) || d.Reason != ReasonChanged {
+		t.Fatalf("decision %+v, want a change to max_batch_size=30", d)
+	}
+	if !near(d.Profile.Alpha, 0.05, 1e-9) || !near(d.Profile.Beta, 0.01, 1e-9) {
+		t.Errorf("profile %+v, want alpha 0.05 beta 0.01", d.Profile)
+	}
+	if len(act.applied) != 1 {
+		t.Errorf("actuator called %d times, want 1", len(act.applied))
+	}
+	if d := step(t, c, exactObs(20*time.Second, 100, 0.2)); d.Changed || d.Reason != ReasonOptimal {
+		t.Errorf("steady state: %+v, want optimal without change", d)
+	}
+}
+
+func TestControllerBackoffAndProbe(t *testing.T) {
+	act := &fakeActuator{}
+	c, reg := newTestController(t, act)
+	step(t, c, exactObs(10*time.Second, 100, 0.2)) // → 30
+	// 10 req/s, p99 800 ms: far inside the predicted capacity, so the
+	// model is wrong: back off by 10 %, 30 → 27.
+	d := step(t, c, exactObs(20*time.Second, 100, 0.8))
+	if d.Reason != ReasonBackoff || d.Applied.MaxBatchSize != 27 {
+		t.Fatalf("decision %+v, want a back-off to 27", d)
+	}
+	if got := testutil.ToFloat64(c.m.backoffs.WithLabelValues("m")); got != 1 {
+		t.Errorf("backoffs_total = %g, want 1", got)
+	}
+	// Clean windows probe back up one batch at a time, without needing
+	// the minimum gain.
+	for i, want := range []int{28, 29, 30, 30} {
+		d := step(t, c, exactObs(time.Duration(30+10*i)*time.Second, 100, 0.2))
+		if d.Applied.MaxBatchSize != want {
+			t.Fatalf("probe window %d: max_batch_size %d, want %d (%+v)", i, d.Applied.MaxBatchSize, want, d)
+		}
+	}
+	// A violation under overload (75/s > 0.8·80/s) is not the batch's fault.
+	if d := step(t, c, exactObs(80*time.Second, 750, 0.9)); d.Reason == ReasonBackoff {
+		t.Errorf("backed off under overload: %+v", d)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP infercast_batch_backoffs_total Multiplicative back-offs after an observed SLO violation within predicted capacity.
+# TYPE infercast_batch_backoffs_total counter
+infercast_batch_backoffs_total{model="m"} 1
+`), "infercast_batch_backoffs_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestControllerRateLimit(t *testing.T) {
+	act := &fakeActuator{limits: Limits{MinInterval: time.Minute}}
+	c, _ := newTestController(t, act)
+	step(t, c, exactObs(10*time.Second, 100, 0.2)) // → 30 at t=10 s
+	d := step(t, c, exactObs(20*time.Second, 100, 0.8))
+	if d.Reason != ReasonRateLimited || d.Applied.MaxBatchSize != 30 || d.Recommended.MaxBatchSize != 27 {
+		t.Fatalf("10 s after a change: %+v, want the back-off to 27 refused by the rate limit", d)
+	}
+	d = step(t, c, exactObs(70*time.Second, 100, 0.8))
+	if d.Reason != ReasonBackoff || d.Applied.MaxBatchSize != 27 {
+		t.Fatalf("60 s after the change: %+v, want the back-off applied", d)
+	}
+	if len(act.applied) != 2 {
+		t.Errorf("%d changes applied, want 2: %v", len(act.applied), act.applied)
+	}
+}
+
+func TestControllerMinGain(t *testing.T) {
+	act := &fakeActuator{limits: Limits{MinGain: 0.5}}
+	c, _ := newTestController(t, act)
+	c.SetApplied("m", Knobs{MaxBatchSize: 20})
+	// 20 → 30 raises the SLO capacity by well under 50 %.
+	d := step(t, c, exactObs(10*time.Second, 100, 0.2))
+	if d.Reason != ReasonBelowMinGain || d.Changed || d.Recommended.MaxBatchSize != 30 {
+		t.Fatalf("decision %+v, want the change refused for too little gain", d)
+	}
+}
+
+func TestControllerApplyFailureKeepsKnobs(t *testing.T) {
+	act := &fakeActuator{err: errors.New("server said no"), limits: Limits{MinInterval: time.Minute}}
+	c, reg := newTestController(t, act)
+	d := step(t, c, exactObs(10*time.Second, 100, 0.2))
+	if d.Reason != ReasonApplyFailed || d.Changed || d.Applied.MaxBatchSize != 64 {
+		t.Fatalf("decision %+v, want a failure that keeps max_batch_size 64", d)
+	}
+	// A failure counts against the rate limit: no retry within a minute.
+	if d := step(t, c, exactObs(20*time.Second, 100, 0.2)); d.Reason != ReasonRateLimited {
+		t.Errorf("retry after 10 s: %+v, want rate limited", d)
+	}
+	if n := testutil.ToFloat64(c.m.failures.WithLabelValues("m", "fake")); n != 1 {
+		t.Errorf("apply failures = %g, want 1", n)
+	}
+	if n, err := testutil.GatherAndCount(reg, "infercast_batch_applied_max_batch_size"); err != nil || n != 1 {
+		t.Errorf("applied gauge series = %d (%v), want 1", n, err)
+	}
+}
+
+func TestControllerRecommendOnly(t *testing.T) {
+	c, _ := newTestController(t, nil) // nil → recommend-only
+	d := step(t, c, exactObs(10*time.Second, 100, 0.2))
+	if d.Reason != ReasonRecommendOnly || d.Changed || d.Applied.MaxBatchSize != 64 || d.Recommended.MaxBatchSize != 30 {
+		t.Fatalf("decision %+v, want 30 recommended and 64 kept", d)
+	}
+	if got := testutil.ToFloat64(c.m.recBatch.WithLabelValues("m")); got != 30 {
+		t.Errorf("recommended gauge %g, want 30", got)
+	}
+}
+
+func TestControllerProbesWhenUnidentified(t *testing.T) {
+	act := &fakeActuator{}
+	c, _ := newTestController(t, act)
+	c.SetApplied("m", Knobs{MaxBatchSize: 2})
+	// Batches of 2 only, filling the cap: alpha and beta cannot be told
+	// apart, so probe upward by the trust factor (1.5): 2 → 3.
+	o := Observation{Time: t0.Add(time.Second), Window: time.Second, Arrivals: 20, Requests: 20, Batches: 10, ExecSeconds: 0.7,
+		BatchStats: []BatchStat{{Size: 2, Count: 10, ExecSeconds: 0.7}}}
+	d := step(t, c, o)
+	if d.Reason != ReasonLearning || !d.Changed || d.Applied.MaxBatchSize != 3 {
+		t.Fatalf("decision %+v, want a probe to 3", d)
+	}
+}
+
+func TestControllerRejectsBadObservation(t *testing.T) {
+	c, _ := newTestController(t, &fakeActuator{})
+	_, err := c.Step(context.Background(), "m", Observation{Time: t0}, 0)
+	if err == nil || !strings.Contains(err.Error(), "window") {
+		t.Fatalf("err = %v, want a window error", err)
+	}
+}
+
+func TestNewRejectsBadConfig(t *testing.T) {
+	for name, mut := range map[string]func(*Config){
+		"zero SLO":      func(c *Config) { c.SLO = 0 },
+		"margin 1":      func(c *Config) { c.Margin = 1 },
+		"no batch size": func(c *Config) { c.Bounds.MaxBatchSize = 0 },
+		"backoff 1":     func(c *Config) { c.Backoff = 1 },
+		"trust below 1": func(c *Config) { c.TrustFactor = 0.5 },
+	} {
+		cfg := DefaultConfig(time.Second, 8)
+		mut(&cfg)
+		if _, err := New(cfg, nil); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func BenchmarkControllerStep(b *testing.B) {
+	cfg := DefaultConfig(500*time.Millisecond, 256)
+	c, err := New(cfg, &fakeActuator{limits: Limits{MinInterval: time.Hour}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 100; i++ {
+		if _, err := c.Step(ctx, "m", exactObs(time.Duration(i)*10*time.Second, 300, 0.2), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		if _, err := c.Step(ctx, "m", exactObs(time.Duration(100+i)*10*time.Second, 300, 0.2), 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
