@@ -6,8 +6,9 @@
 #
 #   hack/backtest-table.sh [FILTER]     FILTER keeps runs whose "trace/spot" contains it
 #
-# Environment: POLICY (a policy file for --policy; default: the built-in
-# one), OUT (keep the runs' outputs there; default: a temporary dir),
+# Environment: POLICY (a policy file for --policy; default: the planner's
+# tuned backtest policy, pkg/capacity/testdata/backtest.yaml, or the
+# command's built-in copy of it when that file is absent), OUT (keep the runs' outputs there; default: a temporary dir),
 # JOBS (parallel runs, default 2), TRACES (default ../shared/traces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ export CGO_CFLAGS=${CGO_CFLAGS:-"-O2 -g -Wno-deprecated-declarations"}
 go build -o "$out/adapter" ./cmd/adapter
 
 policy=()
-[[ -n ${POLICY:-} ]] && policy=(--policy "$POLICY")
+POLICY=${POLICY-pkg/capacity/testdata/backtest.yaml}
+[[ -n $POLICY && -f $POLICY ]] && policy=(--policy "$POLICY")
 
 runs=()
 for ts in "nasa-1995-07.csv 10" "nasa-1995-08.csv 10" "servegen-m-mid.csv 0.01"; do
