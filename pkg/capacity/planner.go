@@ -50,8 +50,9 @@ type Signals struct {
 // Explanation says why a plan is what it is; it rides along in Plan.
 type Explanation struct {
 	// Need is the replicas that serve the sized demand, before the spot
-	// margin and fallback.
-	Need int
+	// margin and fallback; BaseNeed those that serve the median forecast
+	// and the live signals (the capacity the spot margin protects).
+	Need, BaseNeed int
 	// Floors are the replicas each reactive floor asked for.
 	CurrentRateFloor, BacklogFloor, LatencyFloor int
 	// PredictiveNeed is what the forecast alone asked for.
@@ -102,6 +103,7 @@ type Planner struct {
 
 	last       time.Time
 	window     []stamped // raw needs within the scale-down stabilisation window
+	baseWindow []stamped // raw base needs, likewise
 	rates      []stamped // live rates within the horizon, for reactive mode
 	prevNeed   int
 	odCover    int       // spot capacity carried by on-demand (fallback)
@@ -166,18 +168,25 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 
 	// Predictive need: the forecast quantile of the busiest step within the
 	// horizon. Without a forecast: reactive, on the recent peak rate.
-	forecastRate := math.NaN()
+	forecastRate, medianRate := math.NaN(), 0.0
 	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
 		steps := int(math.Ceil(horizon.Seconds() / fc.Step.Seconds()))
 		steps = min(max(steps, 1), fc.Len())
-		peak := 0.0
+		// The quantile of the busiest step: if the steps' errors were
+		// independent, P(all ≤ their q_s quantile) = q_s^steps, so each step
+		// is read at q^(1/steps); correlated errors make this conservative.
+		qs := math.Min(0.99, math.Pow(w.ForecastQuantile, 1/float64(steps)))
+		peak, median := 0.0, 0.0
 		for i := 0; i < steps; i++ {
-			v := fc.Quantile(w.ForecastQuantile, i)
-			if !math.IsNaN(v) && !math.IsInf(v, 0) && v > peak {
+			if v := fc.Quantile(qs, i); !math.IsNaN(v) && !math.IsInf(v, 0) && v > peak {
 				peak = v
+			}
+			if v := fc.P50[i]; !math.IsNaN(v) && !math.IsInf(v, 0) && v > median {
+				median = v
 			}
 		}
 		forecastRate = peak / fc.Step.Seconds()
+		medianRate = median / fc.Step.Seconds()
 		ex.Forecast = fc.Model
 	}
 	if math.IsNaN(forecastRate) {
@@ -186,7 +195,7 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		for _, r := range p.rates {
 			peak = math.Max(peak, r.v)
 		}
-		forecastRate = peak / reactiveUtilisation
+		forecastRate, medianRate = peak/reactiveUtilisation, peak
 		if fcErr != nil {
 			ex.Forecast = "unavailable: " + fcErr.Error()
 		} else {
@@ -236,7 +245,31 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	ex.Need = need
 	plan.Bound = bound
 
-	od, spot := p.split(need, ex.CurrentRateFloor, cold, s, elapsed, &plan, &ex)
+	// The base need: what the median forecast and the live signals ask
+	// for, stabilised alike. It is the capacity the spot margin protects
+	// through an interruption; the forecast headroom above it covers
+	// demand's upper tail, and counts towards the margin, since losing a
+	// pool and meeting the tail at once is the joint, rarer event.
+	base := max(ceilDiv(medianRate, mu), w.MinReplicas)
+	p.baseWindow = appendWindow(p.baseWindow, stamped{now, float64(base)}, now, w.ScaleDown.Stabilization)
+	for _, x := range p.baseWindow {
+		base = max(base, int(x.v))
+	}
+	base = min(base, need)
+	ex.BaseNeed = base
+
+	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
+	// Make before break: capacity moving between tiers (a new split,
+	// fallback, its return) must not remove ready replicas of one tier
+	// while the other's are still starting. A tier keeps its ready
+	// replicas beyond what the ready fleet has in excess of the plan.
+	excess := max(0, s.OnDemand.Ready+s.Spot.Ready-(od.Replicas+spot.Replicas))
+	if w.Tiers.Spot != nil {
+		drop := min(max(0, s.Spot.Ready-spot.Replicas), excess)
+		spot.Replicas = max(spot.Replicas, s.Spot.Ready-drop)
+		excess -= drop
+	}
+	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
 	// Never more than max_replicas in all, taking it off the spot margin
 	// first: the cap is the user's budget guard.
 	if over := od.Replicas + spot.Replicas - w.MaxReplicas; over > 0 {
@@ -258,7 +291,7 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 
 // split divides need between on-demand and spot: an on-demand core, a spot
 // layer with its interruption margin, and the fallback cover.
-func (p *Planner) split(need, liveNeed int, cold time.Duration, s Signals, elapsed time.Duration, plan *Plan, ex *Explanation) (od, spot TierTarget) {
+func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed time.Duration, plan *Plan, ex *Explanation) (od, spot TierTarget) {
 	w := &p.w
 	st := w.Tiers.Spot
 	if st == nil {
@@ -296,45 +329,51 @@ func (p *Planner) split(need, liveNeed int, cold time.Duration, s Signals, elaps
 	ex.DomainLossProbability = 1 - math.Exp(-p.domain.rate(prior, priorHours)*float64(domains)*math.Max(0, window.Hours()))
 	ex.WipeoutProbability = 1 - math.Exp(-p.wipeout.rate(prior, priorHours)*math.Max(0, window.Hours()))
 
-	// The on-demand core: the configured share, or, when spot may vanish
-	// altogether more often than the availability target allows, all that
-	// the live signals already need; spot then carries only the forecast
-	// headroom above it, whose loss costs money, not requests.
+	// The on-demand core: the configured share of the need. When spot may
+	// vanish altogether within the replacement window more often than the
+	// availability target allows, no margin covers it: on-demand then
+	// carries the base need, and spot only the forecast headroom above it,
+	// whose loss costs tail risk, not the expected demand.
 	core := int(math.Ceil(w.OnDemandShare * float64(need)))
 	ex.SpotCarriesCore = ex.WipeoutProbability <= budget
 	if !ex.SpotCarriesCore {
-		core = max(core, min(liveNeed, need))
+		core = max(core, base)
 	}
 	n := need - core
+	protect := max(0, base-core) // spot replicas that must survive an interruption
 
-	// The spot margin: binomial for independent interruptions, and at least
-	// one failure domain's worth when losing a domain within the window is
-	// likelier than the budget.
-	margin := 0
-	if n > 0 && ex.InterruptionProbability > 0 {
-		k, ok := SpotMargin(n, ex.InterruptionProbability, w.TargetAvailability, n)
-		margin = k
-		if !ok {
-			// Spot cannot reach the target at any reasonable margin: it
-			// stops carrying these replicas.
-			core, n, margin = need, 0, 0
-			ex.SpotCarriesCore = false
+	// The spot layer: the smallest total T ≥ n such that protect of T
+	// survive with the target probability (binomial, independent
+	// interruptions) and, when losing a failure domain within the window is
+	// likelier than the budget, after losing the largest domain.
+	total := n
+	if ex.SpotCarriesCore && protect > 0 {
+		if ex.InterruptionProbability > 0 {
+			k, ok := SpotMargin(protect, ex.InterruptionProbability, w.TargetAvailability, protect)
+			if !ok {
+				core, n, protect, total = max(core, base), need-max(core, base), 0, need-max(core, base)
+				ex.SpotCarriesCore = false
+			} else {
+				total = max(total, protect+k)
+			}
+		}
+		if protect > 0 && ex.DomainLossProbability > budget {
+			if k, ok := DomainMargin(protect, domains); ok {
+				total = max(total, protect+k)
+			} else {
+				// One domain: losing it loses all spot, which no margin covers.
+				core = max(core, base)
+				n, protect, total = need-core, 0, need-core
+				ex.SpotCarriesCore = false
+			}
 		}
 	}
-	if n > 0 && ex.DomainLossProbability > budget {
-		if k, ok := DomainMargin(n, domains); ok {
-			margin = max(margin, k)
-		} else {
-			// One domain: losing it loses all spot, which no margin covers.
-			core, n, margin = need, 0, 0
-			ex.SpotCarriesCore = false
-		}
-	}
+	margin := total - n
 	// Spot with its margin must still be cheaper than on-demand.
-	if n > 0 && float64(n+margin)*st.PricePerHour >= float64(n)*w.Tiers.OnDemand.PricePerHour {
-		core, n, margin = need, 0, 0
+	if n > 0 && float64(total)*st.PricePerHour >= float64(n)*w.Tiers.OnDemand.PricePerHour {
+		core, n, margin, total = need, 0, 0, 0
 	}
-	want := n + margin
+	want := total
 
 	// Fallback: spot replicas that are pending or under notice are missing
 	// capacity; it moves to on-demand at once and stays there until spot has
