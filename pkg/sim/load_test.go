@@ -148,3 +148,35 @@ func TestLoadSharedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestParsePerRequestTraces(t *testing.T) {
+	azure := "TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.9799600,4808,10\n2023-11-16 18:17:04.0319600,3180,8\n2023-11-16 18:17:04.5,1,1\n2023-11-16 18:17:06.1,1,1\n"
+	tr, err := ParseTrace("azure.csv", strings.NewReader(azure))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Start.Equal(time.Date(2023, 11, 16, 18, 17, 3, 0, time.UTC)) || tr.Step != time.Second {
+		t.Fatalf("start %v step %v", tr.Start, tr.Step)
+	}
+	if got := tr.Counts; len(got) != 4 || got[0] != 1 || got[1] != 2 || got[2] != 0 || got[3] != 1 {
+		t.Fatalf("counts = %v, want [1 2 0 1]", got)
+	}
+	jsonl := `{"timestamp": 0, "input_length": 1}` + "\n" + `{"timestamp": 999, "x": [1]}` + "\n" + `{"timestamp": 2500}` + "\n"
+	tr, err = ParseTrace("mooncake.jsonl", strings.NewReader(jsonl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := tr.Counts; len(got) != 3 || got[0] != 2 || got[1] != 0 || got[2] != 1 {
+		t.Fatalf("counts = %v, want [2 0 1]", got)
+	}
+	for _, tc := range []struct{ name, in, want string }{
+		{"azure bad time", "TIMESTAMP,a\n2023-11-16 18:17:03,1\nyesterday,2\n", `r:3: TIMESTAMP "yesterday" is not`},
+		{"azure no rows", "TIMESTAMP,a\n", "r:1: no requests"},
+		{"jsonl no timestamp", `{"timestamp": 1}` + "\n" + `{"ts": 2}` + "\n", `r:2: want a non-negative "timestamp"`},
+		{"jsonl garbage", `{"timestamp": 1}` + "\n" + `{"timestamp": ` + "\n", "r:2: not a JSON object"},
+	} {
+		if _, err := ParseTrace("r", strings.NewReader(tc.in)); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: err = %v, want prefix %q", tc.name, err, tc.want)
+		}
+	}
+}

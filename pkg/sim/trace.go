@@ -3,6 +3,7 @@ package sim
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -42,11 +43,16 @@ func LoadTrace(ctx context.Context, path string) (*Trace, error) {
 
 // ParseTrace reads a `timestamp,requests` CSV: a header, then evenly spaced
 // rows of unix seconds and a non-negative count. Errors name the file and
-// the line. A per-request trace must be counted into intervals first
-// (CountRequests).
+// the line.
+//
+// Per-request traces are counted into one-second intervals first
+// (SIMULATION.md, Inputs); two layouts are recognised by their first line:
+// a CSV whose first column is TIMESTAMP holding "2006-01-02 15:04:05.999"
+// UTC times (the Azure LLM inference traces), and JSON lines with a
+// "timestamp" in milliseconds (the Mooncake traces).
 func ParseTrace(name string, r io.Reader) (*Trace, error) {
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	line := 0
 	tr := &Trace{Name: name}
 	var first, prev int64
@@ -55,10 +61,16 @@ func ParseTrace(name string, r io.Reader) (*Trace, error) {
 		text := strings.TrimSpace(sc.Text())
 		if line == 1 {
 			text = strings.TrimPrefix(text, "\ufeff")
-			if h := strings.ReplaceAll(text, " ", ""); h != "timestamp,requests" {
-				return nil, fmt.Errorf("%s:1: header is %q, want \"timestamp,requests\"", name, text)
+			h := strings.ReplaceAll(text, " ", "")
+			switch {
+			case h == "timestamp,requests":
+				continue
+			case strings.HasPrefix(h, "TIMESTAMP,"):
+				return countAzure(name, sc)
+			case strings.HasPrefix(h, "{"):
+				return countJSONLines(name, text, sc)
 			}
-			continue
+			return nil, fmt.Errorf("%s:1: header is %q, want \"timestamp,requests\" (or a per-request trace: a TIMESTAMP,... CSV or JSON lines with a timestamp)", name, text)
 		}
 		if text == "" {
 			continue // a trailing blank line is harmless
@@ -168,4 +180,85 @@ func stepArrivals(tr *Trace, scale float64, dt time.Duration) []float64 {
 		}
 	}
 	return out
+}
+
+// perRequestStep is the interval per-request traces are counted into.
+const perRequestStep = time.Second
+
+// azureLayout is the time format of the Azure LLM inference traces (UTC).
+const azureLayout = "2006-01-02 15:04:05.999999999"
+
+// countAzure counts a TIMESTAMP,... CSV (header already read).
+func countAzure(name string, sc *bufio.Scanner) (*Trace, error) {
+	var at []time.Time
+	line := 1
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		ts, _, _ := strings.Cut(text, ",")
+		t, err := time.Parse(azureLayout, strings.TrimSpace(ts))
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: TIMESTAMP %q is not a \"2006-01-02 15:04:05.999\" time", name, line, ts)
+		}
+		at = append(at, t)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
+	}
+	return countArrivals(name, line, at)
+}
+
+// countJSONLines counts JSON lines holding a "timestamp" in milliseconds.
+func countJSONLines(name, firstLine string, sc *bufio.Scanner) (*Trace, error) {
+	var at []time.Time
+	line := 0
+	parse := func(text string) error {
+		var rec struct {
+			Timestamp *float64 `json:"timestamp"`
+		}
+		if err := json.Unmarshal([]byte(text), &rec); err != nil {
+			return fmt.Errorf("%s:%d: not a JSON object: %v", name, line, err)
+		}
+		if rec.Timestamp == nil || *rec.Timestamp < 0 || math.IsNaN(*rec.Timestamp) {
+			return fmt.Errorf("%s:%d: want a non-negative \"timestamp\" in milliseconds", name, line)
+		}
+		at = append(at, time.UnixMilli(0).Add(time.Duration(*rec.Timestamp*float64(time.Millisecond))).UTC())
+		return nil
+	}
+	line = 1
+	if err := parse(firstLine); err != nil {
+		return nil, err
+	}
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		if err := parse(text); err != nil {
+			return nil, err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
+	}
+	return countArrivals(name, line, at)
+}
+
+// countArrivals counts arrival times into perRequestStep intervals from the
+// whole second of the earliest.
+func countArrivals(name string, lines int, at []time.Time) (*Trace, error) {
+	if len(at) == 0 {
+		return nil, fmt.Errorf("%s:%d: no requests after the header", name, lines)
+	}
+	start := at[0]
+	for _, t := range at {
+		if t.Before(start) {
+			start = t
+		}
+	}
+	return CountRequests(name, start.Truncate(perRequestStep), perRequestStep, at)
 }
