@@ -1,0 +1,270 @@
+package dashboards
+
+// Selectors shared by the queries. $namespace is the namespace infercast is
+// installed in (Prometheus's target label); $model and $workload are the
+// exporter's and the planner's own labels.
+const (
+	selNS       = `namespace=~"$namespace"`
+	selModel    = `namespace=~"$namespace", model=~"$model"`
+	selWorkload = `namespace=~"$namespace", workload=~"$workload"`
+)
+
+var (
+	nsVar = Variable{Name: "namespace", Label: "Namespace",
+		Query: `label_values(infercast_exporter_cycles_total, namespace)`}
+	modelVar = Variable{Name: "model", Label: "Model",
+		Query: `label_values(infercast_model_requests_per_second{namespace=~"$namespace"}, model)`}
+	workloadVar = Variable{Name: "workload", Label: "Workload",
+		Query: `label_values(infercast_plan_replicas{namespace=~"$namespace"}, workload)`}
+)
+
+// All returns every dashboard, in the order of the preview.
+func All() []Spec {
+	return []Spec{cost(), latency(), capacity(), spot(), batching(), gpus()}
+}
+
+func cost() Spec {
+	return Spec{
+		File: "infercast-cost", UID: "infercast-cost", Title: "infercast / Cost",
+		Description: "What serving costs: spend per request and per 1,000 requests, $/hour by tier and model, the spot share and the savings against running everything on demand, and the burn of the budget.",
+		Tags:        []string{"cost"},
+		Variables:   []Variable{nsVar, modelVar},
+		Rows: []Row{
+			{Title: "Spend", Panels: []Panel{
+				{Kind: Stat, Title: "Spend rate", Unit: "currencyUSD", Width: 6, Height: 5,
+					Description: "Dollars per hour now, all models and tiers of the selection: GPU node prices from the price catalogue times the share of each node a model uses.",
+					Queries:     []Query{{Expr: `sum(infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "$/hour"}}},
+				{Kind: Stat, Title: "Cost per 1,000 requests", Unit: "currencyUSD", Width: 6, Height: 5,
+					Description: "Spend divided by completed requests over the last hour, times 1,000: the number to compare between models, servers and batch settings.",
+					Queries:     []Query{{Expr: `1000 * sum(infercast_spend_dollars_per_hour{` + selModel + `}) / 3600 / sum(infercast_model_requests_per_second{` + selModel + `, window="5m"})`, Legend: "$ / 1k requests"}}},
+				{Kind: Stat, Title: "Spot share", Unit: "percentunit", Width: 6, Height: 5, Min: ptr(0), Max: ptr(1),
+					Description: "Share of spend on spot capacity. The planner keeps an on-demand core and puts the rest on spot with a margin priced from interruption risk.",
+					Queries:     []Query{{Expr: `sum(infercast_spend_dollars_per_hour{` + selModel + `, capacity_type="spot"}) / sum(infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "spot share"}}},
+				{Kind: Stat, Title: "Savings against all on-demand", Unit: "currencyUSD", Width: 6, Height: 5,
+					Description: "Dollars per hour saved now against running the same replicas on demand: the on-demand price of the spot capacity minus what it costs.",
+					Queries:     []Query{{Expr: `sum(infercast_spend_on_demand_equivalent_dollars_per_hour{` + selModel + `}) - sum(infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "$/hour saved"}}},
+			}},
+			{Title: "By tier and model", Panels: []Panel{
+				{Title: "$/hour by tier", Unit: "currencyUSD", Width: 12, Stacked: true,
+					Description: "Spend rate by capacity type (on-demand, spot), stacked.",
+					Queries:     []Query{{Expr: `sum by (capacity_type) (infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "{{capacity_type}}"}}},
+				{Title: "$/hour by model", Unit: "currencyUSD", Width: 12, Stacked: true,
+					Description: "Spend rate by model, stacked: showback per model (and team, through the team label).",
+					Queries:     []Query{{Expr: `sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "{{model}}"}}},
+				{Title: "Cost per 1,000 requests by model", Unit: "currencyUSD", Width: 12,
+					Description: "Per model: dollars per hour over requests per hour, times 1,000. Rises when replicas idle or batches run small.",
+					Queries:     []Query{{Expr: `1000 * sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `}) / 3600 / sum by (model) (infercast_model_requests_per_second{` + selModel + `, window="5m"})`, Legend: "{{model}}"}}},
+				{Title: "Spend per request by model", Unit: "currencyUSD", Width: 12,
+					Description: "Per model: dollars per completed request over the 5-minute window.",
+					Queries:     []Query{{Expr: `sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `}) / 3600 / sum by (model) (infercast_model_requests_per_second{` + selModel + `, window="5m"})`, Legend: "{{model}}"}}},
+			}},
+			{Title: "Budget", Panels: []Panel{
+				{Title: "Spend rate against budget", Unit: "currencyUSD", Width: 24,
+					Description: "Spend rate by team against the team's budget rate from the price catalogue; the InfercastSpendOverBudget alert fires when the hourly average stays above it.",
+					Queries: []Query{
+						{Expr: `sum by (team) (infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "{{team}} spend"},
+						{Expr: `max by (team) (infercast_spend_budget_dollars_per_hour{` + selNS + `})`, Legend: "{{team}} budget"},
+					}},
+			}},
+		},
+	}
+}
+
+func latency() Spec {
+	q := func(metric, quantile string) Query {
+		return Query{Expr: `max by (model) (` + metric + `{` + selModel + `, window="1m", quantile="` + quantile + `"})`, Legend: "{{model}} p" + quantile[2:]}
+	}
+	return Spec{
+		File: "infercast-latency", UID: "infercast-latency", Title: "infercast / Latency & SLO",
+		Description: "What users wait for: end-to-end latency percentiles against the SLO, time to first token and per output token, queue time, SLO attainment and the error budget left.",
+		Tags:        []string{"latency", "slo"},
+		Variables:   []Variable{nsVar, modelVar},
+		Rows: []Row{
+			{Title: "Latency against the SLO", Panels: []Panel{
+				{Title: "End-to-end latency percentiles", Unit: "s", Width: 12,
+					Description: "p50, p90, p99 of request latency over a sliding 1-minute window, computed by the exporter from the servers' histogram deltas; the dashed line is the planner's latency SLO.",
+					Queries: []Query{q("infercast_model_request_latency_seconds", "0.5"), q("infercast_model_request_latency_seconds", "0.9"), q("infercast_model_request_latency_seconds", "0.99"),
+						{Expr: `max by (workload) (infercast_plan_latency_slo_seconds{` + selNS + `})`, Legend: "{{workload}} SLO"}}},
+				{Title: "SLO attainment", Unit: "percentunit", Width: 6, Kind: Stat, Min: ptr(0), Max: ptr(1),
+					Description: "Share of the last 24 hours' minutes in which the 1-minute p99 latency stayed within the SLO (the SLI of the burn-rate alerts).",
+					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:ratio1m{` + selModel + `}[1d])`, Legend: "{{model}}"}}},
+				{Title: "Error budget left (30 days)", Unit: "percentunit", Width: 6, Kind: Stat, Max: ptr(1),
+					Description: "Share of the 30-day error budget (1 - SLO target) not yet spent; below 0 the SLO is missed for the month.",
+					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:ratio1m{` + selModel + `}[30d]) / (1 - 0.99)`, Legend: "{{model}}"}}},
+			}},
+			{Title: "Tokens", Panels: []Panel{
+				{Title: "Time to first token", Unit: "s", Width: 12,
+					Description: "p50 and p99 time to first token over 1 minute: what a streaming user feels first (prefill and queueing).",
+					Queries:     []Query{q("infercast_model_time_to_first_token_seconds", "0.5"), q("infercast_model_time_to_first_token_seconds", "0.99")}},
+				{Title: "Time per output token", Unit: "s", Width: 12,
+					Description: "p50 and p99 inter-token latency over 1 minute: decode speed, which large batches slow down.",
+					Queries:     []Query{q("infercast_model_time_per_output_token_seconds", "0.5"), q("infercast_model_time_per_output_token_seconds", "0.99")}},
+			}},
+			{Title: "Queueing", Panels: []Panel{
+				{Title: "Queue time", Unit: "s", Width: 8,
+					Description: "p99 and mean time requests wait in the server's queue before running.",
+					Queries: []Query{q("infercast_model_queue_time_seconds", "0.99"),
+						{Expr: `max by (model) (infercast_model_queue_time_mean_seconds{` + selModel + `, window="1m"})`, Legend: "{{model}} mean"}}},
+				{Title: "Backlog and running", Unit: "short", Width: 8,
+					Description: "Requests waiting (the backlog) and running, summed over each model's servers.",
+					Queries: []Query{
+						{Expr: `sum by (model) (infercast_model_requests_waiting{` + selModel + `})`, Legend: "{{model}} waiting"},
+						{Expr: `sum by (model) (infercast_model_requests_running{` + selModel + `})`, Legend: "{{model}} running"}}},
+				{Title: "Time to drain the backlog", Unit: "s", Width: 8,
+					Description: "Backlog divided by current throughput, per server; rising means capacity is short of demand.",
+					Queries:     []Query{{Expr: `max by (model) (infercast_model_queue_drain_seconds{` + selModel + `})`, Legend: "{{model}}"}}},
+			}},
+		},
+	}
+}
+
+func capacity() Spec {
+	return Spec{
+		File: "infercast-capacity", UID: "infercast-capacity", Title: "infercast / Capacity",
+		Description: "What the planner decided and why: demand against the forecast band, desired and ready replicas by tier, the spot margin, the planner's mode and how wrong the forecasts were.",
+		Tags:        []string{"capacity", "forecast"},
+		Variables:   []Variable{nsVar, workloadVar},
+		Rows: []Row{
+			{Title: "Demand and forecast", Panels: []Panel{
+				{Title: "Demand against the forecast band", Unit: "reqps", Width: 24, Height: 9,
+					Description: "Observed demand against the forecast made one horizon earlier: p50 and the p90 upper edge of the prediction interval. Demand above the p90 line more than one interval in ten means the intervals are too narrow.",
+					Queries: []Query{
+						{Expr: `sum by (workload) (infercast_plan_demand_requests_per_second{` + selWorkload + `})`, Legend: "{{workload}} demand"},
+						{Expr: `max by (workload) (infercast_forecast_requests_per_second{` + selWorkload + `, quantile="0.5"})`, Legend: "{{workload}} forecast p50"},
+						{Expr: `max by (workload) (infercast_forecast_requests_per_second{` + selWorkload + `, quantile="0.9"})`, Legend: "{{workload}} forecast p90"},
+					}},
+			}},
+			{Title: "Replicas", Panels: []Panel{
+				{Title: "Desired replicas by tier", Unit: "short", Width: 8, Stacked: true,
+					Description: "The planner's target per capacity tier, stacked: what KEDA and the HPA are told.",
+					Queries:     []Query{{Expr: `sum by (workload, tier) (infercast_plan_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}}"}}},
+				{Title: "Ready replicas by tier", Unit: "short", Width: 8, Stacked: true,
+					Description: "Replicas ready to serve per tier (from Kubernetes): lags desired by the cold start.",
+					Queries:     []Query{{Expr: `sum by (workload, tier) (infercast_kube_ready_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}}"}}},
+				{Title: "Spot margin", Unit: "short", Width: 8,
+					Description: "Extra spot replicas held against interruptions: the smallest k such that n of n+k survive the replacement window with the target probability.",
+					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_margin_replicas{` + selWorkload + `, tier="spot"})`, Legend: "{{workload}}"}}},
+			}},
+			{Title: "Planner", Panels: []Panel{
+				{Kind: StateTimeline, Title: "Planner mode", Unit: "short", Width: 12,
+					Description: "Which rule produced the plan: predictive (from the forecast), reactive (forecast unavailable), fallback (spot missing, moved to on-demand) or preview (computed, not acted on).",
+					Queries:     []Query{{Expr: `max by (workload, mode) (infercast_plan_mode{` + selWorkload + `}) == 1`, Legend: "{{workload}} {{mode}}"}}},
+				{Title: "Forecast error by horizon", Unit: "percentunit", Width: 12,
+					Description: "Realised absolute error of the p50 forecast relative to demand, by horizon: what the forecasts were worth.",
+					Queries:     []Query{{Expr: `max by (workload, horizon) (infercast_forecast_error_ratio{` + selWorkload + `})`, Legend: "{{workload}} {{horizon}}"}}},
+			}},
+		},
+	}
+}
+
+func spot() Spec {
+	return Spec{
+		File: "infercast-spot", UID: "infercast-spot", Title: "infercast / Spot",
+		Description: "The spot market as the fleet meets it: interruption notices and their rate by pool, spot replicas pending for want of capacity, and fallbacks to on-demand.",
+		Tags:        []string{"spot"},
+		Variables:   []Variable{nsVar, workloadVar},
+		Rows: []Row{
+			{Title: "Interruptions", Panels: []Panel{
+				{Title: "Interruption notices", Unit: "short", Width: 12,
+					Description: "Nodes under an interruption notice now (AWS 2 minutes, GCP 30 seconds, Azure Preempt), by pool.",
+					Queries:     []Query{{Expr: `sum by (pool) (infercast_spot_interruption_notice{` + selNS + `})`, Legend: "{{pool}}"}}},
+				{Title: "Interruption rate", Unit: "short", Width: 12,
+					Description: "Interruptions per hour by pool: what the planner's margin is priced from.",
+					Queries:     []Query{{Expr: `sum by (pool) (increase(infercast_spot_interruptions_total{` + selNS + `}[1h]))`, Legend: "{{pool}}"}}},
+			}},
+			{Title: "Fallback", Panels: []Panel{
+				{Title: "Pending spot replicas", Unit: "short", Width: 12,
+					Description: "Spot replicas wanted but not scheduled (no spot capacity): the planner moves them to on-demand after its grace period.",
+					Queries:     []Query{{Expr: `sum by (workload) (infercast_kube_pending_replicas{` + selWorkload + `, tier="spot"})`, Legend: "{{workload}}"}}},
+				{Title: "Fallbacks to on-demand", Unit: "short", Width: 12,
+					Description: "Workloads whose plan is in fallback mode now: spot capacity missing or interrupted, moved to on-demand.",
+					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_mode{` + selWorkload + `, mode="fallback"})`, Legend: "{{workload}}"}}},
+			}},
+		},
+	}
+}
+
+func batching() Spec {
+	return Spec{
+		File: "infercast-batching", UID: "infercast-batching", Title: "infercast / Batching",
+		Description: "How the batch controller tunes the servers: batch size and utilisation, recommended against applied knobs, predicted p99 and capacity, and why it decided what it did.",
+		Tags:        []string{"batching"},
+		Variables:   []Variable{nsVar, modelVar},
+		Rows: []Row{
+			{Title: "Batches", Panels: []Panel{
+				{Title: "Average batch size", Unit: "short", Width: 12,
+					Description: "Average requests per executed batch, per server (Triton: inference count over execution count).",
+					Queries:     []Query{{Expr: `avg by (model) (infercast_model_batch_size{` + selModel + `})`, Legend: "{{model}}"}}},
+				{Title: "Batch utilisation", Unit: "percentunit", Width: 12, Min: ptr(0), Max: ptr(1),
+					Description: "Batch size over the server's max_batch_size: low under load means the knobs, not the traffic, limit batching.",
+					Queries:     []Query{{Expr: `avg by (model) (infercast_model_batch_utilization_ratio{` + selModel + `})`, Legend: "{{model}}"}}},
+			}},
+			{Title: "Knobs", Panels: []Panel{
+				{Title: "max_batch_size: recommended and applied", Unit: "short", Width: 12,
+					Description: "What the controller recommends against what the server runs with; they differ in recommend-only mode or while a change is rate-limited.",
+					Queries: []Query{
+						{Expr: `max by (model) (infercast_batch_recommended_max_batch_size{` + selModel + `})`, Legend: "{{model}} recommended"},
+						{Expr: `max by (model) (infercast_batch_applied_max_batch_size{` + selModel + `})`, Legend: "{{model}} applied"}}},
+				{Title: "max_queue_delay: recommended and applied", Unit: "s", Width: 12,
+					Description: "How long a batch may wait to fill, recommended against applied.",
+					Queries: []Query{
+						{Expr: `max by (model) (infercast_batch_recommended_max_queue_delay_seconds{` + selModel + `})`, Legend: "{{model}} recommended"},
+						{Expr: `max by (model) (infercast_batch_applied_max_queue_delay_seconds{` + selModel + `})`, Legend: "{{model}} applied"}}},
+				{Title: "Predicted p99 and capacity", Unit: "s", Width: 12,
+					Description: "p99 of queue delay plus execution the fitted profile predicts under the recommended knobs at the planning rate.",
+					Queries:     []Query{{Expr: `max by (model) (infercast_batch_predicted_p99_seconds{` + selModel + `})`, Legend: "{{model}} predicted p99"}}},
+				{Title: "Planning rate against predicted capacity", Unit: "reqps", Width: 12,
+					Description: "Arrival rate the controller plans for against the highest rate the recommended knobs serve within the SLO.",
+					Queries: []Query{
+						{Expr: `max by (model) (infercast_batch_planning_rate_requests_per_second{` + selModel + `})`, Legend: "{{model}} planning rate"},
+						{Expr: `max by (model) (infercast_batch_predicted_throughput_requests_per_second{` + selModel + `})`, Legend: "{{model}} capacity"}}},
+			}},
+			{Title: "Decisions", Panels: []Panel{
+				{Title: "Decisions by reason", Unit: "short", Width: 12, Stacked: true,
+					Description: "Controller steps per hour by the reason of their decision (learning, optimal, rate-limited, back-off, ...).",
+					Queries:     []Query{{Expr: `sum by (reason) (increase(infercast_batch_decisions_total{` + selModel + `}[1h]))`, Legend: "{{reason}}"}}},
+				{Title: "Back-offs and changes", Unit: "short", Width: 12,
+					Description: "Multiplicative back-offs after SLO violations, knob changes applied, and failed applies (rolled back), per hour.",
+					Queries: []Query{
+						{Expr: `sum by (model) (increase(infercast_batch_backoffs_total{` + selModel + `}[1h]))`, Legend: "{{model}} back-offs"},
+						{Expr: `sum by (model) (increase(infercast_batch_changes_total{` + selModel + `}[1h]))`, Legend: "{{model}} changes"},
+						{Expr: `sum by (model) (increase(infercast_batch_apply_failures_total{` + selModel + `}[1h]))`, Legend: "{{model}} failures"}}},
+			}},
+		},
+	}
+}
+
+func gpus() Spec {
+	return Spec{
+		File: "infercast-gpus", UID: "infercast-gpus", Title: "infercast / GPUs & cold starts",
+		Description: "GPU occupancy and memory per GPU and per pod through NVML, and model-server cold starts: how many and how long.",
+		Tags:        []string{"gpu", "cold-start"},
+		Variables:   []Variable{nsVar, modelVar},
+		Rows: []Row{
+			{Title: "GPUs", Panels: []Panel{
+				{Title: "GPU utilisation", Unit: "percentunit", Width: 12, Min: ptr(0), Max: ptr(1),
+					Description: "Share of time a kernel ran, per GPU (NVML). Low while replicas are up is waste: see InfercastGPUsIdle.",
+					Queries:     []Query{{Expr: `max by (node, gpu) (infercast_gpu_utilization_ratio{` + selNS + `})`, Legend: "{{node}} gpu {{gpu}}"}}},
+				{Title: "GPU memory used", Unit: "percentunit", Width: 12, Min: ptr(0), Max: ptr(1),
+					Description: "Memory allocated over memory installed, per GPU.",
+					Queries:     []Query{{Expr: `max by (node, gpu) (infercast_gpu_memory_used_bytes{` + selNS + `} / infercast_gpu_memory_total_bytes{` + selNS + `})`, Legend: "{{node}} gpu {{gpu}}"}}},
+				{Title: "GPU memory by pod", Unit: "bytes", Width: 12, Stacked: true,
+					Description: "GPU memory used by each container's processes (process to container through cgroups or the kubelet's pod-resources API).",
+					Queries:     []Query{{Expr: `sum by (exported_namespace, pod) (infercast_gpu_pod_memory_used_bytes{` + selNS + `})`, Legend: "{{exported_namespace}}/{{pod}}"}}},
+				{Kind: Stat, Title: "NVML collection", Unit: "short", Width: 12, Min: ptr(0), Max: ptr(1),
+					Description: "Exporters whose NVML collection works (1) or is down (0: no driver, init failed): without it GPU panels are empty.",
+					Queries:     []Query{{Expr: `min by (node) (infercast_gpu_collector_up{` + selNS + `})`, Legend: "{{node}}"}}},
+			}},
+			{Title: "Cold starts", Panels: []Panel{
+				{Title: "Cold starts", Unit: "short", Width: 12,
+					Description: "Model-server starts per hour: pod starts and container restarts in Kubernetes, process restarts of static targets.",
+					Queries:     []Query{{Expr: `sum by (model, source) (increase(infercast_cold_starts_total{` + selModel + `}[1h]))`, Legend: "{{model}} {{source}}"}}},
+				{Title: "Cold start duration", Unit: "s", Width: 12,
+					Description: "p50 and p90 time from start to first served request, over 6 hours; the planner's horizon must cover the p90.",
+					Queries: []Query{
+						{Expr: `histogram_quantile(0.5, sum by (model, le) (rate(infercast_cold_start_duration_seconds_bucket{` + selModel + `}[6h])))`, Legend: "{{model}} p50"},
+						{Expr: `histogram_quantile(0.9, sum by (model, le) (rate(infercast_cold_start_duration_seconds_bucket{` + selModel + `}[6h])))`, Legend: "{{model}} p90"}}},
+			}},
+		},
+	}
+}
