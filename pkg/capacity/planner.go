@@ -235,6 +235,11 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	if stable > need {
 		need, bound = stable, "stabilization"
 	}
+	// The HPA ignores changes within its tolerance; a scale-in that small
+	// would only make the target flap, so it waits until it is worth one.
+	if need < p.prevNeed && float64(need) >= float64(p.prevNeed)*(1-*w.Tolerance) {
+		need, bound = p.prevNeed, "tolerance"
+	}
 	if floor := int(math.Ceil(float64(p.prevNeed) * (1 - w.ScaleDown.MaxStepRatio))); need < floor {
 		need, bound = floor, "scale-down-rate"
 	}

@@ -1,0 +1,330 @@
+package capacity
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/infercast/infercast/pkg/predict"
+)
+
+func TestSpotMarginHandComputed(t *testing.T) {
+	for _, tc := range []struct {
+		n         int
+		p, target float64
+		want      int
+		ok        bool
+	}{
+		// P(≤0 of 2 fail) = .81; P(≤1 of 3) = .972; P(≤2 of 4) = .6561+.2916+.0486 = .9963.
+		{2, 0.1, 0.99, 2, true},
+		// .99^10 = .9044; 11: .8953+.0995 = .9948; 12: .8864+.1074+.0060 = .99979.
+		{10, 0.01, 0.999, 2, true},
+		// 1 of 1+k with p=.5: .5, .75, .875, .9375.
+		{1, 0.5, 0.9, 3, true},
+		{5, 0, 0.999, 0, true},
+		{0, 0.3, 0.999, 0, true},
+		// Certain loss: no margin helps.
+		{3, 1, 0.9, 10, false},
+		// Hopeless within the cap of 10 extra replicas: P(≥2 of 12 survive) = .34.
+		{2, 0.9, 0.999, 10, false},
+	} {
+		k, ok := SpotMargin(tc.n, tc.p, tc.target, 10)
+		if k != tc.want || ok != tc.ok {
+			t.Errorf("SpotMargin(%d, %v, %v) = %d, %t; want %d, %t", tc.n, tc.p, tc.target, k, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestDomainMargin(t *testing.T) {
+	for _, tc := range []struct {
+		n, d, want int
+		ok         bool
+	}{
+		{6, 3, 3, true}, // 9 over 3 zones: losing 3 leaves 6
+		{5, 3, 3, true}, // 8 over 3: the largest zone holds 3, 5 remain
+		{4, 2, 4, true}, // 8 over 2: losing 4 leaves 4
+		{1, 3, 1, true}, // 2 over 3: the largest holds 1
+		{0, 3, 0, true},
+		{5, 1, 0, false}, // one zone: losing it loses everything
+	} {
+		k, ok := DomainMargin(tc.n, tc.d)
+		if k != tc.want || ok != tc.ok {
+			t.Errorf("DomainMargin(%d, %d) = %d, %t; want %d, %t", tc.n, tc.d, k, ok, tc.want, tc.ok)
+		}
+		if ok && tc.n > 0 {
+			// The margin must survive losing the largest zone of an even spread.
+			total := tc.n + k
+			if largest := (total + tc.d - 1) / tc.d; total-largest < tc.n {
+				t.Errorf("DomainMargin(%d, %d) = %d: losing %d of %d leaves too few", tc.n, tc.d, k, largest, total)
+			}
+		}
+	}
+}
+
+func TestInterruptionProbability(t *testing.T) {
+	// 0.1/h over 180 s + 15 s − 120 s = 75 s.
+	got := InterruptionProbability(0.1, 180*time.Second, 15*time.Second, 120*time.Second)
+	if want := 1 - math.Exp(-0.1*75/3600); math.Abs(got-want) > 1e-12 {
+		t.Fatalf("p = %v, want %v", got, want)
+	}
+	// A notice longer than the replacement leaves no gap.
+	if p := InterruptionProbability(5, 60*time.Second, 15*time.Second, 120*time.Second); p != 0 {
+		t.Fatalf("p = %v with notice ≥ cold start + interval", p)
+	}
+}
+
+func TestLearnMu(t *testing.T) {
+	slo := 500 * time.Millisecond
+	var samples []MuSample
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 400; i++ {
+		x := 1 + 19*r.Float64() // 1..20 req/s per replica
+		lat := 200 * time.Millisecond
+		if x > 12 {
+			lat = time.Duration(float64(time.Second) * (x - 11)) // over the SLO past 12
+		}
+		samples = append(samples, MuSample{Throughput: x, Latency: lat})
+	}
+	mu, ok := LearnMu(samples, slo, 20)
+	if !ok || mu > 12 || mu < 11 {
+		t.Fatalf("LearnMu = %v, %t; want in [11, 12]", mu, ok)
+	}
+	if _, ok := LearnMu(samples[:10], slo, 20); ok {
+		t.Fatal("learned from too few samples")
+	}
+	// Never saturated: mu is the highest throughput seen, no extrapolation.
+	var easy []MuSample
+	for i := 1; i <= 100; i++ {
+		easy = append(easy, MuSample{Throughput: float64(i) / 10, Latency: 100 * time.Millisecond})
+	}
+	if mu, ok := LearnMu(easy, slo, 10); !ok || mu != 10 {
+		t.Fatalf("LearnMu(unsaturated) = %v, %t; want 10", mu, ok)
+	}
+}
+
+// testWorkload is a workload with spot over three zones; prior risk zero
+// unless set.
+func testWorkload() Workload {
+	p, err := ParsePolicy("t", []byte(`workloads:
+  - name: chat
+    demand: {series: chat}
+    mu: 2
+    latency_slo: 1s
+    cold_start: 180s
+    max_replicas: 1000
+    fallback_hold: 10m
+    tiers:
+      on_demand: {price_per_hour: 4}
+      spot: {price_per_hour: 1.4, interruption_rate_per_hour: 0, notice: 120s, failure_domains: 3}
+`))
+	if err != nil {
+		panic(err)
+	}
+	return p.Workloads[0]
+}
+
+// flat is a forecast of rate requests/s with the given quantile spread.
+func flat(origin time.Time, rate, p90, p99 float64) *predict.Forecast {
+	f := &predict.Forecast{Origin: origin, Step: time.Minute, Model: "test"}
+	for i := 0; i < 5; i++ {
+		f.P50 = append(f.P50, rate*60)
+		f.P90 = append(f.P90, p90*60)
+		f.P99 = append(f.P99, p99*60)
+	}
+	return f
+}
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func TestFloorsBindWhenForecastTooLow(t *testing.T) {
+	w := testWorkload()
+	for _, tc := range []struct {
+		name  string
+		sig   Signals
+		want  int
+		bound string
+	}{
+		{"forecast", Signals{Rate: 1}, 3, "forecast"},
+		{"current rate", Signals{Rate: 20}, 10, "current-rate"},
+		// 3900 requests to drain over the 195 s horizon: 20 req/s more.
+		{"backlog", Signals{Rate: 1, Backlog: 3900}, 11, "backlog"},
+		// p99 at twice the SLO with 4 ready: double them.
+		{"latency", Signals{Rate: 1, Latency: 2 * time.Second, Spot: TierState{Ready: 4}}, 8, "latency"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := NewPlanner(w)
+			tc.sig.Time = t0
+			// The forecast says 2 req/s (p90 5): far below what the live signals show.
+			plan, ex := p.Plan(flat(t0, 2, 5, 6), nil, tc.sig)
+			got := plan.Tiers[TierOnDemand].Replicas + plan.Tiers[TierSpot].Replicas
+			if got != tc.want || plan.Bound != tc.bound {
+				t.Fatalf("target %d bound %q, want %d %q (%s)", got, plan.Bound, tc.want, tc.bound, ex)
+			}
+			if plan.Mode != ModePredictive {
+				t.Fatalf("mode %s", plan.Mode)
+			}
+		})
+	}
+}
+
+func TestReactiveWithoutForecast(t *testing.T) {
+	p := NewPlanner(testWorkload())
+	plan, ex := p.Plan(nil, errors.New("prometheus: connection refused"), Signals{Time: t0, Rate: 7})
+	// 7 req/s at 70 % of mu 2: 5 replicas.
+	if plan.Mode != ModeReactive || plan.Tiers[TierSpot].Replicas+plan.Tiers[TierOnDemand].Replicas != 5 {
+		t.Fatalf("plan %+v (%s)", plan, ex)
+	}
+	// Demand live, forecast zero: never zero replicas.
+	plan, _ = NewPlanner(testWorkload()).Plan(flat(t0, 0, 0, 0), nil, Signals{Time: t0, Rate: 0.01})
+	if n := plan.Tiers[TierSpot].Replicas + plan.Tiers[TierOnDemand].Replicas; n < 1 || !plan.Active {
+		t.Fatalf("live demand planned %d replicas, active %t", n, plan.Active)
+	}
+}
+
+// step plans at t with the fleet already at the last plan, ready.
+func step(p *Planner, t time.Time, fc *predict.Forecast, sig Signals) (Plan, Explanation) {
+	sig.Time = t
+	return p.Plan(fc, nil, sig)
+}
+
+func TestFallbackWhenSpotPendingAndHysteresis(t *testing.T) {
+	w := testWorkload()
+	p := NewPlanner(w)
+	fc := flat(t0, 20, 20, 20) // 10 replicas, no headroom
+	plan, _ := step(p, t0, fc, Signals{Rate: 20, Spot: TierState{Ready: 10}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 0 || sp != 10 {
+		t.Fatalf("healthy: od %d spot %d, want 0, 10", od, sp)
+	}
+	// Four spot replicas cannot be placed: they move to on-demand at once.
+	now := t0.Add(15 * time.Second)
+	plan, ex := step(p, now, fc, Signals{Rate: 20, Spot: TierState{Ready: 6, Pending: 4}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 4 || sp != 6 || plan.Mode != ModeFallback {
+		t.Fatalf("pending: od %d spot %d mode %s, want 4, 6, fallback (%s)", od, sp, plan.Mode, ex)
+	}
+	// Spot healthy again, but not yet for the hold: the cover stays.
+	for i := 1; i < 40; i++ {
+		now = now.Add(15 * time.Second)
+		plan, _ = step(p, now, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 6}})
+		if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 4 || sp != 6 {
+			t.Fatalf("%v into the hold: od %d spot %d, want 4, 6", now.Sub(t0), od, sp)
+		}
+	}
+	// After the hold, spot relaunches first; on-demand stays while the
+	// spot replicas start (make before break).
+	now = now.Add(30 * time.Second)
+	plan, _ = step(p, now, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 6}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 4 || sp != 10 {
+		t.Fatalf("return: od %d spot %d, want 4, 10", od, sp)
+	}
+	now = now.Add(15 * time.Second)
+	plan, _ = step(p, now, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 6, Starting: 4}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 4 {
+		t.Fatalf("spot starting: od %d, want 4", od)
+	}
+	now = now.Add(15 * time.Second)
+	plan, _ = step(p, now, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 10}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 0 || sp != 10 || plan.Mode != ModePredictive {
+		t.Fatalf("spot ready: od %d spot %d mode %s, want 0, 10, predictive", od, sp, plan.Mode)
+	}
+}
+
+func TestNoticeMovesCapacityToOnDemand(t *testing.T) {
+	p := NewPlanner(testWorkload())
+	fc := flat(t0, 20, 20, 20)
+	step(p, t0, fc, Signals{Rate: 20, Spot: TierState{Ready: 10}})
+	// A zone is reclaimed: 3 replicas under notice, still serving. They move
+	// to on-demand at once; and one domain lost in a day of (prior) exposure
+	// makes losing another within the 75 s window likelier than 0.1 %, so
+	// the spot layer takes a zone's margin: 10 + 5 over three zones.
+	plan, ex := step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, Spot: TierState{Ready: 7, Terminating: 3}, SpotNotices: 3, SpotNoticeDomains: 1})
+	if od, sp := plan.Tiers[TierOnDemand], plan.Tiers[TierSpot]; od.Replicas != 3 || sp.Replicas != 12 || sp.Margin != 2 || plan.Mode != ModeFallback {
+		t.Fatalf("notice: od %+v spot %+v mode %s, want 3, 12 (margin 5 less the 3 moved), fallback (%s)", od, sp, plan.Mode, ex)
+	}
+	if ex.DomainLossProbability <= 0.001 {
+		t.Fatalf("domain loss probability %v after a domain was lost", ex.DomainLossProbability)
+	}
+}
+
+func TestSpotMarginInPlan(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		rate           float64
+		od, spot, marg int
+	}{
+		// p = 1-exp(-.03*75/3600) = .000625 per replica: binomial k = 1;
+		// a zone within the window: 1-exp(-.03*3*75/3600) = .0019 > .001:
+		// the zone margin binds, 10 + 5 over three zones.
+		{"zone margin", 0.03, 0, 15, 5},
+		// Spot vanishing altogether within the window (prior 2/h: .041) is
+		// likelier than the budget: no margin covers it, on-demand carries
+		// the base need.
+		{"too risky", 2, 10, 0, 0},
+		// No risk: no margin.
+		{"safe", 0, 0, 10, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := testWorkload()
+			w.Tiers.Spot.InterruptionRatePerHour = &tc.rate
+			plan, ex := step(NewPlanner(w), t0, flat(t0, 20, 20, 20), Signals{Rate: 20})
+			od, sp := plan.Tiers[TierOnDemand], plan.Tiers[TierSpot]
+			if od.Replicas != tc.od || sp.Replicas != tc.spot || sp.Margin != tc.marg {
+				t.Fatalf("od %+v spot %+v, want %d, %d (margin %d) (%s)", od, sp, tc.od, tc.spot, tc.marg, ex)
+			}
+		})
+	}
+}
+
+// TestNoFlappingOnNoisyFlatTrace feeds a seeded noisy constant demand
+// through the real forecaster and checks that the target settles: once
+// the forecaster has a day of history, the total target changes direction
+// (up then down, or down then up) rarely.
+func TestNoFlappingOnNoisyFlatTrace(t *testing.T) {
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	r := NewReplay(w, predict.NewOnline(time.Minute, predict.Options{}))
+	rng := rand.New(rand.NewPCG(7, 7))
+	step := 5 * time.Second
+	var arrivals []float64
+	var targets []int
+	od := 0
+	for k := 0; k < 2*24*720; k++ { // two days of 5 s steps
+		if k%3 == 0 {
+			o := ReplayObservation{Time: t0.Add(time.Duration(k) * step), Start: t0, Step: step, Arrivals: arrivals,
+				OnDemand: TierState{Ready: od}}
+			od, _ = r.Decide(o)
+			if k >= 24*720 {
+				targets = append(targets, od)
+			}
+		}
+		// 100 req/s ± 10 % noise, constant level.
+		arrivals = append(arrivals, 500*(1+0.1*rng.NormFloat64()))
+	}
+	reversals, dir := 0, 0
+	lo, hi := targets[0], targets[0]
+	for i := 1; i < len(targets); i++ {
+		d := targets[i] - targets[i-1]
+		lo, hi = min(lo, targets[i]), max(hi, targets[i])
+		if d == 0 {
+			continue
+		}
+		s := 1
+		if d < 0 {
+			s = -1
+		}
+		if dir != 0 && s != dir {
+			reversals++
+		}
+		dir = s
+	}
+	// 24 h of decisions: the 5-minute stabilisation allows at most one
+	// scale-down per window; a noisy flat trace should need far fewer.
+	if reversals > 24 {
+		t.Fatalf("%d direction reversals in a day on a flat trace (targets %d..%d)", reversals, lo, hi)
+	}
+	if lo < 50 || hi > 80 {
+		t.Fatalf("targets %d..%d for a flat 100 req/s at mu 2", lo, hi)
+	}
+	t.Logf("reversals %d, targets %d..%d", reversals, lo, hi)
+}
