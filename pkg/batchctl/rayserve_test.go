@@ -1,0 +1,256 @@
+package batchctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeRay implements the Serve REST API's GET and PUT
+// /api/serve/applications/. A PUT is validated like Ray's schema (400 on a
+// bad body), removes the applications it does not list, and deploys
+// asynchronously: the next GET shows DEPLOYING, the one after RUNNING, or
+// DEPLOY_FAILED when the deployment's reconfigure would raise (it accepts
+// max_batch_size 1–maxBatch and batch_wait_timeout_s ≥ 0).
+type fakeRay struct {
+	mu       sync.Mutex
+	apps     map[string]*rayApp
+	maxBatch int
+	puts     int
+	hangGets bool // GETs after the next PUT hang until the client gives up
+}
+
+type rayApp struct {
+	config  map[string]any
+	status  string
+	message string
+	pending int // GETs left before the deploy settles
+	failMsg string
+}
+
+func newFakeRay(t *testing.T) (*fakeRay, *httptest.Server) {
+	f := &fakeRay{apps: map[string]*rayApp{}, maxBatch: 32}
+	for _, name := range []string{"llm", "other"} {
+		f.apps[name] = &rayApp{status: "RUNNING", config: map[string]any{
+			"name": name, "route_prefix": "/" + name, "import_path": name + ".main:app",
+			"deployments": []any{map[string]any{"name": "Model",
+				"user_config": map[string]any{"max_batch_size": 4, "batch_wait_timeout_s": 0.01, "temperature": 0.7}}},
+		}}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/serve/applications/", f.get)
+	mux.HandleFunc("PUT /api/serve/applications/", f.put)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeRay) get(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	if f.hangGets && f.puts > 0 {
+		f.mu.Unlock()
+		<-r.Context().Done()
+		return
+	}
+	apps := map[string]any{}
+	for name, a := range f.apps {
+		if a.pending > 0 {
+			a.pending--
+			if a.pending == 0 {
+				if a.failMsg != "" {
+					a.status, a.message = "DEPLOY_FAILED", a.failMsg
+				} else {
+					a.status, a.message = "RUNNING", ""
+				}
+			}
+		}
+		var cfg any
+		if a.config != nil {
+			cfg = a.config
+		}
+		apps[name] = map[string]any{"name": name, "status": a.status, "message": a.message,
+			"deployed_app_config": cfg, "route_prefix": "/" + name, "deployments": map[string]any{}}
+	}
+	f.mu.Unlock()
+	_ = json.NewEncoder(w).Encode(map[string]any{"deploy_mode": "MULTI_APP", "proxy_location": "EveryNode", "applications": apps})
+}
+
+func (f *fakeRay) put(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Applications []map[string]any `json:"applications"`
+	}
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		http.Error(w, "1 validation error for ServeDeploySchema: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, a := range body.Applications {
+		if _, ok := a["name"].(string); !ok || a["import_path"] == nil {
+			http.Error(w, "validation error: application needs name and import_path", http.StatusBadRequest)
+			return
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.puts++
+	next := map[string]*rayApp{}
+	for _, a := range body.Applications {
+		name := a["name"].(string)
+		app := &rayApp{config: a, status: "DEPLOYING", pending: 1}
+		app.failMsg = f.reconfigureError(a)
+		next[name] = app
+	}
+	f.apps = next // applications not listed are deleted, as Ray does
+}
+
+// reconfigureError is what the deployment's reconfigure would raise.
+func (f *fakeRay) reconfigureError(app map[string]any) string {
+	deps, _ := app["deployments"].([]any)
+	for _, d := range deps {
+		uc, _ := d.(map[string]any)["user_config"].(map[string]any)
+		if uc == nil {
+			continue
+		}
+		b, _ := uc["max_batch_size"].(float64)
+		w, _ := uc["batch_wait_timeout_s"].(float64)
+		if b < 1 || int(b) > f.maxBatch || w < 0 {
+			return fmt.Sprintf("ValueError: max_batch_size must be in [1, %d] and batch_wait_timeout_s ≥ 0, got %v and %v", f.maxBatch, b, w)
+		}
+	}
+	return ""
+}
+
+func (f *fakeRay) userConfig(app string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a, ok := f.apps[app]
+	if !ok {
+		return nil
+	}
+	return findUserConfig(a.config, "Model")
+}
+
+func newRay(srv *httptest.Server) *RayServe {
+	return &RayServe{BaseURL: srv.URL, Application: "llm", Deployment: "Model", Client: srv.Client(),
+		PollInterval: 5 * time.Millisecond, RollbackTimeout: 5 * time.Second}
+}
+
+func TestRayServeApply(t *testing.T) {
+	f, srv := newFakeRay(t)
+	r := newRay(srv)
+	want := Knobs{MaxBatchSize: 16, MaxQueueDelay: 20 * time.Millisecond}
+	if err := r.Apply(context.Background(), "llm", want); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := r.Current(context.Background(), "llm"); err != nil || k != want {
+		t.Fatalf("Current = %v, %v; want %v", k, err, want)
+	}
+	uc := f.userConfig("llm")
+	if uc["temperature"] != 0.7 {
+		t.Errorf("other user_config keys lost: %v", uc)
+	}
+	if other := f.userConfig("other"); other == nil || other["max_batch_size"] != 4.0 {
+		t.Errorf("the other application was changed or deleted: %v", other)
+	}
+}
+
+func TestRayServeRollsBack(t *testing.T) {
+	t.Run("reconfigure raises", func(t *testing.T) {
+		f, srv := newFakeRay(t)
+		r := newRay(srv)
+		err := r.Apply(context.Background(), "llm", Knobs{MaxBatchSize: 64})
+		if err == nil || !strings.Contains(err.Error(), "DEPLOY_FAILED") && !strings.Contains(err.Error(), "failed to deploy") {
+			t.Fatalf("err = %v, want the deploy failure", err)
+		}
+		if uc := f.userConfig("llm"); uc["max_batch_size"] != 4.0 {
+			t.Errorf("after rollback user_config = %v, want max_batch_size 4", uc)
+		}
+		if f.puts != 2 {
+			t.Errorf("%d PUTs, want 2 (the change and the rollback)", f.puts)
+		}
+	})
+	t.Run("server hangs", func(t *testing.T) {
+		f, srv := newFakeRay(t)
+		f.hangGets = true
+		r := newRay(srv)
+		r.RollbackTimeout = 300 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		defer cancel()
+		err := r.Apply(ctx, "llm", Knobs{MaxBatchSize: 8})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline", err)
+		}
+	})
+}
+
+func TestRayServeRefusesImperativeApps(t *testing.T) {
+	f, srv := newFakeRay(t)
+	f.mu.Lock()
+	f.apps["notebook"] = &rayApp{status: "RUNNING"} // deployed by serve.run: no config
+	f.mu.Unlock()
+	err := newRay(srv).Apply(context.Background(), "llm", Knobs{MaxBatchSize: 8})
+	if err == nil || !strings.Contains(err.Error(), "not deployed from a config") {
+		t.Fatalf("err = %v, want a refusal that protects the imperative app", err)
+	}
+	if f.puts != 0 {
+		t.Errorf("%d PUTs, want none", f.puts)
+	}
+}
+
+func TestWebhook(t *testing.T) {
+	var mu sync.Mutex
+	var got []WebhookPayload
+	fail := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p WebhookPayload
+		if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/json" || json.NewDecoder(r.Body).Decode(&p) != nil {
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			http.Error(w, "operator busy", http.StatusServiceUnavailable)
+			return
+		}
+		got = append(got, p)
+	}))
+	defer srv.Close()
+	w := &Webhook{URL: srv.URL, Client: srv.Client()}
+	if err := w.Apply(context.Background(), "m", Knobs{MaxBatchSize: 12, MaxQueueDelay: 3 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	want := WebhookPayload{Model: "m", MaxBatchSize: 12, MaxQueueDelaySeconds: 0.003, MaxQueueDelayMicroseconds: 3000}
+	if len(got) != 1 || got[0] != want {
+		t.Fatalf("received %+v, want %+v", got, want)
+	}
+	mu.Lock()
+	fail = true
+	mu.Unlock()
+	if err := w.Apply(context.Background(), "m", Knobs{MaxBatchSize: 4}); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("err = %v, want the 503", err)
+	}
+}
+
+func TestRestartHint(t *testing.T) {
+	k := Knobs{MaxBatchSize: 24, MaxQueueDelay: 2 * time.Millisecond}
+	for server, want := range map[string]string{
+		"vllm":   "--max-num-seqs 24",
+		"tgi":    "--max-batch-size 24",
+		"triton": "max_queue_delay_microseconds: 2000",
+		"ray":    "batch_wait_timeout_s=0.002",
+		"":       "max_batch_size=24",
+	} {
+		if got := RestartHint(server, k); !strings.Contains(got, want) {
+			t.Errorf("%q: %q lacks %q", server, got, want)
+		}
+	}
+}

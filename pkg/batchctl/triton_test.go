@@ -1,0 +1,276 @@
+package batchctl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeTriton implements the two endpoints of Triton's HTTP API the actuator
+// uses, and refuses configs as Triton does when loading: a max_batch_size
+// above what the model supports, a preferred_batch_size above
+// max_batch_size, a negative delay, a config naming another model.
+type fakeTriton struct {
+	mu       sync.Mutex
+	configs  map[string]map[string]any
+	modelMax map[string]int
+	loads    []string // configs posted, in order
+	failNext error    // the next load fails with this, whatever the config
+	hangNext bool     // the next load hangs until the client gives up
+}
+
+func newFakeTriton(t *testing.T) (*fakeTriton, *httptest.Server) {
+	f := &fakeTriton{configs: map[string]map[string]any{}, modelMax: map[string]int{}}
+	f.add("resnet", 32, 8)
+	f.add("nobatch", 0, 0)
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v2/models/{model}/config", f.getConfig)
+	mux.HandleFunc("POST /v2/repository/models/{model}/load", f.load)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeTriton) add(name string, modelMax, current int) {
+	cfg := map[string]any{
+		"name": name, "platform": "tensorrt_plan", "max_batch_size": current,
+		"input":          []any{map[string]any{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": []any{3, 224, 224}}},
+		"output":         []any{map[string]any{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": []any{1000}}},
+		"instance_group": []any{map[string]any{"count": 1, "kind": "KIND_GPU"}},
+	}
+	if current > 0 {
+		cfg["dynamic_batching"] = map[string]any{"max_queue_delay_microseconds": "100", "preferred_batch_size": []any{current}}
+	}
+	f.configs[name], f.modelMax[name] = cfg, modelMax
+}
+
+func tritonError(w http.ResponseWriter, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+func (f *fakeTriton) getConfig(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cfg, ok := f.configs[r.PathValue("model")]
+	if !ok {
+		tritonError(w, fmt.Sprintf("Request for unknown model: '%s' is not found", r.PathValue("model")))
+		return
+	}
+	_ = json.NewEncoder(w).Encode(cfg)
+}
+
+func (f *fakeTriton) load(w http.ResponseWriter, r *http.Request) {
+	model := r.PathValue("model")
+	var req struct {
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		tritonError(w, "failed to parse the request JSON buffer: "+err.Error())
+		return
+	}
+	var cfgText string
+	if err := json.Unmarshal(req.Parameters["config"], &cfgText); err != nil {
+		tritonError(w, "Expect 'config' parameter to be a string")
+		return
+	}
+	f.mu.Lock()
+	f.loads = append(f.loads, cfgText)
+	hang, fail := f.hangNext, f.failNext
+	f.hangNext, f.failNext = false, nil
+	f.mu.Unlock()
+	if hang {
+		<-r.Context().Done()
+		return
+	}
+	if fail != nil {
+		tritonError(w, fail.Error())
+		return
+	}
+	var cfg map[string]any
+	dec := json.NewDecoder(strings.NewReader(cfgText))
+	dec.UseNumber()
+	if err := dec.Decode(&cfg); err != nil {
+		tritonError(w, "failed to load '"+model+"', failed to parse config: "+err.Error())
+		return
+	}
+	if msg := f.validate(model, cfg); msg != "" {
+		tritonError(w, "failed to load '"+model+"', failed to poll from model repository: "+msg)
+		return
+	}
+	f.mu.Lock()
+	f.configs[model] = cfg
+	f.mu.Unlock()
+}
+
+func (f *fakeTriton) validate(model string, cfg map[string]any) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	max, ok := f.modelMax[model]
+	if !ok {
+		return "unknown model"
+	}
+	if cfg["name"] != model {
+		return fmt.Sprintf("unexpected 'name' %v in config, expecting %s", cfg["name"], model)
+	}
+	num := func(v any) int64 {
+		switch x := v.(type) {
+		case json.Number:
+			n, _ := x.Int64()
+			return n
+		case string:
+			var n int64
+			fmt.Sscan(x, &n)
+			return n
+		}
+		return -1
+	}
+	mbs := num(cfg["max_batch_size"])
+	if mbs < 0 || mbs > int64(max) {
+		return fmt.Sprintf("model '%s': max_batch_size %d exceeds the maximum %d the model supports", model, mbs, max)
+	}
+	if db, ok := cfg["dynamic_batching"].(map[string]any); ok {
+		if num(db["max_queue_delay_microseconds"]) < 0 {
+			return "dynamic batching max_queue_delay_microseconds must be non-negative"
+		}
+		pbs, _ := db["preferred_batch_size"].([]any)
+		for _, p := range pbs {
+			if v := num(p); v < 1 || v > mbs {
+				return fmt.Sprintf("dynamic batching preferred size must be positive and cannot exceed max_batch_size %d, got %d", mbs, v)
+			}
+		}
+	}
+	return ""
+}
+
+func (f *fakeTriton) config(model string) map[string]any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.configs[model]
+}
+
+func TestTritonApply(t *testing.T) {
+	f, srv := newFakeTriton(t)
+	tr := &Triton{BaseURL: srv.URL, Client: srv.Client()}
+	ctx := context.Background()
+	k, err := tr.Current(ctx, "resnet")
+	if err != nil || k != (Knobs{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond}) {
+		t.Fatalf("Current = %v, %v; want 8 and 100µs", k, err)
+	}
+	want := Knobs{MaxBatchSize: 16, MaxQueueDelay: 5 * time.Millisecond}
+	if err := tr.Apply(ctx, "resnet", want); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := tr.Current(ctx, "resnet"); err != nil || k != want {
+		t.Fatalf("after Apply, Current = %v, %v; want %v", k, err, want)
+	}
+	cfg := f.config("resnet")
+	db := cfg["dynamic_batching"].(map[string]any)
+	if fmt.Sprint(db["preferred_batch_size"]) != "[16]" {
+		t.Errorf("preferred_batch_size %v, want [16]", db["preferred_batch_size"])
+	}
+	// Everything else in the config survives the override.
+	if cfg["platform"] != "tensorrt_plan" || cfg["input"] == nil || cfg["instance_group"] == nil {
+		t.Errorf("config lost fields: %v", cfg)
+	}
+}
+
+func TestTritonRollsBack(t *testing.T) {
+	before := Knobs{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond}
+	tests := []struct {
+		name    string
+		k       Knobs
+		arm     func(*fakeTriton)
+		timeout time.Duration
+		wantErr string
+		isCtx   bool
+	}{
+		{name: "max_batch_size above the model's", k: Knobs{MaxBatchSize: 64}, wantErr: "exceeds the maximum 32"},
+		{name: "load fails (out of memory)", k: Knobs{MaxBatchSize: 16},
+			arm: func(f *fakeTriton) { f.failNext = errors.New("CUDA out of memory") }, wantErr: "CUDA out of memory"},
+		{name: "server hangs", k: Knobs{MaxBatchSize: 16}, arm: func(f *fakeTriton) { f.hangNext = true },
+			timeout: 200 * time.Millisecond, isCtx: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, srv := newFakeTriton(t)
+			if tc.arm != nil {
+				tc.arm(f)
+			}
+			tr := &Triton{BaseURL: srv.URL, Client: srv.Client(), RollbackTimeout: 5 * time.Second}
+			ctx := context.Background()
+			if tc.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.timeout)
+				defer cancel()
+			}
+			err := tr.Apply(ctx, "resnet", tc.k)
+			if err == nil {
+				t.Fatal("Apply succeeded")
+			}
+			if tc.isCtx && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want a deadline", err)
+			}
+			if tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("err = %v, want it to carry %q", err, tc.wantErr)
+			}
+			if k, err := tr.Current(context.Background(), "resnet"); err != nil || k != before {
+				t.Errorf("after the failure the server runs %v (%v), want the previous %v", k, err, before)
+			}
+			f.mu.Lock()
+			n := len(f.loads)
+			f.mu.Unlock()
+			if n != 2 {
+				t.Errorf("%d loads, want 2 (the attempt and the rollback)", n)
+			}
+		})
+	}
+}
+
+func TestTritonRefuses(t *testing.T) {
+	_, srv := newFakeTriton(t)
+	tr := &Triton{BaseURL: srv.URL, Client: srv.Client()}
+	if err := tr.Apply(context.Background(), "nobatch", Knobs{MaxBatchSize: 4}); err == nil || !strings.Contains(err.Error(), "does not batch") {
+		t.Errorf("model without batching: err = %v", err)
+	}
+	if err := tr.Apply(context.Background(), "ghost", Knobs{MaxBatchSize: 4}); err == nil || !strings.Contains(err.Error(), "unknown model") {
+		t.Errorf("unknown model: err = %v", err)
+	}
+}
+
+// The controller drives a (fake) Triton end to end.
+func TestControllerWithTriton(t *testing.T) {
+	f, srv := newFakeTriton(t)
+	tr := &Triton{BaseURL: srv.URL, Client: srv.Client(), Limit: Limits{MinInterval: time.Minute, MinGain: 0.1}}
+	cfg := DefaultConfig(500*time.Millisecond, 32)
+	cfg.Bounds.Delays = []time.Duration{0}
+	cfg.Fitter.MinBatches = 5
+	c, err := New(cfg, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := tr.Current(context.Background(), "resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetApplied("resnet", cur)
+	d, err := c.Step(context.Background(), "resnet", exactObs(10*time.Second, 100, 0.2), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// From 8 (binding far below the 80/s SLO capacity) to 30.
+	if !d.Changed || d.Applied.MaxBatchSize != 30 {
+		t.Fatalf("decision %+v, want 30 applied", d)
+	}
+	if got := f.config("resnet")["max_batch_size"]; fmt.Sprint(got) != "30" {
+		t.Errorf("Triton runs max_batch_size %v, want 30", got)
+	}
+}
