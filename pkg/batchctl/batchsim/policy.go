@@ -16,7 +16,7 @@ type inProcess struct {
 	limits batchctl.Limits
 }
 
-func (a *inProcess) Name() string             { return "simulator" }
+func (a *inProcess) Name() string            { return "simulator" }
 func (a *inProcess) Limits() batchctl.Limits { return a.limits }
 func (a *inProcess) Apply(_ context.Context, _ string, k batchctl.Knobs) error {
 	a.knobs = k
@@ -31,7 +31,7 @@ type ControllerPolicy struct {
 	ctl *batchctl.Controller
 	act *inProcess
 	// Decisions holds every step's decision when Record is set.
-	Record    bool
+	Record       bool
 	Decisions    []batchctl.Decision
 	Observations []batchctl.Observation
 }

@@ -22,7 +22,7 @@ type Policy interface {
 // Static is a policy that never changes.
 type Static batchctl.Knobs
 
-func (s Static) Initial() batchctl.Knobs                       { return batchctl.Knobs(s) }
+func (s Static) Initial() batchctl.Knobs                     { return batchctl.Knobs(s) }
 func (s Static) Observe(batchctl.Observation) batchctl.Knobs { return batchctl.Knobs(s) }
 
 // observesNothing lets the simulator skip building observations for a
@@ -89,8 +89,8 @@ func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 	if n > 0 {
 		t = arrivals[0]
 	}
-	free := t        // when the server is next free
-	tick := t + win  // next observation
+	free := t       // when the server is next free
+	tick := t + win // next observation
 	if _, static := pol.(interface{ observesNothing() }); static {
 		tick = math.Inf(1)
 	}
@@ -151,6 +151,10 @@ func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 			nt = math.Min(nt, arrivals[head]+knobs.MaxQueueDelay.Seconds())
 		}
 		t = nt
+	}
+	if !math.IsInf(tick, 1) && (w.requests > 0 || w.arrivals > 0) {
+		// The last, partial window: the exporter's final scrape.
+		pol.Observe(w.observation(epoch.Add(secs(tick)), cfg.Window))
 	}
 	res.Requests = n
 	if n > 0 {
