@@ -43,10 +43,13 @@ var (
 	colDemand   = color.RGBA{R: 0x20, G: 0x20, B: 0x20, A: 0xff}
 	colOnDemand = color.RGBA{R: 0x3b, G: 0x6f, B: 0xb6, A: 0xff}
 	colSpot     = color.RGBA{R: 0xf2, G: 0xa3, B: 0x3a, A: 0xff}
-	colBandMid  = color.RGBA{R: 0x6a, G: 0x3d, B: 0x9a, A: 0xff}
-	colMiss     = color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff}
-	colOracle   = color.RGBA{R: 0x2e, G: 0x8b, B: 0x57, A: 0xff}
-	colBaseline = []color.RGBA{
+	// Opaque pastel fills for the stacked capacity areas.
+	colOnDemandFill = color.RGBA{R: 0x9c, G: 0xb9, B: 0xe0, A: 0xff}
+	colSpotFill     = color.RGBA{R: 0xf7, G: 0xcb, B: 0x8f, A: 0xff}
+	colBandMid      = color.RGBA{R: 0x6a, G: 0x3d, B: 0x9a, A: 0xff}
+	colMiss         = color.RGBA{R: 0xc0, G: 0x39, B: 0x2b, A: 0xff}
+	colOracle       = color.RGBA{R: 0x2e, G: 0x8b, B: 0x57, A: 0xff}
+	colBaseline     = []color.RGBA{
 		color.RGBA{R: 0x7f, G: 0x7f, B: 0x7f, A: 0xff},
 		color.RGBA{R: 0xb0, G: 0x7a, B: 0xa1, A: 0xff},
 	}
@@ -429,12 +432,14 @@ func addCapacity(p *plot.Plot, b *buckets, mid bool) []legendItem {
 	}
 	var leg []legendItem
 	withBand := hasBand(b)
+	// Opaque fills: the on-demand area lies over the bottom of the spot
+	// area, and a translucent one would mix the two colours.
 	spot := line(stepXY(b.t, total, b.width), colSpot, 0, false)
-	spot.FillColor = withAlpha(colSpot, 0xa0)
+	spot.FillColor = colSpotFill
 	od := line(stepXY(b.t, b.readyOD, b.width), colOnDemand, 0, false)
-	od.FillColor = withAlpha(colOnDemand, 0x90)
+	od.FillColor = colOnDemandFill
 	p.Add(spot, od)
-	leg = append(leg, item("ready on-demand capacity", withA(colOnDemand, 0x90), "area"), item("ready spot capacity", withA(colSpot, 0xa0), "area"))
+	leg = append(leg, item("ready on-demand capacity", colOnDemandFill, "area"), item("ready spot capacity", colSpotFill, "area"))
 	if withBand {
 		lo := line(xy(bandX(b), b.band[0]), colBandMid, 0.9, false)
 		hi := line(xy(bandX(b), b.band[2]), colBandMid, 0.9, false)
