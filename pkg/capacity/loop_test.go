@@ -1,0 +1,197 @@
+package capacity
+
+import (
+	"context"
+	"errors"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	"github.com/infercast/infercast/pkg/predict"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeHistory serves a constant demand of rate requests/s, or err.
+type fakeHistory struct {
+	mu   sync.Mutex
+	rate float64
+	err  error
+}
+
+func (h *fakeHistory) Demand(_ context.Context, _ *Workload, from, to time.Time, step time.Duration) (predict.Series, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.err != nil {
+		return predict.Series{}, h.err
+	}
+	s := predict.Series{Start: from, Step: step}
+	for t := from; t.Before(to); t = t.Add(step) {
+		s.Values = append(s.Values, h.rate*step.Seconds())
+	}
+	return s, nil
+}
+
+type fakeLive struct {
+	sig Signals
+	err error
+}
+
+func (l *fakeLive) Signals(context.Context, *Workload, time.Time) (Signals, error) { return l.sig, l.err }
+
+type staticPolicy struct{ p *Policy }
+
+func (s staticPolicy) Current() *Policy { return s.p }
+
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func newTestLoop(t *testing.T, h *fakeHistory, l *fakeLive) (*Loop, *Cache, *prometheus.Registry, *clock) {
+	t.Helper()
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	reg := prometheus.NewRegistry()
+	c := NewCache()
+	clk := &clock{t: t0}
+	loop, err := NewLoop(LoopConfig{
+		Policy: staticPolicy{&Policy{Workloads: []Workload{w}}}, History: h, Live: l, Cache: c,
+		Metrics: NewMetrics(reg), Now: clk.now,
+		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loop, c, reg, clk
+}
+
+func total(p Plan) int {
+	n := 0
+	for _, t := range p.Tiers {
+		n += t.Replicas
+	}
+	return n
+}
+
+func TestLoopPlansAndDegrades(t *testing.T) {
+	h := &fakeHistory{rate: 20}
+	l := &fakeLive{sig: Signals{Rate: 20}}
+	loop, cache, reg, clk := newTestLoop(t, h, l)
+	ctx := context.Background()
+
+	loop.Step(ctx)
+	p, ok := cache.Get("chat")
+	if !ok || p.Mode != ModePredictive || total(p) < 10 {
+		t.Fatalf("first plan %+v", p)
+	}
+	good := total(p)
+	if v := gauge(t, reg, "infercast_plan_mode", map[string]string{"workload": "chat", "mode": "predictive"}); v != 1 {
+		t.Fatalf("mode gauge %v", v)
+	}
+
+	// The history source fails: the last good plan holds for one horizon.
+	h.mu.Lock()
+	h.err = errors.New("prometheus: connection refused")
+	h.mu.Unlock()
+	clk.t = clk.t.Add(time.Minute)
+	loop.Step(ctx)
+	p, _ = cache.Get("chat")
+	if total(p) != good || p.Mode != ModePredictive || !p.Time.Equal(clk.t) {
+		t.Fatalf("within the horizon: plan %+v, want the last good (%d)", p, good)
+	}
+	if v := gauge(t, reg, "infercast_plan_degraded", map[string]string{"workload": "chat", "reason": "last-good"}); v != 1 {
+		t.Fatalf("degraded{last-good} = %v", v)
+	}
+	// Past the horizon: reactive, from live signals.
+	clk.t = clk.t.Add(5 * time.Minute)
+	loop.Step(ctx)
+	p, _ = cache.Get("chat")
+	if p.Mode != ModeReactive || total(p) < 10 {
+		t.Fatalf("past the horizon: plan %+v, want reactive ≥ 10", p)
+	}
+	if v := gauge(t, reg, "infercast_plan_degraded", map[string]string{"workload": "chat", "reason": "reactive"}); v != 1 {
+		t.Fatalf("degraded{reactive} = %v", v)
+	}
+	if v := gauge(t, reg, "infercast_plan_history_failures_total", map[string]string{"workload": "chat"}); v != 2 {
+		t.Fatalf("history failures %v, want 2", v)
+	}
+	// It recovers.
+	h.mu.Lock()
+	h.err = nil
+	h.mu.Unlock()
+	clk.t = clk.t.Add(time.Minute)
+	loop.Step(ctx)
+	p, _ = cache.Get("chat")
+	if p.Mode != ModePredictive {
+		t.Fatalf("after recovery: mode %s", p.Mode)
+	}
+	if v := gauge(t, reg, "infercast_plan_degraded", map[string]string{"workload": "chat", "reason": "reactive"}); v != 0 {
+		t.Fatalf("degraded{reactive} = %v after recovery", v)
+	}
+}
+
+func TestLoopNeverZeroWhileDemandIsLive(t *testing.T) {
+	// No history ever, live signals broken too, but a backlog is queued.
+	h := &fakeHistory{err: errors.New("down")}
+	l := &fakeLive{sig: Signals{Rate: math.NaN(), Backlog: 3}}
+	loop, cache, _, _ := newTestLoop(t, h, l)
+	loop.Step(context.Background())
+	p, _ := cache.Get("chat")
+	if total(p) < 1 || !p.Active || math.IsNaN(p.ForecastRate) || p.ForecastRate < 0 {
+		t.Fatalf("plan %+v with live demand", p)
+	}
+	for _, tt := range p.Tiers {
+		if tt.Replicas < 0 {
+			t.Fatalf("negative target %+v", p)
+		}
+	}
+}
+
+func TestLoopRunStops(t *testing.T) {
+	loop, cache, _, _ := newTestLoop(t, &fakeHistory{rate: 5}, &fakeLive{sig: Signals{Rate: 5}})
+	loop.cfg.Tick = time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	ch := cache.Changed()
+	go func() { done <- loop.Run(ctx) }()
+	<-ch // a plan was made
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// gauge returns the value of the series of name with exactly labels.
+func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	next:
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) != len(labels) {
+				continue
+			}
+			for _, lp := range m.GetLabel() {
+				if labels[lp.GetName()] != lp.GetValue() {
+					continue next
+				}
+			}
+			if m.GetCounter() != nil {
+				return m.GetCounter().GetValue()
+			}
+			return m.GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no series %s%v", name, labels)
+	return 0
+}

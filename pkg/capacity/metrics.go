@@ -1,0 +1,142 @@
+package capacity
+
+import (
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics exports every plan's reasons: per workload and tier the target
+// and the margin; per workload the forecast used, the needs, the floor that
+// bound, the mode, the learned spot risk, and the health of the history
+// source. Register it on an injected registry (never the default one).
+// Every metric is listed in docs/planner.md; a test keeps the two in step.
+type Metrics struct {
+	target, margin                 *prometheus.GaugeVec
+	forecast, need, base, fallback *prometheus.GaugeVec
+	bound, mode                    *prometheus.GaugeVec
+	pInterrupt, pDomain, pWipeout  *prometheus.GaugeVec
+	decisions                      *prometheus.CounterVec
+	lastDecision                   *prometheus.GaugeVec
+	historyFailures                *prometheus.CounterVec
+	degraded                       *prometheus.GaugeVec
+	reloadOK, reloadTime           prometheus.Gauge
+
+	mu     sync.Mutex
+	bounds map[string]string // last bound label per workload, to delete it
+}
+
+// modes are every Mode, so that the mode gauge shows 0 for the others.
+var modes = []Mode{ModePredictive, ModeReactive, ModeFallback, ModePreview}
+
+// NewMetrics creates the planner's metrics and registers them on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	wt := []string{"workload", "tier"}
+	w := []string{"workload"}
+	g := func(name, help string, labels []string) *prometheus.GaugeVec {
+		return prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "infercast_plan_" + name, Help: help}, labels)
+	}
+	m := &Metrics{
+		target:   g("target_replicas", "Replicas the planner asks of a tier, margin and fallback included.", wt),
+		margin:   g("margin_replicas", "Part of the tier's target added for spot interruption risk.", wt),
+		forecast: g("forecast_requests_per_second", "Demand the plan was sized for: the forecast quantile of the busiest step within cold start + decision interval (the recent peak over the reactive utilisation when no forecast is available).", w),
+		need:     g("need_replicas", "Replicas that serve the sized demand after floors and stabilisation, before the spot margin and fallback.", w),
+		base:     g("base_need_replicas", "Replicas that serve the median forecast: the capacity the spot margin protects.", w),
+		fallback: g("fallback_replicas", "Spot capacity carried by on-demand after spot replicas went pending or were interrupted.", w),
+		bound:    g("bound_info", "The floor or rule that bound the plan (1 for the current one): forecast, reactive, current-rate, backlog, latency, min-replicas, max-replicas, active, stabilization, tolerance, scale-down-rate.", []string{"workload", "bound"}),
+		mode:     g("mode", "1 for the mode of the latest plan (predictive, reactive, fallback, preview), 0 for the others.", []string{"workload", "mode"}),
+		pInterrupt: g("spot_interruption_probability_ratio",
+			"Learned probability that one spot replica is interrupted within the replacement window.", w),
+		pDomain: g("spot_domain_loss_probability_ratio",
+			"Learned probability that a spot failure domain is reclaimed within the replacement window.", w),
+		pWipeout: g("spot_wipeout_probability_ratio",
+			"Learned probability that spot capacity becomes unobtainable within the replacement window.", w),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_plan_decisions_total",
+			Help: "Plans made, by mode."}, []string{"workload", "mode"}),
+		lastDecision: g("last_decision_timestamp_seconds", "Unix time of the latest plan.", w),
+		historyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_plan_history_failures_total",
+			Help: "Decisions at which the demand history could not be read or was stale."}, w),
+		degraded: g("degraded", "1 while the plan is not from a fresh forecast: 'last-good' (the last good plan is served) or 'reactive' (sized from live signals only).", []string{"workload", "reason"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_successful",
+			Help: "1 if the last reload of the policy file succeeded."}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_success_timestamp_seconds",
+			Help: "Unix time of the last successful reload of the policy file."}),
+		bounds: map[string]string{},
+	}
+	reg.MustRegister(m.target, m.margin, m.forecast, m.need, m.base, m.fallback, m.bound, m.mode,
+		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
+		m.reloadOK, m.reloadTime)
+	return m
+}
+
+// Observe records plan p and its explanation. Calls for one workload come
+// from one goroutine (the loop).
+func (m *Metrics) Observe(p Plan, ex Explanation) {
+	w := p.Workload
+	for tier, t := range p.Tiers {
+		m.target.WithLabelValues(w, tier).Set(float64(t.Replicas))
+		m.margin.WithLabelValues(w, tier).Set(float64(t.Margin))
+	}
+	m.forecast.WithLabelValues(w).Set(p.ForecastRate)
+	m.need.WithLabelValues(w).Set(float64(ex.Need))
+	m.base.WithLabelValues(w).Set(float64(ex.BaseNeed))
+	m.fallback.WithLabelValues(w).Set(float64(ex.FallbackReplicas))
+	m.mu.Lock()
+	if old, ok := m.bounds[w]; ok && old != p.Bound {
+		m.bound.DeleteLabelValues(w, old)
+	}
+	m.bounds[w] = p.Bound
+	m.bound.WithLabelValues(w, p.Bound).Set(1)
+	m.mu.Unlock()
+	for _, md := range modes {
+		v := 0.0
+		if md == p.Mode {
+			v = 1
+		}
+		m.mode.WithLabelValues(w, string(md)).Set(v)
+	}
+	m.pInterrupt.WithLabelValues(w).Set(ex.InterruptionProbability)
+	m.pDomain.WithLabelValues(w).Set(ex.DomainLossProbability)
+	m.pWipeout.WithLabelValues(w).Set(ex.WipeoutProbability)
+	m.decisions.WithLabelValues(w, string(p.Mode)).Inc()
+	m.lastDecision.WithLabelValues(w).Set(float64(p.Time.UnixNano()) / 1e9)
+}
+
+// Degraded records why workload w is not planned from a fresh forecast
+// ("" when it is).
+func (m *Metrics) Degraded(w, reason string) {
+	for _, r := range []string{"last-good", "reactive"} {
+		v := 0.0
+		if r == reason {
+			v = 1
+		}
+		m.degraded.WithLabelValues(w, r).Set(v)
+	}
+}
+
+// HistoryFailed counts a decision without usable history.
+func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w).Inc() }
+
+// Forget drops the series of a workload removed from the policy.
+func (m *Metrics) Forget(w string) {
+	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.need, m.base, m.fallback, m.bound, m.mode,
+		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded} {
+		v.DeletePartialMatch(prometheus.Labels{"workload": w})
+	}
+	m.decisions.DeletePartialMatch(prometheus.Labels{"workload": w})
+	m.historyFailures.DeletePartialMatch(prometheus.Labels{"workload": w})
+	m.mu.Lock()
+	delete(m.bounds, w)
+	m.mu.Unlock()
+}
+
+// Reloaded implements ReloadObserver.
+func (m *Metrics) Reloaded(err error) {
+	if err != nil {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadTime.Set(float64(time.Now().UnixNano()) / 1e9)
+}
