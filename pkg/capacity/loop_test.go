@@ -41,7 +41,9 @@ type fakeLive struct {
 	err error
 }
 
-func (l *fakeLive) Signals(context.Context, *Workload, time.Time) (Signals, error) { return l.sig, l.err }
+func (l *fakeLive) Signals(context.Context, *Workload, time.Time) (Signals, error) {
+	return l.sig, l.err
+}
 
 type staticPolicy struct{ p *Policy }
 
