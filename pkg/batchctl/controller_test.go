@@ -244,3 +244,5 @@ func BenchmarkControllerStep(b *testing.B) {
 		}
 	}
 }
+
+var errFake = errors.New("fake failure")
