@@ -1,0 +1,248 @@
+package store_test
+
+import (
+	"context"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/model/labels"
+	"go.uber.org/goleak"
+
+	"github.com/infercast/infercast/pkg/predict/store"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var t0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+
+func open(t *testing.T, dir string, o store.Options) *store.Store {
+	t.Helper()
+	o.Dir = dir
+	s, err := store.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func counter(name string, at time.Time, v float64, lbls ...string) store.Sample {
+	return store.Sample{Labels: labels.FromStrings(append([]string{"__name__", name}, lbls...)...), T: at, V: v}
+}
+
+var reqs = labels.MustNewMatcher(labels.MatchEqual, "__name__", "requests_total")
+
+func TestIncreaseHandlesResetsGapsAndPods(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	// Two pods scraped every 30s; pod b restarts (reset) in minute 2; no
+	// scrape at all in minute 4.
+	a := []float64{100, 110, 120, 130, 150, 170, 180, 190, -1, -1, 200, 230}
+	b := []float64{5, 6, 7, 8, 2, 4, 6, 8, -1, -1, 9, 10}
+	var samples []store.Sample
+	for i := range a {
+		at := t0.Add(time.Duration(i) * 30 * time.Second)
+		if a[i] >= 0 {
+			samples = append(samples, counter("requests_total", at, a[i], "pod", "a"), counter("requests_total", at, b[i], "pod", "b"))
+		}
+	}
+	samples = append(samples, counter("other_total", t0, 1e6))
+	if err := s.Append(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Increase(ctx, t0, t0.Add(6*time.Minute), time.Minute, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Minute 0: the first samples have no base; only the rise to the 30s
+	// sample counts (10 + 1). Minute 2: a 20+20, b reset to 2 then +2.
+	// Minute 4 has no sample; minute 5 counts from the last one before.
+	want := []float64{11, 22, 44, 24, math.NaN(), 42}
+	if len(got.Values) != len(want) {
+		t.Fatalf("got %v, want %v", got.Values, want)
+	}
+	for i := range want {
+		if got.Values[i] != want[i] && !(math.IsNaN(want[i]) && math.IsNaN(got.Values[i])) {
+			t.Errorf("minute %d: %v, want %v (all %v)", i, got.Values[i], want[i], got.Values)
+		}
+	}
+	if _, err := s.Increase(ctx, t0, t0.Add(time.Hour), time.Minute, labels.MustNewMatcher(labels.MatchEqual, "__name__", "nope")); err == nil ||
+		!strings.Contains(err.Error(), "no series matches") {
+		t.Errorf("err %v, want no series", err)
+	}
+}
+
+func TestSurvivesRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := open(t, dir, store.Options{})
+	var samples []store.Sample
+	for i := range 120 {
+		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(i*i)))
+	}
+	if err := s.Append(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.Increase(ctx, t0, t0.Add(2*time.Hour), 10*time.Minute, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, store.Options{})
+	defer s.Close()
+	after, err := s.Increase(ctx, t0, t0.Add(2*time.Hour), 10*time.Minute, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range before.Values {
+		if before.Values[i] != after.Values[i] {
+			t.Fatalf("interval %d: %v before the restart, %v after", i, before.Values[i], after.Values[i])
+		}
+	}
+	// Interval 1 is minutes 10..19: sum of (i^2-(i-1)^2) = 19^2-9^2.
+	if before.Values[1] != 19*19-9*9 {
+		t.Errorf("interval 1: %v, want %v", before.Values[1], 19*19-9*9)
+	}
+}
+
+func TestRetentionIsBounded(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{Retention: 3 * time.Hour, BlockDuration: time.Hour})
+	defer s.Close()
+	var samples []store.Sample
+	for i := range 12 * 60 {
+		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(i)))
+	}
+	if err := s.Append(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Compact(ctx); err != nil {
+		t.Fatal(err)
+	}
+	minT, err := s.MinTime(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := t0.Add(12 * time.Hour)
+	// Whole blocks go: allow one block beyond the retention.
+	if oldest := newest.Add(-3*time.Hour - 2*time.Hour); minT.Before(oldest) {
+		t.Errorf("oldest sample %v, want none before %v (retention 3h)", minT, oldest)
+	}
+}
+
+func TestScraperFromARealExporter(t *testing.T) {
+	ctx := context.Background()
+	reg := prometheus.NewRegistry()
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_requests_total", Help: "Requests."}, []string{"model"})
+	lat := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "infercast_latency_seconds", Help: "Latency."})
+	g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_queue", Help: "Queue."})
+	reg.MustRegister(c, lat, g)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	sc, err := store.NewScraper(s, store.ScraperConfig{
+		URL: srv.URL, Interval: time.Second,
+		Metrics: []string{"infercast_requests_total", "infercast_latency_seconds_count"},
+		Labels:  map[string]string{"source": "exporter"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adds := []float64{0, 30, 45, 10, 0, 25}
+	for i, a := range adds {
+		c.WithLabelValues("llama").Add(a)
+		for range int(a) {
+			lat.Observe(0.1)
+		}
+		g.Set(float64(i))
+		n, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(i)*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != 2 {
+			t.Fatalf("scrape %d kept %d samples, want 2 (counter and histogram count)", i, n)
+		}
+	}
+	for _, name := range []string{"infercast_requests_total", "infercast_latency_seconds_count"} {
+		got, err := s.Increase(ctx, t0.Add(time.Minute), t0.Add(6*time.Minute), time.Minute,
+			labels.MustNewMatcher(labels.MatchEqual, "__name__", name),
+			labels.MustNewMatcher(labels.MatchEqual, "source", "exporter"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got.Values {
+			if v != adds[i+1] {
+				t.Errorf("%s minute %d: %v, want %v", name, i+1, v, adds[i+1])
+			}
+		}
+	}
+	if _, err := s.Increase(ctx, t0, t0.Add(6*time.Minute), time.Minute, labels.MustNewMatcher(labels.MatchEqual, "__name__", "infercast_queue")); err == nil {
+		t.Error("a metric not asked for was stored")
+	}
+
+	// Run scrapes on its own until cancelled.
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- sc.Run(runCtx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := s.Increase(ctx, time.Now().Add(-time.Minute), time.Now().Add(time.Minute), 2*time.Minute, reqsExporter)
+		if err == nil && !math.IsNaN(got.Values[0]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Run stored nothing in 10s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+var reqsExporter = labels.MustNewMatcher(labels.MatchEqual, "__name__", "infercast_requests_total")
+
+func TestScraperErrors(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"server error", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", 500) }, "HTTP 500"},
+		{"garbage", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+			_, _ = w.Write([]byte("requests_total{ 12\n"))
+		}, "parse"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(tc.handler)
+			defer srv.Close()
+			sc, err := store.NewScraper(s, store.ScraperConfig{URL: srv.URL, Metrics: []string{"requests_total"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sc.ScrapeOnce(ctx, t0); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := store.NewScraper(s, store.ScraperConfig{}); err == nil {
+		t.Error("want an error without URL")
+	}
+}
