@@ -33,6 +33,7 @@ func TestParseTraceErrors(t *testing.T) {
 		{"negative", "timestamp,requests\n10,1\n20,-3\n", "bad.csv:3: negative count -3"},
 		{"uneven", "timestamp,requests\n0,1\n60,1\n120,1\n190,1\n", "bad.csv:5: unevenly spaced: timestamp 190 is 70 s after the previous row, the trace's step is 1m0s (want 180)"},
 		{"backwards", "timestamp,requests\n60,1\n0,1\n", "bad.csv:3: timestamp 0 is not after the previous row's 60"},
+		{"step over a year", "timestamp,requests\n0,1\n99999999999,1\n", "bad.csv:3: step of 99999999999 s between rows, more than a year"},
 		{"three fields", "timestamp,requests\n0,1,2\n", "bad.csv:2: want 2 fields"},
 		{"not a number", "timestamp,requests\n0,1\n60,lots\n", `bad.csv:3: count "lots" is not a number`},
 		{"NaN", "timestamp,requests\n0,1\n60,NaN\n", `bad.csv:3: count "NaN" is not a number`},
@@ -111,6 +112,7 @@ func TestParsePoolErrors(t *testing.T) {
 		{"no data", `{"metadata":{"gap_seconds":60}}`, "zone.json:1: wrong shape: no data array"},
 		{"empty data", `{"metadata":{"gap_seconds":60},"data":[]}`, "zone.json:1: data is empty"},
 		{"zero gap", `{"metadata":{"gap_seconds":0},"data":[1]}`, "zone.json:1: metadata.gap_seconds 0 must be positive"},
+		{"vanishing gap", `{"metadata":{"gap_seconds":1e-300},"data":[1]}`, "zone.json:1: metadata.gap_seconds 1e-300 must be positive"},
 		{"negative entry", `{"metadata":{"gap_seconds":60},"data":[1,-1]}`, "zone.json: data[1] = -1"},
 		{"syntax", "{\"metadata\":\n{\"gap_seconds\":60,}}", "zone.json:2: not JSON"},
 		{"trailing", `{"metadata":{"gap_seconds":60},"data":[1]} {}`, "zone.json:1: trailing data"},
@@ -179,4 +181,48 @@ func TestParsePerRequestTraces(t *testing.T) {
 			t.Errorf("%s: err = %v, want prefix %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// Whatever the bytes, the loaders return a usable value or an error naming
+// the file, and never panic.
+func FuzzParseTrace(f *testing.F) {
+	f.Add("timestamp,requests\n0,1\n60,2\n")
+	f.Add("TIMESTAMP,a\n2023-11-16 18:17:03.1,1\n")
+	f.Add(`{"timestamp": 5}` + "\n")
+	f.Add("timestamp,requests\n0,1\n60,-2\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		tr, err := ParseTrace("f.csv", strings.NewReader(in))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "f.csv") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if len(tr.Counts) < 2 || tr.Step <= 0 {
+			t.Fatalf("accepted a trace of %d rows, step %v", len(tr.Counts), tr.Step)
+		}
+		for _, c := range tr.Counts {
+			if c < 0 || c != c {
+				t.Fatalf("accepted count %v", c)
+			}
+		}
+	})
+}
+
+func FuzzParsePool(f *testing.F) {
+	f.Add(`{"metadata":{"gap_seconds":60},"data":[1,0]}`)
+	f.Add(`{"metadata":{"gap_seconds":1e-300},"data":[1]}`)
+	f.Fuzz(func(t *testing.T, in string) {
+		p, err := ParsePool("p.json", []byte(in))
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "p.json") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if p.Gap <= 0 || len(p.Data) == 0 {
+			t.Fatalf("accepted gap %v, %d entries", p.Gap, len(p.Data))
+		}
+		p.Available(time.Hour) // must not panic
+	})
 }

@@ -13,6 +13,9 @@ import (
 // is a bug in the policy, not a fleet.
 const MaxReplicas = 100_000
 
+// MaxSteps bounds a run: 20 million steps of 5 s are over three years.
+const MaxSteps = 20_000_000
+
 // amountEpsilon is the request count below which a cohort is empty: it
 // absorbs floating-point residue from spreading counts over steps.
 const amountEpsilon = 1e-9
@@ -48,6 +51,9 @@ func NewScenario(cfg Config, tr *Trace, scale float64, pools []*Pool) (*Scenario
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if steps := tr.Duration() / cfg.Step; steps > MaxSteps {
+		return nil, fmt.Errorf("trace %s spans %v: %d steps of %v, more than the simulator's %d", tr.Name, tr.Duration(), steps, cfg.Step, MaxSteps)
 	}
 	return &Scenario{Config: cfg, Trace: tr, Scale: scale, Pools: pools, arrivals: stepArrivals(tr, scale, cfg.Step)}, nil
 }

@@ -101,8 +101,8 @@ func ParsePool(name string, b []byte) (*Pool, error) {
 		return nil, fmt.Errorf("%s:1: data is empty", name)
 	}
 	g := *doc.Metadata.GapSeconds
-	if !(g > 0) || math.IsInf(g, 0) {
-		return nil, fmt.Errorf("%s:1: metadata.gap_seconds %v must be positive", name, g)
+	if !(g >= 0.001) || g > 1e9 {
+		return nil, fmt.Errorf("%s:1: metadata.gap_seconds %v must be positive (0.001 to 1e9)", name, g)
 	}
 	for i, v := range *doc.Data {
 		if math.IsNaN(v) || v < 0 {

@@ -97,6 +97,9 @@ func ParseTrace(name string, r io.Reader) (*Trace, error) {
 			if t <= prev {
 				return nil, fmt.Errorf("%s:%d: timestamp %d is not after the previous row's %d", name, line, t, prev)
 			}
+			if t-prev > maxTraceStepSeconds {
+				return nil, fmt.Errorf("%s:%d: step of %d s between rows, more than a year", name, line, t-prev)
+			}
 			tr.Step = time.Duration(t-prev) * time.Second
 		default:
 			if want := prev + int64(tr.Step/time.Second); t != want {
@@ -140,6 +143,9 @@ func CountRequests(name string, start time.Time, step time.Duration, arrivals []
 			return nil, fmt.Errorf("%s: request %d at %v is before the trace start %v", name, i+1, a, start)
 		}
 		k := int(d / step)
+		if k >= maxCountedIntervals {
+			return nil, fmt.Errorf("%s: request %d at %v is %v after the first: too long a trace to count", name, i+1, a, d)
+		}
 		for len(tr.Counts) <= k {
 			tr.Counts = append(tr.Counts, 0)
 		}
@@ -150,6 +156,14 @@ func CountRequests(name string, start time.Time, step time.Duration, arrivals []
 	}
 	return tr, nil
 }
+
+// maxTraceStepSeconds bounds a trace's step (a year): a larger one is a
+// typo, and would overflow durations.
+const maxTraceStepSeconds = 366 * 86400
+
+// maxCountedIntervals bounds the intervals CountRequests makes (over three
+// years of seconds).
+const maxCountedIntervals = 100_000_000
 
 // stepArrivals spreads the trace evenly over steps of dt (SIMULATION.md,
 // Time): element k is the scaled demand of [k*dt, (k+1)*dt) after the trace

@@ -354,12 +354,13 @@ func newPlot(title, ylabel string, b *buckets) *plot.Plot {
 	return p
 }
 
-// timeTicker places ticks at whole days (or hours on short spans), UTC.
+// timeTicker places at most about ten ticks at round times (minutes, hours
+// or days), UTC.
 type timeTicker struct{}
 
 func (timeTicker) Ticks(min, max float64) []plot.Tick {
 	span := max - min
-	steps := []float64{3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400}
+	steps := []float64{60, 5 * 60, 10 * 60, 15 * 60, 30 * 60, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400, 7 * 86400}
 	step := steps[len(steps)-1]
 	for _, s := range steps {
 		if span/s <= 10 {

@@ -155,3 +155,15 @@ func TestNumberFormats(t *testing.T) {
 		}
 	}
 }
+
+func TestTimeTicks(t *testing.T) {
+	for _, tc := range []struct {
+		span float64
+		step float64
+	}{{3600, 600}, {6 * 3600, 3600}, {3 * 86400, 12 * 3600}, {28 * 86400, 7 * 86400}} {
+		ticks := timeTicker{}.Ticks(1_700_000_000, 1_700_000_000+tc.span)
+		if len(ticks) < 2 || len(ticks) > 11 || ticks[1].Value-ticks[0].Value != tc.step || math.Mod(ticks[0].Value, tc.step) != 0 {
+			t.Errorf("span %v s: %d ticks, step %v, want round steps of %v s", tc.span, len(ticks), ticks[1].Value-ticks[0].Value, tc.step)
+		}
+	}
+}
