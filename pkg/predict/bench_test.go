@@ -1,7 +1,9 @@
 package predict_test
 
 import (
+	"context"
 	"math"
+	"runtime"
 	"testing"
 	"time"
 
@@ -32,6 +34,34 @@ func BenchmarkFitForecast14Days(b *testing.B) {
 		}
 		if _, err := o.Forecast(60); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRefresh1000Workloads: re-fit 1,000 workloads of 14 days at
+// 1-minute steps from their histories and forecast an hour for each, on
+// GOMAXPROCS workers (issue 3: under 60 s on 2 cores). Ten distinct shapes
+// are shared between the workloads to keep the input small.
+func BenchmarkRefresh1000Workloads(b *testing.B) {
+	var base []predict.Series
+	for k := range 10 {
+		s := noisyDays(14)
+		for i := range s.Values {
+			s.Values[i] *= float64(k + 1)
+		}
+		base = append(base, s)
+	}
+	series := make([]predict.Series, 1000)
+	for i := range series {
+		series[i] = base[i%len(base)]
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		_, errs := predict.FitAll(context.Background(), series, 60, predict.Options{}, runtime.GOMAXPROCS(0))
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

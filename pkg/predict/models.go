@@ -183,10 +183,17 @@ func (m *holtWinters) observe(x float64) {
 }
 
 func (m *holtWinters) spread(profile []float64, phase int, step float64, k int) {
-	n := len(profile)
-	for j := -k; j <= k; j++ {
-		i := (phase + j + n) % n
-		profile[i] += step * m.kernel[j+k]
+	n, start := len(profile), phase-k
+	if start >= 0 && phase+k < n {
+		p := profile[start : start+len(m.kernel)]
+		for j, w := range m.kernel {
+			p[j] += step * w
+		}
+		return
+	}
+	for j, w := range m.kernel {
+		i := (start + j + n) % n
+		profile[i] += step * w
 	}
 }
 

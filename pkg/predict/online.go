@@ -94,6 +94,7 @@ type online struct {
 	// errs[(m*ng+g)*W + i] are scaled errors (actual-forecast)/scale.
 	errs    []float32
 	errN    []int // errors ever written per (m,g)
+	errPos  []int // next slot per (m,g)
 	loss    []float64
 	weight  []float64
 	quant   [][3]float64 // cached (q50,q90,q99) of scaled errors per (m,g)
@@ -209,6 +210,7 @@ func (o *online) init() {
 	w := opts.ErrorWindow
 	o.errs = make([]float32, o.nm*o.ng*w)
 	o.errN = make([]int, o.nm*o.ng)
+	o.errPos = make([]int, o.nm*o.ng)
 	o.loss = make([]float64, o.nm*o.ng)
 	o.weight = make([]float64, o.nm*o.ng)
 	o.quant = make([][3]float64, o.nm*o.ng)
@@ -282,18 +284,7 @@ func (o *online) observe(t time.Time, x float64) {
 
 	// Score the forecasts that targeted this interval.
 	if score {
-		for g, h := range o.grid {
-			origin := o.n - h
-			if origin < 0 {
-				break
-			}
-			base := (origin % (H + 1)) * o.nm * o.ng
-			for m := range o.nm {
-				if p := o.pend[base+m*o.ng+g]; p == p { // not NaN
-					o.record(m, g, x, p)
-				}
-			}
-		}
+		o.score(x)
 	}
 	if !math.IsNaN(x) && score {
 		if !math.IsNaN(ref) {
@@ -358,18 +349,52 @@ func (o *online) scale(p float64) float64 {
 	return p
 }
 
-func (o *online) record(m, g int, actual, p float64) {
-	i := m*o.ng + g
+// score records, for every model and tracked horizon, the error of the
+// forecast that targeted this interval (actual x): the scaled error for the
+// intervals and the asymmetric loss for the selection. It is the hot loop of
+// Observe, so it is written out flat.
+func (o *online) score(x float64) {
+	H := o.opts.MaxHorizon
 	w := o.opts.ErrorWindow
-	e := actual - p
-	o.errs[i*w+o.errN[i]%w] = float32(e / o.scale(p))
-	o.errN[i]++
-	l := math.Abs(e)
-	if e > 0 {
-		l *= o.opts.UnderWeight
+	under, decay := o.opts.UnderWeight, o.decay
+	floor := max(1, 0.05*o.level)
+	for g, h := range o.grid {
+		origin := o.n - h
+		if origin < 0 {
+			break
+		}
+		base := (origin % (H + 1)) * o.nm * o.ng
+		for m := range o.nm {
+			i := m*o.ng + g
+			p := o.pend[base+i]
+			if p != p { // NaN: the model could not forecast then
+				continue
+			}
+			e := x - p
+			sc := p
+			if sc < 0 {
+				sc = -sc
+			}
+			if sc < floor {
+				sc = floor
+			}
+			pos := o.errPos[i]
+			o.errs[i*w+pos] = float32(e / sc)
+			if pos++; pos == w {
+				pos = 0
+			}
+			o.errPos[i] = pos
+			o.errN[i]++
+			l := e
+			if l < 0 {
+				l = -l
+			} else {
+				l *= under
+			}
+			o.loss[i] = decay*o.loss[i] + l
+			o.weight[i] = decay*o.weight[i] + 1
+		}
 	}
-	o.loss[i] = o.decay*o.loss[i] + l
-	o.weight[i] = o.decay*o.weight[i] + 1
 }
 
 // selected returns the model with the lowest decayed loss over the tracked
@@ -433,7 +458,7 @@ func (o *online) quantiles(m, g int) ([3]float64, bool) {
 		s = append(s, float64(e))
 	}
 	o.scratch = s
-	q := [3]float64{selectQuantile(s, 0.5), selectQuantile(s, 0.9), selectQuantile(s, 0.99)}
+	q := selectQuantiles(s)
 	o.quant[i], o.quantAt[i] = q, o.n
 	return q, true
 }

@@ -2,25 +2,58 @@ package predict
 
 import "math"
 
-// selectQuantile returns the q-quantile of x (type 7, linear between order
-// statistics) in expected linear time; it reorders x.
+// selectQuantiles returns the 0.5, 0.9 and 0.99 quantiles of x (type 7,
+// linear between order statistics) in expected linear time; it reorders x.
+// The selections nest: after placing the 0.99 order statistic, the 0.9 one
+// is looked for only below it, and the 0.5 one below that.
+func selectQuantiles(x []float64) [3]float64 {
+	var out [3]float64
+	n := len(x)
+	if n == 0 {
+		return [3]float64{math.NaN(), math.NaN(), math.NaN()}
+	}
+	hi := n
+	for j, q := range [3]float64{0.99, 0.9, 0.5} {
+		pos := q * float64(n-1)
+		lo := int(pos)
+		a := nthElement(x[:hi], lo)
+		v := a
+		if frac := pos - float64(lo); frac > 0 && lo+1 < n {
+			// Everything after lo is no smaller than a: the next order
+			// statistic is the least of them.
+			b := x[lo+1]
+			for _, y := range x[lo+2:] {
+				if y < b {
+					b = y
+				}
+			}
+			v = a + frac*(b-a)
+		}
+		out[2-j] = v
+		hi = lo + 1
+	}
+	return out
+}
+
+// selectQuantile returns the q-quantile of x (type 7); it reorders x.
 func selectQuantile(x []float64, q float64) float64 {
 	n := len(x)
 	if n == 0 {
 		return math.NaN()
 	}
 	pos := q * float64(n-1)
-	lo := int(math.Floor(pos))
+	lo := int(pos)
 	a := nthElement(x, lo)
-	if lo+1 >= n || pos == float64(lo) {
-		return a
+	if frac := pos - float64(lo); frac > 0 && lo+1 < n {
+		b := x[lo+1]
+		for _, y := range x[lo+2:] {
+			if y < b {
+				b = y
+			}
+		}
+		return a + frac*(b-a)
 	}
-	// The next order statistic is the minimum of the part above lo.
-	b := x[lo+1]
-	for _, v := range x[lo+1:] {
-		b = math.Min(b, v)
-	}
-	return a + (pos-float64(lo))*(b-a)
+	return a
 }
 
 // nthElement partially sorts x so that x[k] is the k-th smallest, everything
