@@ -7,7 +7,6 @@ package scaler
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -31,10 +30,11 @@ const DefaultTolerance = hpa.DefaultTolerance
 
 // Options tune a Scaler.
 type Options struct {
-	// Tolerance is the HPA tolerance the reported values compensate for (see
-	// package hpa). Use DefaultTolerance for a stock HPA; 0 reports plans
-	// as they are, for HPAs whose behavior sets tolerance: 0.
-	Tolerance float64
+	// Tolerance gives the HPA tolerance the reported values compensate for
+	// (see package hpa), per workload; nil means DefaultTolerance (a stock
+	// HPA). A tolerance of 0 reports plans as they are, for HPAs whose
+	// behavior sets tolerance: 0.
+	Tolerance hpa.ToleranceFunc
 	Logger    *slog.Logger
 }
 
@@ -57,9 +57,6 @@ var _ pb.ExternalScalerServer = (*Scaler)(nil)
 func New(plans Plans, catalog Catalog, opts Options) (*Scaler, error) {
 	if plans == nil || catalog == nil {
 		return nil, errors.New("scaler: plans and catalog are required")
-	}
-	if opts.Tolerance < 0 || opts.Tolerance >= 1 {
-		return nil, fmt.Errorf("scaler: tolerance %v outside [0, 1)", opts.Tolerance)
 	}
 	log := opts.Logger
 	if log == nil {
@@ -209,7 +206,7 @@ func (s *Scaler) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 	if err != nil {
 		return nil, err
 	}
-	replicas, err := tierReplicas(p, t.Tier)
+	replicas, err := hpa.ServedReplicas(p, t.Tier)
 	if err != nil {
 		s.log.Error("refusing to serve an invalid plan", "workload", t.Workload, "tier", t.Tier, "err", err)
 		return nil, status.Errorf(codes.Internal, "the plan for workload %q is invalid; see the adapter's log", t.Workload)
@@ -220,23 +217,4 @@ func (s *Scaler) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 		MetricName:       t.MetricName(),
 		MetricValueFloat: v,
 	}}}, nil
-}
-
-// tierReplicas is the replica count to serve for a tier. While the plan is
-// active a tier reports 0 only when another tier carries the demand (e.g.
-// spot moved to on-demand in fallback); otherwise at least 1, so a live
-// workload is never scaled to nothing by a degenerate plan.
-func tierReplicas(p capacity.Plan, tier string) (int, error) {
-	total := 0
-	for name, tt := range p.Tiers {
-		if tt.Replicas < 0 {
-			return 0, fmt.Errorf("tier %q has %d replicas", name, tt.Replicas)
-		}
-		total += tt.Replicas
-	}
-	r := p.Tiers[tier].Replicas
-	if p.Active && r == 0 && total == 0 {
-		r = 1
-	}
-	return r, nil
 }

@@ -63,7 +63,7 @@ func start(t *testing.T, plans Plans, cat Catalog, cfg ServerConfig, clientTLS *
 	if c, ok := plans.(*capacity.Cache); ok {
 		f.cache = c
 	}
-	s, err := New(plans, cat, Options{Tolerance: DefaultTolerance})
+	s, err := New(plans, cat, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -518,9 +518,6 @@ func TestServerConfigErrors(t *testing.T) {
 			t.Errorf("%s: no error", name)
 		}
 	}
-	if _, err := New(capacity.NewCache(), StaticCatalog{}, Options{Tolerance: 1}); err == nil {
-		t.Error("tolerance 1 accepted")
-	}
 }
 
 func BenchmarkGetMetrics(b *testing.B) {
@@ -531,7 +528,7 @@ func BenchmarkGetMetrics(b *testing.B) {
 		cache.Set(plan(w, true, i%17+1, i%5))
 		cat[w] = bothTiers
 	}
-	s, err := New(cache, cat, Options{Tolerance: DefaultTolerance})
+	s, err := New(cache, cat, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

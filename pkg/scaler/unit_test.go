@@ -41,27 +41,3 @@ func TestParseMetadata(t *testing.T) {
 		})
 	}
 }
-
-func TestTierReplicas(t *testing.T) {
-	tests := []struct {
-		name    string
-		plan    capacity.Plan
-		tier    string
-		want    int
-		wantErr bool
-	}{
-		{"plain", plan("w", true, 3, 5), capacity.TierSpot, 5, false},
-		{"inactive zero", plan("w", false, 0, 0), capacity.TierOnDemand, 0, false},
-		{"active all zero floors to 1", plan("w", true, 0, 0), capacity.TierOnDemand, 1, false},
-		{"active spot zero in fallback", plan("w", true, 6, 0), capacity.TierSpot, 0, false},
-		{"negative", plan("w", true, -1, 2), capacity.TierSpot, 0, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := tierReplicas(tt.plan, tt.tier)
-			if (err != nil) != tt.wantErr || got != tt.want {
-				t.Fatalf("got %d, %v; want %d, err %v", got, err, tt.want, tt.wantErr)
-			}
-		})
-	}
-}

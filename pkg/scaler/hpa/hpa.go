@@ -5,8 +5,11 @@
 package hpa
 
 import (
+	"fmt"
 	"math"
 	"sync"
+
+	"github.com/infercast/infercast/pkg/capacity"
 )
 
 // The HPA computes, for an External metric with an AverageValue target
@@ -44,43 +47,56 @@ type Key struct {
 	Workload, Tier  string
 }
 
+// ToleranceFunc returns the HPA tolerance of a workload's HPAs (the
+// policy's per-workload tolerance); 0 means the HPA's behavior sets
+// tolerance: 0, so plans are reported unchanged.
+type ToleranceFunc func(workload string) float64
+
+// Fixed is a ToleranceFunc with one tolerance for every workload.
+func Fixed(tol float64) ToleranceFunc { return func(string) float64 { return tol } }
+
 // Compensator keeps the believed replica count per Key. It is safe for
 // concurrent use.
 type Compensator struct {
-	tolerance float64
+	tolerance ToleranceFunc
 	mu        sync.Mutex
 	state     map[Key]compState
 }
 
 type compState struct {
 	planned  int     // the plan's replicas the value was computed for
+	tol      float64 // the tolerance it was computed with
 	value    float64 // what is reported while the plan stays at planned
 	believed int     // replicas the HPA runs once it has acted on value
 }
 
-// NewCompensator compensates for tolerance; 0 reports plans unchanged (for
-// HPAs whose behavior sets tolerance: 0).
-func NewCompensator(tolerance float64) *Compensator {
+// NewCompensator compensates for the tolerance of each workload; nil means
+// DefaultTolerance for all.
+func NewCompensator(tolerance ToleranceFunc) *Compensator {
+	if tolerance == nil {
+		tolerance = Fixed(DefaultTolerance)
+	}
 	return &Compensator{tolerance: tolerance, state: map[Key]compState{}}
 }
 
 // Value returns the metric value to report for a plan of planned replicas.
 func (c *Compensator) Value(k Key, planned int) float64 {
-	if c.tolerance <= 0 {
+	tol := c.tolerance(k.Workload)
+	if tol <= 0 || tol >= 1 {
 		return float64(planned)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, ok := c.state[k]
-	if ok && st.planned == planned {
+	if ok && st.planned == planned && st.tol == tol {
 		return st.value
 	}
 	believed := planned
 	if ok {
 		believed = st.believed
 	}
-	v, b := Compensate(believed, planned, c.tolerance)
-	c.state[k] = compState{planned: planned, value: v, believed: b}
+	v, b := Compensate(believed, planned, tol)
+	c.state[k] = compState{planned: planned, tol: tol, value: v, believed: b}
 	return v
 }
 
@@ -126,4 +142,24 @@ func Compensate(believed, planned int, tol float64) (value float64, next int) {
 		return m / 1000, planned // ceil(m/1000) == planned, and outside the tolerance
 	}
 	return float64(planned), believed
+}
+
+// ServedReplicas is the replica count to serve for a tier of a plan. While
+// the plan is active a tier reports 0 only when another tier carries the
+// demand (e.g. spot moved to on-demand in fallback); otherwise at least 1,
+// so a live workload is never scaled to nothing by a degenerate plan. A
+// negative target is an error: it is never served.
+func ServedReplicas(p capacity.Plan, tier string) (int, error) {
+	total := 0
+	for name, tt := range p.Tiers {
+		if tt.Replicas < 0 {
+			return 0, fmt.Errorf("tier %q has %d replicas", name, tt.Replicas)
+		}
+		total += tt.Replicas
+	}
+	r := p.Tiers[tier].Replicas
+	if p.Active && r == 0 && total == 0 {
+		r = 1
+	}
+	return r, nil
 }

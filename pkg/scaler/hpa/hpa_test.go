@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/infercast/infercast/pkg/capacity"
 )
 
 // hpaDesired is the HPA's replica calculation for an External metric with
@@ -53,7 +55,7 @@ func TestCompensate(t *testing.T) {
 			var v float64
 			var next int
 			if tol == 0 {
-				c := NewCompensator(0)
+				c := NewCompensator(Fixed(0))
 				v, next = c.Value(Key{}, tt.planned), tt.planned
 			} else {
 				v, next = Compensate(tt.believed, tt.planned, tol)
@@ -78,7 +80,7 @@ func TestCompensate(t *testing.T) {
 // TestCompensatorSequence drives a simulated HPA through a plan sequence:
 // every plan is met (never fewer replicas than planned) and the HPA settles.
 func TestCompensatorSequence(t *testing.T) {
-	c := NewCompensator(DefaultTolerance)
+	c := NewCompensator(Fixed(DefaultTolerance))
 	k := Key{Namespace: "ns", Name: "so", Workload: "chat", Tier: "on-demand"}
 	hpa := 0
 	for i, planned := range []int{20, 21, 21, 22, 25, 24, 18, 18, 30, 3, 1, 2} {
@@ -96,5 +98,52 @@ func TestCompensatorSequence(t *testing.T) {
 		if limit := int(math.Ceil(float64(planned)*(1+DefaultTolerance))) + 1; hpa > limit {
 			t.Fatalf("step %d: plan %d, HPA runs %d > %d", i, planned, hpa, limit)
 		}
+	}
+}
+
+func plan(w string, active bool, onDemand, spot int) capacity.Plan {
+	return capacity.Plan{Workload: w, Active: active, Tiers: map[string]capacity.TierTarget{
+		capacity.TierOnDemand: {Replicas: onDemand}, capacity.TierSpot: {Replicas: spot}}}
+}
+
+func TestServedReplicas(t *testing.T) {
+	tests := []struct {
+		name    string
+		plan    capacity.Plan
+		tier    string
+		want    int
+		wantErr bool
+	}{
+		{"plain", plan("w", true, 3, 5), capacity.TierSpot, 5, false},
+		{"inactive zero", plan("w", false, 0, 0), capacity.TierOnDemand, 0, false},
+		{"active all zero floors to 1", plan("w", true, 0, 0), capacity.TierOnDemand, 1, false},
+		{"active spot zero in fallback", plan("w", true, 6, 0), capacity.TierSpot, 0, false},
+		{"negative", plan("w", true, -1, 2), capacity.TierSpot, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ServedReplicas(tt.plan, tt.tier)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Fatalf("got %d, %v; want %d, err %v", got, err, tt.want, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestPerWorkloadTolerance(t *testing.T) {
+	c := NewCompensator(func(w string) float64 {
+		if w == "exact" {
+			return 0 // its HPA sets behavior tolerance: 0
+		}
+		return 0.1
+	})
+	for _, w := range []string{"exact", "stock"} {
+		c.Value(Key{Workload: w}, 20)
+	}
+	if v := c.Value(Key{Workload: "exact"}, 21); v != 21 {
+		t.Fatalf("tolerance 0: %v, want 21", v)
+	}
+	if v := c.Value(Key{Workload: "stock"}, 21); v != 22.001 {
+		t.Fatalf("tolerance 0.1: %v, want 22.001", v)
 	}
 }
