@@ -111,6 +111,7 @@ type modelState struct {
 	fit        *Fitter
 	applied    Knobs
 	rate       float64 // smoothed arrival rate
+	done       float64 // smoothed completion rate
 	lastObs    time.Time
 	lastChange time.Time
 	changed    bool // lastChange is set
@@ -191,14 +192,16 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	d.Applied, d.Recommended = s.applied, s.applied
 	s.fit.AddObservation(o)
 	s.rate = smooth(s.rate, o.ArrivalRate(), s.lastObs, o.Time, c.cfg.RateHalfLife)
+	s.done = smooth(s.done, o.Requests/o.Window.Seconds(), s.lastObs, o.Time, c.cfg.RateHalfLife)
 	s.lastObs = o.Time
 	// Plan for the higher of the smoothed arrival rate, the forecast, and
 	// the completion rate: while a backlog drains, requests complete
 	// faster than they arrive, and the knobs must keep draining it.
-	lambda := math.Max(s.rate, forecastRPS)
-	if o.Window > 0 {
-		lambda = math.Max(lambda, o.Requests/o.Window.Seconds())
-	}
+	// A window's raw completion rate enters overload fast (bursts are
+	// short); leaving it waits for the smoothed rates, so that the knobs
+	// do not flap with every noisy window.
+	lambda := math.Max(math.Max(s.rate, s.done), forecastRPS)
+	lambda = math.Max(lambda, o.Requests/o.Window.Seconds())
 	d.PlanningRate = lambda
 
 	prof, ok := s.fit.Fit(o.Time)
