@@ -246,3 +246,24 @@ func BenchmarkControllerStep(b *testing.B) {
 }
 
 var errFake = errors.New("fake failure")
+
+// A forecast above what any setting serves within the SLO plans for it
+// before it arrives: overload, the largest batch the model allows.
+func TestControllerPlansForForecast(t *testing.T) {
+	act := &fakeActuator{}
+	c, reg := newTestController(t, act)
+	d, err := c.Step(context.Background(), "m", exactObs(10*time.Second, 100, 0.2), 95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Reason != ReasonOverload || d.PlanningRate != 95 || d.Applied.MaxBatchSize != 64 {
+		t.Fatalf("decision %+v, want overload planned at 95/s with max_batch_size 64", d)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP infercast_batch_planning_rate_requests_per_second Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates and the forecast.
+# TYPE infercast_batch_planning_rate_requests_per_second gauge
+infercast_batch_planning_rate_requests_per_second{model="m"} 95
+`), "infercast_batch_planning_rate_requests_per_second"); err != nil {
+		t.Error(err)
+	}
+}

@@ -274,3 +274,31 @@ func TestControllerWithTriton(t *testing.T) {
 		t.Errorf("Triton runs max_batch_size %v, want 30", got)
 	}
 }
+
+// The fake refuses what Triton refuses, so the rollback tests mean something.
+func TestFakeTritonRefusesBadConfigs(t *testing.T) {
+	f, _ := newFakeTriton(t)
+	base := func() map[string]any {
+		return map[string]any{"name": "resnet", "max_batch_size": json.Number("16"),
+			"dynamic_batching": map[string]any{"preferred_batch_size": []any{json.Number("8")}, "max_queue_delay_microseconds": json.Number("100")}}
+	}
+	if msg := f.validate("resnet", base()); msg != "" {
+		t.Fatalf("a good config refused: %s", msg)
+	}
+	for name, mut := range map[string]func(map[string]any){
+		"above the model's maximum": func(c map[string]any) { c["max_batch_size"] = json.Number("33") },
+		"preferred above max": func(c map[string]any) {
+			c["dynamic_batching"].(map[string]any)["preferred_batch_size"] = []any{json.Number("32")}
+		},
+		"negative delay": func(c map[string]any) {
+			c["dynamic_batching"].(map[string]any)["max_queue_delay_microseconds"] = json.Number("-1")
+		},
+		"another model's name": func(c map[string]any) { c["name"] = "bert" },
+	} {
+		c := base()
+		mut(c)
+		if msg := f.validate("resnet", c); msg == "" {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
