@@ -37,19 +37,38 @@ type BacktestConfig struct {
 // Every, forecasts the interval Horizon ahead. Rows whose actual or any
 // baseline is missing (NaN) are skipped, so every row compares like with
 // like. It never lets a forecast see an interval after its origin.
-func Backtest(s Series, cfg BacktestConfig) ([]Row, error) {
+func Backtest(s Series, cfg BacktestConfig) (BacktestResult, error) {
+	rows, o, err := backtest(s, cfg)
+	if err != nil {
+		return BacktestResult{}, err
+	}
+	res := BacktestResult{Rows: rows}
+	if e, ok := o.(Eventer); ok {
+		res.Events = e.Events()
+	}
+	return res, nil
+}
+
+// BacktestResult is what a backtest produced: the rows and the anomalies
+// the forecaster detected on the way.
+type BacktestResult struct {
+	Rows   []Row
+	Events []Event
+}
+
+func backtest(s Series, cfg BacktestConfig) ([]Row, Online, error) {
 	step := s.Step
 	if step <= 0 {
-		return nil, fmt.Errorf("predict: backtest: step %s", step)
+		return nil, nil, fmt.Errorf("predict: backtest: step %s", step)
 	}
 	if cfg.Horizon < step || cfg.Horizon%step != 0 {
-		return nil, fmt.Errorf("predict: backtest: horizon %s is not a positive multiple of the step %s", cfg.Horizon, step)
+		return nil, nil, fmt.Errorf("predict: backtest: horizon %s is not a positive multiple of the step %s", cfg.Horizon, step)
 	}
 	if cfg.Every == 0 {
 		cfg.Every = step
 	}
 	if cfg.Every < step || cfg.Every%step != 0 {
-		return nil, fmt.Errorf("predict: backtest: --every %s is not a positive multiple of the step %s", cfg.Every, step)
+		return nil, nil, fmt.Errorf("predict: backtest: --every %s is not a positive multiple of the step %s", cfg.Every, step)
 	}
 	if cfg.Warmup == 0 {
 		cfg.Warmup = 7 * 24 * time.Hour
@@ -58,7 +77,7 @@ func Backtest(s Series, cfg BacktestConfig) ([]Row, error) {
 	every := int(cfg.Every / step)
 	warm := int((cfg.Warmup + step - 1) / step)
 	if warm+h > len(s.Values) {
-		return nil, fmt.Errorf("predict: backtest: %d intervals, need more than warm-up %s + horizon %s", len(s.Values), cfg.Warmup, cfg.Horizon)
+		return nil, nil, fmt.Errorf("predict: backtest: %d intervals, need more than warm-up %s + horizon %s", len(s.Values), cfg.Warmup, cfg.Horizon)
 	}
 	day, week := seasons(step)
 	opts := cfg.Options
@@ -87,12 +106,12 @@ func Backtest(s Series, cfg BacktestConfig) ([]Row, error) {
 		}
 		f, err := o.Forecast(h)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		r.P50, r.P90, r.P99, r.Model = f.P50[h-1], f.P90[h-1], f.P99[h-1], f.Model
 		rows = append(rows, r)
 	}
-	return rows, nil
+	return rows, o, nil
 }
 
 func at(v []float64, i, period int) float64 {

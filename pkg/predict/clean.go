@@ -35,7 +35,31 @@ type event struct {
 	detail     string
 }
 
-const maxEvents = 64
+const maxEvents = 256
+
+// Event is an anomaly the forecaster detected in the history and discounted.
+type Event struct {
+	// Kind is gap, spike, dropout (near-zero demand, short), outage
+	// (near-zero demand, long) or level-shift.
+	Kind       string
+	Start, End time.Time // first and last interval of the event
+	Intervals  int
+	Detail     string // level-shift: the change, e.g. "+35%"
+}
+
+// Eventer is implemented by the Online forecasters of this package: the
+// anomalies seen so far (the most recent 256).
+type Eventer interface {
+	Events() []Event
+}
+
+func (o *online) Events() []Event {
+	out := make([]Event, len(o.clean.events))
+	for i, e := range o.clean.events {
+		out[i] = Event{Kind: e.kind, Start: e.start, End: e.end, Intervals: e.n, Detail: e.detail}
+	}
+	return out
+}
 
 func (c *cleaner) add(e event) {
 	c.ver++
@@ -76,10 +100,13 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 	}
 	sigma := 1.25 * absErr
 	d := x - ref
-	// Near-zero demand where much was expected is an outage (or a broken
-	// source) from its first interval: the forecast follows it at once,
+	// Near-zero demand where much was expected (at least 10 a Poisson
+	// source would almost never miss) is an outage, or a broken source,
+	// from its first interval: the forecast follows it at once,
 	// the models keep their state, and nothing is scored against it.
-	if ref >= 5 && x <= 0.02*ref {
+	// The slow level is the yardstick too: a persistence model follows a
+	// fast ramp down to zero and would no longer expect anything.
+	if expected := math.Max(ref, level); expected >= 10 && x <= 0.02*expected {
 		c.run = 0
 		if c.zeroRun == 0 {
 			c.zeroStart = t

@@ -90,12 +90,12 @@ func TestForecastDoesNotReadTheFuture(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ra) == 0 {
+	if len(ra.Rows) == 0 {
 		t.Fatal("no rows")
 	}
-	for i, r := range ra {
-		if r.P50 != rb[i].P50 || r.P90 != rb[i].P90 || !r.Origin.Equal(rb[i].Origin) {
-			t.Fatalf("row %d (origin %v) changed with the future: %+v vs %+v", i, r.Origin, r, rb[i])
+	for i, r := range ra.Rows {
+		if r.P50 != rb.Rows[i].P50 || r.P90 != rb.Rows[i].P90 || !r.Origin.Equal(rb.Rows[i].Origin) {
+			t.Fatalf("row %d (origin %v) changed with the future: %+v vs %+v", i, r.Origin, r, rb.Rows[i])
 		}
 	}
 }

@@ -23,10 +23,13 @@ func TestTraces(t *testing.T) {
 		file        string
 		horizon     time.Duration
 		minGainNASA float64
+		// The longest outage and the level shifts that must be reported.
+		minOutage      time.Duration
+		minLevelShifts int
 	}{
-		{"nasa-1995-07.csv", 15 * time.Minute, 0.15},
-		{"nasa-1995-08.csv", 15 * time.Minute, 0.15},
-		{"servegen-m-mid.csv", 20 * time.Minute, 0},
+		{"nasa-1995-07.csv", 15 * time.Minute, 0.15, 0, 0},
+		{"nasa-1995-08.csv", 15 * time.Minute, 0.15, 37 * time.Hour, 0},
+		{"servegen-m-mid.csv", 20 * time.Minute, 0, 0, 3},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			t.Parallel()
@@ -34,9 +37,30 @@ func TestTraces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rows, err := predict.Backtest(s, predict.BacktestConfig{Horizon: tc.horizon})
+			res, err := predict.Backtest(s, predict.BacktestConfig{Horizon: tc.horizon})
 			if err != nil {
 				t.Fatal(err)
+			}
+			rows := res.Rows
+			kinds := map[string]int{}
+			for _, e := range res.Events {
+				kinds[e.Kind]++
+				if e.Kind == "outage" || e.Kind == "level-shift" {
+					t.Logf("%s %s..%s (%d intervals) %s", e.Kind, e.Start.UTC().Format(time.RFC3339), e.End.UTC().Format(time.RFC3339), e.Intervals, e.Detail)
+				}
+			}
+			t.Logf("events: %v", kinds)
+			var longest time.Duration
+			for _, e := range res.Events {
+				if e.Kind == "outage" {
+					longest = max(longest, time.Duration(e.Intervals)*s.Step)
+				}
+			}
+			if longest < tc.minOutage {
+				t.Errorf("longest outage reported %s, want at least %s", longest, tc.minOutage)
+			}
+			if kinds["level-shift"] < tc.minLevelShifts {
+				t.Errorf("%d level shifts reported, want at least %d", kinds["level-shift"], tc.minLevelShifts)
 			}
 			sc := predict.ScoreRows(rows)
 			best := sc.BestBaseline()
