@@ -119,6 +119,9 @@ func TestBacktestTable(t *testing.T) {
 				return
 			}
 			w := backtestWorkload(t, cfg, len(pools))
+			if os.Getenv("INFERCAST_BACKTEST_FIT") != "" {
+				w.FitDataStep(tr.Step)
+			}
 			pol := simPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
 			inf, err := sc.Run(ctx, pol, sim.RunOptions{Name: "infercast"})
 			if err != nil {

@@ -109,6 +109,7 @@ type Planner struct {
 	odCover    int       // spot capacity carried by on-demand (fallback)
 	lastStress time.Time // last time spot was pending or interrupted
 	lastWipe   time.Time
+	calib      horizonCalibration
 	replica    rateEstimate // spot interruptions per replica-hour
 	domain     rateEstimate // domain losses per domain-hour
 	wipeout    rateEstimate // spot unobtainable onsets per hour of wanting spot
@@ -158,8 +159,16 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 
 	// Reactive floors: what the live signals need, whatever the forecast.
 	ex.CurrentRateFloor = ceilDiv(rate, mu)
-	ex.BacklogFloor = ceilDiv(rate+backlog/horizon.Seconds(), mu)
+	// Backlog: every request queued behind a backlog waits too, so the
+	// backlog that will be there when replicas launched now are ready
+	// (it grows while arrivals outrun the ready fleet) is drained within
+	// one decision interval (at least the queue SLO) from then on.
 	ready := s.OnDemand.Ready + s.Spot.Ready
+	if backlog > 0 {
+		atReady := backlog + math.Max(0, rate-float64(ready)*mu)*cold.Seconds()
+		drain := math.Max(w.QueueSLO.Seconds(), w.DecisionInterval.Seconds())
+		ex.BacklogFloor = ceilDiv(rate+atReady/drain, mu)
+	}
 	if s.Latency > 0 && w.LatencySLO > 0 && s.Latency > w.LatencySLO && ready > 0 {
 		ratio := math.Min(2, float64(s.Latency)/float64(w.LatencySLO))
 		ex.LatencyFloor = max(ready+1, int(math.Ceil(float64(ready)*ratio)))
@@ -188,7 +197,15 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		forecastRate = peak / fc.Step.Seconds()
 		medianRate = median / fc.Step.Seconds()
 		ex.Forecast = fc.Model
+		// Once the planner has seen enough of its own horizons, it sizes
+		// from how the busiest demand of a horizon really compared with
+		// the median forecast: calibrated on the outcome, not per step.
+		if r, ok := p.calib.ratio(w.ForecastQuantile); ok && medianRate > 0 {
+			forecastRate = medianRate * r
+			ex.Forecast += " (horizon-calibrated)"
+		}
 	}
+	p.calib.observe(now, rate, medianRate, horizon, elapsed)
 	if math.IsNaN(forecastRate) {
 		plan.Mode = ModeReactive
 		peak := 0.0

@@ -148,8 +148,12 @@ func TestFloorsBindWhenForecastTooLow(t *testing.T) {
 	}{
 		{"forecast", Signals{Rate: 1}, 3, "forecast"},
 		{"current rate", Signals{Rate: 20}, 10, "current-rate"},
-		// 3900 requests to drain over the 195 s horizon: 20 req/s more.
-		{"backlog", Signals{Rate: 1, Backlog: 3900}, 11, "backlog"},
+		// 300 queued, arrivals within the ready fleet's capacity: drained
+		// within one 15 s interval, 20 req/s more.
+		{"backlog", Signals{Rate: 1, Backlog: 300, Spot: TierState{Ready: 5}}, 11, "backlog"},
+		// Arrivals outrun the ready fleet by 2 req/s: the backlog grows by
+		// 360 over the 180 s cold start: (300+360)/15 + 12 = 56 req/s.
+		{"growing backlog", Signals{Rate: 12, Backlog: 300, Spot: TierState{Ready: 5}}, 28, "backlog"},
 		// p99 at twice the SLO with 4 ready: double them.
 		{"latency", Signals{Rate: 1, Latency: 2 * time.Second, Spot: TierState{Ready: 4}}, 8, "latency"},
 	} {

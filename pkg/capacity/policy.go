@@ -146,6 +146,18 @@ func DefaultWorkload() Workload {
 	}
 }
 
+// FitDataStep raises ForecastStep to the resolution of the demand data
+// (a trace's step, a recording rule's interval), rounded up to a multiple
+// of the decision interval: a forecaster fed finer intervals than the data
+// has sees flat runs and jumps, and learns no spread for the jumps.
+func (w *Workload) FitDataStep(dataStep time.Duration) {
+	if dataStep <= w.ForecastStep || w.DecisionInterval <= 0 {
+		return
+	}
+	n := (dataStep + w.DecisionInterval - 1) / w.DecisionInterval
+	w.ForecastStep = n * w.DecisionInterval
+}
+
 // Horizon is the cold start plus one decision interval: replicas launched
 // now must serve the demand of [now, now+Horizon].
 func (w *Workload) Horizon(coldStart time.Duration) time.Duration {
