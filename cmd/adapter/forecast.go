@@ -61,10 +61,11 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	rows, err := predict.Backtest(s, predict.BacktestConfig{Horizon: *horizon, Every: *every, Warmup: *warmup})
+	res, err := predict.Backtest(s, predict.BacktestConfig{Horizon: *horizon, Every: *every, Warmup: *warmup})
 	if err != nil {
 		return fmt.Errorf("forecast: %s: %w", *trace, err)
 	}
+	rows := res.Rows
 	if len(rows) == 0 {
 		return fmt.Errorf("forecast: %s: no rows to score (every target or baseline was missing)", *trace)
 	}
@@ -72,6 +73,7 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("forecast: %w", err)
 	}
 	printScores(stdout, filepath.Base(*trace), s.Step, *horizon, rows)
+	printEvents(stdout, res.Events, s.Step)
 	return nil
 }
 
@@ -131,4 +133,25 @@ func printScores(w io.Writer, name string, step, horizon time.Duration, rows []p
 		fmt.Fprintf(w, " %s %.1f%%", m, 100*float64(models[m])/float64(len(rows)))
 	}
 	fmt.Fprintln(w)
+}
+
+// printEvents says what the forecaster detected in the history and
+// discounted: every outage and level shift, and a count of the rest.
+func printEvents(w io.Writer, events []predict.Event, step time.Duration) {
+	counts := map[string]int{}
+	for _, e := range events {
+		counts[e.Kind]++
+	}
+	fmt.Fprintf(w, "detected: %d gaps, %d spikes, %d dropouts, %d outages, %d level shifts\n",
+		counts["gap"], counts["spike"], counts["dropout"], counts["outage"], counts["level-shift"])
+	for _, e := range events {
+		switch e.Kind {
+		case "outage":
+			fmt.Fprintf(w, "  outage      %s .. %s (%s of near-zero demand: forecast followed it, models kept their state)\n",
+				e.Start.UTC().Format(time.RFC3339), e.End.UTC().Format(time.RFC3339), time.Duration(e.Intervals)*step)
+		case "level-shift":
+			fmt.Fprintf(w, "  level shift %s (%s, confirmed after %s: models re-levelled)\n",
+				e.Start.UTC().Format(time.RFC3339), e.Detail, time.Duration(e.Intervals)*step)
+		}
+	}
 }

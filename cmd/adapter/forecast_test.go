@@ -97,7 +97,7 @@ func TestForecastCommand(t *testing.T) {
 	if want := fmt.Sprintf("%.3f", float64(covered)/float64(len(rows))); m[2] != want {
 		t.Errorf("printed coverage %s, the rows give %s", m[2], want)
 	}
-	for _, name := range []string{"last value", "seasonal naive (day)", "seasonal naive (week)"} {
+	for _, name := range []string{"last value", "seasonal naive (day)", "seasonal naive (week)", "detected: 0 gaps"} {
 		if !strings.Contains(stdout.String(), name) {
 			t.Errorf("baseline %q missing from:\n%s", name, stdout.String())
 		}
