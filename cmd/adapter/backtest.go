@@ -293,6 +293,11 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		pools = append(pools, p)
 	}
 	mergeBacktestConfig(a, &w, len(pools))
+	if w.DecisionInterval != a.cfg.Interval {
+		// SIMULATION.md fixes the decision interval; say so rather than
+		// silently deciding at another pace than the policy asks.
+		fmt.Fprintf(stderr, "backtest: the policy's decision_interval is %v; the model decides every %v\n", w.DecisionInterval, a.cfg.Interval)
+	}
 	sc, err := sim.NewScenario(a.cfg, tr, a.scale, pools)
 	if err != nil {
 		return fmt.Errorf("backtest: %w", err)

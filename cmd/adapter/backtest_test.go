@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/sim"
 )
 
@@ -312,5 +313,43 @@ func TestProgress(t *testing.T) {
 	got := buf.String()
 	if !strings.HasPrefix(got, "\r1/1 infercast  [===============               ]  50%") || !strings.HasSuffix(got, "100%   2.0s\n") {
 		t.Errorf("terminal progress = %q", got)
+	}
+}
+
+// BenchmarkBacktestPlannerNASAJuly backtests the 28-day nasa-1995-07 trace
+// (x10, spot-medium pools) through infercast's planner, as the command does:
+// go test -run '^$' -bench BacktestPlanner -cpu 1 -benchtime 1x ./cmd/adapter
+func BenchmarkBacktestPlannerNASAJuly(b *testing.B) {
+	ctx := context.Background()
+	dir := filepath.Join(testutil.SharedDir(b), "traces")
+	tr, err := sim.LoadTrace(ctx, filepath.Join(dir, "nasa-1995-07.csv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var pools []*sim.Pool
+	for _, z := range []string{"a", "b", "c"} {
+		p, err := sim.LoadPool(ctx, filepath.Join(dir, "spot", "spot-medium-"+z+".json"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pools = append(pools, p)
+	}
+	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}}
+	w, err := loadBacktestWorkload(a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mergeBacktestConfig(a, &w, len(pools))
+	sc, err := sim.NewScenario(a.cfg, tr, 10, pools)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		res, err := sc.Run(ctx, newInfercastPolicy(w), sim.RunOptions{Name: "infercast"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(res.Summary.Decisions), "decisions")
 	}
 }
