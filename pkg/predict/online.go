@@ -21,7 +21,9 @@ type Options struct {
 	// spectral refit read it). Default 15 days.
 	History time.Duration
 	// SelectionHalfLife is the half-life of the decayed backtest loss that
-	// selects the model. Default 2 days.
+	// selects the model. Default 12h: demand regimes (servegen's daily
+	// level shifts) change within days, and minute series give thousands of
+	// scored forecasts in 12 hours.
 	SelectionHalfLife time.Duration
 	// Reselect is how often (in observed time) the model is re-selected and
 	// the spectral model re-fit. Default 24h.
@@ -54,7 +56,7 @@ func (o Options) withDefaults(step time.Duration) Options {
 		o.History = 15 * 24 * time.Hour
 	}
 	if o.SelectionHalfLife <= 0 {
-		o.SelectionHalfLife = 48 * time.Hour
+		o.SelectionHalfLife = 12 * time.Hour
 	}
 	if o.Reselect <= 0 {
 		o.Reselect = 24 * time.Hour
