@@ -160,7 +160,7 @@ const backtestPolicyYAML = `workloads:
     cold_start: 180s
     decision_interval: 15s
     forecast_step: 1m
-    forecast_quantile: 0.9
+    forecast_quantile: 0.97
     min_replicas: 1
     max_replicas: 10000
     on_demand_share: 0
