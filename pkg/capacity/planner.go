@@ -45,6 +45,41 @@ type Signals struct {
 	SpotNoticeDomains int
 	// Mu, when positive, is a learned per-replica capacity (learn_mu).
 	Mu float64
+	// SpotByDomain counts the placed, non-terminating spot replicas of each
+	// failure domain (zone or pool); nil when unknown, then an even spread
+	// is assumed.
+	SpotByDomain []int
+}
+
+// survivingTotal is the smallest spot total, growing from the current
+// placement byDomain by adding replicas to the emptiest domain one at a
+// time, such that losing the fullest domain leaves at least protect; false
+// when byDomain is unknown (or has one domain) or limit is reached.
+func survivingTotal(byDomain []int, protect, limit int) (int, bool) {
+	if len(byDomain) < 2 {
+		return 0, false
+	}
+	c := append([]int(nil), byDomain...)
+	total, fullest := 0, 0
+	for _, v := range c {
+		total += v
+		fullest = max(fullest, v)
+	}
+	for total-fullest < protect {
+		if total >= limit {
+			return limit, true
+		}
+		lo := 0
+		for i := range c {
+			if c[i] < c[lo] {
+				lo = i
+			}
+		}
+		c[lo]++
+		total++
+		fullest = max(fullest, c[lo])
+	}
+	return total, true
 }
 
 // Explanation says why a plan is what it is; it rides along in Plan.
@@ -165,9 +200,14 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	// one decision interval (at least the queue SLO) from then on.
 	ready := s.OnDemand.Ready + s.Spot.Ready
 	if backlog > 0 {
-		atReady := backlog + math.Max(0, rate-float64(ready)*mu)*cold.Seconds()
+		// Replicas already starting arrive no later than new ones: the
+		// backlog grows only by what the live fleet cannot serve, and what
+		// its spare capacity drains within the window needs nothing new.
+		liveCap := float64(s.OnDemand.Live()+s.Spot.Live()) * mu
+		atReady := backlog + math.Max(0, rate-liveCap)*cold.Seconds()
 		drain := math.Max(w.QueueSLO.Seconds(), w.DecisionInterval.Seconds())
-		ex.BacklogFloor = ceilDiv(rate+atReady/drain, mu)
+		left := math.Max(0, atReady-math.Max(0, liveCap-rate)*drain)
+		ex.BacklogFloor = max(ceilDiv(rate, mu), ceilDiv(rate+left/drain, mu))
 	}
 	if s.Latency > 0 && w.LatencySLO > 0 && s.Latency > w.LatencySLO && ready > 0 {
 		ratio := math.Min(2, float64(s.Latency)/float64(w.LatencySLO))
@@ -382,6 +422,13 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 		if protect > 0 && ex.DomainLossProbability > budget {
 			if k, ok := DomainMargin(protect, domains); ok {
 				total = max(total, protect+k)
+				// Where replicas really are: launches while a domain was
+				// down piled them into the others. New replicas go to the
+				// emptiest domains (topology spread), so grow until losing
+				// the fullest still leaves the protected ones.
+				if t, ok := survivingTotal(s.SpotByDomain, protect, 2*protect+domains); ok {
+					total = max(total, t)
+				}
 			} else {
 				// One domain: losing it loses all spot, which no margin covers.
 				core = max(core, base)

@@ -63,6 +63,27 @@ func TestDomainMargin(t *testing.T) {
 	}
 }
 
+func TestSurvivingTotal(t *testing.T) {
+	for _, tc := range []struct {
+		by             []int
+		protect, limit int
+		want           int
+		ok             bool
+	}{
+		// 8 of 11 in one zone: add to the emptiest until losing 8 leaves 6.
+		{[]int{8, 3, 0}, 6, 100, 14, true},
+		{[]int{4, 4, 4}, 6, 100, 12, true}, // already enough
+		{[]int{8, 3, 0}, 6, 12, 12, true},  // capped
+		{nil, 6, 100, 0, false},            // unknown placement
+		{[]int{5}, 3, 100, 0, false},       // one domain
+	} {
+		got, ok := survivingTotal(tc.by, tc.protect, tc.limit)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("survivingTotal(%v, %d, %d) = %d, %t; want %d, %t", tc.by, tc.protect, tc.limit, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
 func TestInterruptionProbability(t *testing.T) {
 	// 0.1/h over 180 s + 15 s − 120 s = 75 s.
 	got := InterruptionProbability(0.1, 180*time.Second, 15*time.Second, 120*time.Second)
@@ -148,9 +169,9 @@ func TestFloorsBindWhenForecastTooLow(t *testing.T) {
 	}{
 		{"forecast", Signals{Rate: 1}, 3, "forecast"},
 		{"current rate", Signals{Rate: 20}, 10, "current-rate"},
-		// 300 queued, arrivals within the ready fleet's capacity: drained
-		// within one 15 s interval, 20 req/s more.
-		{"backlog", Signals{Rate: 1, Backlog: 300, Spot: TierState{Ready: 5}}, 11, "backlog"},
+		// 300 queued; the 5 ready replicas' spare 9 req/s drain 135 of them
+		// within one 15 s interval, the other 165 need 11 req/s more.
+		{"backlog", Signals{Rate: 1, Backlog: 300, Spot: TierState{Ready: 5}}, 6, "backlog"},
 		// Arrivals outrun the ready fleet by 2 req/s: the backlog grows by
 		// 360 over the 180 s cold start: (300+360)/15 + 12 = 56 req/s.
 		{"growing backlog", Signals{Rate: 12, Backlog: 300, Spot: TierState{Ready: 5}}, 28, "backlog"},

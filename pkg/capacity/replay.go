@@ -53,6 +53,11 @@ type ReplayObservation struct {
 	OnDemand, Spot TierState
 	// Interruptions is the number of spot notices so far.
 	Interruptions int
+	// SpotByDomain counts the placed, non-terminating spot replicas of each
+	// pool (failure domain); nil when the simulator does not say. The
+	// binding fills it from the simulator's per-pool counts when it has
+	// them: the zone margin then follows where replicas really are.
+	SpotByDomain []int
 }
 
 // NewReplay plans workload w (validated; FailureDomains set to the number of
@@ -98,6 +103,7 @@ func (r *Replay) Decide(o ReplayObservation) (onDemand, spot int) {
 		Time: o.Time, Rate: rate, Backlog: o.Queue,
 		OnDemand: o.OnDemand, Spot: o.Spot,
 		SpotNotices: notices, SpotNoticeDomains: domains,
+		SpotByDomain: o.SpotByDomain,
 	}
 	var fc *predict.Forecast
 	var err error
