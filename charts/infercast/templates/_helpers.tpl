@@ -57,3 +57,8 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "infercast.scalerAddress" -}}
 {{- printf "%s.%s.svc:%d" (include "infercast.adapter.fullname" .) .Release.Namespace (int .Values.adapter.ports.grpc) }}
 {{- end }}
+
+{{/* Whether the exporter's config turns on Kubernetes discovery. */}}
+{{- define "infercast.exporter.discovery" -}}
+{{- if dig "integrations" "kubernetes" "enabled" false .Values.exporter.config }}true{{ else }}false{{ end }}
+{{- end }}

@@ -1,0 +1,260 @@
+package alerts
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/infercast/infercast/internal/testutil"
+)
+
+const (
+	rulesFile     = "infercast.rules.yml"
+	testsFile     = "infercast.rules.test.yml"
+	routingFile   = "alertmanager-example.yml"
+	chartCopy     = "../charts/infercast/files/infercast.rules.yml"
+	runbookDir    = "../docs/runbooks"
+	runbookPrefix = "https://github.com/infercast/infercast/blob/main/docs/runbooks/"
+)
+
+type ruleFile struct {
+	Groups []struct {
+		Name  string `yaml:"name"`
+		Rules []rule `yaml:"rules"`
+	} `yaml:"groups"`
+}
+
+type rule struct {
+	Alert       string            `yaml:"alert"`
+	Record      string            `yaml:"record"`
+	Expr        string            `yaml:"expr"`
+	For         string            `yaml:"for"`
+	Labels      map[string]string `yaml:"labels"`
+	Annotations map[string]string `yaml:"annotations"`
+}
+
+func loadRules(t *testing.T) []rule {
+	t.Helper()
+	b, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f ruleFile
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		t.Fatalf("%s: %v", rulesFile, err)
+	}
+	var out []rule
+	for _, g := range f.Groups {
+		out = append(out, g.Rules...)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s: no rules", rulesFile)
+	}
+	return out
+}
+
+// run returns the tool's standard output; on failure the test fails with
+// both streams.
+func run(t *testing.T, bin string, args ...string) string {
+	t.Helper()
+	// promtool evaluates hours of rules per test case: minutes on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, stdout.Bytes(), stderr.Bytes())
+	}
+	return stdout.String()
+}
+
+func TestPromtoolCheckRules(t *testing.T) {
+	promtool := testutil.Binary(t, "promtool")
+	run(t, promtool, "check", "rules", rulesFile, "objectives.example.rules.yml")
+}
+
+func TestPromtoolTestRules(t *testing.T) {
+	promtool := testutil.Binary(t, "promtool")
+	run(t, promtool, "test", "rules", testsFile)
+}
+
+func TestAmtoolCheckConfig(t *testing.T) {
+	amtool := testutil.Binary(t, "amtool")
+	run(t, amtool, "check-config", routingFile)
+}
+
+// TestRouting asks amtool where alerts of each severity and team go, so the
+// example routes what it says it routes.
+func TestRouting(t *testing.T) {
+	amtool := testutil.Binary(t, "amtool")
+	for _, tc := range []struct {
+		labels   []string
+		receiver string
+	}{
+		{[]string{"alertname=InfercastSLOBurnRateFast", "severity=critical", "team=ml-platform"}, "ml-platform-pager"},
+		{[]string{"alertname=InfercastSpendOverBudget", "severity=warning", "team=finops"}, "finops-slack"},
+		{[]string{"alertname=InfercastGPUsIdle", "severity=warning", "team=ml-platform"}, "ml-platform-slack"},
+		{[]string{"alertname=InfercastExporterDown", "severity=critical"}, "infra-pager"},
+		{[]string{"alertname=InfercastPlannerPreviewLong", "severity=info"}, "infra-ticket"},
+	} {
+		out := run(t, amtool, append([]string{"config", "routes", "test", "--config.file=" + routingFile}, tc.labels...)...)
+		if got := strings.TrimSpace(out); got != tc.receiver {
+			t.Errorf("%v routed to %q, want %q", tc.labels, got, tc.receiver)
+		}
+	}
+}
+
+var severities = []string{"critical", "warning", "info"}
+
+// TestAlertMetadata: every alert says how bad it is, what and why, and where
+// its runbook is; the runbook exists and names the alert.
+func TestAlertMetadata(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range loadRules(t) {
+		if r.Alert == "" {
+			continue
+		}
+		if seen[r.Alert] {
+			t.Errorf("alert %s defined twice", r.Alert)
+		}
+		seen[r.Alert] = true
+		if !slices.Contains(severities, r.Labels["severity"]) {
+			t.Errorf("%s: severity %q, want one of %v", r.Alert, r.Labels["severity"], severities)
+		}
+		for _, a := range []string{"summary", "description", "runbook_url"} {
+			if strings.TrimSpace(r.Annotations[a]) == "" {
+				t.Errorf("%s: annotation %s missing", r.Alert, a)
+			}
+		}
+		want := runbookPrefix + r.Alert + ".md"
+		if r.Annotations["runbook_url"] != want {
+			t.Errorf("%s: runbook_url %q, want %q", r.Alert, r.Annotations["runbook_url"], want)
+		}
+		b, err := os.ReadFile(filepath.Join(runbookDir, r.Alert+".md"))
+		if err != nil {
+			t.Errorf("%s: runbook: %v", r.Alert, err)
+			continue
+		}
+		if !bytes.HasPrefix(b, []byte("# "+r.Alert+"\n")) {
+			t.Errorf("%s: runbook must start with \"# %s\"", r.Alert, r.Alert)
+		}
+	}
+	// No orphan runbooks either: each documents a live alert.
+	files, err := filepath.Glob(filepath.Join(runbookDir, "*.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), ".md")
+		if name != "README" && !seen[name] {
+			t.Errorf("runbook %s documents no alert in %s", f, rulesFile)
+		}
+	}
+}
+
+type unitTests struct {
+	RuleFiles []string `yaml:"rule_files"`
+	Tests     []struct {
+		Name           string `yaml:"name"`
+		AlertRuleTests []struct {
+			EvalTime  string `yaml:"eval_time"`
+			Alertname string `yaml:"alertname"`
+			ExpAlerts []any  `yaml:"exp_alerts"`
+		} `yaml:"alert_rule_test"`
+	} `yaml:"tests"`
+}
+
+// TestEveryAlertFiresAndStaysSilent: promtool checks what the test file
+// expects; this makes sure the file expects, for every alert, at least one
+// case where it fires and one where it stays silent.
+func TestEveryAlertFiresAndStaysSilent(t *testing.T) {
+	b, err := os.ReadFile(testsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ut unitTests
+	if err := yaml.Unmarshal(b, &ut); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ut.RuleFiles, rulesFile) {
+		t.Fatalf("%s does not test %s (rule_files: %v)", testsFile, rulesFile, ut.RuleFiles)
+	}
+	firing, silent := map[string]int{}, map[string]int{}
+	for _, tc := range ut.Tests {
+		for _, a := range tc.AlertRuleTests {
+			if len(a.ExpAlerts) > 0 {
+				firing[a.Alertname]++
+			} else {
+				silent[a.Alertname]++
+			}
+		}
+	}
+	var alerts []string
+	for _, r := range loadRules(t) {
+		if r.Alert != "" {
+			alerts = append(alerts, r.Alert)
+		}
+	}
+	sort.Strings(alerts)
+	for _, a := range alerts {
+		if firing[a] == 0 {
+			t.Errorf("%s: no test case where it fires", a)
+		}
+		if silent[a] == 0 {
+			t.Errorf("%s: no test case where it stays silent", a)
+		}
+		delete(firing, a)
+		delete(silent, a)
+	}
+	for a := range firing {
+		t.Errorf("test cases for unknown alert %s", a)
+	}
+	for a := range silent {
+		t.Errorf("test cases for unknown alert %s", a)
+	}
+}
+
+// TestChartCopy: the chart's PrometheusRule embeds a copy of the rules
+// (Helm reads only files inside the chart); it must not drift.
+func TestChartCopy(t *testing.T) {
+	want, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(chartCopy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from %s: cp alerts/%s charts/infercast/files/", chartCopy, rulesFile, rulesFile)
+	}
+}
+
+var alertNameRE = regexp.MustCompile(`^Infercast[A-Z][A-Za-z0-9]+$`)
+
+func TestAlertNames(t *testing.T) {
+	for _, r := range loadRules(t) {
+		if r.Alert != "" && !alertNameRE.MatchString(r.Alert) {
+			t.Errorf("alert %q: want %s", r.Alert, alertNameRE)
+		}
+		if r.Record != "" && !strings.Contains(r.Record, ":") {
+			t.Errorf("recording rule %q: want level:metric:operations", r.Record)
+		}
+		if r.Alert != "" && r.For == "" && r.Labels["severity"] != "info" {
+			t.Errorf("%s: no `for`: a single bad evaluation pages", r.Alert)
+		}
+	}
+}
