@@ -335,6 +335,10 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 
 	sum := sim.NewSummaryFile(sc, res, baselines)
+	sum.PolicyFile, sum.Workload = a.policy, w.Name
+	if a.policy == "" {
+		sum.PolicyFile = "built-in"
+	}
 	if err := writeBacktestFile(filepath.Join(a.out, "decisions.csv"), func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }); err != nil {
 		return err
 	}

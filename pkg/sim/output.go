@@ -64,13 +64,16 @@ func (c Config) JSON() ConfigJSON {
 // scenario, and each baseline's summary under baselines.<name>.
 type SummaryFile struct {
 	Summary
-	Trace     string             `json:"trace"`
-	Scale     float64            `json:"scale"`
-	Start     time.Time          `json:"start"`
-	End       time.Time          `json:"end"`
-	SpotPools []string           `json:"spot_pools"`
-	Config    ConfigJSON         `json:"config"`
-	Baselines map[string]Summary `json:"baselines"`
+	Trace     string     `json:"trace"`
+	Scale     float64    `json:"scale"`
+	Start     time.Time  `json:"start"`
+	End       time.Time  `json:"end"`
+	SpotPools []string   `json:"spot_pools"`
+	Config    ConfigJSON `json:"config"`
+	// PolicyFile and Workload say which policy was run (set by the caller).
+	PolicyFile string             `json:"policy_file,omitempty"`
+	Workload   string             `json:"workload,omitempty"`
+	Baselines  map[string]Summary `json:"baselines"`
 }
 
 // NewSummaryFile assembles summary.json for a policy's result and its
