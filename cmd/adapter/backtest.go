@@ -147,7 +147,7 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 }
 
 // backtestPolicyYAML is the planner's policy when --policy is not given: the
-// policy P2 tuned for the issue's twelve runs (pkg/capacity's
+// planner's policy tuned for the issue's twelve runs (pkg/capacity's
 // testdata/backtest.yaml). mu, cold start, queue SLO, prices, notice and
 // the failure domains come from the flags.
 const backtestPolicyYAML = `workloads:
