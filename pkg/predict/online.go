@@ -36,7 +36,7 @@ type Options struct {
 	UnderWeight float64
 	// Models restricts the candidate models by name (default: all). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
-	// holt-winters-{mid,slow} (daily), holt-winters-weekly
+	// holt-winters-{fast,slow} (daily), holt-winters-weekly
 	// (daily and weekly), spectral, ensemble (mean of ew-level-slow,
 	// holt-winters-slow and spectral).
 	Models []string
@@ -79,6 +79,7 @@ type online struct {
 	opts Options
 
 	models   []model
+	members  [][]int // per model: indexes of an ensemble's members, or nil
 	refit    []refitter
 	hist     *ring
 	grid     []int // tracked horizons, ascending, last == MaxHorizon
@@ -154,7 +155,7 @@ func (o *online) init() {
 		for _, v := range []struct {
 			label string
 			alpha float64
-		}{{"holt-winters-mid", 0.15}, {"holt-winters-slow", 0.05}} {
+		}{{"holt-winters-fast", 0.3}, {"holt-winters-slow", 0.05}} {
 			all = append(all, newHoltWinters(v.label, v.alpha, day, 0))
 		}
 		if week > 0 {
@@ -181,7 +182,23 @@ func (o *online) init() {
 		}
 	}
 	// Members of an ensemble that are not candidates of their own still
-	// need feeding (and refitting).
+	// need feeding (and refitting). When all are candidates (placed before
+	// the ensemble), the ensemble's scored forecasts are averaged from
+	// theirs instead of asked for again.
+	o.members = make([][]int, len(o.models))
+	for k, m := range o.models {
+		if e, ok := m.(*ensemble); ok {
+			var idx []int
+			for _, mm := range e.members {
+				if j := slices.Index(o.models, mm); j >= 0 && j < k {
+					idx = append(idx, j)
+				}
+			}
+			if len(idx) == len(e.members) {
+				o.members[k] = idx
+			}
+		}
+	}
 	for _, m := range o.models {
 		e, ok := m.(*ensemble)
 		if !ok {
@@ -323,8 +340,20 @@ func (o *online) observe(t time.Time, x float64) {
 	// Forecasts from this origin, for scoring later.
 	base := ((o.n - 1) % (H + 1)) * o.nm * o.ng
 	for m, mod := range o.models {
+		row := o.pend[base+m*o.ng : base+(m+1)*o.ng]
+		if idx := o.members[m]; idx != nil {
+			// An ensemble of candidates: average their forecasts just made.
+			for g := range row {
+				var sum float64
+				for _, j := range idx {
+					sum += o.pend[base+j*o.ng+g]
+				}
+				row[g] = sum / float64(len(idx)) // NaN if any member is
+			}
+			continue
+		}
 		for g, h := range o.grid {
-			o.pend[base+m*o.ng+g] = mod.predict(h)
+			row[g] = mod.predict(h)
 		}
 	}
 }
