@@ -262,6 +262,7 @@ func (p backtestPlanner) Decide(o *sim.Observation) (int, int) {
 		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
 			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
 		Interruptions: o.Interruptions,
+		SpotByDomain:  o.SpotByPool,
 	})
 }
 

@@ -35,6 +35,11 @@ type Observation struct {
 	Queue float64
 	// OnDemand and Spot are the policy's replicas at t.
 	OnDemand, Spot TierState
+	// SpotByPool counts the placed spot replicas that are not terminating
+	// (starting or ready) in each spot pool, as a serving loop reads its
+	// pods' zones. It says where the policy's replicas are, not where spot
+	// capacity is: a pool without replicas may have capacity or not.
+	SpotByPool []int
 
 	// Outcomes so far, as a serving loop sees them in its latency metrics.
 	Met, Late, Dropped float64

@@ -271,6 +271,7 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 			obs.Arrivals = sc.arrivals[:k:k]
 			obs.Queue = queueBefore
 			obs.OnDemand, obs.Spot = s.tierStates(t)
+			obs.SpotByPool = s.spotByPool(obs.SpotByPool)
 			obs.Met, obs.Late, obs.Dropped, obs.Interruptions = met, late, dropped, s.notices
 			od, sp := p.Decide(obs)
 			od, sp = max(od, 0), max(sp, 0)
@@ -421,6 +422,18 @@ func (s *state) tierStates(t time.Duration) (od, sp TierState) {
 		}
 	}
 	return od, sp
+}
+
+// spotByPool fills buf with the placed, non-terminating spot replicas of
+// every pool.
+func (s *state) spotByPool(buf []int) []int {
+	buf = append(buf[:0], make([]int, len(s.poolLive))...)
+	for j := range s.replicas {
+		if r := &s.replicas[j]; r.spot && r.pool >= 0 && r.term == noTermination {
+			buf[r.pool]++
+		}
+	}
+	return buf
 }
 
 func (s *state) pendingAndTerminating() (pending, terminating int) {

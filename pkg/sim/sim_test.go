@@ -54,6 +54,7 @@ func (s *script) Decide(obs *Observation) (int, int) {
 	sec := int(obs.Time.Sub(obs.Start) / time.Second)
 	o := *obs
 	o.Arrivals = append([]float64(nil), obs.Arrivals...)
+	o.SpotByPool = append([]int(nil), obs.SpotByPool...)
 	s.seen[sec] = o
 	if d, ok := s.plan[sec]; ok {
 		s.last = d
@@ -271,6 +272,12 @@ func TestPoolPlacement(t *testing.T) {
 	}
 	if got := p.seen[25].Spot; got != (TierState{Ready: 2, Terminating: 5}) {
 		t.Errorf("t=25: spot %+v, want 2 ready, 5 terminating", got)
+	}
+	// Where the policy's non-terminating replicas are, decision by decision.
+	for sec, want := range map[int][3]int{0: {0, 0, 0}, 5: {2, 1, 1}, 10: {1, 1, 1}, 15: {2, 2, 1}, 20: {0, 2, 1}, 25: {0, 0, 2}} {
+		if got := p.seen[sec].SpotByPool; len(got) != 3 || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+			t.Errorf("t=%d: spot by pool %v, want %v", sec, got, want)
+		}
 	}
 }
 
