@@ -283,6 +283,13 @@ func (o *online) Observe(t time.Time, count float64) {
 
 func (o *online) observe(t time.Time, x float64) {
 	o.started, o.last = true, t
+	if o.n == 0 && math.IsNaN(x) {
+		// No data before the workload existed (or before the store
+		// started): nothing to learn, and nothing to fill a gap from. The
+		// models' phases are relative to their first value, so skipping
+		// loses nothing.
+		return
+	}
 	H := o.opts.MaxHorizon
 	// The reference one-step forecast: what the selected model said.
 	ref := math.NaN()

@@ -163,3 +163,41 @@ func BenchmarkOnlineObserveForecast(b *testing.B) {
 	}
 	reportCPU(b, start, time.Microsecond, "cpu-us/op")
 }
+
+// TestLeadingGapsAreSkipped: a history that starts with days of no data (a
+// workload younger than the query range) forecasts as if it started with its
+// first value, instead of learning zeros.
+func TestLeadingGapsAreSkipped(t *testing.T) {
+	s := sine(5*1440, time.Minute, 800, 200)
+	nan := predict.Series{Start: s.Start.Add(-3 * 24 * time.Hour), Step: time.Minute}
+	for range 3 * 1440 {
+		nan.Values = append(nan.Values, math.NaN())
+	}
+	nan.Values = append(nan.Values, s.Values...)
+	a, err := predict.Fit(s, predict.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := predict.Fit(nan, predict.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fa, _ := a.Forecast(30)
+	fb, err := b.Forecast(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fa.Origin.Equal(fb.Origin) {
+		t.Fatalf("origins %v and %v", fa.Origin, fb.Origin)
+	}
+	for i := range fa.P50 {
+		if fa.P50[i] != fb.P50[i] || fa.P90[i] != fb.P90[i] {
+			t.Fatalf("step %d: %v/%v without the leading gap, %v/%v with it", i+1, fa.P50[i], fa.P90[i], fb.P50[i], fb.P90[i])
+		}
+	}
+	empty := predict.NewOnline(time.Minute, predict.Options{})
+	empty.Observe(t0, math.NaN())
+	if _, err := empty.Forecast(1); err == nil {
+		t.Error("want ErrNoHistory after only NaN")
+	}
+}

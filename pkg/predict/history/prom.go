@@ -93,7 +93,9 @@ var ErrManySeries = errors.New("query returned several series")
 // Series evaluates query (which must yield one series: the count of requests
 // per step, e.g. sum(increase(requests_total[1m])) for step 1m) every step
 // from start+step to end. The value evaluated at t becomes the interval
-// [t-step, t), so the Series starts at start. Steps without a sample are NaN.
+// [t-step, t), so the Series starts at start (rounded down to a multiple of
+// step since the unix epoch, for steps that divide a day). Steps without a
+// sample are NaN.
 func (p *Prometheus) Series(ctx context.Context, query string, start, end time.Time, step time.Duration) (predict.Series, error) {
 	if step <= 0 || step%time.Second != 0 {
 		return predict.Series{}, fmt.Errorf("history: step %s must be a positive whole number of seconds", step)
