@@ -142,7 +142,8 @@ func TestPrometheusSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("range beyond the data is NaN", func(t *testing.T) {
-		s, err := p.Series(ctx, `trace_requests{trace="nasa"}`, end.Add(-time.Hour), end.Add(time.Hour), time.Minute)
+		var src history.Source = history.Query{Prometheus: p, PromQL: `trace_requests{trace="nasa"}`}
+		s, err := src.Series(ctx, end.Add(-time.Hour), end.Add(time.Hour), time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

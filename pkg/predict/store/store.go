@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
-	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/infercast/infercast/pkg/predict"
@@ -199,4 +198,14 @@ func (s *Store) Increase(ctx context.Context, start, end time.Time, step time.Du
 	return out, nil
 }
 
-var _ storage.Appendable = (*tsdb.DB)(nil)
+// Counter is a history.Source over the store: the increase per step of the
+// counters matching Matchers (summed over pods).
+type Counter struct {
+	Store    *Store
+	Matchers []*labels.Matcher
+}
+
+// Series returns the counter's increase per step over [start, end).
+func (c Counter) Series(ctx context.Context, start, end time.Time, step time.Duration) (predict.Series, error) {
+	return c.Store.Increase(ctx, start, end, step, c.Matchers...)
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
 
+	"github.com/infercast/infercast/pkg/predict/history"
 	"github.com/infercast/infercast/pkg/predict/store"
 )
 
@@ -244,5 +245,33 @@ func TestScraperErrors(t *testing.T) {
 	}
 	if _, err := store.NewScraper(s, store.ScraperConfig{}); err == nil {
 		t.Error("want an error without URL")
+	}
+}
+
+// TestCounterIsAHistorySource ties the pieces together: what the scraper
+// stored comes back through the history.Source interface the adapter uses.
+func TestCounterIsAHistorySource(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	var samples []store.Sample
+	for i := range 61 {
+		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(3*i)))
+	}
+	if err := s.Append(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	var src history.Source = store.Counter{Store: s, Matchers: []*labels.Matcher{reqs}}
+	got, err := src.Series(ctx, t0.Add(time.Minute), t0.Add(61*time.Minute), 5*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Values) != 12 {
+		t.Fatalf("%d intervals, want 12", len(got.Values))
+	}
+	for i, v := range got.Values {
+		if v != 15 {
+			t.Errorf("interval %d: %v, want 15 (3 a minute)", i, v)
+		}
 	}
 }
