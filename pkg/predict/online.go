@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -34,12 +35,47 @@ type Options struct {
 	// UnderWeight is the cost of under-forecasting one request relative to
 	// over-forecasting one (the selection loss). Default 2.
 	UnderWeight float64
-	// Models restricts the candidate models by name (default: all). Names:
+	// Models restricts the candidate models by name (default: all; see
+	// ModelNames, and Validate for unknown names). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
 	// holt-winters-{fast,slow} (daily), holt-winters-weekly
 	// (daily and weekly), spectral, ensemble (mean of ew-level-slow,
 	// holt-winters-slow and spectral).
 	Models []string
+}
+
+// ModelNames lists the candidate model names Options.Models accepts.
+var ModelNames = []string{
+	"last-value", "ew-level-fast", "ew-level-mid", "ew-level-slow",
+	"seasonal-naive-day", "seasonal-naive-week",
+	"holt-winters-fast", "holt-winters-slow", "holt-winters-weekly",
+	"spectral", "ensemble",
+}
+
+// Validate reports options that NewOnline would otherwise quietly replace
+// by defaults or ignore: negative values and unknown model names. Call it
+// where options come from configuration.
+func (o Options) Validate() error {
+	var errs []error
+	for _, v := range []struct {
+		name string
+		bad  bool
+	}{
+		{"MaxHorizon", o.MaxHorizon < 0}, {"ErrorWindow", o.ErrorWindow < 0},
+		{"History", o.History < 0}, {"SelectionHalfLife", o.SelectionHalfLife < 0},
+		{"Reselect", o.Reselect < 0}, {"Recalibrate", o.Recalibrate < 0},
+		{"UnderWeight", o.UnderWeight < 0 || math.IsNaN(o.UnderWeight)},
+	} {
+		if v.bad {
+			errs = append(errs, fmt.Errorf("predict: option %s is negative", v.name))
+		}
+	}
+	for _, m := range o.Models {
+		if !slices.Contains(ModelNames, m) {
+			errs = append(errs, fmt.Errorf("predict: unknown model %q (known: %s)", m, strings.Join(ModelNames, ", ")))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (o Options) withDefaults(step time.Duration) Options {

@@ -2,6 +2,7 @@ package predict_test
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +200,36 @@ func TestLeadingGapsAreSkipped(t *testing.T) {
 	empty.Observe(t0, math.NaN())
 	if _, err := empty.Forecast(1); err == nil {
 		t.Error("want ErrNoHistory after only NaN")
+	}
+}
+
+func TestOptionsValidate(t *testing.T) {
+	if err := (predict.Options{}).Validate(); err != nil {
+		t.Errorf("zero options: %v", err)
+	}
+	if err := (predict.Options{Models: predict.ModelNames}).Validate(); err != nil {
+		t.Errorf("all models: %v", err)
+	}
+	err := predict.Options{MaxHorizon: -1, UnderWeight: -2, Models: []string{"arima"}}.Validate()
+	for _, want := range []string{"MaxHorizon is negative", "UnderWeight is negative", `unknown model "arima"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err %v, want it to say %q", err, want)
+		}
+	}
+	// Every listed name is a real candidate: restricting to it forecasts
+	// with it (given enough history for the seasonal ones).
+	s := sine(15*1440, time.Minute, 500, 100)
+	for _, name := range predict.ModelNames {
+		o, err := predict.Fit(s, predict.Options{Models: []string{name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := o.Forecast(5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Model != name {
+			t.Errorf("restricted to %s, forecast by %s", name, f.Model)
+		}
 	}
 }
