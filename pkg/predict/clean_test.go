@@ -28,6 +28,34 @@ func TestDetectPeriodsThroughAMissingWeek(t *testing.T) {
 	if d := got[1] - 6*time.Hour; d < -time.Minute || d > time.Minute {
 		t.Errorf("second period %v, want 6h", got[1])
 	}
+	// And the forecaster, fed the same history, still forecasts the cycle.
+	o, err := predict.Fit(s, predict.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := o.Forecast(60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := len(s.Values)
+	for i := range 60 {
+		x := float64(n + i)
+		want := 800 + 300*math.Sin(2*math.Pi*x/1440) + 60*math.Sin(2*math.Pi*x/360)
+		if d := math.Abs(f.P50[i]-want) / want; d > 0.01 {
+			t.Errorf("step %d: p50 %.1f, want %.1f within 1%% (model %s)", i+1, f.P50[i], want, f.Model)
+		}
+	}
+	// The gap ended two weeks ago: out of the warnings' 7 days, still an
+	// event.
+	var gap time.Duration
+	for _, e := range o.(predict.Eventer).Events() {
+		if e.Kind == "gap" {
+			gap += time.Duration(e.Intervals) * s.Step
+		}
+	}
+	if gap != 7*24*time.Hour {
+		t.Errorf("gap events cover %s, want the missing week", gap)
+	}
 }
 
 func hasWarning(f predict.Forecast, prefix string) bool {
