@@ -66,13 +66,24 @@ func Predict(p Profile, lambda float64, k Knobs) Prediction {
 		wait = collect // fewer than 1 % of requests find the server busy
 	}
 	queue := 0.0
-	if b+z99*math.Sqrt(b-1) > B {
+	if binds(p, lambda, D, B) {
 		// The cap binds: the p99 request misses a full batch, and full
 		// batches queue behind each other.
 		queue = tB + tB*rho/(1-rho)*math.Log(100)/B
 	}
 	pr.P99Seconds = wait + queue + p.ExecP99(m)
 	return pr
+}
+
+// binds reports whether the p99 batch b + z·√(b−1) at lambda exceeds the
+// cap B (the free batch b as in Predict).
+func binds(p Profile, lambda, D, B float64) bool {
+	b := math.Inf(1)
+	if lambda*p.Beta < 1 {
+		b = lambda * p.Alpha / (1 - lambda*p.Beta)
+	}
+	b = math.Max(math.Max(b, 1+lambda*D*boolf(B > 1)), 1)
+	return b+z99*math.Sqrt(b-1) > B
 }
 
 func boolf(b bool) float64 {
@@ -144,13 +155,22 @@ const capacityTie = 0.002
 func Choose(p Profile, lambda float64, slo time.Duration, margin float64, bounds Bounds) Choice {
 	budget := slo.Seconds() * (1 - margin)
 	maxB := max(bounds.MaxBatchSize, 1)
-	bestB, bestCap := 1, -1.0
-	for size := 1; size <= maxB; size++ {
-		c := Capacity(p, Knobs{MaxBatchSize: size}, budget)
-		if c > bestCap*(1+capacityTie) {
-			bestB, bestCap = size, c
+	// A larger cap never lowers the SLO capacity in Predict (it binds
+	// later, and full batches queue less), so the most capacity is the
+	// model's largest batch's, and the smallest batch within the tie of
+	// it is found by binary search.
+	capMax := Capacity(p, Knobs{MaxBatchSize: maxB}, budget)
+	lo, hi := 1, maxB
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if Capacity(p, Knobs{MaxBatchSize: mid}, budget) >= capMax*(1-capacityTie) {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
 	}
+	bestB := lo
+	bestCap := Capacity(p, Knobs{MaxBatchSize: bestB}, budget)
 	base := Knobs{MaxBatchSize: bestB}
 	best := Choice{Knobs: base, Prediction: Predict(p, lambda, base)}
 	best.Prediction.SLOCapacityRPS = bestCap
