@@ -18,6 +18,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/infercast/infercast/internal/testutil"
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/metrics"
 )
 
 const (
@@ -460,6 +462,39 @@ func TestValuesRejected(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error does not name %q: %v", tc.want, err)
+			}
+		})
+	}
+}
+
+// TestConfigsParse: the exporter config and the planner policy the chart
+// renders are accepted by the exporter's and the planner's own strict
+// parsers, so a chart install never crash-loops on its defaults.
+func TestConfigsParse(t *testing.T) {
+	helm := testutil.Binary(t, "helm")
+	for _, v := range valueSets {
+		t.Run(name(v), func(t *testing.T) {
+			_, objs := render(t, helm, v)
+			found := 0
+			for _, o := range objs {
+				if kindOf(o) != "ConfigMap" {
+					continue
+				}
+				if c, ok := get(o, "data", "exporter.yaml").(string); ok {
+					found++
+					if _, err := metrics.ParseConfig([]byte(c)); err != nil {
+						t.Errorf("exporter.yaml: %v\n%s", err, c)
+					}
+				}
+				if c, ok := get(o, "data", "policy.yaml").(string); ok {
+					found++
+					if _, err := capacity.ParsePolicy("policy.yaml", []byte(c)); err != nil {
+						t.Errorf("policy.yaml: %v\n%s", err, c)
+					}
+				}
+			}
+			if found == 0 {
+				t.Error("no exporter config or policy rendered")
 			}
 		})
 	}
