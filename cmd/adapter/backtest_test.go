@@ -353,3 +353,34 @@ func BenchmarkBacktestPlannerNASAJuly(b *testing.B) {
 		b.ReportMetric(float64(res.Summary.Decisions), "decisions")
 	}
 }
+
+func TestBacktestWorkloadChoice(t *testing.T) {
+	dir := t.TempDir()
+	pol := filepath.Join(dir, "two.yaml")
+	second := strings.Replace(strings.TrimPrefix(backtestPolicyYAML, "workloads:\n"), "name: backtest", "name: embed", 1)
+	second = strings.Replace(second, "mu: 2", "mu: 7", 1)
+	if err := os.WriteFile(pol, []byte(backtestPolicyYAML+second), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		workload string
+		mu       float64
+		err      string
+	}{{"", 2, ""}, {"embed", 7, ""}, {"chat", 0, `no workload "chat"`}} {
+		a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}, policy: pol, workload: tc.workload}
+		w, err := loadBacktestWorkload(a)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("--workload %q: err = %v, want %q", tc.workload, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("--workload %q: %v", tc.workload, err)
+		}
+		mergeBacktestConfig(a, &w, 3)
+		if a.cfg.Mu != tc.mu || w.Mu != tc.mu || w.Tiers.Spot.FailureDomains != 3 {
+			t.Errorf("--workload %q: config mu %v, workload mu %v, domains %d; want mu %v, 3 domains", tc.workload, a.cfg.Mu, w.Mu, w.Tiers.Spot.FailureDomains, tc.mu)
+		}
+	}
+}
