@@ -14,15 +14,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Pod names a pod and container for a cgroup's IDs.
-type Pod struct {
-	Namespace, Name, Container string
-}
-
 // PodResolver turns a pod UID and container ID into names, typically from
-// the node's pod informer (pkg/metrics/kube). ok is false when unknown.
+// the node's pod informer: (*kube.Discovery) implements it. ok is false
+// when unknown.
 type PodResolver interface {
-	PodByUID(uid, containerID string) (Pod, bool)
+	PodByUID(uid, containerID string) (namespace, pod, container string, ok bool)
 }
 
 // Options configure a Collector.
@@ -263,11 +259,11 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 		count[k]++
 	}
 	for k, m := range mem {
-		var pod Pod
+		var ns, pod, ctr string
 		if c.o.Pods != nil {
-			pod, _ = c.o.Pods.PodByUID(k.uid, k.containerID)
+			ns, pod, ctr, _ = c.o.Pods.PodByUID(k.uid, k.containerID)
 		}
-		lv := []string{idx, uuid, migUUID, pod.Namespace, pod.Name, k.uid, pod.Container}
+		lv := []string{idx, uuid, migUUID, ns, pod, k.uid, ctr}
 		ch <- prometheus.MustNewConstMetric(c.podMem, prometheus.GaugeValue, m, lv...)
 		ch <- prometheus.MustNewConstMetric(c.podProcs, prometheus.GaugeValue, count[k], lv...)
 	}

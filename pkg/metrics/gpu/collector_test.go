@@ -42,9 +42,12 @@ func TestCgroupMapper(t *testing.T) {
 	}
 }
 
-type pods map[string]Pod
+type pods map[string]DemoPod
 
-func (p pods) PodByUID(uid, _ string) (Pod, bool) { q, ok := p[uid]; return q, ok }
+func (p pods) PodByUID(uid, _ string) (string, string, string, bool) {
+	q, ok := p[uid]
+	return q.Namespace, q.Name, q.Container, ok
+}
 
 // twoGPUs is a DGX A100 mock cut to two GPUs: GPU 0 whole, running three
 // processes (two of one container, one host process); GPU 1 in MIG mode

@@ -20,13 +20,16 @@ func Demo(log *slog.Logger) *Collector {
 	return NewCollector(Options{NVML: lib, Mapper: mapper, Pods: pods, Simulated: true, Logger: log})
 }
 
+// DemoPod names a demo pod.
+type DemoPod struct{ Namespace, Name, Container string }
+
 // DemoPods resolves the demo's pod UIDs.
-type DemoPods map[string]Pod
+type DemoPods map[string]DemoPod
 
 // PodByUID implements PodResolver.
-func (d DemoPods) PodByUID(uid, _ string) (Pod, bool) {
+func (d DemoPods) PodByUID(uid, _ string) (string, string, string, bool) {
 	p, ok := d[uid]
-	return p, ok
+	return p.Namespace, p.Name, p.Container, ok
 }
 
 // DemoNVML builds the simulated node behind Demo.
@@ -51,7 +54,7 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 			uid := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
 			pid := uint32(1000 + i)
 			mapper[pid] = Container{PodUID: uid, ContainerID: fmt.Sprintf("%064x", i+1)}
-			pods[uid] = Pod{Namespace: "demo", Name: demoPods[i], Container: "server"}
+			pods[uid] = DemoPod{Namespace: "demo", Name: demoPods[i], Container: "server"}
 			procs = []nvml.ProcessInfo{{Pid: pid}}
 		}
 		dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) {
@@ -93,7 +96,7 @@ func demoMIG(parent string, mapper MapMapper, pods DemoPods) []nvml.Device {
 		pid := uint32(2000 + j)
 		if j == 0 {
 			mapper[pid] = Container{PodUID: uid, ContainerID: fmt.Sprintf("%064x", 100+j)}
-			pods[uid] = Pod{Namespace: "demo", Name: "sentiment-kserve-0", Container: "kserve-container"}
+			pods[uid] = DemoPod{Namespace: "demo", Name: "sentiment-kserve-0", Container: "kserve-container"}
 		}
 		used := uint64(float64(20*gib) * (0.2 + 0.3*float64(j)))
 		md := &mock.Device{

@@ -1,0 +1,68 @@
+package kube
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// trackColdStarts reports, for an annotated pod, its first Ready after
+// creation and its Ready after each container restart. The first sight of a
+// pod sets the baseline: restarts and readiness from before Run are
+// history.
+func (d *Discovery) trackColdStarts(p *corev1.Pod) {
+	d.mu.Lock()
+	var events []ColdStart
+	st, known := d.seen[string(p.UID)]
+	if !known {
+		st = &podState{restarts: map[string]int32{}, pending: map[string]time.Time{}}
+		d.seen[string(p.UID)] = st
+	}
+	ready := podReady(p)
+	base := ColdStart{Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),
+		Model:   firstNonEmpty(p.Annotations[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
+		Team:    firstNonEmpty(p.Annotations[AnnotationTeam], p.Labels["team"], p.Namespace),
+		Dialect: p.Annotations[AnnotationDialect]}
+
+	if !st.reportedStart && ready != nil {
+		st.reportedStart = true
+		readyAt := ready.LastTransitionTime.Time
+		// A pod that was ready before we started is not a cold start we saw.
+		if !readyAt.Before(d.started.Truncate(time.Second)) && !p.CreationTimestamp.IsZero() {
+			ev := base
+			ev.Kind, ev.Ready, ev.Duration = PodStart, readyAt, readyAt.Sub(p.CreationTimestamp.Time)
+			events = append(events, ev)
+		}
+	}
+
+	for _, cs := range p.Status.ContainerStatuses {
+		prev, had := st.restarts[cs.Name]
+		st.restarts[cs.Name] = cs.RestartCount
+		if had && cs.RestartCount > prev {
+			at := d.o.Now()
+			if cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
+				at = cs.State.Running.StartedAt.Time
+			}
+			st.pending[cs.Name] = at
+		}
+	}
+	if ready != nil {
+		readyAt := ready.LastTransitionTime.Time
+		for name, at := range st.pending {
+			if readyAt.Before(at) {
+				continue // Ready from before the restart: the pod has not caught up
+			}
+			ev := base
+			ev.Kind, ev.Container, ev.Ready, ev.Duration = ContainerRestart, name, readyAt, readyAt.Sub(at)
+			events = append(events, ev)
+			delete(st.pending, name)
+		}
+	}
+	// Callbacks run under the lock: serialised and in order.
+	defer d.mu.Unlock()
+	if d.o.OnColdStart != nil {
+		for _, ev := range events {
+			d.o.OnColdStart(ev)
+		}
+	}
+}

@@ -1,0 +1,399 @@
+// Package kube discovers scrape targets among the pods of the exporter's own
+// node through client-go informers, and reports cold starts (pod creation
+// to Ready, container restarts to Ready) through a callback.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Pod annotations that make a pod a target.
+const (
+	AnnotationScrape  = "infercast.io/scrape"  // "true" to scrape
+	AnnotationPort    = "infercast.io/port"    // metrics port
+	AnnotationPath    = "infercast.io/path"    // default /metrics
+	AnnotationDialect = "infercast.io/dialect" // vllm, triton, tgi, ...
+	AnnotationModel   = "infercast.io/model"   // default label app.kubernetes.io/name
+	AnnotationTeam    = "infercast.io/team"    // default label team, then the namespace
+)
+
+// GPUResource is the extended resource whose limits count a pod's GPUs.
+const GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+// Target is one pod to scrape.
+type Target struct {
+	Namespace, Pod, UID string
+	// URL is http://<podIP>:<port><path>.
+	URL     string
+	Dialect string
+	Model   string
+	Team    string
+	// Ready is the pod's Ready condition.
+	Ready bool
+	// GPUs is the sum of the containers' nvidia.com/gpu limits.
+	GPUs float64
+	// Created is the pod's creation time.
+	Created time.Time
+}
+
+// ColdStartKind says what started cold.
+type ColdStartKind string
+
+// Kinds of cold start.
+const (
+	// PodStart is a new pod, from creation to its first Ready.
+	PodStart ColdStartKind = "pod_start"
+	// ContainerRestart is a container restart, from its new start to the
+	// pod's next Ready.
+	ContainerRestart ColdStartKind = "container_restart"
+)
+
+// ColdStart is one finished cold start.
+type ColdStart struct {
+	Kind                 ColdStartKind
+	Namespace, Pod, UID  string
+	Container            string // ContainerRestart only
+	Model, Team, Dialect string
+	Duration             time.Duration
+	// Ready is when the pod became ready.
+	Ready time.Time
+}
+
+// Options configure Discovery.
+type Options struct {
+	Client kubernetes.Interface
+	// Node is the exporter's node (the downward API's spec.nodeName).
+	Node string
+	// Resync is the informers' resync period (default 10 min).
+	Resync time.Duration
+	// OnTargets receives the full, sorted target list after the first sync
+	// and whenever it changes. Calls are serialised.
+	OnTargets func([]Target)
+	// OnColdStart receives each finished cold start. Calls are serialised.
+	OnColdStart func(ColdStart)
+	// Now is the clock (default time.Now): cold starts that finished before
+	// Run started are history, not reported.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Discovery watches the node's pods. It is also a prometheus.Collector of
+// its own state.
+type Discovery struct {
+	o       Options
+	log     *slog.Logger
+	pods    cache.SharedIndexInformer
+	node    cache.SharedIndexInformer
+	factory informers.SharedInformerFactory
+	nodeFac informers.SharedInformerFactory
+
+	mu      sync.Mutex
+	started time.Time
+	synced  bool
+	last    []Target
+	invalid int
+	seen    map[string]*podState // by UID
+	ran     bool
+
+	targetsDesc, invalidDesc, syncedDesc *prometheus.Desc
+}
+
+type podState struct {
+	reportedStart bool
+	restarts      map[string]int32     // container → restart count
+	pending       map[string]time.Time // container → restarted at, awaiting Ready
+}
+
+// New builds a Discovery; Run starts it.
+func New(o Options) (*Discovery, error) {
+	if o.Client == nil {
+		return nil, errors.New("kube: no client")
+	}
+	if o.Node == "" {
+		return nil, errors.New("kube: node name is empty (set it from spec.nodeName)")
+	}
+	if o.Resync <= 0 {
+		o.Resync = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	d := &Discovery{
+		o: o, log: log, seen: map[string]*podState{},
+		targetsDesc: prometheus.NewDesc("infercast_kube_targets", "Pods on this node discovered as scrape targets, by dialect.", []string{"dialect"}, nil),
+		invalidDesc: prometheus.NewDesc("infercast_kube_invalid_targets", "Pods on this node annotated for scraping whose annotations are unusable (bad or missing port).", nil, nil),
+		syncedDesc:  prometheus.NewDesc("infercast_kube_discovery_synced", "1 once the pod and node informers have synced.", nil, nil),
+	}
+	// The API server filters by node; the handlers check again, since a
+	// field selector is only a request (fakes ignore it).
+	d.factory = informers.NewSharedInformerFactoryWithOptions(o.Client, o.Resync,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", o.Node).String()
+		}))
+	d.nodeFac = informers.NewSharedInformerFactoryWithOptions(o.Client, o.Resync,
+		informers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", o.Node).String()
+		}))
+	d.pods = d.factory.Core().V1().Pods().Informer()
+	d.node = d.nodeFac.Core().V1().Nodes().Informer()
+	if _, err := d.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { d.onPod(obj, false) },
+		UpdateFunc: func(_, obj any) { d.onPod(obj, false) },
+		DeleteFunc: func(obj any) { d.onPod(obj, true) },
+	}); err != nil {
+		return nil, fmt.Errorf("kube: pod handler: %w", err)
+	}
+	return d, nil
+}
+
+// Run starts the informers, reports the first target list once synced, and
+// blocks until ctx ends; it then stops the informers and returns.
+func (d *Discovery) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.ran {
+		d.mu.Unlock()
+		return errors.New("kube: Run called twice")
+	}
+	d.ran = true
+	d.started = d.o.Now()
+	d.mu.Unlock()
+
+	d.factory.Start(ctx.Done())
+	d.nodeFac.Start(ctx.Done())
+	defer d.factory.Shutdown()
+	defer d.nodeFac.Shutdown()
+	if !cache.WaitForCacheSync(ctx.Done(), d.pods.HasSynced, d.node.HasSynced) {
+		return nil // ctx ended first
+	}
+	d.mu.Lock()
+	d.synced = true
+	d.mu.Unlock()
+	d.log.Info("kube: discovery synced", "node", d.o.Node)
+	d.publish(true)
+	<-ctx.Done()
+	return nil
+}
+
+// HasSynced reports whether the first list finished (for /readyz).
+func (d *Discovery) HasSynced() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.synced
+}
+
+// Targets returns the current target list.
+func (d *Discovery) Targets() []Target {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Target(nil), d.last...)
+}
+
+// NodeLabels returns the labels of the exporter's node (capacity type,
+// instance type, pool: see pkg/metrics/cost); nil before sync.
+func (d *Discovery) NodeLabels() map[string]string {
+	obj, ok, err := d.node.GetStore().GetByKey(d.o.Node)
+	if err != nil || !ok {
+		return nil
+	}
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]string, len(n.Labels))
+	for k, v := range n.Labels {
+		out[k] = v
+	}
+	return out
+}
+
+// PodByUID names the pod with a UID, and the container with a runtime ID
+// (with or without its "containerd://" scheme), among this node's pods. It
+// implements gpu.PodResolver.
+func (d *Discovery) PodByUID(uid, containerID string) (namespace, pod, container string, ok bool) {
+	for _, obj := range d.pods.GetStore().List() {
+		p, isPod := obj.(*corev1.Pod)
+		if !isPod || string(p.UID) != uid {
+			continue
+		}
+		if containerID != "" {
+			for _, cs := range append(append([]corev1.ContainerStatus(nil), p.Status.ContainerStatuses...), p.Status.InitContainerStatuses...) {
+				id := cs.ContainerID
+				if i := strings.Index(id, "://"); i >= 0 {
+					id = id[i+3:]
+				}
+				if id != "" && id == containerID {
+					container = cs.Name
+				}
+			}
+		}
+		return p.Namespace, p.Name, container, true
+	}
+	return "", "", "", false
+}
+
+func (d *Discovery) onPod(obj any, deleted bool) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok || p.Spec.NodeName != d.o.Node {
+		return
+	}
+	if deleted {
+		d.mu.Lock()
+		delete(d.seen, string(p.UID))
+		d.mu.Unlock()
+	} else if p.Annotations[AnnotationScrape] == "true" {
+		d.trackColdStarts(p)
+	}
+	d.publish(false)
+}
+
+// publish recomputes the target list and calls OnTargets when it changed
+// (or on the first sync). The lock is held across the callback so that
+// calls are serialised and in order.
+func (d *Discovery) publish(first bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.synced {
+		return
+	}
+	var targets []Target
+	invalid := 0
+	for _, obj := range d.pods.GetStore().List() {
+		p, ok := obj.(*corev1.Pod)
+		if !ok || p.Spec.NodeName != d.o.Node {
+			continue
+		}
+		t, ok, err := targetOf(p)
+		if err != nil {
+			invalid++
+			d.log.Debug("kube: pod annotated for scraping is unusable", "namespace", p.Namespace, "pod", p.Name, "err", err)
+			continue
+		}
+		if ok {
+			targets = append(targets, t)
+		}
+	}
+	sort.Slice(targets, func(i, j int) bool {
+		if targets[i].Namespace != targets[j].Namespace {
+			return targets[i].Namespace < targets[j].Namespace
+		}
+		return targets[i].Pod < targets[j].Pod
+	})
+	d.invalid = invalid
+	if !first && reflect.DeepEqual(targets, d.last) {
+		return
+	}
+	d.last = targets
+	if d.o.OnTargets != nil {
+		d.o.OnTargets(append([]Target(nil), targets...))
+	}
+}
+
+// targetOf turns a pod into a target: ok is false for a pod that is not
+// (yet) scrapable; err for one annotated with unusable values.
+func targetOf(p *corev1.Pod) (Target, bool, error) {
+	a := p.Annotations
+	if a[AnnotationScrape] != "true" {
+		return Target{}, false, nil
+	}
+	port, err := portOf(p)
+	if err != nil {
+		return Target{}, false, err
+	}
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+		return Target{}, false, nil
+	}
+	path := a[AnnotationPath]
+	if path == "" {
+		path = "/metrics"
+	}
+	if !strings.HasPrefix(path, "/") {
+		return Target{}, false, fmt.Errorf("%s %q: must start with /", AnnotationPath, path)
+	}
+	t := Target{
+		Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),
+		URL:     "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path,
+		Dialect: a[AnnotationDialect],
+		Model:   firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
+		Team:    firstNonEmpty(a[AnnotationTeam], p.Labels["team"], p.Namespace),
+		Ready:   podReady(p) != nil,
+		GPUs:    gpusOf(p),
+		Created: p.CreationTimestamp.Time,
+	}
+	return t, true, nil
+}
+
+func portOf(p *corev1.Pod) (int, error) {
+	if s, ok := p.Annotations[AnnotationPort]; ok {
+		port, err := strconv.Atoi(s)
+		if err != nil || port < 1 || port > 65535 {
+			return 0, fmt.Errorf("%s %q: not a port number", AnnotationPort, s)
+		}
+		return port, nil
+	}
+	// Without the annotation, a single declared container port will do.
+	var ports []int32
+	for _, c := range p.Spec.Containers {
+		for _, cp := range c.Ports {
+			ports = append(ports, cp.ContainerPort)
+		}
+	}
+	if len(ports) != 1 {
+		return 0, fmt.Errorf("no %s annotation and %d container ports", AnnotationPort, len(ports))
+	}
+	return int(ports[0]), nil
+}
+
+func gpusOf(p *corev1.Pod) float64 {
+	n := 0.0
+	for _, c := range p.Spec.Containers {
+		if q, ok := c.Resources.Limits[GPUResource]; ok {
+			n += q.AsApproximateFloat64()
+		}
+	}
+	return n
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// podReady returns the pod's Ready condition when it is True.
+func podReady(p *corev1.Pod) *corev1.PodCondition {
+	for i := range p.Status.Conditions {
+		c := &p.Status.Conditions[i]
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return c
+		}
+	}
+	return nil
+}

@@ -1,0 +1,292 @@
+package kube
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var tStart = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+
+func pod(name, node string, mods ...func(*corev1.Pod)) *corev1.Pod {
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: "llm", UID: types.UID("uid-" + name),
+			CreationTimestamp: metav1.NewTime(tStart.Add(-time.Hour)),
+			Annotations: map[string]string{
+				AnnotationScrape: "true", AnnotationPort: "8000", AnnotationDialect: "vllm",
+				AnnotationModel: "chat", AnnotationTeam: "assistants",
+			},
+		},
+		Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{
+			Name:      "server",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{GPUResource: resource.MustParse("2")}},
+		}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1"},
+	}
+	for _, m := range mods {
+		m(p)
+	}
+	return p
+}
+
+func ready(at time.Time) func(*corev1.Pod) {
+	return func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.NewTime(at)}}
+	}
+}
+
+type harness struct {
+	t       *testing.T
+	client  *fake.Clientset
+	d       *Discovery
+	targets chan []Target
+	colds   chan ColdStart
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func start(t *testing.T, objs ...runtime.Object) *harness {
+	t.Helper()
+	h := &harness{t: t, targets: make(chan []Target, 100), colds: make(chan ColdStart, 100), done: make(chan error, 1)}
+	h.client = fake.NewClientset(objs...)
+	d, err := New(Options{
+		Client: h.client, Node: "node-a",
+		OnTargets:   func(ts []Target) { h.targets <- ts },
+		OnColdStart: func(c ColdStart) { h.colds <- c },
+		Now:         func() time.Time { return tStart },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d = d
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- d.Run(ctx) }()
+	t.Cleanup(h.stop)
+	return h
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	h.cancel = nil
+	if err := <-h.done; err != nil {
+		h.t.Error(err)
+	}
+}
+
+// next waits for the next target list (bounded so a broken informer fails
+// the test instead of hanging it; not a timing assertion).
+func (h *harness) next() []Target {
+	h.t.Helper()
+	select {
+	case ts := <-h.targets:
+		return ts
+	case <-time.After(20 * time.Second):
+		h.t.Fatal("no target list")
+		return nil
+	}
+}
+
+func (h *harness) nextCold() ColdStart {
+	h.t.Helper()
+	select {
+	case c := <-h.colds:
+		return c
+	case <-time.After(20 * time.Second):
+		h.t.Fatal("no cold start")
+		return ColdStart{}
+	}
+}
+
+func names(ts []Target) string {
+	var s []string
+	for _, t := range ts {
+		s = append(s, t.Pod)
+	}
+	return strings.Join(s, ",")
+}
+
+func (h *harness) update(p *corev1.Pod) {
+	h.t.Helper()
+	if _, err := h.client.CoreV1().Pods(p.Namespace).Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) create(p *corev1.Pod) {
+	h.t.Helper()
+	if _, err := h.client.CoreV1().Pods(p.Namespace).Create(context.Background(), p, metav1.CreateOptions{}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func TestDiscoveryTargets(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"karpenter.sh/capacity-type": "spot"}}}
+	pending := pod("pending", "node-a", func(p *corev1.Pod) {
+		p.Status.Phase, p.Status.PodIP = corev1.PodPending, ""
+		delete(p.Annotations, AnnotationPort)
+		delete(p.Annotations, AnnotationModel)
+		p.Labels = map[string]string{"app.kubernetes.io/name": "ranker"}
+		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8002}}
+	})
+	h := start(t, node,
+		pod("chat-0", "node-a", ready(tStart.Add(-time.Minute))),
+		pod("other-node", "node-b"),
+		pod("not-annotated", "node-a", func(p *corev1.Pod) { delete(p.Annotations, AnnotationScrape) }),
+		pod("bad-port", "node-a", func(p *corev1.Pod) { p.Annotations[AnnotationPort] = "http" }),
+		pending,
+	)
+	ts := h.next()
+	if names(ts) != "chat-0" {
+		t.Fatalf("first targets = %s, want chat-0", names(ts))
+	}
+	want := Target{Namespace: "llm", Pod: "chat-0", UID: "uid-chat-0", URL: "http://10.0.0.1:8000/metrics",
+		Dialect: "vllm", Model: "chat", Team: "assistants", Ready: true, GPUs: 2, Created: tStart.Add(-time.Hour)}
+	if got := ts[0]; got != want {
+		t.Errorf("target = %+v\nwant     %+v", got, want)
+	}
+	if !h.d.HasSynced() {
+		t.Error("not synced after the first list")
+	}
+	if got := h.d.NodeLabels()["karpenter.sh/capacity-type"]; got != "spot" {
+		t.Errorf("node labels: capacity type %q", got)
+	}
+
+	// The pending pod starts: it joins, with its single container port and
+	// its model from app.kubernetes.io/name.
+	running := pending.DeepCopy()
+	running.Status.Phase, running.Status.PodIP = corev1.PodRunning, "fd00::7"
+	h.update(running)
+	ts = h.next()
+	if names(ts) != "chat-0,pending" || ts[1].URL != "http://[fd00::7]:8002/metrics" || ts[1].Model != "ranker" || ts[1].Ready {
+		t.Fatalf("after start: %+v", ts)
+	}
+
+	// A path annotation changes chat-0's URL.
+	chat := pod("chat-0", "node-a", ready(tStart.Add(-time.Minute)))
+	chat.Annotations[AnnotationPath] = "/v2/metrics"
+	h.update(chat)
+	ts = h.next()
+	if ts[0].URL != "http://10.0.0.1:8000/v2/metrics" {
+		t.Fatalf("after path change: %+v", ts[0])
+	}
+
+	// A pod on another node never appears; deleting chat-0 removes it.
+	h.create(pod("elsewhere", "node-b"))
+	if err := h.client.CoreV1().Pods("llm").Delete(context.Background(), "chat-0", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ts = h.next()
+	if names(ts) != "pending" {
+		t.Fatalf("after delete: %s, want pending", names(ts))
+	}
+	if got := h.d.Targets(); names(got) != "pending" {
+		t.Errorf("Targets() = %s", names(got))
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(h.d)
+	want2 := `
+# HELP infercast_kube_discovery_synced 1 once the pod and node informers have synced.
+# TYPE infercast_kube_discovery_synced gauge
+infercast_kube_discovery_synced 1
+# HELP infercast_kube_invalid_targets Pods on this node annotated for scraping whose annotations are unusable (bad or missing port).
+# TYPE infercast_kube_invalid_targets gauge
+infercast_kube_invalid_targets 1
+# HELP infercast_kube_targets Pods on this node discovered as scrape targets, by dialect.
+# TYPE infercast_kube_targets gauge
+infercast_kube_targets{dialect="vllm"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want2)); err != nil {
+		t.Error(err)
+	}
+	checkDocumented(t, reg)
+	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
+		t.Errorf("promlint: %v %v", problems, err)
+	}
+	// None of this was a cold start: chat-0 was ready before Run.
+	select {
+	case c := <-h.colds:
+		t.Errorf("unexpected cold start %+v", c)
+	default:
+	}
+}
+
+func TestColdStarts(t *testing.T) {
+	h := start(t)
+	if ts := h.next(); len(ts) != 0 {
+		t.Fatalf("targets = %v", ts)
+	}
+	created := tStart.Add(time.Second)
+	p := pod("chat-1", "node-a", func(p *corev1.Pod) {
+		p.CreationTimestamp = metav1.NewTime(created)
+		p.Status.Phase, p.Status.PodIP = corev1.PodPending, ""
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", ContainerID: "containerd://abc123"}}
+	})
+	h.create(p)
+
+	// Loading the model takes 90 s, then the pod is Ready.
+	p = p.DeepCopy()
+	p.Status.Phase, p.Status.PodIP = corev1.PodRunning, "10.0.0.9"
+	ready(created.Add(90 * time.Second))(p)
+	h.update(p)
+	c := h.nextCold()
+	if c.Kind != PodStart || c.Duration != 90*time.Second || c.Pod != "chat-1" || c.Model != "chat" || c.Team != "assistants" || c.Dialect != "vllm" {
+		t.Fatalf("cold start = %+v", c)
+	}
+
+	// Still ready on later updates: no second cold start.
+	p = p.DeepCopy()
+	p.Labels = map[string]string{"x": "y"}
+	h.update(p)
+
+	// The container crashes and restarts at +200 s; not ready yet.
+	restartedAt := created.Add(200 * time.Second)
+	p = p.DeepCopy()
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(restartedAt)}}
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", ContainerID: "containerd://def456", RestartCount: 1,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(restartedAt)}}}}
+	h.update(p)
+	// Ready again 30 s later.
+	p = p.DeepCopy()
+	ready(restartedAt.Add(30 * time.Second))(p)
+	h.update(p)
+	c = h.nextCold()
+	if c.Kind != ContainerRestart || c.Container != "server" || c.Duration != 30*time.Second {
+		t.Fatalf("restart cold start = %+v (the label-only update must not have produced one)", c)
+	}
+
+	ns, name, ctr, ok := h.d.PodByUID("uid-chat-1", "def456")
+	if !ok || ns != "llm" || name != "chat-1" || ctr != "server" {
+		t.Errorf("PodByUID = %q %q %q %v", ns, name, ctr, ok)
+	}
+	if _, _, _, ok := h.d.PodByUID("uid-nope", ""); ok {
+		t.Error("PodByUID found an unknown UID")
+	}
+}
+
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Options{Node: "n"}); err == nil {
+		t.Error("no error without a client")
+	}
+	if _, err := New(Options{Client: fake.NewClientset()}); err == nil || !strings.Contains(err.Error(), "spec.nodeName") {
+		t.Errorf("empty node: %v", err)
+	}
+}
