@@ -162,4 +162,7 @@ func TestBacktestTable(t *testing.T) {
 			100*x.rea.SLOAttainment, x.rea.CostOverOracle, verdict)
 	}
 	t.Log("\n" + b.String())
+	for _, x := range rows {
+		t.Logf("%s %s: attainment %.6f, cost over oracle %.4f, over spot-aware %.4f", x.r.trace, x.r.spot, x.inf.SLOAttainment, x.inf.CostOverOracle, x.inf.CostOverSpotAwareOracle)
+	}
 }
