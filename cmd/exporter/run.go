@@ -70,11 +70,13 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	}
 
+	var demoGPUs map[string]float64
 	if o.demo {
-		f, err := startDemoFleet(ctx, log, exp)
+		f, gpus, err := startDemoFleet(ctx, log, exp)
 		if err != nil {
 			return err
 		}
+		demoGPUs = gpus
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error { return f.Run(ctx, 100*time.Millisecond) }, func(error) {
 			cancel()
@@ -83,8 +85,27 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			_ = f.Close(sctx)
 		})
 	}
+	in, err := setupIntegrations(ctx, cfg, o.demo, exp, set, log)
+	if err != nil {
+		return err
+	}
+	in.setGPUs(demoGPUs)
+	defer func() {
+		for _, c := range in.closers {
+			c()
+		}
+	}()
+	for _, a := range in.actors {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if err := a.run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", a.name, err)
+			}
+			return nil
+		}, func(error) { cancel() })
+	}
 	if o.demo || cfg.Integrations.GPU.Enabled {
-		c, simulated := gpuCollector(o.demo, log)
+		c, simulated := gpuCollector(o.demo, in.podNames, log)
 		if simulated {
 			log.Info("no NVIDIA driver found: GPU metrics come from go-nvml's mock (infercast_gpu_info{simulated=\"true\"})")
 		}
@@ -127,6 +148,10 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		})))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			if !in.ready() {
+				http.Error(w, "not ready: pod discovery has not synced yet", http.StatusServiceUnavailable)
+				return
+			}
 			if !exp.Ready() {
 				http.Error(w, "not ready: no scrape cycle completed yet", http.StatusServiceUnavailable)
 				return
@@ -189,39 +214,48 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 
 // gpuCollector returns the NVML collector over the real driver when one
 // loads, else (demo only) over go-nvml's mock, saying which.
-func gpuCollector(demo bool, log *slog.Logger) (*gpu.Collector, bool) {
+func gpuCollector(demo bool, pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
 	lib := nvml.New()
 	if ret := lib.Init(); ret == nvml.SUCCESS {
 		_ = lib.Shutdown()
-		return gpu.NewCollector(gpu.Options{NVML: lib, Logger: log}), false
+		return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
 	}
 	if demo {
 		return gpu.Demo(log), true
 	}
 	// Without a driver the collector exports infercast_gpu_collector_up 0.
-	return gpu.NewCollector(gpu.Options{NVML: lib, Logger: log}), false
+	return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
 }
 
 // startDemoFleet starts the built-in simulated servers and points the
 // exporter at them.
-func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter) (*fleet.Fleet, error) {
+// It returns the GPUs each server holds: one per simulated replica.
+func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter) (*fleet.Fleet, map[string]float64, error) {
 	fc := fleet.Default()
 	f, err := fleet.New(fc, log.With("component", "fleet"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := f.Start(ctx); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	targets, err := fleetTargets(f, fc)
 	if err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		_ = f.Close(sctx)
-		return nil, err
+		return nil, nil, err
 	}
 	exp.SetTargets(SourceDemo, targets)
-	return f, nil
+	replicas := map[string]int{}
+	for _, s := range fc.Servers {
+		replicas[s.Model] = s.Replicas
+	}
+	gpus := map[string]float64{}
+	for _, t := range f.Targets() {
+		gpus[t.Name] = float64(replicas[t.Model])
+	}
+	return f, gpus, nil
 }
 
 // fleetDialects maps the fleet's simulated dialects to the exporter's.

@@ -194,6 +194,8 @@ func TestDemoLintAndDocs(t *testing.T) {
 			"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
 			"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
 			"infercast_gpu_utilization_ratio", "infercast_gpu_info",
+			"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
+			"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
 		} {
 			if mfs[name] == nil || len(mfs[name].GetMetric()) == 0 {
 				t.Errorf("%s missing from the demo's output", name)

@@ -71,16 +71,11 @@ func TestBadInput(t *testing.T) {
 			good := newBodyServer(t)
 			good.set(fmt.Appendf(nil, goodVLLM, 100))
 			clock := newFakeClock()
-			e := newTestExporter(t, clock,
+			// The 100 MB body is cut off at 1 MiB; the default limit is 32 MiB.
+			e := newTestExporterWith(t, clock, func(c *Config) { c.Global.BodySizeLimitBytes = 1 << 20 },
 				TargetConfig{Name: "bad", URL: bad.URL, Dialect: DialectVLLM, Timeout: cmp.Or(tc.timeout, 10*time.Second)},
 				TargetConfig{Name: "good", URL: good.URL, Dialect: DialectVLLM},
 			)
-			// The 100 MB body is cut off at 1 MiB; the default limit is 32 MiB.
-			cfg := e.currentConfigForTest()
-			cfg.Global.BodySizeLimitBytes = 1 << 20
-			if err := e.ApplyConfig(cfg); err != nil {
-				t.Fatal(err)
-			}
 			e.Cycle(context.Background())
 			clock.Advance(15 * time.Second)
 			good.set(fmt.Appendf(nil, goodVLLM, 250))

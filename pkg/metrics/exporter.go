@@ -458,3 +458,53 @@ func maps2(m map[string]float64) map[string]float64 {
 	}
 	return out
 }
+
+// ModelUsage is one model's load after the last cycle, for spend
+// accounting.
+type ModelUsage struct {
+	Model string
+	// RequestsPerSecond over the shortest window, summed over targets; 0
+	// until a window has data.
+	RequestsPerSecond float64
+	// Targets serving the model in the last successful scrapes.
+	Targets []Target
+}
+
+// Models reports every model seen in the last cycle, sorted by name.
+func (e *Exporter) Models() []ModelUsage {
+	snap := e.snap.Load()
+	if snap == nil {
+		return nil
+	}
+	e.mu.Lock()
+	byName := make(map[string]Target, len(e.states))
+	for name, s := range e.states {
+		byName[name] = s.t
+	}
+	e.mu.Unlock()
+	idx := map[string]int{}
+	var out []ModelUsage
+	for _, m := range snap.models {
+		u := ModelUsage{Model: m.model}
+		if len(m.windows) > 0 && !math.IsNaN(m.windows[0].rate) {
+			u.RequestsPerSecond = m.windows[0].rate
+		}
+		idx[m.model] = len(out)
+		out = append(out, u)
+	}
+	for _, t := range snap.targets {
+		for _, mt := range t.models {
+			i, ok := idx[mt.model]
+			if !ok {
+				i = len(out)
+				idx[mt.model] = i
+				out = append(out, ModelUsage{Model: mt.model})
+			}
+			if tg, ok := byName[t.name]; ok {
+				out[i].Targets = append(out[i].Targets, tg)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b ModelUsage) int { return cmp.Compare(a.Model, b.Model) })
+	return out
+}

@@ -84,18 +84,21 @@ func (s *bodyServer) setStatus(code int) {
 // newTestExporter builds an exporter over the given targets with a fake clock.
 func newTestExporter(t *testing.T, clock *fakeClock, targets ...TargetConfig) *Exporter {
 	t.Helper()
+	return newTestExporterWith(t, clock, nil, targets...)
+}
+
+// newTestExporterWith lets a test change the config before the exporter is built.
+func newTestExporterWith(t *testing.T, clock *fakeClock, edit func(*Config), targets ...TargetConfig) *Exporter {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Targets = targets
+	if edit != nil {
+		edit(&cfg)
+	}
 	cfg.applyDefaults()
 	e, err := New(cfg, Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	testConfigs[e] = cfg
 	return e
 }
-
-// testConfigs remembers the config each test exporter was built from.
-var testConfigs = map[*Exporter]Config{}
-
-func (e *Exporter) currentConfigForTest() Config { return testConfigs[e] }

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/cost"
+	"github.com/infercast/infercast/pkg/metrics/gpu"
+	"github.com/infercast/infercast/pkg/metrics/kube"
+	"github.com/infercast/infercast/pkg/metrics/spot"
+)
+
+// actor is one long-running part of the exporter for the run group.
+type actor struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// integrations wires the subpackages' collectors (Kubernetes discovery,
+// spot watchers, spend) to the scrape pipeline. It returns the actors to
+// run; collectors are added to set.
+type integrations struct {
+	log     *slog.Logger
+	exp     *metrics.Exporter
+	set     *metrics.CollectorSet
+	actors  []actor
+	closers []func()
+
+	mu         sync.Mutex
+	gpus       map[string]float64 // target name → GPUs it holds (pods: limits; demo: replicas)
+	kubeTeams  map[string]string  // model → team from pod labels
+	nodeLabels func() map[string]string
+	// synced reports whether discovery has listed the node's pods (nil
+	// without Kubernetes); /readyz waits for it.
+	synced func() bool
+	podNames   gpu.PodResolver
+}
+
+// demoNodeLabels describe the demo's (imaginary) node: a Karpenter spot
+// g5.12xlarge, priced from the demo catalogue.
+var demoNodeLabels = map[string]string{
+	"karpenter.sh/capacity-type":       "spot",
+	"node.kubernetes.io/instance-type": "g5.12xlarge",
+	"karpenter.sh/nodepool":            "gpu-spot",
+}
+
+func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, exp *metrics.Exporter, set *metrics.CollectorSet, log *slog.Logger) (*integrations, error) {
+	in := &integrations{log: log, exp: exp, set: set, gpus: map[string]float64{}, kubeTeams: map[string]string{}}
+	ic := cfg.Integrations
+	if ic.Kubernetes.Enabled {
+		if err := in.kubernetes(ic.Kubernetes); err != nil {
+			return nil, err
+		}
+	}
+	providers := ic.Spot.Providers
+	endpoint := ""
+	if demo && len(providers) == 0 {
+		// A fake AWS metadata service on 127.0.0.1 with no interruption
+		// announced, so the spot families are live in the demo.
+		ep, stop, err := fakeIMDS(ctx)
+		if err != nil {
+			return nil, err
+		}
+		in.closers = append(in.closers, stop)
+		providers, endpoint = []string{"aws"}, ep
+	}
+	for _, name := range providers {
+		p, err := spot.ParseProvider(name)
+		if err != nil {
+			return nil, err
+		}
+		src, err := spot.NewSource(p, endpoint)
+		if err != nil || src == nil {
+			return nil, err
+		}
+		node := ic.Kubernetes.NodeName
+		w, err := spot.NewWatcher(spot.Options{Source: src, Node: node, Logger: log.With("component", "spot")})
+		if err != nil {
+			return nil, err
+		}
+		set.Add("spot_"+name, w)
+		in.actors = append(in.actors, actor{"spot " + name, w.Run})
+	}
+	var cat *cost.Catalogue
+	switch {
+	case ic.Cost.CatalogueFile != "":
+		f, err := os.Open(ic.Cost.CatalogueFile)
+		if err != nil {
+			return nil, fmt.Errorf("integrations.cost.catalogue_file: %w", err)
+		}
+		cat, err = cost.ParseCatalogue(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("integrations.cost.catalogue_file: %w", err)
+		}
+	case demo:
+		cat = cost.DemoCatalogue()
+	}
+	if cat != nil {
+		if in.nodeLabels == nil {
+			labels := demoNodeLabels
+			if !demo {
+				labels = nil // outside Kubernetes and the demo, the node is unknown: unpriced
+			}
+			in.nodeLabels = func() map[string]string { return labels }
+		}
+		teams := ic.Cost.Teams
+		if demo && len(teams) == 0 {
+			teams = demoTeams
+		}
+		set.Add("cost", cost.NewCollector(cost.UsageFunc(func(context.Context) ([]cost.Usage, error) {
+			return in.usage(teams), nil
+		}), cat, 5*time.Second, log.With("component", "cost")))
+	}
+	return in, nil
+}
+
+// ready reports whether the integrations have their first state.
+func (in *integrations) ready() bool { return in.synced == nil || in.synced() }
+
+// demoTeams are the showback teams of the demo fleet's models.
+var demoTeams = map[string]string{
+	"chat": "assistants", "assistant": "assistants", "ranker": "search", "classify": "search",
+	"summarise": "docs", "code": "devtools", "sentiment": "support",
+}
+
+// setGPUs records the GPUs that targets hold (the demo: one per replica).
+func (in *integrations) setGPUs(m map[string]float64) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	for k, v := range m {
+		in.gpus[k] = v
+	}
+}
+
+// usage joins the exporter's per-model request rates with pod placement.
+func (in *integrations) usage(teams map[string]string) []cost.Usage {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	node := in.nodeLabels()
+	var out []cost.Usage
+	for _, m := range in.exp.Models() {
+		u := cost.Usage{Model: m.Model, RequestsPerSecond: m.RequestsPerSecond, Team: teams[m.Model]}
+		if u.Team == "" {
+			u.Team = in.kubeTeams[m.Model]
+		}
+		for _, t := range m.Targets {
+			gpus, ok := in.gpus[t.Name]
+			if !ok && t.Source != metrics.SourceKubernetes {
+				gpus = 1 // a static target: one GPU unless known
+			}
+			u.Replicas = append(u.Replicas, cost.Replica{NodeLabels: node, GPUs: gpus})
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
+	rc, err := restConfig(kc.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("integrations.kubernetes: %w", err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("integrations.kubernetes: %w", err)
+	}
+	node := kc.NodeName
+	if node == "" {
+		node = os.Getenv("NODE_NAME")
+	}
+	if node == "" {
+		return errors.New("integrations.kubernetes.node_name: required (or NODE_NAME from the downward API)")
+	}
+	d, err := kube.New(kube.Options{
+		Client: client, Node: node, Logger: in.log.With("component", "kube"),
+		OnTargets:   in.onKubeTargets,
+		OnColdStart: func(cs kube.ColdStart) { in.exp.RecordColdStart(cs.Model, string(cs.Kind), cs.Duration) },
+	})
+	if err != nil {
+		return err
+	}
+	in.nodeLabels = d.NodeLabels
+	in.synced = d.HasSynced
+	in.podNames = d
+	in.set.Add("kube", d)
+	in.actors = append(in.actors, actor{"kube", d.Run})
+	return nil
+}
+
+func (in *integrations) onKubeTargets(ts []kube.Target) {
+	targets := make([]metrics.Target, 0, len(ts))
+	gpus := map[string]float64{}
+	teams := map[string]string{}
+	for _, kt := range ts {
+		d, ok := metrics.BuiltinDialect(kt.Dialect)
+		if !ok {
+			in.log.Warn("pod names an unknown dialect; not scraped", "namespace", kt.Namespace, "pod", kt.Pod, "dialect", kt.Dialect)
+			continue
+		}
+		name := kt.Namespace + "/" + kt.Pod
+		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model, Timeout: metrics.DefaultScrapeTimeout})
+		gpus[name] = kt.GPUs
+		if kt.Team != "" && kt.Model != "" {
+			teams[kt.Model] = kt.Team
+		}
+	}
+	in.mu.Lock()
+	for name, g := range gpus {
+		in.gpus[name] = g
+	}
+	in.kubeTeams = teams
+	in.mu.Unlock()
+	in.exp.SetTargets(metrics.SourceKubernetes, targets)
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+// fakeIMDS serves IMDSv2's token and a spot/instance-action that answers
+// 404 (no interruption), on 127.0.0.1.
+func fakeIMDS(ctx context.Context) (string, func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "demo-token") })
+	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	return "http://" + ln.Addr().String(), func() { _ = srv.Close(); <-done }, nil
+}
