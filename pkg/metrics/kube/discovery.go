@@ -324,15 +324,15 @@ func targetOf(p *corev1.Pod) (Target, bool, error) {
 	if err != nil {
 		return Target{}, false, err
 	}
-	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return Target{}, false, nil
-	}
 	path := a[AnnotationPath]
 	if path == "" {
 		path = "/metrics"
 	}
 	if !strings.HasPrefix(path, "/") {
 		return Target{}, false, fmt.Errorf("%s %q: must start with /", AnnotationPath, path)
+	}
+	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+		return Target{}, false, nil
 	}
 	t := Target{
 		Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),

@@ -151,6 +151,10 @@ func TestDiscoveryTargets(t *testing.T) {
 		pod("other-node", "node-b"),
 		pod("not-annotated", "node-a", func(p *corev1.Pod) { delete(p.Annotations, AnnotationScrape) }),
 		pod("bad-port", "node-a", func(p *corev1.Pod) { p.Annotations[AnnotationPort] = "http" }),
+		pod("bad-path", "node-a", func(p *corev1.Pod) {
+			p.Annotations[AnnotationPath] = "metrics"
+			p.Status.Phase = corev1.PodPending
+		}),
 		pending,
 	)
 	ts := h.next()
@@ -209,7 +213,7 @@ func TestDiscoveryTargets(t *testing.T) {
 infercast_kube_discovery_synced 1
 # HELP infercast_kube_invalid_targets Pods on this node annotated for scraping whose annotations are unusable (bad or missing port).
 # TYPE infercast_kube_invalid_targets gauge
-infercast_kube_invalid_targets 1
+infercast_kube_invalid_targets 2
 # HELP infercast_kube_targets Pods on this node discovered as scrape targets, by dialect.
 # TYPE infercast_kube_targets gauge
 infercast_kube_targets{dialect="vllm"} 1
