@@ -44,8 +44,8 @@ type integrations struct {
 	nodeLabels func() map[string]string
 	// synced reports whether discovery has listed the node's pods (nil
 	// without Kubernetes); /readyz waits for it.
-	synced func() bool
-	podNames   gpu.PodResolver
+	synced   func() bool
+	podNames gpu.PodResolver
 }
 
 // demoNodeLabels describe the demo's (imaginary) node: a Karpenter spot

@@ -28,7 +28,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/cost"
 	"github.com/infercast/infercast/pkg/metrics/gpu"
+	"github.com/infercast/infercast/pkg/metrics/kube"
+	"github.com/infercast/infercast/pkg/metrics/spot"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 func TestMain(m *testing.M) {
@@ -523,6 +527,17 @@ func describedFamilies(t *testing.T) map[string]descInfo {
 	set := metrics.NewCollectorSet(nil)
 	set.Add("targets", exp)
 	set.Add("gpu", gpu.Demo(nil))
+	w, err := spot.NewWatcher(spot.Options{Source: &spot.AWSSource{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Add("spot", w)
+	set.Add("cost", cost.NewCollector(cost.UsageFunc(func(context.Context) ([]cost.Usage, error) { return nil, nil }), cost.DemoCatalogue(), time.Second, nil))
+	d, err := kube.New(kube.Options{Client: fake.NewClientset(), Node: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set.Add("kube", d)
 	ch := make(chan *prometheus.Desc, 256)
 	go func() {
 		set.Describe(ch)
