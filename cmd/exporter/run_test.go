@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/metrics/cost"
@@ -569,4 +570,34 @@ func describedFamilies(t *testing.T) map[string]descInfo {
 		out[name] = descInfo{help: help, typ: typ, labels: labels}
 	}
 	return out
+}
+
+// TestWebConfigBasicAuth: --web.config.file (exporter-toolkit) protects
+// every endpoint with basic auth.
+func TestWebConfigBasicAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := filepath.Join(t.TempDir(), "web.yaml")
+	if err := os.WriteFile(web, []byte("basic_auth_users:\n  prom: "+string(hash)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRun(t, options{configFile: writeConfig(t, fastDemo), webConfigFile: web})
+	if code, _ := r.get(t, "/metrics"); code != http.StatusUnauthorized {
+		t.Errorf("without credentials: HTTP %d, want 401", code)
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+r.addr+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("prom", "s3cret")
+	resp, err := r.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("with credentials: HTTP %d, want 200", resp.StatusCode)
+	}
 }
