@@ -52,27 +52,49 @@ func TestGoldenDialects(t *testing.T) {
 		openMetrics    bool
 	}{
 		{dialect: DialectVLLM, maxBatch: 64},
+		// The same vLLM fixtures negotiated as OpenMetrics give the same output.
+		{dialect: DialectVLLM, maxBatch: 64, openMetrics: true},
 		{dialect: DialectTriton, maxBatch: 16},
 		{dialect: DialectTGI, model: "bigscience/bloom-560m", maxBatch: 32},
 		{dialect: DialectSGLang, maxBatch: 48},
 		{dialect: DialectRayServe},
 		{dialect: DialectQueueProxy},
 	} {
-		t.Run(tc.dialect, func(t *testing.T) {
+		name := tc.dialect
+		if tc.openMetrics {
+			name += "/openmetrics"
+		}
+		t.Run(name, func(t *testing.T) {
 			clock := newFakeClock()
 			srv := newBodyServer(t)
 			e := newTestExporter(t, clock, TargetConfig{
 				Name: "pod-a", URL: srv.URL + "/metrics", Dialect: tc.dialect, Model: tc.model, MaxBatchSize: tc.maxBatch,
 			})
 			fixtures := filepath.Join("testdata", "dialects", tc.dialect)
-			srv.setFile(t, fixtures+"_t0.prom")
+			load := func(suffix string) {
+				b, err := os.ReadFile(fixtures + suffix)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.openMetrics {
+					srv.mu.Lock()
+					srv.contentType = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+					srv.mu.Unlock()
+					b = append(b, "# EOF\n"...)
+				}
+				srv.set(b)
+			}
+			load("_t0.prom")
 			e.Cycle(context.Background())
 			clock.Advance(time.Minute)
-			srv.setFile(t, fixtures+"_t1.prom")
+			load("_t1.prom")
 			e.Cycle(context.Background())
+			if up := gatherValues(t, e)[`infercast_target_up{dialect="`+tc.dialect+`",source="static",target="pod-a"}`]; up != 1 {
+				t.Fatalf("target down: %v", e.states["pod-a"].lastErr)
+			}
 
 			golden := filepath.Join("testdata", "golden", tc.dialect+".prom")
-			if *update {
+			if *update && !tc.openMetrics {
 				writeGolden(t, e, golden)
 			}
 			want, err := os.ReadFile(golden)
