@@ -209,7 +209,7 @@ func (o *online) init() {
 		all = append(all, &ensemble{label: "ensemble", members: []model{byName["ew-level-slow"], hw, sp}})
 	}
 	for _, m := range all {
-		if len(opts.Models) > 0 && !contains(opts.Models, m.name()) {
+		if len(opts.Models) > 0 && !slices.Contains(opts.Models, m.name()) {
 			continue
 		}
 		o.models = append(o.models, m)
@@ -292,15 +292,6 @@ func seasons(step time.Duration) (day, week int) {
 		return 0, 0
 	}
 	return int(d / step), int(7 * d / step)
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 func (o *online) Observe(t time.Time, count float64) {
