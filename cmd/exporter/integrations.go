@@ -187,7 +187,7 @@ func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
 	d, err := kube.New(kube.Options{
 		Client: client, Node: node, Logger: in.log.With("component", "kube"),
 		OnTargets:   in.onKubeTargets,
-		OnColdStart: func(cs kube.ColdStart) { in.exp.RecordColdStart(cs.Model, string(cs.Kind), cs.Duration) },
+		OnColdStart: in.onColdStart,
 	})
 	if err != nil {
 		return err
@@ -198,6 +198,12 @@ func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
 	in.set.Add("kube", d)
 	in.actors = append(in.actors, actor{"kube", d.Run})
 	return nil
+}
+
+// onColdStart records a pod start or container restart in the exporter's
+// cold-start families, source = the kind (pod_start, container_restart).
+func (in *integrations) onColdStart(cs kube.ColdStart) {
+	in.exp.RecordColdStart(cs.Model, string(cs.Kind), cs.Duration)
 }
 
 func (in *integrations) onKubeTargets(ts []kube.Target) {
