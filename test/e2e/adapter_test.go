@@ -1,0 +1,222 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// demand is the exporter the adapter's embedded store scrapes: one counter
+// per workload whose rate the test sets. The counter is the exact integral
+// of the rate over wall time, so the adapter measures the rate set whatever
+// its scrape timing. This makes demand fully deterministic (the exporter's
+// simulated fleet and Prometheus are not in this path: docs/e2e.md).
+type demand struct {
+	mu    sync.Mutex
+	rates map[string]float64 // series -> requests/s
+	total map[string]float64
+	since time.Time
+	srv   *httptest.Server
+	hang  bool
+}
+
+func newDemand(t *testing.T) *demand {
+	d := &demand{rates: map[string]float64{}, total: map[string]float64{}, since: time.Now()}
+	d.srv = httptest.NewServer(http.HandlerFunc(d.serve))
+	t.Cleanup(d.srv.Close)
+	return d
+}
+
+func (d *demand) advance() {
+	now := time.Now()
+	dt := now.Sub(d.since).Seconds()
+	for s, r := range d.rates {
+		d.total[s] += r * dt
+	}
+	d.since = now
+}
+
+// set changes a series' rate from now on.
+func (d *demand) set(series string, rps float64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.advance()
+	d.rates[series] = rps
+}
+
+// setHang makes /metrics stall until the client gives up (a model server or
+// exporter that hangs); false restores it.
+func (d *demand) setHang(h bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.hang = h
+}
+
+func (d *demand) serve(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	if d.hang {
+		d.mu.Unlock()
+		select {
+		case <-r.Context().Done():
+		case <-time.After(2 * time.Minute):
+		}
+		return
+	}
+	d.advance()
+	names := make([]string, 0, len(d.total))
+	for s := range d.total {
+		names = append(names, s)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, s := range names {
+		fmt.Fprintf(&b, "# TYPE %s counter\n%s{pod=\"sim-0\"} %.3f\n", s, s, d.total[s])
+	}
+	d.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	_, _ = io.WriteString(w, b.String())
+}
+
+// e2ePolicy: decisions every second on a one-second forecast step, so the
+// suite sees several plans per HPA sync; a short cold start and scale-down
+// stabilisation so falls show within the test's time. chat is on-demand only
+// (its target is the whole need); wake has min_replicas 0 for scale from zero.
+const e2ePolicy = `workloads:
+  - name: chat
+    demand:
+      series: chat_requests_total
+    mu: 2
+    latency_slo: 2s
+    cold_start: 10s
+    decision_interval: 1s
+    forecast_step: 1s
+    min_replicas: 1
+    max_replicas: 60
+    scale_down:
+      stabilization: 5s
+      max_step_ratio: 1
+    tiers:
+      on_demand:
+        price_per_hour: 4
+  - name: wake
+    demand:
+      series: wake_requests_total
+    mu: 2
+    latency_slo: 2s
+    cold_start: 10s
+    decision_interval: 1s
+    forecast_step: 1s
+    min_replicas: 0
+    max_replicas: 60
+    scale_down:
+      stabilization: 5s
+      max_step_ratio: 1
+    tiers:
+      on_demand:
+        price_per_hour: 4
+`
+
+// adapter is infercast's `adapter serve` as a child process.
+type adapter struct {
+	bin, dir, policy, storage, exporterURL string
+	grpcPort, webPort, cmPort              int
+	p                                      *proc
+	runs                                   int
+}
+
+func newAdapter(t *testing.T, bin, dir, exporterURL string) *adapter {
+	t.Helper()
+	data := t.TempDir()
+	a := &adapter{bin: bin, dir: dir, policy: filepath.Join(data, "policy.yaml"), storage: filepath.Join(data, "store"),
+		exporterURL: exporterURL, grpcPort: freePort(t), webPort: freePort(t), cmPort: freePort(t)}
+	if err := os.WriteFile(a.policy, []byte(e2ePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// start runs the adapter on its fixed ports (a restart keeps them, as a
+// Service would) and the same storage (history survives restarts), and
+// waits for /readyz: every workload has a plan.
+func (a *adapter) start(t *testing.T) {
+	t.Helper()
+	defer phase(t, "adapter start and first plans")()
+	a.runs++
+	a.p = start(t, a.dir, fmt.Sprintf("adapter-%d", a.runs), nil, a.bin, "serve",
+		"--config.file", a.policy,
+		"--grpc.listen-address", fmt.Sprintf("127.0.0.1:%d", a.grpcPort),
+		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", a.webPort),
+		"--custom-metrics.listen-address", fmt.Sprintf("127.0.0.1:%d", a.cmPort),
+		"--custom-metrics.authentication", "none",
+		"--exporter.url", a.exporterURL+"/metrics",
+		"--exporter.scrape-interval", "500ms",
+		"--storage.path", a.storage,
+		"--log.level", "info")
+	eventually(t, "adapter /readyz", 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
+		code, body, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", a.webPort))
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == 200, fmt.Sprintf("%d %s", code, strings.TrimSpace(body))
+	}, a.p)
+}
+
+func httpGet(ctx context.Context, url string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+var sampleRe = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\} (\S+)$`)
+
+// gauge reads one sample of the adapter's /metrics whose labels include all of want.
+func (a *adapter) gauge(ctx context.Context, name string, want map[string]string) (float64, error) {
+	code, body, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/metrics", a.webPort))
+	if err != nil {
+		return 0, err
+	}
+	if code != 200 {
+		return 0, fmt.Errorf("/metrics: %d", code)
+	}
+lines:
+	for _, l := range strings.Split(body, "\n") {
+		m := sampleRe.FindStringSubmatch(l)
+		if m == nil || m[1] != name {
+			continue
+		}
+		for k, v := range want {
+			if !strings.Contains(m[2], fmt.Sprintf("%s=%q", k, v)) {
+				continue lines
+			}
+		}
+		return strconv.ParseFloat(m[3], 64)
+	}
+	return 0, fmt.Errorf("/metrics has no %s%v", name, want)
+}
+
+// target is infercast's current replica target for a workload's tier.
+func (a *adapter) target(ctx context.Context, workload, tier string) (int, error) {
+	v, err := a.gauge(ctx, "infercast_plan_target_replicas", map[string]string{"workload": workload, "tier": tier})
+	return int(v), err
+}

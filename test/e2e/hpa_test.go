@@ -1,0 +1,100 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// TestHPA: a plain HPA v2 on infercast's object metric
+// infercast_desired_replicas (custom.metrics.k8s.io served by the adapter,
+// registered through an APIService), without KEDA. The Deployment's replicas
+// follow infercast's target as demand rises and falls; the adapter restarted,
+// the exporter hanging and coming back leave it at a sane count.
+func TestHPA(t *testing.T) {
+	b := findBinaries(t, "etcd", "kube-apiserver", "kube-controller-manager", "adapter")
+	total := phase(t, "TestHPA total")
+	defer total()
+	c := startCluster(t, b)
+	kcm := c.startControllerManager(t, b)
+
+	d := newDemand(t)
+	d.set("chat_requests_total", 2)
+	d.set("wake_requests_total", 0)
+	a := newAdapter(t, b.adapter, c.dir, d.srv.URL)
+	a.start(t)
+	c.registerAPIService(t, "infercast", "infercast-adapter", "custom.metrics.k8s.io", "v1beta2", a.cmPort)
+
+	const ns, deploy = "default", "chat-on-demand" // the provider's default template {workload}-{tier}
+	ctx := context.Background()
+	c.createDeployment(t, ns, deploy, 1)
+	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: deploy, Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 100,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{
+				DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
+				Metric:          autoscalingv2.MetricIdentifier{Name: "infercast_desired_replicas"},
+				Target:          autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr.To(resourceQuantity(t, "1"))},
+			}}},
+			Behavior: fastBehavior(),
+		}}
+	if _, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("hpa: %v", err)
+	}
+	procs := []*proc{kcm}
+	always := func(int) (bool, string) { return true, "" }
+	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: replicas reach the target at 2 req/s", 3*time.Minute, always, procs...)
+
+	d.set("chat_requests_total", 30)
+	high := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: demand rises to 30 req/s", 3*time.Minute,
+		func(n int) (bool, string) { return n >= low+5, fmt.Sprintf("target not yet above %d", low+5) }, procs...)
+
+	d.set("chat_requests_total", 4)
+	fell := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: demand falls to 4 req/s", 3*time.Minute,
+		func(n int) (bool, string) { return n <= high/2, fmt.Sprintf("target not yet at or below %d", high/2) }, procs...)
+
+	// Fault: the adapter restarts (same storage, same ports). Plans come back
+	// from the stored history and the Deployment keeps following them.
+	func() {
+		defer phase(t, "fault: adapter restarted")()
+		a.p.stop()
+		d.set("chat_requests_total", 20)
+		a.start(t)
+		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: after the adapter's restart, demand at 20 req/s", 3*time.Minute,
+			func(n int) (bool, string) { return n >= fell+3, fmt.Sprintf("target not yet above %d", fell+3) }, procs...)
+	}()
+
+	// Fault: the exporter hangs (every scrape times out) for 20 s. The adapter
+	// keeps serving (last good plan, then reactive) and the Deployment keeps a
+	// sane count: never below min_replicas, never above max.
+	func() {
+		defer phase(t, "fault: exporter hangs 20s")()
+		d.setHang(true)
+		end := time.Now().Add(20 * time.Second)
+		for time.Now().Before(end) {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
+			r, rerr := c.replicas(rctx, ns, deploy)
+			cancel()
+			if err != nil || code != 200 {
+				t.Fatalf("adapter /healthz during the hang: %d %v", code, err)
+			}
+			if rerr != nil || r < 1 || r > 60 {
+				t.Fatalf("replicas during the hang: %d %v", r, rerr)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		d.setHang(false)
+		d.set("chat_requests_total", 6)
+		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: after the hang, demand at 6 req/s", 3*time.Minute,
+			func(n int) (bool, string) { return n <= 10, "target not yet at or below 10" }, procs...)
+	}()
+}
