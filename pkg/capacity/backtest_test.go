@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func (p simPolicy) Decide(o *sim.Observation) (int, int) {
 			Pending: o.OnDemand.Pending, Terminating: o.OnDemand.Terminating},
 		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
 			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
-		Interruptions: o.Interruptions,
+		Interruptions: o.Interruptions, SpotByDomain: o.SpotByPool,
 	})
 }
 
@@ -133,6 +134,9 @@ func TestBacktestTable(t *testing.T) {
 				t.Error(err)
 				return
 			}
+			if os.Getenv("INFERCAST_BACKTEST_DIAG") != "" {
+				logMisses(t, r, inf)
+			}
 			rows[i] = row{r, inf.Summary, rea.Summary, time.Since(start)}
 		}()
 	}
@@ -163,6 +167,48 @@ func TestBacktestTable(t *testing.T) {
 	}
 	t.Log("\n" + b.String())
 	for _, x := range rows {
-		t.Logf("%s %s: attainment %.6f, cost over oracle %.4f, over spot-aware %.4f", x.r.trace, x.r.spot, x.inf.SLOAttainment, x.inf.CostOverOracle, x.inf.CostOverSpotAwareOracle)
+		t.Logf("%s %s: attainment %.6f (late %.0f, dropped %.0f), cost over oracle %.4f, over spot-aware %.4f; on-demand %.0f, spot %.0f replica-hours (oracle $%.0f); reactive $%.0f; took %s",
+			x.r.trace, x.r.spot, x.inf.SLOAttainment, x.inf.Late, x.inf.Dropped, x.inf.CostOverOracle, x.inf.CostOverSpotAwareOracle,
+			x.inf.OnDemandReplicaHours, x.inf.SpotReplicaHours, x.inf.OracleCostDollars, x.rea.CostDollars, x.took.Round(time.Second))
+	}
+}
+
+// logMisses logs the worst episodes of missed requests of a run (consecutive
+// decision intervals with late or dropped requests), to see what fails.
+func logMisses(t *testing.T, r run, res *sim.Result) {
+	type episode struct {
+		from, to   time.Time
+		lost, reqs float64
+		minReady   int
+		maxPending int
+	}
+	var eps []episode
+	var cur *episode
+	for i, s := range res.Timeline {
+		lost := s.Late + s.Dropped
+		if lost > 0 {
+			if cur == nil {
+				eps = append(eps, episode{from: s.Time, minReady: 1 << 30})
+				cur = &eps[len(eps)-1]
+				for j := max(0, i-8); j < i; j++ {
+					cur.reqs += res.Timeline[j].Arrivals
+				}
+			}
+			cur.to = s.Time
+			cur.lost += lost
+			cur.minReady = min(cur.minReady, s.ReadyOnDemand+s.ReadySpot)
+			cur.maxPending = max(cur.maxPending, s.PendingSpot)
+		} else {
+			cur = nil
+		}
+	}
+	sort.Slice(eps, func(a, b int) bool { return eps[a].lost > eps[b].lost })
+	total := 0.0
+	for _, e := range eps {
+		total += e.lost
+	}
+	t.Logf("%s %s: %d episodes, %.0f lost", r.trace, r.spot, len(eps), total)
+	for _, e := range eps[:min(len(eps), 12)] {
+		t.Logf("  %s +%s lost %.0f, rate before %.1f/s, min ready %d, max pending %d", e.from.UTC().Format("01-02 15:04:05"), e.to.Sub(e.from), e.lost, e.reqs/120, e.minReady, e.maxPending)
 	}
 }

@@ -141,6 +141,8 @@ type Planner struct {
 	baseWindow []stamped // raw base needs, likewise
 	rates      []stamped // live rates within the horizon, for reactive mode
 	prevNeed   int
+	warmNeed   int       // need before demand paused (idle_hold)
+	idleSince  time.Time // when demand paused; zero while it flows
 	odCover    int       // spot capacity carried by on-demand (fallback)
 	lastStress time.Time // last time spot was pending or interrupted
 	lastWipe   time.Time
@@ -299,6 +301,23 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	}
 	if floor := int(math.Ceil(float64(p.prevNeed) * (1 - w.ScaleDown.MaxStepRatio))); need < floor {
 		need, bound = floor, "scale-down-rate"
+	}
+	// Idle hold: demand that stops abruptly (under a twentieth of what the
+	// fleet was sized for, with nothing queued) is more likely paused than
+	// gone; keep the fleet warm for idle_hold so that its return does not
+	// meet a cold start. A decline passes through the stabilisation
+	// window's levels and never trips this.
+	if hold := w.ScaleDown.IdleHold; hold > 0 {
+		if backlog == 0 && rate*20 < float64(p.prevNeed)*mu && p.prevNeed >= 2 {
+			if p.idleSince.IsZero() {
+				p.idleSince, p.warmNeed = now, p.prevNeed
+			}
+		} else if rate*20 >= float64(p.warmNeed)*mu || backlog > 0 {
+			p.idleSince, p.warmNeed = time.Time{}, 0
+		}
+		if !p.idleSince.IsZero() && now.Sub(p.idleSince) < hold && need < p.warmNeed {
+			need, bound = p.warmNeed, "idle-hold"
+		}
 	}
 	if need > w.MaxReplicas {
 		need, bound = w.MaxReplicas, "max-replicas"

@@ -353,3 +353,46 @@ func TestNoFlappingOnNoisyFlatTrace(t *testing.T) {
 	}
 	t.Logf("reversals %d, targets %d..%d", reversals, lo, hi)
 }
+
+// TestIdleHoldKeepsFleetWarmThroughPause: demand that stops abruptly keeps
+// its fleet for idle_hold, then scales in; a gradual decline to zero scales
+// in as usual; without idle_hold a pause scales in after the stabilisation.
+func TestIdleHoldKeepsFleetWarmThroughPause(t *testing.T) {
+	pause := func(hold time.Duration, at time.Duration) int {
+		w := testWorkload()
+		w.ScaleDown.IdleHold = hold
+		p := NewPlanner(w)
+		now := t0
+		for ; now.Sub(t0) < 10*time.Minute; now = now.Add(15 * time.Second) {
+			step(p, now, flat(now, 20, 20, 20), Signals{Rate: 20})
+		}
+		var plan Plan
+		for end := now.Add(at); !now.After(end); now = now.Add(15 * time.Second) {
+			plan, _ = step(p, now, flat(now, 0, 0, 0), Signals{Rate: 0})
+		}
+		return plan.Tiers[TierOnDemand].Replicas + plan.Tiers[TierSpot].Replicas
+	}
+	if got := pause(time.Hour, 50*time.Minute); got != 10 {
+		t.Errorf("50 min into a pause with a 1 h idle hold: %d replicas, want 10", got)
+	}
+	if got := pause(time.Hour, 70*time.Minute); got > 1 {
+		t.Errorf("70 min into a pause with a 1 h idle hold: %d replicas, want at most 1", got)
+	}
+	if got := pause(0, 30*time.Minute); got > 1 {
+		t.Errorf("30 min into a pause without idle hold: %d replicas, want at most 1", got)
+	}
+
+	// A decline from 20/s to 0 over two hours is not a pause.
+	w := testWorkload()
+	w.ScaleDown.IdleHold = time.Hour
+	p := NewPlanner(w)
+	var plan Plan
+	for k := 0; k <= 8*60+40; k++ { // 2 h of decline, then 10 min at zero
+		now := t0.Add(time.Duration(k) * 15 * time.Second)
+		r := math.Max(0, 20*(1-float64(k)/(8*60)))
+		plan, _ = step(p, now, flat(now, r, r, r), Signals{Rate: r})
+	}
+	if got := plan.Tiers[TierOnDemand].Replicas + plan.Tiers[TierSpot].Replicas; got > 1 || plan.Bound == "idle-hold" {
+		t.Errorf("10 min after a gradual decline to zero: %d replicas (bound %s), want at most 1", got, plan.Bound)
+	}
+}

@@ -83,6 +83,11 @@ type ScaleDown struct {
 	// MaxStepRatio is the largest fraction of a tier removed in one
 	// decision (0 < r ≤ 1).
 	MaxStepRatio float64 `yaml:"max_step_ratio"`
+	// IdleHold keeps the fleet warm when demand stops abruptly (a pause,
+	// not a decline): the need stays at its level before the pause for up
+	// to this long, so traffic that resumes within it finds ready
+	// replicas instead of a cold start. 0 (the default) scales in as usual.
+	IdleHold time.Duration `yaml:"idle_hold"`
 }
 
 // Tiers are the capacity tiers of a workload. Without Spot every replica
@@ -267,6 +272,9 @@ func (w *Workload) validate() []error {
 	}
 	if w.ScaleDown.Stabilization < 0 {
 		bad("scale_down.stabilization", "%v must not be negative", w.ScaleDown.Stabilization)
+	}
+	if w.ScaleDown.IdleHold < 0 {
+		bad("scale_down.idle_hold", "%v must not be negative", w.ScaleDown.IdleHold)
 	}
 	if !(w.ScaleDown.MaxStepRatio > 0 && w.ScaleDown.MaxStepRatio <= 1) {
 		bad("scale_down.max_step_ratio", "%v must be in (0, 1]", w.ScaleDown.MaxStepRatio)
