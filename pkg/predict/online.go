@@ -38,7 +38,7 @@ type Options struct {
 	// Models restricts the candidate models by name (default: all; see
 	// ModelNames, and Validate for unknown names). Names:
 	// last-value, ew-level-{fast,mid,slow}, seasonal-naive-{day,week},
-	// holt-winters-{fast,slow} (daily), holt-winters-weekly
+	// holt-winters-slow (daily), holt-winters-weekly
 	// (daily and weekly), spectral, ensemble (mean of ew-level-slow,
 	// holt-winters-slow and spectral).
 	Models []string
@@ -48,7 +48,7 @@ type Options struct {
 var ModelNames = []string{
 	"last-value", "ew-level-fast", "ew-level-mid", "ew-level-slow",
 	"seasonal-naive-day", "seasonal-naive-week",
-	"holt-winters-fast", "holt-winters-slow", "holt-winters-weekly",
+	"holt-winters-slow", "holt-winters-weekly",
 	"spectral", "ensemble",
 }
 
@@ -191,7 +191,7 @@ func (o *online) init() {
 		for _, v := range []struct {
 			label string
 			alpha float64
-		}{{"holt-winters-fast", 0.3}, {"holt-winters-slow", 0.05}} {
+		}{{"holt-winters-slow", 0.05}} {
 			all = append(all, newHoltWinters(v.label, v.alpha, day, 0))
 		}
 		if week > 0 {
