@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"golang.org/x/term"
+
+	"github.com/infercast/infercast/pkg/capacity"
+)
+
+// demoHPAs plays the HPA of each tier's ScaledObject: it reads the metric
+// through KEDA's generated client from our external scaler endpoint, and
+// computes replicas as the HPA does for an AverageValue target of 1
+// (ceil of the value, ignoring changes within the tolerance).
+type demoHPAs struct {
+	client    externalscaler.ExternalScalerClient
+	tolerance float64
+}
+
+func newDemoHPAs(c externalscaler.ExternalScalerClient, tol float64) *demoHPAs {
+	return &demoHPAs{client: c, tolerance: tol}
+}
+
+func (h *demoHPAs) desired(ctx context.Context, tier string, current int) (int, error) {
+	ref := &externalscaler.ScaledObjectRef{
+		Name: "chat-" + tier, Namespace: "demo",
+		ScalerMetadata: map[string]string{"workload": demoWorkload, "tier": tier},
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	spec, err := h.client.GetMetricSpec(ctx, ref)
+	if err != nil || len(spec.GetMetricSpecs()) == 0 {
+		return current, fmt.Errorf("GetMetricSpec: %v", err)
+	}
+	ms := spec.GetMetricSpecs()[0]
+	resp, err := h.client.GetMetrics(ctx, &externalscaler.GetMetricsRequest{ScaledObjectRef: ref, MetricName: ms.GetMetricName()})
+	if err != nil || len(resp.GetMetricValues()) == 0 {
+		return current, fmt.Errorf("GetMetrics: %v", err)
+	}
+	value, target := resp.GetMetricValues()[0].GetMetricValueFloat(), ms.GetTargetSizeFloat()
+	if !(target > 0) {
+		return current, fmt.Errorf("target size %v", target)
+	}
+	// KEDA hands the value over as a milli-quantity.
+	milli := math.Round(value * 1000)
+	if current == 0 {
+		return int(math.Ceil(milli / 1000 / target)), nil
+	}
+	ratio := milli / (1000 * target * float64(current))
+	if 1-h.tolerance <= ratio && ratio <= 1+h.tolerance {
+		return current, nil
+	}
+	return int(math.Ceil(milli / 1000 / target)), nil
+}
+
+// demoView shows what the demo decides: a live terminal view redrawn every
+// decision interval, or plain lines every simulated 15 minutes when the
+// output is not a terminal.
+type demoView struct {
+	w       io.Writer
+	live    bool
+	demand  []float64 // requests/s, one per decision, for the sparkline
+	lastOut time.Time
+	lines   int
+	// Cumulative counters for the summary.
+	decisions    int
+	odHours      float64
+	spotHours    float64
+	allODDollars float64
+}
+
+func newDemoView(w io.Writer, mode string) *demoView {
+	live := mode == "live"
+	if mode == "auto" {
+		if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			live = true
+		}
+	}
+	return &demoView{w: w, live: live}
+}
+
+func (v *demoView) observe(r *demoRun, now time.Time, rate float64) {
+	v.decisions++
+	v.demand = append(v.demand, rate)
+	od, spot, _ := r.cluster.Tiers(now)
+	hours := demoDecision.Hours()
+	v.odHours += float64(od.Ready+od.Starting+od.Terminating) * hours
+	v.spotHours += float64(spot.Ready+spot.Starting+spot.Terminating) * hours
+	// What the same capacity would cost all on-demand.
+	v.allODDollars += float64(od.Ready+od.Starting+od.Terminating+spot.Ready+spot.Starting+spot.Terminating) * hours * r.cluster.priceOD
+	if v.live {
+		if time.Since(v.lastOut) < 200*time.Millisecond {
+			return
+		}
+		v.lastOut = time.Now()
+		fmt.Fprint(v.w, "\x1b[H\x1b[2J")
+		fmt.Fprint(v.w, v.frame(r, now, rate))
+		return
+	}
+	if sim := now.Sub(r.origin); sim%(15*time.Minute) == 0 {
+		fmt.Fprintln(v.w, v.line(r, now, rate))
+	}
+}
+
+func (v *demoView) line(r *demoRun, now time.Time, rate float64) string {
+	p, _ := r.cache.Get(demoWorkload)
+	od, spot, _ := r.cluster.Tiers(now)
+	return fmt.Sprintf("%s demand %6s/s  forecast %6s/s  on-demand %2d/%-2d  spot %2d/%-2d (margin %d, pending %d)  mode %-10s zones up %d/3  interruptions %d  cost $%.2f",
+		now.Format("Mon 15:04"), formatRate(rate), formatRate(p.ForecastRate),
+		od.Ready, p.Tiers[capacity.TierOnDemand].Replicas, spot.Ready, p.Tiers[capacity.TierSpot].Replicas,
+		p.Tiers[capacity.TierSpot].Margin, spot.Pending, p.Mode, r.cluster.ZonesUp(), r.cluster.interruptions, r.cluster.costDollars)
+}
+
+func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
+	p, _ := r.cache.Get(demoWorkload)
+	od, spot, _ := r.cluster.Tiers(now)
+	st, _ := r.fleet.State(demoWorkload)
+	var b strings.Builder
+	fmt.Fprintf(&b, "infercast demo — simulated %s (%.0fx real time)   Ctrl-C to stop\n\n", now.Format("Mon 2 Jan 15:04"), r.cfg.speed)
+	fmt.Fprintf(&b, "demand      %7s req/s   %s\n", formatRate(rate), sparkline(v.demand, 96))
+	fmt.Fprintf(&b, "sized for   %7s req/s   (forecast over cold start + decision interval)\n", formatRate(p.ForecastRate))
+	fmt.Fprintf(&b, "plan        mode %-10s bound by %-14s active %v\n\n", p.Mode, p.Bound, p.Active)
+	fmt.Fprintf(&b, "                ready  starting  pending  under notice   target (margin)\n")
+	fmt.Fprintf(&b, "  on-demand     %5d  %8d  %7d  %12d   %6d\n", od.Ready, od.Starting, od.Pending, od.Terminating, p.Tiers[capacity.TierOnDemand].Replicas)
+	fmt.Fprintf(&b, "  spot          %5d  %8d  %7d  %12d   %6d (%d)\n\n", spot.Ready, spot.Starting, spot.Pending, spot.Terminating, p.Tiers[capacity.TierSpot].Replicas, p.Tiers[capacity.TierSpot].Margin)
+	fmt.Fprintf(&b, "spot market  %d/3 zones up, %d interruptions so far\n", r.cluster.ZonesUp(), r.cluster.interruptions)
+	fmt.Fprintf(&b, "chat server  queue %d, running %d\n", st.Waiting, st.Running)
+	fmt.Fprintf(&b, "cost         $%.2f so far; the same replica-hours all on-demand: $%.2f\n", r.cluster.costDollars, v.allODDollars)
+	return b.String()
+}
+
+func (v *demoView) final(r *demoRun) {
+	if v.live {
+		fmt.Fprintln(v.w)
+	}
+	saving := 0.0
+	if v.allODDollars > 0 {
+		saving = 1 - r.cluster.costDollars/v.allODDollars
+	}
+	fmt.Fprintf(v.w, "demo: %d decisions; %.1f on-demand and %.1f spot replica-hours; %d spot interruptions; cost $%.2f (%.0f%% below all on-demand)\n",
+		v.decisions, v.odHours, v.spotHours, r.cluster.interruptions, r.cluster.costDollars, 100*saving)
+}
+
+// sparkline draws the last n values with block characters.
+func sparkline(xs []float64, n int) string {
+	if len(xs) > n {
+		xs = xs[len(xs)-n:]
+	}
+	hi := 0.0
+	for _, x := range xs {
+		hi = max(hi, x)
+	}
+	blocks := []rune("▁▂▃▄▅▆▇█")
+	var b strings.Builder
+	for _, x := range xs {
+		i := 0
+		if hi > 0 {
+			i = min(len(blocks)-1, int(x/hi*float64(len(blocks)-1)+0.5))
+		}
+		b.WriteRune(blocks[i])
+	}
+	return b.String()
+}
