@@ -1,0 +1,443 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/predict/history"
+	"github.com/infercast/infercast/pkg/predict/store"
+	"github.com/infercast/infercast/pkg/provider"
+	"github.com/infercast/infercast/pkg/scaler"
+	"github.com/infercast/infercast/pkg/scaler/hpa"
+)
+
+func init() {
+	register("serve", command{
+		summary: "plan replicas and serve them to KEDA (gRPC) and the HPA (custom metrics API)",
+		run:     runServe,
+	})
+}
+
+const serveUsage = `usage: adapter [serve] --config.file policy.yaml [FLAGS]
+
+Plans every workload of the policy (docs/planner.md) each decision interval
+and serves the plans to KEDA's external scaler protocol (gRPC) and, when
+--custom-metrics.listen-address is set, to the HPA through the custom
+metrics API (docs/serving.md). Demand history comes from --prometheus.url,
+or by default from an embedded store that scrapes --exporter.url.
+SIGHUP or POST /-/reload re-reads the policy.
+
+Flags:
+`
+
+// serveConfig is what the flags say.
+type serveConfig struct {
+	policyFile      string
+	grpcAddr        string
+	grpcTLS         scaler.TLSFiles
+	grpcReflection  bool
+	webAddr         string
+	promURL         string
+	promTimeout     time.Duration
+	exporterURL     string
+	scrapeInterval  time.Duration
+	storagePath     string
+	cmAddr          string
+	cmTLS           [2]string
+	cmAuth          string
+	cmKubeconfig    string
+	cmTemplate      string
+	cmNamespace     string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, serveUsage); fs.PrintDefaults() }
+	fs.StringVar(&c.policyFile, "config.file", "", "policy YAML (docs/planner.md); required")
+	fs.StringVar(&c.grpcAddr, "grpc.listen-address", ":9090", "address of the KEDA external scaler gRPC server")
+	fs.StringVar(&c.grpcTLS.CertFile, "grpc.tls-cert-file", "", "PEM server certificate for gRPC (KEDA's caCert must trust it); empty: plaintext")
+	fs.StringVar(&c.grpcTLS.KeyFile, "grpc.tls-key-file", "", "PEM private key of --grpc.tls-cert-file")
+	fs.StringVar(&c.grpcTLS.ClientCAFile, "grpc.tls-client-ca-file", "", "PEM CA bundle: require KEDA's client certificate (tlsClientCert) signed by it (mTLS)")
+	fs.BoolVar(&c.grpcReflection, "grpc.reflection", false, "enable gRPC server reflection (grpcurl, ghz without the proto file)")
+	fs.StringVar(&c.webAddr, "web.listen-address", ":8080", "address of /metrics, /healthz, /readyz and POST /-/reload")
+	fs.StringVar(&c.promURL, "prometheus.url", "", "Prometheus-compatible API for demand history (policy demand.query); empty: the embedded store")
+	fs.DurationVar(&c.promTimeout, "prometheus.timeout", 30*time.Second, "timeout of each Prometheus query")
+	fs.StringVar(&c.exporterURL, "exporter.url", "", "infercast exporter /metrics the embedded store scrapes (policy demand.series)")
+	fs.DurationVar(&c.scrapeInterval, "exporter.scrape-interval", 15*time.Second, "how often the embedded store scrapes --exporter.url")
+	fs.StringVar(&c.storagePath, "storage.path", "data/", "directory of the embedded store")
+	fs.StringVar(&c.cmAddr, "custom-metrics.listen-address", "", "secure address of the custom metrics API (custom.metrics.k8s.io), e.g. :6443; empty: off")
+	fs.StringVar(&c.cmTLS[0], "custom-metrics.tls-cert-file", "", "serving certificate of the custom metrics API; empty: self-signed in memory")
+	fs.StringVar(&c.cmTLS[1], "custom-metrics.tls-key-file", "", "private key of --custom-metrics.tls-cert-file")
+	fs.StringVar(&c.cmAuth, "custom-metrics.authentication", "delegated", `"delegated" (authn/authz by the cluster, as aggregated APIs must) or "none" (local runs only: every request allowed)`)
+	fs.StringVar(&c.cmKubeconfig, "custom-metrics.kubeconfig", "", "kubeconfig for delegated authn/authz; empty: in-cluster")
+	fs.StringVar(&c.cmTemplate, "custom-metrics.deployment-template", provider.DefaultTemplate, "Deployment name of a workload's tier; must contain {workload} and {tier}")
+	fs.StringVar(&c.cmNamespace, "custom-metrics.namespace", "", "only Deployments of this namespace are mapped; empty: any")
+	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
+	fs.DurationVar(&c.shutdownTimeout, "web.shutdown-timeout", 10*time.Second, "how long in-flight requests may drain at shutdown")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if c.policyFile == "" {
+		fs.Usage()
+		return c, errors.New("serve: --config.file is required")
+	}
+	if c.cmAuth != "delegated" && c.cmAuth != "none" {
+		return c, fmt.Errorf("serve: --custom-metrics.authentication=%q: want delegated or none", c.cmAuth)
+	}
+	if c.promURL == "" && c.exporterURL == "" {
+		return c, errors.New("serve: set --prometheus.url, or --exporter.url for the embedded store")
+	}
+	return c, nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log.level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(stderr, cfg.logLevel)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	planMetrics := capacity.NewMetrics(reg)
+	policy, err := capacity.OpenPolicyFile(cfg.policyFile, planMetrics)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	cache := capacity.NewCache()
+
+	var g run.Group
+	// Lifecycle: everything stops when ctx ends (SIGINT/SIGTERM in main) or
+	// any actor fails.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g.Add(func() error { <-runCtx.Done(); return nil }, func(error) { cancel() })
+
+	// Demand history: Prometheus, or the embedded store fed by the exporter.
+	var hist capacity.HistorySource
+	if cfg.promURL != "" {
+		p, err := history.NewPrometheus(history.PrometheusConfig{Address: cfg.promURL, Timeout: cfg.promTimeout, Logger: log})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		hist = promHistory{p}
+	} else {
+		st, err := store.Open(store.Options{Dir: cfg.storagePath, Logger: log})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		defer st.Close()
+		names, err := seriesNames(policy.Current())
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		sc, err := store.NewScraper(st, store.ScraperConfig{URL: cfg.exporterURL, Interval: cfg.scrapeInterval, Metrics: names, Logger: log})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		g.Add(func() error { return untilDone(runCtx, sc.Run(runCtx)) }, func(error) { cancel() })
+		hist = storeHistory{st}
+	}
+
+	loop, err := capacity.NewLoop(capacity.LoopConfig{
+		Policy: policy, History: hist, Live: liveFromHistory{hist}, Cache: cache,
+		Metrics: planMetrics, Logger: log,
+		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+	})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	g.Add(func() error { return untilDone(runCtx, loop.Run(runCtx)) }, func(error) { cancel() })
+
+	// KEDA external scaler.
+	cat := policyCatalog{policy}
+	sc, err := scaler.New(cache, cat, scaler.Options{Tolerance: cat.tolerance, Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	gs, err := scaler.NewServer(sc, scaler.ServerConfig{TLS: cfg.grpcTLS, Reflection: cfg.grpcReflection, Registerer: reg, Logger: log})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	gl, err := net.Listen("tcp", cfg.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("serve: gRPC: %w", err)
+	}
+	defer gl.Close()
+	g.Add(func() error { return gs.Serve(gl) }, func(error) {
+		sctx, c := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer c()
+		gs.Shutdown(sctx)
+	})
+
+	// Custom metrics API.
+	var cmAddr string
+	if cfg.cmAddr != "" {
+		p, err := provider.New(cache, cat, provider.Options{
+			Mapping:   provider.NameMapping{Template: cfg.cmTemplate, Namespace: cfg.cmNamespace},
+			Tolerance: cat.tolerance, Logger: log,
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cl, err := net.Listen("tcp", cfg.cmAddr)
+		if err != nil {
+			return fmt.Errorf("serve: custom metrics: %w", err)
+		}
+		defer cl.Close()
+		api, err := provider.NewAPIServer(p, provider.APIServerConfig{
+			Listener: cl, CertFile: cfg.cmTLS[0], KeyFile: cfg.cmTLS[1],
+			Delegated: cfg.cmAuth == "delegated", Kubeconfig: cfg.cmKubeconfig,
+		})
+		if err != nil {
+			return fmt.Errorf("serve: %w", err)
+		}
+		cmAddr = cl.Addr().String()
+		g.Add(func() error { return untilDone(runCtx, api.Run(runCtx)) }, func(error) { cancel() })
+	}
+
+	// Web: metrics, health, readiness, reload.
+	reload := func() error {
+		err := policy.Reload(runCtx)
+		if err != nil {
+			log.Error("policy reload failed; keeping the previous policy", "err", err)
+		} else {
+			log.Info("policy reloaded", "file", cfg.policyFile)
+			sc.ForgetRemoved()
+		}
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 10}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if missing := unplanned(policy.Current(), cache); len(missing) > 0 {
+			http.Error(w, "no plan yet for: "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+		if err := reload(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	})
+	wl, err := net.Listen("tcp", cfg.webAddr)
+	if err != nil {
+		return fmt.Errorf("serve: web: %w", err)
+	}
+	defer wl.Close()
+	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Add(func() error {
+		if err := web.Serve(wl); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		sctx, c := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
+		defer c()
+		_ = web.Shutdown(sctx)
+	})
+
+	// SIGHUP reloads the policy.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	g.Add(func() error {
+		for {
+			select {
+			case <-hup:
+				_ = reload()
+			case <-runCtx.Done():
+				return nil
+			}
+		}
+	}, func(error) { signal.Stop(hup); cancel() })
+
+	fmt.Fprintf(stdout, "adapter: KEDA external scaler (gRPC) on %s\n", gl.Addr())
+	fmt.Fprintf(stdout, "adapter: metrics and health on http://%s\n", wl.Addr())
+	if cmAddr != "" {
+		fmt.Fprintf(stdout, "adapter: custom metrics API on https://%s\n", cmAddr)
+	}
+	log.Info("serving", "grpc", gl.Addr().String(), "web", wl.Addr().String(), "custom_metrics", cmAddr,
+		"workloads", len(policy.Current().Workloads))
+	return g.Run()
+}
+
+// untilDone drops the error an actor returns because the run is ending, so
+// a clean shutdown returns nil whichever actor stops first.
+func untilDone(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// unplanned lists the policy's workloads that have no plan yet.
+func unplanned(p *capacity.Policy, cache *capacity.Cache) []string {
+	var out []string
+	for _, w := range p.Workloads {
+		if _, ok := cache.Get(w.Name); !ok {
+			out = append(out, w.Name)
+		}
+	}
+	return out
+}
+
+// policyCatalog answers the scaler's and provider's catalog questions from
+// the current (reloadable) policy.
+type policyCatalog struct{ f *capacity.PolicyFile }
+
+func tiersOf(w *capacity.Workload) []string {
+	t := []string{capacity.TierOnDemand} // every workload has on-demand (policy default)
+	if w.Tiers.Spot != nil {
+		t = append(t, capacity.TierSpot)
+	}
+	return t
+}
+
+func (c policyCatalog) Tiers(name string) ([]string, bool) {
+	w, ok := c.f.Current().Workload(name)
+	if !ok {
+		return nil, false
+	}
+	return tiersOf(w), true
+}
+
+func (c policyCatalog) Workloads() map[string][]string {
+	p := c.f.Current()
+	out := make(map[string][]string, len(p.Workloads))
+	for i := range p.Workloads {
+		out[p.Workloads[i].Name] = tiersOf(&p.Workloads[i])
+	}
+	return out
+}
+
+func (c policyCatalog) tolerance(name string) float64 {
+	if w, ok := c.f.Current().Workload(name); ok && w.Tolerance != nil {
+		return *w.Tolerance
+	}
+	return hpa.DefaultTolerance
+}
+
+// promHistory reads demand.query (requests/s) through the Prometheus API and
+// turns it into requests per interval.
+type promHistory struct{ p *history.Prometheus }
+
+func (h promHistory) Demand(ctx context.Context, w *capacity.Workload, from, to time.Time, step time.Duration) (predict.Series, error) {
+	if w.Demand.Query == "" {
+		return predict.Series{}, fmt.Errorf("workload %q: --prometheus.url reads demand.query, but the policy sets demand.series", w.Name)
+	}
+	s, err := h.p.Series(ctx, w.Demand.Query, from, to, step)
+	if err != nil {
+		return s, err
+	}
+	for i, v := range s.Values {
+		s.Values[i] = v * step.Seconds()
+	}
+	return s, nil
+}
+
+// storeHistory reads demand.series (a counter selector) from the embedded
+// store as requests per interval.
+type storeHistory struct{ st *store.Store }
+
+func (h storeHistory) Demand(ctx context.Context, w *capacity.Workload, from, to time.Time, step time.Duration) (predict.Series, error) {
+	if w.Demand.Series == "" {
+		return predict.Series{}, fmt.Errorf("workload %q: the embedded store reads demand.series, but the policy sets demand.query (use --prometheus.url)", w.Name)
+	}
+	ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(w.Demand.Series)
+	if err != nil {
+		return predict.Series{}, fmt.Errorf("workload %q: demand.series: %w", w.Name, err)
+	}
+	return h.st.Increase(ctx, from, to, step, ms...)
+}
+
+// seriesNames are the metric names the embedded store must keep: those of
+// every workload's demand.series.
+func seriesNames(p *capacity.Policy) ([]string, error) {
+	set := map[string]bool{}
+	for _, w := range p.Workloads {
+		if w.Demand.Series == "" {
+			continue
+		}
+		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(w.Demand.Series)
+		if err != nil {
+			return nil, fmt.Errorf("workload %q: demand.series: %w", w.Name, err)
+		}
+		for _, m := range ms {
+			if m.Name == "__name__" {
+				set[m.Value] = true
+			}
+		}
+	}
+	out := make([]string, 0, len(set))
+	for n := range set {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// liveFromHistory derives the one live signal a demand history gives, the
+// current rate, from its latest complete interval. Backlog, latency, cold
+// start and tier states need the exporter's live series, which are not
+// wired here yet: they are reported as unknown (NaN), so the planner's
+// floors that need them do not bind.
+type liveFromHistory struct{ h capacity.HistorySource }
+
+func (l liveFromHistory) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
+	step := w.ForecastStep
+	to := now.Truncate(step)
+	s, err := l.h.Demand(ctx, w, to.Add(-3*step), to, step)
+	if err != nil {
+		return capacity.Signals{}, err
+	}
+	rate := math.NaN()
+	for i := len(s.Values) - 1; i >= 0; i-- {
+		if v := s.Values[i]; !math.IsNaN(v) {
+			rate = v / step.Seconds()
+			break
+		}
+	}
+	return capacity.Signals{Time: now, Rate: rate, Backlog: math.NaN()}, nil
+}
