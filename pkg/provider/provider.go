@@ -1,0 +1,150 @@
+// Package provider serves capacity plans to the HPA without KEDA, through
+// the custom metrics API (custom.metrics.k8s.io) of
+// sigs.k8s.io/custom-metrics-apiserver: each tier's replica target is an
+// object metric on the Deployment that runs the tier.
+package provider
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/metrics/pkg/apis/custom_metrics"
+	cmprovider "sigs.k8s.io/custom-metrics-apiserver/pkg/provider"
+
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/scaler/hpa"
+)
+
+// MetricName is the object metric served on each mapped Deployment: the
+// replica target of its tier. Use it with an AverageValue target of 1.
+const MetricName = "infercast_desired_replicas"
+
+// deployments is the resource the metric describes.
+var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
+
+// Plans is the read side of capacity.Cache.
+type Plans interface {
+	Get(workload string) (capacity.Plan, bool)
+}
+
+// Options tune a Provider.
+type Options struct {
+	Mapping NameMapping
+	// Tolerance gives each workload's HPA tolerance to compensate for
+	// (package hpa); nil means hpa.DefaultTolerance.
+	Tolerance hpa.ToleranceFunc
+	Logger    *slog.Logger
+}
+
+// Provider implements cmprovider.CustomMetricsProvider over the plan cache.
+type Provider struct {
+	plans   Plans
+	catalog Catalog
+	mapping NameMapping
+	comp    *hpa.Compensator
+	log     *slog.Logger
+
+	listOnce sync.Once
+	listing  []cmprovider.CustomMetricInfo
+}
+
+var _ cmprovider.CustomMetricsProvider = (*Provider)(nil)
+
+// New returns a Provider answering from plans for the workloads of catalog.
+func New(plans Plans, catalog Catalog, opts Options) (*Provider, error) {
+	if plans == nil || catalog == nil {
+		return nil, errors.New("provider: plans and catalog are required")
+	}
+	if err := opts.Mapping.Validate(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{plans: plans, catalog: catalog, mapping: opts.Mapping,
+		comp: hpa.NewCompensator(opts.Tolerance), log: log}, nil
+}
+
+// ListAllMetrics lists the one metric this provider serves. The listing is
+// built once and shared: the API server calls it on every discovery request.
+func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
+	p.listOnce.Do(func() {
+		p.listing = []cmprovider.CustomMetricInfo{{GroupResource: deployments, Namespaced: true, Metric: MetricName}}
+	})
+	return p.listing
+}
+
+func served(info cmprovider.CustomMetricInfo) bool {
+	return info.Metric == MetricName && info.Namespaced && info.GroupResource == deployments
+}
+
+// GetMetricByName returns the replica target of the tier that Deployment
+// name runs.
+func (p *Provider) GetMetricByName(_ context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, _ labels.Selector) (*custom_metrics.MetricValue, error) {
+	if !served(info) {
+		return nil, cmprovider.NewMetricNotFoundError(info.GroupResource, info.Metric)
+	}
+	t, ok := p.mapping.resolve(name.Namespace, name.Name, p.catalog)
+	if !ok {
+		return nil, cmprovider.NewMetricNotFoundForError(info.GroupResource, info.Metric, name.Name)
+	}
+	return p.value(name.Namespace, name.Name, t)
+}
+
+// GetMetricBySelector returns the targets of every mapped Deployment in
+// namespace whose implied labels (LabelWorkload, LabelTier) match selector.
+func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, _ labels.Selector) (*custom_metrics.MetricValueList, error) {
+	if !served(info) {
+		return nil, cmprovider.NewMetricNotFoundError(info.GroupResource, info.Metric)
+	}
+	if selector == nil {
+		selector = labels.Everything()
+	}
+	out := &custom_metrics.MetricValueList{}
+	for _, o := range p.mapping.objects(namespace, p.catalog) {
+		if !selector.Matches(o.labels) {
+			continue
+		}
+		v, err := p.value(namespace, o.name, o.target)
+		if apierrors.IsServiceUnavailable(err) {
+			continue // no plan yet for this one: list the others
+		}
+		if err != nil {
+			return nil, err
+		}
+		out.Items = append(out.Items, *v)
+	}
+	return out, nil
+}
+
+func (p *Provider) value(namespace, name string, t Target) (*custom_metrics.MetricValue, error) {
+	plan, ok := p.plans.Get(t.Workload)
+	if !ok {
+		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("no capacity plan for workload %q yet", t.Workload))
+	}
+	replicas, err := hpa.ServedReplicas(plan, t.Tier)
+	if err != nil {
+		p.log.Error("refusing to serve an invalid plan", "workload", t.Workload, "tier", t.Tier, "err", err)
+		// NewInternalError would put err's text in the response: keep it generic.
+		return nil, apierrors.NewInternalError(fmt.Errorf("the plan for workload %q is invalid; see the adapter's log", t.Workload))
+	}
+	v := p.comp.Value(hpa.Key{Namespace: namespace, Name: name, Workload: t.Workload, Tier: t.Tier}, replicas)
+	return &custom_metrics.MetricValue{
+		DescribedObject: custom_metrics.ObjectReference{
+			APIVersion: "apps/v1", Kind: "Deployment", Namespace: namespace, Name: name,
+		},
+		Metric:    custom_metrics.MetricIdentifier{Name: MetricName},
+		Timestamp: metav1.NewTime(plan.Time),
+		Value:     *resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI),
+	}, nil
+}
