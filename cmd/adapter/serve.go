@@ -87,7 +87,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.webAddr, "web.listen-address", ":8080", "address of /metrics, /healthz, /readyz and POST /-/reload")
 	fs.StringVar(&c.promURL, "prometheus.url", "", "Prometheus-compatible API for demand history (policy demand.query); empty: the embedded store")
 	fs.DurationVar(&c.promTimeout, "prometheus.timeout", 30*time.Second, "timeout of each Prometheus query")
-	fs.StringVar(&c.exporterURL, "exporter.url", "", "infercast exporter /metrics the embedded store scrapes (policy demand.series)")
+	fs.StringVar(&c.exporterURL, "exporter.url", "", "infercast exporter /metrics: live signals, and what the embedded store scrapes (policy demand.series)")
 	fs.DurationVar(&c.scrapeInterval, "exporter.scrape-interval", 15*time.Second, "how often the embedded store scrapes --exporter.url")
 	fs.StringVar(&c.storagePath, "storage.path", "data/", "directory of the embedded store")
 	fs.StringVar(&c.cmAddr, "custom-metrics.listen-address", "", "secure address of the custom metrics API (custom.metrics.k8s.io), e.g. :6443; empty: off")
@@ -177,8 +177,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hist = storeHistory{st}
 	}
 
+	// Live signals: the exporter scraped directly when there is one (rate,
+	// backlog, latency, cold start: the planner's reactive floors hold even
+	// when the history source is down), else the history's latest interval.
+	var live capacity.LiveSource = liveFromHistory{hist}
+	if cfg.exporterURL != "" {
+		live = exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
+	}
 	loop, err := capacity.NewLoop(capacity.LoopConfig{
-		Policy: policy, History: hist, Live: liveFromHistory{hist}, Cache: cache,
+		Policy: policy, History: hist, Live: live, Cache: cache,
 		Metrics: planMetrics, Logger: log,
 		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
 	})
@@ -419,10 +426,10 @@ func seriesNames(p *capacity.Policy) ([]string, error) {
 }
 
 // liveFromHistory derives the one live signal a demand history gives, the
-// current rate, from its latest complete interval. Backlog, latency, cold
-// start and tier states need the exporter's live series, which are not
-// wired here yet: they are reported as unknown (NaN), so the planner's
-// floors that need them do not bind.
+// current rate, from its latest complete interval; it is the live source
+// when there is no --exporter.url. Backlog, latency, cold start and tier
+// states are then unknown (NaN or zero), so the floors that need them do
+// not bind.
 type liveFromHistory struct{ h capacity.HistorySource }
 
 func (l liveFromHistory) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
