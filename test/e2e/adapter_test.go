@@ -131,18 +131,26 @@ const e2ePolicy = `workloads:
 
 // adapter is infercast's `adapter serve` as a child process.
 type adapter struct {
-	bin, dir, policy, storage, exporterURL string
-	grpcPort, webPort, cmPort              int
-	p                                      *proc
-	runs                                   int
+	bin, dir, policy, storage string
+	source                    []string // --exporter.url … or --prometheus.url …
+	grpcPort, webPort, cmPort int
+	p                         *proc
+	runs                      int
 }
 
+// newAdapter prepares an adapter whose embedded store scrapes exporterURL.
 func newAdapter(t *testing.T, bin, dir, exporterURL string) *adapter {
+	t.Helper()
+	return newAdapterWith(t, bin, dir, e2ePolicy, "--exporter.url", exporterURL+"/metrics", "--exporter.scrape-interval", "500ms")
+}
+
+// newAdapterWith prepares an adapter with its own policy and demand source flags.
+func newAdapterWith(t *testing.T, bin, dir, policy string, source ...string) *adapter {
 	t.Helper()
 	data := t.TempDir()
 	a := &adapter{bin: bin, dir: dir, policy: filepath.Join(data, "policy.yaml"), storage: filepath.Join(data, "store"),
-		exporterURL: exporterURL, grpcPort: freePort(t), webPort: freePort(t), cmPort: freePort(t)}
-	if err := os.WriteFile(a.policy, []byte(e2ePolicy), 0o600); err != nil {
+		source: source, grpcPort: freePort(t), webPort: freePort(t), cmPort: freePort(t)}
+	if err := os.WriteFile(a.policy, []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -155,16 +163,15 @@ func (a *adapter) start(t *testing.T) {
 	t.Helper()
 	defer phase(t, "adapter start and first plans")()
 	a.runs++
-	a.p = start(t, a.dir, fmt.Sprintf("adapter-%d", a.runs), nil, a.bin, "serve",
+	args := append([]string{"serve",
 		"--config.file", a.policy,
 		"--grpc.listen-address", fmt.Sprintf("127.0.0.1:%d", a.grpcPort),
 		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", a.webPort),
 		"--custom-metrics.listen-address", fmt.Sprintf("127.0.0.1:%d", a.cmPort),
 		"--custom-metrics.authentication", "none",
-		"--exporter.url", a.exporterURL+"/metrics",
-		"--exporter.scrape-interval", "500ms",
 		"--storage.path", a.storage,
-		"--log.level", "info")
+		"--log.level", "info"}, a.source...)
+	a.p = start(t, a.dir, fmt.Sprintf("adapter-%d", a.runs), nil, a.bin, args...)
 	eventually(t, "adapter /readyz", 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
 		code, body, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", a.webPort))
 		if err != nil {
@@ -219,4 +226,28 @@ lines:
 func (a *adapter) target(ctx context.Context, workload, tier string) (int, error) {
 	v, err := a.gauge(ctx, "infercast_plan_target_replicas", map[string]string{"workload": workload, "tier": tier})
 	return int(v), err
+}
+
+// settleTarget waits until cond holds for the workload's on-demand target on
+// three consecutive reads a second apart (the target moves with every plan,
+// so the condition, not the value, must be stable) and returns the last one.
+func settleTarget(t *testing.T, a *adapter, workload, what string, cond func(n int) (bool, string), procs ...*proc) int {
+	t.Helper()
+	defer phase(t, what)()
+	var got, stable int
+	eventually(t, what, 3*time.Minute, time.Second, func(ctx context.Context) (bool, string) {
+		n, err := a.target(ctx, workload, "on-demand")
+		if err != nil {
+			return false, err.Error()
+		}
+		if ok, why := cond(n); !ok {
+			stable = 0
+			return false, fmt.Sprintf("target %d: %s", n, why)
+		}
+		stable++
+		got = n
+		return stable >= 3, fmt.Sprintf("target %d", n)
+	}, append(procs, a.p)...)
+	t.Logf("%s: target %d", what, got)
+	return got
 }

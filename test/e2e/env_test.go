@@ -286,3 +286,14 @@ func writeRSAKey(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 }
+
+// kill ends the process group with SIGKILL (a crash, not a shutdown) and waits.
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}

@@ -25,11 +25,7 @@ func TestHPA(t *testing.T) {
 	c := startCluster(t, b)
 	kcm := c.startControllerManager(t, b)
 
-	d := newDemand(t)
-	d.set("chat_requests_total", 2)
-	d.set("wake_requests_total", 0)
-	a := newAdapter(t, b.adapter, c.dir, d.srv.URL)
-	a.start(t)
+	d, pr, a := demandChain(t, b.adapter, c.dir)
 	c.registerAPIService(t, "infercast", "infercast-adapter", "custom.metrics.k8s.io", "v1beta2", a.cmPort)
 
 	const ns, deploy = "default", "chat-on-demand" // the provider's default template {workload}-{tier}
@@ -49,7 +45,7 @@ func TestHPA(t *testing.T) {
 	if _, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("hpa: %v", err)
 	}
-	procs := []*proc{kcm}
+	procs := []*proc{kcm, pr.p}
 	always := func(int) (bool, string) { return true, "" }
 	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: replicas reach the target at 2 req/s", 3*time.Minute, always, procs...)
 
@@ -72,11 +68,12 @@ func TestHPA(t *testing.T) {
 			func(n int) (bool, string) { return n >= fell+3, fmt.Sprintf("target not yet above %d", fell+3) }, procs...)
 	}()
 
-	// Fault: the exporter hangs (every scrape times out) for 20 s. The adapter
-	// keeps serving (last good plan, then reactive) and the Deployment keeps a
-	// sane count: never below min_replicas, never above max.
+	// Fault: the scraped model server hangs (every Prometheus scrape of it
+	// times out) for 20 s. The adapter keeps serving (last good plan, then
+	// reactive) and the Deployment keeps a sane count: never below
+	// min_replicas, never above max.
 	func() {
-		defer phase(t, "fault: exporter hangs 20s")()
+		defer phase(t, "fault: model server hangs 20s")()
 		d.setHang(true)
 		end := time.Now().Add(20 * time.Second)
 		for time.Now().Before(end) {
@@ -96,5 +93,30 @@ func TestHPA(t *testing.T) {
 		d.set("chat_requests_total", 6)
 		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: after the hang, demand at 6 req/s", 3*time.Minute,
 			func(n int) (bool, string) { return n <= 10, "target not yet at or below 10" }, procs...)
+	}()
+
+	// Fault: Prometheus killed (SIGKILL) for 20 s, then restarted on its data
+	// directory. Same sanity meanwhile; afterwards the Deployment follows demand up.
+	func() {
+		defer phase(t, "fault: prometheus killed 20s")()
+		pr.p.kill()
+		end := time.Now().Add(20 * time.Second)
+		for time.Now().Before(end) {
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
+			r, rerr := c.replicas(rctx, ns, deploy)
+			cancel()
+			if err != nil || code != 200 {
+				t.Fatalf("adapter /healthz without Prometheus: %d %v", code, err)
+			}
+			if rerr != nil || r < 1 || r > 60 {
+				t.Fatalf("replicas without Prometheus: %d %v", r, rerr)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		d.set("chat_requests_total", 24)
+		pr.start(t)
+		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: Prometheus back, demand at 24 req/s", 3*time.Minute,
+			func(n int) (bool, string) { return n >= 12, "target not yet at or above 12" }, kcm, pr.p)
 	}()
 }

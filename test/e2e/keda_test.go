@@ -177,12 +177,8 @@ func TestKEDA(t *testing.T) {
 	c.installCRDs(t, kedaCRDDir(t))
 	keda := c.startKEDA(t, b)
 
-	d := newDemand(t)
-	d.set("chat_requests_total", 2)
-	d.set("wake_requests_total", 0)
-	a := newAdapter(t, b.adapter, c.dir, d.srv.URL)
-	a.start(t)
-	procs := append([]*proc{kcm}, keda...)
+	d, pr, a := demandChain(t, b.adapter, c.dir)
+	procs := append([]*proc{kcm, pr.p}, keda...)
 
 	const ns, deploy = "default", "chat-on-demand"
 	ctx := context.Background()
