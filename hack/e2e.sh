@@ -61,6 +61,9 @@ log "building infercast's adapter"
 go build -o "$cache/e2e/adapter" ./cmd/adapter
 log "binaries ready after $(($(date +%s) - t0))s"
 
+# Prometheus (pinned, cached) from the project's tool installer.
+INFERCAST_TOOLS_BIN=$(bash hack/tools.sh)
+export INFERCAST_TOOLS_BIN
 export INFERCAST_E2E_KUBE_BIN=$kube INFERCAST_E2E_KEDA_BIN=$keda INFERCAST_E2E_KEDA_CRDS=$crds
 export INFERCAST_E2E_ADAPTER=$cache/e2e/adapter INFERCAST_REQUIRE_TOOLS=1
 export INFERCAST_E2E_ARTIFACTS=${INFERCAST_E2E_ARTIFACTS:-$cache/e2e/logs}
