@@ -239,7 +239,7 @@ func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter
 	if err := f.Start(ctx); err != nil {
 		return nil, nil, err
 	}
-	targets, err := fleetTargets(f, fc)
+	targets, err := fleet.ExporterTargets(f, fc)
 	if err != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
@@ -256,34 +256,6 @@ func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter
 		gpus[t.Name] = float64(replicas[t.Model])
 	}
 	return f, gpus, nil
-}
-
-// fleetDialects maps the fleet's simulated dialects to the exporter's.
-var fleetDialects = map[fleet.Dialect]string{
-	fleet.VLLM: metrics.DialectVLLM, fleet.VLLMLegacy: metrics.DialectVLLM,
-	fleet.Triton: metrics.DialectTriton, fleet.TGI: metrics.DialectTGI,
-	fleet.SGLang: metrics.DialectSGLang, fleet.RayServe: metrics.DialectRayServe,
-	fleet.KServe: metrics.DialectQueueProxy,
-}
-
-func fleetTargets(f *fleet.Fleet, fc fleet.Config) ([]metrics.Target, error) {
-	maxBatch := map[string]int{}
-	for _, s := range fc.Servers {
-		maxBatch[s.Model] = s.MaxBatch
-	}
-	var out []metrics.Target
-	for _, t := range f.Targets() {
-		name, ok := fleetDialects[t.Dialect]
-		if !ok {
-			return nil, fmt.Errorf("fleet dialect %q has no exporter dialect", t.Dialect)
-		}
-		d, _ := metrics.BuiltinDialect(name)
-		out = append(out, metrics.Target{
-			Name: t.Name, URL: t.URL, Dialect: d, Model: t.Model,
-			MaxBatchSize: maxBatch[t.Model], Timeout: metrics.DefaultScrapeTimeout,
-		})
-	}
-	return out, nil
 }
 
 // reloader re-reads the config file on SIGHUP and POST /-/reload and

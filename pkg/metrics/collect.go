@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"slices"
 
@@ -10,7 +11,7 @@ import (
 
 // descs are built once; Collect only fills values.
 type descs struct {
-	rate, latMean, queueMean                      *prometheus.Desc
+	requests, rate, latMean, queueMean            *prometheus.Desc
 	quantile                                      [numHists]*prometheus.Desc
 	waiting, running, kv, batch, util, drain      *prometheus.Desc
 	up, scrapeDur, scrapeSamples, scrapeErrs      *prometheus.Desc
@@ -21,6 +22,7 @@ func newDescs() descs {
 	mw := []string{"model", "window"}
 	mt := []string{"model", "target"}
 	d := descs{
+		requests:  prometheus.NewDesc("infercast_model_requests_total", "Completed requests since the exporter started, summed over the model's targets; target restarts and counter resets do not lower it.", []string{"model"}, nil),
 		rate:      prometheus.NewDesc("infercast_model_requests_per_second", "Completed requests per second over the window, summed over the model's targets.", mw, nil),
 		latMean:   prometheus.NewDesc("infercast_model_request_latency_mean_seconds", "Mean end-to-end request latency over the window (from histogram sums, or Triton's duration counters).", mw, nil),
 		queueMean: prometheus.NewDesc("infercast_model_queue_time_mean_seconds", "Mean time requests spent queued over the window (from histogram sums, or Triton's queue duration counter).", mw, nil),
@@ -63,7 +65,7 @@ func newDescs() descs {
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	d := &e.d
-	for _, x := range []*prometheus.Desc{d.rate, d.latMean, d.queueMean, d.waiting, d.running, d.kv, d.batch, d.util, d.drain,
+	for _, x := range []*prometheus.Desc{d.requests, d.rate, d.latMean, d.queueMean, d.waiting, d.running, d.kv, d.batch, d.util, d.drain,
 		d.up, d.scrapeDur, d.scrapeSamples, d.scrapeErrs, d.cycleDur, d.cycles, d.samples, d.targets, d.lastCycle} {
 		ch <- x
 	}
@@ -134,6 +136,9 @@ func (e *Exporter) CollectErr(ch chan<- prometheus.Metric) error {
 			gauge(d.util, m.batchUtil, m.model, t.name)
 			gauge(d.drain, m.drain, m.model, t.name)
 		}
+	}
+	for _, model := range slices.Sorted(maps.Keys(snap.requestsTotal)) {
+		ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, snap.requestsTotal[model], model)
 	}
 	for _, m := range snap.models {
 		for wi, w := range m.windows {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,11 @@ type Exporter struct {
 
 	coldStarts   *prometheus.CounterVec
 	coldStartDur *prometheus.HistogramVec
+
+	// Completed requests per model since the exporter started, summed over
+	// targets from their reset-adjusted counters; touched only by publish.
+	requestsPrev  map[string]float64 // by target and model: the last cumulative value
+	requestsTotal map[string]float64 // by model
 }
 
 // New returns an Exporter with the global settings of cfg and its static
@@ -71,6 +78,9 @@ func New(cfg Config, opts Options) (*Exporter, error) {
 		d:       newDescs(),
 		sources: map[string][]Target{},
 		states:  map[string]*targetState{},
+
+		requestsPrev:  map[string]float64{},
+		requestsTotal: map[string]float64{},
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infercast_cold_starts_total",
 			Help: "Cold starts of model servers: process restarts of static targets, pod starts and container restarts in Kubernetes.",
@@ -280,6 +290,7 @@ type snapshot struct {
 	windows       []string
 	targets       []targetSnap
 	models        []modelSnap
+	requestsTotal map[string]float64 // completed requests per model since start
 }
 
 type targetSnap struct {
@@ -323,9 +334,44 @@ func (e *Exporter) publish(states []*targetState, windows []time.Duration, took 
 		}
 		s.coldStarts = s.coldStarts[:0]
 	}
+	e.countRequests(states)
+	snap.requestsTotal = maps.Clone(e.requestsTotal)
 	e.samples.Add(uint64(samples))
 	e.cycles.Add(1)
 	e.snap.Store(snap)
+}
+
+// countRequests adds every target's increase of completed requests since
+// the previous cycle to its model's total. A target seen for the first time
+// adds nothing (its history predates the exporter), and a counter that went
+// backwards (its history restarted) adds nothing: the total never drops,
+// so it is a counter that Prometheus and the adapter's store can rate.
+func (e *Exporter) countRequests(states []*targetState) {
+	live := make(map[string]bool, len(states))
+	for _, s := range states {
+		live[s.t.Name] = true
+		for _, r := range s.models {
+			v, ok := r.series.latest(SigRequests)
+			if !ok {
+				continue
+			}
+			key := s.t.Name + "\x00" + r.model
+			if prev, had := e.requestsPrev[key]; had && v > prev {
+				e.requestsTotal[r.model] += v - prev
+			} else if _, known := e.requestsTotal[r.model]; !known {
+				e.requestsTotal[r.model] = 0
+			}
+			e.requestsPrev[key] = v
+		}
+	}
+	for key := range e.requestsPrev {
+		// A target that is down keeps its last value, so its increase
+		// across the gap is counted when it returns; one that left the
+		// configuration is forgotten (its model's total stays).
+		if target, _, _ := strings.Cut(key, "\x00"); !live[target] {
+			delete(e.requestsPrev, key)
+		}
+	}
 }
 
 // aggregate turns per-target state into the published snapshot: gauges per

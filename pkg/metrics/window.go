@@ -200,6 +200,20 @@ func (m *modelSeries) window(now time.Time, w time.Duration) (base, last *snap, 
 	return base, last, last.t.After(base.t)
 }
 
+// latest returns the reset-adjusted cumulative value of counter sig at the
+// last snapshot: it only grows while the series' layout stays the same.
+func (m *modelSeries) latest(sig Signal) (float64, bool) {
+	if len(m.ring) == 0 {
+		return 0, false
+	}
+	for _, g := range m.groups {
+		if m.layout[g[0]].sig == sig {
+			return m.ring[len(m.ring)-1].v[g[0]], true
+		}
+	}
+	return 0, false
+}
+
 // windowStats is what one model on one target did over one window.
 type windowStats struct {
 	dt         float64 // seconds between base and last snapshot
