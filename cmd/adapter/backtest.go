@@ -168,6 +168,9 @@ const backtestPolicyYAML = `workloads:
     scale_down:
       stabilization: 5m
       max_step_ratio: 0.5
+      # Keep the fleet warm through a pause in demand of up to 4 h: a
+      # resumption then finds ready replicas, not a 180 s cold start.
+      idle_hold: 4h
     fallback_hold: 10m
     tiers:
       on_demand:
