@@ -206,6 +206,39 @@ func TestServe(t *testing.T) {
 		t.Fatalf("custom metrics: %d %s", resp.StatusCode, body)
 	}
 
+	// POST /-/reload: a bad file is refused and the policy kept; a good one
+	// adds a workload, which KEDA's calls accept at once.
+	if err := os.WriteFile(pol, []byte("workloads: [{name: x, bogus: 1}]\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(web+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("reload of a bad policy: %d", resp.StatusCode)
+	}
+	embed := &pb.ScaledObjectRef{ScalerMetadata: map[string]string{"workload": "embed", "tier": "on-demand"}}
+	if _, err := client.GetMetricSpec(ctx, embed); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("embed before reload: %v", err)
+	}
+	more := servePolicy + strings.ReplaceAll(strings.SplitN(servePolicy, "\n", 2)[1], "name: chat", "name: embed")
+	if err := os.WriteFile(pol, []byte(more), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(web+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload: %d", resp.StatusCode)
+	}
+	if _, err := client.GetMetricSpec(ctx, embed); err != nil {
+		t.Fatalf("embed after reload: %v", err)
+	}
+
 	cancel()
 	select {
 	case err := <-done:
