@@ -32,7 +32,7 @@ func TestDemoRunsTheWholeLoop(t *testing.T) {
 		}
 	}
 	// One line per simulated 15 minutes: 24 in six hours.
-	lines := regexp.MustCompile(`(?m)^Mon \d\d:\d\d demand .* mode (\S+)`).FindAllStringSubmatch(text, -1)
+	lines := regexp.MustCompile(`(?m)^\w{3} \d\d:\d\d demand .* mode (\S+)`).FindAllStringSubmatch(text, -1)
 	if len(lines) != 24 {
 		t.Fatalf("got %d status lines, want 24:\n%s", len(lines), text)
 	}
