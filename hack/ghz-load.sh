@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${INFERCAST_TOOLS_BIN:-$(bash hack/tools.sh)}
 INFERCAST_TOOLS_BIN=$bin INFERCAST_REQUIRE_TOOLS=1 INFERCAST_LOAD=1 \
-	go test -count=1 -run '^TestGhzLoad$' -v ./pkg/scaler/ | grep -E 'ghz GetMetrics|^(ok|FAIL|---)'
+	go test -count=1 -run '^TestGhzLoad$' -v ./pkg/scaler/ | grep -E 'load_test.go|^(ok|FAIL|---)'
