@@ -117,7 +117,9 @@ func TestAdapterPrometheus(t *testing.T) {
 
 	low := settleTarget(t, a, "chat", "prometheus: target at 2 req/s", func(n int) (bool, string) { return n >= 1, "below min_replicas" }, pr.p)
 	d.set("chat_requests_total", 30)
-	high := settleTarget(t, a, "chat", "prometheus: demand rises to 30 req/s", func(n int) (bool, string) { return n >= low+5, fmt.Sprintf("not above %d", low+5) }, pr.p)
+	high := settleTarget(t, a, "chat", "prometheus: demand rises to 30 req/s", func(n int) (bool, string) {
+		return n >= low+5 && n >= 15, fmt.Sprintf("not above max(%d, 15)", low+5)
+	}, pr.p)
 
 	func() {
 		defer phase(t, "fault: prometheus killed for 20s")()
