@@ -7,7 +7,7 @@
 #   hack/backtest-table.sh [FILTER]     FILTER keeps runs whose "trace/spot" contains it
 #
 # Environment: POLICY (a policy file for --policy; default: the planner's
-# tuned backtest policy, pkg/capacity/testdata/backtest.yaml, or the
+# tuned backtest policy, pkg/capacity/backtest_policy.yaml, or the
 # command's built-in copy of it when that file is absent), OUT (keep the runs' outputs there; default: a temporary dir),
 # JOBS (parallel runs, default 2), TRACES (default ../shared/traces).
 set -euo pipefail
@@ -25,7 +25,7 @@ export CGO_CFLAGS=${CGO_CFLAGS:-"-O2 -g -Wno-deprecated-declarations"}
 go build -o "$out/adapter" ./cmd/adapter
 
 policy=()
-POLICY=${POLICY-pkg/capacity/testdata/backtest.yaml}
+POLICY=${POLICY-pkg/capacity/backtest_policy.yaml}
 [[ -n $POLICY && -f $POLICY ]] && policy=(--policy "$POLICY")
 
 runs=()

@@ -146,42 +146,6 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	return a, nil
 }
 
-// backtestPolicyYAML is the planner's policy when --policy is not given: the
-// planner's policy tuned for the issue's twelve runs (pkg/capacity's
-// testdata/backtest.yaml). mu, cold start, queue SLO, prices, notice and
-// the failure domains come from the flags.
-const backtestPolicyYAML = `workloads:
-  - name: backtest
-    demand:
-      series: backtest_requests
-    mu: 2
-    latency_slo: 1s
-    queue_slo: 5s
-    cold_start: 180s
-    decision_interval: 15s
-    forecast_step: 1m
-    forecast_quantile: 0.97
-    min_replicas: 1
-    max_replicas: 10000
-    on_demand_share: 0
-    target_availability: 0.999
-    scale_down:
-      stabilization: 5m
-      max_step_ratio: 0.5
-      # Keep the fleet warm through a pause in demand of up to 4 h: a
-      # resumption then finds ready replicas, not a 180 s cold start.
-      idle_hold: 4h
-    fallback_hold: 10m
-    tiers:
-      on_demand:
-        price_per_hour: 4.0
-      spot:
-        price_per_hour: 1.4
-        advisor_band: "<5%"
-        notice: 120s
-        failure_domains: 3
-`
-
 // loadBacktestWorkload reads the policy file (or the built-in one) and picks the
 // workload to plan.
 func loadBacktestWorkload(a *backtestArgs) (capacity.Workload, error) {
@@ -190,7 +154,7 @@ func loadBacktestWorkload(a *backtestArgs) (capacity.Workload, error) {
 		err error
 	)
 	if a.policy == "" {
-		pol, err = capacity.ParsePolicy("built-in backtest policy", []byte(backtestPolicyYAML))
+		pol, err = capacity.ParsePolicy("built-in backtest policy", capacity.BacktestPolicy)
 	} else {
 		pol, err = capacity.LoadPolicy(a.policy)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/infercast/infercast/internal/testutil"
+	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/sim"
 )
 
@@ -204,7 +205,7 @@ func TestBacktestPolicyFileAndOverrides(t *testing.T) {
 	dir := t.TempDir()
 	trace := writeBacktestTrace(t, dir, 60)
 	pol := filepath.Join(dir, "policy.yaml")
-	y := strings.Replace(backtestPolicyYAML, "mu: 2", "mu: 3", 1)
+	y := strings.Replace(string(capacity.BacktestPolicy), "mu: 2", "mu: 3", 1)
 	y = strings.Replace(y, "cold_start: 180s", "cold_start: 90s", 1)
 	y = strings.Replace(y, "price_per_hour: 1.4", "price_per_hour: 1.1", 1)
 	if err := os.WriteFile(pol, []byte(y), 0o644); err != nil {
@@ -357,16 +358,18 @@ func BenchmarkBacktestPlannerNASAJuly(b *testing.B) {
 func TestBacktestWorkloadChoice(t *testing.T) {
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "two.yaml")
-	second := strings.Replace(strings.TrimPrefix(backtestPolicyYAML, "workloads:\n"), "name: backtest", "name: embed", 1)
+	builtin := string(capacity.BacktestPolicy)
+	_, workloads, _ := strings.Cut(builtin, "workloads:\n")
+	second := strings.Replace(workloads, "name: chat", "name: embed", 1)
 	second = strings.Replace(second, "mu: 2", "mu: 7", 1)
-	if err := os.WriteFile(pol, []byte(backtestPolicyYAML+second), 0o644); err != nil {
+	if err := os.WriteFile(pol, []byte(builtin+second), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
 		workload string
 		mu       float64
 		err      string
-	}{{"", 2, ""}, {"embed", 7, ""}, {"chat", 0, `no workload "chat"`}} {
+	}{{"", 2, ""}, {"embed", 7, ""}, {"batch", 0, `no workload "batch"`}} {
 		a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}, policy: pol, workload: tc.workload}
 		w, err := loadBacktestWorkload(a)
 		if tc.err != "" {

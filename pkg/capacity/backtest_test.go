@@ -36,11 +36,10 @@ func (p simPolicy) Decide(o *sim.Observation) (int, int) {
 // backtestWorkload is the policy of the twelve runs.
 func backtestWorkload(t testing.TB, cfg sim.Config, pools int) capacity.Workload {
 	t.Helper()
-	path := "testdata/backtest.yaml"
+	p, err := capacity.ParsePolicy("built-in backtest policy", capacity.BacktestPolicy)
 	if v := os.Getenv("INFERCAST_BACKTEST_POLICY"); v != "" {
-		path = v
+		p, err = capacity.LoadPolicy(v)
 	}
-	p, err := capacity.LoadPolicy(path)
 	if err != nil {
 		t.Fatal(err)
 	}
