@@ -120,7 +120,9 @@ type proc struct {
 // the test's temporary directory.
 func logDir(t *testing.T) string {
 	if d := os.Getenv("INFERCAST_E2E_ARTIFACTS"); d != "" {
+		// One directory per test, emptied first: the logs are of this run.
 		d = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
+		_ = os.RemoveAll(d)
 		if err := os.MkdirAll(d, 0o755); err == nil {
 			return d
 		}
