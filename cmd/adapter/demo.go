@@ -23,9 +23,11 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/infercast/infercast/internal/fleet"
+	"github.com/infercast/infercast/pkg/batchctl"
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/predict/forecastmetrics"
 	"github.com/infercast/infercast/pkg/predict/history"
 	"github.com/infercast/infercast/pkg/predict/store"
 	"github.com/infercast/infercast/pkg/provider"
@@ -46,9 +48,13 @@ func init() {
 var demoPolicy []byte
 
 const (
-	demoWorkload = "chat"
-	demoStep     = 5 * time.Second  // simulated time per step
-	demoDecision = 15 * time.Second // exporter cycle, store scrape, planning
+	// demoBatchModel is the Triton model the batch controller tunes
+	// (recommend-only) under demoBatchSLO.
+	demoBatchModel = "ranker"
+	demoBatchSLO   = 250 * time.Millisecond
+	demoWorkload   = "chat"
+	demoStep       = 5 * time.Second  // simulated time per step
+	demoDecision   = 15 * time.Second // exporter cycle, store scrape, planning
 )
 
 type demoConfig struct {
@@ -225,11 +231,29 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cluster.Scale(false, fc.Servers[0].Replicas, origin.Add(-w.ColdStart))
 	cache := capacity.NewCache()
 	live := demoLive{exporterLive{url: expURL, client: &http.Client{Timeout: 5 * time.Second}}, cluster, fl.Now}
+	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	loop, err := capacity.NewLoop(capacity.LoopConfig{
 		Policy: policy, History: storeHistory{st}, Live: live, Cache: cache,
-		Metrics: planMetrics, Logger: log.With("component", "planner"), Now: fl.Now,
+		Metrics: planMetrics, Forecasts: forecasts, Logger: log.With("component", "planner"), Now: fl.Now,
 		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
 	})
+	if err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+
+	// The batch controller, recommend-only, on the simulated Triton model.
+	batchMax := 0
+	for _, sv := range fc.Servers {
+		if sv.Model == demoBatchModel {
+			batchMax = sv.MaxBatch
+		}
+	}
+	bcfg := batchctl.DefaultConfig(demoBatchSLO, batchMax)
+	bcfg.Registerer, bcfg.Logger = reg, log.With("component", "batchctl")
+	batch, err := batchctl.New(bcfg, batchctl.RecommendOnly{Server: "triton", Logger: bcfg.Logger})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
@@ -303,6 +327,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	run := &demoRun{
 		cfg: cfg, log: log, fleet: fl, exp: exp, scrape: scrape, loop: loop, cache: cache,
 		cluster: cluster, hpas: hpas, demand: demand, start: start, origin: origin, mu: chatMu,
+		batch: batch, batchObs: &batchObserver{exporter: live.exporter, model: demoBatchModel},
 		view: newDemoView(stdout, cfg.view),
 	}
 	return run.loopUntilDone(ctx)
@@ -320,10 +345,14 @@ type demoRun struct {
 	cluster *demoCluster
 	hpas    *demoHPAs
 	demand  demandSource
-	start   time.Time
-	origin  time.Time
-	mu      float64
-	view    *demoView
+	// The batch controller and what it last decided.
+	batch     *batchctl.Controller
+	batchObs  *batchObserver
+	lastBatch batchctl.Decision
+	start     time.Time
+	origin    time.Time
+	mu        float64
+	view      *demoView
 }
 
 func (r *demoRun) loopUntilDone(ctx context.Context) error {
@@ -372,6 +401,15 @@ func (r *demoRun) decide(ctx context.Context, now time.Time) error {
 		r.log.Warn("store scrape failed", "err", err)
 	}
 	r.loop.Step(ctx)
+	if o, ok, err := r.batchObs.observe(ctx, now); err != nil {
+		r.log.Warn("batch observation", "err", err)
+	} else if ok {
+		if d, err := r.batch.Step(ctx, demoBatchModel, o, 0); err != nil {
+			r.log.Warn("batch controller", "err", err)
+		} else {
+			r.lastBatch = d
+		}
+	}
 	for _, tier := range []string{capacity.TierOnDemand, capacity.TierSpot} {
 		od, spot, _ := r.cluster.Tiers(now)
 		current := od.Live() + od.Pending

@@ -52,6 +52,9 @@ func TestDemoRunsTheWholeLoop(t *testing.T) {
 	if m[1] != strconv.Itoa(6*60*4) {
 		t.Errorf("decisions = %s, want %d", m[1], 6*60*4)
 	}
+	if !regexp.MustCompile(`demo: batch controller on ranker recommends max_batch_size [1-9]\d*, max_queue_delay \S+ \(profile alpha [\d.]+ ms`).MatchString(text) {
+		t.Errorf("no batch recommendation for the Triton model:\n%s", text)
+	}
 	spotHours, _ := strconv.ParseFloat(m[3], 64)
 	cost, _ := strconv.ParseFloat(m[5], 64)
 	if spotHours <= 0 || cost <= 0 {

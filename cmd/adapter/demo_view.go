@@ -132,6 +132,10 @@ func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
 	fmt.Fprintf(&b, "  spot          %5d  %8d  %7d  %12d   %6d (%d)\n\n", spot.Ready, spot.Starting, spot.Pending, spot.Terminating, p.Tiers[capacity.TierSpot].Replicas, p.Tiers[capacity.TierSpot].Margin)
 	fmt.Fprintf(&b, "spot market  %d/3 zones up, %d interruptions so far\n", r.cluster.ZonesUp(), r.cluster.interruptions)
 	fmt.Fprintf(&b, "chat server  queue %d, running %d\n", st.Waiting, st.Running)
+	if d := r.lastBatch; d.Model != "" {
+		fmt.Fprintf(&b, "batching     %s (Triton, recommend-only, SLO %s): max_batch_size %d, max_queue_delay %s; predicted p99 %.0f ms (%s)\n",
+			d.Model, demoBatchSLO, d.Recommended.MaxBatchSize, d.Recommended.MaxQueueDelay, 1000*d.Prediction.P99Seconds, d.Reason)
+	}
 	fmt.Fprintf(&b, "cost         $%.2f so far; the same replica-hours all on-demand: $%.2f\n", r.cluster.costDollars, v.allODDollars)
 	return b.String()
 }
@@ -146,6 +150,10 @@ func (v *demoView) final(r *demoRun) {
 	}
 	fmt.Fprintf(v.w, "demo: %d decisions; %.1f on-demand and %.1f spot replica-hours; %d spot interruptions; cost $%.2f (%.0f%% below all on-demand)\n",
 		v.decisions, v.odHours, v.spotHours, r.cluster.interruptions, r.cluster.costDollars, 100*saving)
+	if d := r.lastBatch; d.Model != "" {
+		fmt.Fprintf(v.w, "demo: batch controller on %s recommends max_batch_size %d, max_queue_delay %s (profile alpha %.1f ms, beta %.2f ms; %s)\n",
+			d.Model, d.Recommended.MaxBatchSize, d.Recommended.MaxQueueDelay, 1000*d.Profile.Alpha, 1000*d.Profile.Beta, d.Reason)
+	}
 }
 
 // sparkline draws the last n values with block characters.

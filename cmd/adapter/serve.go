@@ -25,6 +25,7 @@ import (
 
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/predict"
+	"github.com/infercast/infercast/pkg/predict/forecastmetrics"
 	"github.com/infercast/infercast/pkg/predict/history"
 	"github.com/infercast/infercast/pkg/predict/store"
 	"github.com/infercast/infercast/pkg/provider"
@@ -184,9 +185,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.exporterURL != "" {
 		live = exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
 	}
+	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	loop, err := capacity.NewLoop(capacity.LoopConfig{
 		Policy: policy, History: hist, Live: live, Cache: cache,
-		Metrics: planMetrics, Logger: log,
+		Metrics: planMetrics, Forecasts: forecasts, Logger: log,
 		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
 	})
 	if err != nil {

@@ -26,6 +26,13 @@ type LiveSource interface {
 	Signals(ctx context.Context, w *Workload, now time.Time) (Signals, error)
 }
 
+// ForecastRecorder scores forecasts against what happened.
+type ForecastRecorder interface {
+	RecordForecast(workload string, f predict.Forecast)
+	RecordActual(workload string, t time.Time, v float64)
+	Forget(workload string)
+}
+
 // PolicySource returns the current policy (a *PolicyFile, reloaded on
 // SIGHUP or POST /-/reload by the caller).
 type PolicySource interface {
@@ -39,7 +46,11 @@ type LoopConfig struct {
 	Live    LiveSource
 	Cache   *Cache
 	Metrics *Metrics // may be nil
-	Logger  *slog.Logger
+	// Forecasts, when set, is told every forecast the loop makes and every
+	// interval of demand it observes, so the forecast's realised error and
+	// coverage are measured (pkg/predict/forecastmetrics.Recorder).
+	Forecasts ForecastRecorder
+	Logger    *slog.Logger
 	// NewForecaster returns a forecaster for intervals of step
 	// (predict.NewOnline in production).
 	NewForecaster func(step time.Duration) predict.Online
@@ -145,6 +156,9 @@ func (l *Loop) Step(ctx context.Context) {
 			if l.cfg.Metrics != nil {
 				l.cfg.Metrics.Forget(name)
 			}
+			if l.cfg.Forecasts != nil {
+				l.cfg.Forecasts.Forget(name)
+			}
 		}
 	}
 }
@@ -161,6 +175,9 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 		steps := int(math.Ceil(float64(now.Sub(st.fed)+horizon) / float64(w.ForecastStep)))
 		f, err := st.fc.Forecast(max(1, steps))
 		fc, fcErr = &f, err
+		if err == nil && l.cfg.Forecasts != nil {
+			l.cfg.Forecasts.RecordForecast(w.Name, f)
+		}
 	}
 	sig, liveErr := l.cfg.Live.Signals(ctx, w, now)
 	if liveErr != nil {
@@ -244,6 +261,9 @@ func (l *Loop) feed(ctx context.Context, st *workloadState, now time.Time) error
 			}
 		}
 		st.fc.Observe(t, v)
+		if l.cfg.Forecasts != nil && !math.IsNaN(v) {
+			l.cfg.Forecasts.RecordActual(w.Name, t, v)
+		}
 		st.fed = t.Add(step)
 		fed++
 	}

@@ -197,3 +197,51 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string, labels map[strin
 	t.Fatalf("no series %s%v", name, labels)
 	return 0
 }
+
+// recordingForecasts counts what the loop tells a forecast recorder.
+type recordingForecasts struct {
+	forecasts, actuals int
+	lastActual         time.Time
+	forgot             []string
+}
+
+func (r *recordingForecasts) RecordForecast(string, predict.Forecast) { r.forecasts++ }
+func (r *recordingForecasts) RecordActual(_ string, t time.Time, _ float64) {
+	r.actuals++
+	r.lastActual = t
+}
+func (r *recordingForecasts) Forget(w string) { r.forgot = append(r.forgot, w) }
+
+// TestLoopScoresItsForecasts: every forecast and every observed interval
+// reach the recorder, so the realised forecast error can be exported.
+func TestLoopScoresItsForecasts(t *testing.T) {
+	h := &fakeHistory{rate: 20}
+	w := testWorkload()
+	rec := &recordingForecasts{}
+	clk := &clock{t: t0}
+	pol := staticPolicy{&Policy{Workloads: []Workload{w}}}
+	loop, err := NewLoop(LoopConfig{
+		Policy: pol, History: h, Live: &fakeLive{sig: Signals{Rate: 20}}, Cache: NewCache(),
+		Forecasts: rec, Now: clk.now,
+		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop.Step(context.Background())
+	// The first decision feeds a day of history, one interval per step.
+	day := int(24 * time.Hour / w.ForecastStep)
+	if rec.forecasts != 1 || rec.actuals != day {
+		t.Fatalf("after the first decision: %d forecasts, %d actuals; want 1 and %d", rec.forecasts, rec.actuals, day)
+	}
+	clk.t = clk.t.Add(w.ForecastStep)
+	loop.Step(context.Background())
+	if rec.forecasts != 2 || rec.actuals != day+1 || !rec.lastActual.Equal(clk.t.Truncate(w.ForecastStep).Add(-w.ForecastStep)) {
+		t.Fatalf("after one more interval: %d forecasts, %d actuals (last %v)", rec.forecasts, rec.actuals, rec.lastActual)
+	}
+	pol.p.Workloads = nil
+	loop.Step(context.Background())
+	if len(rec.forgot) != 1 || rec.forgot[0] != w.Name {
+		t.Fatalf("a workload removed from the policy was not forgotten: %v", rec.forgot)
+	}
+}

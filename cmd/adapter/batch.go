@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"math"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/infercast/infercast/pkg/batchctl"
+)
+
+// batchObserver turns an exporter's series into the batch controller's
+// observation of one model over the interval since its previous call, as
+// docs/batching.md lays out: completed requests from the requests counter,
+// batches from the average batch size, execution time from the mean
+// latency less the mean queue time, the p99 from the latency summary.
+type batchObserver struct {
+	exporter exporterLive
+	model    string
+	prevT    time.Time
+	prevN    float64
+	havePrev bool
+}
+
+// observe returns the observation ending at now, and false while there is
+// no previous reading to take an increase from (or nothing completed).
+func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Observation, bool, error) {
+	mfs, err := b.exporter.fetch(ctx)
+	if err != nil {
+		return batchctl.Observation{}, false, err
+	}
+	total := math.NaN()
+	for _, m := range mfs["infercast_model_requests_total"].GetMetric() {
+		if label(m, "model") == b.model {
+			total = m.GetCounter().GetValue()
+		}
+	}
+	if math.IsNaN(total) {
+		return batchctl.Observation{}, false, nil
+	}
+	prevT, prevN, had := b.prevT, b.prevN, b.havePrev
+	b.prevT, b.prevN, b.havePrev = now, total, true
+	if !had || !now.After(prevT) || total < prevN {
+		return batchctl.Observation{}, false, nil
+	}
+	o := batchctl.Observation{Time: now, Window: now.Sub(prevT), Arrivals: total - prevN, Requests: total - prevN}
+	batch, targets := 0.0, 0
+	for _, m := range mfs["infercast_model_batch_size"].GetMetric() {
+		if v := m.GetGauge().GetValue(); label(m, "model") == b.model && v > 0 {
+			batch += v
+			targets++
+		}
+	}
+	gauge := func(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
+	latMean := shortestWindow(mfs["infercast_model_request_latency_mean_seconds"], b.model, gauge)
+	queueMean := shortestWindow(mfs["infercast_model_queue_time_mean_seconds"], b.model, gauge)
+	if targets == 0 || o.Requests == 0 || math.IsNaN(latMean) {
+		return batchctl.Observation{}, false, nil
+	}
+	if math.IsNaN(queueMean) {
+		queueMean = 0
+	}
+	o.Batches = o.Requests / (batch / float64(targets))
+	o.ExecSeconds = o.Batches * math.Max(latMean-queueMean, 0)
+	o.QueueSeconds = queueMean
+	if p99 := shortestWindow(mfs["infercast_model_request_latency_seconds"], b.model, summaryQuantile(0.99)); !math.IsNaN(p99) && !math.IsInf(p99, 0) {
+		o.LatencyP99Seconds = p99
+	}
+	return o, true, nil
+}
