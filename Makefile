@@ -4,7 +4,7 @@ GO ?= go
 # go-nvml's header marks some calls deprecated; the warnings are noise.
 export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
-.PHONY: all build test test-short lint demo bench tools fuzz clean
+.PHONY: all build test test-short lint demo bench tools e2e load backtest-table clean
 
 all: build
 
@@ -34,6 +34,19 @@ demo:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# e2e: a real kube-apiserver, kube-controller-manager, KEDA and Prometheus
+# on 127.0.0.1 around the adapter (docs/e2e.md); binaries are cached.
+e2e: tools
+	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" INFERCAST_REQUIRE_TOOLS=1 bash hack/e2e.sh
+
+# load: ghz against the KEDA endpoint at 1,000 req/s (docs/serving.md).
+load: tools
+	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" bash hack/ghz-load.sh
+
+# backtest-table: the twelve backtests of docs/planner.md.
+backtest-table:
+	bash hack/backtest-table.sh
 
 clean:
 	rm -rf bin out
