@@ -30,7 +30,8 @@ func TestHPA(t *testing.T) {
 
 	const ns, deploy = "default", "chat-on-demand" // the provider's default template {workload}-{tier}
 	ctx := context.Background()
-	c.createDeployment(t, ns, deploy, 1)
+	// 3 replicas where infercast plans 1 at 2 req/s: the first step is the HPA's.
+	c.createDeployment(t, ns, deploy, 3)
 	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: deploy, Namespace: ns},
 		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
 			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
@@ -47,7 +48,7 @@ func TestHPA(t *testing.T) {
 	}
 	procs := []*proc{kcm, pr.p}
 	always := func(int) (bool, string) { return true, "" }
-	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: replicas reach the target at 2 req/s", 3*time.Minute, always, procs...)
+	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: replicas go from 3 to the target at 2 req/s", 3*time.Minute, always, procs...)
 
 	d.set("chat_requests_total", 30)
 	high := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: demand rises to 30 req/s", 3*time.Minute,

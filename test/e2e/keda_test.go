@@ -182,7 +182,8 @@ func TestKEDA(t *testing.T) {
 
 	const ns, deploy = "default", "chat-on-demand"
 	ctx := context.Background()
-	c.createDeployment(t, ns, deploy, 1)
+	// 3 replicas where infercast plans 1 at 2 req/s: the first step is the HPA's.
+	c.createDeployment(t, ns, deploy, 3)
 	func() {
 		defer phase(t, "KEDA: ScaledObject Ready, HPA created")()
 		if _, err := c.dyn.Resource(scaledObjectGVR).Namespace(ns).Create(ctx, scaledObject(ns, deploy, 1, 60, a.grpcPort, "chat", "on-demand"), metav1.CreateOptions{}); err != nil {
@@ -204,7 +205,7 @@ func TestKEDA(t *testing.T) {
 	}()
 
 	always := func(int) (bool, string) { return true, "" }
-	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "KEDA: replicas reach the target at 2 req/s", 3*time.Minute, always, procs...)
+	low := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "KEDA: replicas go from 3 to the target at 2 req/s", 3*time.Minute, always, procs...)
 	d.set("chat_requests_total", 30)
 	high := followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "KEDA: demand rises to 30 req/s", 3*time.Minute,
 		func(n int) (bool, string) { return n >= low+5, fmt.Sprintf("target not yet above %d", low+5) }, procs...)

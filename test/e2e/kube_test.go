@@ -119,6 +119,7 @@ func followsTarget(t *testing.T, c *cluster, a *adapter, ns, deploy, workload, t
 	t.Helper()
 	defer phase(t, what)()
 	var got, stable int
+	var last string
 	eventually(t, what, timeout, time.Second, func(ctx context.Context) (bool, string) {
 		n, err := a.target(ctx, workload, tier)
 		if err != nil {
@@ -138,10 +139,10 @@ func followsTarget(t *testing.T, c *cluster, a *adapter, ns, deploy, workload, t
 			return false, state
 		}
 		stable++
-		got = n
+		got, last = n, state
 		return stable >= 2, state
 	}, append(procs, a.p)...)
-	t.Logf("%s: infercast target %d, Deployment %s follows", what, got, deploy)
+	t.Logf("%s: %s", what, last)
 	return got
 }
 
