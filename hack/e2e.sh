@@ -9,6 +9,7 @@
 #
 #   bash hack/e2e.sh                 # the whole suite
 #   bash hack/e2e.sh -run TestHPA    # extra arguments go to go test
+#   INFERCAST_E2E_KEDA=0 bash hack/e2e.sh   # without KEDA (no 7-minute build)
 #
 # Process logs are kept in $INFERCAST_E2E_ARTIFACTS (default $INFERCAST_CACHE/e2e/logs).
 set -euo pipefail
@@ -49,13 +50,19 @@ kv="-X k8s.io/component-base/version.gitVersion=$K8S -X k8s.io/component-base/ve
 build hack/envtest-bins "$kube/etcd" go.etcd.io/etcd/server/v3 "$K8S" ""
 build hack/envtest-bins "$kube/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$K8S" "$kv"
 build hack/envtest-bins "$kube/kube-controller-manager" k8s.io/kubernetes/cmd/kube-controller-manager "$K8S" "$kv"
-kedav="-X github.com/kedacore/keda/v2/version.Version=$KEDA"
-build hack/keda-bins "$keda/keda-operator" github.com/kedacore/keda/v2/cmd/operator "$KEDA" "$kedav"
-build hack/keda-bins "$keda/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter "$KEDA" "$kedav"
-
-# KEDA's CRDs, from its module (already downloaded by the build above).
-crds=$(cd hack/keda-bins && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)/config/crd/bases
-[ -f "$crds/keda.sh_scaledobjects.yaml" ] || { log "no KEDA CRDs in $crds"; exit 1; }
+skip=()
+if [ "${INFERCAST_E2E_KEDA:-1}" = 0 ]; then
+	log "INFERCAST_E2E_KEDA=0: not building KEDA, skipping TestKEDA"
+	skip=(-skip TestKEDA)
+else
+	kedav="-X github.com/kedacore/keda/v2/version.Version=$KEDA"
+	build hack/keda-bins "$keda/keda-operator" github.com/kedacore/keda/v2/cmd/operator "$KEDA" "$kedav"
+	build hack/keda-bins "$keda/keda-adapter" github.com/kedacore/keda/v2/cmd/adapter "$KEDA" "$kedav"
+	# KEDA's CRDs, from its module (downloaded by the build above).
+	crds=$(cd hack/keda-bins && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)/config/crd/bases
+	[ -f "$crds/keda.sh_scaledobjects.yaml" ] || { log "no KEDA CRDs in $crds"; exit 1; }
+	export INFERCAST_E2E_KEDA_CRDS=$crds
+fi
 
 log "building infercast's adapter"
 go build -o "$cache/e2e/adapter" ./cmd/adapter
@@ -64,12 +71,12 @@ log "binaries ready after $(($(date +%s) - t0))s"
 # Prometheus (pinned, cached) from the project's tool installer.
 INFERCAST_TOOLS_BIN=$(bash hack/tools.sh)
 export INFERCAST_TOOLS_BIN
-export INFERCAST_E2E_KUBE_BIN=$kube INFERCAST_E2E_KEDA_BIN=$keda INFERCAST_E2E_KEDA_CRDS=$crds
+export INFERCAST_E2E_KUBE_BIN=$kube INFERCAST_E2E_KEDA_BIN=$keda
 export INFERCAST_E2E_ADAPTER=$cache/e2e/adapter INFERCAST_REQUIRE_TOOLS=1
 export INFERCAST_E2E_ARTIFACTS=${INFERCAST_E2E_ARTIFACTS:-$cache/e2e/logs}
 mkdir -p "$INFERCAST_E2E_ARTIFACTS"
 s=$(date +%s)
 rc=0
-go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/... "$@" || rc=$?
+go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/... "${skip[@]}" "$@" || rc=$?
 log "tests took $(($(date +%s) - s))s; total $(($(date +%s) - t0))s; process logs in $INFERCAST_E2E_ARTIFACTS"
 exit $rc
