@@ -83,7 +83,7 @@ func TestAdapterDescriptors(t *testing.T) {
 		}
 	}
 	for n := range used {
-		if !names[n] && knownGaps[n] == "" {
+		if !names[n] && n != "infercast_plan_horizon_seconds" {
 			t.Errorf("%s: used, not described by the adapter's collectors", n)
 		}
 	}

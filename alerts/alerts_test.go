@@ -43,9 +43,11 @@ type rule struct {
 	Annotations map[string]string `yaml:"annotations"`
 }
 
-func loadRules(t *testing.T) []rule {
+func loadRules(t *testing.T) []rule { return loadRuleFile(t, rulesFile) }
+
+func loadRuleFile(t *testing.T, name string) []rule {
 	t.Helper()
-	b, err := os.ReadFile(rulesFile)
+	b, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,14 +55,14 @@ func loadRules(t *testing.T) []rule {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		t.Fatalf("%s: %v", rulesFile, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	var out []rule
 	for _, g := range f.Groups {
 		out = append(out, g.Rules...)
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s: no rules", rulesFile)
+		t.Fatalf("%s: no rules", name)
 	}
 	return out
 }

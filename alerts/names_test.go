@@ -52,6 +52,11 @@ var labelValuesRE = regexp.MustCompile(`^label_values\((.*),\s*[a-zA-Z_][a-zA-Z0
 func collectExpressions(t *testing.T) (exprs []expression, recorded map[string]bool) {
 	t.Helper()
 	recorded = map[string]bool{}
+	// The objectives the chart renders from values (the example file has
+	// their form) are recording rules too.
+	for _, r := range loadRuleFile(t, "objectives.example.rules.yml") {
+		recorded[r.Record] = true
+	}
 	for _, r := range loadRules(t) {
 		name := r.Alert
 		if r.Record != "" {
@@ -190,14 +195,16 @@ func TestMetricNamesAreExported(t *testing.T) {
 		}
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	// Building both binaries takes minutes on a busy 2-core machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	bin := t.TempDir()
+	build(ctx, t, bin, "./cmd/exporter", "./cmd/adapter")
 	exporterWeb := freeAddr(t)
-	procs := []*liveProcess{start(ctx, t, build(ctx, t, bin, "./cmd/exporter"),
+	procs := []*liveProcess{start(ctx, t, filepath.Join(bin, "exporter"),
 		[]string{"--demo", "--web.listen-address=" + exporterWeb}, exporterWeb)}
 	exported := map[string]bool{}
-	adapter := build(ctx, t, bin, "./cmd/adapter")
+	adapter := filepath.Join(bin, "adapter")
 	if hasSubcommand(ctx, t, adapter, "demo") {
 		web := freeAddr(t)
 		procs = append(procs, start(ctx, t, adapter,
@@ -237,12 +244,13 @@ func TestMetricNamesAreExported(t *testing.T) {
 
 	var missing []string
 	for n, where := range want {
-		if exported[n] && knownGaps[n] != "" {
-			t.Errorf("%s is exported now: remove it from knownGaps", n)
+		gap := knownGap(n)
+		if exported[n] && gap != "" {
+			t.Errorf("%s is exported now: remove its entry from knownGaps", n)
 		}
 		if !exported[n] && !prometheusSynthetic[n] {
 			sort.Strings(where)
-			if gap := knownGaps[n]; gap != "" {
+			if gap != "" {
 				t.Logf("known gap, not exported yet: %s — %s (used by %s)", n, gap, strings.Join(where, "; "))
 				continue
 			}
@@ -251,14 +259,16 @@ func TestMetricNamesAreExported(t *testing.T) {
 	}
 	sort.Strings(missing)
 	for _, m := range missing {
-		t.Errorf("not exported by exporter --demo or the adapter: %s", m)
+		t.Errorf("not exported by exporter --demo or adapter demo: %s", m)
 	}
 }
 
 // knownGaps are names the rules and dashboards need that the live runs do
-// not export yet, each with who owes it. The test logs them instead of
-// failing, and fails once one is exported so the entry is removed. Keep it
-// short: every entry is an open request in the report to the lead.
+// not export yet, each with who owes it; a key ending in "_" covers a
+// prefix. The test logs them instead of failing, and fails once one is
+// exported so the entry is removed. Every entry is an open request in the
+// report to the lead; TestAdapterDescriptors checks that the adapter's
+// packages do define the planner's, forecaster's and batch controller's names.
 var knownGaps = map[string]string{
 	// The planner sizes for cold start + decision interval but does not
 	// export that horizon (pkg/capacity metrics).
@@ -267,14 +277,25 @@ var knownGaps = map[string]string{
 	// families (issue 2: every family filled in the demo) never appear.
 	"infercast_cold_starts_total":                  "exporter --demo: simulate a cold start",
 	"infercast_cold_start_duration_seconds_bucket": "exporter --demo: simulate a cold start",
+	// adapter demo runs the batch controller, but these families (fit,
+	// back-off and change events) did not appear within the test's 90 s.
+	"infercast_batch_predicted_p99_seconds":                    "adapter demo: batch controller fit not exported within 90 s",
+	"infercast_batch_predicted_throughput_requests_per_second": "adapter demo: batch controller fit not exported within 90 s",
+	"infercast_batch_backoffs_total":                           "adapter demo: export the counter at 0 before the first back-off",
+	"infercast_batch_changes_total":                            "adapter demo: export the counter at 0 before the first change",
+	"infercast_batch_apply_failures_total":                     "adapter demo: export the counter at 0 before the first failure",
 }
 
-// prometheusSynthetic are the series Prometheus itself writes for every
-// scrape and alert; the health alerts read `up`.
-var prometheusSynthetic = map[string]bool{
-	"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true,
-	"scrape_samples_post_metric_relabeling": true, "scrape_series_added": true,
-	"ALERTS": true, "ALERTS_FOR_STATE": true,
+func knownGap(name string) string {
+	if g := knownGaps[name]; g != "" {
+		return g
+	}
+	for k, g := range knownGaps {
+		if strings.HasSuffix(k, "_") && strings.HasPrefix(name, k) {
+			return g
+		}
+	}
+	return ""
 }
 
 // hasSubcommand asks the adapter's usage whether it has subcommand name.
@@ -313,15 +334,15 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-func build(ctx context.Context, t *testing.T, dir, pkg string) string {
+// build compiles the commands pkgs into dir, in one go build so they
+// share the work.
+func build(ctx context.Context, t *testing.T, dir string, pkgs ...string) {
 	t.Helper()
-	exe := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", exe, pkg)
+	cmd := exec.CommandContext(ctx, "go", append([]string{"build", "-o", dir + "/"}, pkgs...)...)
 	cmd.Dir = repoRoot(t)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		t.Fatalf("go build %v: %v\n%s", pkgs, err, out)
 	}
-	return exe
 }
 
 func freeAddr(t *testing.T) string {
@@ -424,4 +445,12 @@ func scrape(ctx context.Context, c *http.Client, url string) (map[string]*dto.Me
 	}
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	return p.TextToMetricFamilies(resp.Body)
+}
+
+// prometheusSynthetic are the series Prometheus itself writes for every
+// scrape and alert; the health alerts read `up`.
+var prometheusSynthetic = map[string]bool{
+	"up": true, "scrape_duration_seconds": true, "scrape_samples_scraped": true,
+	"scrape_samples_post_metric_relabeling": true, "scrape_series_added": true,
+	"ALERTS": true, "ALERTS_FOR_STATE": true,
 }
