@@ -270,9 +270,6 @@ func TestMetricNamesAreExported(t *testing.T) {
 // report to the lead; TestAdapterDescriptors checks that the adapter's
 // packages do define the planner's, forecaster's and batch controller's names.
 var knownGaps = map[string]string{
-	// The planner sizes for cold start + decision interval but does not
-	// export that horizon (pkg/capacity metrics).
-	"infercast_plan_horizon_seconds": "pkg/capacity: export the horizon per workload",
 	// exporter --demo simulates no model-server restart, so the cold-start
 	// families (issue 2: every family filled in the demo) never appear.
 	"infercast_cold_starts_total":                  "exporter --demo: simulate a cold start",

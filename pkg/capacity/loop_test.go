@@ -91,6 +91,10 @@ func TestLoopPlansAndDegrades(t *testing.T) {
 		t.Fatalf("first plan %+v", p)
 	}
 	good := total(p)
+	w := testWorkload()
+	if v, want := gauge(t, reg, "infercast_plan_horizon_seconds", map[string]string{"workload": "chat"}), w.Horizon(w.ColdStart).Seconds(); v != want {
+		t.Fatalf("horizon gauge %v, want cold start + decision interval = %v", v, want)
+	}
 	if v := gauge(t, reg, "infercast_plan_mode", map[string]string{"workload": "chat", "mode": "predictive"}); v != 1 {
 		t.Fatalf("mode gauge %v", v)
 	}

@@ -13,15 +13,16 @@ import (
 // source. Register it on an injected registry (never the default one).
 // Every metric is listed in docs/planner.md; a test keeps the two in step.
 type Metrics struct {
-	target, margin                 *prometheus.GaugeVec
-	forecast, need, base, fallback *prometheus.GaugeVec
-	bound, mode                    *prometheus.GaugeVec
-	pInterrupt, pDomain, pWipeout  *prometheus.GaugeVec
-	decisions                      *prometheus.CounterVec
-	lastDecision                   *prometheus.GaugeVec
-	historyFailures                *prometheus.CounterVec
-	degraded                       *prometheus.GaugeVec
-	reloadOK, reloadTime           prometheus.Gauge
+	target, margin                *prometheus.GaugeVec
+	forecast, horizon             *prometheus.GaugeVec
+	need, base, fallback          *prometheus.GaugeVec
+	bound, mode                   *prometheus.GaugeVec
+	pInterrupt, pDomain, pWipeout *prometheus.GaugeVec
+	decisions                     *prometheus.CounterVec
+	lastDecision                  *prometheus.GaugeVec
+	historyFailures               *prometheus.CounterVec
+	degraded                      *prometheus.GaugeVec
+	reloadOK, reloadTime          prometheus.Gauge
 
 	mu     sync.Mutex
 	bounds map[string]string // last bound label per workload, to delete it
@@ -41,6 +42,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		target:   g("target_replicas", "Replicas the planner asks of a tier, margin and fallback included.", wt),
 		margin:   g("margin_replicas", "Part of the tier's target added for spot interruption risk.", wt),
 		forecast: g("forecast_requests_per_second", "Demand the plan was sized for: the forecast quantile of the busiest step within cold start + decision interval (the recent peak over the reactive utilisation when no forecast is available).", w),
+		horizon:  g("horizon_seconds", "Lead time the plan was sized for: the cold start (measured p90 when measure_cold_start) plus the decision interval.", w),
 		need:     g("need_replicas", "Replicas that serve the sized demand after floors and stabilisation, before the spot margin and fallback.", w),
 		base:     g("base_need_replicas", "Replicas that serve the median forecast: the capacity the spot margin protects.", w),
 		fallback: g("fallback_replicas", "Spot capacity carried by on-demand after spot replicas went pending or were interrupted.", w),
@@ -64,7 +66,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Unix time of the last successful reload of the policy file."}),
 		bounds: map[string]string{},
 	}
-	reg.MustRegister(m.target, m.margin, m.forecast, m.need, m.base, m.fallback, m.bound, m.mode,
+	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
 		m.reloadOK, m.reloadTime)
 	return m
@@ -79,6 +81,9 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 		m.margin.WithLabelValues(w, tier).Set(float64(t.Margin))
 	}
 	m.forecast.WithLabelValues(w).Set(p.ForecastRate)
+	if ex.Horizon > 0 {
+		m.horizon.WithLabelValues(w).Set(ex.Horizon.Seconds())
+	}
 	m.need.WithLabelValues(w).Set(float64(ex.Need))
 	m.base.WithLabelValues(w).Set(float64(ex.BaseNeed))
 	m.fallback.WithLabelValues(w).Set(float64(ex.FallbackReplicas))
@@ -120,7 +125,7 @@ func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w)
 
 // Forget drops the series of a workload removed from the policy.
 func (m *Metrics) Forget(w string) {
-	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.need, m.base, m.fallback, m.bound, m.mode,
+	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded} {
 		v.DeletePartialMatch(prometheus.Labels{"workload": w})
 	}
