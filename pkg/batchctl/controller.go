@@ -152,6 +152,11 @@ func (c *Controller) state(model string) *modelState {
 		s = &modelState{fit: NewFitter(c.cfg.Fitter), applied: c.cfg.Initial,
 			guardBatch: c.cfg.Bounds.MaxBatchSize, guardDelay: maxDelay(c.cfg.Bounds)}
 		c.models[model] = s
+		// Event counters start at 0, so an alert or a rate() sees "none
+		// yet" rather than "no data".
+		c.m.backoffs.WithLabelValues(model)
+		c.m.changes.WithLabelValues(model, c.act.Name())
+		c.m.failures.WithLabelValues(model, c.act.Name())
 	}
 	return s
 }
