@@ -270,10 +270,6 @@ func TestMetricNamesAreExported(t *testing.T) {
 // report to the lead; TestAdapterDescriptors checks that the adapter's
 // packages do define the planner's, forecaster's and batch controller's names.
 var knownGaps = map[string]string{
-	// exporter --demo simulates no model-server restart, so the cold-start
-	// families (issue 2: every family filled in the demo) never appear.
-	"infercast_cold_starts_total":                  "exporter --demo: simulate a cold start",
-	"infercast_cold_start_duration_seconds_bucket": "exporter --demo: simulate a cold start",
 	// adapter demo runs the batch controller, but its predictions appear
 	// only once the profile is fitted, not within the test's 90 s.
 	"infercast_batch_predicted_p99_seconds":                    "adapter demo: batch controller fit not exported within 90 s",

@@ -84,6 +84,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			defer scancel()
 			_ = f.Close(sctx)
 		})
+		g.Add(func() error { return demoRestarts(ctx, f, demoRestartServer, 20*time.Second, 10*time.Minute, log) }, func(error) { cancel() })
 	}
 	in, err := setupIntegrations(ctx, cfg, o.demo, exp, set, log)
 	if err != nil {
@@ -225,6 +226,31 @@ func gpuCollector(demo bool, pods gpu.PodResolver, log *slog.Logger) (*gpu.Colle
 	}
 	// Without a driver the collector exports infercast_gpu_collector_up 0.
 	return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
+}
+
+// demoRestartServer is the simulated server the demo restarts now and
+// then, so that the cold-start families are filled as in a real fleet.
+const demoRestartServer = "summarise-tgi"
+
+// demoRestarts restarts server after first, then every every, until ctx
+// ends: the exporter sees process_start_time_seconds change and records a
+// cold start.
+func demoRestarts(ctx context.Context, f *fleet.Fleet, server string, first, every time.Duration, log *slog.Logger) error {
+	t := time.NewTimer(first)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := f.Restart(server); err != nil {
+				log.Warn("demo: restart failed", "server", server, "err", err)
+			} else {
+				log.Info("demo: restarted a model server (a cold start)", "server", server)
+			}
+			t.Reset(every)
+		}
+	}
 }
 
 // startDemoFleet starts the built-in simulated servers and points the
