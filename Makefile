@@ -27,6 +27,7 @@ test-short:
 lint: tools
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./test/e2e/
 	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" bash hack/lint-metrics.sh
 
 demo:
