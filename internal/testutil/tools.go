@@ -36,20 +36,7 @@ func Binary(t testing.TB, name string) string {
 // design docs), or skips/fails like Binary when it is absent.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test's directory")
-		}
-		dir = parent
-	}
+	dir := repoRoot(t)
 	shared := filepath.Join(filepath.Dir(dir), "shared")
 	if _, err := os.Stat(filepath.Join(shared, "traces")); err != nil {
 		if os.Getenv("INFERCAST_REQUIRE_TOOLS") == "1" {
