@@ -147,6 +147,8 @@ type online struct {
 	// anomaly detection and the floor of the error scale.
 	level    float64
 	absErr   float64
+	recent   [15]float64 // the last one-step absolute errors, a ring
+	recentN  int
 	clean    cleaner
 	lastSeen float64
 
@@ -342,6 +344,8 @@ func (o *online) observe(t time.Time, x float64) {
 	if !math.IsNaN(x) && score {
 		if !math.IsNaN(ref) {
 			e := math.Abs(x - ref)
+			o.recent[o.recentN%len(o.recent)] = e
+			o.recentN++
 			if o.absErr == 0 {
 				o.absErr = e
 			}
@@ -558,7 +562,7 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 		if !ok {
 			calibrated = false
 			// Before errors exist: a random walk's spread.
-			sd := 1.25 * o.absErr * math.Sqrt(float64(h)) / o.scale(p)
+			sd := o.earlySpread(p) * math.Sqrt(float64(h)) / o.scale(p)
 			q = [3]float64{0, 1.2816 * sd, 2.3263 * sd}
 		}
 		if o.clean.outage {
@@ -579,6 +583,22 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 	}
 	f.Warnings = append(f.Warnings, o.warn...)
 	return f, nil
+}
+
+// earlySpread is the one-step standard deviation assumed for a forecast p
+// before the intervals are calibrated: the median of the last one-step
+// errors (robust: one level shift in a short history must not hold the
+// band wide until it ages out of a slow average), and never less than a
+// Poisson count's sqrt(p), since requests per interval are counts.
+func (o *online) earlySpread(p float64) float64 {
+	n := min(o.recentN, len(o.recent))
+	var med float64
+	if n > 0 {
+		s := append([]float64(nil), o.recent[:n]...)
+		slices.Sort(s)
+		med = s[(n-1)/2] // the lower median: one outlier of two does not count
+	}
+	return math.Max(1.4826*med, math.Sqrt(math.Max(p, 0)))
 }
 
 // quantAtHorizon interpolates the error quantiles between grid horizons.

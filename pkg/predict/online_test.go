@@ -233,3 +233,40 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+// A young history with one step change (the e2e suite's demand: 10 per
+// interval, then 150): before the intervals are calibrated the band must
+// not stay as wide as the jump, or a planner sized on p90 holds several
+// times the replicas the new level needs until the jump ages out.
+func TestYoungHistoryBandAfterOneJump(t *testing.T) {
+	step := 5 * time.Second
+	o := predict.NewOnline(step, predict.Options{})
+	at := func(i int) time.Time { return t0.Add(time.Duration(i) * step) }
+	i := 0
+	for ; i < 2; i++ {
+		o.Observe(at(i), 10)
+	}
+	for ; i < 6; i++ {
+		o.Observe(at(i), 150)
+	}
+	f, err := o.Forecast(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(f.Warnings, ";"), "not yet calibrated") {
+		t.Fatalf("warnings %q: want the uncalibrated band", f.Warnings)
+	}
+	for h := range 3 {
+		// The Poisson floor alone gives p90 ≈ 150 + 1.28·√150·√h ≈ 150–177.
+		if f.P50[h] < 140 || f.P90[h] > 200 {
+			t.Fatalf("h=%d: p50 %.1f p90 %.1f; want p50 ≈ 150 and p90 ≤ 200", h+1, f.P50[h], f.P90[h])
+		}
+	}
+	// The fall is followed as quickly.
+	for ; i < 10; i++ {
+		o.Observe(at(i), 20)
+	}
+	if f, _ = o.Forecast(3); f.P90[2] > 40 {
+		t.Fatalf("after the fall to 20: p90 %.1f at h=3; want ≤ 40", f.P90[2])
+	}
+}
