@@ -115,6 +115,10 @@ type SpotTier struct {
 	// FailureDomains is how many zones (or pools) spot replicas spread over;
 	// a domain is reclaimed as a whole.
 	FailureDomains int `yaml:"failure_domains"`
+	// Pools names the node pools this tier's replicas run in, matched
+	// against the `pool` label of the exporter's spot interruption series:
+	// a notice on a node of one of them is a notice for this workload.
+	Pools []string `yaml:"pools"`
 }
 
 // advisorBands maps an AWS advisor band (the share of instances interrupted
@@ -311,6 +315,13 @@ func (w *Workload) validate() []error {
 		}
 		if s.FailureDomains < 1 {
 			bad("tiers.spot.failure_domains", "%d must be at least 1", s.FailureDomains)
+		}
+		seen := map[string]bool{}
+		for i, pool := range s.Pools {
+			if pool == "" || seen[pool] {
+				bad(fmt.Sprintf("tiers.spot.pools[%d]", i), "%q is empty or repeated", pool)
+			}
+			seen[pool] = true
 		}
 	}
 	return errs

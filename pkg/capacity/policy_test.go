@@ -60,7 +60,7 @@ func TestParsePolicyInvalid(t *testing.T) {
 		{"unknown workload key", minimal + "    max_replica: 3\n",
 			`p.yaml:8: workload "chat": max_replica: unknown field (known: cold_start, decision_interval, demand, fallback_hold, forecast_quantile, forecast_step, latency_percentile, latency_slo, learn_mu, max_replicas, measure_cold_start, min_replicas, mu, name, on_demand_share, preview, queue_slo, scale_down, target_availability, tiers, tolerance)`},
 		{"unknown nested key", minimal + "    tiers:\n      spot:\n        notic: 120s\n",
-			`p.yaml:10: workload "chat": tiers.spot.notic: unknown field (known: advisor_band, failure_domains, interruption_rate_per_hour, notice, price_per_hour)`},
+			`p.yaml:10: workload "chat": tiers.spot.notic: unknown field (known: advisor_band, failure_domains, interruption_rate_per_hour, notice, pools, price_per_hour)`},
 		{"bad duration", strings.Replace(minimal, "180s", "180", 1),
 			"p.yaml:2: workload \"chat\": line 6: cannot unmarshal !!int `180` into time.Duration"},
 		{"missing name", strings.Replace(minimal, "name: chat", "name: \"\"", 1),
