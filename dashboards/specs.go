@@ -42,11 +42,11 @@ func cost() Spec {
 					Queries:     []Query{{Expr: `sum(infercast_spend_dollars_per_hour{` + selModel + `, tier="spot"}) / sum(infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "spot share"}}},
 				{Kind: Stat, Title: "Savings against all on-demand", Unit: "currencyUSD", Width: 6, Height: 5,
 					Description: "Dollars per hour saved now against running the spot GPUs on demand: each model's on-demand $/GPU-hour times its spot GPUs, minus its spot spend. Models without an on-demand replica to price from are left out.",
-					Queries:     []Query{{Expr: `sum(sum by (namespace, team, model) (infercast_spend_dollars_per_hour{` + selModel + `, tier="on_demand"}) / sum by (namespace, team, model) (infercast_spend_gpus{` + selModel + `, tier="on_demand"}) * sum by (namespace, team, model) (infercast_spend_gpus{` + selModel + `, tier="spot"}) - sum by (namespace, team, model) (infercast_spend_dollars_per_hour{` + selModel + `, tier="spot"}))`, Legend: "$/hour saved"}}},
+					Queries:     []Query{{Expr: `sum(sum by (namespace, team, model) (infercast_spend_dollars_per_hour{` + selModel + `, tier="on-demand"}) / sum by (namespace, team, model) (infercast_spend_gpus{` + selModel + `, tier="on-demand"}) * sum by (namespace, team, model) (infercast_spend_gpus{` + selModel + `, tier="spot"}) - sum by (namespace, team, model) (infercast_spend_dollars_per_hour{` + selModel + `, tier="spot"}))`, Legend: "$/hour saved"}}},
 			}},
 			{Title: "By tier and model", Panels: []Panel{
 				{Title: "$/hour by tier", Unit: "currencyUSD", Width: 12, Stacked: true,
-					Description: "Spend rate by capacity tier (on_demand, spot), stacked.",
+					Description: "Spend rate by capacity tier (on-demand, spot), stacked.",
 					Queries:     []Query{{Expr: `sum by (tier) (infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "{{tier}}"}}},
 				{Title: "$/hour by model", Unit: "currencyUSD", Width: 12, Stacked: true,
 					Description: "Spend rate by model, stacked: showback per model (and team, through the team label).",

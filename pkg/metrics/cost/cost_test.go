@@ -178,9 +178,9 @@ func TestCollector(t *testing.T) {
 infercast_cost_per_thousand_requests_dollars{model="ranker",team="search"} 0.014814814814814815
 # HELP infercast_spend_dollars_per_hour What a model's replicas cost now, in dollars per hour, by capacity tier.
 # TYPE infercast_spend_dollars_per_hour gauge
-infercast_spend_dollars_per_hour{model="llama",team="chat",tier="on_demand"} 2.8
+infercast_spend_dollars_per_hour{model="llama",team="chat",tier="on-demand"} 2.8
 infercast_spend_dollars_per_hour{model="llama",team="chat",tier="spot"} 0
-infercast_spend_dollars_per_hour{model="ranker",team="search",tier="on_demand"} 5.6
+infercast_spend_dollars_per_hour{model="ranker",team="search",tier="on-demand"} 5.6
 infercast_spend_dollars_per_hour{model="ranker",team="search",tier="spot"} 2.4
 # HELP infercast_spend_unpriced_replicas Replicas left out of spend: node not in the price catalogue, no price for its tier, or unreadable labels.
 # TYPE infercast_spend_unpriced_replicas gauge
@@ -230,7 +230,7 @@ func onlySeries(t *testing.T, reg *prometheus.Registry, name, team string) prome
 			for _, lp := range m.GetLabel() {
 				labels[lp.GetName()] = lp.GetValue()
 			}
-			if labels["team"] == team && labels["tier"] == "on_demand" {
+			if labels["team"] == team && labels["tier"] == "on-demand" {
 				g := prometheus.NewGauge(prometheus.GaugeOpts{Name: "x", Help: "x"})
 				g.Set(m.GetGauge().GetValue())
 				return g

@@ -10,7 +10,7 @@ type Tier string
 
 // Tiers, as label values.
 const (
-	OnDemand Tier = "on_demand"
+	OnDemand Tier = "on-demand"
 	Spot     Tier = "spot"
 )
 
