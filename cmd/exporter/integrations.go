@@ -85,7 +85,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, exp *
 		if err != nil || src == nil {
 			return nil, err
 		}
-		node := ic.Kubernetes.NodeName
+		node := nodeName(ic.Kubernetes)
 		w, err := spot.NewWatcher(spot.Options{Source: src, Node: node, Logger: log.With("component", "spot")})
 		if err != nil {
 			return nil, err
@@ -168,6 +168,15 @@ func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	return out
 }
 
+// nodeName is the node this exporter runs on: configured, else NODE_NAME
+// from the downward API (the chart sets it), else "".
+func nodeName(kc metrics.KubernetesConfig) string {
+	if kc.NodeName != "" {
+		return kc.NodeName
+	}
+	return os.Getenv("NODE_NAME")
+}
+
 func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
 	rc, err := restConfig(kc.Kubeconfig)
 	if err != nil {
@@ -177,10 +186,7 @@ func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
 	if err != nil {
 		return fmt.Errorf("integrations.kubernetes: %w", err)
 	}
-	node := kc.NodeName
-	if node == "" {
-		node = os.Getenv("NODE_NAME")
-	}
+	node := nodeName(kc)
 	if node == "" {
 		return errors.New("integrations.kubernetes.node_name: required (or NODE_NAME from the downward API)")
 	}

@@ -63,3 +63,20 @@ infercast_cold_starts_total{model="llama",source="pod_start"} 1
 		t.Errorf("usage = %+v", u)
 	}
 }
+
+// TestNodeName: the configured node wins; otherwise NODE_NAME, which the
+// chart sets from the downward API, names the node for discovery and for
+// the spot watchers' node label alike.
+func TestNodeName(t *testing.T) {
+	t.Setenv("NODE_NAME", "gpu-node-7")
+	if got := nodeName(metrics.KubernetesConfig{}); got != "gpu-node-7" {
+		t.Errorf("from NODE_NAME: %q", got)
+	}
+	if got := nodeName(metrics.KubernetesConfig{NodeName: "configured"}); got != "configured" {
+		t.Errorf("configured: %q", got)
+	}
+	t.Setenv("NODE_NAME", "")
+	if got := nodeName(metrics.KubernetesConfig{}); got != "" {
+		t.Errorf("neither: %q", got)
+	}
+}
