@@ -55,17 +55,8 @@ func (a *AWSSource) getToken(ctx context.Context, now time.Time) (string, error)
 	if ttl <= 0 {
 		ttl = 6 * time.Hour
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, a.endpoint()+"/latest/api/token", nil)
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("X-aws-ec2-metadata-token-ttl-seconds", fmt.Sprint(int(ttl.Seconds())))
-	resp, err := a.client().Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp.Body)
+	resp, body, err := metadataDo(ctx, a.client(), http.MethodPut, a.endpoint()+"/latest/api/token",
+		map[string]string{"X-aws-ec2-metadata-token-ttl-seconds": fmt.Sprint(int(ttl.Seconds()))})
 	if err != nil {
 		return "", err
 	}
@@ -90,17 +81,8 @@ func (a *AWSSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
 		if err != nil {
 			return Notice{}, err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.endpoint()+"/latest/meta-data/spot/instance-action", nil)
-		if err != nil {
-			return Notice{}, err
-		}
-		req.Header.Set("X-aws-ec2-metadata-token", tok)
-		resp, err := a.client().Do(req)
-		if err != nil {
-			return Notice{}, err
-		}
-		body, err := readBody(resp.Body)
-		resp.Body.Close()
+		resp, body, err := metadataDo(ctx, a.client(), http.MethodGet, a.endpoint()+"/latest/meta-data/spot/instance-action",
+			map[string]string{"X-aws-ec2-metadata-token": tok})
 		if err != nil {
 			return Notice{}, err
 		}

@@ -47,17 +47,8 @@ func (a *AzureSource) Poll(ctx context.Context, _ time.Time) (Notice, error) {
 	if a.Client == nil {
 		a.Client = metadataClient()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(ep, "/")+"/metadata/scheduledevents?api-version=2020-07-01", nil)
-	if err != nil {
-		return Notice{}, err
-	}
-	req.Header.Set("Metadata", "true")
-	resp, err := a.Client.Do(req)
-	if err != nil {
-		return Notice{}, err
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp.Body)
+	resp, body, err := metadataDo(ctx, a.Client, http.MethodGet, strings.TrimSuffix(ep, "/")+"/metadata/scheduledevents?api-version=2020-07-01",
+		map[string]string{"Metadata": "true"})
 	if err != nil {
 		return Notice{}, err
 	}

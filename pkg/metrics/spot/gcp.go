@@ -37,17 +37,8 @@ func (g *GCPSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
 	if g.Client == nil {
 		g.Client = metadataClient()
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(ep, "/")+"/computeMetadata/v1/instance/preempted", nil)
-	if err != nil {
-		return Notice{}, err
-	}
-	req.Header.Set("Metadata-Flavor", "Google")
-	resp, err := g.Client.Do(req)
-	if err != nil {
-		return Notice{}, err
-	}
-	defer resp.Body.Close()
-	body, err := readBody(resp.Body)
+	resp, body, err := metadataDo(ctx, g.Client, http.MethodGet, strings.TrimSuffix(ep, "/")+"/computeMetadata/v1/instance/preempted",
+		map[string]string{"Metadata-Flavor": "Google"})
 	if err != nil {
 		return Notice{}, err
 	}

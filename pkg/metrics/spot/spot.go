@@ -79,6 +79,29 @@ func readBody(r io.Reader) ([]byte, error) {
 	return b, nil
 }
 
+// metadataDo sends one request to a metadata service and returns its
+// response (body already closed) and the body, read up to maxBody. The
+// status is the caller's to judge: each provider answers differently.
+func metadataDo(ctx context.Context, c *http.Client, method, url string, header map[string]string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := readBody(resp.Body)
+	if err != nil {
+		return nil, nil, err
+	}
+	return resp, body, nil
+}
+
 // pollError classifies a failed poll for the errors counter.
 type pollError struct {
 	reason string // timeout, transport, status, parse
