@@ -132,12 +132,12 @@ func capacity() Spec {
 						{Expr: `max by (workload) (rate(infercast_forecast_actual_requests_total{` + selWorkload + `}[5m]))`, Legend: "{{workload}} demand"},
 						{Expr: `max by (workload) (infercast_plan_forecast_requests_per_second{` + selWorkload + `})`, Legend: "{{workload}} sized for"},
 					}},
-				{Title: "Forecast band", Unit: "short", Width: 12, Height: 9,
-					Description: "The latest forecast's p50, p90 and p99 of requests per forecast interval, at the busiest exposed horizon: the band the planner sizes within.",
+				{Title: "Forecast band", Unit: "reqps", Width: 12, Height: 9,
+					Description: "The latest forecast's p50, p90 and p99 of demand, in requests per second (per forecast interval divided by the interval), at the busiest exposed horizon: the band the planner sizes within.",
 					Queries: []Query{
-						{Expr: `max by (workload) (infercast_forecast_requests{` + selWorkload + `, percentile="50"})`, Legend: "{{workload}} p50"},
-						{Expr: `max by (workload) (infercast_forecast_requests{` + selWorkload + `, percentile="90"})`, Legend: "{{workload}} p90"},
-						{Expr: `max by (workload) (infercast_forecast_requests{` + selWorkload + `, percentile="99"})`, Legend: "{{workload}} p99"},
+						{Expr: forecastBand("50"), Legend: "{{workload}} p50"},
+						{Expr: forecastBand("90"), Legend: "{{workload}} p90"},
+						{Expr: forecastBand("99"), Legend: "{{workload}} p99"},
 					}},
 			}},
 			{Title: "Replicas", Panels: []Panel{
@@ -287,4 +287,10 @@ func gpus() Spec {
 			}},
 		},
 	}
+}
+
+// forecastBand is a forecast percentile in requests per second: the
+// forecaster counts requests per interval of infercast_forecast_step_seconds.
+func forecastBand(percentile string) string {
+	return `max by (workload) (infercast_forecast_requests{` + selWorkload + `, percentile="` + percentile + `"} / on (namespace, workload) group_left infercast_forecast_step_seconds{` + selWorkload + `})`
 }

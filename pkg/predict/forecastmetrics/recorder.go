@@ -33,7 +33,7 @@ type Recorder struct {
 	latest  map[string]predict.Forecast
 	pending map[string]map[int64][]pendingForecast // workload -> target unix ms
 
-	forecast, model, warnings, origin *prometheus.Desc
+	forecast, step, model, warnings, origin *prometheus.Desc
 
 	absErr, actual, scored, covered90, covered99 *prometheus.CounterVec
 }
@@ -53,6 +53,9 @@ func NewRecorder(reg prometheus.Registerer, opts Options) (*Recorder, error) {
 		forecast: prometheus.NewDesc("infercast_forecast_requests",
 			"Latest forecast of requests per interval, by workload, percentile (50, 90, 99) and horizon (end of the forecast interval after the origin).",
 			[]string{"workload", "percentile", "horizon_seconds"}, nil),
+		step: prometheus.NewDesc("infercast_forecast_step_seconds",
+			"Length of the forecast interval of the workload's latest forecast: infercast_forecast_requests divided by it is requests per second.",
+			[]string{"workload"}, nil),
 		model: prometheus.NewDesc("infercast_forecast_model_info",
 			"Model that produced the latest forecast of a workload (value 1).",
 			[]string{"workload", "model"}, nil),
@@ -174,6 +177,7 @@ func (r *Recorder) Forget(workload string) {
 // Describe implements prometheus.Collector.
 func (r *Recorder) Describe(ch chan<- *prometheus.Desc) {
 	ch <- r.forecast
+	ch <- r.step
 	ch <- r.model
 	ch <- r.warnings
 	ch <- r.origin
@@ -197,6 +201,7 @@ func (r *Recorder) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(r.forecast, prometheus.GaugeValue, f.P90[h-1], w, "90", hs)
 			ch <- prometheus.MustNewConstMetric(r.forecast, prometheus.GaugeValue, f.P99[h-1], w, "99", hs)
 		}
+		ch <- prometheus.MustNewConstMetric(r.step, prometheus.GaugeValue, f.Step.Seconds(), w)
 		ch <- prometheus.MustNewConstMetric(r.model, prometheus.GaugeValue, 1, w, f.Model)
 		ch <- prometheus.MustNewConstMetric(r.warnings, prometheus.GaugeValue, float64(len(f.Warnings)), w)
 		ch <- prometheus.MustNewConstMetric(r.origin, prometheus.GaugeValue, float64(f.Origin.UnixMilli())/1000, w)

@@ -77,6 +77,9 @@ infercast_forecast_requests{horizon_seconds="60",percentile="99",workload="chat"
 # TYPE infercast_forecast_scored_total counter
 infercast_forecast_scored_total{horizon_seconds="180",workload="chat"} 1
 infercast_forecast_scored_total{horizon_seconds="60",workload="chat"} 1
+# HELP infercast_forecast_step_seconds Length of the forecast interval of the workload's latest forecast: infercast_forecast_requests divided by it is requests per second.
+# TYPE infercast_forecast_step_seconds gauge
+infercast_forecast_step_seconds{workload="chat"} 60
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
 		t.Error(err)
