@@ -1,6 +1,7 @@
 package batchctl
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,13 @@ type Config struct {
 	TrustFactor float64
 	// RateHalfLife smooths the observed arrival rate.
 	RateHalfLife time.Duration
+	// ReversalHold is how long, in multiples of the actuator's
+	// MinInterval, a change made for gain may not be undone by another
+	// made for gain (a knob moving back the way it came): a rate that
+	// oscillates around a decision boundary must not reload a Triton
+	// model every MinInterval. Changes that restore the SLO (back-off, a
+	// setting predicted to break it) are not held. Zero holds nothing.
+	ReversalHold float64
 	// Initial is what the server is assumed to run before the actuator
 	// says otherwise (SetApplied).
 	Initial Knobs
@@ -54,6 +62,7 @@ func DefaultConfig(slo time.Duration, modelMaxBatch int) Config {
 		ProbeStep:    1,
 		TrustFactor:  1.5,
 		RateHalfLife: 5 * time.Second,
+		ReversalHold: 3,
 		Initial:      Knobs{MaxBatchSize: modelMaxBatch},
 	}
 }
@@ -70,6 +79,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("batchctl: back-off factor %g must be in (0, 1)", c.Backoff)
 	case c.TrustFactor < 1:
 		return fmt.Errorf("batchctl: trust factor %g must be ≥ 1", c.TrustFactor)
+	case c.ReversalHold < 0 || math.IsNaN(c.ReversalHold):
+		return fmt.Errorf("batchctl: reversal hold %g must be ≥ 0", c.ReversalHold)
 	}
 	return nil
 }
@@ -95,6 +106,22 @@ type Decision struct {
 // and a smaller batch would only serve less.
 const guardHeadroom = 0.8
 
+// Hysteresis, so that a rate hovering around a decision boundary does not
+// flip the knobs back and forth (a Triton change is a model reload):
+//   - overload is entered as soon as nothing meets the SLO at the planning
+//     rate, and left only once the rate is below overloadExit of the SLO
+//     capacity of the setting to return to;
+//   - a longer queue delay (made for GPU efficiency) must keep the p99
+//     within budget at delayHeadroom above the planning rate, while a
+//     shorter one is taken as soon as the current one breaks the budget;
+//   - a smaller batch cap counts as a safety change (no gain needed) only
+//     when it is at least capDeadband smaller: ±1 from fit noise is not.
+const (
+	overloadExit  = 0.9
+	delayHeadroom = 0.2
+	capDeadband   = 0.1
+)
+
 // Controller tunes the batch knobs of each model it is stepped for. Step
 // may be called from several goroutines; steps are serialised.
 type Controller struct {
@@ -119,6 +146,11 @@ type modelState struct {
 	guardDelay time.Duration
 	lastRec    Knobs
 	lastReason string
+	overload   bool // the last choice was the overload setting
+	// before is what the server ran before the last applied change
+	// (appliedAt), to recognise a change that would undo it.
+	before    Knobs
+	appliedAt time.Time
 }
 
 // New returns a controller acting through act (RecommendOnly when nil).
@@ -270,6 +302,22 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 
 	ch := Choose(prof, lambda, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
+	if ch.Feasible && s.overload && lambda > overloadExit*ch.Prediction.SLOCapacityRPS {
+		k := Knobs{MaxBatchSize: c.cfg.Bounds.MaxBatchSize}
+		ch = Choice{Knobs: k, Prediction: Predict(prof, lambda, k), Reason: fmt.Sprintf(
+			"overload easing: %.1f req/s not yet below %.0f%% of the SLO capacity %.1f req/s of %s",
+			lambda, 100*overloadExit, ch.Prediction.SLOCapacityRPS, ch.Knobs)}
+	}
+	s.overload = !ch.Feasible
+	if ch.Feasible && ch.Knobs.MaxQueueDelay > s.applied.MaxQueueDelay {
+		// Lengthen the delay only as far as holds at a higher rate.
+		up := Choose(prof, lambda*(1+delayHeadroom), c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
+		upDelay := time.Duration(0)
+		if up.Feasible {
+			upDelay = up.Knobs.MaxQueueDelay
+		}
+		ch.Knobs.MaxQueueDelay = max(s.applied.MaxQueueDelay, min(ch.Knobs.MaxQueueDelay, upDelay))
+	}
 	rec := ch.Knobs
 	rec.MaxBatchSize = min(rec.MaxBatchSize, s.guardBatch)
 	rec.MaxQueueDelay = min(rec.MaxQueueDelay, s.guardDelay)
@@ -319,7 +367,7 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 	// A smaller batch that keeps the SLO capacity shortens what a surge
 	// forms; count it as a gain in safety when the capacity holds.
-	if rec.MaxBatchSize < s.applied.MaxBatchSize && pred.SLOCapacityRPS >= appliedCap*(1-capacityTie) {
+	if float64(rec.MaxBatchSize) <= float64(s.applied.MaxBatchSize)*(1-capDeadband) && pred.SLOCapacityRPS >= appliedCap*(1-capacityTie) {
 		safety = true
 	}
 	// Probing back up towards the choice after a back-off is how the
@@ -329,6 +377,16 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	if !safety && !probe && gain < lim.MinGain {
 		c.record(model, &d, ReasonBelowMinGain, fmt.Sprintf("%s → %s predicted gain %.1f%% below the minimum %.1f%%",
 			s.applied, rec, 100*gain, 100*lim.MinGain))
+		return d, nil
+	}
+	// Only a change that restores the SLO (the guard's back-off, or a
+	// setting predicted to meet it where the applied one is not) may undo
+	// a recent change; the rest, overload entry and exit included, wait.
+	restores := backoff || (cur.P99Seconds > budget && pred.P99Seconds <= budget)
+	if hold := time.Duration(c.cfg.ReversalHold * float64(lim.MinInterval)); !restores && !probe && !s.appliedAt.IsZero() &&
+		o.Time.Sub(s.appliedAt) < hold && reverses(s.before, s.applied, rec) {
+		c.record(model, &d, ReasonHeld, fmt.Sprintf("%s → %s would undo the change from %s made %s ago (held for %s against flapping)",
+			s.applied, rec, s.before, o.Time.Sub(s.appliedAt), hold))
 		return d, nil
 	}
 	if s.changed && o.Time.Sub(s.lastChange) < lim.MinInterval {
@@ -349,6 +407,7 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	c.log.Info("batch knobs applied", "model", model, "actuator", c.act.Name(), "from", s.applied.String(),
 		"to", rec.String(), "reason", reason, "detail", detail, "predicted_p99_s", pred.P99Seconds,
 		"predicted_throughput_rps", pred.SLOCapacityRPS)
+	s.before, s.appliedAt = s.applied, o.Time
 	s.applied, s.lastChange, s.changed = rec, o.Time, true
 	d.Applied, d.Changed = rec, true
 	c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
@@ -358,6 +417,15 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 	c.record(model, &d, reason, detail)
 	return d, nil
+}
+
+// reverses reports whether moving from cur to next moves a knob back the
+// way the last change (from before to cur) moved it.
+func reverses(before, cur, next Knobs) bool {
+	sign := func(x int64) int64 { return int64(cmp.Compare(x, 0)) }
+	opposite := func(a, b, c int64) bool { return sign(b-a)*sign(c-b) < 0 }
+	return opposite(int64(before.MaxBatchSize), int64(cur.MaxBatchSize), int64(next.MaxBatchSize)) ||
+		opposite(int64(before.MaxQueueDelay), int64(cur.MaxQueueDelay), int64(next.MaxQueueDelay))
 }
 
 // smooth is an exponentially weighted moving average over irregular steps.

@@ -267,3 +267,63 @@ infercast_batch_planning_rate_requests_per_second{model="m"} 95
 		t.Error(err)
 	}
 }
+
+// A rate oscillating around a decision boundary must not flip the knobs
+// back and forth: every Triton change is a model reload. The windows
+// alternate between two arrival rates on either side of a boundary —
+// the SLO capacity of max_batch_size 30 (80 req/s: overload or not), or
+// the rate up to which a queue delay pays (~55 req/s) — for 40 windows
+// of 10 s under a 10 s minimum interval, so a controller without
+// hysteresis could change the knobs every window.
+func TestControllerHysteresis(t *testing.T) {
+	tests := []struct {
+		name       string
+		delays     []time.Duration
+		initial    Knobs
+		low, high  float64 // arrivals per 10 s window, alternating
+		maxChanges int
+		settle     float64 // arrivals per window afterwards, for 10 windows
+		want       Knobs   // where it must settle
+	}{
+		{name: "overload boundary", delays: []time.Duration{0}, initial: Knobs{MaxBatchSize: 64},
+			low: 700, high: 900, maxChanges: 2, settle: 500, want: Knobs{MaxBatchSize: 30}},
+		{name: "queue delay boundary", delays: DefaultDelays(), initial: Knobs{MaxBatchSize: 30},
+			low: 450, high: 600, maxChanges: 2, settle: 100, want: Knobs{MaxBatchSize: 30, MaxQueueDelay: 100 * time.Millisecond}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			act := &fakeActuator{limits: Limits{MinInterval: 10 * time.Second}}
+			cfg := DefaultConfig(500*time.Millisecond, 64)
+			cfg.Bounds.Delays = tc.delays
+			cfg.Fitter.MinBatches = 5
+			c, err := New(cfg, act)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.SetApplied("m", tc.initial)
+			at := time.Duration(0)
+			var reasons []string
+			for i := range 40 {
+				at += 10 * time.Second
+				arr := tc.low
+				if i%2 == 1 {
+					arr = tc.high
+				}
+				reasons = append(reasons, step(t, c, exactObs(at, arr, 0.2)).Reason)
+			}
+			if len(act.applied) > tc.maxChanges {
+				t.Errorf("%d changes while the rate oscillated, want at most %d: %v\nreasons %v", len(act.applied), tc.maxChanges, act.applied, reasons)
+			}
+			// Hysteresis must not freeze it: once the rate settles
+			// clearly on one side, the knobs follow.
+			var d Decision
+			for range 10 {
+				at += 10 * time.Second
+				d = step(t, c, exactObs(at, tc.settle, 0.2))
+			}
+			if d.Applied != tc.want {
+				t.Errorf("after the rate settled at %g/s: %s (%s: %s), want %s", tc.settle/10, d.Applied, d.Reason, d.Detail, tc.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ const (
 	ReasonOverload       = "overload"        // no setting meets the SLO at the rate
 	ReasonBackoff        = "backoff"         // observed SLO violation within predicted capacity
 	ReasonRateLimited    = "rate_limited"    // a change was due but the server's interval forbade it
+	ReasonHeld           = "held"            // a change would undo a recent one: held against flapping
 	ReasonBelowMinGain   = "below_min_gain"  // the predicted gain did not justify a change
 	ReasonApplyFailed    = "apply_failed"    // the actuator failed; the server kept its knobs
 	ReasonRecommendOnly  = "recommend_only"  // recommendation differs; nothing is applied
@@ -18,7 +19,7 @@ const (
 )
 
 var allReasons = []string{ReasonLearning, ReasonOptimal, ReasonChanged, ReasonOverload, ReasonBackoff,
-	ReasonRateLimited, ReasonBelowMinGain, ReasonApplyFailed, ReasonRecommendOnly, ReasonBadObservation}
+	ReasonRateLimited, ReasonHeld, ReasonBelowMinGain, ReasonApplyFailed, ReasonRecommendOnly, ReasonBadObservation}
 
 type metrics struct {
 	recBatch, recDelay  *prometheus.GaugeVec

@@ -8,6 +8,12 @@ import (
 // Target is the SLO attainment that goodput must keep.
 const Target = 0.99
 
+// Resolution is the relative precision of Goodput: the bisection stops
+// when the bracket is narrower than this fraction. 0.1 %: the policies
+// compared on the real traces differ by well under 1 %, and at 0.5 % they
+// fell on the same few lattice points.
+const Resolution = 0.001
+
 // Compress returns the arrivals with time divided by k: the same trace at k
 // times its rate.
 func Compress(arrivals []float64, k float64) []float64 {
@@ -19,7 +25,7 @@ func Compress(arrivals []float64, k float64) []float64 {
 }
 
 // Goodput is the largest multiple k of the trace's rate at which at least
-// Target of the requests meet the SLO, found by bisection to within 0.5 %
+// Target of the requests meet the SLO, found by bisection to within Resolution
 // (attainment is assumed to fall as k grows; where it is not monotone the
 // search returns one crossing). newPolicy must return a fresh policy: each
 // replay starts from nothing, as a controller deployed on that traffic would.
@@ -63,7 +69,7 @@ func Goodput(arrivals []float64, newPolicy func() Policy, cfg Config) (float64, 
 			return 0, nil
 		}
 	}
-	for hi/lo > 1.005 {
+	for hi/lo > 1+Resolution {
 		k := math.Sqrt(lo * hi)
 		good, err := ok(k)
 		if err != nil {

@@ -111,8 +111,8 @@ func TestGoodputHandComputed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g < 1.6791*0.995 || g > 1.6791 {
-		t.Errorf("goodput %.4f, want 1.6791 (−0.5 %%)", g)
+	if g < 1.6791*(1-Resolution) || g > 1.6791 {
+		t.Errorf("goodput %.4f, want 1.6791 (−%g %%)", g, 100*Resolution)
 	}
 }
 
