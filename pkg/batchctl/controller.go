@@ -189,6 +189,12 @@ func (c *Controller) state(model string) *modelState {
 		c.m.backoffs.WithLabelValues(model)
 		c.m.changes.WithLabelValues(model, c.act.Name())
 		c.m.failures.WithLabelValues(model, c.act.Name())
+		// The fit and its predictions are unknown (NaN) until the profile
+		// is learned: the series exist from the start, and a dashboard or
+		// an alert sees "not yet" rather than a false 0.
+		for _, g := range []*prometheus.GaugeVec{c.m.alpha, c.m.beta, c.m.jitter, c.m.p99, c.m.capacity} {
+			g.WithLabelValues(model).Set(math.NaN())
+		}
 	}
 	return s
 }

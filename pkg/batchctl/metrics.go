@@ -1,6 +1,10 @@
 package batchctl
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Reasons for the last decision, the values of the reason label of
 // infercast_batch_last_decision: a closed set, so the label stays bounded.
@@ -57,10 +61,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		failures:     c("infercast_batch_apply_failures_total", "Failed attempts to apply knobs (the server was rolled back).", "model", "actuator"),
 		lastChange:   g("infercast_batch_last_change_timestamp_seconds", "Unix time of the last applied change.", "model"),
 	}
-	for _, col := range []prometheus.Collector{m.recBatch, m.recDelay, m.appBatch, m.appDelay, m.alpha, m.beta,
-		m.jitter, m.p99, m.capacity, m.rate, m.lastDecision, m.decisions, m.backoffs, m.changes, m.failures, m.lastChange} {
-		if err := reg.Register(col); err != nil {
-			return nil, err
+	// Several controllers (one per model and actuator in adapter serve)
+	// share one registry: the second reuses the first one's vectors.
+	for _, v := range []**prometheus.GaugeVec{&m.recBatch, &m.recDelay, &m.appBatch, &m.appDelay, &m.alpha, &m.beta,
+		&m.jitter, &m.p99, &m.capacity, &m.rate, &m.lastDecision, &m.lastChange} {
+		if err := reg.Register(*v); err != nil {
+			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+			if !ok {
+				return nil, err
+			}
+			if *v, ok = are.ExistingCollector.(*prometheus.GaugeVec); !ok {
+				return nil, err
+			}
+		}
+	}
+	for _, v := range []**prometheus.CounterVec{&m.decisions, &m.backoffs, &m.changes, &m.failures} {
+		if err := reg.Register(*v); err != nil {
+			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
+			if !ok {
+				return nil, err
+			}
+			if *v, ok = are.ExistingCollector.(*prometheus.CounterVec); !ok {
+				return nil, err
+			}
 		}
 	}
 	return m, nil
