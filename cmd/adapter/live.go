@@ -4,13 +4,19 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
+	promapi "github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/infercast/infercast/pkg/capacity"
@@ -178,4 +184,254 @@ func formatRate(v float64) string {
 		return "-"
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
+}
+
+// nodeNotice is one node's spot interruption state as the exporter on it
+// reports it (pkg/metrics/spot): infercast_spot_interruption_notice and
+// infercast_spot_interruptions_total, labelled node and pool.
+type nodeNotice struct {
+	node, pool string
+	active     bool    // a notice is announced now
+	total      float64 // distinct notices since that exporter started
+}
+
+// noticeSource reads every node's spot interruption state.
+type noticeSource interface {
+	notices(ctx context.Context) ([]nodeNotice, error)
+}
+
+// Names of the exporter's spot families.
+const (
+	spotNoticeMetric = "infercast_spot_interruption_notice"
+	spotTotalMetric  = "infercast_spot_interruptions_total"
+)
+
+// exporterNotices reads the spot families of one exporter's /metrics (the
+// exporter on the adapter's own node, or a single-node setup).
+type exporterNotices struct{ l exporterLive }
+
+func (e exporterNotices) notices(ctx context.Context) ([]nodeNotice, error) {
+	mfs, err := e.l.fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var samples []noticeSample
+	for _, name := range []string{spotNoticeMetric, spotTotalMetric} {
+		for _, m := range mfs[name].GetMetric() {
+			v := m.GetGauge().GetValue()
+			if name == spotTotalMetric {
+				v = m.GetCounter().GetValue()
+			}
+			samples = append(samples, noticeSample{name: name, node: label(m, "node"), pool: label(m, "pool"), value: v})
+		}
+	}
+	return mergeNotices(samples), nil
+}
+
+// promNotices reads the spot families of every exporter through Prometheus
+// (the DaemonSet case: one exporter per node, all scraped by Prometheus).
+type promNotices struct {
+	api     promv1.API
+	timeout time.Duration
+}
+
+func newPromNotices(address string, timeout time.Duration) (promNotices, error) {
+	c, err := promapi.NewClient(promapi.Config{Address: address})
+	if err != nil {
+		return promNotices{}, fmt.Errorf("spot notices: %w", err)
+	}
+	return promNotices{api: promv1.NewAPI(c), timeout: timeout}, nil
+}
+
+// spotNoticesQuery selects both families in one instant query.
+const spotNoticesQuery = `{__name__=~"` + spotNoticeMetric + `|` + spotTotalMetric + `"}`
+
+func (p promNotices) notices(ctx context.Context) ([]nodeNotice, error) {
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+	}
+	v, _, _, err := p.api.Query(ctx, spotNoticesQuery, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("spot notices from Prometheus: %w", err)
+	}
+	vec, ok := v.(model.Vector)
+	if !ok {
+		return nil, fmt.Errorf("spot notices from Prometheus: %s result, want a vector", v.Type())
+	}
+	samples := make([]noticeSample, 0, len(vec))
+	for _, s := range vec {
+		samples = append(samples, noticeSample{name: string(s.Metric[model.MetricNameLabel]),
+			node: string(s.Metric["node"]), pool: string(s.Metric["pool"]), value: float64(s.Value)})
+	}
+	return mergeNotices(samples), nil
+}
+
+type noticeSample struct {
+	name, node, pool string
+	value            float64
+}
+
+// mergeNotices joins the two families by (node, pool); a node watched by
+// several providers' watchers (only one answers on a real cloud) is active
+// when any of them is, and its total is theirs summed.
+func mergeNotices(samples []noticeSample) []nodeNotice {
+	type key struct{ node, pool string }
+	byNode := map[key]*nodeNotice{}
+	var order []key
+	for _, s := range samples {
+		if math.IsNaN(s.value) {
+			continue
+		}
+		k := key{s.node, s.pool}
+		n := byNode[k]
+		if n == nil {
+			n = &nodeNotice{node: s.node, pool: s.pool}
+			byNode[k] = n
+			order = append(order, k)
+		}
+		switch s.name {
+		case spotNoticeMetric:
+			n.active = n.active || s.value > 0
+		case spotTotalMetric:
+			n.total += s.value
+		}
+	}
+	out := make([]nodeNotice, 0, len(order))
+	for _, k := range order {
+		out = append(out, *byNode[k])
+	}
+	return out
+}
+
+// spotNotices attributes node notices to workloads through their spot
+// tier's pools (policy tiers.spot.pools) and turns them into the planner's
+// signals: Spot.Terminating is the nodes of those pools under notice now
+// (one replica per node: the GPU node of a model server), SpotNotices the
+// notices new since the workload's previous decision, SpotNoticeDomains
+// the pools they came from. The planner's fallback then moves the
+// terminating capacity to on-demand at once and keeps it there for
+// fallback_hold after the last notice.
+type spotNotices struct {
+	src noticeSource
+	mu  sync.Mutex
+	// seen[workload][node/pool] is the node's notice count at the
+	// workload's previous decision.
+	seen map[string]map[string]float64
+}
+
+func newSpotNotices(src noticeSource) *spotNotices {
+	return &spotNotices{src: src, seen: map[string]map[string]float64{}}
+}
+
+// attribute fills sig's spot notice fields for w. A workload without a spot
+// tier or pools is left alone. The first call for a workload only records
+// the counts: notices already active count as terminating, not as new.
+func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *capacity.Signals) error {
+	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
+		return nil
+	}
+	nodes, err := s.src.notices(ctx)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	prev, known := s.seen[w.Name]
+	now := make(map[string]float64, len(nodes))
+	newIn := map[string]bool{}
+	terminating, fresh := 0, 0
+	for _, n := range nodes {
+		if !slices.Contains(w.Tiers.Spot.Pools, n.pool) {
+			continue
+		}
+		if n.active {
+			terminating++
+		}
+		k := n.node + "/" + n.pool
+		now[k] = n.total
+		if !known {
+			continue
+		}
+		// A node first seen (its exporter just started) brings its
+		// notices with it; a counter that went down restarted.
+		d := n.total - prev[k]
+		if last, ok := prev[k]; ok && n.total < last {
+			d = n.total
+		}
+		if d > 0 {
+			fresh += int(math.Round(d))
+			newIn[n.pool] = true
+		}
+	}
+	s.seen[w.Name] = now
+	sig.Spot.Terminating = terminating
+	sig.SpotNotices = fresh
+	sig.SpotNoticeDomains = len(newIn)
+	return nil
+}
+
+// forget drops the state of workloads no longer in the policy.
+func (s *spotNotices) forget(keep func(string) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name := range s.seen {
+		if !keep(name) {
+			delete(s.seen, name)
+		}
+	}
+}
+
+// withSpotNotices is a LiveSource that adds the spot notices of a
+// workload's pools to another source's signals. Failing to read notices
+// does not fail the live signals: the planner then sees none, and says so
+// in the log.
+type withSpotNotices struct {
+	live  capacity.LiveSource
+	spot  *spotNotices
+	log   *slog.Logger
+	names func() map[string]bool // workloads of the current policy
+}
+
+func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
+	sig, err := l.live.Signals(ctx, w, now)
+	if err != nil {
+		return sig, err
+	}
+	if serr := l.spot.attribute(ctx, w, &sig); serr != nil {
+		l.log.Warn("spot interruption notices unavailable", "workload", w.Name, "err", serr)
+	}
+	if l.names != nil {
+		names := l.names()
+		l.spot.forget(func(n string) bool { return names[n] })
+	}
+	return sig, nil
+}
+
+// withSpotNoticesFrom wraps live with the spot notices of the flags' source:
+// Prometheus when --prometheus.url is set (it scrapes every node's
+// exporter), else the exporter of --exporter.url.
+func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, log *slog.Logger) (capacity.LiveSource, error) {
+	var src noticeSource
+	switch {
+	case cfg.promURL != "":
+		p, err := newPromNotices(cfg.promURL, cfg.promTimeout)
+		if err != nil {
+			return nil, err
+		}
+		src = p
+	case cfg.exporterURL != "":
+		src = exporterNotices{exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}}
+	default:
+		return live, nil
+	}
+	names := func() map[string]bool {
+		out := map[string]bool{}
+		for _, w := range policy.Current().Workloads {
+			out[w.Name] = true
+		}
+		return out
+	}
+	return withSpotNotices{live: live, spot: newSpotNotices(src), log: log, names: names}, nil
 }

@@ -185,6 +185,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.exporterURL != "" {
 		live = exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
 	}
+	// Spot interruption notices of each workload's tiers.spot.pools.
+	if live, err = withSpotNoticesFrom(live, cfg, policy, log); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/metrics/spot"
+)
+
+// fakeNotices is a noticeSource whose answer the test sets.
+type fakeNotices struct {
+	nodes []nodeNotice
+	err   error
+}
+
+func (f *fakeNotices) notices(context.Context) ([]nodeNotice, error) { return f.nodes, f.err }
+
+func spotWorkload(name string, pools ...string) *capacity.Workload {
+	return &capacity.Workload{Name: name, Tiers: capacity.Tiers{Spot: &capacity.SpotTier{Pools: pools}}}
+}
+
+func TestSpotNoticesAttribution(t *testing.T) {
+	type want struct{ terminating, notices, domains int }
+	steps := []struct {
+		name  string
+		nodes []nodeNotice
+		want  want
+	}{
+		{"first look: active notices terminate, none is new",
+			[]nodeNotice{{node: "a1", pool: "spot-a", active: true, total: 1}, {node: "b1", pool: "spot-b", total: 0}, {node: "x1", pool: "other", active: true, total: 3}},
+			want{1, 0, 0}},
+		{"nothing changed",
+			[]nodeNotice{{node: "a1", pool: "spot-a", active: true, total: 1}, {node: "b1", pool: "spot-b", total: 0}, {node: "x1", pool: "other", active: true, total: 3}},
+			want{1, 0, 0}},
+		{"burst: two nodes of two pools, another pool ignored",
+			[]nodeNotice{{node: "a1", pool: "spot-a", active: true, total: 1}, {node: "a2", pool: "spot-a", active: true, total: 1},
+				{node: "b1", pool: "spot-b", active: true, total: 1}, {node: "x1", pool: "other", active: true, total: 9}},
+			want{3, 2, 2}},
+		{"notices end, the nodes are gone",
+			[]nodeNotice{{node: "b2", pool: "spot-b", total: 0}},
+			want{0, 0, 0}},
+		{"a new node of a pool, already under notice: terminating, counted when its counter moves",
+			[]nodeNotice{{node: "b2", pool: "spot-b", active: true, total: 0}},
+			want{1, 0, 0}},
+		{"same node, a second notice",
+			[]nodeNotice{{node: "b2", pool: "spot-b", active: true, total: 1}},
+			want{1, 1, 1}},
+	}
+	src := &fakeNotices{}
+	s := newSpotNotices(src)
+	w := spotWorkload("chat", "spot-a", "spot-b")
+	for _, st := range steps {
+		src.nodes = st.nodes
+		var sig capacity.Signals
+		if err := s.attribute(context.Background(), w, &sig); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		got := want{sig.Spot.Terminating, sig.SpotNotices, sig.SpotNoticeDomains}
+		if got != st.want {
+			t.Errorf("%s: terminating, new notices, domains = %+v, want %+v", st.name, got, st.want)
+		}
+	}
+}
+
+func TestSpotNoticesCounterReset(t *testing.T) {
+	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "p", total: 5}}}
+	s := newSpotNotices(src)
+	w := spotWorkload("chat", "p")
+	var sig capacity.Signals
+	for _, total := range []float64{5, 2} { // 5 → 2: the exporter restarted and saw 2 since
+		src.nodes[0].total = total
+		sig = capacity.Signals{}
+		if err := s.attribute(context.Background(), w, &sig); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sig.SpotNotices != 2 || sig.SpotNoticeDomains != 1 {
+		t.Errorf("after a counter reset: %d notices from %d domains, want 2 from 1", sig.SpotNotices, sig.SpotNoticeDomains)
+	}
+}
+
+func TestSpotNoticesPerWorkload(t *testing.T) {
+	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "a", total: 0}, {node: "b1", pool: "b", total: 0}}}
+	s := newSpotNotices(src)
+	wa, wb := spotWorkload("wa", "a"), spotWorkload("wb", "b")
+	for _, w := range []*capacity.Workload{wa, wb} {
+		if err := s.attribute(context.Background(), w, &capacity.Signals{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src.nodes[0] = nodeNotice{node: "a1", pool: "a", active: true, total: 1}
+	var a, b capacity.Signals
+	if err := s.attribute(context.Background(), wa, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.attribute(context.Background(), wb, &b); err != nil {
+		t.Fatal(err)
+	}
+	if a.SpotNotices != 1 || a.Spot.Terminating != 1 || b.SpotNotices != 0 || b.Spot.Terminating != 0 {
+		t.Errorf("pool a's notice: wa %d new/%d terminating, wb %d/%d; want 1/1 and 0/0",
+			a.SpotNotices, a.Spot.Terminating, b.SpotNotices, b.Spot.Terminating)
+	}
+}
+
+func TestSpotNoticesSkipsWorkloadsWithoutPools(t *testing.T) {
+	src := &fakeNotices{err: errors.New("must not be read")}
+	s := newSpotNotices(src)
+	for _, w := range []*capacity.Workload{{Name: "od"}, spotWorkload("nopools")} {
+		sig := capacity.Signals{SpotNotices: 7}
+		if err := s.attribute(context.Background(), w, &sig); err != nil || sig.SpotNotices != 7 {
+			t.Errorf("%s: %v, notices %d; want untouched", w.Name, err, sig.SpotNotices)
+		}
+	}
+}
+
+// fixedLive is a LiveSource with a fixed answer.
+type fixedLive struct {
+	sig capacity.Signals
+	err error
+}
+
+func (f fixedLive) Signals(context.Context, *capacity.Workload, time.Time) (capacity.Signals, error) {
+	return f.sig, f.err
+}
+
+func TestWithSpotNotices(t *testing.T) {
+	w := spotWorkload("chat", "p")
+	src := &fakeNotices{nodes: []nodeNotice{{node: "n", pool: "p", active: true, total: 1}}}
+	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 3}}, spot: newSpotNotices(src), log: slog.New(slog.DiscardHandler)}
+	sig, err := l.Signals(context.Background(), w, time.Now())
+	if err != nil || sig.Rate != 3 || sig.Spot.Terminating != 1 {
+		t.Fatalf("signals %+v, %v; want rate 3 and 1 terminating", sig, err)
+	}
+	// Notices unreadable: the live signals still count, without notices.
+	src.err = errors.New("prometheus down")
+	sig, err = l.Signals(context.Background(), w, time.Now())
+	if err != nil || sig.Rate != 3 || sig.Spot.Terminating != 0 {
+		t.Fatalf("notices failing: signals %+v, %v; want rate 3, no notices, no error", sig, err)
+	}
+	// The live source failing is the live source's error.
+	l.live = fixedLive{err: errors.New("exporter down")}
+	if _, err := l.Signals(context.Background(), w, time.Now()); err == nil {
+		t.Fatal("live source failed, want its error")
+	}
+}
+
+// imds is a fake AWS instance metadata service whose notice the test turns on.
+func imds(t *testing.T, notice *atomic.Bool) *httptest.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "token") })
+	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) {
+		if !notice.Load() {
+			http.NotFound(w, nil)
+			return
+		}
+		fmt.Fprintf(w, `{"action":"terminate","time":%q}`, time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestExporterNotices reads the series a real spot.Watcher exposes, polling
+// a fake IMDS, through exporterNotices.
+func TestExporterNotices(t *testing.T) {
+	var notice atomic.Bool
+	md := imds(t, &notice)
+	src, err := spot.NewSource(spot.AWS, md.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch, err := spot.NewWatcher(spot.Options{Source: src, Node: "node-1", Pool: "gpu-spot"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(watch)
+	exp := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(exp.Close)
+	en := exporterNotices{exporterLive{url: exp.URL, client: exp.Client()}}
+
+	for _, step := range []struct {
+		notice bool
+		want   nodeNotice
+	}{
+		{false, nodeNotice{node: "node-1", pool: "gpu-spot"}},
+		{true, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}},
+		{true, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}}, // the same notice counts once
+	} {
+		notice.Store(step.notice)
+		if err := watch.Poll(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		got, err := en.notices(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0] != step.want {
+			t.Fatalf("notice %t: got %+v, want [%+v]", step.notice, got, step.want)
+		}
+	}
+}
+
+func TestMergeNotices(t *testing.T) {
+	got := mergeNotices([]noticeSample{
+		{name: spotNoticeMetric, node: "n", pool: "p", value: 0},
+		{name: spotNoticeMetric, node: "n", pool: "p", value: 1}, // a second provider's watcher
+		{name: spotTotalMetric, node: "n", pool: "p", value: 2},
+		{name: spotTotalMetric, node: "n", pool: "p", value: 1},
+		{name: spotTotalMetric, node: "m", pool: "p", value: math.NaN()},
+	})
+	want := []nodeNotice{{node: "n", pool: "p", active: true, total: 3}}
+	if len(got) != 1 || got[0] != want[0] {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
