@@ -72,6 +72,7 @@ type serveConfig struct {
 	cmNamespace     string
 	logLevel        string
 	shutdownTimeout time.Duration
+	batchFile       string
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -99,6 +100,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.cmTemplate, "custom-metrics.deployment-template", provider.DefaultTemplate, "Deployment name of a workload's tier; must contain {workload} and {tier}")
 	fs.StringVar(&c.cmNamespace, "custom-metrics.namespace", "", "only Deployments of this namespace are mapped; empty: any")
 	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.batchFile, "batch.config.file", "", batchFileUsage)
 	fs.DurationVar(&c.shutdownTimeout, "web.shutdown-timeout", 10*time.Second, "how long in-flight requests may drain at shutdown")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -187,6 +189,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
 	if live, err = withSpotNoticesFrom(live, cfg, policy, log); err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
+	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, reg, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})

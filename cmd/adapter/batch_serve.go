@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infercast/infercast/pkg/batchctl"
+)
+
+// batchFileUsage is the help of serve's --batch.config.file.
+const batchFileUsage = "batch controller config (docs/batching.md): the models whose batch knobs it tunes, from --exporter.url's signals; empty: off"
+
+// batchModel is one model the batch controller tunes inside adapter serve.
+type batchModel struct {
+	name     string
+	interval time.Duration
+	ctl      *batchctl.Controller
+	act      batchctl.Actuator
+	obs      *batchObserver
+	log      *slog.Logger
+}
+
+// newBatchModels builds one controller per model of the batch config file;
+// its metrics go to reg. The models read the exporter at exporterURL the
+// way adapter demo does (batchObserver).
+func newBatchModels(file, exporterURL string, reg prometheus.Registerer, log *slog.Logger) ([]*batchModel, error) {
+	if exporterURL == "" {
+		return nil, errors.New("--batch.config.file needs --exporter.url: the batch controller reads the exporter's signals")
+	}
+	fc, err := batchctl.LoadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	exp := exporterLive{url: exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
+	out := make([]*batchModel, 0, len(fc.Models))
+	for i := range fc.Models {
+		mc := &fc.Models[i]
+		mlog := log.With("component", "batchctl", "model", mc.Model)
+		act := mc.NewActuator(mlog)
+		cfg := mc.ControllerConfig()
+		cfg.Registerer, cfg.Logger = reg, mlog
+		ctl, err := batchctl.New(cfg, act)
+		if err != nil {
+			return nil, fmt.Errorf("batch config %s: model %s: %w", file, mc.Model, err)
+		}
+		out = append(out, &batchModel{name: mc.Model, interval: mc.IntervalDuration(), ctl: ctl, act: act,
+			obs: &batchObserver{exporter: exp, model: mc.Model}, log: mlog})
+	}
+	return out, nil
+}
+
+// run observes and steps the model every interval until ctx ends. An
+// actuator that can read the server's knobs is read first, and the model
+// is not acted on until that succeeds: the controller must not mistake
+// what the server runs.
+func (m *batchModel) run(ctx context.Context) {
+	reader, synced := m.act.(batchctl.CurrentReader)
+	synced = !synced
+	t := time.NewTicker(m.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if !synced {
+				rctx, cancel := context.WithTimeout(ctx, m.interval)
+				k, err := reader.Current(rctx, m.name)
+				cancel()
+				if err != nil {
+					m.log.Warn("reading the server's batch knobs; retrying next interval", "actuator", m.act.Name(), "err", err)
+					continue
+				}
+				m.ctl.SetApplied(m.name, k)
+				synced = true
+				m.log.Info("batch controller started", "actuator", m.act.Name(), "knobs", k.String())
+			}
+			m.step(ctx, now)
+		}
+	}
+}
+
+func (m *batchModel) step(ctx context.Context, now time.Time) {
+	o, ok, err := m.obs.observe(ctx, now)
+	if err != nil {
+		m.log.Warn("batch observation", "err", err)
+		return
+	}
+	if !ok {
+		return
+	}
+	// No forecast yet: the planner's forecast is per workload, not per
+	// model, so the controller plans for the observed rate.
+	if _, err := m.ctl.Step(ctx, m.name, o, 0); err != nil {
+		m.log.Warn("batch controller", "err", err)
+	}
+}
+
+// addBatchController is serve's hook: with a --batch.config.file, it adds
+// the batch controller to the run group, its metrics to reg. A bad file is
+// an error before anything starts.
+func addBatchController(ctx context.Context, g *run.Group, file, exporterURL string, reg prometheus.Registerer, log *slog.Logger) error {
+	if file == "" {
+		return nil
+	}
+	models, err := newBatchModels(file, exporterURL, reg, log)
+	if err != nil {
+		return err
+	}
+	bctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error {
+		var wg sync.WaitGroup
+		for _, m := range models {
+			wg.Go(func() { m.run(bctx) })
+		}
+		wg.Wait()
+		return nil
+	}, func(error) { cancel() })
+	log.Info("batch controller", "file", file, "models", len(models))
+	return nil
+}
