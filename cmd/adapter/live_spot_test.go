@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -224,5 +225,16 @@ func TestMergeNotices(t *testing.T) {
 	want := []nodeNotice{{node: "n", pool: "p", active: true, total: 3}}
 	if len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestForecastReselectFlag(t *testing.T) {
+	base := []string{"--config.file", "p.yaml", "--prometheus.url", "http://127.0.0.1:9"}
+	c, err := parseServeFlags(append(base, "--forecast.reselect-interval", "30m"), io.Discard)
+	if err != nil || c.forecastReselect != 30*time.Minute {
+		t.Fatalf("30m: %v, %v", c.forecastReselect, err)
+	}
+	if _, err := parseServeFlags(append(base, "--forecast.reselect-interval", "-1s"), io.Discard); err == nil {
+		t.Fatal("a negative --forecast.reselect-interval was accepted")
 	}
 }

@@ -73,6 +73,8 @@ type serveConfig struct {
 	logLevel        string
 	shutdownTimeout time.Duration
 	batchFile       string
+	// forecastReselect is predict.Options.Reselect (0: its default).
+	forecastReselect time.Duration
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -102,6 +104,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.batchFile, "batch.config.file", "", batchFileUsage)
 	fs.DurationVar(&c.shutdownTimeout, "web.shutdown-timeout", 10*time.Second, "how long in-flight requests may drain at shutdown")
+	fs.DurationVar(&c.forecastReselect, "forecast.reselect-interval", 0, "how often, in observed demand time, the forecaster re-selects its model and re-fits its periodic (spectral) model; 0: 24h. The first decision reads a day of history, so with 24h a periodic model is first chosen about 16h after start; shorter chooses it at once")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -114,6 +117,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.cmAuth != "delegated" && c.cmAuth != "none" {
 		return c, fmt.Errorf("serve: --custom-metrics.authentication=%q: want delegated or none", c.cmAuth)
+	}
+	if c.forecastReselect < 0 {
+		return c, fmt.Errorf("serve: --forecast.reselect-interval=%s must not be negative", c.forecastReselect)
 	}
 	if c.promURL == "" && c.exporterURL == "" {
 		return c, errors.New("serve: set --prometheus.url, or --exporter.url for the embedded store")
@@ -201,7 +207,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	loop, err := capacity.NewLoop(capacity.LoopConfig{
 		Policy: policy, History: hist, Live: live, Cache: cache,
 		Metrics: planMetrics, Forecasts: forecasts, Logger: log,
-		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+		NewForecaster: func(step time.Duration) predict.Online {
+			return predict.NewOnline(step, predict.Options{Reselect: cfg.forecastReselect})
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
