@@ -92,6 +92,9 @@ type Explanation struct {
 	CurrentRateFloor, BacklogFloor, LatencyFloor int
 	// PredictiveNeed is what the forecast alone asked for.
 	PredictiveNeed int
+	// BurstPeak is the peak live rate of the burst window (requests/s),
+	// part of the horizon calibration's reference.
+	BurstPeak float64
 	// Horizon is cold start + decision interval.
 	Horizon time.Duration
 	// InterruptionRate is the learned interruption rate of one spot replica
@@ -140,6 +143,7 @@ type Planner struct {
 	window     []stamped // raw needs within the scale-down stabilisation window
 	baseWindow []stamped // raw base needs, likewise
 	rates      []stamped // live rates within the horizon, for reactive mode
+	burst      []stamped // live rates within the burst window
 	prevNeed   int
 	warmNeed   int       // need before demand paused (idle_hold)
 	idleSince  time.Time // when demand paused; zero while it flows
@@ -216,10 +220,16 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		ex.LatencyFloor = max(ready+1, int(math.Ceil(float64(ready)*ratio)))
 	}
 	p.rates = appendWindow(p.rates, stamped{now, rate}, now, horizon)
+	p.burst = appendWindow(p.burst, stamped{now, rate}, now, max(w.BurstWindow, w.DecisionInterval))
+	burstPeak := 0.0
+	for _, r := range p.burst {
+		burstPeak = math.Max(burstPeak, r.v)
+	}
+	ex.BurstPeak = burstPeak
 
 	// Predictive need: the forecast quantile of the busiest step within the
 	// horizon. Without a forecast: reactive, on the recent peak rate.
-	forecastRate, medianRate := math.NaN(), 0.0
+	forecastRate, medianRate, calBase := math.NaN(), 0.0, 0.0
 	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
 		steps := int(math.Ceil(horizon.Seconds() / fc.Step.Seconds()))
 		steps = min(max(steps, 1), fc.Len())
@@ -241,13 +251,19 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		ex.Forecast = fc.Model
 		// Once the planner has seen enough of its own horizons, it sizes
 		// from how the busiest demand of a horizon really compared with
-		// the median forecast: calibrated on the outcome, not per step.
-		if r, ok := p.calib.ratio(w.ForecastQuantile); ok && medianRate > 0 {
-			forecastRate = medianRate * r
+		// its reference: calibrated on the outcome, not per step. The
+		// reference is the larger of the median forecast and the burst
+		// window's peak live rate: bursts cluster (a burst in the last
+		// hour makes another likelier), which no median forecast carries,
+		// so the calibrated ratio is narrower and the sizing follows the
+		// workload's recent burstiness instead of its worst week.
+		calBase = math.Max(medianRate, burstPeak)
+		if r, ok := p.calib.ratio(w.ForecastQuantile); ok && calBase > 0 {
+			forecastRate = calBase * r
 			ex.Forecast += " (horizon-calibrated)"
 		}
 	}
-	p.calib.observe(now, rate, medianRate, horizon, elapsed)
+	p.calib.observe(now, rate, calBase, horizon, elapsed)
 	if math.IsNaN(forecastRate) {
 		plan.Mode = ModeReactive
 		peak := 0.0

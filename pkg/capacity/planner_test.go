@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -394,5 +395,47 @@ func TestIdleHoldKeepsFleetWarmThroughPause(t *testing.T) {
 	}
 	if got := plan.Tiers[TierOnDemand].Replicas + plan.Tiers[TierSpot].Replicas; got > 1 || plan.Bound == "idle-hold" {
 		t.Errorf("10 min after a gradual decline to zero: %d replicas (bound %s), want at most 1", got, plan.Bound)
+	}
+}
+
+// TestBurstWindowRaisesCalibratedSizing: once calibrated, the planner sizes
+// from the larger of the median forecast and the burst window's peak live
+// rate, so a burst keeps the sizing up for the window and no longer.
+func TestBurstWindowRaisesCalibratedSizing(t *testing.T) {
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	w.ForecastQuantile = 0.9
+	w.BurstWindow = 30 * time.Minute
+	p := NewPlanner(w)
+	now := t0
+	next := func(rate float64) (Plan, Explanation) {
+		plan, ex := step(p, now, flat(now, 10, 10, 10), Signals{Rate: rate})
+		now = now.Add(15 * time.Second)
+		return plan, ex
+	}
+	// Nine hours of demand exactly at the median forecast: the calibrated
+	// ratio is about 1.
+	var plan Plan
+	var ex Explanation
+	for i := 0; i < 9*240; i++ {
+		plan, ex = next(10)
+	}
+	if !strings.Contains(ex.Forecast, "horizon-calibrated") || plan.ForecastRate < 10 || plan.ForecastRate > 10.5 {
+		t.Fatalf("steady: sized %.2f req/s (%s), want calibrated, about 10", plan.ForecastRate, ex.Forecast)
+	}
+	// One 15 s burst at 30 req/s: for the next half hour the sizing
+	// follows it, although the median forecast and the live rate are 10.
+	next(30)
+	for i := 0; i < 100; i++ { // 25 min
+		plan, ex = next(10)
+	}
+	if ex.BurstPeak != 30 || plan.ForecastRate < 30 || plan.ForecastRate > 31.5 {
+		t.Fatalf("25 min after a burst: peak %.1f, sized %.2f req/s, want 30 and about 30", ex.BurstPeak, plan.ForecastRate)
+	}
+	for i := 0; i < 40; i++ { // 35 min after the burst: out of the window
+		plan, ex = next(10)
+	}
+	if ex.BurstPeak != 10 || plan.ForecastRate < 10 || plan.ForecastRate > 10.5 {
+		t.Fatalf("35 min after a burst: peak %.1f, sized %.2f req/s, want 10 and about 10", ex.BurstPeak, plan.ForecastRate)
 	}
 }

@@ -49,8 +49,13 @@ type Workload struct {
 	ForecastStep time.Duration `yaml:"forecast_step"`
 	// ForecastQuantile is the quantile of demand sized for (0.5–0.99).
 	ForecastQuantile float64 `yaml:"forecast_quantile"`
-	MinReplicas      int     `yaml:"min_replicas"`
-	MaxReplicas      int     `yaml:"max_replicas"`
+	// BurstWindow (default 1h) is how far back the live rate's peak
+	// counts in the calibrated sizing: bursts come in clusters, so the
+	// horizon calibration scales the larger of the median forecast and
+	// this window's peak live rate, not the median alone.
+	BurstWindow time.Duration `yaml:"burst_window"`
+	MinReplicas int           `yaml:"min_replicas"`
+	MaxReplicas int           `yaml:"max_replicas"`
 	// OnDemandShare is the part of the core always kept on on-demand.
 	OnDemandShare float64 `yaml:"on_demand_share"`
 	// TargetAvailability is the probability with which the spot layer
@@ -148,6 +153,7 @@ func DefaultWorkload() Workload {
 		DecisionInterval:   15 * time.Second,
 		ForecastStep:       time.Minute,
 		ForecastQuantile:   0.9,
+		BurstWindow:        time.Hour,
 		TargetAvailability: 0.999,
 		ScaleDown:          ScaleDown{Stabilization: 5 * time.Minute, MaxStepRatio: 0.5},
 		FallbackHold:       10 * time.Minute,
@@ -186,6 +192,9 @@ func (w *Workload) applyDefaults() {
 	}
 	if w.ForecastStep == 0 {
 		w.ForecastStep = max(d.ForecastStep, w.DecisionInterval)
+	}
+	if w.BurstWindow == 0 {
+		w.BurstWindow = d.BurstWindow
 	}
 	if w.ForecastQuantile == 0 {
 		w.ForecastQuantile = d.ForecastQuantile
@@ -276,6 +285,9 @@ func (w *Workload) validate() []error {
 	}
 	if w.ScaleDown.Stabilization < 0 {
 		bad("scale_down.stabilization", "%v must not be negative", w.ScaleDown.Stabilization)
+	}
+	if w.BurstWindow < 0 {
+		bad("burst_window", "%v must not be negative", w.BurstWindow)
 	}
 	if w.ScaleDown.IdleHold < 0 {
 		bad("scale_down.idle_hold", "%v must not be negative", w.ScaleDown.IdleHold)
