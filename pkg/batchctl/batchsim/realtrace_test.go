@@ -38,14 +38,17 @@ func TestControllerOnRealTraces(t *testing.T) {
 			if c < 0.95*best {
 				t.Errorf("controller goodput %.3f < 0.95 × best static %.3f", c, best)
 			}
-			// The issue asks for strictly above Triton's default. In this
-			// batcher model greedy batching with no delay self-tunes its
-			// batch size to the load, so on smooth traffic (conv,
-			// Mooncake) every cap above ~24 ties it to within the
-			// bisection's resolution: the controller is held to "not
-			// materially worse" (1 %) there, and strictly above it where
-			// bursts make its giant batches costly (code); see
-			// docs/batching.md. What it must win everywhere is GPU time.
+			// The issue asks for strictly above Triton's default. That
+			// holds on the bursty code trace (on all five jitter seeds),
+			// where its giant batches are costly. It is not met on conv,
+			// where one surge at the SLO capacity decides and every cap
+			// ≥ 32 replays it as Triton's default does (−0.6 … +0.7 %
+			// across seeds, no static setting consistently above), nor
+			// on Mooncake, whose 3 s timestamp resolution makes clumps
+			// that a cap of 24 splits better (+0.6 … +3 %) than the
+			// controller's Poisson model sees: docs/batching.md has the
+			// numbers. There it is held to "not materially worse" (1 %).
+			// What it must win everywhere is GPU time.
 			if c < 0.99*triton {
 				t.Errorf("controller goodput %.3f more than 1 %% below Triton's default %.3f", c, triton)
 			}
