@@ -51,10 +51,12 @@ type Signals struct {
 	SpotByDomain []int
 }
 
-// survivingTotal is the smallest spot total, growing from the current
-// placement byDomain by adding replicas to the emptiest domain one at a
-// time, such that losing the fullest domain leaves at least protect; false
-// when byDomain is unknown (or has one domain) or limit is reached.
+// survivingTotal is the smallest spot total such that losing the fullest
+// domain leaves at least protect, from the current placement byDomain:
+// when it already does, the fullest domain plus protect (removals, from
+// whichever domains, never make the fullest fuller); otherwise growing by
+// adding replicas to the emptiest domain one at a time. False when byDomain
+// is unknown (or has one domain); limit when limit is reached.
 func survivingTotal(byDomain []int, protect, limit int) (int, bool) {
 	if len(byDomain) < 2 {
 		return 0, false
@@ -64,6 +66,11 @@ func survivingTotal(byDomain []int, protect, limit int) (int, bool) {
 	for _, v := range c {
 		total += v
 		fullest = max(fullest, v)
+	}
+	if total-fullest >= protect {
+		// Not the current total: a margin that is no longer needed (the
+		// need fell, a domain refilled) must be able to go.
+		return min(fullest+protect, limit), true
 	}
 	for total-fullest < protect {
 		if total >= limit {

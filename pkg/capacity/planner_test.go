@@ -73,7 +73,11 @@ func TestSurvivingTotal(t *testing.T) {
 	}{
 		// 8 of 11 in one zone: add to the emptiest until losing 8 leaves 6.
 		{[]int{8, 3, 0}, 6, 100, 14, true},
-		{[]int{4, 4, 4}, 6, 100, 12, true}, // already enough
+		// Already enough: the fleet may shrink to 10, since losing the
+		// fullest domain of any 10 taken from it leaves 6.
+		{[]int{4, 4, 4}, 6, 100, 10, true},
+		{[]int{7, 7, 0}, 6, 100, 13, true}, // 13 of [7 7 0]: at worst [7 6 0]
+		{[]int{7, 7, 0}, 2, 5, 5, true},    // capped
 		{[]int{8, 3, 0}, 6, 12, 12, true},  // capped
 		{nil, 6, 100, 0, false},            // unknown placement
 		{[]int{5}, 3, 100, 0, false},       // one domain
@@ -299,6 +303,22 @@ func TestSpotMarginInPlan(t *testing.T) {
 				t.Fatalf("od %+v spot %+v, want %d, %d (margin %d) (%s)", od, sp, tc.od, tc.spot, tc.marg, ex)
 			}
 		})
+	}
+}
+
+// TestZoneMarginShrinks: a spot fleet larger than the zone margin needs
+// (the need fell) shrinks to what survives losing its fullest zone, not
+// to its current size.
+func TestZoneMarginShrinks(t *testing.T) {
+	w := testWorkload()
+	rate := 0.03 // the zone margin binds (TestSpotMarginInPlan)
+	w.Tiers.Spot.InterruptionRatePerHour = &rate
+	// 18 ready over three zones for a need of 10: losing a zone of 6 of
+	// any 16 leaves the 10.
+	plan, ex := step(NewPlanner(w), t0, flat(t0, 20, 20, 20), Signals{Rate: 20,
+		Spot: TierState{Ready: 18}, SpotByDomain: []int{6, 6, 6}})
+	if sp := plan.Tiers[TierSpot]; sp.Replicas != 16 || sp.Margin != 6 || plan.Tiers[TierOnDemand].Replicas != 0 {
+		t.Fatalf("spot %+v od %+v, want 16 spot (margin 6) (%s)", sp, plan.Tiers[TierOnDemand], ex)
 	}
 }
 
