@@ -71,7 +71,8 @@ type ActuatorConfig struct {
 	Server string `yaml:"server"`
 	// Timeout bounds each request to the server (default 30 s).
 	Timeout string `yaml:"timeout"`
-	// MinInterval and MinGain override the actuator's default limits.
+	// MinInterval and MinGain override the actuator's default limits
+	// (each only when set).
 	MinInterval string   `yaml:"min_interval"`
 	MinGain     *float64 `yaml:"min_gain"`
 
@@ -345,24 +346,29 @@ func (m *ModelConfig) ControllerConfig() Config {
 func (m *ModelConfig) NewActuator(log *slog.Logger) Actuator {
 	a := m.Actuator
 	client := &http.Client{Timeout: a.timeout}
-	var lim Limits
-	if a.minInterval > 0 || a.MinGain != nil {
-		lim.MinInterval = a.minInterval
-		if a.MinGain != nil {
-			lim.MinGain = *a.MinGain
+	// The file overrides only the limits it sets; the rest keep the
+	// actuator's defaults.
+	limits := func(def Limits) Limits {
+		if a.MinInterval != "" {
+			def.MinInterval = a.minInterval
 		}
+		if a.MinGain != nil {
+			def.MinGain = *a.MinGain
+		}
+		return def
 	}
 	switch a.Kind {
 	case KindTriton:
-		t := &Triton{BaseURL: a.URL, Client: client, Limit: lim, Logger: log}
+		t := &Triton{BaseURL: a.URL, Client: client, Limit: limits(DefaultTritonLimits), Logger: log}
 		if a.Model != "" && a.Model != m.Model {
 			return serverName{Actuator: t, name: a.Model}
 		}
 		return t
 	case KindRayServe:
-		return &RayServe{BaseURL: a.URL, Application: a.Application, Deployment: a.Deployment, Client: client, Limit: lim, Logger: log}
+		return &RayServe{BaseURL: a.URL, Application: a.Application, Deployment: a.Deployment, Client: client,
+			Limit: limits(DefaultRayServeLimits), Logger: log}
 	case KindWebhook:
-		return &Webhook{URL: a.URL, Client: client, Limit: lim}
+		return &Webhook{URL: a.URL, Client: client, Limit: limits(DefaultWebhookLimits)}
 	default:
 		return RecommendOnly{Server: a.Server, Logger: log}
 	}

@@ -35,7 +35,7 @@ const goodConfig = `models:
   - model: rerank
     slo: 1s
     max_batch_size: 8
-    actuator: {kind: webhook, url: "https://hooks.example/batch"}
+    actuator: {kind: webhook, url: "https://hooks.example/batch", min_gain: 0.01}
 `
 
 func TestParseConfig(t *testing.T) {
@@ -72,6 +72,10 @@ func TestParseConfig(t *testing.T) {
 	}
 	if lim := c.Models[2].NewActuator(nil).Limits(); lim != DefaultRayServeLimits {
 		t.Errorf("rayserve limits %+v, want the defaults", lim)
+	}
+	// Only what the file sets is overridden.
+	if lim := c.Models[3].NewActuator(nil).Limits(); lim != (Limits{MinInterval: DefaultWebhookLimits.MinInterval, MinGain: 0.01}) {
+		t.Errorf("webhook limits %+v, want the default interval and min_gain 0.01", lim)
 	}
 }
 
