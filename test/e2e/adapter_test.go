@@ -31,6 +31,19 @@ type demand struct {
 	since time.Time
 	srv   *httptest.Server
 	hang  bool
+	// curves are series whose counter is a function of wall time (the
+	// exact cumulative count at t), for demand with a shape in time.
+	curves map[string]func(time.Time) float64
+}
+
+// setCurve makes series a counter that reads count(now) on every scrape.
+func (d *demand) setCurve(series string, count func(time.Time) float64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.curves == nil {
+		d.curves = map[string]func(time.Time) float64{}
+	}
+	d.curves[series] = count
 }
 
 func newDemand(t *testing.T) *demand {
@@ -76,14 +89,22 @@ func (d *demand) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.advance()
-	names := make([]string, 0, len(d.total))
-	for s := range d.total {
+	now := time.Now()
+	values := make(map[string]float64, len(d.total)+len(d.curves))
+	for s, v := range d.total {
+		values[s] = v
+	}
+	for s, f := range d.curves {
+		values[s] = f(now)
+	}
+	names := make([]string, 0, len(values))
+	for s := range values {
 		names = append(names, s)
 	}
 	sort.Strings(names)
 	var b strings.Builder
 	for _, s := range names {
-		fmt.Fprintf(&b, "# TYPE %s counter\n%s{pod=\"sim-0\"} %.3f\n", s, s, d.total[s])
+		fmt.Fprintf(&b, "# TYPE %s counter\n%s{pod=\"sim-0\"} %.3f\n", s, s, values[s])
 	}
 	d.mu.Unlock()
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")

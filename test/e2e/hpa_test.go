@@ -8,9 +8,7 @@ import (
 	"testing"
 	"time"
 
-	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 )
 
 // TestHPA: a plain HPA v2 on infercast's object metric
@@ -32,17 +30,7 @@ func TestHPA(t *testing.T) {
 	ctx := context.Background()
 	// 3 replicas where infercast plans 1 at 2 req/s: the first step is the HPA's.
 	c.createDeployment(t, ns, deploy, 3)
-	hpa := &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: deploy, Namespace: ns},
-		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
-			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
-			MinReplicas:    ptr.To[int32](1), MaxReplicas: 100,
-			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{
-				DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
-				Metric:          autoscalingv2.MetricIdentifier{Name: "infercast_desired_replicas"},
-				Target:          autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: ptr.To(resourceQuantity(t, "1"))},
-			}}},
-			Behavior: fastBehavior(),
-		}}
+	hpa := objectHPA(ns, deploy)
 	if _, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("hpa: %v", err)
 	}

@@ -96,6 +96,24 @@ func (c *cluster) replicas(ctx context.Context, ns, name string) (int, error) {
 	return int(ptr.Deref(d.Spec.Replicas, 1)), nil
 }
 
+// objectHPA is an HPA v2 on the Deployment's object metric
+// infercast_desired_replicas (custom.metrics.k8s.io, served by the
+// adapter) with target AverageValue 1: replicas = ceil(value).
+func objectHPA(ns, deploy string) *autoscalingv2.HorizontalPodAutoscaler {
+	one := resource.MustParse("1")
+	return &autoscalingv2.HorizontalPodAutoscaler{ObjectMeta: metav1.ObjectMeta{Name: deploy, Namespace: ns},
+		Spec: autoscalingv2.HorizontalPodAutoscalerSpec{
+			ScaleTargetRef: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
+			MinReplicas:    ptr.To[int32](1), MaxReplicas: 100,
+			Metrics: []autoscalingv2.MetricSpec{{Type: autoscalingv2.ObjectMetricSourceType, Object: &autoscalingv2.ObjectMetricSource{
+				DescribedObject: autoscalingv2.CrossVersionObjectReference{APIVersion: "apps/v1", Kind: "Deployment", Name: deploy},
+				Metric:          autoscalingv2.MetricIdentifier{Name: "infercast_desired_replicas"},
+				Target:          autoscalingv2.MetricTarget{Type: autoscalingv2.AverageValueMetricType, AverageValue: &one},
+			}}},
+			Behavior: fastBehavior(),
+		}}
+}
+
 // fastBehavior lets the HPA move straight to its computed count: the
 // defaults (5 min downscale stabilisation, at most 4 pods or 100 % per 15 s
 // up) would hide infercast's target behind the HPA's own damping.
@@ -144,13 +162,4 @@ func followsTarget(t *testing.T, c *cluster, a *adapter, ns, deploy, workload, t
 	}, append(procs, a.p)...)
 	t.Logf("%s: %s", what, last)
 	return got
-}
-
-func resourceQuantity(t *testing.T, s string) resource.Quantity {
-	t.Helper()
-	q, err := resource.ParseQuantity(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }
