@@ -269,12 +269,7 @@ func TestMetricNamesAreExported(t *testing.T) {
 // exported so the entry is removed. Every entry is an open request in the
 // report to the lead; TestAdapterDescriptors checks that the adapter's
 // packages do define the planner's, forecaster's and batch controller's names.
-var knownGaps = map[string]string{
-	// adapter demo runs the batch controller, but its predictions appear
-	// only once the profile is fitted, not within the test's 90 s.
-	"infercast_batch_predicted_p99_seconds":                    "adapter demo: batch controller fit not exported within 90 s",
-	"infercast_batch_predicted_throughput_requests_per_second": "adapter demo: batch controller fit not exported within 90 s",
-}
+var knownGaps = map[string]string{}
 
 func knownGap(name string) string {
 	if g := knownGaps[name]; g != "" {
