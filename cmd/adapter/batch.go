@@ -15,6 +15,9 @@ import (
 // docs/batching.md lays out: completed requests from the requests counter,
 // batches from the average batch size, execution time from the mean
 // latency less the mean queue time, the p99 from the latency summary.
+// The exporter sums a model's targets, but each target batches on its
+// own: the observation is one target's share, so the controller plans for
+// the rate one server sees (every target gets the same knobs).
 type batchObserver struct {
 	exporter exporterLive
 	model    string
@@ -45,23 +48,29 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 		return batchctl.Observation{}, false, nil
 	}
 	o := batchctl.Observation{Time: now, Window: now.Sub(prevT), Arrivals: total - prevN, Requests: total - prevN}
-	batch, targets := 0.0, 0
+	batch, batching, targets := 0.0, 0, 0
 	for _, m := range mfs["infercast_model_batch_size"].GetMetric() {
-		if v := m.GetGauge().GetValue(); label(m, "model") == b.model && v > 0 {
+		if label(m, "model") != b.model {
+			continue
+		}
+		targets++
+		if v := m.GetGauge().GetValue(); v > 0 {
 			batch += v
-			targets++
+			batching++
 		}
 	}
 	gauge := func(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
 	latMean := shortestWindow(mfs["infercast_model_request_latency_mean_seconds"], b.model, gauge)
 	queueMean := shortestWindow(mfs["infercast_model_queue_time_mean_seconds"], b.model, gauge)
-	if targets == 0 || o.Requests == 0 || math.IsNaN(latMean) {
+	if batching == 0 || o.Requests == 0 || math.IsNaN(latMean) {
 		return batchctl.Observation{}, false, nil
 	}
+	o.Arrivals /= float64(targets)
+	o.Requests /= float64(targets)
 	if math.IsNaN(queueMean) {
 		queueMean = 0
 	}
-	o.Batches = o.Requests / (batch / float64(targets))
+	o.Batches = o.Requests / (batch / float64(batching))
 	o.ExecSeconds = o.Batches * math.Max(latMean-queueMean, 0)
 	o.QueueSeconds = queueMean
 	if p99 := shortestWindow(mfs["infercast_model_request_latency_seconds"], b.model, summaryQuantile(0.99)); !math.IsNaN(p99) && !math.IsInf(p99, 0) {
