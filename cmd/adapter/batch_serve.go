@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/infercast/infercast/pkg/batchctl"
+	"github.com/infercast/infercast/pkg/capacity"
 )
 
 // batchFileUsage is the help of serve's --batch.config.file.
@@ -26,12 +27,46 @@ type batchModel struct {
 	act      batchctl.Actuator
 	obs      *batchObserver
 	log      *slog.Logger
+	// workload, when set, is the planner workload whose forecast the model
+	// plans for, read from plans.
+	workload string
+	plans    planReader
+}
+
+// planReader is what the batch controller needs of the planner's cache.
+type planReader interface {
+	Get(workload string) (capacity.Plan, bool)
+}
+
+// maxPlanAge: an older plan's forecast is not planned for (the planner
+// is stuck or the workload was removed).
+const maxPlanAge = 5 * time.Minute
+
+// forecastPerServer is the rate one replica of the workload is forecast to
+// see: the plan's forecast rate over the replicas it planned; 0 without a
+// fresh plan.
+func forecastPerServer(plans planReader, workload string, now time.Time) float64 {
+	if plans == nil || workload == "" {
+		return 0
+	}
+	p, ok := plans.Get(workload)
+	if !ok || now.Sub(p.Time) > maxPlanAge || p.ForecastRate <= 0 {
+		return 0
+	}
+	replicas := 0
+	for _, t := range p.Tiers {
+		replicas += t.Replicas
+	}
+	if replicas < 1 {
+		return 0
+	}
+	return p.ForecastRate / float64(replicas)
 }
 
 // newBatchModels builds one controller per model of the batch config file;
 // its metrics go to reg. The models read the exporter at exporterURL the
 // way adapter demo does (batchObserver).
-func newBatchModels(file, exporterURL string, reg prometheus.Registerer, log *slog.Logger) ([]*batchModel, error) {
+func newBatchModels(file, exporterURL string, plans planReader, reg prometheus.Registerer, log *slog.Logger) ([]*batchModel, error) {
 	if exporterURL == "" {
 		return nil, errors.New("--batch.config.file needs --exporter.url: the batch controller reads the exporter's signals")
 	}
@@ -52,7 +87,7 @@ func newBatchModels(file, exporterURL string, reg prometheus.Registerer, log *sl
 			return nil, fmt.Errorf("batch config %s: model %s: %w", file, mc.Model, err)
 		}
 		out = append(out, &batchModel{name: mc.Model, interval: mc.IntervalDuration(), ctl: ctl, act: act,
-			obs: &batchObserver{exporter: exp, model: mc.Model}, log: mlog})
+			obs: &batchObserver{exporter: exp, model: mc.Model}, log: mlog, workload: mc.Workload, plans: plans})
 	}
 	return out, nil
 }
@@ -97,21 +132,20 @@ func (m *batchModel) step(ctx context.Context, now time.Time) {
 	if !ok {
 		return
 	}
-	// No forecast yet: the planner's forecast is per workload, not per
-	// model, so the controller plans for the observed rate.
-	if _, err := m.ctl.Step(ctx, m.name, o, 0); err != nil {
+	if _, err := m.ctl.Step(ctx, m.name, o, forecastPerServer(m.plans, m.workload, now)); err != nil {
 		m.log.Warn("batch controller", "err", err)
 	}
 }
 
 // addBatchController is serve's hook: with a --batch.config.file, it adds
-// the batch controller to the run group, its metrics to reg. A bad file is
-// an error before anything starts.
-func addBatchController(ctx context.Context, g *run.Group, file, exporterURL string, reg prometheus.Registerer, log *slog.Logger) error {
+// the batch controller to the run group, its metrics to reg; models with
+// a workload plan for its forecast from plans. A bad file is an error
+// before anything starts.
+func addBatchController(ctx context.Context, g *run.Group, file, exporterURL string, plans planReader, reg prometheus.Registerer, log *slog.Logger) error {
 	if file == "" {
 		return nil
 	}
-	models, err := newBatchModels(file, exporterURL, reg, log)
+	models, err := newBatchModels(file, exporterURL, plans, reg, log)
 	if err != nil {
 		return err
 	}

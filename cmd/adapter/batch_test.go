@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/infercast/infercast/pkg/capacity"
 )
 
 // The observation is one target's share of the model's summed counter,
@@ -57,5 +59,39 @@ infercast_model_request_latency_seconds_count{model="ranker",window="1m"} 10
 	}
 	if o.ArrivalRate() != 10 {
 		t.Errorf("arrival rate %g, want one target's 10 req/s", o.ArrivalRate())
+	}
+}
+
+type planMap map[string]capacity.Plan
+
+func (p planMap) Get(w string) (capacity.Plan, bool) { pl, ok := p[w]; return pl, ok }
+
+// A model planning for a workload's forecast gets one replica's share of
+// a fresh plan, and nothing from a stale or missing one.
+func TestForecastPerServer(t *testing.T) {
+	now := time.Unix(10_000, 0)
+	plans := planMap{
+		"search": {Workload: "search", Time: now.Add(-time.Minute), ForecastRate: 300,
+			Tiers: map[string]capacity.TierTarget{capacity.TierOnDemand: {Replicas: 2}, capacity.TierSpot: {Replicas: 4}}},
+		"stale": {Workload: "stale", Time: now.Add(-time.Hour), ForecastRate: 300,
+			Tiers: map[string]capacity.TierTarget{capacity.TierOnDemand: {Replicas: 3}}},
+		"zero": {Workload: "zero", Time: now, ForecastRate: 300},
+	}
+	tests := []struct {
+		workload string
+		plans    planReader
+		want     float64
+	}{
+		{"search", plans, 50},
+		{"stale", plans, 0},
+		{"zero", plans, 0},
+		{"missing", plans, 0},
+		{"", plans, 0},
+		{"search", nil, 0},
+	}
+	for _, tc := range tests {
+		if got := forecastPerServer(tc.plans, tc.workload, now); got != tc.want {
+			t.Errorf("workload %q: %g req/s per server, want %g", tc.workload, got, tc.want)
+		}
 	}
 }

@@ -197,7 +197,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if live, err = withSpotNoticesFrom(live, cfg, policy, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, reg, log); err != nil {
+	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, cache, reg, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})

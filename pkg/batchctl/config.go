@@ -47,8 +47,12 @@ type ModelConfig struct {
 	Interval string `yaml:"interval"`
 	// QueueDelays is the grid of queue delays considered (default
 	// DefaultDelays).
-	QueueDelays []string       `yaml:"queue_delays"`
-	Actuator    ActuatorConfig `yaml:"actuator"`
+	QueueDelays []string `yaml:"queue_delays"`
+	// Workload names the planner workload (adapter serve's policy) whose
+	// forecast the model plans for, per replica; empty: the observed rate
+	// alone.
+	Workload string         `yaml:"workload"`
+	Actuator ActuatorConfig `yaml:"actuator"`
 
 	slo, interval time.Duration
 	delays        []time.Duration
@@ -95,7 +99,7 @@ const DefaultInterval = 15 * time.Second
 // YAML tree so that an unknown key's error names its model.
 var knownKeys = map[string][]string{
 	"file":     {"models"},
-	"model":    {"model", "slo", "max_batch_size", "margin", "interval", "queue_delays", "actuator"},
+	"model":    {"model", "slo", "max_batch_size", "margin", "interval", "queue_delays", "workload", "actuator"},
 	"actuator": {"kind", "url", "model", "application", "deployment", "server", "timeout", "min_interval", "min_gain"},
 }
 

@@ -17,6 +17,7 @@ const goodConfig = `models:
     max_batch_size: 64
     interval: 5s
     queue_delays: [0s, 1ms, 5ms]
+    workload: search
     actuator:
       kind: triton
       url: http://127.0.0.1:8000
@@ -50,6 +51,9 @@ func TestParseConfig(t *testing.T) {
 	cc := r.ControllerConfig()
 	if cc.SLO != 250*time.Millisecond || cc.Bounds.MaxBatchSize != 64 || len(cc.Bounds.Delays) != 3 || cc.Bounds.Delays[2] != 5*time.Millisecond {
 		t.Errorf("controller config %+v", cc)
+	}
+	if r.Workload != "search" {
+		t.Errorf("workload %q, want search", r.Workload)
 	}
 	if r.IntervalDuration() != 5*time.Second || c.Models[1].IntervalDuration() != DefaultInterval {
 		t.Errorf("intervals %s, %s", r.IntervalDuration(), c.Models[1].IntervalDuration())
