@@ -99,8 +99,8 @@ type Explanation struct {
 	CurrentRateFloor, BacklogFloor, LatencyFloor int
 	// PredictiveNeed is what the forecast alone asked for.
 	PredictiveNeed int
-	// BurstPeak is the peak live rate of the burst window (requests/s),
-	// part of the horizon calibration's reference.
+	// BurstPeak is the peak live rate of the burst window (requests/s;
+	// its 97.5th percentile), part of the horizon calibration's reference.
 	BurstPeak float64
 	// Horizon is cold start + decision interval.
 	Horizon time.Duration
@@ -151,6 +151,7 @@ type Planner struct {
 	baseWindow []stamped // raw base needs, likewise
 	rates      []stamped // live rates within the horizon, for reactive mode
 	burst      []stamped // live rates within the burst window
+	top        []float64 // scratch for burstPeak
 	prevNeed   int
 	warmNeed   int       // need before demand paused (idle_hold)
 	idleSince  time.Time // when demand paused; zero while it flows
@@ -228,10 +229,7 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	}
 	p.rates = appendWindow(p.rates, stamped{now, rate}, now, horizon)
 	p.burst = appendWindow(p.burst, stamped{now, rate}, now, max(w.BurstWindow, w.DecisionInterval))
-	burstPeak := 0.0
-	for _, r := range p.burst {
-		burstPeak = math.Max(burstPeak, r.v)
-	}
+	burstPeak := p.burstPeak()
 	ex.BurstPeak = burstPeak
 
 	// Predictive need: the forecast quantile of the busiest step within the
@@ -260,7 +258,7 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		// from how the busiest demand of a horizon really compared with
 		// its reference: calibrated on the outcome, not per step. The
 		// reference is the larger of the median forecast and the burst
-		// window's peak live rate: bursts cluster (a burst in the last
+		// window's peak live rate (burstPeak): bursts cluster (a burst in the last
 		// hour makes another likelier), which no median forecast carries,
 		// so the calibrated ratio is narrower and the sizing follows the
 		// workload's recent burstiness instead of its worst week.
@@ -507,6 +505,37 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 		plan.Mode = ModeFallback
 	}
 	return TierTarget{Replicas: core + p.odCover}, spot
+}
+
+// burstQuantile is the quantile of the burst window's live rates taken as
+// its peak: the top 2.5 % (a minute and a half of an hour) are left out,
+// so that one outlying interval does not hold the sizing up for the
+// whole window while a run of bursts still does.
+const burstQuantile = 0.975
+
+// burstPeak is the burstQuantile of the live rates in the burst window:
+// its k-th largest, k = ⌈(1 − burstQuantile)·n⌉.
+func (p *Planner) burstPeak() float64 {
+	k := max(1, int(math.Ceil((1-burstQuantile)*float64(len(p.burst))-1e-9)))
+	top := p.top[:0] // the k largest so far, descending
+	for _, r := range p.burst {
+		if len(top) == k && r.v <= top[k-1] {
+			continue
+		}
+		if len(top) < k {
+			top = append(top, r.v)
+		} else {
+			top[k-1] = r.v
+		}
+		for i := len(top) - 1; i > 0 && top[i] > top[i-1]; i-- {
+			top[i], top[i-1] = top[i-1], top[i]
+		}
+	}
+	p.top = top
+	if len(top) == 0 {
+		return 0
+	}
+	return top[len(top)-1]
 }
 
 func appendWindow(xs []stamped, x stamped, now time.Time, window time.Duration) []stamped {

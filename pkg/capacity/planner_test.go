@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -420,12 +421,13 @@ func TestIdleHoldKeepsFleetWarmThroughPause(t *testing.T) {
 
 // TestBurstWindowRaisesCalibratedSizing: once calibrated, the planner sizes
 // from the larger of the median forecast and the burst window's peak live
-// rate, so a burst keeps the sizing up for the window and no longer.
+// rate, its 97.5th percentile: a run of bursts keeps the sizing up for the
+// window and no longer, one outlying interval does not.
 func TestBurstWindowRaisesCalibratedSizing(t *testing.T) {
 	w := testWorkload()
 	w.Tiers.Spot = nil
 	w.ForecastQuantile = 0.9
-	w.BurstWindow = 30 * time.Minute
+	w.BurstWindow = 30 * time.Minute // 120 decisions: the 3rd largest rate
 	p := NewPlanner(w)
 	now := t0
 	next := func(rate float64) (Plan, Explanation) {
@@ -443,19 +445,50 @@ func TestBurstWindowRaisesCalibratedSizing(t *testing.T) {
 	if !strings.Contains(ex.Forecast, "horizon-calibrated") || plan.ForecastRate < 10 || plan.ForecastRate > 10.5 {
 		t.Fatalf("steady: sized %.2f req/s (%s), want calibrated, about 10", plan.ForecastRate, ex.Forecast)
 	}
-	// One 15 s burst at 30 req/s: for the next half hour the sizing
-	// follows it, although the median forecast and the live rate are 10.
-	next(30)
+	// One 15 s outlier at 40 req/s does not move the sizing.
+	next(40)
+	plan, ex = next(10)
+	if ex.BurstPeak != 10 || plan.ForecastRate > 10.5 {
+		t.Fatalf("after one outlier: peak %.1f, sized %.2f req/s, want 10 and about 10", ex.BurstPeak, plan.ForecastRate)
+	}
+	// A minute of bursts at 30 req/s: for the next half hour the sizing
+	// follows them, although the median forecast and the live rate are 10.
+	for i := 0; i < 4; i++ {
+		next(30)
+	}
 	for i := 0; i < 100; i++ { // 25 min
 		plan, ex = next(10)
 	}
 	if ex.BurstPeak != 30 || plan.ForecastRate < 30 || plan.ForecastRate > 31.5 {
-		t.Fatalf("25 min after a burst: peak %.1f, sized %.2f req/s, want 30 and about 30", ex.BurstPeak, plan.ForecastRate)
+		t.Fatalf("25 min after bursts: peak %.1f, sized %.2f req/s, want 30 and about 30", ex.BurstPeak, plan.ForecastRate)
 	}
-	for i := 0; i < 40; i++ { // 35 min after the burst: out of the window
+	for i := 0; i < 40; i++ { // 35 min after: out of the window
 		plan, ex = next(10)
 	}
 	if ex.BurstPeak != 10 || plan.ForecastRate < 10 || plan.ForecastRate > 10.5 {
-		t.Fatalf("35 min after a burst: peak %.1f, sized %.2f req/s, want 10 and about 10", ex.BurstPeak, plan.ForecastRate)
+		t.Fatalf("35 min after bursts: peak %.1f, sized %.2f req/s, want 10 and about 10", ex.BurstPeak, plan.ForecastRate)
+	}
+}
+
+// TestBurstPeak: the k-th largest rate of the window, k = ⌈2.5 % of n⌉.
+func TestBurstPeak(t *testing.T) {
+	p := NewPlanner(testWorkload())
+	if got := p.burstPeak(); got != 0 {
+		t.Fatalf("empty window: %v", got)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 40, 41, 240} {
+		p.burst = p.burst[:0]
+		var vs []float64
+		for i := 0; i < n; i++ {
+			v := float64(rng.IntN(50))
+			vs = append(vs, v)
+			p.burst = append(p.burst, stamped{t0, v})
+		}
+		slices.Sort(vs)
+		k := int(math.Ceil(0.025 * float64(n)))
+		if got, want := p.burstPeak(), vs[n-k]; got != want {
+			t.Errorf("n=%d: burstPeak %v, want the %d-th largest %v", n, got, k, want)
+		}
 	}
 }
