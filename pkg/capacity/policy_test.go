@@ -22,7 +22,7 @@ func TestParsePolicyValid(t *testing.T) {
 	if !ok {
 		t.Fatal("no chat")
 	}
-	if chat.Mu != 2 || chat.ColdStart != 180*time.Second || chat.Tiers.Spot.FailureDomains != 3 || chat.Tiers.Spot.Notice != 120*time.Second {
+	if chat.Mu != 2 || chat.ColdStart != 180*time.Second || chat.Tiers.Spot.FailureDomains != 3 || chat.Tiers.Spot.Notice != 120*time.Second || chat.BurstWindow != 30*time.Minute {
 		t.Fatalf("chat = %+v", chat)
 	}
 	// "<5%" a month is -ln(0.95)/730 per hour.
@@ -31,7 +31,7 @@ func TestParsePolicyValid(t *testing.T) {
 	}
 	embed, _ := p.Workload("embed")
 	// Defaults fill what the file leaves out.
-	if embed.DecisionInterval != 15*time.Second || embed.ForecastQuantile != 0.9 || embed.TargetAvailability != 0.999 ||
+	if embed.DecisionInterval != 15*time.Second || embed.ForecastQuantile != 0.9 || embed.BurstWindow != time.Hour || embed.TargetAvailability != 0.999 ||
 		*embed.Tolerance != 0.1 || embed.ScaleDown.Stabilization != 5*time.Minute || !embed.Preview || embed.Tiers.Spot != nil {
 		t.Fatalf("embed = %+v", embed)
 	}
