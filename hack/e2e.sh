@@ -4,7 +4,7 @@
 #      ~/.cache/infercast): etcd, kube-apiserver and kube-controller-manager
 #      from hack/envtest-bins/, KEDA's operator and metrics adapter from
 #      hack/keda-bins/ (wrapper modules: the project's go.mod never carries them);
-#   2. builds infercast's adapter from this tree (every run);
+#   2. builds infercast's adapter and exporter from this tree (every run);
 #   3. runs `go test -tags e2e ./test/e2e/...`, which starts everything on 127.0.0.1.
 #
 #   bash hack/e2e.sh                 # the whole suite
@@ -64,15 +64,16 @@ else
 	export INFERCAST_E2E_KEDA_CRDS=$crds
 fi
 
-log "building infercast's adapter"
+log "building infercast's adapter and exporter"
 go build -o "$cache/e2e/adapter" ./cmd/adapter
+go build -o "$cache/e2e/exporter" ./cmd/exporter
 log "binaries ready after $(($(date +%s) - t0))s"
 
 # Prometheus (pinned, cached) from the project's tool installer.
 INFERCAST_TOOLS_BIN=$(bash hack/tools.sh)
 export INFERCAST_TOOLS_BIN
 export INFERCAST_E2E_KUBE_BIN=$kube INFERCAST_E2E_KEDA_BIN=$keda
-export INFERCAST_E2E_ADAPTER=$cache/e2e/adapter INFERCAST_REQUIRE_TOOLS=1
+export INFERCAST_E2E_ADAPTER=$cache/e2e/adapter INFERCAST_E2E_EXPORTER=$cache/e2e/exporter INFERCAST_REQUIRE_TOOLS=1
 export INFERCAST_E2E_ARTIFACTS=${INFERCAST_E2E_ARTIFACTS:-$cache/e2e/logs}
 mkdir -p "$INFERCAST_E2E_ARTIFACTS"
 s=$(date +%s)

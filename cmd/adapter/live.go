@@ -383,13 +383,89 @@ func (s *spotNotices) forget(keep func(string) bool) {
 	}
 }
 
+// planned estimates a spot workload's replicas by tier and state from its
+// own past plans, for a serving loop that cannot see pods: replicas wanted
+// for a whole cold start are taken as ready, the rest of the latest target
+// as starting. The planner needs them where notices reach it: capacity
+// moved to on-demand returns only as spot replicas become ready
+// (make-before-break), and with no readiness at all it never would.
+type planned struct {
+	mu   sync.Mutex
+	past map[string][]plannedAt // per workload, oldest first
+}
+
+type plannedAt struct {
+	t        time.Time
+	od, spot int
+}
+
+func newPlanned() *planned { return &planned{past: map[string][]plannedAt{}} }
+
+// observe records the workload's latest plan (once per plan time) and
+// drops what is older than the cold start needs.
+func (p *planned) observe(w *capacity.Workload, plan capacity.Plan, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.past[w.Name]
+	if ok && (len(h) == 0 || plan.Time.After(h[len(h)-1].t)) {
+		h = append(h, plannedAt{plan.Time, plan.Tiers[capacity.TierOnDemand].Replicas, plan.Tiers[capacity.TierSpot].Replicas})
+	}
+	// Keep the newest entry at or before now - cold start and all after it.
+	cut := 0
+	for i := range h {
+		if !h[len(h)-1].t.Add(-w.ColdStart).Before(h[i].t) {
+			cut = i
+		}
+	}
+	p.past[w.Name] = h[cut:]
+}
+
+// states fills sig's tier states at now; terminating spot replicas (under
+// notice) are not ready. Unknown (no plan a cold start old yet): untouched.
+func (p *planned) states(w *capacity.Workload, now time.Time, sig *capacity.Signals) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := p.past[w.Name]
+	if len(h) == 0 || now.Sub(h[0].t) < w.ColdStart {
+		return
+	}
+	readyOD, readySpot := h[0].od, h[0].spot
+	for _, x := range h {
+		if now.Sub(x.t) >= w.ColdStart {
+			readyOD, readySpot = x.od, x.spot // the plan in force a cold start ago…
+		} else {
+			readyOD, readySpot = min(readyOD, x.od), min(readySpot, x.spot) // …and kept since
+		}
+	}
+	last := h[len(h)-1]
+	readySpot = max(0, readySpot-sig.Spot.Terminating)
+	sig.OnDemand = capacity.TierState{Ready: readyOD, Starting: max(0, last.od-readyOD)}
+	sig.Spot = capacity.TierState{Ready: readySpot, Starting: max(0, last.spot-sig.Spot.Terminating-readySpot),
+		Terminating: sig.Spot.Terminating}
+}
+
+func (p *planned) forget(keep func(string) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for name := range p.past {
+		if !keep(name) {
+			delete(p.past, name)
+		}
+	}
+}
+
 // withSpotNotices is a LiveSource that adds the spot notices of a
-// workload's pools to another source's signals. Failing to read notices
-// does not fail the live signals: the planner then sees none, and says so
-// in the log.
+// workload's pools to another source's signals, with tier states estimated
+// from the workload's past plans (planned) when the source has none.
+// Failing to read notices does not fail the live signals: the planner then
+// sees none, and says so in the log.
 type withSpotNotices struct {
 	live  capacity.LiveSource
 	spot  *spotNotices
+	plans interface {
+		Get(workload string) (capacity.Plan, bool)
+	}
+	past  *planned
 	log   *slog.Logger
 	names func() map[string]bool // workloads of the current policy
 }
@@ -399,12 +475,24 @@ func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now 
 	if err != nil {
 		return sig, err
 	}
+	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
+		return sig, nil
+	}
 	if serr := l.spot.attribute(ctx, w, &sig); serr != nil {
 		l.log.Warn("spot interruption notices unavailable", "workload", w.Name, "err", serr)
 	}
+	if l.plans != nil && l.past != nil && sig.OnDemand == (capacity.TierState{}) && sig.Spot.Live() == 0 {
+		plan, ok := l.plans.Get(w.Name)
+		l.past.observe(w, plan, ok)
+		l.past.states(w, now, &sig)
+	}
 	if l.names != nil {
 		names := l.names()
-		l.spot.forget(func(n string) bool { return names[n] })
+		keep := func(n string) bool { return names[n] }
+		l.spot.forget(keep)
+		if l.past != nil {
+			l.past.forget(keep)
+		}
 	}
 	return sig, nil
 }
@@ -412,7 +500,7 @@ func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now 
 // withSpotNoticesFrom wraps live with the spot notices of the flags' source:
 // Prometheus when --prometheus.url is set (it scrapes every node's
 // exporter), else the exporter of --exporter.url.
-func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, log *slog.Logger) (capacity.LiveSource, error) {
+func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, cache *capacity.Cache, log *slog.Logger) (capacity.LiveSource, error) {
 	var src noticeSource
 	switch {
 	case cfg.promURL != "":
@@ -433,5 +521,5 @@ func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capa
 		}
 		return out
 	}
-	return withSpotNotices{live: live, spot: newSpotNotices(src), log: log, names: names}, nil
+	return withSpotNotices{live: live, spot: newSpotNotices(src), plans: cache, past: newPlanned(), log: log, names: names}, nil
 }

@@ -238,3 +238,106 @@ func TestForecastReselectFlag(t *testing.T) {
 		t.Fatal("a negative --forecast.reselect-interval was accepted")
 	}
 }
+
+// planCache is the adapter's plan cache as withSpotNotices reads it.
+type planCache map[string]capacity.Plan
+
+func (c planCache) Get(w string) (capacity.Plan, bool) { p, ok := c[w]; return p, ok }
+
+const spotPolicy = `workloads:
+  - name: gpu
+    demand: {query: "sum(rate(x[1m]))"}
+    mu: 1
+    latency_slo: 2s
+    cold_start: 60s
+    decision_interval: 10s
+    forecast_step: 10s
+    min_replicas: 1
+    max_replicas: 100
+    on_demand_share: 0.2
+    fallback_hold: 60s
+    scale_down: {stabilization: 10s, max_step_ratio: 1}
+    tiers:
+      on_demand: {price_per_hour: 4}
+      spot:
+        price_per_hour: 1
+        interruption_rate_per_hour: 0
+        notice: 120s
+        failure_domains: 2
+        pools: [spot-a, spot-b]
+`
+
+// TestSpotNoticeEpisode drives the real planner through a notice on two
+// spot nodes, as adapter serve does: the on-demand target rises by the two
+// replicas at once and the spot target falls by them; once the notices end,
+// spot returns after fallback_hold and the on-demand cover leaves only a
+// cold start later, when the returned spot replicas are taken as ready.
+func TestSpotNoticeEpisode(t *testing.T) {
+	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pol.Workloads[0]
+	planner := capacity.NewPlanner(*w)
+	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "spot-a"}, {node: "a2", pool: "spot-a"}, {node: "b1", pool: "spot-b"}}}
+	cache := planCache{}
+	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 20, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+		plans: cache, past: newPlanned(), log: slog.New(slog.DiscardHandler)}
+	start := time.Unix(1_700_000_000, 0)
+	plan := func(at time.Duration) (od, spot int) {
+		now := start.Add(at)
+		sig, err := l.Signals(context.Background(), w, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig.Time = now
+		p, _ := planner.Plan(nil, errors.New("no forecast: reactive"), sig)
+		cache[w.Name] = p
+		return p.Tiers[capacity.TierOnDemand].Replicas, p.Tiers[capacity.TierSpot].Replicas
+	}
+	var od0, spot0 int
+	at := time.Duration(0)
+	for ; at <= 3*time.Minute; at += 10 * time.Second {
+		od0, spot0 = plan(at)
+	}
+	if spot0 < 3 || od0 < 1 {
+		t.Fatalf("steady state: on-demand %d, spot %d; want spot carrying most of it", od0, spot0)
+	}
+	// Two nodes of the pools get a notice.
+	src.nodes[0] = nodeNotice{node: "a1", pool: "spot-a", active: true, total: 1}
+	src.nodes[2] = nodeNotice{node: "b1", pool: "spot-b", active: true, total: 1}
+	od, spot := plan(at)
+	if od != od0+2 || spot != spot0-2 {
+		t.Fatalf("at the notices: on-demand %d, spot %d; want %d and %d (two spot replicas moved to on-demand at once)", od, spot, od0+2, spot0-2)
+	}
+	// Under notice for 2 minutes, then the nodes are gone (their series too).
+	for end := at + 2*time.Minute; at < end; at += 10 * time.Second {
+		if od, spot = plan(at); od != od0+2 || spot != spot0-2 {
+			t.Fatalf("%v under notice: on-demand %d, spot %d; want %d and %d", at, od, spot, od0+2, spot0-2)
+		}
+	}
+	src.nodes = []nodeNotice{{node: "a2", pool: "spot-a"}}
+	gone := at
+	var spotBack, odBack time.Duration
+	for ; at < gone+5*time.Minute && odBack == 0; at += 10 * time.Second {
+		od, spot = plan(at)
+		if spotBack == 0 && spot == spot0 {
+			spotBack = at - gone
+		}
+		if spotBack > 0 && od == od0 {
+			odBack = at - gone
+		}
+		if od < od0 || od+spot < od0+spot0 {
+			t.Fatalf("%v after the notices: on-demand %d, spot %d: below the steady %d + %d", at-gone, od, spot, od0, spot0)
+		}
+	}
+	t.Logf("steady on-demand %d spot %d; notices moved 2; spot back %v and on-demand back %v after they ended", od0, spot0, spotBack, odBack)
+	// Spot returns after fallback_hold (60 s) from the last notice; the
+	// cover leaves once those spot replicas had a cold start (60 s).
+	if spotBack < w.FallbackHold-10*time.Second || spotBack > w.FallbackHold+20*time.Second {
+		t.Errorf("spot back to %d %v after the notices ended; want about fallback_hold %v", spot0, spotBack, w.FallbackHold)
+	}
+	if odBack < spotBack+w.ColdStart || odBack > spotBack+w.ColdStart+20*time.Second {
+		t.Errorf("on-demand back to %d %v after the notices ended, spot %v; want a cold start (%v) after spot", od0, odBack, spotBack, w.ColdStart)
+	}
+}

@@ -194,7 +194,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		live = exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
-	if live, err = withSpotNoticesFrom(live, cfg, policy, log); err != nil {
+	if live, err = withSpotNoticesFrom(live, cfg, policy, cache, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, cache, reg, log); err != nil {

@@ -15,6 +15,7 @@ type options struct {
 	demo          bool
 	logLevel      string
 	maxRequests   int
+	spot          spotFlags
 
 	// listening, when set (tests), receives the bound address once the
 	// server listens, so a test can use port 0.
@@ -32,6 +33,8 @@ func parseFlags(args []string, out io.Writer) (options, error) {
 	fs.BoolVar(&o.demo, "demo", false, "Scrape a built-in fleet of simulated model servers of every dialect; GPUs from go-nvml's mock when no GPU is present.")
 	fs.StringVar(&o.logLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	fs.IntVar(&o.maxRequests, "web.max-requests", 40, "Maximum concurrent scrapes of the metrics endpoint; more get HTTP 503.")
+	fs.StringVar(&o.spot.endpoint, "spot.metadata-endpoint", "", "Base URL of the instance metadata service the spot watchers poll (default the link-local http://169.254.169.254; tests point it at a fake).")
+	fs.StringVar(&o.spot.pool, "spot.pool", "", "Node pool of this node, the pool label of the spot interruption series (adapter policies match tiers.spot.pools against it).")
 	err := fs.Parse(args)
 	return o, err
 }

@@ -56,7 +56,10 @@ var demoNodeLabels = map[string]string{
 	"karpenter.sh/nodepool":            "gpu-spot",
 }
 
-func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, exp *metrics.Exporter, set *metrics.CollectorSet, log *slog.Logger) (*integrations, error) {
+// spotFlags are the spot watchers' command-line settings.
+type spotFlags struct{ endpoint, pool string }
+
+func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf spotFlags, exp *metrics.Exporter, set *metrics.CollectorSet, log *slog.Logger) (*integrations, error) {
 	in := &integrations{log: log, exp: exp, set: set, gpus: map[string]float64{}, kubeTeams: map[string]string{}}
 	ic := cfg.Integrations
 	if ic.Kubernetes.Enabled {
@@ -65,7 +68,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, exp *
 		}
 	}
 	providers := ic.Spot.Providers
-	endpoint := ""
+	endpoint := sf.endpoint
 	if demo && len(providers) == 0 {
 		// A fake AWS metadata service on 127.0.0.1 with no interruption
 		// announced, so the spot families are live in the demo.
@@ -86,7 +89,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, exp *
 			return nil, err
 		}
 		node := nodeName(ic.Kubernetes)
-		w, err := spot.NewWatcher(spot.Options{Source: src, Node: node, Logger: log.With("component", "spot")})
+		w, err := spot.NewWatcher(spot.Options{Source: src, Node: node, Pool: sf.pool, Logger: log.With("component", "spot")})
 		if err != nil {
 			return nil, err
 		}

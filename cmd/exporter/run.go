@@ -86,7 +86,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		})
 		g.Add(func() error { return demoRestarts(ctx, f, demoRestartServer, 20*time.Second, 10*time.Minute, log) }, func(error) { cancel() })
 	}
-	in, err := setupIntegrations(ctx, cfg, o.demo, exp, set, log)
+	in, err := setupIntegrations(ctx, cfg, o.demo, o.spot, exp, set, log)
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ import (
 type binaries struct {
 	etcd, apiserver, controllerManager string
 	kedaOperator, kedaAdapter          string
-	adapter                            string
+	adapter, exporter                  string
 }
 
 func cacheDir() string {
@@ -68,13 +68,14 @@ func findBinaries(t *testing.T, names ...string) binaries {
 		kedaOperator:      filepath.Join(keda, "keda-operator"),
 		kedaAdapter:       filepath.Join(keda, "keda-adapter"),
 		adapter:           os.Getenv("INFERCAST_E2E_ADAPTER"),
+		exporter:          os.Getenv("INFERCAST_E2E_EXPORTER"),
 	}
 	all := map[string]string{"etcd": b.etcd, "kube-apiserver": b.apiserver, "kube-controller-manager": b.controllerManager,
-		"keda-operator": b.kedaOperator, "keda-adapter": b.kedaAdapter, "adapter": b.adapter}
+		"keda-operator": b.kedaOperator, "keda-adapter": b.kedaAdapter, "adapter": b.adapter, "exporter": b.exporter}
 	for _, n := range names {
 		p := all[n]
 		if p == "" {
-			p = "(INFERCAST_E2E_ADAPTER unset)"
+			p = "(INFERCAST_E2E_" + strings.ToUpper(n) + " unset)"
 		} else if _, err := os.Stat(p); err == nil {
 			continue
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,18 +69,23 @@ func demandChain(t *testing.T, adapterBin, dir string) (*demand, *prometheus, *a
 	return d, pr, a
 }
 
-// prometheus is a real Prometheus scraping the demand source every second.
+// prometheus is a real Prometheus scraping the demand source (and any
+// other targets) every second.
 type prometheus struct {
 	bin, dir, config, data string
 	port, runs             int
 	p                      *proc
 }
 
-func newPrometheus(t *testing.T, bin, dir, target string) *prometheus {
+func newPrometheus(t *testing.T, bin, dir string, targets ...string) *prometheus {
 	t.Helper()
 	data := t.TempDir()
 	pr := &prometheus{bin: bin, dir: dir, config: filepath.Join(data, "prometheus.yml"), data: filepath.Join(data, "tsdb"), port: freePort(t)}
-	cfg := fmt.Sprintf("global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n- job_name: demand\n  static_configs: [{targets: [%q]}]\n", target)
+	quoted := make([]string, len(targets))
+	for i, tg := range targets {
+		quoted[i] = strconv.Quote(tg)
+	}
+	cfg := fmt.Sprintf("global: {scrape_interval: 1s, scrape_timeout: 900ms}\nscrape_configs:\n- job_name: demand\n  static_configs: [{targets: [%s]}]\n", strings.Join(quoted, ", "))
 	if err := os.WriteFile(pr.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
