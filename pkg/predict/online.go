@@ -138,6 +138,7 @@ type online struct {
 	weight  []float64
 	quant   [][3]float64 // cached (q50,q90,q99) of scaled errors per (m,g)
 	quantAt []int        // n at which quant was computed, -1 never
+	quantN  []int        // errors in the window when quant was computed
 	scratch []float64
 
 	chosen   []int // steps (capped at MaxHorizon) -> model index, -1 unset
@@ -272,6 +273,7 @@ func (o *online) init() {
 	o.weight = make([]float64, o.nm*o.ng)
 	o.quant = make([][3]float64, o.nm*o.ng)
 	o.quantAt = make([]int, o.nm*o.ng)
+	o.quantN = make([]int, o.nm*o.ng)
 	for i := range o.quantAt {
 		o.quantAt[i] = -1
 	}
@@ -518,7 +520,10 @@ func (o *online) quantiles(m, g int) ([3]float64, bool) {
 	if n < 20 {
 		return [3]float64{}, false
 	}
-	if o.quantAt[i] >= 0 && o.n-o.quantAt[i] < o.recal {
+	// Recompute once per Recalibrate, and sooner while the window is
+	// young: quantiles from the first twenty errors (a level shift among
+	// them) must not stand for an hour of one-second steps.
+	if o.quantAt[i] >= 0 && o.n-o.quantAt[i] < o.recal && 4*n < 5*o.quantN[i] {
 		return o.quant[i], true
 	}
 	w := o.opts.ErrorWindow
@@ -528,7 +533,7 @@ func (o *online) quantiles(m, g int) ([3]float64, bool) {
 	}
 	o.scratch = s
 	q := selectQuantiles(s)
-	o.quant[i], o.quantAt[i] = q, o.n
+	o.quant[i], o.quantAt[i], o.quantN[i] = q, o.n, n
 	return q, true
 }
 

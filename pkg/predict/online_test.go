@@ -2,6 +2,7 @@ package predict_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -268,5 +269,40 @@ func TestYoungHistoryBandAfterOneJump(t *testing.T) {
 	}
 	if f, _ = o.Forecast(3); f.P90[2] > 40 {
 		t.Fatalf("after the fall to 20: p90 %.1f at h=3; want ≤ 40", f.P90[2])
+	}
+}
+
+// The interval quantiles are first computed from the first twenty scored
+// errors; if a level shift is among them they must not stand until the
+// next hourly recalibration (3,600 one-second steps), or a planner holds
+// several times the replicas a calm series needs for an hour. While the
+// error window is young they are recomputed as it grows.
+func TestYoungWindowRecalibrates(t *testing.T) {
+	o := predict.NewOnline(time.Second, predict.Options{})
+	i := 0
+	feedN := func(n int, v float64) {
+		for range n {
+			o.Observe(t0.Add(time.Duration(i)*time.Second), v)
+			i++
+		}
+	}
+	band := func() float64 {
+		f, err := o.Forecast(11)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Max(f.P90)
+	}
+	feedN(20, 2)
+	feedN(15, 30) // the first calibration sees this jump
+	feedN(40, 6)
+	early := band()
+	feedN(300, 6) // five minutes of calm: far less than Recalibrate (1 h)
+	late := band()
+	if early <= 2*6 {
+		t.Fatalf("p90 %.1f soon after the jump: want it wide (the jump is in the window)", early)
+	}
+	if late > 0.5*early || late > 3*6 {
+		t.Fatalf("after 300 calm steps p90 is %.1f (was %.1f): the young window was not recalibrated", late, early)
 	}
 }
