@@ -23,7 +23,7 @@ func TestHorizonCalibration(t *testing.T) {
 		if (i/4)%5 == 0 && i%4 == 2 { // one spike in every fifth horizon
 			rate = 15
 		}
-		c.observe(now, rate, 10, 0, 0.9, horizon, step)
+		c.observe(now, rate, 10, horizon, step)
 		now = now.Add(step)
 	}
 	hi, ok := c.ratio(0.9)

@@ -3,7 +3,6 @@ package capacity
 import (
 	"fmt"
 	"math"
-	"os"
 	"time"
 
 	"github.com/infercast/infercast/pkg/predict"
@@ -264,38 +263,12 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		// so the calibrated ratio is narrower and the sizing follows the
 		// workload's recent burstiness instead of its worst week.
 		calBase = math.Max(medianRate, burstPeak)
-		r, ok := p.calib.ratio(w.ForecastQuantile)
-		if os.Getenv("XACI") != "" && p.calib.level > 0 {
-			r, ok = p.calib.ratio(p.calib.level)
-			if os.Getenv("XDBG") != "" && now.Unix()%(6*3600) == 0 {
-				fmt.Fprintf(os.Stderr, "DBG %s level=%.4f\n", now.UTC().Format("01-02 15h"), p.calib.level)
-			}
-		}
-		if os.Getenv("XAV") != "" {
-			lo, _ := p.calib.ratio(0.9)
-			hi, _ := p.calib.ratio(0.995)
-			limit := math.Exp(calMax - (calMax-calMin)/calBins)
-			if os.Getenv("XAV") == "cap" {
-				limit = hi
-			}
-			if a, ok2 := p.calib.availabilityRatio(w.TargetAvailability, limit); ok2 {
-				r, ok = min(max(a, lo), hi), true
-				if os.Getenv("XDBG") != "" && now.Unix()%(6*3600) == 0 {
-					q975, _ := p.calib.ratio(0.975)
-					fmt.Fprintf(os.Stderr, "DBG %s lam=%.3f raw=%.3f q90=%.3f q975=%.3f q995=%.3f dem=%.0f\n", now.UTC().Format("01-02 15h"), r, a, lo, q975, hi, p.calib.riskDemand)
-				}
-			}
-		}
-		if ok && calBase > 0 {
+		if r, ok := p.calib.ratio(w.ForecastQuantile); ok && calBase > 0 {
 			forecastRate = calBase * r
 			ex.Forecast += " (horizon-calibrated)"
 		}
 	}
-	sized := forecastRate
-	if math.IsNaN(sized) {
-		sized = 0
-	}
-	p.calib.observe(now, rate, calBase, sized, w.ForecastQuantile, horizon, elapsed)
+	p.calib.observe(now, rate, calBase, horizon, elapsed)
 	if math.IsNaN(forecastRate) {
 		plan.Mode = ModeReactive
 		peak := 0.0
