@@ -533,9 +533,19 @@ func (o *online) quantiles(m, g int) ([3]float64, bool) {
 	}
 	o.scratch = s
 	q := selectQuantiles(s)
+	if n < minTailErrors {
+		// The 99th percentile of fewer than a hundred errors is their
+		// largest, often one level shift: until there are enough, take
+		// the tail from the 50-90 spread with a Gaussian's ratio.
+		q[2] = math.Max(q[1], q[0]+(q[1]-q[0])*2.3263/1.2816)
+	}
 	o.quant[i], o.quantAt[i], o.quantN[i] = q, o.n, n
 	return q, true
 }
+
+// minTailErrors is how many scored errors the empirical 99th percentile
+// needs before it is used.
+const minTailErrors = 100
 
 // ErrNoHistory is returned by Forecast before any interval was observed.
 var ErrNoHistory = errors.New("predict: no history observed yet")

@@ -306,3 +306,27 @@ func TestYoungWindowRecalibrates(t *testing.T) {
 		t.Fatalf("after 300 calm steps p90 is %.1f (was %.1f): the young window was not recalibrated", late, early)
 	}
 }
+
+// With fewer than a hundred scored errors the empirical p99 is the largest
+// error: one jump early in a young history must not be the p99 band.
+func TestYoungWindowTailIsNotOneJump(t *testing.T) {
+	o := predict.NewOnline(time.Second, predict.Options{})
+	i := 0
+	feedN := func(n int, v func(int) float64) {
+		for k := range n {
+			o.Observe(t0.Add(time.Duration(i)*time.Second), v(k))
+			i++
+		}
+	}
+	noisy := func(k int) float64 { return 100 + float64((k*7919)%21) - 10 }
+	feedN(30, noisy)
+	feedN(1, func(int) float64 { return 1000 }) // one spike, then back
+	feedN(40, noisy)
+	f, err := o.Forecast(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.P99[0] > 200 || f.P99[0] < f.P90[0] {
+		t.Fatalf("p99 %.1f (p90 %.1f) after 70 errors with one 10x spike: want a tail from the typical spread", f.P99[0], f.P90[0])
+	}
+}
