@@ -336,6 +336,9 @@ func (e *Exporter) publish(states []*targetState, windows []time.Duration, took 
 	}
 	e.countRequests(states)
 	snap.requestsTotal = maps.Clone(e.requestsTotal)
+	for _, model := range e.incompleteModels(states) {
+		delete(snap.requestsTotal, model)
+	}
 	e.samples.Add(uint64(samples))
 	e.cycles.Add(1)
 	e.snap.Store(snap)
@@ -372,6 +375,38 @@ func (e *Exporter) countRequests(states []*targetState) {
 			delete(e.requestsPrev, key)
 		}
 	}
+}
+
+// incompleteModels lists the models a tenth or more of whose targets are
+// down this cycle (known from the last value kept for each target and
+// model: a down target reports no models). Their request totals are
+// withheld until the targets answer again: a hung server's counter would
+// read as flat, a fall in demand that a planner scales in on, when it is
+// only unknown. Withheld, the series goes stale and the history shows a
+// gap; when the targets return, the total carries their increase across
+// it, so a rate over a window spanning the gap is still right. One down
+// target among more than ten only lowers the sum by its share, which is
+// exported.
+func (e *Exporter) incompleteModels(states []*targetState) []string {
+	up := make(map[string]bool, len(states))
+	for _, s := range states {
+		up[s.t.Name] = s.up
+	}
+	all, down := map[string]int{}, map[string]int{}
+	for key := range e.requestsPrev {
+		target, model, _ := strings.Cut(key, "\x00")
+		all[model]++
+		if !up[target] {
+			down[model]++
+		}
+	}
+	var out []string
+	for model, n := range down {
+		if 10*n >= all[model] {
+			out = append(out, model)
+		}
+	}
+	return out
 }
 
 // aggregate turns per-target state into the published snapshot: gauges per
