@@ -236,7 +236,14 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	// horizon. Without a forecast: reactive, on the recent peak rate.
 	forecastRate, medianRate, calBase := math.NaN(), 0.0, 0.0
 	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
-		steps := int(math.Ceil(horizon.Seconds() / fc.Step.Seconds()))
+		// The horizon runs from now, and the forecast from its origin (the
+		// end of the last whole interval, up to a step before now): read
+		// the steps that reach now + horizon.
+		ahead := horizon
+		if !fc.Origin.IsZero() && s.Time.After(fc.Origin) {
+			ahead += s.Time.Sub(fc.Origin)
+		}
+		steps := int(math.Ceil(ahead.Seconds() / fc.Step.Seconds()))
 		steps = min(max(steps, 1), fc.Len())
 		// The quantile of the busiest step: if the steps' errors were
 		// independent, P(all ≤ their q_s quantile) = q_s^steps, so each step

@@ -492,3 +492,31 @@ func TestBurstPeak(t *testing.T) {
 		}
 	}
 }
+
+// TestHorizonRunsFromNow: the forecast starts at its origin, the end of the
+// last whole interval, which can be most of a step before now; the planner
+// must read the steps up to now + horizon, or a peak just inside the cold
+// start is seen a step late.
+func TestHorizonRunsFromNow(t *testing.T) {
+	w := testWorkload() // cold start 180 s + the decision interval: 4 one-minute steps
+	fc := func(origin time.Time) *predict.Forecast {
+		f := flat(origin, 2, 2, 2)
+		f.P50[4], f.P90[4], f.P99[4] = 100*60, 100*60, 100*60 // a peak in the fifth minute
+		return f
+	}
+	for _, tc := range []struct {
+		name   string
+		origin time.Time
+		peak   bool
+	}{
+		{"origin now: the peak is beyond the horizon", t0, false},
+		{"origin 50 s ago: the horizon reaches the peak", t0.Add(-50 * time.Second), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, ex := NewPlanner(w).Plan(fc(tc.origin), nil, Signals{Time: t0, Rate: 2})
+			if got := plan.ForecastRate >= 100; got != tc.peak {
+				t.Fatalf("sized for %.1f req/s; want the peak read: %v (%s)", plan.ForecastRate, tc.peak, ex)
+			}
+		})
+	}
+}
