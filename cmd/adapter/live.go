@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -376,11 +377,7 @@ func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *
 func (s *spotNotices) forget(keep func(string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for name := range s.seen {
-		if !keep(name) {
-			delete(s.seen, name)
-		}
-	}
+	maps.DeleteFunc(s.seen, func(name string, _ map[string]float64) bool { return !keep(name) })
 }
 
 // planned estimates a spot workload's replicas by tier and state from its
@@ -447,11 +444,7 @@ func (p *planned) states(w *capacity.Workload, now time.Time, sig *capacity.Sign
 func (p *planned) forget(keep func(string) bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for name := range p.past {
-		if !keep(name) {
-			delete(p.past, name)
-		}
-	}
+	maps.DeleteFunc(p.past, func(name string, _ []plannedAt) bool { return !keep(name) })
 }
 
 // withSpotNotices is a LiveSource that adds the spot notices of a

@@ -568,6 +568,7 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 		Model:  mod.name(),
 	}
 	calibrated := true
+	medErr := math.NaN() // computed once, when a step is uncalibrated
 	for h := 1; h <= steps; h++ {
 		p := mod.predict(h)
 		if math.IsNaN(p) {
@@ -576,8 +577,13 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 		q, ok := o.quantAtHorizon(m, h)
 		if !ok {
 			calibrated = false
-			// Before errors exist: a random walk's spread.
-			sd := o.earlySpread(p) * math.Sqrt(float64(h)) / o.scale(p)
+			// Before errors exist: a random walk's spread, from the
+			// recent one-step errors and never less than a Poisson
+			// count's sqrt(p) (requests per interval are counts).
+			if math.IsNaN(medErr) {
+				medErr = o.recentMedianError()
+			}
+			sd := math.Max(1.4826*medErr, math.Sqrt(math.Max(p, 0))) * math.Sqrt(float64(h)) / o.scale(p)
 			q = [3]float64{0, 1.2816 * sd, 2.3263 * sd}
 		}
 		if o.clean.outage {
@@ -600,20 +606,17 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 	return f, nil
 }
 
-// earlySpread is the one-step standard deviation assumed for a forecast p
-// before the intervals are calibrated: the median of the last one-step
-// errors (robust: one level shift in a short history must not hold the
-// band wide until it ages out of a slow average), and never less than a
-// Poisson count's sqrt(p), since requests per interval are counts.
-func (o *online) earlySpread(p float64) float64 {
+// recentMedianError is the lower median of the last one-step absolute
+// errors: robust, so one level shift in a short history does not hold the
+// uncalibrated band wide until it ages out of a slow average (absErr).
+func (o *online) recentMedianError() float64 {
 	n := min(o.recentN, len(o.recent))
-	var med float64
-	if n > 0 {
-		s := append([]float64(nil), o.recent[:n]...)
-		slices.Sort(s)
-		med = s[(n-1)/2] // the lower median: one outlier of two does not count
+	if n == 0 {
+		return 0
 	}
-	return math.Max(1.4826*med, math.Sqrt(math.Max(p, 0)))
+	s := o.recent // a copy: the ring keeps its order
+	slices.Sort(s[:n])
+	return s[(n-1)/2] // the lower median: one outlier of two does not count
 }
 
 // quantAtHorizon interpolates the error quantiles between grid horizons.

@@ -64,20 +64,7 @@ func TestHPA(t *testing.T) {
 	func() {
 		defer phase(t, "fault: model server hangs 20s")()
 		d.setHang(true)
-		end := time.Now().Add(20 * time.Second)
-		for time.Now().Before(end) {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
-			r, rerr := c.replicas(rctx, ns, deploy)
-			cancel()
-			if err != nil || code != 200 {
-				t.Fatalf("adapter /healthz during the hang: %d %v", code, err)
-			}
-			if rerr != nil || r < 1 || r > 60 {
-				t.Fatalf("replicas during the hang: %d %v", r, rerr)
-			}
-			time.Sleep(2 * time.Second)
-		}
+		staysSane(ctx, t, c, a, ns, deploy, "during the hang", 20*time.Second)
 		d.setHang(false)
 		d.set("chat_requests_total", 6)
 		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: after the hang, demand at 6 req/s", 3*time.Minute,
@@ -89,23 +76,30 @@ func TestHPA(t *testing.T) {
 	func() {
 		defer phase(t, "fault: prometheus killed 20s")()
 		pr.p.kill()
-		end := time.Now().Add(20 * time.Second)
-		for time.Now().Before(end) {
-			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
-			r, rerr := c.replicas(rctx, ns, deploy)
-			cancel()
-			if err != nil || code != 200 {
-				t.Fatalf("adapter /healthz without Prometheus: %d %v", code, err)
-			}
-			if rerr != nil || r < 1 || r > 60 {
-				t.Fatalf("replicas without Prometheus: %d %v", r, rerr)
-			}
-			time.Sleep(2 * time.Second)
-		}
+		staysSane(ctx, t, c, a, ns, deploy, "without Prometheus", 20*time.Second)
 		d.set("chat_requests_total", 24)
 		pr.start(t)
 		followsTarget(t, c, a, ns, deploy, "chat", "on-demand", "HPA: Prometheus back, demand at 24 req/s", 3*time.Minute,
 			func(n int) (bool, string) { return n >= 12, "target not yet at or above 12" }, kcm, pr.p)
 	}()
+}
+
+// staysSane checks every 2 s for d that the adapter's /healthz answers 200
+// and the Deployment keeps a count within [min_replicas 1, max_replicas 60].
+func staysSane(ctx context.Context, t *testing.T, c *cluster, a *adapter, ns, deploy, when string, d time.Duration) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for time.Now().Before(end) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
+		r, rerr := c.replicas(rctx, ns, deploy)
+		cancel()
+		if err != nil || code != 200 {
+			t.Fatalf("adapter /healthz %s: %d %v", when, code, err)
+		}
+		if rerr != nil || r < 1 || r > 60 {
+			t.Fatalf("replicas %s: %d %v", when, r, rerr)
+		}
+		time.Sleep(2 * time.Second)
+	}
 }
