@@ -304,8 +304,13 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 			need, bound = f.n, f.name
 		}
 	}
+	// Active (KEDA's IsActive: whether a workload at zero is woken) when
+	// demand is live, or the median forecast expects a request within the
+	// horizon. Not the sizing quantile: its band is scaled from the
+	// workload's busy hours and never reaches zero, so a workload idle
+	// every night would never be let go.
 	live := rate > 0 || backlog > 0
-	plan.Active = live || forecastRate*horizon.Seconds() >= 1
+	plan.Active = live || medianRate*horizon.Seconds() >= 1
 	if plan.Active && need < 1 {
 		need, bound = 1, "active"
 	}

@@ -520,3 +520,38 @@ func TestHorizonRunsFromNow(t *testing.T) {
 		})
 	}
 }
+
+// TestActiveOnTheMedianForecast: a workload with no live demand is active
+// (woken from zero) when the median forecast expects a request within the
+// horizon, not when only the band does.
+func TestActiveOnTheMedianForecast(t *testing.T) {
+	w := testWorkload()
+	w.MinReplicas = 0 // cold start 180 s + the decision interval: 4 one-minute steps
+	for _, tc := range []struct {
+		name   string
+		fc     *predict.Forecast
+		active bool
+	}{
+		{"median zero, band 2 req/s: idle", flat(t0, 0, 1, 2), false},
+		{"median 0.001 req/s (0.18 requests per horizon): idle", flat(t0, 0.001, 1, 2), false},
+		{"median 0.01 req/s (1.8 requests per horizon): active", flat(t0, 0.01, 1, 2), true},
+		{"demand returns in the fourth minute: active", func() *predict.Forecast {
+			f := flat(t0, 0, 1, 2)
+			f.P50[3] = 3 * 60
+			return f
+		}(), true},
+		{"demand returns in the fifth minute, past the horizon: idle", func() *predict.Forecast {
+			f := flat(t0, 0, 1, 2)
+			f.P50[4] = 3 * 60
+			return f
+		}(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, ex := NewPlanner(w).Plan(tc.fc, nil, Signals{Time: t0})
+			n := plan.Tiers[TierSpot].Replicas + plan.Tiers[TierOnDemand].Replicas
+			if plan.Active != tc.active || (plan.Active && n < 1) {
+				t.Fatalf("active %t with %d replicas, want active %t (%s)", plan.Active, n, tc.active, ex)
+			}
+		})
+	}
+}

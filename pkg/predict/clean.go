@@ -23,6 +23,9 @@ type cleaner struct {
 	zeroStart time.Time
 	outage    bool
 	gapOpen   bool
+	// afterTrough counts down the intervals after a recurring trough
+	// during which resuming demand is accepted as it is.
+	afterTrough int
 
 	events []event
 	ver    int // bumped on every change to events
@@ -81,11 +84,22 @@ func (c *cleaner) extend(kind string, t time.Time, open bool) {
 	c.add(event{kind: kind, start: t, end: t, n: 1})
 }
 
+// nearZero reports whether count x is near-zero demand where much was
+// expected: at least 10 requests a Poisson source would almost never miss.
+// The slow level is the yardstick too: a persistence model follows a fast
+// ramp down to zero and would no longer expect anything.
+func nearZero(x, ref, level float64) bool {
+	expected := math.Max(ref, level)
+	return !math.IsNaN(x) && expected >= 10 && x <= 0.02*expected
+}
+
 // next returns the value the models should see for interval t with count x,
 // given the one-step forecast ref, the typical one-step absolute error and
 // the slow level; score says whether forecasts may be scored against x, and
 // shift is a level change the models must take on now (0 if none).
-func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, score bool, shift float64) {
+// recurring says whether near-zero demand now repeats near-zero demand of
+// one known cycle earlier: a trough of the cycle, not an outage.
+func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, recurring func() bool) (v float64, score bool, shift float64) {
 	if math.IsNaN(x) {
 		c.extend("gap", t, c.gapOpen)
 		c.gapOpen = true
@@ -100,14 +114,19 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 	}
 	sigma := 1.25 * absErr
 	d := x - ref
-	// Near-zero demand where much was expected (at least 10 a Poisson
-	// source would almost never miss) is an outage, or a broken source,
-	// from its first interval: the forecast follows it at once,
-	// the models keep their state, and nothing is scored against it.
-	// The slow level is the yardstick too: a persistence model follows a
-	// fast ramp down to zero and would no longer expect anything.
-	if expected := math.Max(ref, level); expected >= 10 && x <= 0.02*expected {
+	// Near-zero demand where much was expected is an outage, or a broken
+	// source, from its first interval: the forecast follows it at once,
+	// the models keep their state, and nothing is scored against it —
+	// unless the cycle had it one period ago too (a workload idle every
+	// night): that is demand, and the models must learn it to forecast
+	// the end of the trough.
+	if nearZero(x, ref, level) {
 		c.run = 0
+		if recurring() {
+			c.zeroRun, c.outage = 0, false
+			c.afterTrough = c.minRun
+			return x, true, 0
+		}
 		if c.zeroRun == 0 {
 			c.zeroStart = t
 		}
@@ -125,6 +144,14 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64) (v float64, s
 		c.add(event{kind: "dropout", start: c.zeroStart, end: t, n: c.zeroRun})
 	}
 	c.zeroRun, c.outage = 0, false
+	if c.afterTrough > 0 {
+		// Demand resuming after a trough of the cycle is the cycle too,
+		// however abrupt (a batch workload that starts at 06:00): taken
+		// as it comes, not held as a spike or a level shift.
+		c.afterTrough--
+		c.run = 0
+		return x, true, 0
+	}
 	if math.Abs(d) <= math.Max(6*sigma, 0.05*math.Max(level, ref)) {
 		if c.run > 0 {
 			c.add(event{kind: "spike", start: c.runStart, end: c.runEnd, n: c.run})
@@ -187,3 +214,86 @@ func (m *lastValue) shift(d float64)   { m.x += d }
 func (m *ewLevel) shift(d float64)     { m.level += d }
 func (m *holtWinters) shift(d float64) { m.level += d }
 func (m *spectral) shift(d float64)    { m.resid += d }
+
+// troughRecurs reports whether the near-zero demand of the interval being
+// observed repeats near-zero demand one cycle earlier — a day, a week, or
+// the spectral model's main cycle if it swings to zero (±1 interval: its
+// period is not a whole number of steps) — before the current stretch of
+// near-zero demand began: a stretch cannot confirm itself, so an outage
+// longer than a cycle stays an outage. Only cycles that can empty the
+// series count: every fitted cycle would find, in a bursty series with
+// pauses, some earlier pause at one of its periods.
+//
+// The first time a stretch is confirmed, the earlier stretch (taken for an
+// outage then, the models fed their own forecasts) and this one so far are
+// written into the history as the zeros they were, so that the seasonal
+// models forecast the rest of this trough, and its end, from the last one.
+func (o *online) troughRecurs() bool {
+	if o.troughOK {
+		return true
+	}
+	type lag struct{ from, to int } // intervals back
+	lags := [3]lag{{o.day, o.day}, {o.week, o.week}}
+	if p := o.spec.mainPeriod(); p > 0 {
+		lags[2] = lag{int(math.Floor(p)), int(math.Ceil(p))}
+	}
+	for _, l := range lags {
+		for k := max(l.from, 1); k <= l.to; k++ {
+			// zeros.at(k-1) is the interval k steps before this one.
+			if k-1 >= o.zeroSince && o.zeros.at(k-1) {
+				o.troughOK = true
+				o.zeroHistory(k - 1)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// zeroHistory sets to 0 the cleaned history of the stretch of near-zero
+// intervals around k (intervals before the newest), and of the current
+// stretch.
+func (o *online) zeroHistory(k int) {
+	for j := k; j < o.hist.len() && o.zeros.at(j); j++ {
+		o.hist.set(j, 0)
+	}
+	for j := k - 1; j >= 0 && o.zeros.at(j); j-- {
+		o.hist.set(j, 0)
+	}
+	for j := range o.zeroSince {
+		o.hist.set(j, 0)
+	}
+}
+
+// bitRing is a ring of flags; at(k) is the flag k pushes before the newest.
+type bitRing struct {
+	words []uint64
+	size  int
+	n     int
+}
+
+func newBitRing(size int) bitRing {
+	return bitRing{words: make([]uint64, (size+63)/64), size: size}
+}
+
+func (r *bitRing) push(b bool) {
+	if r.size == 0 {
+		return
+	}
+	i := r.n % r.size
+	if b {
+		r.words[i/64] |= 1 << (i % 64)
+	} else {
+		r.words[i/64] &^= 1 << (i % 64)
+	}
+	r.n++
+}
+
+// at is false for flags not held.
+func (r *bitRing) at(k int) bool {
+	if k < 0 || k >= min(r.n, r.size) {
+		return false
+	}
+	i := (r.n - 1 - k) % r.size
+	return r.words[i/64]&(1<<(i%64)) != 0
+}

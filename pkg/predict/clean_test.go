@@ -2,6 +2,7 @@ package predict_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,68 @@ func TestOutageDoesNotPoisonTheModel(t *testing.T) {
 	}
 	if !hasWarning(f, "outage:") {
 		t.Errorf("the outage is no longer reported: %q", f.Warnings)
+	}
+}
+
+// TestNightlyTroughIsDemandNotOutage: a workload idle every night (zero
+// requests 00:00–06:00, Poisson counts by day) is at first taken for an
+// outage, but from the night whose zeros repeat the night before they are
+// demand: no outage is reported, the forecast in the trough is zero, and
+// one made in the trough sees the morning coming — what wakes a workload
+// scaled to zero ahead of its demand. Six days: the default selection
+// (re-selected daily, 12-hour half-life) takes the seasonal model once the
+// first nights' errors have faded.
+func TestNightlyTroughIsDemandNotOutage(t *testing.T) {
+	const days = 6
+	rng := rand.New(rand.NewPCG(7, 8))
+	rate := func(i int) float64 { // requests per minute
+		m := i % 1440
+		if m < 360 {
+			return 0
+		}
+		return 300 + 200*math.Sin(math.Pi*float64(m-360)/1080)
+	}
+	s := predict.Series{Start: t0, Step: time.Minute, Values: make([]float64, days*1440)}
+	for i := range s.Values {
+		lam := rate(i)
+		s.Values[i] = math.Max(0, math.Round(lam+math.Sqrt(lam)*rng.NormFloat64()))
+	}
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	// The last night, 15 minutes before the morning.
+	now := (days-1)*1440 + 345
+	feed(o, s, now)
+	f, err := o.Forecast(30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 14 {
+		if f.P50[i] > 1 {
+			t.Errorf("step %d, still night: p50 %.1f, want 0 (model %s)", i+1, f.P50[i], f.Model)
+		}
+	}
+	for i := 16; i < 30; i++ {
+		if want := rate(now + i); f.P50[i] < 0.5*want {
+			t.Errorf("step %d, morning: p50 %.1f, want near %.0f (model %s)", i+1, f.P50[i], want, f.Model)
+		}
+	}
+	for _, w := range f.Warnings {
+		if strings.Contains(w, "in progress") {
+			t.Errorf("the nightly trough is reported as an outage: %q", w)
+		}
+	}
+	// The second night (the first is the start of the history) has no
+	// night before it to repeat: an outage then. None after it.
+	outages := 0
+	for _, e := range o.(predict.Eventer).Events() {
+		if e.Kind == "outage" {
+			outages++
+			if e.End.After(t0.Add(36 * time.Hour)) {
+				t.Errorf("a night after the second was taken for an outage: %+v", e)
+			}
+		}
+	}
+	if outages != 1 {
+		t.Errorf("%d outages reported, want the second night's alone", outages)
 	}
 }
 

@@ -46,6 +46,13 @@ func (r *ring) at(k int) float64 {
 	return r.buf[(r.n-1-k)%len(r.buf)]
 }
 
+// set replaces the value k steps before the newest, if held.
+func (r *ring) set(k int, x float64) {
+	if k >= 0 && k < r.len() {
+		r.buf[(r.n-1-k)%len(r.buf)] = x
+	}
+}
+
 // last copies the newest n values (oldest first) into dst.
 func (r *ring) last(n int, dst []float64) []float64 {
 	n = min(n, r.len())

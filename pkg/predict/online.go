@@ -114,18 +114,27 @@ type online struct {
 	step time.Duration
 	opts Options
 
-	models   []model
-	members  [][]int // per model: indexes of an ensemble's members, or nil
-	refit    []refitter
-	hist     *ring
-	grid     []int // tracked horizons, ascending, last == MaxHorizon
-	nm, ng   int
-	n        int // intervals observed
-	last     time.Time
-	started  bool
-	reselect int // steps between re-selections and refits
-	recal    int // steps between interval recalibrations
-	decay    float64
+	models  []model
+	members [][]int // per model: indexes of an ensemble's members, or nil
+	refit   []refitter
+	hist    *ring
+	// zeros marks, interval by interval alongside hist, near-zero demand
+	// where much was expected (before cleaning); zeroSince counts such
+	// intervals in a row up to the newest. With the cycles known (day,
+	// week, the spectral model's), they tell a trough from an outage.
+	zeros     bitRing
+	zeroSince int
+	troughOK  bool // the current stretch repeats one a cycle earlier
+	spec      *spectral
+	day, week int
+	grid      []int // tracked horizons, ascending, last == MaxHorizon
+	nm, ng    int
+	n         int // intervals observed
+	last      time.Time
+	started   bool
+	reselect  int // steps between re-selections and refits
+	recal     int // steps between interval recalibrations
+	decay     float64
 
 	// pend[(origin%(H+1))*nm*ng + m*ng + g] is the forecast model m made
 	// after observing interval origin for interval origin+grid[g].
@@ -180,6 +189,8 @@ func (o *online) init() {
 	if week > histLen {
 		week = 0
 	}
+	o.zeros = newBitRing(histLen)
+	o.day, o.week = day, week
 	var all []model
 	all = append(all, &lastValue{})
 	all = append(all,
@@ -202,8 +213,9 @@ func (o *online) init() {
 		}
 	}
 	season := day
-	all = append(all, &spectral{k: 12, minPeriod: max(4, int(30*time.Minute/o.step)), window: histLen,
-		season: season, alpha: 0.15, span: max(1, int(opts.Reselect/o.step)) + opts.MaxHorizon + 2})
+	o.spec = &spectral{k: 12, minPeriod: max(4, int(30*time.Minute/o.step)), window: histLen,
+		season: season, alpha: 0.15, span: max(1, int(opts.Reselect/o.step)) + opts.MaxHorizon + 2}
+	all = append(all, o.spec)
 	byName := map[string]model{}
 	for _, m := range all {
 		byName[m.name()] = m
@@ -330,7 +342,14 @@ func (o *online) observe(t time.Time, x float64) {
 			ref = o.lastSeen
 		}
 	}
-	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level)
+	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level, o.troughRecurs)
+	if nearZero(x, ref, o.level) {
+		o.zeros.push(true)
+		o.zeroSince++
+	} else {
+		o.zeros.push(false)
+		o.zeroSince, o.troughOK = 0, false
+	}
 	if shift != 0 {
 		for _, m := range o.models {
 			if s, ok := m.(shifter); ok {
@@ -344,7 +363,10 @@ func (o *online) observe(t time.Time, x float64) {
 		o.score(x)
 	}
 	if !math.IsNaN(x) && score {
-		if !math.IsNaN(ref) {
+		// A trough of the cycle forecast as zero says nothing of the
+		// noise when demand is there: it would shrink the error scale to
+		// nothing and make every morning a spike.
+		if !math.IsNaN(ref) && !o.troughOK {
 			e := math.Abs(x - ref)
 			o.recent[o.recentN%len(o.recent)] = e
 			o.recentN++

@@ -251,3 +251,22 @@ func (m *spectral) predict(h int) float64 {
 	}
 	return m.at(m.pos-1+h) + m.resid
 }
+
+// mainPeriod is the period, in steps, of the strongest fitted cycle when it
+// swings deep enough to empty the series (amplitude at least half the
+// mean): the only cycle that makes troughs of zero demand. 0 otherwise.
+func (m *spectral) mainPeriod() float64 {
+	if m == nil || !m.fit {
+		return 0
+	}
+	var best component
+	for _, c := range m.comps {
+		if c.amp > best.amp {
+			best = c
+		}
+	}
+	if best.freq <= 0 || best.amp < 0.5*m.mean {
+		return 0
+	}
+	return 1 / best.freq
+}
