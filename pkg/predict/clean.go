@@ -232,16 +232,18 @@ func (o *online) troughRecurs() bool {
 	if o.troughOK {
 		return true
 	}
+	// The shortest cycle first: its last trough is the most recent.
 	type lag struct{ from, to int } // intervals back
-	lags := [3]lag{{o.day, o.day}, {o.week, o.week}}
+	var lags [3]lag
 	if p := o.spec.mainPeriod(); p > 0 {
-		lags[2] = lag{int(math.Floor(p)), int(math.Ceil(p))}
+		lags[0] = lag{int(math.Floor(p)), int(math.Ceil(p))}
 	}
+	lags[1], lags[2] = lag{o.day, o.day}, lag{o.week, o.week}
 	for _, l := range lags {
 		for k := max(l.from, 1); k <= l.to; k++ {
 			// zeros.at(k-1) is the interval k steps before this one.
 			if k-1 >= o.zeroSince && o.zeros.at(k-1) {
-				o.troughOK = true
+				o.troughOK, o.troughLag = true, k
 				o.zeroHistory(k - 1)
 				return true
 			}

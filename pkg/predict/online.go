@@ -125,6 +125,7 @@ type online struct {
 	zeros     bitRing
 	zeroSince int
 	troughOK  bool // the current stretch repeats one a cycle earlier
+	troughLag int  // that cycle, in intervals
 	spec      *spectral
 	day, week int
 	grid      []int // tracked horizons, ascending, last == MaxHorizon
@@ -611,6 +612,16 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 		if o.clean.outage {
 			p, q = 0, [3]float64{}
 		}
+		// In a trough of the cycle only the cycle knows when demand comes
+		// back (a level model would say zero forever): the steps follow
+		// the last cycle, zero while it was idle, its cleaned demand after.
+		if o.troughOK && h <= o.troughLag {
+			if o.zeros.at(o.troughLag - h) {
+				p, q = 0, [3]float64{}
+			} else {
+				p = o.hist.at(o.troughLag - h)
+			}
+		}
 		s := o.scale(p)
 		p50 := math.Max(0, p+s*q[0])
 		p90 := math.Max(p50, p+s*q[1])
@@ -619,6 +630,9 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 	}
 	if !calibrated {
 		f.Warnings = append(f.Warnings, "intervals not yet calibrated: too few scored forecasts")
+	}
+	if o.troughOK {
+		f.Model += " (in a trough: as " + (time.Duration(o.troughLag) * o.step).String() + " ago)"
 	}
 	if o.warnAt == 0 || o.warnVer != o.clean.ver || o.warnOutage != o.clean.outage || o.n-o.warnAt >= o.recal {
 		o.warn = o.clean.warnings(o.last, 7*24*time.Hour)
