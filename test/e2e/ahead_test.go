@@ -43,12 +43,62 @@ func (s seasonal) count(t time.Time) float64 {
 	return s.mean*x - s.amp*math.Sin(s.phase(t))/w
 }
 
+// idleCycle is demand that stops for part of every cycle, as a workload
+// idle every night: max(0, mean - amp*cos(2π(t-trough)/period))
+// requests/s with amp > mean, zero within ±edge of the trough's phase.
+// Its counter is the exact integral, as seasonal's.
+type idleCycle struct {
+	mean, amp float64
+	period    time.Duration
+	trough    time.Time
+}
+
+func (c idleCycle) rate(t time.Time) float64 {
+	return math.Max(0, c.mean-c.amp*math.Cos(2*math.Pi*t.Sub(c.trough).Seconds()/c.period.Seconds()))
+}
+
+// edge is the phase after the trough at which demand returns.
+func (c idleCycle) edge() float64 { return math.Acos(c.mean / c.amp) }
+
+// count is the counter at t: the integral of rate from a whole number of
+// cycles, at least 36 hours, before the trough.
+func (c idleCycle) count(t time.Time) float64 {
+	w := 2 * math.Pi / c.period.Seconds()
+	cycles := math.Ceil((36 * time.Hour).Seconds() / c.period.Seconds())
+	theta := w*t.Sub(c.trough).Seconds() + 2*math.Pi*cycles
+	k := math.Floor(theta / (2 * math.Pi))
+	return (k*c.phaseIntegral(2*math.Pi) + c.phaseIntegral(theta-2*math.Pi*k)) / w
+}
+
+// phaseIntegral is the integral of the rate over the phases [0, phi] of a
+// cycle, phi in [0, 2π]: zero up to the edge and after 2π - edge.
+func (c idleCycle) phaseIntegral(phi float64) float64 {
+	e := c.edge()
+	phi = min(phi, 2*math.Pi-e)
+	if phi <= e {
+		return 0
+	}
+	return c.mean*(phi-e) - c.amp*(math.Sin(phi)-math.Sin(e))
+}
+
+// curve is a counter series and its value at any time.
+type curve struct {
+	series string
+	count  func(time.Time) float64
+}
+
 // backfill writes count's samples of series (with labels, which must be
 // those Prometheus will attach when it scrapes the live source, so the
 // history and the live series are one) every `every` over [from, to) as
 // OpenMetrics, and turns them into TSDB blocks in dataDir with promtool:
 // a day of history before the test starts (TOOLS.md).
 func backfill(t *testing.T, dataDir, series, labels string, count func(time.Time) float64, from, to time.Time, every time.Duration) {
+	t.Helper()
+	backfillCurves(t, dataDir, labels, from, to, every, curve{series, count})
+}
+
+// backfillCurves is backfill for several series with the same labels.
+func backfillCurves(t *testing.T, dataDir, labels string, from, to time.Time, every time.Duration, curves ...curve) {
 	t.Helper()
 	defer phase(t, "backfill history (promtool tsdb create-blocks-from openmetrics)")()
 	promtool := testutil.Binary(t, "promtool")
@@ -58,11 +108,13 @@ func backfill(t *testing.T, dataDir, series, labels string, count func(time.Time
 		t.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	fmt.Fprintf(w, "# TYPE %s counter\n", strings.TrimSuffix(series, "_total"))
 	n := 0
-	for ts := from.Truncate(every); ts.Before(to); ts = ts.Add(every) {
-		fmt.Fprintf(w, "%s{%s} %.3f %d\n", series, labels, count(ts), ts.Unix())
-		n++
+	for _, c := range curves {
+		fmt.Fprintf(w, "# TYPE %s counter\n", strings.TrimSuffix(c.series, "_total"))
+		for ts := from.Truncate(every); ts.Before(to); ts = ts.Add(every) {
+			fmt.Fprintf(w, "%s{%s} %.3f %d\n", c.series, labels, c.count(ts), ts.Unix())
+			n++
+		}
 	}
 	fmt.Fprintln(w, "# EOF")
 	if err := w.Flush(); err != nil {
@@ -78,7 +130,11 @@ func backfill(t *testing.T, dataDir, series, labels string, count func(time.Time
 	if err != nil {
 		t.Fatalf("promtool tsdb create-blocks-from openmetrics: %v\n%s", err, out)
 	}
-	t.Logf("backfilled %d samples of %s from %s to %s", n, series, from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
+	names := make([]string, len(curves))
+	for i, c := range curves {
+		names[i] = c.series
+	}
+	t.Logf("backfilled %d samples of %s from %s to %s", n, strings.Join(names, ", "), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 }
 
 // aheadPolicy plans "peak" on a 20 s forecast step with a 120 s cold
@@ -104,6 +160,26 @@ const aheadPolicy = `workloads:
         price_per_hour: 4
 `
 
+// dawnWorkload, added to aheadPolicy, plans "dawn" as "peak" but from
+// zero: a workload idle for part of its cycle, which KEDA scales to zero.
+const dawnWorkload = `  - name: dawn
+    demand:
+      query: sum(rate(dawn_requests_total[20s]))
+    mu: 2
+    latency_slo: 2s
+    cold_start: 120s
+    decision_interval: 20s
+    forecast_step: 20s
+    min_replicas: 0
+    max_replicas: 60
+    scale_down:
+      stabilization: 60s
+      max_step_ratio: 1
+    tiers:
+      on_demand:
+        price_per_hour: 4
+`
+
 const (
 	aheadColdStart = 120 * time.Second
 	aheadStep      = 20 * time.Second
@@ -116,13 +192,15 @@ const (
 )
 
 // aheadChain starts demand following a 40-minute cycle (4 → 30 req/s) whose
-// rise reaches the peak's need `arriveIn` from now, backfills a day of it
-// into Prometheus, starts Prometheus and the adapter (reading it, with
-// --forecast.reselect-interval 2h so the cycle is learnt from the first
-// day at once: with the default 24h a periodic model is first chosen ~16 h
-// after start), and returns the demand, when it needs the peak's replicas,
-// and the adapter.
-func aheadChain(t *testing.T, adapterBin, dir string, arriveIn time.Duration) (seasonal, time.Time, *prometheus, *adapter) {
+// rise reaches the peak's need `arriveIn` from now, and demand for "dawn"
+// idle for a third of the same cycle (0 → 30 req/s, zero for 13 minutes
+// around its trough) whose demand returns at the same moment; backfills a
+// day of both into Prometheus, starts Prometheus and the adapter (reading
+// it, with --forecast.reselect-interval 2h so the cycle is learnt from the
+// first day at once: with the default 24h a periodic model is first chosen
+// ~16 h after start), and returns the demands, when the peak's replicas and
+// dawn's first replica are needed, and the adapter.
+func aheadChain(t *testing.T, adapterBin, dir string, arriveIn time.Duration) (seasonal, idleCycle, time.Time, *prometheus, *adapter) {
 	t.Helper()
 	promBin := testutil.Binary(t, "prometheus")
 	s := seasonal{mean: 17, amp: 13, period: 40 * time.Minute}
@@ -130,17 +208,21 @@ func aheadChain(t *testing.T, adapterBin, dir string, arriveIn time.Duration) (s
 	// Place the trough so that the rate passes (need-1)*mu at arrive.
 	c := (s.mean - float64(aheadNeed-1)*2) / s.amp
 	s.trough = arrive.Add(-time.Duration(math.Acos(c) / (2 * math.Pi) * float64(s.period)))
+	dawn := idleCycle{mean: 10, amp: 20, period: 40 * time.Minute}
+	dawn.trough = arrive.Add(-time.Duration(dawn.edge() / (2 * math.Pi) * float64(dawn.period)))
 	d := newDemand(t)
 	d.setCurve("peak_requests_total", s.count)
+	d.setCurve("dawn_requests_total", dawn.count)
 	pr := newPrometheus(t, promBin, dir, d.srv.Listener.Addr().String())
 	now := time.Now()
-	backfill(t, pr.data, "peak_requests_total", fmt.Sprintf(`instance=%q,job="demand",pod="sim-0"`, d.srv.Listener.Addr().String()),
-		s.count, now.Add(-25*time.Hour), now.Add(-time.Second), 2*time.Second)
+	backfillCurves(t, pr.data, fmt.Sprintf(`instance=%q,job="demand",pod="sim-0"`, d.srv.Listener.Addr().String()),
+		now.Add(-25*time.Hour), now.Add(-time.Second), 2*time.Second,
+		curve{"peak_requests_total", s.count}, curve{"dawn_requests_total", dawn.count})
 	pr.start(t)
-	a := newAdapterWith(t, adapterBin, dir, aheadPolicy, "--prometheus.url", pr.url(), "--prometheus.timeout", "10s",
+	a := newAdapterWith(t, adapterBin, dir, aheadPolicy+dawnWorkload, "--prometheus.url", pr.url(), "--prometheus.timeout", "10s",
 		"--forecast.reselect-interval", "2h")
 	a.start(t)
-	return s, arrive, pr, a
+	return s, dawn, arrive, pr, a
 }
 
 // forecastModel is the model of the workload's latest forecast.
@@ -166,23 +248,32 @@ func (a *adapter) forecastModel(ctx context.Context, workload string) (string, e
 	return "", fmt.Errorf("/metrics has no infercast_forecast_model_info for %s", workload)
 }
 
-// leadWatch records when each watched count first reaches need.
+// watched is a count the lead is measured on: infercast's target for a
+// workload, or a Deployment's spec.replicas.
+type watched struct {
+	name     string
+	workload string
+	need     int                     // replicas the demand needs from its arrival
+	rate     func(time.Time) float64 // the workload's demand, req/s
+	target   bool                    // infercast's target, not a Deployment
+}
+
+// leadWatch records when each watched count first reaches its need.
 type leadWatch struct {
-	need    int
-	names   []string
+	w       []watched
 	read    func(ctx context.Context) ([]int, error)
 	reached map[string]time.Time
 	first   []int
 }
 
-// run polls every second until every count reached need or deadline
-// passed, logging each change; it fails if a count starts at need already
-// (too late to measure a lead).
+// run polls every second until every count reached its need or deadline
+// passed, logging each change; it fails if a count starts at its need
+// already (too late to measure a lead).
 func (lw *leadWatch) run(t *testing.T, deadline time.Time, procs ...*proc) {
 	t.Helper()
 	lw.reached = map[string]time.Time{}
 	last := ""
-	for len(lw.reached) < len(lw.names) && time.Now().Before(deadline) {
+	for len(lw.reached) < len(lw.w) && time.Now().Before(deadline) {
 		for _, p := range procs {
 			if done, err := p.exited(); done {
 				t.Fatalf("%s exited (%v) while waiting for the peak's need; log %s:\n%s", p.name, err, p.log, tail(p.log, 25))
@@ -200,30 +291,42 @@ func (lw *leadWatch) run(t *testing.T, deadline time.Time, procs ...*proc) {
 		if lw.first == nil {
 			lw.first = vals
 			for i, v := range vals {
-				if v >= lw.need {
-					t.Fatalf("%s is %d at the first read, already at the peak's need %d: too early to measure a lead (test started too late?)", lw.names[i], v, lw.need)
+				if v >= lw.w[i].need {
+					t.Fatalf("%s is %d at the first read, already at its need %d: too late to measure a lead (test started too late?)", lw.w[i].name, v, lw.w[i].need)
 				}
 			}
 		}
 		state := fmt.Sprint(vals)
 		if state != last {
-			t.Logf("%s %v = %v", now.UTC().Format("15:04:05"), lw.names, vals)
+			t.Logf("%s %v = %v", now.UTC().Format("15:04:05"), lw.names(), vals)
 			last = state
 		}
 		for i, v := range vals {
-			if _, ok := lw.reached[lw.names[i]]; !ok && v >= lw.need {
-				lw.reached[lw.names[i]] = now
+			if _, ok := lw.reached[lw.w[i].name]; !ok && v >= lw.w[i].need {
+				lw.reached[lw.w[i].name] = now
 			}
 		}
 		time.Sleep(time.Second)
 	}
 }
 
+func (lw *leadWatch) names() []string {
+	out := make([]string, len(lw.w))
+	for i, w := range lw.w {
+		out[i] = w.name
+	}
+	return out
+}
+
 // TestAheadOfDemand: with a day of a 40-minute demand cycle backfilled
 // into Prometheus, infercast forecasts the cycle, and its target and the
 // Deployments' spec.replicas (a plain HPA on the custom metric, and KEDA's
 // HPA on the external scaler) reach what the coming peak needs about the
-// cold start before the demand needs it. The measured leads are logged.
+// cold start before the demand needs it. Beside it, "dawn" is idle for a
+// third of the same cycle: its target is 0 and KEDA holds its Deployment
+// at zero replicas until IsActive turns true, about the cold start before
+// its demand returns (scale from zero ahead of forecast demand). The
+// measured leads are logged.
 func TestAheadOfDemand(t *testing.T) {
 	withKEDA := os.Getenv("INFERCAST_E2E_KEDA") != "0"
 	need := []string{"etcd", "kube-apiserver", "kube-controller-manager", "adapter"}
@@ -242,81 +345,93 @@ func TestAheadOfDemand(t *testing.T) {
 	}
 	// Demand needs the peak's replicas 4.5 minutes from now: the target's
 	// rise (a horizon of 140 s ahead of it) starts after the first read.
-	s, arrive, pr, a := aheadChain(t, b.adapter, c.dir, 4*time.Minute+30*time.Second)
+	s, dawn, arrive, pr, a := aheadChain(t, b.adapter, c.dir, 4*time.Minute+30*time.Second)
 	procs = append(procs, pr.p, a.p)
 	c.registerAPIService(t, "infercast", "infercast-adapter", "custom.metrics.k8s.io", "v1beta2", a.cmPort)
 
 	const ns = "default"
 	ctx := context.Background()
-	deploys := []string{"peak-on-demand"} // the provider's {workload}-{tier}
+	peak := func(name string, target bool) watched {
+		return watched{name: name, workload: "peak", need: aheadNeed, rate: s.rate, target: target}
+	}
+	ws := []watched{peak("peak target", true), peak("peak-on-demand", false)} // the provider's {workload}-{tier}
 	c.createDeployment(t, ns, "peak-on-demand", 1)
 	hpa := objectHPA(ns, "peak-on-demand")
 	if _, err := c.kube.AutoscalingV2().HorizontalPodAutoscalers(ns).Create(ctx, hpa, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("hpa: %v", err)
 	}
+	// Dawn is idle now: its target is 0 and KEDA holds its Deployment at
+	// zero until IsActive turns true, ahead of the demand's return.
+	ws = append(ws, watched{name: "dawn target", workload: "dawn", need: 1, rate: dawn.rate, target: true})
 	if withKEDA {
-		const kd = "peak-keda"
-		c.createDeployment(t, ns, kd, 1)
-		if _, err := c.dyn.Resource(scaledObjectGVR).Namespace(ns).Create(ctx, scaledObject(ns, kd, 1, 60, a.grpcPort, "peak", "on-demand"), metav1.CreateOptions{}); err != nil {
-			t.Fatalf("ScaledObject: %v", err)
+		for _, so := range []struct {
+			name, workload string
+			min            int64
+		}{{"peak-keda", "peak", 1}, {"dawn-keda", "dawn", 0}} {
+			c.createDeployment(t, ns, so.name, int32(so.min))
+			if _, err := c.dyn.Resource(scaledObjectGVR).Namespace(ns).Create(ctx, scaledObject(ns, so.name, so.min, 60, a.grpcPort, so.workload, "on-demand"), metav1.CreateOptions{}); err != nil {
+				t.Fatalf("ScaledObject %s: %v", so.name, err)
+			}
 		}
-		deploys = append(deploys, kd)
+		ws = append(ws, peak("peak-keda", false), watched{name: "dawn-keda", workload: "dawn", need: 1, rate: dawn.rate})
 	}
-	lw := &leadWatch{need: aheadNeed, names: append([]string{"target"}, deploys...), read: func(ctx context.Context) ([]int, error) {
-		n, err := a.target(ctx, "peak", "on-demand")
-		if err != nil {
-			return nil, err
-		}
-		out := []int{n}
-		for _, d := range deploys {
-			r, err := c.replicas(ctx, ns, d)
+	lw := &leadWatch{w: ws, read: func(ctx context.Context) ([]int, error) {
+		out := make([]int, len(ws))
+		for i, w := range ws {
+			var err error
+			if w.target {
+				out[i], err = a.target(ctx, w.workload, "on-demand")
+			} else {
+				out[i], err = c.replicas(ctx, ns, w.name)
+			}
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, r)
 		}
 		return out, nil
 	}}
 	func() {
-		defer phase(t, "target and replicas rise ahead of the cycle's peak")()
+		defer phase(t, "targets and replicas rise ahead of the cycle's peak and of dawn's return from zero")()
 		lw.run(t, arrive.Add(time.Minute), procs...)
 	}()
 	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	model, err := a.forecastModel(rctx, "peak")
-	if err != nil {
-		t.Fatal(err)
+	models := map[string]string{}
+	for _, w := range []string{"peak", "dawn"} {
+		m, err := a.forecastModel(rctx, w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		models[w] = m
 	}
-	checkLeads(t, lw, arrive, s, model)
+	checkLeads(t, lw, arrive, models)
 }
 
-// checkLeads asserts that every watched count reached the need at least
+// checkLeads asserts that every watched count reached its need at least
 // the cold start before the demand needed it, and logs the leads.
-func checkLeads(t *testing.T, lw *leadWatch, arrive time.Time, s seasonal, model string) {
+func checkLeads(t *testing.T, lw *leadWatch, arrive time.Time, models map[string]string) {
 	t.Helper()
-	for _, name := range lw.names {
-		at, ok := lw.reached[name]
+	for _, w := range lw.w {
+		at, ok := lw.reached[w.name]
 		if !ok {
 			t.Errorf("%s never reached %d replicas (demand needs them from %s, rate %.1f req/s there; forecast model %s)",
-				name, lw.need, arrive.UTC().Format("15:04:05"), s.rate(arrive), model)
+				w.name, w.need, arrive.UTC().Format("15:04:05"), w.rate(arrive.Add(aheadStep)), models[w.workload])
 			continue
 		}
 		lead := arrive.Sub(at)
-		t.Logf("lead: %s reached %d replicas %.1fs before the demand needed them (cold start %s; demand %.1f req/s then, %.1f at arrival; forecast model %s)",
-			name, lw.need, lead.Seconds(), aheadColdStart, s.rate(at), s.rate(arrive), model)
-		// The planner sizes each decision for the forecast steps from the
-		// start of the current one (docs/e2e.md): up to a step of its
-		// horizon is already past (two when Prometheus lags), and a step's
-		// demand is its average, so an exact forecast leads by the cold
-		// start within two forecast steps; the Deployments follow the plan
-		// within the HPA's lag.
+		t.Logf("lead: %s reached %d replicas %.1fs before the demand needed them (cold start %s; demand %.1f req/s then, %.1f a step after arrival; forecast model %s)",
+			w.name, w.need, lead.Seconds(), aheadColdStart, w.rate(at), w.rate(arrive.Add(aheadStep)), models[w.workload])
+		// The planner sizes each decision for the forecast steps up to
+		// now + horizon (docs/e2e.md); a step's demand is its average, so
+		// an exact forecast leads by the cold start within two forecast
+		// steps; the Deployments follow the plan within the HPA's lag.
 		bound := aheadColdStart - 2*aheadStep
-		if name != "target" {
+		if !w.target {
 			bound -= hpaLag
 		}
 		if lead < bound {
-			t.Errorf("%s reached the peak's need only %.1fs before the demand, less than %s (cold start %s less two forecast steps%s)",
-				name, lead.Seconds(), bound, aheadColdStart, map[bool]string{true: "", false: " and the HPA's lag"}[name == "target"])
+			t.Errorf("%s reached %d replicas only %.1fs before the demand needed them, less than %s (cold start %s less two forecast steps%s)",
+				w.name, w.need, lead.Seconds(), bound, aheadColdStart, map[bool]string{true: "", false: " and the HPA's lag"}[w.target])
 		}
 	}
 }
