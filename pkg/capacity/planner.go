@@ -146,22 +146,23 @@ const priorHours = 24
 type Planner struct {
 	w Workload
 
-	last       time.Time
-	window     []stamped // raw needs within the scale-down stabilisation window
-	baseWindow []stamped // raw base needs, likewise
-	rates      []stamped // live rates within the horizon, for reactive mode
-	burst      []stamped // live rates within the burst window
-	top        []float64 // scratch for burstPeak
-	prevNeed   int
-	warmNeed   int       // need before demand paused (idle_hold)
-	idleSince  time.Time // when demand paused; zero while it flows
-	odCover    int       // spot capacity carried by on-demand (fallback)
-	lastStress time.Time // last time spot was pending or interrupted
-	lastWipe   time.Time
-	calib      horizonCalibration
-	replica    rateEstimate // spot interruptions per replica-hour
-	domain     rateEstimate // domain losses per domain-hour
-	wipeout    rateEstimate // spot unobtainable onsets per hour of wanting spot
+	last        time.Time
+	window      []stamped // raw needs within the scale-down stabilisation window
+	baseWindow  []stamped // raw base needs, likewise
+	sizedWindow []stamped // demand-sized needs (no catch-up floors), likewise
+	rates       []stamped // live rates within the horizon, for reactive mode
+	burst       []stamped // live rates within the burst window
+	top         []float64 // scratch for burstPeak
+	prevNeed    int
+	warmNeed    int       // need before demand paused (idle_hold)
+	idleSince   time.Time // when demand paused; zero while it flows
+	odCover     int       // spot capacity carried by on-demand (fallback)
+	lastStress  time.Time // last time spot was pending or interrupted
+	lastWipe    time.Time
+	calib       horizonCalibration
+	replica     rateEstimate // spot interruptions per replica-hour
+	domain      rateEstimate // domain losses per domain-hour
+	wipeout     rateEstimate // spot unobtainable onsets per hour of wanting spot
 }
 
 type stamped struct {
@@ -315,6 +316,16 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		need, bound = 1, "active"
 	}
 
+	// The demand-sized need: what the forecast, the current rate and
+	// min_replicas ask for, without the backlog and latency floors, which
+	// catch up on a shortfall rather than size for demand. Its highest of
+	// the stabilisation window is what the idle hold keeps.
+	sized := max(ex.PredictiveNeed, ex.CurrentRateFloor, w.MinReplicas)
+	p.sizedWindow = appendWindow(p.sizedWindow, stamped{now, float64(sized)}, now, w.ScaleDown.Stabilization)
+	for _, x := range p.sizedWindow {
+		sized = max(sized, int(x.v))
+	}
+
 	// Scale-down stabilisation: never below the highest need of the window,
 	// and never more than max_step_ratio of the fleet at once. A scale-in
 	// then needs the forecast and the live signal to agree for a whole
@@ -340,10 +351,14 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	// gone; keep the fleet warm for idle_hold so that its return does not
 	// meet a cold start. A decline passes through the stabilisation
 	// window's levels and never trips this.
+	// What is kept is the demand-sized need of before the pause, not a
+	// catch-up: a backlog floor's spike (a spot zone lost under load)
+	// followed by a quiet minute would otherwise hold the spike for hours.
 	if hold := w.ScaleDown.IdleHold; hold > 0 {
-		if backlog == 0 && rate*20 < float64(p.prevNeed)*mu && p.prevNeed >= 2 {
+		warm := min(p.prevNeed, sized)
+		if backlog == 0 && rate*20 < float64(warm)*mu && warm >= 2 {
 			if p.idleSince.IsZero() {
-				p.idleSince, p.warmNeed = now, p.prevNeed
+				p.idleSince, p.warmNeed = now, warm
 			}
 		} else if rate*20 >= float64(p.warmNeed)*mu || backlog > 0 {
 			p.idleSince, p.warmNeed = time.Time{}, 0

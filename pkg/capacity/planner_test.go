@@ -419,6 +419,35 @@ func TestIdleHoldKeepsFleetWarmThroughPause(t *testing.T) {
 	}
 }
 
+// TestIdleHoldKeepsDemandSizedNeedNotBacklogSpike: a backlog floor's spike
+// (a spot zone lost under load: a backlog and one ready replica) followed by
+// a quiet spell is held at the demand-sized need of before it, not at the
+// catch-up the backlog asked for: the catch-up is not what demand resuming
+// needs, and holding it cost hours of a fleet four times too large.
+func TestIdleHoldKeepsDemandSizedNeedNotBacklogSpike(t *testing.T) {
+	w := testWorkload()
+	w.ScaleDown.IdleHold = 4 * time.Hour
+	p := NewPlanner(w)
+	now := t0
+	for ; now.Sub(t0) < 10*time.Minute; now = now.Add(15 * time.Second) {
+		step(p, now, flat(now, 20, 20, 20), Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
+	}
+	// Nine of the ten replicas are gone and 200 requests wait: the backlog
+	// floor asks for far more than the 10 that demand needs.
+	plan, ex := step(p, now, flat(now, 20, 20, 20), Signals{Rate: 20, Backlog: 200, OnDemand: TierState{Ready: 1}})
+	if ex.BacklogFloor <= 20 || plan.Bound != "backlog" {
+		t.Fatalf("backlog spike: floor %d (bound %s), want above 20, bound backlog", ex.BacklogFloor, plan.Bound)
+	}
+	// Then demand pauses.
+	for end := now.Add(30 * time.Minute); now.Before(end); {
+		now = now.Add(15 * time.Second)
+		plan, ex = step(p, now, flat(now, 0, 0, 0), Signals{Rate: 0, Spot: TierState{Ready: 10}})
+	}
+	if ex.Need != 10 || plan.Bound != "idle-hold" {
+		t.Errorf("30 min into a pause after a backlog spike: need %d (bound %s), want the 10 demand needed, held", ex.Need, plan.Bound)
+	}
+}
+
 // TestBurstWindowRaisesCalibratedSizing: once calibrated, the planner sizes
 // from the larger of the median forecast and the burst window's peak live
 // rate, its 97.5th percentile: a run of bursts keeps the sizing up for the
