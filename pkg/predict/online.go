@@ -614,12 +614,12 @@ func (o *online) Forecast(steps int) (Forecast, error) {
 		}
 		// In a trough of the cycle only the cycle knows when demand comes
 		// back (a level model would say zero forever): the steps follow
-		// the last cycle, zero while it was idle, its cleaned demand after.
+		// the last cycle's demand, without a band while it was near zero
+		// (the few requests of its edges count: they wake the workload).
 		if o.troughOK && h <= o.troughLag {
+			p = o.hist.at(o.troughLag - h)
 			if o.zeros.at(o.troughLag - h) {
-				p, q = 0, [3]float64{}
-			} else {
-				p = o.hist.at(o.troughLag - h)
+				q = [3]float64{}
 			}
 		}
 		s := o.scale(p)
