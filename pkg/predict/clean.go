@@ -252,18 +252,24 @@ func (o *online) troughRecurs() bool {
 	return false
 }
 
-// zeroHistory sets to 0 the cleaned history of the stretch of near-zero
-// intervals around k (intervals before the newest), and of the current
-// stretch.
+// zeroHistory sets to 0 the cleaned history of the intervals taken for an
+// outage (the models were fed their own forecast) in the stretch of
+// near-zero intervals around k (intervals before the newest) and in the
+// current stretch: they were troughs. The rest keep the counts they had.
 func (o *online) zeroHistory(k int) {
+	unheld := func(j int) {
+		if o.outage.at(j) {
+			o.hist.set(j, 0)
+		}
+	}
 	for j := k; j < o.hist.len() && o.zeros.at(j); j++ {
-		o.hist.set(j, 0)
+		unheld(j)
 	}
 	for j := k - 1; j >= 0 && o.zeros.at(j); j-- {
-		o.hist.set(j, 0)
+		unheld(j)
 	}
 	for j := range o.zeroSince {
-		o.hist.set(j, 0)
+		unheld(j)
 	}
 }
 

@@ -207,33 +207,44 @@ func TestSpikeIsClippedAndLevelShiftIsFollowed(t *testing.T) {
 
 // TestTroughForecastFollowsTheLastCycle: in a recurring trough the forecast
 // follows the last cycle whatever model is selected — zero while it was
-// idle, its demand after — so a workload scaled to zero is woken the
-// horizon before its demand returns. A 40-minute on/off cycle at 20 s
-// steps, noise-free (last-value wins the selection), a day of history: the
-// adapter's first decision in the e2e suite.
+// idle, its demand after, and the few requests of the interval in which
+// demand returned — so a workload scaled to zero is woken the horizon
+// before its demand returns. A 40-minute on/off cycle at 20 s steps,
+// noise-free (last-value wins the selection), a day of history: the
+// adapter's first decision in the e2e suite. Offset by half a step, demand
+// returns mid-interval: that interval holds 1.5 requests, near zero.
 func TestTroughForecastFollowsTheLastCycle(t *testing.T) {
 	step, period := 20*time.Second, 40*time.Minute
-	rate := func(i int) float64 { // req/s: zero for a third of the cycle
-		return math.Max(0, 10-20*math.Cos(2*math.Pi*float64(i)*step.Seconds()/period.Seconds()))
-	}
-	o := predict.NewOnline(step, predict.Options{Reselect: 2 * time.Hour})
-	n := 24 * 180 // a day: the trough of cycle 36 starts at n - 20
-	for i := range n {
-		o.Observe(t0.Add(time.Duration(i)*step), rate(i)*step.Seconds())
-	}
-	// n is 0 req/s, demand returns after interval n+20 (the cycle's rate
-	// passes 0 at 6.67 minutes, 20 intervals).
-	f, err := o.Forecast(30)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(f.Model, "in a trough") {
-		t.Errorf("model %q: want the trough's forecast", f.Model)
-	}
-	for h := 1; h <= 30; h++ {
-		want := rate(n-1+h) * step.Seconds()
-		if got := f.P50[h-1]; (want == 0) != (got == 0) || math.Abs(got-want) > 0.05*math.Max(want, 1) {
-			t.Errorf("step %d: p50 %.1f, want %.1f (model %s)", h, got, want, f.Model)
-		}
+	for _, offset := range []time.Duration{0, step / 2} {
+		t.Run(offset.String(), func(t *testing.T) {
+			rate := func(sec float64) float64 { // req/s: zero for a third of the cycle
+				return math.Max(0, 10-20*math.Cos(2*math.Pi*(sec+offset.Seconds())/period.Seconds()))
+			}
+			count := func(i int) float64 { // requests in interval i (midpoint rule)
+				var sum float64
+				for k := range 200 {
+					sum += rate((float64(i) + (float64(k)+0.5)/200) * step.Seconds())
+				}
+				return sum * step.Seconds() / 200
+			}
+			o := predict.NewOnline(step, predict.Options{Reselect: 2 * time.Hour})
+			n := 24 * 180 // a day, ending in the middle of a trough
+			for i := range n {
+				o.Observe(t0.Add(time.Duration(i)*step), count(i))
+			}
+			f, err := o.Forecast(30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(f.Model, "in a trough") {
+				t.Errorf("model %q: want the trough's forecast", f.Model)
+			}
+			for h := 1; h <= 30; h++ {
+				want := count(n - 1 + h)
+				if got := f.P50[h-1]; (want == 0) != (got == 0) || math.Abs(got-want) > 0.05*math.Max(want, 1) {
+					t.Errorf("step %d: p50 %.2f, want %.2f (model %s)", h, got, want, f.Model)
+				}
+			}
+		})
 	}
 }
