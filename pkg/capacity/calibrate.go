@@ -30,9 +30,12 @@ const (
 	calMax  = 2.3
 	// calHalfLife is how fast old outcomes fade (in decisions' time).
 	calHalfLife = 3 * 24 * time.Hour
-	// calMinWeight is how many outcomes the calibration needs before it is
-	// trusted over the forecaster's own per-step quantiles.
-	calMinWeight = 2000
+	// calMinHorizons is how many independent horizons (outcomes times
+	// interval / horizon: consecutive horizons overlap) the calibration
+	// needs before it is trusted over the forecaster's own per-step
+	// quantiles, whatever the quantile: 520 decisions, 2 h 10 min, at a
+	// 15 s interval and a 195 s horizon.
+	calMinHorizons = 40
 )
 
 // observe records the live rate at now, closes the horizons that ended and
@@ -68,12 +71,19 @@ func (c *horizonCalibration) observe(now time.Time, rate float64, median float64
 }
 
 // ratio is the q quantile of actual/median peak, and false while too few
-// outcomes were seen.
-func (c *horizonCalibration) ratio(q float64) (float64, bool) {
-	if c.total < calMinWeight {
+// outcomes were seen. indep is the share of an independent outcome that
+// one outcome is worth (interval / horizon, at most 1). The quantile is
+// split conformal's finite-sample one: of n independent outcomes, the
+// ⌈(n+1)q⌉-th smallest, so that the next horizon stays under it with
+// probability q however few outcomes there are; false until n is large
+// enough for that rank to exist (n ≥ q/(1−q): 39 for 0.975) and at
+// least calMinHorizons. With many outcomes it tends to the plain quantile.
+func (c *horizonCalibration) ratio(q, indep float64) (float64, bool) {
+	n := c.total * min(max(indep, 0), 1)
+	if n < calMinHorizons || q*(n+1) > n {
 		return 0, false
 	}
-	target := q * c.total
+	target := q * (n + 1) / n * c.total
 	cum := 0.0
 	for i, v := range c.hist {
 		cum += v

@@ -15,7 +15,7 @@ func TestHorizonCalibration(t *testing.T) {
 	horizon := 60 * time.Second // four decisions
 	step := 15 * time.Second
 	now := t0
-	if _, ok := c.ratio(0.9); ok {
+	if _, ok := c.ratio(0.9, 1); ok {
 		t.Fatal("calibrated before any outcome")
 	}
 	for i := 0; i < 4*3000; i++ {
@@ -26,14 +26,52 @@ func TestHorizonCalibration(t *testing.T) {
 		c.observe(now, rate, 10, horizon, step)
 		now = now.Add(step)
 	}
-	hi, ok := c.ratio(0.9)
+	hi, ok := c.ratio(0.9, 1)
 	if !ok {
 		t.Fatal("not calibrated after 12000 decisions")
 	}
-	lo, _ := c.ratio(0.5)
+	lo, _ := c.ratio(0.5, 1)
 	// Bins are 1.6 % wide in ratio; horizons overlap, so a spike lands in
 	// several of them: the share of horizons with a spike is above a fifth.
 	if math.Abs(hi-1.5) > 0.03 || math.Abs(lo-1.0) > 0.03 {
 		t.Fatalf("ratio(0.9) = %.3f, ratio(0.5) = %.3f; want about 1.5 and 1.0", hi, lo)
+	}
+}
+
+// TestCalibrationFiniteSampleQuantile: the calibration is trusted once it
+// holds calMinHorizons independent horizons and then reads split
+// conformal's ⌈(n+1)q⌉-th smallest of n, not the plain q quantile: of 45
+// outcomes, 41 at 1.0× and 4 at 2.0×, the plain 0.9 quantile (the 40.5th)
+// is 1.0×, the finite-sample one (the 41.4th) 2.0×; a 0.99 quantile needs
+// 99 outcomes and has none yet.
+func TestCalibrationFiniteSampleQuantile(t *testing.T) {
+	var c horizonCalibration
+	step := 15 * time.Second
+	horizon := 10 * time.Second // each horizon holds one decision's rate
+	now := t0
+	for i := 0; i <= 45; i++ {
+		if i == 40 { // 39 outcomes so far
+			if _, ok := c.ratio(0.9, 1); ok {
+				t.Fatal("calibrated with 39 outcomes, fewer than calMinHorizons")
+			}
+		}
+		rate := 10.0
+		if i == 5 || i == 15 || i == 25 || i == 35 {
+			rate = 20
+		}
+		c.observe(now, rate, 10, horizon, step)
+		now = now.Add(step)
+	}
+	r, ok := c.ratio(0.9, 1)
+	if !ok || math.Abs(r-2) > 0.04 {
+		t.Fatalf("ratio(0.9) of 45 outcomes = %.3f, %t; want the finite-sample rank's 2.0", r, ok)
+	}
+	if _, ok := c.ratio(0.99, 1); ok {
+		t.Fatal("0.99 quantile trusted with 45 outcomes: its finite-sample rank does not exist")
+	}
+	// Outcomes that overlap count for less: at a quarter each, 45 are
+	// 11 independent horizons, too few.
+	if _, ok := c.ratio(0.9, 0.25); ok {
+		t.Fatal("calibrated with 45 outcomes worth 11 independent horizons")
 	}
 }

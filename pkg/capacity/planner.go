@@ -271,7 +271,10 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		// so the calibrated ratio is narrower and the sizing follows the
 		// workload's recent burstiness instead of its worst week.
 		calBase = math.Max(medianRate, burstPeak)
-		if r, ok := p.calib.ratio(w.ForecastQuantile); ok && calBase > 0 {
+		// Consecutive horizons overlap: one outcome is worth interval /
+		// horizon of an independent one in the finite-sample quantile.
+		indep := math.Min(1, w.DecisionInterval.Seconds()/horizon.Seconds())
+		if r, ok := p.calib.ratio(w.ForecastQuantile, indep); ok && calBase > 0 {
 			forecastRate = calBase * r
 			ex.Forecast += " (horizon-calibrated)"
 		}
