@@ -35,6 +35,10 @@ type Config struct {
 	TrustFactor float64
 	// RateHalfLife smooths the observed arrival rate.
 	RateHalfLife time.Duration
+	// ClumpHalfLife discounts the observed clumps of simultaneous
+	// arrivals (Observation.ClumpSizeSum): how fast the controller
+	// forgets that requests came in clumps.
+	ClumpHalfLife time.Duration
 	// ReversalHold is how long, in multiples of the actuator's
 	// MinInterval, a change made for gain may not be undone by another
 	// made for gain (a knob moving back the way it came): a rate that
@@ -55,15 +59,16 @@ type Config struct {
 // largest batch the model allows.
 func DefaultConfig(slo time.Duration, modelMaxBatch int) Config {
 	return Config{
-		SLO:          slo,
-		Bounds:       Bounds{MaxBatchSize: modelMaxBatch, Delays: DefaultDelays()},
-		Fitter:       DefaultFitterConfig(),
-		Backoff:      0.9,
-		ProbeStep:    1,
-		TrustFactor:  1.5,
-		RateHalfLife: 5 * time.Second,
-		ReversalHold: 3,
-		Initial:      Knobs{MaxBatchSize: modelMaxBatch},
+		SLO:           slo,
+		Bounds:        Bounds{MaxBatchSize: modelMaxBatch, Delays: DefaultDelays()},
+		Fitter:        DefaultFitterConfig(),
+		Backoff:       0.9,
+		ProbeStep:     1,
+		TrustFactor:   1.5,
+		RateHalfLife:  5 * time.Second,
+		ClumpHalfLife: time.Minute,
+		ReversalHold:  3,
+		Initial:       Knobs{MaxBatchSize: modelMaxBatch},
 	}
 }
 
@@ -79,6 +84,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("batchctl: back-off factor %g must be in (0, 1)", c.Backoff)
 	case c.TrustFactor < 1:
 		return fmt.Errorf("batchctl: trust factor %g must be ≥ 1", c.TrustFactor)
+	case c.ClumpHalfLife < 0:
+		return fmt.Errorf("batchctl: clump half-life %s must not be negative", c.ClumpHalfLife)
 	case c.ReversalHold < 0 || math.IsNaN(c.ReversalHold):
 		return fmt.Errorf("batchctl: reversal hold %g must be ≥ 0", c.ReversalHold)
 	}
@@ -95,6 +102,9 @@ type Decision struct {
 	Prediction  Prediction `json:"prediction"`
 	// PlanningRate is the arrival rate planned for (requests/s).
 	PlanningRate float64 `json:"planning_rate_rps"`
+	// Clump is the mean number of requests that arrived at the same
+	// instant as a request, itself included, as learned (1: Poisson).
+	Clump float64 `json:"arrival_clump"`
 	// Reason is one of the Reason* constants; Detail says it in words.
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
@@ -135,18 +145,21 @@ type Controller struct {
 }
 
 type modelState struct {
-	fit        *Fitter
-	applied    Knobs
-	rate       float64 // smoothed arrival rate
-	done       float64 // smoothed completion rate
-	lastObs    time.Time
-	lastChange time.Time
-	changed    bool // lastChange is set
-	guardBatch int  // back-off cap on max_batch_size
-	guardDelay time.Duration
-	lastRec    Knobs
-	lastReason string
-	overload   bool // the last choice was the overload setting
+	fit     *Fitter
+	applied Knobs
+	rate    float64 // smoothed arrival rate
+	// Discounted sums of arrivals and of their clump sizes, in windows
+	// that measured clumps: their ratio is the mean clump size.
+	clumpArrivals, clumpSizes float64
+	done                      float64 // smoothed completion rate
+	lastObs                   time.Time
+	lastChange                time.Time
+	changed                   bool // lastChange is set
+	guardBatch                int  // back-off cap on max_batch_size
+	guardDelay                time.Duration
+	lastRec                   Knobs
+	lastReason                string
+	overload                  bool // the last choice was the overload setting
 	// before is what the server ran before the last applied change
 	// (appliedAt), to recognise a change that would undo it.
 	before    Knobs
@@ -236,6 +249,8 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	s.fit.AddObservation(o)
 	s.rate = smooth(s.rate, o.ArrivalRate(), s.lastObs, o.Time, c.cfg.RateHalfLife)
 	s.done = smooth(s.done, o.Requests/o.Window.Seconds(), s.lastObs, o.Time, c.cfg.RateHalfLife)
+	clump := s.learnClump(o, c.cfg.ClumpHalfLife)
+	d.Clump = clump
 	s.lastObs = o.Time
 	// Plan for the higher of the smoothed arrival rate, the forecast, and
 	// the completion rate: while a backlog drains, requests complete
@@ -284,7 +299,7 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 		return d, nil
 	}
 	budget := c.cfg.SLO.Seconds() * (1 - c.cfg.Margin)
-	appliedCap := Capacity(prof, s.applied, budget)
+	appliedCap := CapacityClumped(prof, s.applied, clump, budget)
 
 	// The AIMD guard: an observed violation the model did not predict
 	// (the arrival rate was within the applied setting's SLO capacity)
@@ -307,17 +322,17 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 		}
 	}
 
-	ch := Choose(prof, lambda, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
+	ch := ChooseClumped(prof, lambda, clump, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
 	if ch.Feasible && s.overload && lambda > overloadExit*ch.Prediction.SLOCapacityRPS {
 		k := Knobs{MaxBatchSize: c.cfg.Bounds.MaxBatchSize}
-		ch = Choice{Knobs: k, Prediction: Predict(prof, lambda, k), Reason: fmt.Sprintf(
+		ch = Choice{Knobs: k, Prediction: PredictClumped(prof, lambda, clump, k), Reason: fmt.Sprintf(
 			"overload easing: %.1f req/s not yet below %.0f%% of the SLO capacity %.1f req/s of %s",
 			lambda, 100*overloadExit, ch.Prediction.SLOCapacityRPS, ch.Knobs)}
 	}
 	s.overload = !ch.Feasible
 	if ch.Feasible && ch.Knobs.MaxQueueDelay > s.applied.MaxQueueDelay {
 		// Lengthen the delay only as far as holds at a higher rate.
-		up := Choose(prof, lambda*(1+delayHeadroom), c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
+		up := ChooseClumped(prof, lambda*(1+delayHeadroom), clump, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
 		upDelay := time.Duration(0)
 		if up.Feasible {
 			upDelay = up.Knobs.MaxQueueDelay
@@ -334,8 +349,8 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 		trust := max(s.applied.MaxBatchSize, int(math.Ceil(c.cfg.TrustFactor*float64(max(prof.MaxObservedBatch, 1)))))
 		rec.MaxBatchSize = max(1, min(rec.MaxBatchSize, trust))
 	}
-	pred := Predict(prof, lambda, rec)
-	pred.SLOCapacityRPS = Capacity(prof, rec, budget)
+	pred := PredictClumped(prof, lambda, clump, rec)
+	pred.SLOCapacityRPS = CapacityClumped(prof, rec, clump, budget)
 	d.Recommended, d.Prediction = rec, pred
 
 	reason, detail := ReasonOptimal, ch.Reason
@@ -359,7 +374,7 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 		c.record(model, &d, ReasonRecommendOnly, detail)
 		return d, nil
 	}
-	cur := Predict(prof, lambda, s.applied)
+	cur := PredictClumped(prof, lambda, clump, s.applied)
 	safety := backoff || (cur.P99Seconds > budget && pred.P99Seconds < cur.P99Seconds) ||
 		s.applied.MaxBatchSize > c.cfg.Bounds.MaxBatchSize
 	gain := 0.0
@@ -423,6 +438,27 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 	c.record(model, &d, reason, detail)
 	return d, nil
+}
+
+// learnClump adds a window's clumps of simultaneous arrivals to the
+// discounted sums and returns the mean clump size learned so far: 1 (Poisson)
+// until a window measures clumps. A window that does not measure them
+// (ClumpSizeSum 0) changes nothing.
+func (s *modelState) learnClump(o Observation, halfLife time.Duration) float64 {
+	if o.ClumpSizeSum > 0 && o.Arrivals > 0 {
+		w := 0.0 // the first window, or no memory: this window alone
+		if !s.lastObs.IsZero() && halfLife > 0 {
+			w = math.Exp2(-max(o.Time.Sub(s.lastObs).Seconds(), 0) / halfLife.Seconds())
+		}
+		// Each arrival is in a clump of at least itself; scrapes of two
+		// counters at slightly different instants must not make it less.
+		s.clumpArrivals = w*s.clumpArrivals + o.Arrivals
+		s.clumpSizes = w*s.clumpSizes + max(o.ClumpSizeSum, o.Arrivals)
+	}
+	if s.clumpArrivals <= 0 {
+		return 1
+	}
+	return max(s.clumpSizes/s.clumpArrivals, 1)
 }
 
 // reverses reports whether moving from cur to next moves a knob back the

@@ -215,6 +215,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"no batch size": func(c *Config) { c.Bounds.MaxBatchSize = 0 },
 		"backoff 1":     func(c *Config) { c.Backoff = 1 },
 		"trust below 1": func(c *Config) { c.TrustFactor = 0.5 },
+		"clump memory":  func(c *Config) { c.ClumpHalfLife = -time.Second },
 	} {
 		cfg := DefaultConfig(time.Second, 8)
 		mut(&cfg)
@@ -323,6 +324,54 @@ func TestControllerHysteresis(t *testing.T) {
 			}
 			if d.Applied != tc.want {
 				t.Errorf("after the rate settled at %g/s: %s (%s: %s), want %s", tc.settle/10, d.Applied, d.Reason, d.Detail, tc.want)
+			}
+		})
+	}
+}
+
+// The controller learns the mean clump size from ClumpSizeSum (discounted
+// with ClumpHalfLife, 1 min by default), keeps it through windows that do
+// not measure it, and plans with it: at 50 req/s, clumps of 5 take the cap
+// of TestChooseClumpedHandComputed, 24, where measured single arrivals
+// keep the Poisson choice, 30.
+func TestControllerLearnsClumps(t *testing.T) {
+	clumped := func(at time.Duration, arrivals, sizes float64) Observation {
+		o := exactObs(at, arrivals, 0.2)
+		o.ClumpSizeSum = sizes
+		return o
+	}
+	c, _ := newTestController(t, &fakeActuator{})
+	steps := []struct {
+		o    Observation
+		want float64
+	}{
+		{clumped(10*time.Second, 500, 2500), 5},
+		{clumped(20*time.Second, 500, 0), 5}, // not measured: unchanged
+		// 10 s later the history weighs 2^(−10/60) = 0.890899:
+		// (0.890899·2500 + 500)/(0.890899·500 + 500) = 2.884604.
+		{clumped(30*time.Second, 500, 500), 2.884604},
+	}
+	for i, s := range steps {
+		d := step(t, c, s.o)
+		if !near(d.Clump, s.want, 1e-6) {
+			t.Fatalf("step %d: learned clump %.6f, want %.6f", i, d.Clump, s.want)
+		}
+	}
+
+	for _, tc := range []struct {
+		name    string
+		sizes   float64
+		wantCap int
+	}{{"single arrivals", 500, 30}, {"clumps of 5", 2500, 24}} {
+		t.Run(tc.name, func(t *testing.T) {
+			act := &fakeActuator{}
+			c, _ := newTestController(t, act)
+			var d Decision
+			for i := 1; i <= 3; i++ {
+				d = step(t, c, clumped(time.Duration(i)*10*time.Second, 500, tc.sizes))
+			}
+			if d.Recommended.MaxBatchSize != tc.wantCap || d.Applied != d.Recommended {
+				t.Errorf("recommended %v applied %v (%s: %s), want max_batch_size=%d applied", d.Recommended, d.Applied, d.Reason, d.Detail, tc.wantCap)
 			}
 		})
 	}

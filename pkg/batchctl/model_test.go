@@ -55,6 +55,92 @@ func TestPredictHandComputed(t *testing.T) {
 	}
 }
 
+// Clumps: c is the mean size of the clump a request arrives in. The same
+// profile, t(b) = 0.05 + 0.01·b, jitter 0; z = 2.3263479.
+func TestPredictClumpedHandComputed(t *testing.T) {
+	p := Profile{Alpha: 0.05, Beta: 0.01}
+	tests := []struct {
+		name      string
+		lambda, c float64
+		k         Knobs
+		p99, mean float64
+		util      float64
+	}{
+		// b = 5 (the fixed point, and the clump); wait t(5) = 0.1; the p99
+		// request's batch is 5 + z·(√(5·4) − √4) = 5 + 5.750980 = 10.750980
+		// ≤ 30: p99 = 0.1 + t(10.750980) = 0.2575098; utilisation 50·0.1/5.
+		{"clumps busy", 50, 5, Knobs{MaxBatchSize: 30}, 0.2575098, 5, 1},
+		// B = 8: the smooth part's p99 batch 9.652 > 8 binds as in the
+		// Poisson "cap binds" case (queue 0.454281), and the p99 request's
+		// batch is the cap, t(8) = 0.13: p99 = 0.1 + 0.454281 + 0.13.
+		{"cap bounds the pile-up", 50, 5, Knobs{MaxBatchSize: 8}, 0.684281, 5, 1},
+		// A lone clump of 5 waits the 20 ms delay (it does not fill 30)
+		// and runs t(5) = 0.1.
+		{"lone clump", 0, 5, Knobs{MaxBatchSize: 30, MaxQueueDelay: 20 * time.Millisecond}, 0.12, 5, 0},
+		// A lone clump of 5 fills a cap of 4: no delay, t(4) = 0.09.
+		{"lone clump fills the cap", 0, 5, Knobs{MaxBatchSize: 4, MaxQueueDelay: 20 * time.Millisecond}, 0.09, 4, 0},
+		// Clumps every 100 s: b = the clump, 5; λ/c·t(5) = 0.001 < 1 %
+		// find the server busy, so no wait; the p99 batch 10.750980:
+		// p99 = t(10.750980) = 0.1575098; utilisation 0.05·0.1/5.
+		{"rare clumps", 0.05, 5, Knobs{MaxBatchSize: 30}, 0.1575098, 5, 0.001},
+		// c = 1 is the Poisson model: the "busy" case above.
+		{"no clumps", 50, 1, Knobs{MaxBatchSize: 30}, 0.2, 5, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := PredictClumped(p, tc.lambda, tc.c, tc.k)
+			if !near(got.P99Seconds, tc.p99, 1e-6) {
+				t.Errorf("p99 = %.7f, want %.7f", got.P99Seconds, tc.p99)
+			}
+			if !near(got.MeanBatch, tc.mean, 1e-9) {
+				t.Errorf("mean batch = %.6f, want %.6f", got.MeanBatch, tc.mean)
+			}
+			if !near(got.GPUUtilization, tc.util, 1e-5) {
+				t.Errorf("utilisation = %.6f, want %.6f", got.GPUUtilization, tc.util)
+			}
+		})
+	}
+}
+
+// With clumps of 5 (SLO 0.5 s, same profile) the p99 request's batch
+// reaches the cap near capacity, so p99 = t(b) + t(B) while the smooth
+// part does not bind (b + z·√(b−1) ≤ B):
+//   - B = 24: binding starts at b = 15.22 (15.22 + z·√14.22 = 24.0), where
+//     p99 = t(15.22) + t(24) = 0.492 ≤ 0.5: capacity 15.22/t(15.22) = 75.3/s;
+//   - B = 25: t(b) + t(25) ≤ 0.5 → b = 15, capacity 15/0.2 = 75.0/s;
+//   - B = 23: binding at b = 14.46, capacity 14.46/0.1946 = 74.3/s;
+//   - B = 64 (no cap reached): 2·b + 2.875·√(b−1) = 40 → b = 14.68,
+//     capacity 74.6/s.
+//
+// The most capacity is at B = 24, below the model's largest batch, where
+// Poisson arrivals (the same call with clump 1) take 30.
+func TestChooseClumpedHandComputed(t *testing.T) {
+	p := Profile{Alpha: 0.05, Beta: 0.01}
+	slo := 500 * time.Millisecond
+	bounds := Bounds{MaxBatchSize: 64, Delays: []time.Duration{0}}
+	c := ChooseClumped(p, 50, 5, slo, 0, bounds)
+	if c.Knobs != (Knobs{MaxBatchSize: 24}) || !c.Feasible {
+		t.Fatalf("choice %v feasible=%v, want max_batch_size=24 no delay", c.Knobs, c.Feasible)
+	}
+	if got := c.Prediction.SLOCapacityRPS; got < 75.1 || got > 75.35 {
+		t.Errorf("SLO capacity %.3f, want 75.1–75.35", got)
+	}
+	for _, k := range []struct {
+		b        int
+		lo, high float64
+	}{{23, 74.1, 74.4}, {25, 74.85, 75.0}, {64, 74.45, 74.7}} {
+		if got := CapacityClumped(p, Knobs{MaxBatchSize: k.b}, 5, 0.5); got < k.lo || got > k.high {
+			t.Errorf("capacity of B=%d: %.3f, want %.2f–%.2f", k.b, got, k.lo, k.high)
+		}
+	}
+	if !near(c.Prediction.P99Seconds, 0.2575098, 1e-6) {
+		t.Errorf("p99 at 50/s %.7f, want 0.2575098 (the \"clumps busy\" case)", c.Prediction.P99Seconds)
+	}
+	if poisson := ChooseClumped(p, 50, 1, slo, 0, bounds); poisson.Knobs != (Knobs{MaxBatchSize: 30}) {
+		t.Errorf("clump 1: %v, want Choose's max_batch_size=30", poisson.Knobs)
+	}
+}
+
 func TestChooseHandComputed(t *testing.T) {
 	p := Profile{Alpha: 0.05, Beta: 0.01}
 	slo := 500 * time.Millisecond

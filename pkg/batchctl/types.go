@@ -38,6 +38,13 @@ type Observation struct {
 	// Arrivals is the number of requests that arrived in the window (a
 	// request counter's increase).
 	Arrivals float64
+	// ClumpSizeSum is, summed over the requests that arrived in the
+	// window, the number of requests that arrived at the same instant as
+	// each (itself included): ÷ Arrivals it is the mean size of the clump
+	// a request arrives in — 1 when no two requests arrive together, more
+	// when clients send requests in bursts (fan-out, batch jobs) or
+	// timestamps are coarse. Zero means not measured (Poisson is assumed).
+	ClumpSizeSum float64
 	// Requests and Batches count what completed in the window; with
 	// ExecSeconds (the summed execution time of those batches) they give
 	// the average batch size and execution time when BatchStats is empty
@@ -73,9 +80,9 @@ func (o Observation) Validate() error {
 	switch {
 	case o.Window <= 0:
 		return fmt.Errorf("observation window %s: must be positive", o.Window)
-	case o.Arrivals < 0 || o.Requests < 0 || o.Batches < 0 || o.ExecSeconds < 0:
-		return fmt.Errorf("observation counts must not be negative (arrivals %g, requests %g, batches %g, exec %gs)",
-			o.Arrivals, o.Requests, o.Batches, o.ExecSeconds)
+	case o.Arrivals < 0 || o.Requests < 0 || o.Batches < 0 || o.ExecSeconds < 0 || o.ClumpSizeSum < 0:
+		return fmt.Errorf("observation counts must not be negative (arrivals %g, requests %g, batches %g, exec %gs, clump sizes %g)",
+			o.Arrivals, o.Requests, o.Batches, o.ExecSeconds, o.ClumpSizeSum)
 	case o.QueueSeconds < 0 || o.LatencyP99Seconds < 0:
 		return fmt.Errorf("observation times must not be negative (queue %gs, p99 %gs)", o.QueueSeconds, o.LatencyP99Seconds)
 	case o.GPUUtilization < 0 || o.GPUUtilization > 1:

@@ -40,20 +40,22 @@ func TestControllerOnRealTraces(t *testing.T) {
 			}
 			// The issue asks for strictly above Triton's default. That
 			// holds on the bursty code trace (on all five jitter seeds),
-			// where its giant batches are costly. It is not met on conv,
-			// where one surge at the SLO capacity decides and every cap
-			// ≥ 32 replays it as Triton's default does (−0.6 … +0.7 %
-			// across seeds, no static setting consistently above), nor
-			// on Mooncake, whose 3 s timestamp resolution makes clumps
-			// that a cap of 24 splits better (+0.6 … +3 %) than the
-			// controller's Poisson model sees: docs/batching.md has the
+			// where its giant batches are costly, and on Mooncake (all
+			// five seeds), whose 3 s timestamp resolution makes clumps of
+			// simultaneous requests: the controller learns their size
+			// from what the observer counts and caps batches at 24, which
+			// splits a pile-up so that its head meets the SLO. It is not
+			// met on conv, where one surge at the SLO capacity decides
+			// and every cap ≥ 28 with no delay replays it as Triton's
+			// default does (−0.6 … +0.7 % across seeds, no static
+			// setting consistently above): docs/batching.md has the
 			// numbers. There it is held to "not materially worse" (1 %).
 			// What it must win everywhere is GPU time.
 			if c < 0.99*triton {
 				t.Errorf("controller goodput %.3f more than 1 %% below Triton's default %.3f", c, triton)
 			}
-			if filepath.Base(name) == "AzureLLMInferenceTrace_code.csv" && c <= triton {
-				t.Errorf("bursty trace: controller goodput %.3f not above Triton's default %.3f", c, triton)
+			if base := filepath.Base(name); base != "AzureLLMInferenceTrace_conv.csv" && c <= triton {
+				t.Errorf("%s: controller goodput %.3f not above Triton's default %.3f", base, c, triton)
 			}
 			if cg, tg := s.Controller.AtReference.GPUBusySeconds, s.TritonDefault.AtReference.GPUBusySeconds; cg > tg*1.001 {
 				t.Errorf("controller used %.1f GPU-seconds at the reference rate, Triton's default %.1f", cg, tg)

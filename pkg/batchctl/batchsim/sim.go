@@ -98,8 +98,17 @@ func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 
 	for head < n || inflight != nil {
 		for next < n && arrivals[next] <= t {
-			next++
-			w.arrivals++
+			// A clump: the requests that arrive at this same instant, all
+			// enqueued now. The exporter's gateway counts each request's
+			// clump size as it arrives (nothing of the future).
+			j := next + 1
+			for j < n && arrivals[j] == arrivals[next] {
+				j++
+			}
+			size := float64(j - next)
+			w.arrivals += size
+			w.clumpSizes += size * size
+			next = j
 		}
 		if inflight != nil && inflight.end <= t {
 			w.add(inflight, arrivals, slo)
@@ -193,6 +202,7 @@ type batchRec struct {
 type window struct {
 	window     float64
 	arrivals   float64
+	clumpSizes float64 // Σ over arrivals of their clump's size
 	requests   float64
 	batches    float64
 	exec       float64
@@ -205,7 +215,7 @@ type window struct {
 func newWindow() *window { return &window{stats: map[int]*batchctl.BatchStat{}} }
 
 func (w *window) reset() {
-	w.arrivals, w.requests, w.batches, w.exec, w.queue = 0, 0, 0, 0, 0
+	w.arrivals, w.clumpSizes, w.requests, w.batches, w.exec, w.queue = 0, 0, 0, 0, 0, 0
 	w.lat = w.lat[:0]
 	clear(w.stats)
 	w.statsOrder = w.statsOrder[:0]
@@ -231,7 +241,7 @@ func (w *window) add(b *batchRec, arrivals []float64, slo float64) {
 }
 
 func (w *window) observation(at time.Time, win time.Duration) batchctl.Observation {
-	o := batchctl.Observation{Time: at, Window: win, Arrivals: w.arrivals,
+	o := batchctl.Observation{Time: at, Window: win, Arrivals: w.arrivals, ClumpSizeSum: w.clumpSizes,
 		Requests: w.requests, Batches: w.batches, ExecSeconds: w.exec,
 		GPUUtilization: math.Min(1, w.exec/win.Seconds())}
 	if w.requests > 0 {

@@ -156,3 +156,23 @@ func TestReadTrace(t *testing.T) {
 		})
 	}
 }
+
+// The observer counts each arrival's clump: the requests that arrive at
+// the same instant as it, itself included. Three at 0 s, one at 0.5 s and
+// two at 0.7 s: 3·3 + 1·1 + 2·2 = 14 over 6 arrivals; one at 1.2 s: 1.
+func TestRunObservesClumps(t *testing.T) {
+	rec := &recorder{t: t}
+	_, err := Run([]float64{0, 0, 0, 0.5, 0.7, 0.7, 1.2}, rec,
+		Config{Profile: batchctl.Profile{Alpha: 0.01, Beta: 0.002}, SLO: time.Second, Window: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.obs) < 2 {
+		t.Fatalf("%d observations, want 2", len(rec.obs))
+	}
+	for i, want := range []struct{ arrivals, sizes float64 }{{6, 14}, {1, 1}} {
+		if o := rec.obs[i]; o.Arrivals != want.arrivals || o.ClumpSizeSum != want.sizes {
+			t.Errorf("window %d: arrivals %g, clump sizes %g; want %g, %g", i, o.Arrivals, o.ClumpSizeSum, want.arrivals, want.sizes)
+		}
+	}
+}
