@@ -502,6 +502,7 @@ func (c *Controller) record(model string, d *Decision, reason, detail string) {
 	c.m.appBatch.WithLabelValues(model, c.act.Name()).Set(float64(d.Applied.MaxBatchSize))
 	c.m.appDelay.WithLabelValues(model, c.act.Name()).Set(d.Applied.MaxQueueDelay.Seconds())
 	c.m.rate.WithLabelValues(model).Set(d.PlanningRate)
+	c.m.clump.WithLabelValues(model).Set(d.Clump)
 	if reason == ReasonLearning {
 		return
 	}

@@ -30,6 +30,7 @@ type metrics struct {
 	appBatch, appDelay  *prometheus.GaugeVec
 	alpha, beta, jitter *prometheus.GaugeVec
 	p99, capacity, rate *prometheus.GaugeVec
+	clump               *prometheus.GaugeVec
 	lastDecision        *prometheus.GaugeVec
 	decisions, backoffs *prometheus.CounterVec
 	changes, failures   *prometheus.CounterVec
@@ -54,6 +55,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		p99:          g("infercast_batch_predicted_p99_seconds", "Predicted p99 of queue delay plus execution under the recommended knobs at the planning rate.", "model"),
 		capacity:     g("infercast_batch_predicted_throughput_requests_per_second", "Predicted highest arrival rate the recommended knobs serve within the SLO.", "model"),
 		rate:         g("infercast_batch_planning_rate_requests_per_second", "Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates and the forecast.", "model"),
+		clump:        g("infercast_batch_arrival_clump_size", "Mean number of requests arriving at the same instant as a request, itself included, as learned (1: no clumps, Poisson assumed).", "model"),
 		lastDecision: g("infercast_batch_last_decision", "1 for the reason of the model's last decision, 0 for the others.", "model", "reason"),
 		decisions:    c("infercast_batch_decisions_total", "Controller steps, by the reason of their decision.", "model", "reason"),
 		backoffs:     c("infercast_batch_backoffs_total", "Multiplicative back-offs after an observed SLO violation within predicted capacity.", "model"),
@@ -64,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	// Several controllers (one per model and actuator in adapter serve)
 	// share one registry: the second reuses the first one's vectors.
 	for _, v := range []**prometheus.GaugeVec{&m.recBatch, &m.recDelay, &m.appBatch, &m.appDelay, &m.alpha, &m.beta,
-		&m.jitter, &m.p99, &m.capacity, &m.rate, &m.lastDecision, &m.lastChange} {
+		&m.jitter, &m.p99, &m.capacity, &m.rate, &m.clump, &m.lastDecision, &m.lastChange} {
 		if err := reg.Register(*v); err != nil {
 			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)
 			if !ok {

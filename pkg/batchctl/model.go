@@ -1,6 +1,7 @@
 package batchctl
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -257,7 +258,11 @@ func ChooseClumped(p Profile, lambda, clump float64, slo time.Duration, margin f
 		return best
 	}
 	best.Feasible = true
-	best.Reason = "most throughput within the SLO"
+	clumpNote := ""
+	if clump > 1.05 {
+		clumpNote = fmt.Sprintf("; requests arrive in clumps (mean %.1f at an instant): the cap splits a pile-up", clump)
+	}
+	best.Reason = "most throughput within the SLO" + clumpNote
 	if bestB == 1 {
 		return best
 	}
@@ -277,6 +282,7 @@ func ChooseClumped(p Profile, lambda, clump float64, slo time.Duration, margin f
 		pr.SLOCapacityRPS = c
 		best = Choice{Knobs: k, Prediction: pr, Feasible: true,
 			Reason: "most throughput within the SLO; queue delay for larger, more efficient batches"}
+		best.Reason += clumpNote
 	}
 	return best
 }
