@@ -55,9 +55,12 @@ type Signals struct {
 // domain leaves at least protect, from the current placement byDomain:
 // when it already does, the fullest domain plus protect (removals, from
 // whichever domains, never make the fullest fuller); otherwise growing by
-// adding replicas to the emptiest domain one at a time. False when byDomain
-// is unknown (or has one domain); limit when limit is reached.
-func survivingTotal(byDomain []int, protect, limit int) (int, bool) {
+// adding replicas to the emptiest domain that can take one (canGrow; nil:
+// any) one at a time, as a topology spread places them. When only the
+// fullest domain can take new replicas, growing buys no survivor: the
+// current total. False when byDomain is unknown (or has one domain); limit
+// when limit is reached.
+func survivingTotal(byDomain []int, protect, limit int, canGrow []bool) (int, bool) {
 	if len(byDomain) < 2 {
 		return 0, false
 	}
@@ -76,11 +79,17 @@ func survivingTotal(byDomain []int, protect, limit int) (int, bool) {
 		if total >= limit {
 			return limit, true
 		}
-		lo := 0
+		lo, growable := -1, 0
 		for i := range c {
-			if c[i] < c[lo] {
-				lo = i
+			if canGrow == nil || canGrow[i] {
+				growable++
+				if lo < 0 || c[i] < c[lo] {
+					lo = i
+				}
 			}
+		}
+		if lo < 0 || (growable == 1 && c[lo] == fullest) {
+			return total, true
 		}
 		c[lo]++
 		total++
@@ -159,6 +168,8 @@ type Planner struct {
 	odCover     int       // spot capacity carried by on-demand (fallback)
 	lastStress  time.Time // last time spot was pending or interrupted
 	lastWipe    time.Time
+	prevByDom   []int       // SpotByDomain at the previous decision
+	domFull     []time.Time // when launches last skipped a domain (no spot capacity there)
 	calib       horizonCalibration
 	replica     rateEstimate // spot interruptions per replica-hour
 	domain      rateEstimate // domain losses per domain-hour
@@ -474,6 +485,7 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 	n := need - core
 	protect := max(0, base-core) // spot replicas that must survive an interruption
 
+	canGrow := p.placeable(s.SpotByDomain, now)
 	// The spot layer: the smallest total T ≥ n such that protect of T
 	// survive with the target probability (binomial, independent
 	// interruptions) and, when losing a failure domain within the window is
@@ -494,9 +506,10 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 				total = max(total, protect+k)
 				// Where replicas really are: launches while a domain was
 				// down piled them into the others. New replicas go to the
-				// emptiest domains (topology spread), so grow until losing
-				// the fullest still leaves the protected ones.
-				if t, ok := survivingTotal(s.SpotByDomain, protect, 2*protect+domains); ok {
+				// emptiest domains that have capacity (topology spread), so
+				// grow there until losing the fullest still leaves the
+				// protected ones.
+				if t, ok := survivingTotal(s.SpotByDomain, protect, 2*protect+domains, canGrow); ok {
 					total = max(total, t)
 				}
 			} else {
@@ -535,6 +548,44 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 		plan.Mode = ModeFallback
 	}
 	return TierTarget{Replicas: core + p.odCover}, spot
+}
+
+// placeable says which failure domains can take a new spot replica, from
+// where the latest ones landed: a replica placed in one domain while
+// another held at least two fewer says the other had no spot capacity
+// then (a topology spread places a new replica in the emptiest domain that
+// can take it). Such a domain counts as full until a replica lands there,
+// or for fallback_hold (spot capacity comes back). Without it, the zone
+// margin grew the total for replicas meant for an emptied zone that all
+// landed in the fullest one. nil when the placement is unknown.
+func (p *Planner) placeable(byDomain []int, now time.Time) []bool {
+	if len(byDomain) < 2 {
+		p.prevByDom = p.prevByDom[:0]
+		return nil
+	}
+	if len(p.domFull) != len(byDomain) {
+		p.domFull = make([]time.Time, len(byDomain))
+	}
+	if len(p.prevByDom) == len(byDomain) {
+		grew := func(i int) bool { return byDomain[i] > p.prevByDom[i] }
+		for i := range byDomain {
+			if !grew(i) {
+				continue
+			}
+			p.domFull[i] = time.Time{}
+			for j := range byDomain {
+				if !grew(j) && byDomain[j] < byDomain[i]-1 {
+					p.domFull[j] = now
+				}
+			}
+		}
+	}
+	p.prevByDom = append(p.prevByDom[:0], byDomain...)
+	ok := make([]bool, len(byDomain))
+	for i := range ok {
+		ok[i] = p.domFull[i].IsZero() || now.Sub(p.domFull[i]) >= p.w.FallbackHold
+	}
+	return ok
 }
 
 // burstQuantile is the quantile of the burst window's live rates taken as

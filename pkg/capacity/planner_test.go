@@ -69,24 +69,69 @@ func TestSurvivingTotal(t *testing.T) {
 	for _, tc := range []struct {
 		by             []int
 		protect, limit int
+		canGrow        []bool
 		want           int
 		ok             bool
 	}{
 		// 8 of 11 in one zone: add to the emptiest until losing 8 leaves 6.
-		{[]int{8, 3, 0}, 6, 100, 14, true},
+		{[]int{8, 3, 0}, 6, 100, nil, 14, true},
 		// Already enough: the fleet may shrink to 10, since losing the
 		// fullest domain of any 10 taken from it leaves 6.
-		{[]int{4, 4, 4}, 6, 100, 10, true},
-		{[]int{7, 7, 0}, 6, 100, 13, true}, // 13 of [7 7 0]: at worst [7 6 0]
-		{[]int{7, 7, 0}, 2, 5, 5, true},    // capped
-		{[]int{8, 3, 0}, 6, 12, 12, true},  // capped
-		{nil, 6, 100, 0, false},            // unknown placement
-		{[]int{5}, 3, 100, 0, false},       // one domain
+		{[]int{4, 4, 4}, 6, 100, nil, 10, true},
+		{[]int{7, 7, 0}, 6, 100, nil, 13, true}, // 13 of [7 7 0]: at worst [7 6 0]
+		{[]int{7, 7, 0}, 2, 5, nil, 5, true},    // capped
+		{[]int{8, 3, 0}, 6, 12, nil, 12, true},  // capped
+		{nil, 6, 100, nil, 0, false},            // unknown placement
+		{[]int{5}, 3, 100, nil, 0, false},       // one domain
+		// Ties: [6 6 5] of 17 leaves 11 after losing a 6.
+		{[]int{5, 5, 5}, 11, 100, nil, 17, true},
+		// The empty zone has no capacity: new replicas alternate between
+		// the other two, [8 8 0] is the first placement that leaves 8.
+		{[]int{5, 5, 0}, 8, 100, []bool{true, true, false}, 16, true},
+		{[]int{5, 5, 0}, 8, 100, nil, 13, true}, // [5 5 3]
+		// Only the fullest zone has capacity: growing buys nothing.
+		{[]int{8, 3, 0}, 6, 100, []bool{true, false, false}, 11, true},
 	} {
-		got, ok := survivingTotal(tc.by, tc.protect, tc.limit)
+		got, ok := survivingTotal(tc.by, tc.protect, tc.limit, tc.canGrow)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("survivingTotal(%v, %d, %d) = %d, %t; want %d, %t", tc.by, tc.protect, tc.limit, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// TestPlaceableFromWhereReplicasLanded: a replica that lands in one zone
+// while another holds two fewer says that zone had no capacity; it counts
+// as full until a replica lands there or fallback_hold passes.
+func TestPlaceableFromWhereReplicasLanded(t *testing.T) {
+	w := testWorkload() // fallback_hold 10m
+	p := NewPlanner(w)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * 15 * time.Second) }
+	for _, tc := range []struct {
+		at   int
+		by   []int
+		want []bool
+	}{
+		{0, []int{4, 4, 4}, []bool{true, true, true}},
+		{1, []int{4, 4, 4}, []bool{true, true, true}},
+		// Three launches all landed in the first zone: the others are full.
+		{2, []int{7, 4, 4}, []bool{true, false, false}},
+		// A removal says nothing.
+		{3, []int{6, 4, 4}, []bool{true, false, false}},
+		// One landed in the second zone: it has capacity again.
+		{4, []int{6, 5, 4}, []bool{true, true, false}},
+		// fallback_hold after the skip, the third zone is tried again.
+		{2 + 40, []int{6, 5, 4}, []bool{true, true, true}},
+		// Two launches landed in the first two zones and none in the
+		// third, which held the fewest: full again.
+		{43, []int{7, 6, 4}, []bool{true, true, false}},
+	} {
+		got := p.placeable(tc.by, at(tc.at))
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("decision %d, placement %v: placeable %v, want %v", tc.at, tc.by, got, tc.want)
+		}
+	}
+	if got := p.placeable(nil, at(44)); got != nil {
+		t.Errorf("unknown placement: %v, want nil", got)
 	}
 }
 
