@@ -502,7 +502,18 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 			}
 		}
 		if protect > 0 && ex.DomainLossProbability > budget {
-			if k, ok := DomainMargin(protect, domains); ok {
+			// While launches land in one domain only (the others have no
+			// spot capacity), spot has one failure domain in effect.
+			placeable := domains
+			if canGrow != nil {
+				placeable = 0
+				for _, ok := range canGrow {
+					if ok {
+						placeable++
+					}
+				}
+			}
+			if k, ok := DomainMargin(protect, domains); ok && placeable > 1 {
 				total = max(total, protect+k)
 				// Where replicas really are: launches while a domain was
 				// down piled them into the others. New replicas go to the
@@ -513,7 +524,8 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 					total = max(total, t)
 				}
 			} else {
-				// One domain: losing it loses all spot, which no margin covers.
+				// One domain, or one that can take replicas: losing it
+				// loses all spot, which no margin covers.
 				core = max(core, base)
 				n, protect, total = need-core, 0, need-core
 				ex.SpotCarriesCore = false

@@ -135,6 +135,40 @@ func TestPlaceableFromWhereReplicasLanded(t *testing.T) {
 	}
 }
 
+// TestBaseOnDemandWhileOneZoneTakesReplicas: when every spot launch lands in
+// one zone (the others have no capacity), spot has one failure domain in
+// effect, and the base need goes to on-demand as with a single zone; spread
+// over three zones, spot carries it.
+func TestBaseOnDemandWhileOneZoneTakesReplicas(t *testing.T) {
+	w := testWorkload()
+	// p_domain over the 75 s window: 1-exp(-0.04·3·75/3600) = 0.0025,
+	// above the 0.001 budget; p_wipeout 0.0008, below it.
+	rate := 0.04
+	w.Tiers.Spot.InterruptionRatePerHour = &rate
+	for _, tc := range []struct {
+		name    string
+		landed  []int
+		wantODs int // on-demand replicas, at least
+		core    bool
+	}{
+		{"all in one zone", []int{12, 0, 0}, 10, false},
+		{"spread", []int{4, 4, 4}, 0, true},
+	} {
+		p := NewPlanner(w)
+		fc := flat(t0, 20, 20, 20) // need 10, base 10
+		step(p, t0, fc, Signals{Rate: 20, SpotByDomain: []int{0, 0, 0}})
+		sum := 0
+		for _, v := range tc.landed {
+			sum += v
+		}
+		plan, ex := step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, Spot: TierState{Starting: sum}, SpotByDomain: tc.landed})
+		od := plan.Tiers[TierOnDemand].Replicas
+		if ex.SpotCarriesCore != tc.core || od < tc.wantODs || (tc.core && od != 0) {
+			t.Errorf("%s %v: on-demand %d, spot carries core %t; want on-demand ≥ %d, %t", tc.name, tc.landed, od, ex.SpotCarriesCore, tc.wantODs, tc.core)
+		}
+	}
+}
+
 func TestInterruptionProbability(t *testing.T) {
 	// 0.1/h over 180 s + 15 s − 120 s = 75 s.
 	got := InterruptionProbability(0.1, 180*time.Second, 15*time.Second, 120*time.Second)
