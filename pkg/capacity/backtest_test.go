@@ -3,6 +3,7 @@ package capacity_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -136,6 +137,9 @@ func TestBacktestTable(t *testing.T) {
 			if os.Getenv("INFERCAST_BACKTEST_DIAG") != "" {
 				logMisses(t, r, inf)
 			}
+			if os.Getenv("INFERCAST_BACKTEST_DAYS") != "" {
+				logDays(t, r, cfg, inf, rea)
+			}
 			rows[i] = row{r, inf.Summary, rea.Summary, time.Since(start)}
 		}()
 	}
@@ -209,5 +213,42 @@ func logMisses(t *testing.T, r run, res *sim.Result) {
 	t.Logf("%s %s: %d episodes, %.0f lost", r.trace, r.spot, len(eps), total)
 	for _, e := range eps[:min(len(eps), 12)] {
 		t.Logf("  %s +%s lost %.0f, rate before %.1f/s, min ready %d, max pending %d", e.from.UTC().Format("01-02 15:04:05"), e.to.Sub(e.from), e.lost, e.reqs/120, e.minReady, e.maxPending)
+	}
+}
+
+// logDays logs a run day by day (UTC): requests, what infercast and the
+// reactive baseline missed and cost, and the oracle's cost, to see where a
+// run's cost over the oracle and its missed requests are spent.
+func logDays(t *testing.T, r run, cfg sim.Config, inf, rea *sim.Result) {
+	type day struct {
+		key                                        string
+		reqs, miss, reaMiss, cost, reaCost, oracle float64
+	}
+	var days []day
+	prev, reaPrev := 0.0, 0.0
+	for i, s := range inf.Timeline {
+		k := s.Time.UTC().Format("01-02")
+		if len(days) == 0 || days[len(days)-1].key != k {
+			days = append(days, day{key: k})
+		}
+		d := &days[len(days)-1]
+		q := rea.Timeline[i]
+		d.reqs += s.Arrivals
+		d.miss += s.Late + s.Dropped
+		d.reaMiss += q.Late + q.Dropped
+		d.cost += s.Cost - prev
+		d.reaCost += q.Cost - reaPrev
+		prev, reaPrev = s.Cost, q.Cost
+		// The oracle: ceil(arrivals / (mu · interval)) spot replicas.
+		n := math.Ceil(s.Arrivals/(cfg.Mu*cfg.Interval.Seconds()) - 1e-9)
+		d.oracle += n * cfg.Interval.Hours() * cfg.PriceSpot
+	}
+	t.Logf("%s %s by day: requests, missed (reactive), cost / oracle = ×, reactive cost", r.trace, r.spot)
+	for _, d := range days {
+		ratio := "    —"
+		if d.oracle > 0 {
+			ratio = fmt.Sprintf("%5.2f", d.cost/d.oracle)
+		}
+		t.Logf("  %s %9.0f %7.0f (%7.0f)  $%6.0f / $%5.0f = %s×  $%6.0f", d.key, d.reqs, d.miss, d.reaMiss, d.cost, d.oracle, ratio, d.reaCost)
 	}
 }
