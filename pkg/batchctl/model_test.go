@@ -41,17 +41,23 @@ func TestPredictHandComputed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Predict(p, tc.lambda, tc.k)
-			if !(near(got.P99Seconds, tc.p99, 1e-5) || (math.IsInf(tc.p99, 1) && math.IsInf(got.P99Seconds, 1))) {
-				t.Errorf("p99 = %.6f, want %.6f", got.P99Seconds, tc.p99)
-			}
-			if !near(got.MeanBatch, tc.mean, 1e-9) {
-				t.Errorf("mean batch = %.6f, want %.6f", got.MeanBatch, tc.mean)
-			}
-			if !near(got.GPUUtilization, tc.util, 1e-5) {
-				t.Errorf("utilisation = %.6f, want %.6f", got.GPUUtilization, tc.util)
-			}
+			checkPrediction(t, Predict(p, tc.lambda, tc.k), tc.p99, tc.mean, tc.util, 1e-5)
 		})
+	}
+}
+
+// checkPrediction compares a prediction with hand-computed values (p99
+// within p99Tol; an infinite p99 must be infinite).
+func checkPrediction(t *testing.T, got Prediction, p99, mean, util, p99Tol float64) {
+	t.Helper()
+	if !(near(got.P99Seconds, p99, p99Tol) || (math.IsInf(p99, 1) && math.IsInf(got.P99Seconds, 1))) {
+		t.Errorf("p99 = %.7f, want %.7f", got.P99Seconds, p99)
+	}
+	if !near(got.MeanBatch, mean, 1e-9) {
+		t.Errorf("mean batch = %.6f, want %.6f", got.MeanBatch, mean)
+	}
+	if !near(got.GPUUtilization, util, 1e-5) {
+		t.Errorf("utilisation = %.6f, want %.6f", got.GPUUtilization, util)
 	}
 }
 
@@ -88,16 +94,7 @@ func TestPredictClumpedHandComputed(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := PredictClumped(p, tc.lambda, tc.c, tc.k)
-			if !near(got.P99Seconds, tc.p99, 1e-6) {
-				t.Errorf("p99 = %.7f, want %.7f", got.P99Seconds, tc.p99)
-			}
-			if !near(got.MeanBatch, tc.mean, 1e-9) {
-				t.Errorf("mean batch = %.6f, want %.6f", got.MeanBatch, tc.mean)
-			}
-			if !near(got.GPUUtilization, tc.util, 1e-5) {
-				t.Errorf("utilisation = %.6f, want %.6f", got.GPUUtilization, tc.util)
-			}
+			checkPrediction(t, PredictClumped(p, tc.lambda, tc.c, tc.k), tc.p99, tc.mean, tc.util, 1e-6)
 		})
 	}
 }

@@ -137,20 +137,18 @@ func backfillCurves(t *testing.T, dataDir, labels string, from, to time.Time, ev
 	t.Logf("backfilled %d samples of %s from %s to %s", n, strings.Join(names, ", "), from.UTC().Format(time.RFC3339), to.UTC().Format(time.RFC3339))
 }
 
-// aheadPolicy plans "peak" on a 20 s forecast step with a 120 s cold
-// start. The spectral model finds cycles of at least 30 minutes at any
-// step (90 steps here); re-fitted every 2 hours of history (the adapter's
-// --forecast.reselect-interval), its windows hold whole 40-minute cycles.
-const aheadPolicy = `workloads:
-  - name: peak
+// aheadWorkload is a workload of the ahead-of-demand tests: demand read
+// from name_requests_total on a 20 s forecast step, a 120 s cold start.
+func aheadWorkload(name string, minReplicas int) string {
+	return fmt.Sprintf(`  - name: %[1]s
     demand:
-      query: sum(rate(peak_requests_total[20s]))
+      query: sum(rate(%[1]s_requests_total[20s]))
     mu: 2
     latency_slo: 2s
     cold_start: 120s
     decision_interval: 20s
     forecast_step: 20s
-    min_replicas: 1
+    min_replicas: %[2]d
     max_replicas: 60
     scale_down:
       stabilization: 60s
@@ -158,27 +156,18 @@ const aheadPolicy = `workloads:
     tiers:
       on_demand:
         price_per_hour: 4
-`
+`, name, minReplicas)
+}
+
+// aheadPolicy plans "peak". The spectral model finds cycles of at least 30
+// minutes at any step (90 steps here); re-fitted every 2 hours of history
+// (the adapter's --forecast.reselect-interval), its windows hold whole
+// 40-minute cycles.
+var aheadPolicy = "workloads:\n" + aheadWorkload("peak", 1)
 
 // dawnWorkload, added to aheadPolicy, plans "dawn" as "peak" but from
 // zero: a workload idle for part of its cycle, which KEDA scales to zero.
-const dawnWorkload = `  - name: dawn
-    demand:
-      query: sum(rate(dawn_requests_total[20s]))
-    mu: 2
-    latency_slo: 2s
-    cold_start: 120s
-    decision_interval: 20s
-    forecast_step: 20s
-    min_replicas: 0
-    max_replicas: 60
-    scale_down:
-      stabilization: 60s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-`
+var dawnWorkload = aheadWorkload("dawn", 0)
 
 const (
 	aheadColdStart = 120 * time.Second
