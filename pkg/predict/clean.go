@@ -258,7 +258,7 @@ func (o *online) troughRecurs() bool {
 // current stretch: they were troughs. The rest keep the counts they had.
 func (o *online) zeroHistory(k int) {
 	unheld := func(j int) {
-		if o.outage.at(j) {
+		if o.heldZeros.at(j) {
 			o.hist.set(j, 0)
 		}
 	}

@@ -123,7 +123,7 @@ type online struct {
 	// intervals in a row up to the newest. With the cycles known (day,
 	// week, the spectral model's), they tell a trough from an outage.
 	zeros     bitRing
-	outage    bitRing // near-zero intervals taken for an outage then
+	heldZeros bitRing // near-zero intervals taken for an outage: the models were held
 	zeroSince int
 	troughOK  bool // the current stretch repeats one a cycle earlier
 	troughLag int  // that cycle, in intervals
@@ -191,7 +191,7 @@ func (o *online) init() {
 	if week > histLen {
 		week = 0
 	}
-	o.zeros, o.outage = newBitRing(histLen), newBitRing(histLen)
+	o.zeros, o.heldZeros = newBitRing(histLen), newBitRing(histLen)
 	o.day, o.week = day, week
 	var all []model
 	all = append(all, &lastValue{})
@@ -347,11 +347,11 @@ func (o *online) observe(t time.Time, x float64) {
 	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level, o.troughRecurs)
 	if nearZero(x, ref, o.level) {
 		o.zeros.push(true)
-		o.outage.push(!score) // the models saw their own forecast
+		o.heldZeros.push(!score) // the models saw their own forecast
 		o.zeroSince++
 	} else {
 		o.zeros.push(false)
-		o.outage.push(false)
+		o.heldZeros.push(false)
 		o.zeroSince, o.troughOK = 0, false
 	}
 	if shift != 0 {
