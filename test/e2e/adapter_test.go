@@ -111,45 +111,9 @@ func (d *demand) serve(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, b.String())
 }
 
-// e2ePolicy (the embedded store's): decisions every second on a five-second
-// forecast step (one-second increments of a 500 ms scrape are too noisy: the
-// forecast quantile stays far above the rate); a short cold start and
-// scale-down stabilisation so falls show within the test's time. chat is
+// e2ePolicy (the embedded store's): two quick workloads. chat is
 // on-demand only (its target is the whole need); wake has min_replicas 0.
-const e2ePolicy = `workloads:
-  - name: chat
-    demand:
-      series: chat_requests_total
-    mu: 2
-    latency_slo: 2s
-    cold_start: 10s
-    decision_interval: 1s
-    forecast_step: 5s
-    min_replicas: 1
-    max_replicas: 60
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-  - name: wake
-    demand:
-      series: wake_requests_total
-    mu: 2
-    latency_slo: 2s
-    cold_start: 10s
-    decision_interval: 1s
-    forecast_step: 5s
-    min_replicas: 0
-    max_replicas: 60
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-`
+var e2ePolicy = policyYAML(quick("chat", "series: chat_requests_total", 1), quick("wake", "series: wake_requests_total", 0))
 
 // adapter is infercast's `adapter serve` as a child process.
 type adapter struct {

@@ -139,35 +139,16 @@ func backfillCurves(t *testing.T, dataDir, labels string, from, to time.Time, ev
 
 // aheadWorkload is a workload of the ahead-of-demand tests: demand read
 // from name_requests_total on a 20 s forecast step, a 120 s cold start.
-func aheadWorkload(name string, minReplicas int) string {
-	return fmt.Sprintf(`  - name: %[1]s
-    demand:
-      query: sum(rate(%[1]s_requests_total[20s]))
-    mu: 2
-    latency_slo: 2s
-    cold_start: 120s
-    decision_interval: 20s
-    forecast_step: 20s
-    min_replicas: %[2]d
-    max_replicas: 60
-    scale_down:
-      stabilization: 60s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-`, name, minReplicas)
+func aheadWorkload(name string, minReplicas int) workload {
+	return workload{name: name, demand: "query: sum(rate(" + name + "_requests_total[20s]))", mu: 2,
+		coldStart: "120s", decisionInterval: "20s", forecastStep: "20s", stabilization: "60s", minReplicas: minReplicas}
 }
 
 // aheadPolicy plans "peak". The spectral model finds cycles of at least 30
 // minutes at any step (90 steps here); re-fitted every 2 hours of history
 // (the adapter's --forecast.reselect-interval), its windows hold whole
 // 40-minute cycles.
-var aheadPolicy = "workloads:\n" + aheadWorkload("peak", 1)
-
-// dawnWorkload, added to aheadPolicy, plans "dawn" as "peak" but from
-// zero: a workload idle for part of its cycle, which KEDA scales to zero.
-var dawnWorkload = aheadWorkload("dawn", 0)
+var aheadPolicy = policyYAML(aheadWorkload("peak", 1))
 
 const (
 	aheadColdStart = 120 * time.Second
@@ -208,7 +189,7 @@ func aheadChain(t *testing.T, adapterBin, dir string, arriveIn time.Duration) (s
 		now.Add(-25*time.Hour), now.Add(-time.Second), 2*time.Second,
 		curve{"peak_requests_total", s.count}, curve{"dawn_requests_total", dawn.count})
 	pr.start(t)
-	a := newAdapterWith(t, adapterBin, dir, aheadPolicy+dawnWorkload, "--prometheus.url", pr.url(), "--prometheus.timeout", "10s",
+	a := newAdapterWith(t, adapterBin, dir, policyYAML(aheadWorkload("peak", 1), aheadWorkload("dawn", 0)), "--prometheus.url", pr.url(), "--prometheus.timeout", "10s",
 		"--forecast.reselect-interval", "2h")
 	a.start(t)
 	return s, dawn, arrive, pr, a

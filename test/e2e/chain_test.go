@@ -26,24 +26,7 @@ import (
 // requests, summed over the model's servers). The exporter's counters move
 // once per exporter cycle and the fleet's arrivals are Poisson, so demand
 // is read over 10 s on a 5 s forecast step (a 1 s step's band stays wide).
-const chainPolicy = `workloads:
-  - name: chat
-    demand:
-      query: sum(rate(infercast_model_requests_total{model="chat"}[10s]))
-    mu: 2
-    latency_slo: 2s
-    cold_start: 10s
-    decision_interval: 1s
-    forecast_step: 5s
-    min_replicas: 1
-    max_replicas: 60
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-`
+var chainPolicy = policyYAML(quick("chat", `query: sum(rate(infercast_model_requests_total{model="chat"}[10s]))`, 1))
 
 // startFleet runs a simulated vLLM server for model chat on 127.0.0.1
 // (internal/fleet), advanced with the wall clock: a queueing model with

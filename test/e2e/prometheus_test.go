@@ -21,40 +21,7 @@ import (
 // step (q^(1/11)), and with the test's 5-15x jumps among the first few
 // hundred errors that percentile is a jump (targets stuck at max_replicas
 // minutes after demand fell, as CI saw).
-const promPolicy = `workloads:
-  - name: chat
-    demand:
-      query: sum(rate(chat_requests_total[5s]))
-    mu: 2
-    latency_slo: 2s
-    cold_start: 10s
-    decision_interval: 1s
-    forecast_step: 5s
-    min_replicas: 1
-    max_replicas: 60
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-  - name: wake
-    demand:
-      query: sum(rate(wake_requests_total[5s]))
-    mu: 2
-    latency_slo: 2s
-    cold_start: 10s
-    decision_interval: 1s
-    forecast_step: 5s
-    min_replicas: 0
-    max_replicas: 60
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-`
+var promPolicy = policyYAML(quick("chat", "query: sum(rate(chat_requests_total[5s]))", 1), quick("wake", "query: sum(rate(wake_requests_total[5s]))", 0))
 
 // demandChain starts the demand source (chat at 2 req/s, wake at 0), a real
 // Prometheus scraping it every second and infercast's adapter reading

@@ -23,32 +23,16 @@ import (
 // constant demand; capacity moved to on-demand after notices returns to
 // spot after fallback_hold (20 s), and the cover leaves a cold start (20 s)
 // after that.
-const spotPolicy = `workloads:
-  - name: gpu
-    demand:
-      query: sum(rate(gpu_requests_total[5s]))
-    mu: 1
-    latency_slo: 2s
-    cold_start: 20s
-    decision_interval: 1s
-    forecast_step: 1s
-    min_replicas: 1
-    max_replicas: 60
-    on_demand_share: 0.2
-    fallback_hold: 20s
-    scale_down:
-      stabilization: 5s
-      max_step_ratio: 1
-    tiers:
-      on_demand:
-        price_per_hour: 4
-      spot:
+var spotPolicy = policyYAML(workload{name: "gpu", demand: "query: sum(rate(gpu_requests_total[5s]))", mu: 1,
+	coldStart: "20s", decisionInterval: "1s", forecastStep: "1s", stabilization: "5s", minReplicas: 1,
+	extra: "    on_demand_share: 0.2\n    fallback_hold: 20s\n",
+	spot: `      spot:
         price_per_hour: 1
         interruption_rate_per_hour: 0
         notice: 120s
         failure_domains: 2
         pools: [spot-a, spot-b]
-`
+`})
 
 // fakeIMDS is one node's AWS instance metadata service (IMDSv2) on
 // 127.0.0.1: spot/instance-action answers 404 until the test announces an
