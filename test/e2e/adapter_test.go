@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -212,6 +213,34 @@ lines:
 func (a *adapter) target(ctx context.Context, workload, tier string) (int, error) {
 	v, err := a.gauge(ctx, "infercast_plan_target_replicas", map[string]string{"workload": workload, "tier": tier})
 	return int(v), err
+}
+
+// saneFor checks every 2 s for d that the adapter's /healthz answers 200
+// and that count (the adapter's target, or a Deployment's replicas) stays
+// within [1, 60], the test policies' min_replicas and max_replicas; it
+// returns the range count took.
+func saneFor(ctx context.Context, t *testing.T, a *adapter, what string, d time.Duration, count func(context.Context) (int, error)) (lo, hi int) {
+	t.Helper()
+	lo, hi = math.MaxInt, 0
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(2 * time.Second) {
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
+		n, nerr := count(rctx)
+		cancel()
+		if err != nil || code != 200 {
+			t.Fatalf("adapter /healthz (%s): %d %v", what, code, err)
+		}
+		if nerr != nil || n < 1 || n > 60 {
+			t.Fatalf("%s: %d %v", what, n, nerr)
+		}
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	return lo, hi
+}
+
+// targetOf reads the adapter's on-demand target for workload.
+func (a *adapter) targetOf(workload string) func(context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) { return a.target(ctx, workload, "on-demand") }
 }
 
 // settleTarget waits until cond holds for the workload's on-demand target on

@@ -314,34 +314,12 @@ func TestExporterChain(t *testing.T) {
 		if err := f.SetHang("chat-vllm", true); err != nil {
 			t.Fatal(err)
 		}
-		lo, hi := 61, 0
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			code, _, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
-			n, terr := a.target(ctx, "chat", "on-demand")
-			cancel()
-			if err != nil || code != 200 {
-				t.Fatalf("adapter /healthz while the model server hangs: %d %v", code, err)
-			}
-			if terr != nil || n < 1 || n > 60 {
-				t.Fatalf("target while the model server hangs: %d %v", n, terr)
-			}
-			lo, hi = min(lo, n), max(hi, n)
-		}
+		lo, hi := saneFor(context.Background(), t, a, "target while the model server hangs", 20*time.Second, a.targetOf("chat"))
 		t.Logf("target while the model server hung, demand 4 req/s: %d to %d", lo, hi)
 		if err := f.SetHang("chat-vllm", false); err != nil {
 			t.Fatal(err)
 		}
-		lo, hi = 61, 0
-		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			n, err := a.target(ctx, "chat", "on-demand")
-			cancel()
-			if err != nil || n < 1 || n > 60 {
-				t.Fatalf("target after the hang: %d %v", n, err)
-			}
-			lo, hi = min(lo, n), max(hi, n)
-		}
+		lo, hi = saneFor(context.Background(), t, a, "target after the hang", 10*time.Second, a.targetOf("chat"))
 		t.Logf("target in the 10 s after the hang, demand 4 req/s: %d to %d", lo, hi)
 	}()
 }

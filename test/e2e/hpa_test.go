@@ -88,18 +88,5 @@ func TestHPA(t *testing.T) {
 // and the Deployment keeps a count within [min_replicas 1, max_replicas 60].
 func staysSane(ctx context.Context, t *testing.T, c *cluster, a *adapter, ns, deploy, when string, d time.Duration) {
 	t.Helper()
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		code, _, err := httpGet(rctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
-		r, rerr := c.replicas(rctx, ns, deploy)
-		cancel()
-		if err != nil || code != 200 {
-			t.Fatalf("adapter /healthz %s: %d %v", when, code, err)
-		}
-		if rerr != nil || r < 1 || r > 60 {
-			t.Fatalf("replicas %s: %d %v", when, r, rerr)
-		}
-		time.Sleep(2 * time.Second)
-	}
+	saneFor(ctx, t, a, "replicas "+when, d, func(ctx context.Context) (int, error) { return c.replicas(ctx, ns, deploy) })
 }

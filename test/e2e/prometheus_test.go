@@ -100,19 +100,8 @@ func TestAdapterPrometheus(t *testing.T) {
 	func() {
 		defer phase(t, "fault: prometheus killed for 20s")()
 		pr.p.kill()
-		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(2 * time.Second) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			code, _, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/healthz", a.webPort))
-			n, terr := a.target(ctx, "chat", "on-demand")
-			cancel()
-			if err != nil || code != 200 {
-				t.Fatalf("adapter /healthz without Prometheus: %d %v", code, err)
-			}
-			// Last good plan, then reactive: never below min_replicas or above max.
-			if terr != nil || n < 1 || n > 60 {
-				t.Fatalf("target without Prometheus: %d %v", n, terr)
-			}
-		}
+		// Last good plan, then reactive: never below min_replicas or above max.
+		saneFor(context.Background(), t, a, "target without Prometheus", 20*time.Second, a.targetOf("chat"))
 		d.set("chat_requests_total", 4)
 		pr.start(t)
 	}()
