@@ -360,6 +360,14 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 	if floor := int(math.Ceil(float64(p.prevNeed) * (1 - w.ScaleDown.MaxStepRatio))); need < floor {
 		need, bound = floor, "scale-down-rate"
 	}
+	// A workload that may go to zero and is idle gets no replicas, whatever
+	// the band or the stabilisation window would keep: KEDA holds it at
+	// zero while IsActive is false, so a target above it would only say
+	// what is not run (its cooldownPeriod is the hysteresis). The idle hold
+	// below overrides this, and then the workload is active.
+	if !plan.Active && w.MinReplicas == 0 && need > 0 {
+		need, bound = 0, "idle"
+	}
 	// Idle hold: demand that stops abruptly (under a twentieth of what the
 	// fleet was sized for, with nothing queued) is more likely paused than
 	// gone; keep the fleet warm for idle_hold so that its return does not
@@ -379,6 +387,7 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		}
 		if !p.idleSince.IsZero() && now.Sub(p.idleSince) < hold && need < p.warmNeed {
 			need, bound = p.warmNeed, "idle-hold"
+			plan.Active = true // a pause, not the end: keep it up through KEDA too
 		}
 	}
 	if need > w.MaxReplicas {
