@@ -97,9 +97,10 @@ func nearZero(x, ref, level float64) bool {
 // given the one-step forecast ref, the typical one-step absolute error and
 // the slow level; score says whether forecasts may be scored against x, and
 // shift is a level change the models must take on now (0 if none).
-// recurring says whether near-zero demand now repeats near-zero demand of
-// one known cycle earlier: a trough of the cycle, not an outage.
-func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, recurring func() bool) (v float64, score bool, shift float64) {
+// zero is nearZero(x, ref, level), computed once by the caller; recurring
+// says whether near-zero demand now repeats near-zero demand of one known
+// cycle earlier: a trough of the cycle, not an outage.
+func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, zero bool, recurring func() bool) (v float64, score bool, shift float64) {
 	if math.IsNaN(x) {
 		c.extend("gap", t, c.gapOpen)
 		c.gapOpen = true
@@ -120,7 +121,7 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, recurring fun
 	// unless the cycle had it one period ago too (a workload idle every
 	// night): that is demand, and the models must learn it to forecast
 	// the end of the trough.
-	if nearZero(x, ref, level) {
+	if zero {
 		c.run = 0
 		if recurring() {
 			c.zeroRun, c.outage = 0, false

@@ -344,8 +344,9 @@ func (o *online) observe(t time.Time, x float64) {
 			ref = o.lastSeen
 		}
 	}
-	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level, o.troughRecurs)
-	if nearZero(x, ref, o.level) {
+	zero := nearZero(x, ref, o.level)
+	v, score, shift := o.clean.next(t, x, ref, o.absErr, o.level, zero, o.troughRecurs)
+	if zero {
 		o.zeros.push(true)
 		o.heldZeros.push(!score) // the models saw their own forecast
 		o.zeroSince++
