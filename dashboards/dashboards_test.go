@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -267,5 +268,37 @@ func TestPreviewCoversEveryQuery(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestPercentileLegends: a query of one quantile is labelled with its
+// percentile, spelled out in full (p50, not p5).
+func TestPercentileLegends(t *testing.T) {
+	want := map[string]string{"0.5": "p50", "0.9": "p90", "0.95": "p95", "0.99": "p99", "0.999": "p99.9"}
+	for q, p := range want {
+		if got := percentile(q); got != p {
+			t.Errorf("percentile(%q) = %q, want %q", q, got, p)
+		}
+	}
+	quantileRE := regexp.MustCompile(`quantile="([0-9.]+)"`)
+	n := 0
+	for _, s := range All() {
+		for _, r := range s.Rows {
+			for _, p := range r.Panels {
+				for _, q := range p.Queries {
+					m := quantileRE.FindStringSubmatch(q.Expr)
+					if m == nil {
+						continue
+					}
+					n++
+					if !strings.HasSuffix(q.Legend, " "+want[m[1]]) || want[m[1]] == "" {
+						t.Errorf("%s / %s: quantile %s labelled %q, want it to end in %q", s.Title, p.Title, m[1], q.Legend, want[m[1]])
+					}
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Error("no query of one quantile found")
 	}
 }

@@ -1,5 +1,10 @@
 package dashboards
 
+import (
+	"math"
+	"strconv"
+)
+
 // Selectors shared by the queries. $namespace is the namespace infercast is
 // installed in (Prometheus's target label); $model and $workload are the
 // exporter's and the planner's own labels.
@@ -72,7 +77,7 @@ func cost() Spec {
 
 func latency() Spec {
 	q := func(metric, quantile string) Query {
-		return Query{Expr: `max by (model) (` + metric + `{` + selModel + `, window="1m", quantile="` + quantile + `"})`, Legend: "{{model}} p" + quantile[2:]}
+		return Query{Expr: `max by (model) (` + metric + `{` + selModel + `, window="1m", quantile="` + quantile + `"})`, Legend: "{{model}} " + percentile(quantile)}
 	}
 	return Spec{
 		File: "infercast-latency", UID: "infercast-latency", Title: "infercast / Latency & SLO",
@@ -287,6 +292,17 @@ func gpus() Spec {
 			}},
 		},
 	}
+}
+
+// percentile names a quantile label value as a percentile: "0.5" is p50,
+// "0.99" p99, "0.999" p99.9.
+func percentile(quantile string) string {
+	q, err := strconv.ParseFloat(quantile, 64)
+	if err != nil || q < 0 || q > 1 {
+		panic("dashboards: bad quantile " + quantile)
+	}
+	// Round away float noise (0.29*100 is 28.999999999999996).
+	return "p" + strconv.FormatFloat(math.Round(q*1e4)/1e2, 'f', -1, 64)
 }
 
 // forecastBand is a forecast percentile in requests per second: the
