@@ -2,7 +2,8 @@
 // grafana-foundation-sdk. Each dashboard is first a Spec (rows of panels,
 // each with its unit, description and PromQL), so the same source renders
 // the dashboard JSON (Build) and the Markdown preview of its layout
-// (Preview). dashboards/gen writes both; a test fails when the committed
+// (Preview for docs/dashboards.md, ReadmePreview for the README's marked
+// region). dashboards/gen writes them all; tests fail when the committed
 // files differ from what the generator makes now.
 package dashboards
 

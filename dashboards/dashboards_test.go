@@ -302,3 +302,93 @@ func TestPercentileLegends(t *testing.T) {
 		t.Error("no query of one quantile found")
 	}
 }
+
+// TestReadmeGenerated: the README's dashboards region is what the
+// generator makes now (run `go run ./dashboards/gen`).
+func TestReadmeGenerated(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(root, ReadmeDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadmeRegion(readme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Readme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: the region between %s and %s is stale: run go run ./dashboards/gen", ReadmeDoc, ReadmeBegin, ReadmeEnd)
+	}
+}
+
+// TestSpliceReadme: only the region between the markers changes; a README
+// without its markers, or with them twice or out of order, is refused.
+func TestSpliceReadme(t *testing.T) {
+	in := "# x\n\nhand text\n" + ReadmeBegin + "\nold\npreview\n" + ReadmeEnd + "\nmore hand text\n"
+	out, err := SpliceReadme([]byte(in), []byte("new\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "# x\n\nhand text\n" + ReadmeBegin + "\nnew\n" + ReadmeEnd + "\nmore hand text\n"; string(out) != want {
+		t.Errorf("spliced:\n%s\nwant:\n%s", out, want)
+	}
+	region, err := ReadmeRegion(out)
+	if err != nil || string(region) != "new\n" {
+		t.Errorf("region %q, %v", region, err)
+	}
+	for name, bad := range map[string]string{
+		"no markers":       "# x\n",
+		"no end":           ReadmeBegin + "\nx\n",
+		"out of order":     ReadmeEnd + "\n" + ReadmeBegin + "\n",
+		"begin twice":      ReadmeBegin + "\n" + ReadmeBegin + "\n" + ReadmeEnd + "\n",
+		"marker in a line": "see " + ReadmeBegin + " here\n" + ReadmeEnd + "\n",
+	} {
+		if _, err := SpliceReadme([]byte(bad), []byte("new\n")); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestReadmePreviewCoversEveryQuery: the README region shows every
+// dashboard, variable, row, panel and query, each dashboard in a
+// collapsed block.
+func TestReadmePreviewCoversEveryQuery(t *testing.T) {
+	b, err := Readme()
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := string(b)
+	if n := strings.Count(md, "<details><summary>"); n != len(All()) || strings.Count(md, "</details>") != n {
+		t.Errorf("%d <details> blocks, want one per dashboard (%d)", n, len(All()))
+	}
+	for _, s := range All() {
+		if !strings.Contains(md, "<b>"+s.Title+"</b>") {
+			t.Errorf("%s: title missing", s.Title)
+		}
+		for _, v := range s.Variables {
+			if !strings.Contains(md, "`$"+v.Name+"` = `"+v.Query+"`") {
+				t.Errorf("%s: variable %s missing", s.Title, v.Name)
+			}
+		}
+		for _, r := range s.Rows {
+			if !strings.Contains(md, "**"+r.Title+"**") {
+				t.Errorf("%s: row %q missing", s.Title, r.Title)
+			}
+			if !strings.Contains(md, grid(r)) {
+				t.Errorf("%s: grid of row %q missing", s.Title, r.Title)
+			}
+			for _, p := range r.Panels {
+				if !strings.Contains(md, "- "+p.Title+"\n") {
+					t.Errorf("%s: panel %q missing", s.Title, p.Title)
+				}
+				for _, q := range p.Queries {
+					if !strings.Contains(md, "`"+q.Expr+"`") {
+						t.Errorf("%s: query %q missing", s.Title, q.Expr)
+					}
+				}
+			}
+		}
+	}
+}

@@ -1,11 +1,14 @@
 // Command gen writes infercast's dashboards: the JSON under dashboards/json/
 // and charts/infercast/files/dashboards/, and the layout preview in
-// docs/dashboards.md. Run from the repository root:
+// docs/dashboards.md, and the compact preview between the dashboards
+// markers of README.md (nothing else of the README is touched). Run from the
+// repository root:
 //
 //	go run ./dashboards/gen
 package main
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
 	"os"
@@ -62,5 +65,31 @@ func run(root string) error {
 		}
 		fmt.Println("wrote", p)
 	}
+	return readme(root)
+}
+
+// readme rewrites only the marked region of README.md, reading the file
+// right before writing it: people edit the rest of it by hand.
+func readme(root string) error {
+	region, err := dashboards.Readme()
+	if err != nil {
+		return err
+	}
+	full := filepath.Join(root, dashboards.ReadmeDoc)
+	old, err := os.ReadFile(full)
+	if err != nil {
+		return err
+	}
+	b, err := dashboards.SpliceReadme(old, region)
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, old) {
+		return nil
+	}
+	if err := os.WriteFile(full, b, 0o644); err != nil {
+		return err
+	}
+	fmt.Println("wrote", dashboards.ReadmeDoc, "(the dashboards region)")
 	return nil
 }
