@@ -7,6 +7,7 @@ package forecastmetrics
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -134,6 +135,21 @@ func (r *Recorder) RecordForecast(workload string, f predict.Forecast) {
 			delete(p, t)
 		}
 	}
+}
+
+// Latest returns a copy of the workload's latest forecast, and false when
+// none was recorded since the workload appeared or was forgotten. It lets
+// a view show the band the planner sized from without a second forecast.
+func (r *Recorder) Latest(workload string) (predict.Forecast, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, ok := r.latest[workload]
+	if !ok {
+		return predict.Forecast{}, false
+	}
+	f.P50, f.P90, f.P99 = slices.Clone(f.P50), slices.Clone(f.P90), slices.Clone(f.P99)
+	f.Warnings = slices.Clone(f.Warnings)
+	return f, true
 }
 
 // RecordActual scores the forecasts made for the interval starting at t

@@ -2,6 +2,7 @@ package forecastmetrics_test
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -112,5 +113,43 @@ func TestRecorderHorizonsOption(t *testing.T) {
 	}
 	if _, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{}); err == nil {
 		t.Error("registering twice on one registry must fail")
+	}
+}
+
+func TestRecorderLatest(t *testing.T) {
+	r, err := forecastmetrics.NewRecorder(prometheus.NewRegistry(), forecastmetrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := r.Latest("chat"); ok {
+		t.Fatal("Latest before any forecast: ok")
+	}
+	r.RecordForecast("chat", fc())
+	later := fc()
+	later.Origin, later.P50[0] = origin.Add(time.Minute), 105
+	r.RecordForecast("other", fc())
+	r.RecordForecast("chat", later)
+
+	got, ok := r.Latest("chat")
+	if !ok {
+		t.Fatal("Latest after RecordForecast: not ok")
+	}
+	if !got.Origin.Equal(later.Origin) || got.Step != time.Minute || got.Model != "ensemble" ||
+		!slices.Equal(got.P50, []float64{105, 110, 120}) || !slices.Equal(got.P90, []float64{130, 140, 150}) ||
+		!slices.Equal(got.P99, []float64{160, 170, 180}) || !slices.Equal(got.Warnings, []string{"gap: ..."}) {
+		t.Errorf("Latest = %+v, want the second forecast of chat %+v", got, later)
+	}
+	// A copy: what the caller does with it does not reach the recorder.
+	got.P50[0], got.P90[0], got.P99[0], got.Warnings[0] = -1, -1, -1, "changed"
+	if again, _ := r.Latest("chat"); again.P50[0] != 105 || again.P90[0] != 130 || again.P99[0] != 160 || again.Warnings[0] != "gap: ..." {
+		t.Errorf("Latest shares its slices with the recorder: %+v", again)
+	}
+
+	r.Forget("chat")
+	if _, ok := r.Latest("chat"); ok {
+		t.Error("Latest after Forget: ok")
+	}
+	if _, ok := r.Latest("other"); !ok {
+		t.Error("Forget(chat) dropped other's forecast")
 	}
 }
