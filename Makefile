@@ -19,6 +19,9 @@ tools:
 test: tools
 	INFERCAST_TOOLS_BIN="$$(bash hack/tools.sh)" INFERCAST_REQUIRE_TOOLS=1 \
 		$(GO) test -race -count=1 -timeout 20m ./...
+	# The batch controller's trace replays are single-threaded and CPU-bound:
+	# they skip under -race (which finds nothing there) and run here without.
+	$(GO) test -count=1 -timeout 10m -run TestControllerOnRealTraces ./pkg/batchctl/batchsim/
 
 # test-short: unit tests only, no external tools, for a quick loop.
 test-short:

@@ -25,13 +25,17 @@ func init() {
 }
 
 const batchSimUsage = `usage: adapter batch-sim --trace FILE [--profile alpha,beta,jitter] [--slo 500ms]
-    [--max-batch 256] [--window 1s] [--min-change 5s] [--seed 1] --out DIR
+    [--max-batch 256] [--window 1s] [--min-change 5s] [--seed 1]
+    [--reject-late=true] --out DIR
 
 Replays a per-request trace (Azure LLM CSV or Mooncake JSON lines) through a
 dynamic batcher on one simulated GPU whose batch of b requests runs for
 alpha + beta·b seconds (+ Gaussian jitter), under the batch controller and
 under fixed settings: batch 1, Triton's default (no delay, --max-batch) and
-every static (batch, delay) pair of a grid. Writes DIR/summary.json with
+every static (batch, delay) pair of a grid. With --reject-late (the default)
+the controller may reject requests that can no longer meet the SLO (Triton's
+queue timeout), the grid adds queue timeouts, and both are also reported
+without. Writes DIR/summary.json with
 goodput (the largest multiple of the trace's rate at which 99 % of requests
 meet the SLO), p50/p99 latency, SLO attainment and GPU busy time
 (docs/batching.md).
@@ -52,6 +56,7 @@ func runBatchSim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	fs.DurationVar(&o.Window, "window", o.Window, "how often the controller observes and may act")
 	fs.DurationVar(&o.MinChange, "min-change", o.MinChange, "least time between two knob changes")
 	fs.Uint64Var(&o.Seed, "seed", o.Seed, "jitter seed")
+	fs.BoolVar(&o.RejectLate, "reject-late", o.RejectLate, "let the controller (and the static grid) reject requests that waited past a queue timeout")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,17 +91,24 @@ func runBatchSim(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	fmt.Fprintf(stdout, "trace %s: %d requests, %.2f req/s; SLO %s; profile alpha=%gs beta=%gs jitter=%gs\n",
 		s.Trace, s.Requests, s.TraceRateRPS, o.SLO, o.Profile.Alpha, o.Profile.Beta, o.Profile.Jitter)
-	fmt.Fprintf(stdout, "%-16s %-22s %10s %12s %10s %10s %12s\n", "policy", "setting", "goodput_x", "goodput_rps", "p50_s", "p99_s", "gpu_busy_s")
+	fmt.Fprintf(stdout, "%-28s %-26s %10s %12s %10s %10s %10s %12s\n", "policy", "setting", "goodput_x", "goodput_rps", "p50_s", "p99_s", "rejected", "gpu_busy_s")
 	row := func(name string, oc batchsim.Outcome) {
 		set := "adaptive"
 		if oc.Setting != nil {
 			set = fmt.Sprintf("b=%d d=%s", oc.Setting.MaxBatchSize, time.Duration(oc.Setting.MaxQueueDelayMicroseconds)*time.Microsecond)
+			if to := oc.Setting.QueueTimeoutMicroseconds; to > 0 {
+				set += fmt.Sprintf(" t=%s", time.Duration(to)*time.Microsecond)
+			}
 		}
 		r := oc.AtReference
-		fmt.Fprintf(stdout, "%-16s %-22s %10.2f %12.1f %10.3f %10.3f %12.1f\n", name, set, oc.GoodputMultiple, oc.GoodputRPS, r.P50Seconds, r.P99Seconds, r.GPUBusySeconds)
+		fmt.Fprintf(stdout, "%-28s %-26s %10.3f %12.1f %10.3f %10.3f %10d %12.1f\n", name, set, oc.GoodputMultiple, oc.GoodputRPS, r.P50Seconds, r.P99Seconds, r.Rejected, r.GPUBusySeconds)
 	}
 	row("controller", s.Controller)
 	row("best_static", s.BestStatic)
+	if w := s.WithoutRejection; w != nil {
+		row("controller_without_rejection", w.Controller)
+		row("best_static_without_rejection", w.BestStatic)
+	}
 	row("triton_default", s.TritonDefault)
 	row("batch1", s.Batch1)
 	fmt.Fprintf(stdout, "(latency and GPU time at %.2fx the trace's rate, the best static goodput)\nwrote %s\n", s.ReferenceMultiple, path)

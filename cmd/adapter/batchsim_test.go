@@ -85,6 +85,41 @@ func TestBatchSimWritesSummary(t *testing.T) {
 	if !strings.Contains(stdout.String(), "controller") || !strings.Contains(stdout.String(), "summary.json") {
 		t.Errorf("stdout lacks the table:\n%s", stdout.String())
 	}
+	// Late rejection is on by default: the comparison without it is
+	// there too; --reject-late=false leaves it out.
+	var rl struct {
+		RejectLate       bool `json:"reject_late"`
+		WithoutRejection *struct {
+			Controller struct {
+				GoodputMultiple float64 `json:"goodput_multiple"`
+			} `json:"controller"`
+			BestStatic struct {
+				GoodputMultiple float64 `json:"goodput_multiple"`
+			} `json:"best_static"`
+		} `json:"without_rejection"`
+	}
+	if err := json.Unmarshal(raw, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if !rl.RejectLate || rl.WithoutRejection == nil || rl.WithoutRejection.Controller.GoodputMultiple <= 0 || rl.WithoutRejection.BestStatic.GoodputMultiple <= 0 {
+		t.Errorf("reject_late %v, without_rejection %+v: want both, with goodputs", rl.RejectLate, rl.WithoutRejection)
+	}
+	if !strings.Contains(stdout.String(), "controller_without_rejection") {
+		t.Errorf("stdout lacks the rows without rejection:\n%s", stdout.String())
+	}
+	out2 := filepath.Join(t.TempDir(), "out")
+	if err := dispatch(context.Background(), []string{"batch-sim", "--trace", trace, "--profile", "0.05,0.01,0.005",
+		"--max-batch", "64", "--reject-late=false", "--out", out2}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	raw2, err := os.ReadFile(filepath.Join(out2, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl.RejectLate, rl.WithoutRejection = true, nil
+	if err := json.Unmarshal(raw2, &rl); err != nil || rl.RejectLate || rl.WithoutRejection != nil || strings.Contains(string(raw2), "queue_timeout") {
+		t.Errorf("--reject-late=false: reject_late %v, without_rejection %+v, err %v; want neither and no queue timeouts", rl.RejectLate, rl.WithoutRejection, err)
+	}
 }
 
 func TestBatchSimBadInput(t *testing.T) {

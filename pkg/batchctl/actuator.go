@@ -54,7 +54,7 @@ func (r RecommendOnly) Limits() Limits { return Limits{RecommendOnly: true} }
 func (r RecommendOnly) Apply(_ context.Context, model string, k Knobs) error {
 	if r.Logger != nil {
 		r.Logger.Info("batch recommendation (recommend-only: restart the server to apply)",
-			"model", model, "max_batch_size", k.MaxBatchSize, "max_queue_delay", k.MaxQueueDelay,
+			"model", model, "max_batch_size", k.MaxBatchSize, "max_queue_delay", k.MaxQueueDelay, "queue_timeout", k.QueueTimeout,
 			"restart_with", RestartHint(r.Server, k))
 	}
 	return nil
@@ -71,11 +71,15 @@ func RestartHint(server string, k Knobs) string {
 	case "tgi":
 		return fmt.Sprintf("text-generation-launcher ... --max-batch-size %d", k.MaxBatchSize)
 	case "triton":
-		return fmt.Sprintf("config.pbtxt: max_batch_size: %d, dynamic_batching { preferred_batch_size: [ %d ] max_queue_delay_microseconds: %d }",
-			k.MaxBatchSize, k.MaxBatchSize, k.MaxQueueDelay.Microseconds())
+		policy := ""
+		if k.QueueTimeout > 0 {
+			policy = fmt.Sprintf(" default_queue_policy { timeout_action: REJECT default_timeout_microseconds: %d }", k.QueueTimeout.Microseconds())
+		}
+		return fmt.Sprintf("config.pbtxt: max_batch_size: %d, dynamic_batching { preferred_batch_size: [ %d ] max_queue_delay_microseconds: %d%s }",
+			k.MaxBatchSize, k.MaxBatchSize, k.MaxQueueDelay.Microseconds(), policy)
 	case "ray":
 		return fmt.Sprintf("@serve.batch(max_batch_size=%d, batch_wait_timeout_s=%g)", k.MaxBatchSize, k.MaxQueueDelay.Seconds())
 	default:
-		return fmt.Sprintf("max_batch_size=%d max_queue_delay=%s", k.MaxBatchSize, k.MaxQueueDelay)
+		return k.String()
 	}
 }

@@ -25,6 +25,7 @@ import (
 //	  - model: ranker            # the exporter's model label
 //	    slo: 250ms               # bound on p99(queue delay + execution)
 //	    max_batch_size: 64       # the largest batch the model allows
+//	    reject_late: true        # reject requests that can no longer meet the SLO (off by default)
 //	    actuator:
 //	      kind: triton           # recommend-only (default), triton, rayserve, webhook
 //	      url: http://triton:8000
@@ -51,8 +52,14 @@ type ModelConfig struct {
 	// Workload names the planner workload (adapter serve's policy) whose
 	// forecast the model plans for, per replica; empty: the observed rate
 	// alone.
-	Workload string         `yaml:"workload"`
-	Actuator ActuatorConfig `yaml:"actuator"`
+	Workload string `yaml:"workload"`
+	// RejectLate lets the controller set a queue timeout that rejects
+	// requests which can no longer meet the SLO (Config.RejectLate):
+	// triton (default_queue_policy) and webhook, or recommend-only for a
+	// Triton server; Ray Serve's @serve.batch, vLLM and TGI have no such
+	// timeout.
+	RejectLate bool           `yaml:"reject_late"`
+	Actuator   ActuatorConfig `yaml:"actuator"`
 
 	slo, interval time.Duration
 	delays        []time.Duration
@@ -99,7 +106,7 @@ const DefaultInterval = 15 * time.Second
 // YAML tree so that an unknown key's error names its model.
 var knownKeys = map[string][]string{
 	"file":     {"models"},
-	"model":    {"model", "slo", "max_batch_size", "margin", "interval", "queue_delays", "workload", "actuator"},
+	"model":    {"model", "slo", "max_batch_size", "margin", "interval", "queue_delays", "workload", "reject_late", "actuator"},
 	"actuator": {"kind", "url", "model", "application", "deployment", "server", "timeout", "min_interval", "min_gain"},
 }
 
@@ -276,7 +283,18 @@ func (m *ModelConfig) validate() error {
 	if m.delays == nil {
 		m.delays = DefaultDelays()
 	}
-	return m.Actuator.validate()
+	if err := m.Actuator.validate(); err != nil {
+		return err
+	}
+	if m.RejectLate {
+		switch a := m.Actuator; {
+		case a.Kind == KindRayServe || a.Server == "ray":
+			return errors.New("reject_late: Ray Serve's @serve.batch has no queue timeout to reject late requests with (triton and webhook have)")
+		case a.Server == "vllm" || a.Server == "tgi":
+			return fmt.Errorf("reject_late: %s has no queue timeout to reject late requests with (triton and webhook have)", a.Server)
+		}
+	}
+	return nil
 }
 
 func (a *ActuatorConfig) validate() error {
@@ -342,6 +360,7 @@ func (m *ModelConfig) ControllerConfig() Config {
 	c := DefaultConfig(m.slo, m.MaxBatchSize)
 	c.Margin = m.Margin
 	c.Bounds.Delays = slices.Clone(m.delays)
+	c.RejectLate = m.RejectLate
 	return c
 }
 

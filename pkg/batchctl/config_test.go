@@ -18,6 +18,7 @@ const goodConfig = `models:
     interval: 5s
     queue_delays: [0s, 1ms, 5ms]
     workload: search
+    reject_late: true
     actuator:
       kind: triton
       url: http://127.0.0.1:8000
@@ -51,6 +52,9 @@ func TestParseConfig(t *testing.T) {
 	cc := r.ControllerConfig()
 	if cc.SLO != 250*time.Millisecond || cc.Bounds.MaxBatchSize != 64 || len(cc.Bounds.Delays) != 3 || cc.Bounds.Delays[2] != 5*time.Millisecond {
 		t.Errorf("controller config %+v", cc)
+	}
+	if !cc.RejectLate || c.Models[1].ControllerConfig().RejectLate {
+		t.Errorf("reject_late: %v for ranker (set), %v for chat (unset)", cc.RejectLate, c.Models[1].ControllerConfig().RejectLate)
 	}
 	if r.Workload != "search" {
 		t.Errorf("workload %q, want search", r.Workload)
@@ -108,6 +112,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"triton without url", model("    actuator: {kind: triton}\n"), `models[0] (ranker): actuator.url: "": triton needs an http(s) URL`},
 		{"triton bad url", model("    actuator: {kind: triton, url: triton:8000}\n"), `actuator.url: "triton:8000"`},
 		{"ray without deployment", model("    actuator: {kind: rayserve, url: http://ray:8265, application: a}\n"), "models[0] (ranker): actuator: rayserve needs application and deployment"},
+		{"ray cannot reject late", model("    reject_late: true\n    actuator: {kind: rayserve, url: http://ray:8265, application: a, deployment: d}\n"), "models[0] (ranker): reject_late: Ray Serve's @serve.batch has no queue timeout"},
+		{"vllm cannot reject late", model("    reject_late: true\n    actuator: {server: vllm}\n"), "models[0] (ranker): reject_late: vllm has no queue timeout"},
 		{"recommend-only with url", model("    actuator: {url: http://x}\n"), "models[0] (ranker): actuator: recommend-only changes nothing"},
 		{"bad server", model("    actuator: {server: trt}\n"), `models[0] (ranker): actuator.server: "trt"`},
 		{"min gain", model("    actuator: {kind: webhook, url: http://x, min_gain: -1}\n"), "models[0] (ranker): actuator.min_gain: -1"},

@@ -376,3 +376,82 @@ func TestControllerLearnsClumps(t *testing.T) {
 		})
 	}
 }
+
+// Late rejection splits the budget as Nexus does, by hand for testProfile
+// (no jitter) and a 0.5 s budget: a full batch must run within 0.25 s less
+// the 10 ms step of slack, 0.05 + 0.01·b ≤ 0.24, so b ≤ 19, and the
+// timeout is the rest, 0.5 − 0.24 = 0.26 s. Without the cap, only what
+// misses even alone is rejected: 0.5 − 0.06 = 0.44 s.
+func TestRejectLateHandComputed(t *testing.T) {
+	capOf := func(share float64) func(int) float64 {
+		return func(b int) float64 {
+			if b == 30 {
+				return 100
+			}
+			return 100 * share
+		}
+	}
+	tests := []struct {
+		name     string
+		k        Knobs
+		budget   float64
+		overload bool
+		share    float64 // SLO capacity of the capped batch ÷ the chosen one's
+		want     Knobs
+	}{
+		{"overload caps", Knobs{MaxBatchSize: 256}, 0.5, true, 0, Knobs{MaxBatchSize: 19, QueueTimeout: 260 * time.Millisecond}},
+		{"cap keeps capacity", Knobs{MaxBatchSize: 30}, 0.5, false, rejectCapShare, Knobs{MaxBatchSize: 19, QueueTimeout: 260 * time.Millisecond}},
+		{"cap loses capacity", Knobs{MaxBatchSize: 30}, 0.5, false, rejectCapShare - 0.01, Knobs{MaxBatchSize: 30, QueueTimeout: 440 * time.Millisecond}},
+		{"delay below half the timeout", Knobs{MaxBatchSize: 30, MaxQueueDelay: 200 * time.Millisecond}, 0.5, true, 0,
+			Knobs{MaxBatchSize: 19, MaxQueueDelay: 130 * time.Millisecond, QueueTimeout: 260 * time.Millisecond}},
+		{"already small", Knobs{MaxBatchSize: 8}, 0.5, true, 0, Knobs{MaxBatchSize: 8, QueueTimeout: 370 * time.Millisecond}},
+		{"budget below a lone request", Knobs{MaxBatchSize: 30}, 0.05, true, 0, Knobs{MaxBatchSize: 1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := rejectLate(testProfile, tc.k, tc.budget, tc.overload, capOf(tc.share)); got != tc.want {
+				t.Errorf("rejectLate(%v) = %v, want %v", tc.k, got, tc.want)
+			}
+		})
+	}
+}
+
+// With reject_late the controller applies the split at once (turning
+// rejection on is a change for the SLO, not one that must show a gain)
+// and exports the timeout; without it, the server's own queue policy is
+// left as it was read.
+func TestControllerRejectsLate(t *testing.T) {
+	// At testProfile the SLO capacity of 19 must keep rejectCapShare of
+	// the chosen 30's, or the cap would not be taken.
+	if c19, c30 := Capacity(testProfile, Knobs{MaxBatchSize: 19}, 0.5), Capacity(testProfile, Knobs{MaxBatchSize: 30}, 0.5); c19 < rejectCapShare*c30 {
+		t.Fatalf("capacity of 19 is %.1f, below %.2f × %.1f: the cap would not be taken", c19, rejectCapShare, c30)
+	}
+	act := &fakeActuator{}
+	cfg := DefaultConfig(500*time.Millisecond, 64)
+	cfg.Bounds.Delays = []time.Duration{0}
+	cfg.Fitter.MinBatches = 5
+	cfg.RejectLate = true
+	reg := prometheus.NewRegistry()
+	cfg.Registerer = reg
+	c, err := New(cfg, act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Knobs{MaxBatchSize: 19, QueueTimeout: 260 * time.Millisecond}
+	d := step(t, c, exactObs(10*time.Second, 100, 0.2))
+	if !d.Changed || d.Applied != want {
+		t.Fatalf("decision %+v, want %v applied", d, want)
+	}
+	if got := testutil.ToFloat64(c.m.recTimeout.WithLabelValues("m")); got != 0.26 {
+		t.Errorf("recommended queue timeout %g s, want 0.26", got)
+	}
+	if d := step(t, c, exactObs(20*time.Second, 100, 0.2)); d.Changed || d.Applied != want {
+		t.Errorf("steady state: %+v, want %v kept", d, want)
+	}
+
+	plain, _ := newTestController(t, &fakeActuator{})
+	plain.SetApplied("m", Knobs{MaxBatchSize: 64, QueueTimeout: time.Second})
+	if d := step(t, plain, exactObs(10*time.Second, 100, 0.2)); d.Applied != (Knobs{MaxBatchSize: 30, QueueTimeout: time.Second}) {
+		t.Errorf("without reject_late: applied %v, want max_batch_size 30 with the server's 1s timeout kept", d.Applied)
+	}
+}

@@ -28,6 +28,8 @@ var allReasons = []string{ReasonLearning, ReasonOptimal, ReasonChanged, ReasonOv
 type metrics struct {
 	recBatch, recDelay  *prometheus.GaugeVec
 	appBatch, appDelay  *prometheus.GaugeVec
+	recTimeout          *prometheus.GaugeVec
+	appTimeout          *prometheus.GaugeVec
 	alpha, beta, jitter *prometheus.GaugeVec
 	p99, capacity, rate *prometheus.GaugeVec
 	clump               *prometheus.GaugeVec
@@ -49,6 +51,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		recDelay:     g("infercast_batch_recommended_max_queue_delay_seconds", "max_queue_delay the controller recommends.", "model"),
 		appBatch:     g("infercast_batch_applied_max_batch_size", "max_batch_size the server runs with, as last applied or read.", "model", "actuator"),
 		appDelay:     g("infercast_batch_applied_max_queue_delay_seconds", "max_queue_delay the server runs with, as last applied or read.", "model", "actuator"),
+		recTimeout:   g("infercast_batch_recommended_queue_timeout_seconds", "Queue timeout after which the controller recommends rejecting a request (0: none; set only with reject_late).", "model"),
+		appTimeout:   g("infercast_batch_applied_queue_timeout_seconds", "Queue timeout after which the server rejects a request (Triton's default_queue_policy with REJECT), as last applied or read; 0: none.", "model", "actuator"),
 		alpha:        g("infercast_batch_profile_alpha_seconds", "Fitted fixed execution time of a batch (alpha in alpha + beta*b).", "model"),
 		beta:         g("infercast_batch_profile_beta_seconds", "Fitted execution time per request in a batch (beta in alpha + beta*b).", "model"),
 		jitter:       g("infercast_batch_profile_jitter_seconds", "Pooled standard deviation of batch execution time around the fit.", "model"),
@@ -65,7 +69,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Several controllers (one per model and actuator in adapter serve)
 	// share one registry: the second reuses the first one's vectors.
-	for _, v := range []**prometheus.GaugeVec{&m.recBatch, &m.recDelay, &m.appBatch, &m.appDelay, &m.alpha, &m.beta,
+	for _, v := range []**prometheus.GaugeVec{&m.recBatch, &m.recDelay, &m.appBatch, &m.appDelay, &m.recTimeout, &m.appTimeout, &m.alpha, &m.beta,
 		&m.jitter, &m.p99, &m.capacity, &m.rate, &m.clump, &m.lastDecision, &m.lastChange} {
 		if err := reg.Register(*v); err != nil {
 			are, ok := errors.AsType[prometheus.AlreadyRegisteredError](err)

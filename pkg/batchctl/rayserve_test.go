@@ -232,6 +232,12 @@ func TestWebhook(t *testing.T) {
 	if len(got) != 1 || got[0] != want {
 		t.Fatalf("received %+v, want %+v", got, want)
 	}
+	if err := w.Apply(context.Background(), "m", Knobs{MaxBatchSize: 12, QueueTimeout: 250 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[1].QueueTimeoutSeconds != 0.25 {
+		t.Fatalf("received %+v, want the queue timeout 0.25 s", got)
+	}
 	mu.Lock()
 	fail = true
 	mu.Unlock()
@@ -252,5 +258,9 @@ func TestRestartHint(t *testing.T) {
 		if got := RestartHint(server, k); !strings.Contains(got, want) {
 			t.Errorf("%q: %q lacks %q", server, got, want)
 		}
+	}
+	k.QueueTimeout = 250 * time.Millisecond
+	if got, want := RestartHint("triton", k), "default_queue_policy { timeout_action: REJECT default_timeout_microseconds: 250000 }"; !strings.Contains(got, want) {
+		t.Errorf("triton with a queue timeout: %q lacks %q", got, want)
 	}
 }

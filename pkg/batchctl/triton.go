@@ -15,8 +15,10 @@ import (
 // Triton applies knobs to a Triton Inference Server through its model
 // repository extension: it reads the model's current configuration
 // (GET /v2/models/{model}/config), overrides max_batch_size and
-// dynamic_batching { max_queue_delay_microseconds, preferred_batch_size },
-// and reloads the model with it (POST /v2/repository/models/{model}/load,
+// dynamic_batching { max_queue_delay_microseconds, preferred_batch_size }
+// (and, when the knobs carry a queue timeout, default_queue_policy
+// { timeout_action: REJECT, default_timeout_microseconds }), and reloads
+// the model with it (POST /v2/repository/models/{model}/load,
 // body {"parameters":{"config":"<JSON>"}}). Triton must run with
 // --model-control-mode=explicit. A change is a model reload: the default
 // limits allow one per 5 minutes and only for a 10 % predicted gain. When
@@ -84,8 +86,22 @@ func tritonKnobs(cfg map[string]any) (Knobs, error) {
 			}
 			k.MaxQueueDelay = time.Duration(us) * time.Microsecond
 		}
+		if qp, ok := db["default_queue_policy"].(map[string]any); ok && rejects(qp) {
+			us, err := jsonInt(qp["default_timeout_microseconds"])
+			if err != nil {
+				return Knobs{}, fmt.Errorf("triton: default_timeout_microseconds: %w", err)
+			}
+			k.QueueTimeout = time.Duration(us) * time.Microsecond
+		}
 	}
 	return k, nil
+}
+
+// rejects reports whether a queue policy rejects timed-out requests:
+// REJECT is the enum's zero value, which protobuf's JSON may omit.
+func rejects(policy map[string]any) bool {
+	a, present := policy["timeout_action"]
+	return !present || a == "REJECT" || a == float64(0)
 }
 
 // jsonInt reads an integer that protobuf's JSON mapping may write as a
@@ -137,6 +153,17 @@ func (t *Triton) Apply(ctx context.Context, model string, k Knobs) error {
 	}
 	db["max_queue_delay_microseconds"] = k.MaxQueueDelay.Microseconds()
 	db["preferred_batch_size"] = []int{k.MaxBatchSize}
+	if k.QueueTimeout > 0 {
+		// The rest of the operator's policy (max_queue_size,
+		// allow_timeout_override) stays.
+		qp, _ := db["default_queue_policy"].(map[string]any)
+		if qp == nil {
+			qp = map[string]any{}
+		}
+		qp["timeout_action"] = "REJECT"
+		qp["default_timeout_microseconds"] = k.QueueTimeout.Microseconds()
+		db["default_queue_policy"] = qp
+	}
 	next["dynamic_batching"] = db
 	if err := t.load(ctx, model, next); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())

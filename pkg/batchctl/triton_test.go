@@ -141,6 +141,14 @@ func (f *fakeTriton) validate(model string, cfg map[string]any) string {
 		if num(db["max_queue_delay_microseconds"]) < 0 {
 			return "dynamic batching max_queue_delay_microseconds must be non-negative"
 		}
+		if qp, ok := db["default_queue_policy"].(map[string]any); ok {
+			if a, ok := qp["timeout_action"]; ok && a != "REJECT" && a != "DELAY" {
+				return fmt.Sprintf("unknown timeout_action %v", a)
+			}
+			if num(qp["default_timeout_microseconds"]) < 0 {
+				return "default_timeout_microseconds must be non-negative"
+			}
+		}
 		pbs, _ := db["preferred_batch_size"].([]any)
 		for _, p := range pbs {
 			if v := num(p); v < 1 || v > mbs {
@@ -180,6 +188,38 @@ func TestTritonApply(t *testing.T) {
 	// Everything else in the config survives the override.
 	if cfg["platform"] != "tensorrt_plan" || cfg["input"] == nil || cfg["instance_group"] == nil {
 		t.Errorf("config lost fields: %v", cfg)
+	}
+}
+
+// A queue timeout becomes Triton's default_queue_policy with REJECT; the
+// operator's other policy fields stay, and the knobs read back.
+func TestTritonQueueTimeout(t *testing.T) {
+	f, srv := newFakeTriton(t)
+	f.configs["resnet"]["dynamic_batching"].(map[string]any)["default_queue_policy"] = map[string]any{"max_queue_size": 100}
+	tr := &Triton{BaseURL: srv.URL, Client: srv.Client()}
+	ctx := context.Background()
+	want := Knobs{MaxBatchSize: 16, MaxQueueDelay: time.Millisecond, QueueTimeout: 250 * time.Millisecond}
+	if err := tr.Apply(ctx, "resnet", want); err != nil {
+		t.Fatal(err)
+	}
+	if k, err := tr.Current(ctx, "resnet"); err != nil || k != want {
+		t.Fatalf("after Apply, Current = %v, %v; want %v", k, err, want)
+	}
+	qp := f.config("resnet")["dynamic_batching"].(map[string]any)["default_queue_policy"].(map[string]any)
+	if qp["timeout_action"] != "REJECT" || fmt.Sprint(qp["default_timeout_microseconds"]) != "250000" || fmt.Sprint(qp["max_queue_size"]) != "100" {
+		t.Errorf("default_queue_policy %v: want REJECT after 250000 µs, max_queue_size 100 kept", qp)
+	}
+	// Knobs without a timeout leave the server's policy alone.
+	if err := tr.Apply(ctx, "resnet", Knobs{MaxBatchSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if k, _ := tr.Current(ctx, "resnet"); k.QueueTimeout != want.QueueTimeout {
+		t.Errorf("a change without a timeout dropped the server's: %v", k)
+	}
+	// A DELAY policy is not a rejection timeout.
+	f.configs["resnet"]["dynamic_batching"].(map[string]any)["default_queue_policy"] = map[string]any{"timeout_action": "DELAY", "default_timeout_microseconds": "5000"}
+	if k, _ := tr.Current(ctx, "resnet"); k.QueueTimeout != 0 {
+		t.Errorf("DELAY policy read as a rejection timeout %s", k.QueueTimeout)
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// Knobs are the two settings of a dynamic batcher that the controller tunes.
+// Knobs are the settings of a dynamic batcher that the controller tunes:
+// the batch cap and queue delay, and where the controller may reject late
+// requests (Config.RejectLate), the queue timeout.
 type Knobs struct {
 	// MaxBatchSize is the largest batch the server may form (Triton's
 	// max_batch_size and preferred_batch_size, Ray's max_batch_size).
@@ -14,10 +16,20 @@ type Knobs struct {
 	// batch to fill before the batch starts anyway (Triton's
 	// max_queue_delay_microseconds, Ray's batch_wait_timeout_s).
 	MaxQueueDelay time.Duration `json:"max_queue_delay"`
+	// QueueTimeout, when set, rejects a request that has waited longer
+	// than this in the queue instead of batching it (Triton's
+	// dynamic_batching.default_queue_policy with timeout_action REJECT):
+	// it can no longer meet the SLO, and in a batch it would only delay
+	// the requests that can. Zero leaves the server's policy as it is.
+	QueueTimeout time.Duration `json:"queue_timeout,omitempty"`
 }
 
 func (k Knobs) String() string {
-	return fmt.Sprintf("max_batch_size=%d max_queue_delay=%s", k.MaxBatchSize, k.MaxQueueDelay)
+	s := fmt.Sprintf("max_batch_size=%d max_queue_delay=%s", k.MaxBatchSize, k.MaxQueueDelay)
+	if k.QueueTimeout > 0 {
+		s += fmt.Sprintf(" queue_timeout=%s", k.QueueTimeout)
+	}
+	return s
 }
 
 // BatchStat aggregates the batches of one size executed during an

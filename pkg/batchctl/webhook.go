@@ -39,11 +39,15 @@ type WebhookPayload struct {
 	MaxBatchSize              int     `json:"max_batch_size"`
 	MaxQueueDelaySeconds      float64 `json:"max_queue_delay_seconds"`
 	MaxQueueDelayMicroseconds int64   `json:"max_queue_delay_microseconds"`
+	// QueueTimeoutSeconds, when present, is how long a request may wait
+	// in the queue before the server should reject it (reject_late).
+	QueueTimeoutSeconds float64 `json:"queue_timeout_seconds,omitempty"`
 }
 
 func (w *Webhook) Apply(ctx context.Context, model string, k Knobs) error {
 	p := WebhookPayload{Model: model, MaxBatchSize: k.MaxBatchSize,
-		MaxQueueDelaySeconds: k.MaxQueueDelay.Seconds(), MaxQueueDelayMicroseconds: k.MaxQueueDelay.Microseconds()}
+		MaxQueueDelaySeconds: k.MaxQueueDelay.Seconds(), MaxQueueDelayMicroseconds: k.MaxQueueDelay.Microseconds(),
+		QueueTimeoutSeconds: k.QueueTimeout.Seconds()}
 	if err := doJSON(ctx, w.Client, http.MethodPost, w.URL, p, nil); err != nil {
 		return fmt.Errorf("webhook: %w", err)
 	}

@@ -31,20 +31,29 @@ type Options struct {
 	MinChange time.Duration
 	MinGain   float64
 	Seed      uint64
+	// RejectLate runs the controller with late rejection
+	// (batchctl.Config.RejectLate), and adds queue timeouts of
+	// TimeoutFractions × SLO to the static grid, so that the hindsight
+	// choice has every knob the controller has. Compare then also reports
+	// both without rejection.
+	RejectLate       bool
+	TimeoutFractions []float64
 }
 
 // DefaultOptions are the batch-sim defaults.
 func DefaultOptions() Options {
 	return Options{
-		Profile:       DefaultProfile,
-		SLO:           500 * time.Millisecond,
-		ModelMaxBatch: 256,
-		BatchGrid:     []int{1, 2, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 256},
-		DelayGrid:     []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
-		Window:        time.Second,
-		MinChange:     5 * time.Second,
-		MinGain:       0.05,
-		Seed:          1,
+		Profile:          DefaultProfile,
+		SLO:              500 * time.Millisecond,
+		ModelMaxBatch:    256,
+		BatchGrid:        []int{1, 2, 4, 8, 12, 16, 20, 24, 32, 40, 48, 64, 96, 128, 256},
+		DelayGrid:        []time.Duration{0, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond},
+		Window:           time.Second,
+		MinChange:        5 * time.Second,
+		MinGain:          0.05,
+		Seed:             1,
+		RejectLate:       true,
+		TimeoutFractions: []float64{0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9},
 	}
 }
 
@@ -66,6 +75,7 @@ type Outcome struct {
 type Setting struct {
 	MaxBatchSize              int   `json:"max_batch_size"`
 	MaxQueueDelayMicroseconds int64 `json:"max_queue_delay_microseconds"`
+	QueueTimeoutMicroseconds  int64 `json:"queue_timeout_microseconds,omitempty"`
 }
 
 // Summary is DIR/summary.json of batch-sim.
@@ -81,8 +91,19 @@ type Summary struct {
 	BestStatic        Outcome          `json:"best_static"`
 	TritonDefault     Outcome          `json:"triton_default"`
 	Batch1            Outcome          `json:"batch1"`
+	// RejectLate says whether the controller and the static grid could
+	// reject late requests; WithoutRejection then holds the controller
+	// and the best static setting restricted to batch cap and delay.
+	RejectLate       bool        `json:"reject_late"`
+	WithoutRejection *Comparison `json:"without_rejection,omitempty"`
 	// Static holds every static setting's goodput multiple.
 	Static []StaticGoodput `json:"static"`
+}
+
+// Comparison is the controller against the best static setting.
+type Comparison struct {
+	Controller Outcome `json:"controller"`
+	BestStatic Outcome `json:"best_static"`
 }
 
 // StaticGoodput is one grid point.
@@ -97,6 +118,7 @@ type StaticGoodput struct {
 func (o Options) ControllerConfig() batchctl.Config {
 	cfg := batchctl.DefaultConfig(o.SLO, o.ModelMaxBatch)
 	cfg.Initial = batchctl.Knobs{MaxBatchSize: o.ModelMaxBatch}
+	cfg.RejectLate = o.RejectLate
 	return cfg
 }
 
@@ -106,6 +128,32 @@ func (o Options) simConfig() Config {
 
 func (o Options) newController() (Policy, error) {
 	return NewControllerPolicy(o.ControllerConfig(), batchctl.Limits{MinInterval: o.MinChange, MinGain: o.MinGain})
+}
+
+// grid is every static setting tried: batch cap × delay, and with late
+// rejection × queue timeout (none, and each fraction of the SLO).
+func (o Options) grid() []batchctl.Knobs {
+	timeouts := []time.Duration{0}
+	if o.RejectLate {
+		for _, f := range o.TimeoutFractions {
+			timeouts = append(timeouts, time.Duration(f*float64(o.SLO)))
+		}
+	}
+	var ks []batchctl.Knobs
+	for _, b := range o.BatchGrid {
+		if b < 1 || b > o.ModelMaxBatch {
+			continue
+		}
+		for _, d := range o.DelayGrid {
+			for _, to := range timeouts {
+				if to > 0 && d >= to {
+					continue // every batch would wait past its own timeout
+				}
+				ks = append(ks, batchctl.Knobs{MaxBatchSize: b, MaxQueueDelay: d, QueueTimeout: to})
+			}
+		}
+	}
+	return ks
 }
 
 // Compare replays the trace under the controller, batch 1, Triton's
@@ -125,28 +173,26 @@ func Compare(ctx context.Context, tr Trace, o Options) (Summary, error) {
 		SLOSeconds: o.SLO.Seconds(), Profile: o.Profile, ModelMaxBatch: o.ModelMaxBatch}
 	static := func(k batchctl.Knobs) func() Policy { return func() Policy { return Static(k) } }
 
-	best := -1.0
-	var bestK batchctl.Knobs
-	for _, b := range o.BatchGrid {
-		if b < 1 || b > o.ModelMaxBatch {
-			continue
+	best, bestPlain := -1.0, -1.0
+	var bestK, bestPlainK batchctl.Knobs
+	for _, k := range o.grid() {
+		if err := ctx.Err(); err != nil {
+			return Summary{}, err
 		}
-		for _, d := range o.DelayGrid {
-			if err := ctx.Err(); err != nil {
-				return Summary{}, err
-			}
-			k := batchctl.Knobs{MaxBatchSize: b, MaxQueueDelay: d}
-			g, err := Goodput(tr.Arrivals, static(k), cfg)
-			if err != nil {
-				return Summary{}, err
-			}
-			s.Static = append(s.Static, StaticGoodput{Setting: setting(k), GoodputMultiple: g})
-			if g > best {
-				best, bestK = g, k
-			}
+		g, err := Goodput(tr.Arrivals, static(k), cfg)
+		if err != nil {
+			return Summary{}, err
+		}
+		s.Static = append(s.Static, StaticGoodput{Setting: setting(k), GoodputMultiple: g})
+		if g > best {
+			best, bestK = g, k
+		}
+		if k.QueueTimeout == 0 && g > bestPlain {
+			bestPlain, bestPlainK = g, k
 		}
 	}
 	s.ReferenceMultiple = best
+	s.RejectLate = o.RejectLate
 	outcome := func(newPolicy func() Policy, k *batchctl.Knobs) (Outcome, error) {
 		var out Outcome
 		if k != nil {
@@ -169,12 +215,26 @@ func Compare(ctx context.Context, tr Trace, o Options) (Summary, error) {
 		return out, err
 	}
 	var err error
-	newCtl := func() Policy {
-		p, _ := o.newController() // validated above
-		return p
+	newCtl := func(o Options) func() Policy {
+		return func() Policy {
+			p, _ := o.newController() // validated above
+			return p
+		}
 	}
-	if s.Controller, err = outcome(newCtl, nil); err != nil {
+	if s.Controller, err = outcome(newCtl(o), nil); err != nil {
 		return Summary{}, err
+	}
+	if o.RejectLate {
+		plain := o
+		plain.RejectLate = false
+		w := &Comparison{}
+		if w.Controller, err = outcome(newCtl(plain), nil); err != nil {
+			return Summary{}, err
+		}
+		if w.BestStatic, err = outcome(static(bestPlainK), &bestPlainK); err != nil {
+			return Summary{}, err
+		}
+		s.WithoutRejection = w
 	}
 	if s.BestStatic, err = outcome(static(bestK), &bestK); err != nil {
 		return Summary{}, err
@@ -191,5 +251,6 @@ func Compare(ctx context.Context, tr Trace, o Options) (Summary, error) {
 }
 
 func setting(k batchctl.Knobs) Setting {
-	return Setting{MaxBatchSize: k.MaxBatchSize, MaxQueueDelayMicroseconds: k.MaxQueueDelay.Microseconds()}
+	return Setting{MaxBatchSize: k.MaxBatchSize, MaxQueueDelayMicroseconds: k.MaxQueueDelay.Microseconds(),
+		QueueTimeoutMicroseconds: k.QueueTimeout.Microseconds()}
 }

@@ -44,8 +44,11 @@ type Config struct {
 
 // Result is one replay.
 type Result struct {
-	Requests       int     `json:"requests"`
-	Met            int     `json:"met"`
+	Requests int `json:"requests"`
+	Met      int `json:"met"`
+	// Rejected requests waited past the queue timeout and were turned
+	// away: they count against attainment and not in the percentiles.
+	Rejected       int     `json:"rejected"`
 	SLOAttainment  float64 `json:"slo_attainment"`
 	P50Seconds     float64 `json:"p50_seconds"`
 	P99Seconds     float64 `json:"p99_seconds"`
@@ -60,8 +63,10 @@ type Result struct {
 // queue in arrival order; when the server is free, a batch starts as soon
 // as the queue holds max_batch_size requests or its oldest request has
 // waited max_queue_delay, and takes up to max_batch_size requests; it runs
-// alpha + beta·b (+ jitter). Every request is served (the run continues
-// until the queue drains).
+// alpha + beta·b (+ jitter). A request that has waited past the knobs'
+// queue timeout (when set) when the batcher looks at the queue is rejected;
+// every other request is served (the run continues until the queue
+// drains).
 func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 	if cfg.Window <= 0 {
 		return Result{}, errors.New("batchsim: window must be positive")
@@ -125,6 +130,15 @@ func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 			tick += win
 			continue
 		}
+		if to := knobs.QueueTimeout.Seconds(); to > 0 && inflight == nil {
+			// Triton's queue policy: when the batcher looks at the queue,
+			// requests that waited past the timeout are rejected (FIFO:
+			// they are the oldest, at its head).
+			for head < next && t-arrivals[head] > to {
+				head++
+				res.Rejected++
+			}
+		}
 		queued := next - head
 		if inflight == nil && queued > 0 &&
 			(queued >= knobs.MaxBatchSize || t >= arrivals[head]+knobs.MaxQueueDelay.Seconds()) {
@@ -168,7 +182,9 @@ func Run(arrivals []float64, pol Policy, cfg Config) (Result, error) {
 	res.Requests = n
 	if n > 0 {
 		res.SLOAttainment = float64(res.Met) / float64(n)
-		res.MeanBatch = float64(n) / float64(res.Batches)
+		if res.Batches > 0 {
+			res.MeanBatch = float64(n-res.Rejected) / float64(res.Batches)
+		}
 	}
 	if lat != nil && len(lat) > 0 {
 		slices.Sort(lat)

@@ -47,6 +47,37 @@ func TestRunHandComputed(t *testing.T) {
 	}
 }
 
+// Worked by hand, batch 1, t(1) = 0.06 s, SLO 0.2 s: 0 runs 0–0.06; 0.01
+// runs 0.06–0.12 (waited 0.05); 0.02 runs 0.12–0.18 (waited 0.10); 0.03
+// has waited 0.15 at 0.18: past a 0.12 s queue timeout it is rejected,
+// and without one it runs 0.18–0.24 and misses (0.21 s); 1.0 runs alone.
+// Either way four meet the SLO; rejection saves the doomed batch.
+func TestRunRejectsPastTheQueueTimeout(t *testing.T) {
+	arrivals := []float64{0, 0.01, 0.02, 0.03, 1.0}
+	prof := batchctl.Profile{Alpha: 0.05, Beta: 0.01}
+	for _, tc := range []struct {
+		timeout           time.Duration
+		rejected, batches int
+		busy, p99         float64
+	}{
+		{120 * time.Millisecond, 1, 4, 0.24, 0.16},
+		{0, 0, 5, 0.30, 0.21},
+	} {
+		r, err := Run(arrivals, Static(batchctl.Knobs{MaxBatchSize: 1, QueueTimeout: tc.timeout}),
+			Config{Profile: prof, SLO: 200 * time.Millisecond, Window: time.Second, Percentiles: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Requests != 5 || r.Met != 4 || r.Rejected != tc.rejected || r.Batches != tc.batches || r.SLOAttainment != 0.8 {
+			t.Errorf("timeout %s: requests/met/rejected/batches/attainment = %d/%d/%d/%d/%g, want 5/4/%d/%d/0.8",
+				tc.timeout, r.Requests, r.Met, r.Rejected, r.Batches, r.SLOAttainment, tc.rejected, tc.batches)
+		}
+		if math.Abs(r.GPUBusySeconds-tc.busy) > 1e-9 || math.Abs(r.P99Seconds-tc.p99) > 1e-9 {
+			t.Errorf("timeout %s: busy/p99 = %.4f/%.4f, want %.4f/%.4f", tc.timeout, r.GPUBusySeconds, r.P99Seconds, tc.busy, tc.p99)
+		}
+	}
+}
+
 // recorder is a policy that checks it never sees the future and switches
 // to batch 1 after its first observation.
 type recorder struct {

@@ -1,0 +1,5 @@
+//go:build race
+
+package batchsim
+
+const raceEnabled = true
