@@ -60,6 +60,8 @@ type Row struct {
 // Variable is a dashboard template variable filled from label values.
 type Variable struct {
 	Name, Label string
+	// Description is Grafana's tooltip: what the values are.
+	Description string
 	// Query is the label_values() query of the Prometheus data source.
 	Query string
 }
@@ -73,7 +75,10 @@ type Spec struct {
 	Description string
 	Tags        []string
 	Variables   []Variable
-	Rows        []Row
+	// VariablesWhy says why the dashboard offers the variables it does
+	// (and not model or workload): the preview prints it.
+	VariablesWhy string
+	Rows         []Row
 }
 
 // Datasource is the name of the data source variable every query uses.
@@ -101,6 +106,7 @@ func Build(s Spec) (dashboard.Dashboard, error) {
 		q := v.Query
 		b = b.WithVariable(dashboard.NewQueryVariableBuilder(v.Name).
 			Label(v.Label).
+			Description(v.Description).
 			Datasource(promDS).
 			Query(dashboard.StringOrMap{String: &q}).
 			Definition(q).

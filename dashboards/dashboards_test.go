@@ -55,6 +55,18 @@ func TestGenerated(t *testing.T) {
 	}
 }
 
+// wantVariables are the variables each dashboard offers besides the data
+// source: namespace everywhere, model and workload where its series carry
+// those labels (docs/dashboards.md says why each lacks what it lacks).
+var wantVariables = map[string][]string{
+	"infercast-cost":     {"namespace", "model"},             // spend is per model and team
+	"infercast-latency":  {"namespace", "model", "workload"}, // the SLO series carry both
+	"infercast-capacity": {"namespace", "workload", "model"}, // plans per workload, running replicas per model
+	"infercast-spot":     {"namespace", "workload"},          // spot series per pool and node, plans per workload
+	"infercast-batching": {"namespace", "model"},             // the batch controller works per model
+	"infercast-gpus":     {"namespace", "model"},             // GPUs per node, cold starts per model
+}
+
 // strictUnmarshal validates raw against Grafana's dashboard schema: unknown
 // fields and wrong types are errors. The SDK returns a typed-nil
 // cog.BuildErrors on success.
@@ -141,11 +153,17 @@ func TestStrictSchema(t *testing.T) {
 			if vars[Datasource] != "datasource" {
 				t.Errorf("no datasource variable %q: %v", Datasource, vars)
 			}
-			if vars["namespace"] != "query" {
-				t.Errorf("no namespace variable: %v", vars)
+			want, ok := wantVariables[strings.TrimSuffix(name, ".json")]
+			if !ok {
+				t.Fatalf("no variables decided for %s in wantVariables", name)
 			}
-			if vars["model"] != "query" && vars["workload"] != "query" {
-				t.Errorf("neither a model nor a workload variable: %v", vars)
+			if len(vars) != len(want)+1 {
+				t.Errorf("variables %v, want %s and %v", vars, Datasource, want)
+			}
+			for _, v := range want {
+				if vars[v] != "query" {
+					t.Errorf("no %s variable: %v", v, vars)
+				}
 			}
 			ids := map[int]bool{}
 			panels := 0
@@ -387,6 +405,53 @@ func TestReadmePreviewCoversEveryQuery(t *testing.T) {
 					if !strings.Contains(md, "`"+q.Expr+"`") {
 						t.Errorf("%s: query %q missing", s.Title, q.Expr)
 					}
+				}
+			}
+		}
+	}
+}
+
+// TestVariablesFilterPanels: a variable is offered only where it filters,
+// and lists what it filters. Each is matched (name=~"$name") by some panel
+// query, on the very metric its label_values lists the values of; every
+// variable a query uses exists.
+func TestVariablesFilterPanels(t *testing.T) {
+	selectorRE := regexp.MustCompile(`^label_values\(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?, ([a-z_]+)\)$`)
+	useRE := regexp.MustCompile(`\$\{?([a-zA-Z_]+)`)
+	for _, s := range All() {
+		var exprs []string
+		for _, r := range s.Rows {
+			for _, p := range r.Panels {
+				for _, q := range p.Queries {
+					exprs = append(exprs, q.Expr)
+				}
+			}
+		}
+		if strings.TrimSpace(s.VariablesWhy) == "" {
+			t.Errorf("%s: VariablesWhy does not say why it offers these variables", s.Title)
+		}
+		vars := map[string]bool{Datasource: true}
+		for _, v := range s.Variables {
+			vars[v.Name] = true
+			m := selectorRE.FindStringSubmatch(v.Query)
+			if m == nil || m[3] != v.Name {
+				t.Errorf("%s: variable %s: query %q is not label_values(metric{...}, %s)", s.Title, v.Name, v.Query, v.Name)
+				continue
+			}
+			matcher := v.Name + `=~"$` + v.Name + `"`
+			filtered := regexp.MustCompile(regexp.QuoteMeta(m[1]) + `\{[^}]*` + regexp.QuoteMeta(matcher))
+			found := false
+			for _, e := range exprs {
+				found = found || filtered.MatchString(e)
+			}
+			if !found {
+				t.Errorf("%s: variable %s lists the values of %s, which no panel filters by %s", s.Title, v.Name, m[1], matcher)
+			}
+		}
+		for _, e := range exprs {
+			for _, m := range useRE.FindAllStringSubmatch(e, -1) {
+				if !vars[m[1]] && !strings.HasPrefix(m[1], "__") {
+					t.Errorf("%s: query %q uses $%s, not a variable of the dashboard", s.Title, e, m[1])
 				}
 			}
 		}

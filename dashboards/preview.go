@@ -18,6 +18,23 @@ func Preview(w io.Writer, specs []Spec) error {
 	b.WriteString("in the Helm chart, which installs them as ConfigMaps for Grafana's sidecar.\n")
 	b.WriteString("Every query is parsed and its metric names checked against a live exporter\n")
 	b.WriteString("and adapter by `go test ./alerts/`. The layout of each dashboard follows.\n\n")
+	b.WriteString("## Variables\n\n")
+	b.WriteString("`$namespace` is the namespace infercast's exporter or adapter runs in: Prometheus\n")
+	b.WriteString("gives every series it scrapes the namespace label of its target, and the per-model\n")
+	b.WriteString("series, summed over a model's servers, carry no namespace of the models' own. Each\n")
+	b.WriteString("dashboard lists it from the series its panels read, so every value filters them\n")
+	b.WriteString("(the chart runs the exporter and the adapter in one namespace). `$model` and\n")
+	b.WriteString("`$workload` are offered where the panels' series carry that label, and each is\n")
+	b.WriteString("listed from a metric the panels filter by it (`go test ./dashboards/` checks both).\n\n")
+	b.WriteString("| dashboard | variables | why |\n|---|---|---|\n")
+	for _, s := range specs {
+		var vs []string
+		for _, v := range s.Variables {
+			vs = append(vs, "`$"+v.Name+"`")
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Title, strings.Join(vs, ", "), s.VariablesWhy)
+	}
+	b.WriteString("\n")
 	for _, s := range specs {
 		fmt.Fprintf(&b, "- [%s](#%s)\n", s.Title, anchor(s.Title))
 	}

@@ -5,23 +5,39 @@ import (
 	"strconv"
 )
 
-// Selectors shared by the queries. $namespace is the namespace infercast is
-// installed in (Prometheus's target label); $model and $workload are the
-// exporter's and the planner's own labels.
+// Selectors shared by the queries. Every infercast series carries
+// `namespace`, the namespace its exporter or adapter was scraped in
+// (Prometheus's target label; the chart installs both in the release
+// namespace): the installation, not the models' namespaces, which the
+// per-model series do not carry. `model` is the exporter's and the batch
+// controller's label, `workload` the planner's and the forecaster's; only
+// the SLO series carry both (from the objectives).
 const (
-	selNS       = `namespace=~"$namespace"`
-	selModel    = `namespace=~"$namespace", model=~"$model"`
-	selWorkload = `namespace=~"$namespace", workload=~"$workload"`
+	selNS            = `namespace=~"$namespace"`
+	selModel         = `namespace=~"$namespace", model=~"$model"`
+	selWorkload      = `namespace=~"$namespace", workload=~"$workload"`
+	selModelWorkload = `namespace=~"$namespace", model=~"$model", workload=~"$workload"`
 )
 
-var (
-	nsVar = Variable{Name: "namespace", Label: "Namespace",
-		Query: `label_values(infercast_exporter_cycles_total, namespace)`}
-	modelVar = Variable{Name: "model", Label: "Model",
-		Query: `label_values(infercast_model_requests_per_second{namespace=~"$namespace"}, model)`}
-	workloadVar = Variable{Name: "workload", Label: "Workload",
-		Query: `label_values(infercast_plan_target_replicas{namespace=~"$namespace"}, workload)`}
-)
+// nsVar lists the namespaces of metric, the series the dashboard's panels
+// read, so that every value listed filters them.
+func nsVar(metric string) Variable {
+	return Variable{Name: "namespace", Label: "infercast namespace",
+		Description: "Namespace infercast's exporter or adapter runs in (the namespace label Prometheus gives its series); not the models' namespaces.",
+		Query:       `label_values(` + metric + `, namespace)`}
+}
+
+// modelVar lists the models of metric in the selected namespaces.
+func modelVar(metric string) Variable {
+	return Variable{Name: "model", Label: "Model", Description: "Model served (the exporter's model label).",
+		Query: `label_values(` + metric + `{namespace=~"$namespace"}, model)`}
+}
+
+// workloadVar lists the workloads of metric in the selected namespaces.
+func workloadVar(metric string) Variable {
+	return Variable{Name: "workload", Label: "Workload", Description: "Workload of the planner's policy.",
+		Query: `label_values(` + metric + `{namespace=~"$namespace"}, workload)`}
+}
 
 // All returns every dashboard, in the order of the preview.
 func All() []Spec {
@@ -31,9 +47,10 @@ func All() []Spec {
 func cost() Spec {
 	return Spec{
 		File: "infercast-cost", UID: "infercast-cost", Title: "infercast / Cost",
-		Description: "What serving costs: spend per request and per 1,000 requests, $/hour by tier and model, the spot share and the savings against running everything on demand, and the burn of the budget.",
-		Tags:        []string{"cost"},
-		Variables:   []Variable{nsVar, modelVar},
+		Description:  "What serving costs: spend per request and per 1,000 requests, $/hour by tier and model, the spot share and the savings against running everything on demand, and the burn of the budget.",
+		Tags:         []string{"cost"},
+		Variables:    []Variable{nsVar("infercast_spend_dollars_per_hour"), modelVar("infercast_spend_dollars_per_hour")},
+		VariablesWhy: "`$model` filters every panel. No `$workload`: spend is exported per model and team, and the model-to-workload mapping exists only in the SLO objectives, so a workload variable would hide every model without an objective.",
 		Rows: []Row{
 			{Title: "Spend", Panels: []Panel{
 				{Kind: Stat, Title: "Spend rate", Unit: "currencyUSD", Width: 6, Height: 5,
@@ -81,21 +98,22 @@ func latency() Spec {
 	}
 	return Spec{
 		File: "infercast-latency", UID: "infercast-latency", Title: "infercast / Latency & SLO",
-		Description: "What users wait for: end-to-end latency percentiles against the SLO, time to first token and per output token, queue time, SLO attainment and the error budget left.",
-		Tags:        []string{"latency", "slo"},
-		Variables:   []Variable{nsVar, modelVar},
+		Description:  "What users wait for: end-to-end latency percentiles against the SLO, time to first token and per output token, queue time, SLO attainment and the error budget left.",
+		Tags:         []string{"latency", "slo"},
+		Variables:    []Variable{nsVar("infercast_model_request_latency_seconds"), modelVar("infercast_model_request_latency_seconds"), workloadVar("infercast:slo_violation:bool")},
+		VariablesWhy: "`$model` filters every panel; `$workload` filters the SLO panels (attainment, error budget, objective line), whose series carry the workload of the model's objective. The percentile panels are per model: the exporter's series carry no workload.",
 		Rows: []Row{
 			{Title: "Latency against the SLO", Panels: []Panel{
 				{Title: "End-to-end latency percentiles", Unit: "s", Width: 12,
 					Description: "p50, p90, p99 of request latency over a sliding 1-minute window, computed by the exporter from the servers' histogram deltas, against the model's latency objective (the chart's prometheusRule.objectives).",
 					Queries: []Query{q("infercast_model_request_latency_seconds", "0.5"), q("infercast_model_request_latency_seconds", "0.9"), q("infercast_model_request_latency_seconds", "0.99"),
-						{Expr: `max by (model) (infercast:objective_latency_seconds{model=~"$model"})`, Legend: "{{model}} objective"}}},
+						{Expr: `max by (model) (infercast:objective_latency_seconds{model=~"$model", workload=~"$workload"})`, Legend: "{{model}} objective"}}},
 				{Title: "SLO attainment", Unit: "percentunit", Width: 6, Kind: Stat, Min: ptr(0), Max: ptr(1),
 					Description: "Share of the last 24 hours' minutes in which the 1-minute p99 latency stayed within the SLO (the SLI of the burn-rate alerts).",
-					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:bool{` + selModel + `}[1d])`, Legend: "{{model}}"}}},
+					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:bool{` + selModelWorkload + `}[1d])`, Legend: "{{model}}"}}},
 				{Title: "Error budget left (30 days)", Unit: "percentunit", Width: 6, Kind: Stat, Max: ptr(1),
 					Description: "Share of the 30-day error budget (1 - the objective's target) not yet spent; below 0 the SLO is missed for the month.",
-					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:bool{` + selModel + `}[30d]) / on (model, workload) group_left () infercast:slo_error_budget:ratio`, Legend: "{{model}}"}}},
+					Queries:     []Query{{Expr: `1 - avg_over_time(infercast:slo_violation:bool{` + selModelWorkload + `}[30d]) / on (model, workload) group_left () infercast:slo_error_budget:ratio`, Legend: "{{model}}"}}},
 			}},
 			{Title: "Tokens", Panels: []Panel{
 				{Title: "Time to first token", Unit: "s", Width: 12,
@@ -126,9 +144,10 @@ func latency() Spec {
 func capacity() Spec {
 	return Spec{
 		File: "infercast-capacity", UID: "infercast-capacity", Title: "infercast / Capacity",
-		Description: "What the planner decided and why: demand against the forecast, the forecast band, desired and running replicas by tier, the spot margin, the planner's mode and how wrong the forecasts were.",
-		Tags:        []string{"capacity", "forecast"},
-		Variables:   []Variable{nsVar, workloadVar},
+		Description:  "What the planner decided and why: demand against the forecast, the forecast band, desired and running replicas by tier, the spot margin, the planner's mode and how wrong the forecasts were.",
+		Tags:         []string{"capacity", "forecast"},
+		Variables:    []Variable{nsVar("infercast_plan_target_replicas"), workloadVar("infercast_plan_target_replicas"), modelVar("infercast_spend_replicas")},
+		VariablesWhy: "`$workload` filters the planner's and forecaster's panels; `$model` filters *Running replicas by tier*, the one panel from the exporter (per model, no workload).",
 		Rows: []Row{
 			{Title: "Demand and forecast", Panels: []Panel{
 				{Title: "Demand against the sized forecast", Unit: "reqps", Width: 12, Height: 9,
@@ -151,7 +170,7 @@ func capacity() Spec {
 					Queries:     []Query{{Expr: `sum by (workload, tier) (infercast_plan_target_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}}"}}},
 				{Title: "Running replicas by tier", Unit: "short", Width: 8, Stacked: true,
 					Description: "Model-server replicas running per capacity tier, as the exporter finds them on its nodes (by model; lags desired by the cold start).",
-					Queries:     []Query{{Expr: `sum by (model, tier) (infercast_spend_replicas{` + selNS + `})`, Legend: "{{model}} {{tier}}"}}},
+					Queries:     []Query{{Expr: `sum by (model, tier) (infercast_spend_replicas{` + selModel + `})`, Legend: "{{model}} {{tier}}"}}},
 				{Title: "Spot margin", Unit: "short", Width: 8,
 					Description: "Extra spot replicas held against interruptions: the smallest k such that n of n+k survive the replacement window with the target probability, and at least one failure domain's share.",
 					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_margin_replicas{` + selWorkload + `, tier="spot"})`, Legend: "{{workload}}"}}},
@@ -177,9 +196,10 @@ func capacity() Spec {
 func spot() Spec {
 	return Spec{
 		File: "infercast-spot", UID: "infercast-spot", Title: "infercast / Spot",
-		Description: "The spot market as the fleet meets it: interruption notices and their rate by pool, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
-		Tags:        []string{"spot"},
-		Variables:   []Variable{nsVar, workloadVar},
+		Description:  "The spot market as the fleet meets it: interruption notices and their rate by pool, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
+		Tags:         []string{"spot"},
+		Variables:    []Variable{nsVar("infercast_spot_metadata_up"), workloadVar("infercast_plan_fallback_replicas")},
+		VariablesWhy: "`$workload` filters the planner's fallback and risk panels. No `$model`: spot series are per node and pool, plans per workload; neither carries a model.",
 		Rows: []Row{
 			{Title: "Interruptions", Panels: []Panel{
 				{Title: "Interruption notices", Unit: "short", Width: 8,
@@ -212,9 +232,10 @@ func spot() Spec {
 func batching() Spec {
 	return Spec{
 		File: "infercast-batching", UID: "infercast-batching", Title: "infercast / Batching",
-		Description: "How the batch controller tunes the servers: batch size and utilisation, recommended against applied knobs, predicted p99 and capacity, and why it decided what it did.",
-		Tags:        []string{"batching"},
-		Variables:   []Variable{nsVar, modelVar},
+		Description:  "How the batch controller tunes the servers: batch size and utilisation, recommended against applied knobs, predicted p99 and capacity, and why it decided what it did.",
+		Tags:         []string{"batching"},
+		Variables:    []Variable{nsVar("infercast_batch_recommended_max_batch_size"), modelVar("infercast_batch_recommended_max_batch_size")},
+		VariablesWhy: "`$model` filters every panel. No `$workload`: the batch controller and the exporter work per model.",
 		Rows: []Row{
 			{Title: "Batches", Panels: []Panel{
 				{Title: "Average batch size", Unit: "short", Width: 12,
@@ -262,9 +283,10 @@ func batching() Spec {
 func gpus() Spec {
 	return Spec{
 		File: "infercast-gpus", UID: "infercast-gpus", Title: "infercast / GPUs & cold starts",
-		Description: "GPU occupancy and memory per GPU and per pod through NVML, and model-server cold starts: how many and how long.",
-		Tags:        []string{"gpu", "cold-start"},
-		Variables:   []Variable{nsVar, modelVar},
+		Description:  "GPU occupancy and memory per GPU and per pod through NVML, and model-server cold starts: how many and how long.",
+		Tags:         []string{"gpu", "cold-start"},
+		Variables:    []Variable{nsVar("infercast_gpu_collector_up"), modelVar("infercast_cold_starts_total")},
+		VariablesWhy: "`$model` filters the cold-start panels. No `$workload`: nothing here carries it. GPU series are per node and GPU (the per-pod panel shows the pods' own namespace as `exported_namespace`), so `$model` does not narrow them.",
 		Rows: []Row{
 			{Title: "GPUs", Panels: []Panel{
 				{Title: "GPU utilisation", Unit: "percentunit", Width: 12, Min: ptr(0), Max: ptr(1),
