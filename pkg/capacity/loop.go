@@ -204,7 +204,7 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 		plan.Time = now
 		log.Error("demand history and live signals unavailable: serving the last good plan", "err", errors.Join(fcErr, liveErr))
 	default:
-		plan, ex = st.planner.Plan(fc, fcErr, sig)
+		plan, ex = st.planner.decide(fc, fcErr, sig)
 		if fcErr != nil {
 			degraded = "reactive"
 			log.Warn("demand history unavailable: planning from live signals", "err", fcErr)
@@ -212,6 +212,9 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 			st.lastGood, st.goodAt, st.hasGood = plan, now, true
 		}
 	}
+	// Preview follows the current policy, not the plan's: a last good plan
+	// made before preview was turned on must not be acted on either.
+	w.markPreview(&plan)
 	sanitize(&plan, sig)
 	l.cfg.Cache.Set(plan)
 	if m := l.cfg.Metrics; m != nil {

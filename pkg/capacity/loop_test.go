@@ -249,3 +249,44 @@ func TestLoopScoresItsForecasts(t *testing.T) {
 		t.Fatalf("a workload removed from the policy was not forgotten: %v", rec.forgot)
 	}
 }
+
+// TestLoopPreviewAppliesToLastGoodPlan: a reload that turns preview on
+// while the history is down must not leave the last good plan, made while
+// acting, to be served as an acting one; and turning it off again serves
+// the last good plan as made.
+func TestLoopPreviewAppliesToLastGoodPlan(t *testing.T) {
+	h := &fakeHistory{rate: 20}
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	pol := staticPolicy{&Policy{Workloads: []Workload{w}}}
+	c := NewCache()
+	clk := &clock{t: t0}
+	loop, err := NewLoop(LoopConfig{
+		Policy: pol, History: h, Live: &fakeLive{sig: Signals{Rate: 20}}, Cache: c, Now: clk.now,
+		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	loop.Step(ctx)
+	if p, _ := c.Get("chat"); p.Mode != ModePredictive {
+		t.Fatalf("first plan mode %s, want predictive", p.Mode)
+	}
+	h.mu.Lock()
+	h.err = errors.New("prometheus: connection refused")
+	h.mu.Unlock()
+	for _, preview := range []bool{true, false} {
+		pol.p.Workloads[0].Preview = preview
+		clk.t = clk.t.Add(w.DecisionInterval)
+		loop.Step(ctx)
+		p, _ := c.Get("chat")
+		want := ModePredictive
+		if preview {
+			want = ModePreview
+		}
+		if p.Mode != want || total(p) < 10 {
+			t.Fatalf("last good plan with preview %t: %+v; want mode %s and its targets", preview, p, want)
+		}
+	}
+}

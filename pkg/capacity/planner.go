@@ -193,8 +193,25 @@ func (p *Planner) Workload() Workload { return p.w }
 func (p *Planner) SetWorkload(w Workload) { p.w = w }
 
 // Plan decides the targets at s.Time. fc is the latest forecast (nil, or
-// fcErr set, when the forecaster failed: the plan is then reactive).
+// fcErr set, when the forecaster failed: the plan is then reactive). A
+// preview workload's plan has mode preview: computed, not to be acted on.
 func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Explanation) {
+	plan, ex := p.decide(fc, fcErr, s)
+	p.w.markPreview(&plan)
+	return plan, ex
+}
+
+// markPreview gives plan the preview mode when w is in preview. The loop
+// applies it to whatever plan it serves (the last good one included), so
+// a reload that turns preview on takes effect at the next decision.
+func (w *Workload) markPreview(plan *Plan) {
+	if w.Preview {
+		plan.Mode = ModePreview
+	}
+}
+
+// decide is Plan without the preview mode: the rule that made the plan.
+func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Explanation) {
 	w := &p.w
 	now := s.Time
 	elapsed := w.DecisionInterval
@@ -435,9 +452,6 @@ func (p *Planner) Plan(fc *predict.Forecast, fcErr error, s Signals) (Plan, Expl
 		plan.Tiers[TierSpot] = spot
 	}
 	plan.Tiers[TierOnDemand] = od
-	if w.Preview {
-		plan.Mode = ModePreview
-	}
 	return plan, ex
 }
 

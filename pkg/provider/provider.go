@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -89,7 +90,7 @@ func served(info cmprovider.CustomMetricInfo) bool {
 }
 
 // GetMetricByName returns the replica target of the tier that Deployment
-// name runs.
+// name runs; 409 Conflict while the workload is in preview.
 func (p *Provider) GetMetricByName(_ context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, _ labels.Selector) (*custom_metrics.MetricValue, error) {
 	if !served(info) {
 		return nil, cmprovider.NewMetricNotFoundError(info.GroupResource, info.Metric)
@@ -102,7 +103,8 @@ func (p *Provider) GetMetricByName(_ context.Context, name types.NamespacedName,
 }
 
 // GetMetricBySelector returns the targets of every mapped Deployment in
-// namespace whose implied labels (LabelWorkload, LabelTier) match selector.
+// namespace whose implied labels (LabelWorkload, LabelTier) match selector;
+// workloads without a plan yet or in preview are left out.
 func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, _ labels.Selector) (*custom_metrics.MetricValueList, error) {
 	if !served(info) {
 		return nil, cmprovider.NewMetricNotFoundError(info.GroupResource, info.Metric)
@@ -116,8 +118,8 @@ func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, sele
 			continue
 		}
 		v, err := p.value(namespace, o.name, o.target)
-		if apierrors.IsServiceUnavailable(err) {
-			continue // no plan yet for this one: list the others
+		if apierrors.IsServiceUnavailable(err) || apierrors.IsConflict(err) {
+			continue // no plan yet, or in preview: list the others
 		}
 		if err != nil {
 			return nil, err
@@ -133,6 +135,9 @@ func (p *Provider) value(namespace, name string, t Target) (*custom_metrics.Metr
 		return nil, apierrors.NewServiceUnavailable(fmt.Sprintf("no capacity plan for workload %q yet", t.Workload))
 	}
 	replicas, err := hpa.ServedReplicas(plan, t.Tier)
+	if pe := (*hpa.PreviewError)(nil); errors.As(err, &pe) {
+		return nil, previewError(pe)
+	}
 	if err != nil {
 		p.log.Error("refusing to serve an invalid plan", "workload", t.Workload, "tier", t.Tier, "err", err)
 		// NewInternalError would put err's text in the response: keep it generic.
@@ -147,4 +152,19 @@ func (p *Provider) value(namespace, name string, t Target) (*custom_metrics.Metr
 		Timestamp: metav1.NewTime(plan.Time),
 		Value:     *resource.NewMilliQuantity(int64(v*1000+0.5), resource.DecimalSI),
 	}, nil
+}
+
+// previewError answers a Deployment of a preview workload: 409 Conflict
+// (the workload's state, not the request, is why there is no value), with
+// a message that names the workload and nothing internal. An error rather
+// than a value: the HPA keeps its replica count when its metric fails, and
+// would act on any value. The message is set directly: NewConflict would
+// wrap it in "Operation cannot be fulfilled on …", which is about writes.
+func previewError(pe *hpa.PreviewError) error {
+	return &apierrors.StatusError{ErrStatus: metav1.Status{
+		Status:  metav1.StatusFailure,
+		Code:    http.StatusConflict,
+		Reason:  metav1.StatusReasonConflict,
+		Message: pe.Error(),
+	}}
 }

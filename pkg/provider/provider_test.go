@@ -120,7 +120,10 @@ func TestCustomMetricsAPI(t *testing.T) {
 	cache := capacity.NewCache()
 	cache.Set(plan("chat", true, 4, 7))
 	cache.Set(plan("broken", true, 2, -3))
-	p, err := New(cache, StaticCatalog{"chat": both, "broken": both, "waiting": both},
+	preview := plan("shadow", true, 5, 6)
+	preview.Mode = capacity.ModePreview
+	cache.Set(preview)
+	p, err := New(cache, StaticCatalog{"chat": both, "broken": both, "waiting": both, "shadow": both},
 		Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -175,6 +178,9 @@ func TestCustomMetricsAPI(t *testing.T) {
 		{"unknown metric", "chat-spot", "queue_length", apierrors.IsNotFound, ""},
 		{"no plan yet", "waiting-spot", MetricName, apierrors.IsServiceUnavailable, ""},
 		{"invalid plan", "broken-spot", MetricName, apierrors.IsInternalError, "-3"},
+		// A preview workload's targets are metrics only: the HPA gets an
+		// error, never a value to act on.
+		{"preview", "shadow-spot", MetricName, apierrors.IsConflict, "6"},
 	} {
 		_, err := ns.GetForObject(deploy, tc.object, tc.metric, labels.Everything())
 		if err == nil || !tc.check(err) {
@@ -184,6 +190,15 @@ func TestCustomMetricsAPI(t *testing.T) {
 		if tc.mustNot != "" && strings.Contains(err.Error(), tc.mustNot) {
 			t.Errorf("%s: error leaks %q: %v", tc.name, tc.mustNot, err)
 		}
+	}
+
+	if _, err := ns.GetForObject(deploy, "shadow-on-demand", MetricName, labels.Everything()); err == nil ||
+		!strings.Contains(err.Error(), `workload "shadow" is in preview: targets are exported as metrics only`) {
+		t.Errorf("preview: err = %v; want it to say the workload is in preview", err)
+	}
+	shadow, err := ns.GetForObjects(deploy, labels.SelectorFromSet(labels.Set{LabelWorkload: "shadow"}), MetricName, labels.Everything())
+	if err != nil || len(shadow.Items) != 0 {
+		t.Errorf("selector workload=shadow (in preview) = %+v, %v; want no items", shadow, err)
 	}
 
 	// The tolerance compensation reaches the HPA through this API too.

@@ -97,17 +97,31 @@ func (s *Scaler) target(ref *pb.ScaledObjectRef) (Target, error) {
 	return t, nil
 }
 
+// plan returns the workload's plan to act on: Unavailable before the first
+// plan, FailedPrecondition while the workload is in preview.
 func (s *Scaler) plan(t Target) (capacity.Plan, error) {
 	p, ok := s.plans.Get(t.Workload)
 	if !ok {
 		return capacity.Plan{}, status.Errorf(codes.Unavailable,
 			"no capacity plan for workload %q yet: the planner has not completed its first run", t.Workload)
 	}
+	if err := hpa.Preview(p); err != nil {
+		return capacity.Plan{}, previewStatus(err)
+	}
 	return p, nil
 }
 
+// previewStatus answers a preview workload. An error, not a value: KEDA
+// treats a failing trigger as "no decision" (no scale to or from zero
+// without fallback) and the HPA keeps its replica count when its only
+// metric fails, whereas any value (even 0 or false) would be acted on.
+func previewStatus(err error) error {
+	return status.Error(codes.FailedPrecondition, err.Error())
+}
+
 // IsActive reports whether the workload must run: demand is live or
-// forecast within one cold start.
+// forecast within one cold start. A preview workload answers
+// FailedPrecondition: false would let KEDA scale it to zero.
 func (s *Scaler) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
 	t, err := s.target(ref)
 	if err != nil {
@@ -123,7 +137,9 @@ func (s *Scaler) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsAct
 // StreamIsActive sends the workload's activity when the stream opens (or,
 // before the first plan, once it exists: a subscription waits rather than
 // sending KEDA into its retry back-off), then again on every new plan of
-// the workload, until the client leaves or the server closes.
+// the workload, until the client leaves or the server closes. While the
+// workload is in preview it sends nothing (KEDA wakes a workload on true),
+// and the stream stays open: a reload that ends the preview is sent at once.
 func (s *Scaler) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScaler_StreamIsActiveServer) error {
 	t, err := s.target(ref)
 	if err != nil {
@@ -135,7 +151,7 @@ func (s *Scaler) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScale
 	for {
 		// Take the channel before reading, so no update between the two is missed.
 		changed := s.plans.Changed()
-		if p, ok := s.plans.Get(t.Workload); ok && (!sent || !p.Time.Equal(last.Time) || p.Active != last.Active) {
+		if p, ok := s.plans.Get(t.Workload); ok && hpa.Preview(p) == nil && (!sent || !p.Time.Equal(last.Time) || p.Active != last.Active) {
 			if err := stream.Send(&pb.IsActiveResponse{Result: p.Active}); err != nil {
 				return err
 			}
@@ -192,7 +208,8 @@ func (s *Scaler) StreamMetricSpec(ref *pb.ScaledObjectRef, stream pb.ExternalSca
 	}
 }
 
-// GetMetrics returns the tier's replica target as the metric value.
+// GetMetrics returns the tier's replica target as the metric value, and
+// FailedPrecondition while the workload is in preview.
 func (s *Scaler) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.GetMetricsResponse, error) {
 	t, err := s.target(req.GetScaledObjectRef())
 	if err != nil {

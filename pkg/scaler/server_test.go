@@ -342,6 +342,71 @@ func TestToleranceThroughGetMetrics(t *testing.T) {
 	}
 }
 
+// TestPreviewIsNotServed: a preview plan's targets are exported as metrics
+// only. KEDA gets FailedPrecondition from GetMetrics and IsActive (any value,
+// false included, would be acted on), the stream stays silent until the
+// preview ends, and then serves the plan at once.
+func TestPreviewIsNotServed(t *testing.T) {
+	cache := capacity.NewCache()
+	p := plan("chat", true, 4, 7)
+	p.Mode = capacity.ModePreview
+	cache.Set(p)
+	f := start(t, cache, StaticCatalog{"chat": bothTiers}, ServerConfig{}, nil)
+	ctx := ctxT(t)
+	const msg = `workload "chat" is in preview: targets are exported as metrics only`
+	for _, tier := range bothTiers {
+		v, err := f.client.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: ref("chat", tier)})
+		if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != msg {
+			t.Fatalf("GetMetrics(%s) = %v, %v; want FailedPrecondition %q", tier, v.GetMetricValues(), err, msg)
+		}
+		a, err := f.client.IsActive(ctx, ref("chat", tier))
+		if status.Code(err) != codes.FailedPrecondition || status.Convert(err).Message() != msg {
+			t.Fatalf("IsActive(%s) = %v, %v; want FailedPrecondition %q", tier, a, err, msg)
+		}
+	}
+	// The spec needs no plan and acts on nothing.
+	if _, err := f.client.GetMetricSpec(ctx, ref("chat", "spot")); err != nil {
+		t.Fatalf("GetMetricSpec: %v", err)
+	}
+
+	st, err := f.client.StreamIsActive(ctx, ref("chat", "spot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *pb.IsActiveResponse, 4)
+	go func() {
+		for {
+			r, err := st.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- r
+		}
+	}()
+	// Further preview plans: nothing is sent. The preview's end (a policy
+	// reload) is: the first message must be the acting plan's, inactive.
+	for i := range 3 {
+		p.Time = p.Time.Add(time.Duration(i+1) * time.Minute)
+		cache.Set(p)
+	}
+	acting := plan("chat", false, 0, 0)
+	acting.Time = p.Time.Add(time.Minute)
+	cache.Set(acting)
+	select {
+	case r, ok := <-got:
+		if !ok || r.GetResult() {
+			t.Fatalf("first message after the preview = %v (open %t); want the acting plan's false", r, ok)
+		}
+	case <-ctx.Done():
+		t.Fatal("no message after the preview ended")
+	}
+	v, err := f.client.GetMetrics(ctx, &pb.GetMetricsRequest{ScaledObjectRef: ref("chat", "spot")})
+	if err != nil || v.GetMetricValues()[0].GetMetricValueFloat() != 0 {
+		t.Fatalf("GetMetrics after the preview = %v, %v; want 0", v.GetMetricValues(), err)
+	}
+}
+
 func TestNeverGarbage(t *testing.T) {
 	cache := capacity.NewCache()
 	f := start(t, cache, StaticCatalog{"chat": bothTiers}, ServerConfig{}, nil)

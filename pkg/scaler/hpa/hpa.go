@@ -144,12 +144,34 @@ func Compensate(believed, planned int, tol float64) (value float64, next int) {
 	return float64(planned), believed
 }
 
+// PreviewError says a plan is in preview (policy `preview: true`): its
+// targets are computed and exported as metrics (infercast_plan_*), never
+// handed to an autoscaler. Both serving faces answer it with an error, so
+// the HPA keeps its current replica count (docs/serving.md).
+type PreviewError struct{ Workload string }
+
+func (e *PreviewError) Error() string {
+	return fmt.Sprintf("workload %q is in preview: targets are exported as metrics only", e.Workload)
+}
+
+// Preview returns a *PreviewError when p is in preview mode, else nil.
+func Preview(p capacity.Plan) error {
+	if p.Mode == capacity.ModePreview {
+		return &PreviewError{Workload: p.Workload}
+	}
+	return nil
+}
+
 // ServedReplicas is the replica count to serve for a tier of a plan. While
 // the plan is active a tier reports 0 only when another tier carries the
 // demand (e.g. spot moved to on-demand in fallback); otherwise at least 1,
 // so a live workload is never scaled to nothing by a degenerate plan. A
-// negative target is an error: it is never served.
+// negative target is an error: it is never served. A preview plan is never
+// served either: the error is a *PreviewError.
 func ServedReplicas(p capacity.Plan, tier string) (int, error) {
+	if err := Preview(p); err != nil {
+		return 0, err
+	}
 	total := 0
 	for name, tt := range p.Tiers {
 		if tt.Replicas < 0 {

@@ -1,6 +1,7 @@
 package hpa
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -119,6 +120,7 @@ func TestServedReplicas(t *testing.T) {
 		{"active all zero floors to 1", plan("w", true, 0, 0), capacity.TierOnDemand, 1, false},
 		{"active spot zero in fallback", plan("w", true, 6, 0), capacity.TierSpot, 0, false},
 		{"negative", plan("w", true, -1, 2), capacity.TierSpot, 0, true},
+		{"preview", previewPlan(plan("w", true, 3, 5)), capacity.TierSpot, 0, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,8 +128,17 @@ func TestServedReplicas(t *testing.T) {
 			if (err != nil) != tt.wantErr || got != tt.want {
 				t.Fatalf("got %d, %v; want %d, err %v", got, err, tt.want, tt.wantErr)
 			}
+			var pe *PreviewError
+			if isPreview := errors.As(err, &pe); isPreview != (tt.plan.Mode == capacity.ModePreview) {
+				t.Fatalf("err %v: a *PreviewError is %t, want %t", err, isPreview, !isPreview)
+			}
 		})
 	}
+}
+
+func previewPlan(p capacity.Plan) capacity.Plan {
+	p.Mode = capacity.ModePreview
+	return p
 }
 
 func TestPerWorkloadTolerance(t *testing.T) {
