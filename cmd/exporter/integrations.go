@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"sync"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/infercast/infercast/internal/exporterdemo"
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/metrics/cost"
 	"github.com/infercast/infercast/pkg/metrics/gpu"
@@ -48,14 +47,6 @@ type integrations struct {
 	podNames gpu.PodResolver
 }
 
-// demoNodeLabels describe the demo's (imaginary) node: a Karpenter spot
-// g5.12xlarge, priced from the demo catalogue.
-var demoNodeLabels = map[string]string{
-	"karpenter.sh/capacity-type":       "spot",
-	"node.kubernetes.io/instance-type": "g5.12xlarge",
-	"karpenter.sh/nodepool":            "gpu-spot",
-}
-
 // spotFlags are the spot watchers' command-line settings.
 type spotFlags struct{ endpoint, pool string }
 
@@ -72,7 +63,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 	if demo && len(providers) == 0 {
 		// A fake AWS metadata service on 127.0.0.1 with no interruption
 		// announced, so the spot families are live in the demo.
-		ep, stop, err := fakeIMDS(ctx)
+		ep, stop, err := exporterdemo.FakeIMDS(ctx)
 		if err != nil {
 			return nil, err
 		}
@@ -113,7 +104,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 	}
 	if cat != nil {
 		if in.nodeLabels == nil {
-			labels := demoNodeLabels
+			labels := exporterdemo.NodeLabels()
 			if !demo {
 				labels = nil // outside Kubernetes and the demo, the node is unknown: unpriced
 			}
@@ -121,7 +112,7 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 		}
 		teams := ic.Cost.Teams
 		if demo && len(teams) == 0 {
-			teams = demoTeams
+			teams = exporterdemo.Teams()
 		}
 		set.Add("cost", cost.NewCollector(cost.UsageFunc(func(context.Context) ([]cost.Usage, error) {
 			return in.usage(teams), nil
@@ -132,12 +123,6 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 
 // ready reports whether the integrations have their first state.
 func (in *integrations) ready() bool { return in.synced == nil || in.synced() }
-
-// demoTeams are the showback teams of the demo fleet's models.
-var demoTeams = map[string]string{
-	"chat": "assistants", "assistant": "assistants", "ranker": "search", "classify": "search",
-	"summarise": "docs", "code": "devtools", "sentiment": "support",
-}
 
 // setGPUs records the GPUs that targets hold (the demo: one per replica).
 func (in *integrations) setGPUs(m map[string]float64) {
@@ -246,21 +231,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return clientcmd.BuildConfigFromFlags("", kubeconfig)
 	}
 	return rest.InClusterConfig()
-}
-
-// fakeIMDS serves IMDSv2's token and a spot/instance-action that answers
-// 404 (no interruption), on 127.0.0.1.
-func fakeIMDS(ctx context.Context) (string, func(), error) {
-	mux := http.NewServeMux()
-	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "demo-token") })
-	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ln) }()
-	return "http://" + ln.Addr().String(), func() { _ = srv.Close(); <-done }, nil
 }

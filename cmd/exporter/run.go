@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
@@ -20,13 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/exporter-toolkit/web"
 
-	"github.com/infercast/infercast/internal/fleet"
+	"github.com/infercast/infercast/internal/exporterdemo"
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/metrics/gpu"
 )
-
-// SourceDemo labels the targets of the built-in fleet.
-const SourceDemo = "demo"
 
 // shutdownTimeout bounds how long in-flight scrapes may drain on exit.
 const shutdownTimeout = 10 * time.Second
@@ -60,7 +56,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	set := metrics.NewCollectorSet(log)
 	set.Add("targets", exp)
-	reload := newReloader(o.configFile, exp, log)
+	reload := metrics.NewReloader(o.configFile, exp, log)
 	reg.MustRegister(reload)
 
 	var g oklog.Group
@@ -72,7 +68,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 
 	var demoGPUs map[string]float64
 	if o.demo {
-		f, gpus, err := startDemoFleet(ctx, log, exp)
+		f, gpus, err := exporterdemo.StartFleet(ctx, exp, log)
 		if err != nil {
 			return err
 		}
@@ -84,7 +80,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			defer scancel()
 			_ = f.Close(sctx)
 		})
-		g.Add(func() error { return demoRestarts(ctx, f, demoRestartServer, 20*time.Second, 10*time.Minute, log) }, func(error) { cancel() })
+		g.Add(func() error {
+			return exporterdemo.Restarts(ctx, f, exporterdemo.RestartServer, exporterdemo.RestartFirst, exporterdemo.RestartEvery, log)
+		}, func(error) { cancel() })
 	}
 	in, err := setupIntegrations(ctx, cfg, o.demo, o.spot, exp, set, log)
 	if err != nil {
@@ -216,129 +214,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 // gpuCollector returns the NVML collector over the real driver when one
 // loads, else (demo only) over go-nvml's mock, saying which.
 func gpuCollector(demo bool, pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
-	lib := nvml.New()
-	if ret := lib.Init(); ret == nvml.SUCCESS {
-		_ = lib.Shutdown()
-		return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
-	}
 	if demo {
-		return gpu.Demo(log), true
+		return exporterdemo.GPUCollector(pods, log)
 	}
 	// Without a driver the collector exports infercast_gpu_collector_up 0.
-	return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
-}
-
-// demoRestartServer is the simulated server the demo restarts now and
-// then, so that the cold-start families are filled as in a real fleet.
-const demoRestartServer = "summarise-tgi"
-
-// demoRestarts restarts server after first, then every every, until ctx
-// ends: the exporter sees process_start_time_seconds change and records a
-// cold start.
-func demoRestarts(ctx context.Context, f *fleet.Fleet, server string, first, every time.Duration, log *slog.Logger) error {
-	t := time.NewTimer(first)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := f.Restart(server); err != nil {
-				log.Warn("demo: restart failed", "server", server, "err", err)
-			} else {
-				log.Info("demo: restarted a model server (a cold start)", "server", server)
-			}
-			t.Reset(every)
-		}
-	}
-}
-
-// startDemoFleet starts the built-in simulated servers and points the
-// exporter at them.
-// It returns the GPUs each server holds: one per simulated replica.
-func startDemoFleet(ctx context.Context, log *slog.Logger, exp *metrics.Exporter) (*fleet.Fleet, map[string]float64, error) {
-	fc := fleet.Default()
-	f, err := fleet.New(fc, log.With("component", "fleet"))
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := f.Start(ctx); err != nil {
-		return nil, nil, err
-	}
-	targets, err := fleet.ExporterTargets(f, fc)
-	if err != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		_ = f.Close(sctx)
-		return nil, nil, err
-	}
-	exp.SetTargets(SourceDemo, targets)
-	replicas := map[string]int{}
-	for _, s := range fc.Servers {
-		replicas[s.Model] = s.Replicas
-	}
-	gpus := map[string]float64{}
-	for _, t := range f.Targets() {
-		gpus[t.Name] = float64(replicas[t.Model])
-	}
-	return f, gpus, nil
-}
-
-// reloader re-reads the config file on SIGHUP and POST /-/reload and
-// exports whether the last attempt worked.
-type reloader struct {
-	path string
-	exp  *metrics.Exporter
-	log  *slog.Logger
-
-	mu          sync.Mutex
-	ok          float64
-	lastSuccess time.Time
-	okDesc      *prometheus.Desc
-	tsDesc      *prometheus.Desc
-}
-
-func newReloader(path string, exp *metrics.Exporter, log *slog.Logger) *reloader {
-	return &reloader{
-		path: path, exp: exp, log: log, ok: 1, lastSuccess: time.Now(),
-		okDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_successful",
-			"1 when the last configuration reload succeeded (or none was attempted), else 0.", nil, nil),
-		tsDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_success_timestamp_seconds",
-			"Unix time of the last successful configuration load.", nil, nil),
-	}
-}
-
-// Reload applies the config file again; on error the running config stays.
-func (r *reloader) Reload() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.reload()
-	if err != nil {
-		r.ok = 0
-		return err
-	}
-	r.ok = 1
-	r.lastSuccess = time.Now()
-	r.log.Info("configuration reloaded", "file", r.path)
-	return nil
-}
-
-func (r *reloader) reload() error {
-	if r.path == "" {
-		return errors.New("no --config.file to reload")
-	}
-	cfg, err := metrics.LoadConfigFile(r.path)
-	if err != nil {
-		return err
-	}
-	return r.exp.ApplyConfig(cfg)
-}
-
-func (r *reloader) Describe(ch chan<- *prometheus.Desc) { ch <- r.okDesc; ch <- r.tsDesc }
-
-func (r *reloader) Collect(ch chan<- prometheus.Metric) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	ch <- prometheus.MustNewConstMetric(r.okDesc, prometheus.GaugeValue, r.ok)
-	ch <- prometheus.MustNewConstMetric(r.tsDesc, prometheus.GaugeValue, float64(r.lastSuccess.UnixNano())/1e9)
+	return gpu.NewCollector(gpu.Options{NVML: nvml.New(), Pods: pods, Logger: log}), false
 }

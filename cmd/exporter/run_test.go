@@ -542,7 +542,7 @@ func describedFamilies(t *testing.T) map[string]descInfo {
 	ch := make(chan *prometheus.Desc, 256)
 	go func() {
 		set.Describe(ch)
-		newReloader("", exp, slog.New(slog.DiscardHandler)).Describe(ch)
+		metrics.NewReloader("", exp, nil).Describe(ch)
 		close(ch)
 	}()
 	out := map[string]descInfo{}

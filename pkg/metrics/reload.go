@@ -1,0 +1,79 @@
+package metrics
+
+import (
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reloader re-reads a config file into an Exporter (SIGHUP, POST /-/reload)
+// and exports whether the last attempt worked, as
+// infercast_exporter_config_last_reload_successful and
+// infercast_exporter_config_last_reload_success_timestamp_seconds.
+type Reloader struct {
+	path string
+	exp  *Exporter
+	log  *slog.Logger
+
+	mu          sync.Mutex
+	ok          float64
+	lastSuccess time.Time
+	okDesc      *prometheus.Desc
+	tsDesc      *prometheus.Desc
+}
+
+// NewReloader returns a Reloader of path into exp. With path "" (a demo run
+// on built-in defaults) it exports success until a reload is attempted,
+// which then fails: there is no file to read.
+func NewReloader(path string, exp *Exporter, log *slog.Logger) *Reloader {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Reloader{
+		path: path, exp: exp, log: log, ok: 1, lastSuccess: time.Now(),
+		okDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_successful",
+			"1 when the last configuration reload succeeded (or none was attempted), else 0.", nil, nil),
+		tsDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_success_timestamp_seconds",
+			"Unix time of the last successful configuration load.", nil, nil),
+	}
+}
+
+// Reload applies the config file again; on error the running config stays.
+func (r *Reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.reload()
+	if err != nil {
+		r.ok = 0
+		return err
+	}
+	r.ok = 1
+	r.lastSuccess = time.Now()
+	r.log.Info("configuration reloaded", "file", r.path)
+	return nil
+}
+
+func (r *Reloader) reload() error {
+	if r.path == "" {
+		return errors.New("no --config.file to reload")
+	}
+	cfg, err := LoadConfigFile(r.path)
+	if err != nil {
+		return err
+	}
+	return r.exp.ApplyConfig(cfg)
+}
+
+// Describe implements prometheus.Collector.
+func (r *Reloader) Describe(ch chan<- *prometheus.Desc) { ch <- r.okDesc; ch <- r.tsDesc }
+
+// Collect implements prometheus.Collector.
+func (r *Reloader) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(r.okDesc, prometheus.GaugeValue, r.ok)
+	ch <- prometheus.MustNewConstMetric(r.tsDesc, prometheus.GaugeValue, float64(r.lastSuccess.UnixNano())/1e9)
+}

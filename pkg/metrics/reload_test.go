@@ -1,0 +1,53 @@
+package metrics
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// TestReloader: a good file applies, a bad one keeps the running config and
+// sets last_reload_successful to 0, no file at all (a demo) is an error.
+func TestReloader(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "exporter.yaml")
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exp, err := New(DefaultConfig(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewReloader(path, exp, nil)
+	wantOK := func(v string) {
+		t.Helper()
+		const head = "# HELP infercast_exporter_config_last_reload_successful 1 when the last configuration reload succeeded (or none was attempted), else 0.\n# TYPE infercast_exporter_config_last_reload_successful gauge\n"
+		if err := testutil.CollectAndCompare(r, strings.NewReader(head+"infercast_exporter_config_last_reload_successful "+v+"\n"), "infercast_exporter_config_last_reload_successful"); err != nil {
+			t.Error(err)
+		}
+	}
+	wantOK("1")
+	write("global: {scrape_interval: 7s}\n")
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := exp.ScrapeInterval().String(); got != "7s" {
+		t.Errorf("scrape interval after reload = %s, want 7s", got)
+	}
+	write("global: {scrape_interval: 9s, nope: 1}\n")
+	if err := r.Reload(); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("bad file: %v, want an error naming the unknown field", err)
+	}
+	wantOK("0")
+	if got := exp.ScrapeInterval().String(); got != "7s" {
+		t.Errorf("a bad reload changed the scrape interval to %s", got)
+	}
+	if err := NewReloader("", exp, nil).Reload(); err == nil || err.Error() != "no --config.file to reload" {
+		t.Errorf("reload without a file = %v", err)
+	}
+}
