@@ -166,7 +166,16 @@ func (l *Loop) Step(ctx context.Context) {
 func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 	w := &st.w
 	log := l.cfg.Logger.With("workload", w.Name)
-	horizon := w.Horizon(w.ColdStart)
+
+	// The live signals first: the measured cold start sets how far ahead
+	// the forecast must reach.
+	sig, liveErr := l.cfg.Live.Signals(ctx, w, now)
+	if liveErr != nil {
+		log.Warn("live signals unavailable", "err", liveErr)
+		sig = Signals{Rate: math.NaN(), Backlog: math.NaN()}
+	}
+	sig.Time = now
+	horizon := w.Horizon(w.forecastColdStart(sig))
 
 	histErr := l.feed(ctx, st, now)
 	var fc *predict.Forecast
@@ -179,12 +188,6 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 			l.cfg.Forecasts.RecordForecast(w.Name, f)
 		}
 	}
-	sig, liveErr := l.cfg.Live.Signals(ctx, w, now)
-	if liveErr != nil {
-		log.Warn("live signals unavailable", "err", liveErr)
-		sig = Signals{Rate: math.NaN(), Backlog: math.NaN()}
-	}
-	sig.Time = now
 
 	degraded := ""
 	var plan Plan
@@ -274,6 +277,19 @@ func (l *Loop) feed(ctx context.Context, st *workloadState, now time.Time) error
 		return fmt.Errorf("demand history is stale: latest interval ends %v, %v ago", st.fed.UTC().Format(time.RFC3339), to.Sub(st.fed))
 	}
 	return nil
+}
+
+// forecastColdStart is the cold start the forecast and the last good plan
+// must cover: the configured one, or the measured p90 when the policy
+// measures it and it is longer. The planner sizes for the measured one
+// (Planner.Plan), so the forecast must reach at least that far, or the
+// planner would read only the steps it got and miss demand arriving
+// within its horizon.
+func (w *Workload) forecastColdStart(sig Signals) time.Duration {
+	if w.MeasureColdStart {
+		return max(w.ColdStart, sig.ColdStartP90)
+	}
+	return w.ColdStart
 }
 
 // sanitize guarantees the scaler never serves garbage: no negative target,

@@ -290,3 +290,70 @@ func TestLoopPreviewAppliesToLastGoodPlan(t *testing.T) {
 		}
 	}
 }
+
+// rampForecaster forecasts no demand until arrives after its origin and
+// rate requests/s from then on, for as many steps as it is asked.
+type rampForecaster struct {
+	step    time.Duration
+	last    time.Time // start of the last interval observed
+	arrives time.Duration
+	rate    float64
+}
+
+func (f *rampForecaster) Observe(t time.Time, _ float64) { f.last = t }
+
+func (f *rampForecaster) Forecast(steps int) (predict.Forecast, error) {
+	fc := predict.Forecast{Origin: f.last.Add(f.step), Step: f.step, Model: "ramp"}
+	for i := range steps {
+		v := 0.0
+		if time.Duration(i)*f.step >= f.arrives {
+			v = f.rate * f.step.Seconds()
+		}
+		fc.P50 = append(fc.P50, v)
+		fc.P90 = append(fc.P90, v)
+		fc.P99 = append(fc.P99, v)
+	}
+	return fc, nil
+}
+
+// TestLoopForecastsTheMeasuredColdStart: with measure_cold_start, a measured
+// p90 cold start longer than the configured one lengthens the planner's
+// horizon, and the forecast must reach that far: demand forecast to arrive
+// within the measured horizon, but after the configured one, is planned for
+// (and wakes the workload at zero).
+func TestLoopForecastsTheMeasuredColdStart(t *testing.T) {
+	for _, measured := range []time.Duration{0, 10 * time.Minute} {
+		w := testWorkload()
+		w.Tiers.Spot = nil
+		w.ColdStart = time.Minute
+		w.MeasureColdStart = true
+		c := NewCache()
+		loop, err := NewLoop(LoopConfig{
+			Policy: staticPolicy{&Policy{Workloads: []Workload{w}}}, History: &fakeHistory{rate: 0},
+			Live:  &fakeLive{sig: Signals{Rate: 0, Backlog: 0, ColdStartP90: measured}},
+			Cache: c, Now: (&clock{t: t0.Add(30 * time.Second)}).now,
+			NewForecaster: func(step time.Duration) predict.Online {
+				// 40 requests/s from 6 minutes on: 20 replicas at mu 2.
+				return &rampForecaster{step: step, arrives: 6 * time.Minute, rate: 40}
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		loop.Step(context.Background())
+		p, ok := c.Get("chat")
+		if !ok {
+			t.Fatal("no plan")
+		}
+		if measured == 0 {
+			// Within the configured horizon (1m15s) nothing arrives.
+			if total(p) != 0 || p.Active {
+				t.Fatalf("configured cold start: plan %+v; want nothing planned, inactive", p)
+			}
+			continue
+		}
+		if total(p) != 20 || !p.Active {
+			t.Fatalf("measured cold start %v: plan %+v (total %d); want 20 replicas for the demand arriving at 6m, active", measured, p, total(p))
+		}
+	}
+}

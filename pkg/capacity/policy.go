@@ -257,8 +257,10 @@ func (w *Workload) validate() []error {
 	if w.QueueSLO < 0 {
 		bad("queue_slo", "%v must not be negative", w.QueueSLO)
 	}
-	if w.ColdStart < 0 {
-		bad("cold_start", "%v must not be negative", w.ColdStart)
+	if w.ColdStart <= 0 {
+		// Required even with measure_cold_start: it is the horizon until a
+		// cold start has been measured, and no model server is ready at once.
+		bad("cold_start", "%v must be positive (launch to ready; with measure_cold_start, used until one is measured)", w.ColdStart)
 	}
 	if w.DecisionInterval <= 0 {
 		bad("decision_interval", "%v must be positive", w.DecisionInterval)
