@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -375,7 +376,7 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	var errs []error
 	for i, wn := range wnodes {
 		if err := wn.Decode(&p.Workloads[i]); err != nil {
-			errs = append(errs, fmt.Errorf("%s:%d: %s: %s", name, wn.Line, workloadLabel(wn, i), strings.TrimPrefix(err.Error(), "yaml: unmarshal errors:\n  ")))
+			errs = append(errs, decodeErrors(name, wn, workloadLabel(wn, i), err)...)
 		}
 	}
 	if len(errs) > 0 {
@@ -468,6 +469,140 @@ func checkKnownFields(n *yaml.Node, t reflect.Type, where, path string) error {
 		}
 	}
 	return nil
+}
+
+var (
+	// yaml.v3's type errors: "line N: cannot unmarshal !!TAG `VALUE` into
+	// TYPE" (VALUE cut to 7 characters and "..." past 10; none for !!map
+	// and !!seq), and "line N: mapping key "K" already defined at line M".
+	cannotUnmarshal = regexp.MustCompile("^line ([0-9]+): cannot unmarshal (!![a-z]+)(?: `([^`]*)`)? into (.+)$")
+	duplicateKey    = regexp.MustCompile(`^line ([0-9]+): mapping key "(.*)" already defined`)
+	errorLine       = regexp.MustCompile(`^line ([0-9]+): `)
+)
+
+// decodeErrors turns the error of decoding workload node wn into one error
+// per problem, each naming the file's line, the workload and the field
+// (its key path, as validate names it), e.g.
+// p.yaml:6: workload "chat": cold_start: cannot unmarshal !!int `180` into time.Duration.
+func decodeErrors(file string, wn *yaml.Node, label string, err error) []error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []error{fmt.Errorf("%s:%d: %s: %w", file, wn.Line, label, err)}
+	}
+	out := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		line, field, what := wn.Line, "", msg
+		if m := errorLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			what = strings.TrimPrefix(msg, m[0])
+		}
+		switch m := cannotUnmarshal.FindStringSubmatch(msg); {
+		case m != nil:
+			field = fieldAt(wn, line, func(n *yaml.Node) bool { return valueMatches(n, m[2], m[3]) })
+			if m[4] == "time.Duration" {
+				what += ` (want a duration with a unit, e.g. "180s")`
+			}
+		default:
+			if m := duplicateKey.FindStringSubmatch(msg); m != nil {
+				field = keyAt(wn, line, m[2])
+			}
+		}
+		if field == "" {
+			field = fieldAt(wn, line, func(*yaml.Node) bool { return true })
+		}
+		if field != "" {
+			what = field + ": " + what
+		}
+		out = append(out, fmt.Errorf("%s:%d: %s: %s", file, line, label, what))
+	}
+	return out
+}
+
+// valueMatches says whether n is the node a type error describes: its tag
+// (!!map, !!seq) or its scalar value, cut as yaml.v3 cuts it.
+func valueMatches(n *yaml.Node, tag, quoted string) bool {
+	switch tag {
+	case "!!map":
+		return n.Kind == yaml.MappingNode
+	case "!!seq":
+		return n.Kind == yaml.SequenceNode
+	}
+	if n.Kind != yaml.ScalarNode {
+		return false
+	}
+	if cut, ok := strings.CutSuffix(quoted, "..."); ok && len(n.Value) > 10 {
+		return strings.HasPrefix(n.Value, cut)
+	}
+	return n.Value == quoted
+}
+
+// fieldAt returns the key path (tiers.spot.notice, tiers.spot.pools[1]) of
+// the deepest value node under n on line that match accepts (a mapping
+// starts on its first key's line: its parent's value shares that line);
+// "" if none.
+func fieldAt(n *yaml.Node, line int, match func(*yaml.Node) bool) string {
+	var walk func(n *yaml.Node, path string) (string, bool)
+	walk = func(n *yaml.Node, path string) (string, bool) {
+		switch n.Kind {
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				p := joinPath(path, n.Content[i].Value)
+				if f, ok := walk(n.Content[i+1], p); ok {
+					return f, true
+				}
+				if v := n.Content[i+1]; v.Line == line && match(v) {
+					return p, true
+				}
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				if f, ok := walk(c, p); ok {
+					return f, true
+				}
+				if c.Line == line && match(c) {
+					return p, true
+				}
+			}
+		}
+		return "", false
+	}
+	f, _ := walk(n, "")
+	return f
+}
+
+// keyAt returns the key path of key on line under n; "" if none.
+func keyAt(n *yaml.Node, line int, key string) string {
+	var walk func(n *yaml.Node, path string) string
+	walk = func(n *yaml.Node, path string) string {
+		for i, c := range n.Content {
+			p := path
+			switch n.Kind {
+			case yaml.MappingNode:
+				if i%2 == 0 {
+					if c.Line == line && c.Value == key {
+						return joinPath(path, key)
+					}
+					continue
+				}
+				p = joinPath(path, n.Content[i-1].Value)
+			case yaml.SequenceNode:
+				p = fmt.Sprintf("%s[%d]", path, i)
+			}
+			if f := walk(c, p); f != "" {
+				return f
+			}
+		}
+		return ""
+	}
+	return walk(n, "")
+}
+
+func joinPath(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
 }
 
 // workloadLabel names the workload of node n for error messages.
