@@ -98,25 +98,194 @@ func TestAmtoolCheckConfig(t *testing.T) {
 	run(t, amtool, "check-config", routingFile)
 }
 
-// TestRouting asks amtool where alerts of each severity and team go, so the
-// example routes what it says it routes.
-func TestRouting(t *testing.T) {
-	amtool := testutil.Binary(t, "amtool")
-	for _, tc := range []struct {
-		labels   []string
-		receiver string
-	}{
-		{[]string{"alertname=InfercastSLOBurnRateFast", "severity=critical", "team=ml-platform"}, "ml-platform-pager"},
-		{[]string{"alertname=InfercastSpendOverBudget", "severity=warning", "team=finops"}, "finops-slack"},
-		{[]string{"alertname=InfercastGPUsIdle", "severity=warning", "team=ml-platform"}, "ml-platform-slack"},
-		{[]string{"alertname=InfercastExporterDown", "severity=critical"}, "infra-pager"},
-		{[]string{"alertname=InfercastPlannerPreviewLong", "severity=info"}, "infra-ticket"},
-	} {
-		out := run(t, amtool, append([]string{"config", "routes", "test", "--config.file=" + routingFile}, tc.labels...)...)
-		if got := strings.TrimSpace(out); got != tc.receiver {
-			t.Errorf("%v routed to %q, want %q", tc.labels, got, tc.receiver)
+// producedLabels returns the label sets the rules produce, alertname
+// included: every alert promtool's unit tests expect (promtool compares
+// them in full, so they are what the rules make of their input).
+func producedLabels(t *testing.T) []map[string]string {
+	t.Helper()
+	b, err := os.ReadFile(testsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ut struct {
+		Tests []struct {
+			AlertRuleTests []struct {
+				Alertname string `yaml:"alertname"`
+				ExpAlerts []struct {
+					ExpLabels map[string]string `yaml:"exp_labels"`
+				} `yaml:"exp_alerts"`
+			} `yaml:"alert_rule_test"`
+		} `yaml:"tests"`
+	}
+	if err := yaml.Unmarshal(b, &ut); err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]string
+	for _, tc := range ut.Tests {
+		for _, a := range tc.AlertRuleTests {
+			for _, e := range a.ExpAlerts {
+				ls := map[string]string{"alertname": a.Alertname}
+				for k, v := range e.ExpLabels {
+					ls[k] = v
+				}
+				out = append(out, ls)
+			}
 		}
 	}
+	// Every alert of the rules is represented.
+	have := map[string]bool{}
+	for _, ls := range out {
+		have[ls["alertname"]] = true
+	}
+	for _, r := range loadRules(t) {
+		if r.Alert != "" && !have[r.Alert] {
+			t.Errorf("%s: no expected alert in %s to take its labels from", r.Alert, testsFile)
+		}
+	}
+	return out
+}
+
+// wantReceiver is the routing policy the example documents: infercast's
+// own health to infra, spend over budget to finops, anything about a model
+// or workload to ml-platform, the rest (spot pools, GPU nodes) to infra;
+// critical pages, warning goes to chat, info becomes a ticket.
+func wantReceiver(ls map[string]string) string {
+	team := "infra"
+	switch name := ls["alertname"]; {
+	case strings.HasPrefix(name, "InfercastExporter"), strings.HasPrefix(name, "InfercastAdapter"):
+	case name == "InfercastSpendOverBudget":
+		return "finops-slack"
+	case ls["model"] != "", ls["workload"] != "":
+		team = "ml-platform"
+	}
+	return team + "-" + map[string]string{"critical": "pager", "warning": "slack", "info": "ticket"}[ls["severity"]]
+}
+
+// TestRouting asks amtool where every label set the rules produce goes, so
+// the example routes on labels that exist, as it says it does.
+func TestRouting(t *testing.T) {
+	amtool := testutil.Binary(t, "amtool")
+	seen := map[string]bool{}
+	for _, ls := range producedLabels(t) {
+		args := []string{"config", "routes", "test", "--config.file=" + routingFile}
+		for k, v := range ls {
+			args = append(args, k+"="+v)
+		}
+		sort.Strings(args[4:])
+		key := strings.Join(args[4:], " ")
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out := run(t, amtool, args...)
+		if got, want := strings.TrimSpace(out), wantReceiver(ls); got != want {
+			t.Errorf("%s routed to %q, want %q", key, got, want)
+		}
+	}
+}
+
+// TestRoutingLabelsExist: the example groups and inhibits only by labels
+// the rules produce, and each inhibition's source and target are alerts
+// that exist and share its `equal` labels.
+func TestRoutingLabelsExist(t *testing.T) {
+	b, err := os.ReadFile(routingFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type route struct {
+		GroupBy []string `yaml:"group_by"`
+		Routes  []route  `yaml:"routes"`
+	}
+	var cfg struct {
+		Route        route `yaml:"route"`
+		InhibitRules []struct {
+			Source []string `yaml:"source_matchers"`
+			Target []string `yaml:"target_matchers"`
+			Equal  []string `yaml:"equal"`
+		} `yaml:"inhibit_rules"`
+	}
+	if err := yaml.Unmarshal(b, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	produced := producedLabels(t)
+	names := map[string]bool{}
+	for _, ls := range produced {
+		for k := range ls {
+			names[k] = true
+		}
+	}
+	var walk func(r route)
+	walk = func(r route) {
+		for _, l := range r.GroupBy {
+			if !names[l] && l != "..." {
+				t.Errorf("group_by %s: no alert carries it", l)
+			}
+		}
+		for _, c := range r.Routes {
+			walk(c)
+		}
+	}
+	walk(cfg.Route)
+	if len(cfg.InhibitRules) == 0 {
+		t.Fatal("no inhibit rules")
+	}
+	for _, ir := range cfg.InhibitRules {
+		var sources, targets []map[string]string
+		for _, ls := range produced {
+			if matchAll(t, ir.Source, ls) {
+				sources = append(sources, ls)
+			}
+			if matchAll(t, ir.Target, ls) {
+				targets = append(targets, ls)
+			}
+		}
+		if len(sources) == 0 || len(targets) == 0 {
+			t.Errorf("inhibit %v -> %v: %d alerts match the source, %d the target", ir.Source, ir.Target, len(sources), len(targets))
+			continue
+		}
+		// It takes effect for some pair: both carry the equal labels, alike.
+		takes := false
+		for _, src := range sources {
+			for _, tgt := range targets {
+				ok := true
+				for _, l := range ir.Equal {
+					ok = ok && src[l] != "" && src[l] == tgt[l]
+				}
+				takes = takes || ok
+			}
+		}
+		if !takes {
+			t.Errorf("inhibit %v -> %v: no source and target alert share the labels %v", ir.Source, ir.Target, ir.Equal)
+		}
+	}
+}
+
+var matcherRE = regexp.MustCompile(`^([a-zA-Z_][a-zA-Z0-9_]*)(=~|!~|!=|=)"(.*)"$`)
+
+// matchAll reports whether ls matches every Alertmanager matcher of ms
+// (the quoted name<op>"value" form the example uses).
+func matchAll(t *testing.T, ms []string, ls map[string]string) bool {
+	t.Helper()
+	for _, m := range ms {
+		p := matcherRE.FindStringSubmatch(m)
+		if p == nil {
+			t.Fatalf("matcher %q: want name<op>\"value\"", m)
+		}
+		v := ls[p[1]]
+		var ok bool
+		switch p[2] {
+		case "=":
+			ok = v == p[3]
+		case "!=":
+			ok = v != p[3]
+		case "=~", "!~":
+			ok = regexp.MustCompile("^(?:"+p[3]+")$").MatchString(v) == (p[2] == "=~")
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
 var severities = []string{"critical", "warning", "info"}
