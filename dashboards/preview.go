@@ -18,6 +18,10 @@ func Preview(w io.Writer, specs []Spec) error {
 	b.WriteString("in the Helm chart, which installs them as ConfigMaps for Grafana's sidecar.\n")
 	b.WriteString("Every query is parsed and its metric names checked against a live exporter\n")
 	b.WriteString("and adapter by `go test ./alerts/`. The layout of each dashboard follows.\n\n")
+	for _, s := range specs {
+		fmt.Fprintf(&b, "- [%s](#%s)\n", s.Title, anchor(s.Title))
+	}
+	b.WriteString("- [Variables](#variables)\n\n")
 	b.WriteString("## Variables\n\n")
 	b.WriteString("`$namespace` is the namespace infercast's exporter or adapter runs in: Prometheus\n")
 	b.WriteString("gives every series it scrapes the namespace label of its target, and the per-model\n")
@@ -33,10 +37,6 @@ func Preview(w io.Writer, specs []Spec) error {
 			vs = append(vs, "`$"+v.Name+"`")
 		}
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", s.Title, strings.Join(vs, ", "), s.VariablesWhy)
-	}
-	b.WriteString("\n")
-	for _, s := range specs {
-		fmt.Fprintf(&b, "- [%s](#%s)\n", s.Title, anchor(s.Title))
 	}
 	b.WriteString("\n")
 	for _, s := range specs {
