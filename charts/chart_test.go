@@ -303,6 +303,19 @@ func TestExporterDaemonSet(t *testing.T) {
 		t.Errorf("exporter rule %v, want get/list/watch on pods and nodes", r)
 	}
 
+	for _, v := range valueSets {
+		t.Run("host /proc for GPU process mapping/"+name(v), func(t *testing.T) {
+			_, objs := render(t, helm, v)
+			checkHostProc(t, objs)
+		})
+	}
+	_, noProc := render(t, helm, "", "--set", "exporter.hostProc.enabled=false")
+	for _, vol := range list(get(find(noProc, "DaemonSet", ""), "spec", "template", "spec", "volumes")) {
+		if get(vol, "hostPath") != nil {
+			t.Errorf("exporter.hostProc.enabled=false still mounts hostPath %v", get(vol, "hostPath", "path"))
+		}
+	}
+
 	_, full := render(t, helm, "ci/values-full.yaml")
 	if rc := get(find(full, "DaemonSet", ""), "spec", "template", "spec", "runtimeClassName"); rc != "nvidia" {
 		t.Errorf("runtimeClassName %v, want nvidia", rc)
@@ -315,6 +328,59 @@ func TestExporterDaemonSet(t *testing.T) {
 	}
 	if tok := get(find(only, "DaemonSet", ""), "spec", "template", "spec", "automountServiceAccountToken"); tok != false {
 		t.Errorf("automountServiceAccountToken %v without discovery, want false", tok)
+	}
+}
+
+// checkHostProc: the exporter maps GPU processes to pods through
+// /proc/<pid>/cgroup, so the DaemonSet mounts the host's /proc read-only
+// (no hostPID) exactly where the rendered config's
+// integrations.gpu.proc_root points, and nothing else of the host (the
+// kubelet's pod-resources socket is not read).
+func checkHostProc(t *testing.T, objs []object) {
+	t.Helper()
+	ds := find(objs, "DaemonSet", "")
+	spec := mapOf(get(ds, "spec", "template", "spec"))
+	if spec["hostPID"] == true {
+		t.Error("hostPID: the exporter needs only the host's /proc, read-only")
+	}
+	var procRoot string
+	for _, o := range objs {
+		if c, ok := get(o, "data", "exporter.yaml").(string); ok {
+			cfg, err := metrics.ParseConfig([]byte(c))
+			if err != nil {
+				t.Fatal(err)
+			}
+			procRoot = cfg.Integrations.GPU.ProcRoot
+		}
+	}
+	if procRoot == "" || procRoot == metrics.DefaultProcRoot {
+		t.Fatalf("exporter config integrations.gpu.proc_root %q: the container's own /proc shows none of the GPU processes", procRoot)
+	}
+	hostPaths := map[string]string{} // volume → host path
+	for _, v := range list(spec["volumes"]) {
+		if hp := get(v, "hostPath", "path"); hp != nil {
+			hostPaths[str(get(v, "name"))] = str(hp)
+		}
+	}
+	mounted := false
+	for _, m := range list(get(list(spec["containers"])[0], "volumeMounts")) {
+		hp, ok := hostPaths[str(get(m, "name"))]
+		if !ok {
+			continue
+		}
+		if hp != "/proc" {
+			t.Errorf("hostPath %s mounted at %v: only the host's /proc is needed", hp, get(m, "mountPath"))
+			continue
+		}
+		if get(m, "readOnly") != true {
+			t.Errorf("host /proc mounted at %v without readOnly", get(m, "mountPath"))
+		}
+		if get(m, "mountPath") == procRoot {
+			mounted = true
+		}
+	}
+	if !mounted {
+		t.Errorf("no read-only hostPath /proc mounted at %s (integrations.gpu.proc_root); volumes %v", procRoot, hostPaths)
 	}
 }
 

@@ -6,10 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -78,5 +82,60 @@ func TestNodeName(t *testing.T) {
 	t.Setenv("NODE_NAME", "")
 	if got := nodeName(metrics.KubernetesConfig{}); got != "" {
 		t.Errorf("neither: %q", got)
+	}
+}
+
+// TestGPUProcRoot: integrations.gpu.proc_root reaches the GPU collector, which
+// maps NVML's processes to pods through <proc_root>/<pid>/cgroup (the chart
+// mounts the host's /proc at /host/proc and sets it).
+func TestGPUProcRoot(t *testing.T) {
+	root := t.TempDir()
+	const uid = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+	if err := os.MkdirAll(filepath.Join(root, "4242"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cg := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-" + strings.Repeat("ab", 32) + ".scope\n"
+	if err := os.WriteFile(filepath.Join(root, "4242", "cgroup"), []byte(cg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := metrics.ParseConfig([]byte("integrations: {gpu: {enabled: true, proc_root: " + root + "}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib := dgxa100.New()
+	lib.Devices = lib.Devices[:1]
+	dev := lib.Devices[0].(*dgxa100.Device)
+	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 50}, nvml.SUCCESS }
+	dev.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
+	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 5 << 30}}, nvml.SUCCESS
+	}
+	for _, demo := range []bool{false, true} {
+		// With a driver (the mock initialises), the demo uses it too.
+		c, simulated := gpuCollector(demo, cfg.Integrations.GPU, lib, nil, slog.New(slog.DiscardHandler))
+		if simulated {
+			t.Errorf("demo=%v: a library that initialises was replaced by the simulated node", demo)
+		}
+		reg := prometheus.NewPedanticRegistry()
+		reg.MustRegister(c)
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, mf := range mfs {
+			if mf.GetName() != "infercast_gpu_pod_memory_used_bytes" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				for _, l := range m.GetLabel() {
+					found = found || l.GetName() == "pod_uid" && l.GetValue() == uid && m.GetGauge().GetValue() == 5<<30
+				}
+			}
+		}
+		if !found {
+			t.Errorf("demo=%v: no infercast_gpu_pod_memory_used_bytes{pod_uid=%q} 5GiB: the process was not mapped through proc_root %s", demo, uid, root)
+		}
+		_ = c.Close()
 	}
 }

@@ -104,7 +104,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		}, func(error) { cancel() })
 	}
 	if o.demo || cfg.Integrations.GPU.Enabled {
-		c, simulated := gpuCollector(o.demo, in.podNames, log)
+		c, simulated := gpuCollector(o.demo, cfg.Integrations.GPU, nvml.New(), in.podNames, log)
 		if simulated {
 			log.Info("no NVIDIA driver found: GPU metrics come from go-nvml's mock (infercast_gpu_info{simulated=\"true\"})")
 		}
@@ -211,12 +211,14 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	return g.Run()
 }
 
-// gpuCollector returns the NVML collector over the real driver when one
-// loads, else (demo only) over go-nvml's mock, saying which.
-func gpuCollector(demo bool, pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
+// gpuCollector returns the NVML collector over lib (nvml.New(): the real
+// driver), mapping processes to pods under gc.ProcRoot; in the demo, when
+// lib does not initialise (no driver), one over go-nvml's mock, saying so.
+func gpuCollector(demo bool, gc metrics.GPUConfig, lib nvml.Interface, pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
+	opts := gpu.Options{NVML: lib, Mapper: gpu.CgroupMapper{ProcRoot: gc.ProcRoot}, Pods: pods, Logger: log}
 	if demo {
-		return exporterdemo.GPUCollector(pods, log)
+		return exporterdemo.GPUCollector(opts)
 	}
 	// Without a driver the collector exports infercast_gpu_collector_up 0.
-	return gpu.NewCollector(gpu.Options{NVML: nvml.New(), Pods: pods, Logger: log}), false
+	return gpu.NewCollector(opts), false
 }

@@ -155,17 +155,18 @@ func FakeIMDS(ctx context.Context) (string, func(), error) {
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close(); <-done }, nil
 }
 
-// GPUCollector returns the NVML collector over the real driver when one
-// loads, else over go-nvml's mock (a simulated DGX A100), and whether it is
-// the mock: its infercast_gpu_info series then carry simulated="true".
-// pods resolves pod names for the real driver; it may be nil.
-func GPUCollector(pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
-	lib := nvml.New()
-	if ret := lib.Init(); ret == nvml.SUCCESS {
-		_ = lib.Shutdown()
-		return gpu.NewCollector(gpu.Options{NVML: lib, Pods: pods, Logger: log}), false
+// GPUCollector returns the NVML collector of real (its NVML: nvml.New()
+// in production) when that library initialises, a driver being present,
+// else one over go-nvml's mock (a simulated DGX A100), and whether it is the
+// mock: its infercast_gpu_info series then carry simulated="true".
+func GPUCollector(real gpu.Options) (*gpu.Collector, bool) {
+	if real.NVML != nil {
+		if ret := real.NVML.Init(); ret == nvml.SUCCESS {
+			_ = real.NVML.Shutdown()
+			return gpu.NewCollector(real), false
+		}
 	}
-	return gpu.Demo(log), true
+	return gpu.Demo(real.Logger), true
 }
 
 // Options are what Start needs from its caller.
@@ -251,7 +252,7 @@ func Start(ctx context.Context, o Options) (*Integrations, error) {
 		return usage(o.Exporter.Models(), node, gpus, teams), nil
 	}), cost.DemoCatalogue(), 5*time.Second, log.With("component", "cost")))
 
-	g, simulated := GPUCollector(nil, log.With("component", "gpu"))
+	g, simulated := GPUCollector(gpu.Options{NVML: nvml.New(), Logger: log.With("component", "gpu")})
 	if simulated {
 		log.Info("no NVIDIA driver found: GPU metrics come from go-nvml's mock (infercast_gpu_info{simulated=\"true\"})")
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"slices"
 	"time"
 
@@ -77,7 +78,15 @@ type IntegrationsConfig struct {
 // GPUConfig enables NVML collection.
 type GPUConfig struct {
 	Enabled bool `yaml:"enabled"`
+	// ProcRoot is where the host's /proc is seen: the GPU collector maps
+	// NVML's (host) process IDs to pods through <proc_root>/<pid>/cgroup.
+	// In a pod without hostPID, mount the host's /proc read-only (the chart
+	// mounts it at /host/proc and sets this). Default /proc.
+	ProcRoot string `yaml:"proc_root"`
 }
+
+// DefaultProcRoot is integrations.gpu.proc_root when the file leaves it out.
+const DefaultProcRoot = "/proc"
 
 // SpotConfig lists the cloud metadata services to watch for interruptions.
 type SpotConfig struct {
@@ -131,6 +140,9 @@ func (c *Config) applyDefaults() {
 	}
 	if g.MaxConcurrentScrapes == 0 {
 		g.MaxConcurrentScrapes = DefaultMaxConcurrentScrapes
+	}
+	if c.Integrations.GPU.ProcRoot == "" {
+		c.Integrations.GPU.ProcRoot = DefaultProcRoot
 	}
 	for i := range c.Targets {
 		if c.Targets[i].Timeout == 0 {
@@ -216,6 +228,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("targets[%d].name: %q already used by targets[%d]", i, t.Name, j)
 		}
 		seen[t.Name] = i
+	}
+	if pr := c.Integrations.GPU.ProcRoot; pr != "" && !path.IsAbs(pr) {
+		return fmt.Errorf("integrations.gpu.proc_root: %q is not an absolute path", pr)
 	}
 	for i, p := range c.Integrations.Spot.Providers {
 		if !slices.Contains([]string{"aws", "gcp", "azure"}, p) {

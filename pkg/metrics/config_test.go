@@ -28,6 +28,7 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"malformed YAML", "generic_mappings:\n  m: {requests_total: \"\"\n", "yaml: line 1: did not find expected ',' or '}'"},
 		{"negative max batch", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: vllm, max_batch_size: -4}\n", "targets[0].max_batch_size: must not be negative"},
 		{"unknown spot provider", "integrations: {spot: {providers: [oracle]}}\n", `integrations.spot.providers[0]: unknown provider "oracle" (want aws, gcp or azure)`},
+		{"relative proc root", "integrations: {gpu: {enabled: true, proc_root: host/proc}}\n", `integrations.gpu.proc_root: "host/proc" is not an absolute path`},
 		{"two documents", tgt + "---\n" + tgt, "config holds more than one YAML document"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -63,6 +64,9 @@ generic_mappings:
 	}
 	if len(c.Global.Windows) != 2 || c.Global.Windows[1] != 5*time.Minute {
 		t.Errorf("windows %v, want [1m 5m]", c.Global.Windows)
+	}
+	if c.Integrations.GPU.ProcRoot != DefaultProcRoot {
+		t.Errorf("integrations.gpu.proc_root %q, want the default %q", c.Integrations.GPU.ProcRoot, DefaultProcRoot)
 	}
 	ts, err := StaticTargets(c)
 	if err != nil {
