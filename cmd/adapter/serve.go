@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,7 +22,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/predict"
@@ -174,15 +174,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return fmt.Errorf("serve: %w", err)
 		}
 		defer st.Close()
-		names, err := seriesNames(policy.Current())
+		sc, err := newPolicyScraper(st, policy, store.ScraperConfig{URL: cfg.exporterURL, Interval: cfg.scrapeInterval, Logger: log})
 		if err != nil {
 			return fmt.Errorf("serve: %w", err)
 		}
-		sc, err := store.NewScraper(st, store.ScraperConfig{URL: cfg.exporterURL, Interval: cfg.scrapeInterval, Metrics: names, Logger: log})
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		g.Add(func() error { return untilDone(runCtx, sc.Run(runCtx)) }, func(error) { cancel() })
+		g.Add(func() error { return untilDone(runCtx, sc.run(runCtx)) }, func(error) { cancel() })
 		hist = storeHistory{st}
 	}
 
@@ -414,7 +410,7 @@ func (h storeHistory) Demand(ctx context.Context, w *capacity.Workload, from, to
 	if w.Demand.Series == "" {
 		return predict.Series{}, fmt.Errorf("workload %q: the embedded store reads demand.series, but the policy sets demand.query (use --prometheus.url)", w.Name)
 	}
-	ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(w.Demand.Series)
+	_, ms, err := w.Demand.SeriesSelector()
 	if err != nil {
 		return predict.Series{}, fmt.Errorf("workload %q: demand.series: %w", w.Name, err)
 	}
@@ -422,22 +418,19 @@ func (h storeHistory) Demand(ctx context.Context, w *capacity.Workload, from, to
 }
 
 // seriesNames are the metric names the embedded store must keep: those of
-// every workload's demand.series.
+// every workload's demand.series (validated with the policy, so an error
+// here is a policy built without ParsePolicy).
 func seriesNames(p *capacity.Policy) ([]string, error) {
 	set := map[string]bool{}
 	for _, w := range p.Workloads {
 		if w.Demand.Series == "" {
 			continue
 		}
-		ms, err := parser.NewParser(parser.Options{}).ParseMetricSelector(w.Demand.Series)
+		name, _, err := w.Demand.SeriesSelector()
 		if err != nil {
 			return nil, fmt.Errorf("workload %q: demand.series: %w", w.Name, err)
 		}
-		for _, m := range ms {
-			if m.Name == "__name__" {
-				set[m.Value] = true
-			}
-		}
+		set[name] = true
 	}
 	out := make([]string, 0, len(set))
 	for n := range set {
@@ -445,6 +438,85 @@ func seriesNames(p *capacity.Policy) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// policyScraper scrapes the exporter into the embedded store, keeping the
+// metrics of the current policy's demand.series: a reload that adds a
+// workload, or changes one's series, starts storing the new series at the
+// next scrape (its history starts then: the workload is planned reactively
+// until the forecaster has enough of it).
+type policyScraper struct {
+	st     *store.Store
+	policy capacity.PolicySource
+	cfg    store.ScraperConfig // Metrics set per scrape from the policy
+	log    *slog.Logger
+
+	names []string // the metrics sc keeps
+	sc    *store.Scraper
+}
+
+func newPolicyScraper(st *store.Store, policy capacity.PolicySource, cfg store.ScraperConfig) (*policyScraper, error) {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 15 * time.Second
+	}
+	if cfg.Client == nil {
+		cfg.Client = &http.Client{Timeout: cfg.Interval} // shared by the scrapers of every policy
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := &policyScraper{st: st, policy: policy, cfg: cfg, log: cfg.Logger}
+	if err := p.follow(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// follow rebuilds the scraper when the policy's series names changed.
+func (p *policyScraper) follow() error {
+	names, err := seriesNames(p.policy.Current())
+	if err != nil {
+		return err
+	}
+	if p.sc != nil && slices.Equal(names, p.names) {
+		return nil
+	}
+	cfg := p.cfg
+	cfg.Metrics = names
+	sc, err := store.NewScraper(p.st, cfg)
+	if err != nil {
+		return err
+	}
+	if p.sc != nil {
+		p.log.Info("embedded store: the policy's demand series changed", "metrics", strings.Join(names, ","), "before", strings.Join(p.names, ","))
+	}
+	p.sc, p.names = sc, names
+	return nil
+}
+
+// scrapeOnce scrapes once with the current policy's series.
+func (p *policyScraper) scrapeOnce(ctx context.Context, now time.Time) (int, error) {
+	if err := p.follow(); err != nil {
+		return 0, err
+	}
+	return p.sc.ScrapeOnce(ctx, now)
+}
+
+// run scrapes every interval until ctx ends; a failed scrape is a gap,
+// logged, not a stop (as store.Scraper.Run).
+func (p *policyScraper) run(ctx context.Context) error {
+	tick := time.NewTicker(p.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if _, err := p.scrapeOnce(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			p.log.Warn("scrape failed", "url", p.cfg.URL, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
 }
 
 // liveFromHistory derives the one live signal a demand history gives, the

@@ -19,10 +19,14 @@ import (
 	"time"
 
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
+	"github.com/prometheus/prometheus/model/labels"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/predict/store"
 )
 
 const servePolicy = `workloads:
@@ -272,3 +276,68 @@ func TestServeFlags(t *testing.T) {
 }
 
 func insecureTLS() *tls.Config { return &tls.Config{InsecureSkipVerify: true} } // self-signed test server
+
+// TestServeStoresSeriesAddedByReload: the embedded store keeps the series
+// of the current policy, so a workload a reload adds starts being stored
+// at the next scrape, without a restart.
+func TestServeStoresSeriesAddedByReload(t *testing.T) {
+	var n atomic.Int64
+	exp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		v := n.Add(10)
+		fmt.Fprintf(w, "# TYPE chat_requests_total counter\nchat_requests_total{pod=\"a\"} %d\n", v)
+		fmt.Fprintf(w, "# TYPE embed_requests_total counter\nembed_requests_total{pod=\"b\"} %d\n", 2*v)
+	}))
+	t.Cleanup(exp.Close)
+	dir := t.TempDir()
+	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	path := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(path, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := capacity.OpenPolicyFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := newPolicyScraper(st, pol, store.ScraperConfig{URL: exp.URL, Interval: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t1 := time.Now().Truncate(time.Minute).Add(-10 * time.Minute)
+	scrape := func(at time.Time, want int) {
+		t.Helper()
+		got, err := sc.scrapeOnce(ctx, at)
+		if err != nil || got != want {
+			t.Fatalf("scrape at %v: %d samples, %v; want %d", at, got, err, want)
+		}
+	}
+	embed := labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "embed_requests_total")
+	scrape(t1, 1) // chat's series only
+	scrape(t1.Add(time.Minute), 1)
+	if _, err := st.Increase(ctx, t1, t1.Add(5*time.Minute), time.Minute, embed); !errors.Is(err, store.ErrNoSeries) {
+		t.Fatalf("embed stored before the reload that adds it: %v", err)
+	}
+
+	added := servePolicy + strings.Replace(strings.Replace(strings.TrimPrefix(servePolicy, "workloads:\n"),
+		"name: chat", "name: embed", 1), "series: chat_requests_total", "series: embed_requests_total{pod=\"b\"}", 1)
+	if err := os.WriteFile(path, []byte(added), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := pol.Reload(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scrape(t1.Add(2*time.Minute), 2) // chat's and embed's
+	scrape(t1.Add(3*time.Minute), 2)
+	s, err := st.Increase(ctx, t1, t1.Add(5*time.Minute), time.Minute, embed)
+	if err != nil {
+		t.Fatalf("embed after the reload: %v", err)
+	}
+	// 30 → 40 (×2) between the scrapes after the reload: 20 in the 4th minute.
+	if got := s.Values[3]; got != 20 {
+		t.Fatalf("embed's increase in the minute after the reload = %v, want 20 (series %v)", got, s.Values)
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
 )
@@ -79,6 +80,25 @@ type Workload struct {
 type Demand struct {
 	Query  string `yaml:"query"`
 	Series string `yaml:"series"`
+}
+
+// SeriesSelector parses demand.series, a series selector of the embedded
+// store (chat_requests_total{model="chat"}), with Prometheus's parser: its
+// matchers, and the metric it names, which the store must keep.
+func (d Demand) SeriesSelector() (metric string, ms []*labels.Matcher, err error) {
+	ms, err = parser.NewParser(parser.Options{}).ParseMetricSelector(d.Series)
+	if err != nil {
+		return "", nil, fmt.Errorf("not a valid series selector: %w", err)
+	}
+	for _, m := range ms {
+		if m.Name == labels.MetricName && m.Type == labels.MatchEqual {
+			metric = m.Value
+		}
+	}
+	if metric == "" {
+		return "", nil, fmt.Errorf("%q names no metric: the embedded store keeps only the metrics that series name, e.g. chat_requests_total{model=\"chat\"}", d.Series)
+	}
+	return metric, ms, nil
 }
 
 // ScaleDown shapes scale-in.
@@ -244,6 +264,10 @@ func (w *Workload) validate() []error {
 	case w.Demand.Query != "":
 		if _, err := parser.NewParser(parser.Options{}).ParseExpr(w.Demand.Query); err != nil {
 			bad("demand.query", "not valid PromQL: %v", err)
+		}
+	default:
+		if _, _, err := w.Demand.SeriesSelector(); err != nil {
+			bad("demand.series", "%v", err)
 		}
 	}
 	if !(w.Mu > 0) || math.IsInf(w.Mu, 0) {
