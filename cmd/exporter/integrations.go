@@ -45,6 +45,8 @@ type integrations struct {
 	// without Kubernetes); /readyz waits for it.
 	synced   func() bool
 	podNames gpu.PodResolver
+	// lastKube is discovery's last target list, resolved again on reload.
+	lastKube []kube.Target
 }
 
 // spotFlags are the spot watchers' command-line settings.
@@ -205,13 +207,15 @@ func (in *integrations) onKubeTargets(ts []kube.Target) {
 	gpus := map[string]float64{}
 	teams := map[string]string{}
 	for _, kt := range ts {
-		d, ok := metrics.BuiltinDialect(kt.Dialect)
-		if !ok {
-			in.log.Warn("pod names an unknown dialect; not scraped", "namespace", kt.Namespace, "pod", kt.Pod, "dialect", kt.Dialect)
+		d, err := in.exp.ResolveDialect(kt.Dialect, kt.Mapping)
+		if err != nil {
+			in.log.Warn("pod's dialect annotations are unusable; not scraped", "namespace", kt.Namespace, "pod", kt.Pod,
+				"dialect", kt.Dialect, "mapping", kt.Mapping, "err", err)
 			continue
 		}
 		name := kt.Namespace + "/" + kt.Pod
-		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model, Timeout: metrics.DefaultScrapeTimeout})
+		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model,
+			MaxBatchSize: kt.MaxBatchSize, Timeout: metrics.DefaultScrapeTimeout})
 		gpus[name] = kt.GPUs
 		if kt.Team != "" && kt.Model != "" {
 			teams[kt.Model] = kt.Team
@@ -222,8 +226,20 @@ func (in *integrations) onKubeTargets(ts []kube.Target) {
 		in.gpus[name] = g
 	}
 	in.kubeTeams = teams
+	in.lastKube = ts
 	in.mu.Unlock()
 	in.exp.SetTargets(metrics.SourceKubernetes, targets)
+}
+
+// refreshKube resolves the discovered pods' dialects again, after a config
+// reload changed the generic mappings they name.
+func (in *integrations) refreshKube() {
+	in.mu.Lock()
+	ts := in.lastKube
+	in.mu.Unlock()
+	if ts != nil {
+		in.onKubeTargets(ts)
+	}
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

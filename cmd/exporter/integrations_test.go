@@ -22,16 +22,30 @@ import (
 )
 
 // TestKubeWiring: discovered pods become scrape targets (source
-// kubernetes, named namespace/pod), pods with an unknown dialect are
-// skipped, cold starts land in the exporter's families with their kind as
+// kubernetes, named namespace/pod) with their max batch size; a pod of
+// dialect generic uses the config's mapping it names, again after a reload
+// changed it; pods with an unknown dialect or an unusable mapping are
+// skipped; cold starts land in the exporter's families with their kind as
 // source, and spend usage joins request rates with the pods' GPUs, teams
 // and node.
 func TestKubeWiring(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, `vllm:num_requests_waiting{model_name="x"} 4`)
+		fmt.Fprintln(w, `vllm:num_requests_running{model_name="x"} 2`)
 	}))
 	defer srv.Close()
-	exp, err := metrics.New(metrics.DefaultConfig(), metrics.Options{})
+	custom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, `my_queue{svc="custom"} 3`)
+		fmt.Fprintln(w, `my_running{svc="custom"} 6`)
+		fmt.Fprintln(w, `my_backlog{svc="custom"} 7`)
+	}))
+	defer custom.Close()
+	const mapping = "generic_mappings:\n  mine: {model_label: svc, queue_waiting: %s, running: my_running}\n"
+	cfg, err := metrics.ParseConfig(fmt.Appendf(nil, mapping, "my_queue"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := metrics.New(cfg, metrics.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,8 +53,12 @@ func TestKubeWiring(t *testing.T) {
 	in := &integrations{log: slog.New(slog.DiscardHandler), exp: exp, gpus: map[string]float64{}, kubeTeams: map[string]string{},
 		nodeLabels: func() map[string]string { return node }}
 	in.onKubeTargets([]kube.Target{
-		{Namespace: "ml", Pod: "llama-0", URL: srv.URL, Dialect: "vllm", Model: "llama", Team: "chat", GPUs: 2, Ready: true},
+		{Namespace: "ml", Pod: "llama-0", URL: srv.URL, Dialect: "vllm", Model: "llama", Team: "chat", GPUs: 2, MaxBatchSize: 8, Ready: true},
+		{Namespace: "ml", Pod: "custom-0", URL: custom.URL, Dialect: "generic", Mapping: "mine", MaxBatchSize: 12, Ready: true},
 		{Namespace: "ml", Pod: "odd-0", URL: srv.URL, Dialect: "ollama", Model: "odd"},
+		{Namespace: "ml", Pod: "nomap-0", URL: custom.URL, Dialect: "generic"},
+		{Namespace: "ml", Pod: "undefined-0", URL: custom.URL, Dialect: "generic", Mapping: "theirs"},
+		{Namespace: "ml", Pod: "stray-0", URL: srv.URL, Dialect: "vllm", Mapping: "mine"},
 	})
 	exp.Cycle(context.Background())
 	in.onColdStart(kube.ColdStart{Kind: kube.PodStart, Namespace: "ml", Pod: "llama-0", Model: "llama", Duration: 90 * time.Second})
@@ -49,22 +67,48 @@ func TestKubeWiring(t *testing.T) {
 	reg.MustRegister(exp)
 	want := `# HELP infercast_target_up 1 when the last scrape of the target succeeded and its body parsed, else 0.
 # TYPE infercast_target_up gauge
+infercast_target_up{dialect="generic:mine",source="kubernetes",target="ml/custom-0"} 1
 infercast_target_up{dialect="vllm",source="kubernetes",target="ml/llama-0"} 1
 # HELP infercast_model_requests_waiting Requests waiting in the server's queue (the backlog), as last scraped.
 # TYPE infercast_model_requests_waiting gauge
+infercast_model_requests_waiting{model="custom",target="ml/custom-0"} 3
 infercast_model_requests_waiting{model="llama",target="ml/llama-0"} 4
+# HELP infercast_model_batch_utilization_ratio Batch size divided by the target's configured max_batch_size (0–1).
+# TYPE infercast_model_batch_utilization_ratio gauge
+infercast_model_batch_utilization_ratio{model="custom",target="ml/custom-0"} 0.5
+infercast_model_batch_utilization_ratio{model="llama",target="ml/llama-0"} 0.25
 # HELP infercast_cold_starts_total Cold starts of model servers: process restarts of static targets, pod starts and container restarts in Kubernetes.
 # TYPE infercast_cold_starts_total counter
 infercast_cold_starts_total{model="llama",source="pod_start"} 1
 `
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "infercast_target_up", "infercast_model_requests_waiting", "infercast_cold_starts_total"); err != nil {
+	names := []string{"infercast_target_up", "infercast_model_requests_waiting", "infercast_model_batch_utilization_ratio", "infercast_cold_starts_total"}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), names...); err != nil {
 		t.Error(err)
 	}
 
 	u := in.usage(nil)
-	if len(u) != 1 || u[0].Model != "llama" || u[0].Team != "chat" || len(u[0].Replicas) != 1 ||
-		u[0].Replicas[0].GPUs != 2 || u[0].Replicas[0].NodeLabels["karpenter.sh/capacity-type"] != "spot" {
+	if len(u) != 2 || u[1].Model != "llama" || u[1].Team != "chat" || len(u[1].Replicas) != 1 ||
+		u[1].Replicas[0].GPUs != 2 || u[1].Replicas[0].NodeLabels["karpenter.sh/capacity-type"] != "spot" {
 		t.Errorf("usage = %+v", u)
+	}
+
+	// A reload that changes the mapping reaches the discovered pod.
+	cfg, err = metrics.ParseConfig(fmt.Appendf(nil, mapping, "my_backlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := exp.ApplyConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	in.refreshKube()
+	exp.Cycle(context.Background())
+	want = `# HELP infercast_model_requests_waiting Requests waiting in the server's queue (the backlog), as last scraped.
+# TYPE infercast_model_requests_waiting gauge
+infercast_model_requests_waiting{model="custom",target="ml/custom-0"} 7
+infercast_model_requests_waiting{model="llama",target="ml/llama-0"} 4
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "infercast_model_requests_waiting"); err != nil {
+		t.Errorf("after the mapping changed: %v", err)
 	}
 }
 

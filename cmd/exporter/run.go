@@ -89,6 +89,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	in.setGPUs(demoGPUs)
+	reload.OnApplied(func(metrics.Config) { in.refreshKube() })
 	defer func() {
 		for _, c := range in.closers {
 			c()

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"math"
@@ -40,10 +41,11 @@ type Exporter struct {
 	now    func() time.Time
 	d      descs
 
-	mu      sync.Mutex // guards global, sources, states
-	global  GlobalConfig
-	sources map[string][]Target
-	states  map[string]*targetState
+	mu       sync.Mutex // guards global, mappings, sources, states
+	global   GlobalConfig
+	mappings map[string]GenericConfig
+	sources  map[string][]Target
+	states   map[string]*targetState
 
 	cycleMu sync.Mutex // one cycle at a time
 	snap    atomic.Pointer[snapshot]
@@ -112,9 +114,36 @@ func (e *Exporter) ApplyConfig(cfg Config) error {
 	}
 	e.mu.Lock()
 	e.global = cfg.Global
+	e.mappings = cfg.GenericMappings
 	e.mu.Unlock()
 	e.SetTargets(SourceStatic, targets)
 	return nil
+}
+
+// ResolveDialect returns the dialect a discovered target names: a built-in
+// one, or DialectGeneric with the name of a generic_mappings entry of the
+// config last applied. Errors say what is wrong, for the caller's log.
+func (e *Exporter) ResolveDialect(dialect, mapping string) (*Dialect, error) {
+	if dialect != DialectGeneric {
+		if mapping != "" {
+			return nil, fmt.Errorf("mapping %q is only allowed with dialect generic", mapping)
+		}
+		d, ok := BuiltinDialect(dialect)
+		if !ok {
+			return nil, fmt.Errorf("unknown dialect %q (want one of %v)", dialect, DialectNames())
+		}
+		return d, nil
+	}
+	if mapping == "" {
+		return nil, errors.New("dialect generic needs the name of a generic mapping")
+	}
+	e.mu.Lock()
+	m, ok := e.mappings[mapping]
+	e.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("mapping %q is not defined in generic_mappings", mapping)
+	}
+	return GenericDialect(mapping, m), nil
 }
 
 // StaticTargets resolves the dialects of cfg's targets.

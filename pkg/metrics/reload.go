@@ -19,6 +19,7 @@ type Reloader struct {
 	log  *slog.Logger
 
 	mu          sync.Mutex
+	onApplied   []func(Config)
 	ok          float64
 	lastSuccess time.Time
 	okDesc      *prometheus.Desc
@@ -41,14 +42,25 @@ func NewReloader(path string, exp *Exporter, log *slog.Logger) *Reloader {
 	}
 }
 
+// OnApplied registers f, called with the new config after each successful
+// reload (targets from discovery re-resolve their generic mappings).
+func (r *Reloader) OnApplied(f func(Config)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onApplied = append(r.onApplied, f)
+}
+
 // Reload applies the config file again; on error the running config stays.
 func (r *Reloader) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	err := r.reload()
+	cfg, err := r.reload()
 	if err != nil {
 		r.ok = 0
 		return err
+	}
+	for _, f := range r.onApplied {
+		f(cfg)
 	}
 	r.ok = 1
 	r.lastSuccess = time.Now()
@@ -56,15 +68,15 @@ func (r *Reloader) Reload() error {
 	return nil
 }
 
-func (r *Reloader) reload() error {
+func (r *Reloader) reload() (Config, error) {
 	if r.path == "" {
-		return errors.New("no --config.file to reload")
+		return Config{}, errors.New("no --config.file to reload")
 	}
 	cfg, err := LoadConfigFile(r.path)
 	if err != nil {
-		return err
+		return Config{}, err
 	}
-	return r.exp.ApplyConfig(cfg)
+	return cfg, r.exp.ApplyConfig(cfg)
 }
 
 // Describe implements prometheus.Collector.

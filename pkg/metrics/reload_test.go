@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -32,6 +33,8 @@ func TestReloader(t *testing.T) {
 		}
 	}
 	wantOK("1")
+	var applied []time.Duration
+	r.OnApplied(func(c Config) { applied = append(applied, c.Global.ScrapeInterval) })
 	write("global: {scrape_interval: 7s}\n")
 	if err := r.Reload(); err != nil {
 		t.Fatal(err)
@@ -46,6 +49,9 @@ func TestReloader(t *testing.T) {
 	wantOK("0")
 	if got := exp.ScrapeInterval().String(); got != "7s" {
 		t.Errorf("a bad reload changed the scrape interval to %s", got)
+	}
+	if len(applied) != 1 || applied[0] != 7*time.Second {
+		t.Errorf("OnApplied saw %v, want one call with the 7s config (none for the bad file)", applied)
 	}
 	if err := NewReloader("", exp, nil).Reload(); err == nil || err.Error() != "no --config.file to reload" {
 		t.Errorf("reload without a file = %v", err)

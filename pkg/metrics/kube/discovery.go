@@ -33,6 +33,12 @@ const (
 	AnnotationDialect = "infercast.io/dialect" // vllm, triton, tgi, ...
 	AnnotationModel   = "infercast.io/model"   // default label app.kubernetes.io/name
 	AnnotationTeam    = "infercast.io/team"    // default label team, then the namespace
+	// AnnotationMaxBatchSize is the server's configured maximum batch (vLLM
+	// max_num_seqs, Triton max_batch_size): batch utilisation needs it.
+	AnnotationMaxBatchSize = "infercast.io/max-batch-size"
+	// AnnotationMapping names a generic_mappings entry of the exporter's
+	// config, for a pod whose dialect is "generic".
+	AnnotationMapping = "infercast.io/mapping"
 )
 
 // GPUResource is the extended resource whose limits count a pod's GPUs.
@@ -44,8 +50,12 @@ type Target struct {
 	// URL is http://<podIP>:<port><path>.
 	URL     string
 	Dialect string
+	// Mapping names the config's generic mapping (dialect "generic").
+	Mapping string
 	Model   string
 	Team    string
+	// MaxBatchSize is the server's maximum batch; 0 when not annotated.
+	MaxBatchSize int
 	// Ready is the pod's Ready condition.
 	Ready bool
 	// GPUs is the sum of the containers' nvidia.com/gpu limits.
@@ -143,7 +153,7 @@ func New(o Options) (*Discovery, error) {
 	d := &Discovery{
 		o: o, log: log, seen: map[string]*podState{},
 		targetsDesc: prometheus.NewDesc("infercast_kube_targets", "Pods on this node discovered as scrape targets, by dialect.", []string{"dialect"}, nil),
-		invalidDesc: prometheus.NewDesc("infercast_kube_invalid_targets", "Pods on this node annotated for scraping whose annotations are unusable (bad or missing port).", nil, nil),
+		invalidDesc: prometheus.NewDesc("infercast_kube_invalid_targets", "Pods on this node annotated for scraping whose annotations are unusable (bad or missing port, bad path or max batch size).", nil, nil),
 		syncedDesc:  prometheus.NewDesc("infercast_kube_discovery_synced", "1 once the pod and node informers have synced.", nil, nil),
 	}
 	// The API server filters by node; the handlers check again, since a
@@ -331,18 +341,26 @@ func targetOf(p *corev1.Pod) (Target, bool, error) {
 	if !strings.HasPrefix(path, "/") {
 		return Target{}, false, fmt.Errorf("%s %q: must start with /", AnnotationPath, path)
 	}
+	maxBatch := 0
+	if s, ok := a[AnnotationMaxBatchSize]; ok {
+		if maxBatch, err = strconv.Atoi(s); err != nil || maxBatch < 1 {
+			return Target{}, false, fmt.Errorf("%s %q: not a positive integer", AnnotationMaxBatchSize, s)
+		}
+	}
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return Target{}, false, nil
 	}
 	t := Target{
 		Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),
-		URL:     "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path,
-		Dialect: a[AnnotationDialect],
-		Model:   firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
-		Team:    firstNonEmpty(a[AnnotationTeam], p.Labels["team"], p.Namespace),
-		Ready:   podReady(p) != nil,
-		GPUs:    gpusOf(p),
-		Created: p.CreationTimestamp.Time,
+		URL:          "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path,
+		Dialect:      a[AnnotationDialect],
+		Mapping:      a[AnnotationMapping],
+		MaxBatchSize: maxBatch,
+		Model:        firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
+		Team:         firstNonEmpty(a[AnnotationTeam], p.Labels["team"], p.Namespace),
+		Ready:        podReady(p) != nil,
+		GPUs:         gpusOf(p),
+		Created:      p.CreationTimestamp.Time,
 	}
 	return t, true, nil
 }

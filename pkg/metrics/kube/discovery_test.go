@@ -147,7 +147,7 @@ func TestDiscoveryTargets(t *testing.T) {
 		p.Spec.Containers[0].Ports = []corev1.ContainerPort{{ContainerPort: 8002}}
 	})
 	h := start(t, node,
-		pod("chat-0", "node-a", ready(tStart.Add(-time.Minute))),
+		pod("chat-0", "node-a", ready(tStart.Add(-time.Minute)), func(p *corev1.Pod) { p.Annotations[AnnotationMaxBatchSize] = "64" }),
 		pod("other-node", "node-b"),
 		pod("not-annotated", "node-a", func(p *corev1.Pod) { delete(p.Annotations, AnnotationScrape) }),
 		pod("bad-port", "node-a", func(p *corev1.Pod) { p.Annotations[AnnotationPort] = "http" }),
@@ -155,6 +155,7 @@ func TestDiscoveryTargets(t *testing.T) {
 			p.Annotations[AnnotationPath] = "metrics"
 			p.Status.Phase = corev1.PodPending
 		}),
+		pod("bad-batch", "node-a", func(p *corev1.Pod) { p.Annotations[AnnotationMaxBatchSize] = "0" }),
 		pending,
 	)
 	ts := h.next()
@@ -162,7 +163,7 @@ func TestDiscoveryTargets(t *testing.T) {
 		t.Fatalf("first targets = %s, want chat-0", names(ts))
 	}
 	want := Target{Namespace: "llm", Pod: "chat-0", UID: "uid-chat-0", URL: "http://10.0.0.1:8000/metrics",
-		Dialect: "vllm", Model: "chat", Team: "assistants", Ready: true, GPUs: 2, Created: tStart.Add(-time.Hour)}
+		Dialect: "vllm", Model: "chat", Team: "assistants", MaxBatchSize: 64, Ready: true, GPUs: 2, Created: tStart.Add(-time.Hour)}
 	if got := ts[0]; got != want {
 		t.Errorf("target = %+v\nwant     %+v", got, want)
 	}
@@ -192,16 +193,31 @@ func TestDiscoveryTargets(t *testing.T) {
 		t.Fatalf("after path change: %+v", ts[0])
 	}
 
+	// A server of no built-in dialect names a generic mapping of the
+	// exporter's config; its max batch size comes along.
+	h.create(pod("custom-0", "node-a", func(p *corev1.Pod) {
+		p.Annotations[AnnotationDialect] = "generic"
+		p.Annotations[AnnotationMapping] = "mine"
+		p.Annotations[AnnotationMaxBatchSize] = "8"
+	}))
+	ts = h.next()
+	if names(ts) != "chat-0,custom-0,pending" || ts[1].Dialect != "generic" || ts[1].Mapping != "mine" || ts[1].MaxBatchSize != 8 {
+		t.Fatalf("after the generic pod: %+v", ts)
+	}
+	if ts[0].Mapping != "" || ts[2].MaxBatchSize != 0 {
+		t.Errorf("mapping %q on chat-0, max batch %d on pending: want neither", ts[0].Mapping, ts[2].MaxBatchSize)
+	}
+
 	// A pod on another node never appears; deleting chat-0 removes it.
 	h.create(pod("elsewhere", "node-b"))
 	if err := h.client.CoreV1().Pods("llm").Delete(context.Background(), "chat-0", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	ts = h.next()
-	if names(ts) != "pending" {
-		t.Fatalf("after delete: %s, want pending", names(ts))
+	if names(ts) != "custom-0,pending" {
+		t.Fatalf("after delete: %s, want custom-0,pending", names(ts))
 	}
-	if got := h.d.Targets(); names(got) != "pending" {
+	if got := h.d.Targets(); names(got) != "custom-0,pending" {
 		t.Errorf("Targets() = %s", names(got))
 	}
 
@@ -211,11 +227,12 @@ func TestDiscoveryTargets(t *testing.T) {
 # HELP infercast_kube_discovery_synced 1 once the pod and node informers have synced.
 # TYPE infercast_kube_discovery_synced gauge
 infercast_kube_discovery_synced 1
-# HELP infercast_kube_invalid_targets Pods on this node annotated for scraping whose annotations are unusable (bad or missing port).
+# HELP infercast_kube_invalid_targets Pods on this node annotated for scraping whose annotations are unusable (bad or missing port, bad path or max batch size).
 # TYPE infercast_kube_invalid_targets gauge
-infercast_kube_invalid_targets 2
+infercast_kube_invalid_targets 3
 # HELP infercast_kube_targets Pods on this node discovered as scrape targets, by dialect.
 # TYPE infercast_kube_targets gauge
+infercast_kube_targets{dialect="generic"} 1
 infercast_kube_targets{dialect="vllm"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want2)); err != nil {
