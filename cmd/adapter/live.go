@@ -25,7 +25,8 @@ import (
 
 // exporterLive reads a workload's live signals from an infercast exporter's
 // /metrics: the request rate and latency percentile of the shortest window,
-// the backlog summed over the model's targets, and the p90 cold start. It
+// the backlog summed over the model's targets, the targets serving the
+// model (for learn_mu's throughput per replica), and the p90 cold start. It
 // is the live source that needs nothing but the exporter, so the planner's
 // reactive floors hold even when the history source is down.
 type exporterLive struct {
@@ -68,10 +69,40 @@ func (l exporterLive) Signals(ctx context.Context, w *capacity.Workload, now tim
 			}
 		}
 	}
+	sig.Serving = servingTargets(mfs, model)
 	if math.IsNaN(sig.Rate) {
 		return sig, fmt.Errorf("exporter %s: no request rate for model %q", l.url, model)
 	}
 	return sig, nil
+}
+
+// modelTargetFamilies are the exporter's per-target families of a model
+// (labels model and target): a target in one of them serves the model.
+var modelTargetFamilies = []string{
+	"infercast_model_requests_running", "infercast_model_requests_waiting",
+	"infercast_model_batch_size", "infercast_model_kv_cache_usage_ratio",
+}
+
+// servingTargets counts the model's targets whose last scrape succeeded
+// (infercast_target_up 1): the replicas serving it now, which learn_mu
+// divides the rate by. A target that is down may still show its last
+// per-model values, so it does not count.
+func servingTargets(mfs map[string]*dto.MetricFamily, model string) int {
+	up := map[string]bool{}
+	for _, m := range mfs["infercast_target_up"].GetMetric() {
+		if m.GetGauge().GetValue() == 1 {
+			up[label(m, "target")] = true
+		}
+	}
+	serving := map[string]bool{}
+	for _, name := range modelTargetFamilies {
+		for _, m := range mfs[name].GetMetric() {
+			if t := label(m, "target"); label(m, "model") == model && up[t] {
+				serving[t] = true
+			}
+		}
+	}
+	return len(serving)
 }
 
 func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error) {

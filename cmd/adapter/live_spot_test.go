@@ -341,3 +341,48 @@ func TestSpotNoticeEpisode(t *testing.T) {
 		t.Errorf("on-demand back to %d %v after the notices ended, spot %v; want a cold start (%v) after spot", od0, odBack, spotBack, w.ColdStart)
 	}
 }
+
+// TestLiveExporterSignals reads every live signal from an exporter's
+// exposition, the serving replicas included: targets of the workload's
+// model whose last scrape succeeded.
+func TestLiveExporterSignals(t *testing.T) {
+	const body = `# TYPE infercast_model_requests_per_second gauge
+infercast_model_requests_per_second{model="chat",window="1m"} 42
+infercast_model_requests_per_second{model="chat",window="5m"} 30
+infercast_model_requests_per_second{model="embed",window="1m"} 7
+# TYPE infercast_model_request_latency_seconds summary
+infercast_model_request_latency_seconds{model="chat",window="1m",quantile="0.9"} 0.4
+infercast_model_request_latency_seconds{model="chat",window="1m",quantile="0.99"} 1.5
+infercast_model_request_latency_seconds_sum{model="chat",window="1m"} 10
+infercast_model_request_latency_seconds_count{model="chat",window="1m"} 40
+# TYPE infercast_model_requests_waiting gauge
+infercast_model_requests_waiting{model="chat",target="a"} 3
+infercast_model_requests_waiting{model="chat",target="b"} 1
+infercast_model_requests_waiting{model="chat",target="c"} 9
+infercast_model_requests_waiting{model="embed",target="d"} 5
+# TYPE infercast_model_requests_running gauge
+infercast_model_requests_running{model="chat",target="a"} 4
+infercast_model_requests_running{model="chat",target="e"} 2
+# TYPE infercast_target_up gauge
+infercast_target_up{target="a",dialect="vllm",source="static"} 1
+infercast_target_up{target="b",dialect="vllm",source="static"} 1
+infercast_target_up{target="c",dialect="vllm",source="static"} 0
+infercast_target_up{target="d",dialect="vllm",source="static"} 1
+infercast_target_up{target="e",dialect="vllm",source="static"} 1
+`
+	exp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		fmt.Fprint(w, body)
+	}))
+	t.Cleanup(exp.Close)
+	w := spotWorkload("chat")
+	w.LatencyPercentile = 0.99
+	sig, err := exporterLive{url: exp.URL, client: exp.Client()}.Signals(context.Background(), w, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Serving: a, b and e are up and serve chat; c is down, d serves embed.
+	if sig.Rate != 42 || sig.Latency != 1500*time.Millisecond || sig.Backlog != 13 || sig.Serving != 3 {
+		t.Fatalf("signals %+v; want rate 42, latency 1.5s, backlog 13, serving 3", sig)
+	}
+}

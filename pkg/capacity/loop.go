@@ -81,6 +81,7 @@ type workloadState struct {
 	lastGood Plan
 	goodAt   time.Time
 	hasGood  bool
+	mu       *muLearner // nil unless the policy sets learn_mu
 }
 
 // NewLoop returns a Loop; Run starts it.
@@ -176,6 +177,7 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 	}
 	sig.Time = now
 	horizon := w.Horizon(w.forecastColdStart(sig))
+	feedMuLearner(st, &sig, liveErr)
 
 	histErr := l.feed(ctx, st, now)
 	var fc *predict.Forecast
@@ -277,6 +279,23 @@ func (l *Loop) feed(ctx context.Context, st *workloadState, now time.Time) error
 		return fmt.Errorf("demand history is stale: latest interval ends %v, %v ago", st.fed.UTC().Format(time.RFC3339), to.Sub(st.fed))
 	}
 	return nil
+}
+
+// feedMuLearner feeds the workload's learner the live signals of this decision
+// and, with learn_mu, hands the planner the learned per-replica capacity in
+// sig.Mu (0 keeps the configured mu). Without learn_mu no samples are kept.
+func feedMuLearner(st *workloadState, sig *Signals, liveErr error) {
+	if !st.w.LearnMu {
+		st.mu = nil
+		return
+	}
+	if st.mu == nil {
+		st.mu = &muLearner{}
+	}
+	if liveErr == nil {
+		st.mu.observe(*sig)
+	}
+	sig.Mu = st.mu.learned(&st.w)
 }
 
 // forecastColdStart is the cold start the forecast and the last good plan

@@ -357,3 +357,86 @@ func TestLoopForecastsTheMeasuredColdStart(t *testing.T) {
 		}
 	}
 }
+
+// loadLive is a fleet of serving replicas whose latency percentile stays
+// within the SLO up to knee requests/s per replica and misses it above; its
+// rate is set per decision by the test.
+type loadLive struct {
+	rate    float64
+	serving int
+	knee    float64
+}
+
+func (l *loadLive) Signals(context.Context, *Workload, time.Time) (Signals, error) {
+	lat := 500 * time.Millisecond
+	if l.rate/float64(l.serving) > l.knee {
+		lat = 2 * time.Second
+	}
+	return Signals{Rate: l.rate, Backlog: 0, Latency: lat, Serving: l.serving}, nil
+}
+
+// TestLoopLearnsMu: with learn_mu, the loop learns the per-replica capacity
+// from the live throughput per serving replica and latency, plans with it
+// instead of the configured mu once it has enough samples, and says which
+// it used; without learn_mu the configured mu stays.
+func TestLoopLearnsMu(t *testing.T) {
+	const knee = 5.0 // requests/s per replica within the 1 s SLO; the policy says 2
+	run := func(learn bool) (Plan, *prometheus.Registry) {
+		w := testWorkload()
+		w.Tiers.Spot = nil
+		w.LearnMu = learn
+		reg := prometheus.NewRegistry()
+		c := NewCache()
+		clk := &clock{t: t0}
+		live := &loadLive{serving: 10, knee: knee}
+		loop, err := NewLoop(LoopConfig{
+			Policy: staticPolicy{&Policy{Workloads: []Workload{w}}}, History: &fakeHistory{rate: 40},
+			Live: live, Cache: c, Metrics: NewMetrics(reg), Now: clk.now,
+			NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		// Busy and quiet decisions: 1 to 9 requests/s per replica, in a
+		// scrambled order, latency within the SLO up to the knee.
+		for i := range 4 * muWindow / 36 {
+			live.rate = float64(live.serving) * (1 + float64((i*37)%81)/10)
+			loop.Step(ctx)
+			if i == 2*muBin-2 {
+				if p, _ := c.Get("chat"); learn && gauge(t, reg, "infercast_plan_replica_capacity_requests_per_second", map[string]string{"workload": "chat", "source": "configured"}) != 2 {
+					t.Fatalf("too few samples: mu should still be the configured 2 (plan %+v)", p)
+				}
+			}
+			clk.t = clk.t.Add(w.DecisionInterval)
+		}
+		// Then steady demand of 40 requests/s for longer than the
+		// stabilisation window, so the target follows the mu in use.
+		live.rate = 40
+		for range int(2*w.ScaleDown.Stabilization/w.DecisionInterval) + 1 {
+			loop.Step(ctx)
+			clk.t = clk.t.Add(w.DecisionInterval)
+		}
+		p, _ := c.Get("chat")
+		return p, reg
+	}
+
+	configured, creg := run(false)
+	if v := gauge(t, creg, "infercast_plan_replica_capacity_requests_per_second", map[string]string{"workload": "chat", "source": "configured"}); v != 2 {
+		t.Fatalf("without learn_mu: mu %v, want the configured 2", v)
+	}
+	learned, lreg := run(true)
+	mu := gauge(t, lreg, "infercast_plan_replica_capacity_requests_per_second", map[string]string{"workload": "chat", "source": "learned"})
+	if math.Abs(mu-knee) > 0.5 {
+		t.Fatalf("learned mu %v, want %v ± 0.5", mu, knee)
+	}
+	// The same demand needs fewer replicas at the learned capacity.
+	if want := ceilDiv(math.Max(learned.ForecastRate, 40), mu); total(learned) != want {
+		t.Fatalf("with learn_mu: %d replicas (plan %+v); want %d = ceil(max(forecast %.1f, rate 40) / mu %.2f)",
+			total(learned), learned, want, learned.ForecastRate, mu)
+	}
+	if total(configured) < 2*total(learned) {
+		t.Fatalf("configured mu 2: %d replicas, learned mu %.2f: %d; want the learned plan under half", total(configured), mu, total(learned))
+	}
+	t.Logf("learned mu %.2f: %d replicas; configured mu 2: %d replicas", mu, total(learned), total(configured))
+}

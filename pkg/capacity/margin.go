@@ -112,6 +112,14 @@ type MuSample struct {
 // is false with fewer than two bins of samples or when even the lowest bin
 // misses the SLO.
 func LearnMu(samples []MuSample, slo time.Duration, binSize int) (mu float64, ok bool) {
+	mu, _, ok = learnMu(samples, slo, binSize)
+	return mu, ok
+}
+
+// learnMu is LearnMu, and says whether a bin above mu missed the SLO
+// (saturated): then mu is the capacity measured; otherwise only a lower
+// bound of it (the SLO held at every throughput seen).
+func learnMu(samples []MuSample, slo time.Duration, binSize int) (mu float64, saturated, ok bool) {
 	if binSize < 1 {
 		binSize = 1
 	}
@@ -122,7 +130,7 @@ func LearnMu(samples []MuSample, slo time.Duration, binSize int) (mu float64, ok
 		}
 	}
 	if len(s) < 2*binSize {
-		return 0, false
+		return 0, false, false
 	}
 	sort.Slice(s, func(i, j int) bool { return s[i].Throughput < s[j].Throughput })
 	lat := make([]time.Duration, 0, binSize)
@@ -137,12 +145,12 @@ func LearnMu(samples []MuSample, slo time.Duration, binSize int) (mu float64, ok
 		}
 		sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 		if lat[len(lat)/2] > slo {
-			return mu, mu > 0
+			return mu, true, mu > 0
 		}
 		mu = bin[len(bin)-1].Throughput
 		if len(bin) > binSize {
 			break
 		}
 	}
-	return mu, true
+	return mu, false, true
 }

@@ -22,10 +22,12 @@ type Metrics struct {
 	lastDecision                  *prometheus.GaugeVec
 	historyFailures               *prometheus.CounterVec
 	degraded                      *prometheus.GaugeVec
+	replicaCapacity               *prometheus.GaugeVec
 	reloadOK, reloadTime          prometheus.Gauge
 
-	mu     sync.Mutex
-	bounds map[string]string // last bound label per workload, to delete it
+	mu       sync.Mutex
+	bounds   map[string]string // last bound label per workload, to delete it
+	muSource map[string]string // last source of mu per workload, likewise
 }
 
 // modes are every Mode, so that the mode gauge shows 0 for the others.
@@ -59,16 +61,20 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastDecision: g("last_decision_timestamp_seconds", "Unix time of the latest plan.", w),
 		historyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_plan_history_failures_total",
 			Help: "Decisions at which the demand history could not be read or was stale."}, w),
+		replicaCapacity: g("replica_capacity_requests_per_second",
+			"Requests/s one replica serves within the latency SLO (mu) that the plan was sized with: source 'configured' (the policy's mu) or 'learned' (learn_mu, from the throughput per replica at which the observed latency percentile stayed within the SLO).",
+			[]string{"workload", "source"}),
 		degraded: g("degraded", "1 while the plan is not from a fresh forecast: 'last-good' (the last good plan is served) or 'reactive' (sized from live signals only).", []string{"workload", "reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_successful",
 			Help: "1 if the last reload of the policy file succeeded."}),
 		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_success_timestamp_seconds",
 			Help: "Unix time of the last successful reload of the policy file."}),
-		bounds: map[string]string{},
+		bounds:   map[string]string{},
+		muSource: map[string]string{},
 	}
 	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
-		m.reloadOK, m.reloadTime)
+		m.replicaCapacity, m.reloadOK, m.reloadTime)
 	return m
 }
 
@@ -93,6 +99,17 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 	}
 	m.bounds[w] = p.Bound
 	m.bound.WithLabelValues(w, p.Bound).Set(1)
+	if ex.Mu > 0 {
+		src := "configured"
+		if ex.MuLearned {
+			src = "learned"
+		}
+		if old, ok := m.muSource[w]; ok && old != src {
+			m.replicaCapacity.DeleteLabelValues(w, old)
+		}
+		m.muSource[w] = src
+		m.replicaCapacity.WithLabelValues(w, src).Set(ex.Mu)
+	}
 	m.mu.Unlock()
 	for _, md := range modes {
 		v := 0.0
@@ -126,13 +143,14 @@ func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w)
 // Forget drops the series of a workload removed from the policy.
 func (m *Metrics) Forget(w string) {
 	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
-		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded} {
+		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded, m.replicaCapacity} {
 		v.DeletePartialMatch(prometheus.Labels{"workload": w})
 	}
 	m.decisions.DeletePartialMatch(prometheus.Labels{"workload": w})
 	m.historyFailures.DeletePartialMatch(prometheus.Labels{"workload": w})
 	m.mu.Lock()
 	delete(m.bounds, w)
+	delete(m.muSource, w)
 	m.mu.Unlock()
 }
 

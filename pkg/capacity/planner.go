@@ -43,8 +43,14 @@ type Signals struct {
 	// domains they came.
 	SpotNotices       int
 	SpotNoticeDomains int
-	// Mu, when positive, is a learned per-replica capacity (learn_mu).
+	// Mu, when positive, is a learned per-replica capacity (learn_mu); the
+	// Loop fills it from the samples it keeps (muLearner).
 	Mu float64
+	// Serving is how many replicas serve now as the live source counts them
+	// (the exporter's scraped targets of the model); 0: unknown. learn_mu
+	// divides Rate by it (else by the tiers' ready replicas) for the
+	// throughput per replica.
+	Serving int
 	// SpotByDomain counts the placed, non-terminating spot replicas of each
 	// failure domain (zone or pool); nil when unknown, then an even spread
 	// is assumed.
@@ -113,6 +119,10 @@ type Explanation struct {
 	BurstPeak float64
 	// Horizon is cold start + decision interval.
 	Horizon time.Duration
+	// Mu is the per-replica capacity (requests/s) the plan used, and
+	// MuLearned whether it was learned (learn_mu) rather than configured.
+	Mu        float64
+	MuLearned bool
 	// InterruptionRate is the learned interruption rate of one spot replica
 	// (per hour), InterruptionProbability the chance of losing one within
 	// the replacement window, DomainLossProbability the chance of losing a
@@ -220,9 +230,9 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	}
 	p.last = now
 
-	mu := w.Mu
+	mu, muLearned := w.Mu, false
 	if w.LearnMu && s.Mu > 0 && !math.IsInf(s.Mu, 0) {
-		mu = s.Mu
+		mu, muLearned = s.Mu, true
 	}
 	cold := w.ColdStart
 	if w.MeasureColdStart && s.ColdStartP90 > 0 {
@@ -232,7 +242,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	rate := finite(s.Rate)
 	backlog := finite(s.Backlog)
 
-	ex := Explanation{Horizon: horizon}
+	ex := Explanation{Horizon: horizon, Mu: mu, MuLearned: muLearned}
 	plan := Plan{Workload: w.Name, Time: now, Mode: ModePredictive, Tiers: map[string]TierTarget{}}
 
 	// Reactive floors: what the live signals need, whatever the forecast.
