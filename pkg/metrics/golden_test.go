@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -48,10 +49,15 @@ var modelFamilies = []string{
 func TestGoldenDialects(t *testing.T) {
 	for _, tc := range []struct {
 		dialect, model string
-		maxBatch       int
-		openMetrics    bool
+		// fixture names the files in testdata (default: the dialect).
+		fixture     string
+		maxBatch    int
+		openMetrics bool
 	}{
 		{dialect: DialectVLLM, maxBatch: 64},
+		// A vLLM V0 server (0.6.x): only the old names (gpu_cache_usage_perc,
+		// time_per_output_token_seconds), no engine label.
+		{dialect: DialectVLLM, fixture: "vllm_v0", maxBatch: 256},
 		// The same vLLM fixtures negotiated as OpenMetrics give the same output.
 		{dialect: DialectVLLM, maxBatch: 64, openMetrics: true},
 		{dialect: DialectTriton, maxBatch: 16},
@@ -60,7 +66,8 @@ func TestGoldenDialects(t *testing.T) {
 		{dialect: DialectRayServe},
 		{dialect: DialectQueueProxy},
 	} {
-		name := tc.dialect
+		fixture := cmp.Or(tc.fixture, tc.dialect)
+		name := fixture
 		if tc.openMetrics {
 			name += "/openmetrics"
 		}
@@ -70,7 +77,7 @@ func TestGoldenDialects(t *testing.T) {
 			e := newTestExporter(t, clock, TargetConfig{
 				Name: "pod-a", URL: srv.URL + "/metrics", Dialect: tc.dialect, Model: tc.model, MaxBatchSize: tc.maxBatch,
 			})
-			fixtures := filepath.Join("testdata", "dialects", tc.dialect)
+			fixtures := filepath.Join("testdata", "dialects", fixture)
 			load := func(suffix string) {
 				b, err := os.ReadFile(fixtures + suffix)
 				if err != nil {
@@ -93,7 +100,7 @@ func TestGoldenDialects(t *testing.T) {
 				t.Fatalf("target down: %v", e.states["pod-a"].lastErr)
 			}
 
-			golden := filepath.Join("testdata", "golden", tc.dialect+".prom")
+			golden := filepath.Join("testdata", "golden", fixture+".prom")
 			if *update && !tc.openMetrics {
 				writeGolden(t, e, golden)
 			}
