@@ -326,7 +326,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	run := &demoRun{
 		cfg: cfg, log: log, fleet: fl, exp: exp, scrape: scrape, loop: loop, cache: cache,
-		cluster: cluster, hpas: hpas, demand: demand, start: start, origin: origin, mu: chatMu,
+		cluster: cluster, hpas: hpas, demand: demand, forecasts: forecasts, start: start, origin: origin, mu: chatMu,
 		batch: batch, batchObs: &batchObserver{exporter: live.exporter, model: demoBatchModel},
 		view: newDemoView(stdout, cfg.view),
 	}
@@ -345,6 +345,8 @@ type demoRun struct {
 	cluster *demoCluster
 	hpas    *demoHPAs
 	demand  demandSource
+	// forecasts holds the forecast the planner last made: the view's band.
+	forecasts *forecastmetrics.Recorder
 	// The batch controller and what it last decided.
 	batch     *batchctl.Controller
 	batchObs  *batchObserver

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/predict"
 )
 
 // demoHPAs plays the HPA of each tier's ScaledObject: it reads the metric
@@ -66,7 +67,8 @@ func (h *demoHPAs) desired(ctx context.Context, tier string, current int) (int, 
 type demoView struct {
 	w       io.Writer
 	live    bool
-	demand  []float64 // requests/s, one per decision, for the sparkline
+	demand  []float64 // requests/s, one per decision, for the sparklines
+	p90     []float64 // the band's p90 at each decision (NaN: none)
 	lastOut time.Time
 	lines   int
 	// Cumulative counters for the summary.
@@ -89,6 +91,8 @@ func newDemoView(w io.Writer, mode string) *demoView {
 func (v *demoView) observe(r *demoRun, now time.Time, rate float64) {
 	v.decisions++
 	v.demand = append(v.demand, rate)
+	b, _ := r.band()
+	v.p90 = append(v.p90, b.p90)
 	od, spot, _ := r.cluster.Tiers(now)
 	hours := demoDecision.Hours()
 	v.odHours += float64(od.Ready+od.Starting+od.Terminating) * hours
@@ -112,8 +116,15 @@ func (v *demoView) observe(r *demoRun, now time.Time, rate float64) {
 func (v *demoView) line(r *demoRun, now time.Time, rate float64) string {
 	p, _ := r.cache.Get(demoWorkload)
 	od, spot, _ := r.cluster.Tiers(now)
-	return fmt.Sprintf("%s demand %6s/s  forecast %6s/s  on-demand %2d/%-2d  spot %2d/%-2d (margin %d, pending %d)  mode %-10s zones up %d/3  interruptions %d  cost $%.2f",
-		now.Format("Mon 15:04"), formatRate(rate), formatRate(p.ForecastRate),
+	band := "-"
+	if b, ok := r.band(); ok {
+		band = fmt.Sprintf("%5s/%5s/%5s/s", formatRate(b.p50), formatRate(b.p90), formatRate(b.p99))
+		if b.stale(now) {
+			band += " (stale)"
+		}
+	}
+	return fmt.Sprintf("%s demand %6s/s  forecast p50/p90/p99 %s  sized for %6s/s  on-demand %2d/%-2d  spot %2d/%-2d (margin %d, pending %d)  mode %-10s zones up %d/3  interruptions %d  cost $%.2f",
+		now.Format("Mon 15:04"), formatRate(rate), band, formatRate(p.ForecastRate),
 		od.Ready, p.Tiers[capacity.TierOnDemand].Replicas, spot.Ready, p.Tiers[capacity.TierSpot].Replicas,
 		p.Tiers[capacity.TierSpot].Margin, spot.Pending, p.Mode, r.cluster.ZonesUp(), r.cluster.interruptions, r.cluster.costDollars)
 }
@@ -123,8 +134,21 @@ func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
 	od, spot, _ := r.cluster.Tiers(now)
 	st, _ := r.fleet.State(demoWorkload)
 	var b strings.Builder
-	fmt.Fprintf(&b, "infercast demo — simulated %s (%.0fx real time)   Ctrl-C to stop\n\n", now.Format("Mon 2 Jan 15:04"), r.cfg.speed)
-	fmt.Fprintf(&b, "demand      %7s req/s   %s\n", formatRate(rate), sparkline(v.demand, 96))
+	fmt.Fprintf(&b, "infercast demo — simulated %s (%.0fx real time)   Ctrl-C to stop\n\n", now.Format("Mon 2 Jan 15:04:05"), r.cfg.speed)
+	// Demand and the band's p90 share a scale, so the eye can compare them.
+	demand, p90 := lastN(v.demand, 96), lastN(v.p90, 96)
+	hi := max(peakOf(demand), peakOf(p90))
+	fmt.Fprintf(&b, "demand      %7s req/s   %s\n", formatRate(rate), sparkline(demand, hi))
+	if fb, ok := r.band(); ok {
+		fmt.Fprintf(&b, "forecast p90 %6s req/s   %s\n", formatRate(fb.p90), sparkline(p90, hi))
+		why := fmt.Sprintf("busiest step up to %s, model %s", fb.until.Format("15:04"), fb.model)
+		if fb.stale(now) {
+			why = "stale: the latest forecast ended " + fb.until.Format("Mon 15:04")
+		}
+		fmt.Fprintf(&b, "band        p50 %s · p90 %s · p99 %s req/s   (%s)\n", formatRate(fb.p50), formatRate(fb.p90), formatRate(fb.p99), why)
+	} else {
+		fmt.Fprintf(&b, "band        - (no forecast yet)\n")
+	}
 	fmt.Fprintf(&b, "sized for   %7s req/s   (forecast over cold start + decision interval)\n", formatRate(p.ForecastRate))
 	fmt.Fprintf(&b, "plan        mode %-10s bound by %-14s active %v\n\n", p.Mode, p.Bound, p.Active)
 	fmt.Fprintf(&b, "                ready  starting  pending  under notice   target (margin)\n")
@@ -156,21 +180,76 @@ func (v *demoView) final(r *demoRun) {
 	}
 }
 
-// sparkline draws the last n values with block characters.
-func sparkline(xs []float64, n int) string {
-	if len(xs) > n {
-		xs = xs[len(xs)-n:]
+// forecastBand is the forecast the planner last sized from, as an operator
+// reads it: for each percentile, the busiest step of the forecast, in
+// requests/s like the demand. The loop forecasts from the last whole step
+// up to now + horizon (cold start + decision interval), the span the
+// planner reads, so this is the band of demand over the planner's horizon.
+type forecastBand struct {
+	p50, p90, p99 float64
+	until         time.Time // end of the forecast's last step
+	model         string
+}
+
+// stale says the forecast no longer reaches now: the planner could not
+// forecast since (history unavailable) and plans from elsewhere.
+func (b forecastBand) stale(now time.Time) bool { return !b.until.After(now) }
+
+// band is the band of the workload's latest forecast, false before the
+// first one or when it has no finite value.
+func (r *demoRun) band() (forecastBand, bool) {
+	f, _ := r.forecasts.Latest(demoWorkload) // none: an empty forecast
+	return bandOf(f)
+}
+
+// bandOf is f's band; false (and NaN rates) when a percentile has no
+// finite step.
+func bandOf(f predict.Forecast) (forecastBand, bool) {
+	b := forecastBand{p50: math.NaN(), p90: math.NaN(), p99: math.NaN(), model: f.Model,
+		until: f.Origin.Add(time.Duration(f.Len()) * f.Step)}
+	if f.Len() == 0 || f.Step <= 0 {
+		return b, false
 	}
+	busiest := func(counts []float64) float64 {
+		hi := math.NaN()
+		for _, c := range counts {
+			if !math.IsNaN(c) && !math.IsInf(c, 0) && (math.IsNaN(hi) || c > hi) {
+				hi = c
+			}
+		}
+		return hi / f.Step.Seconds()
+	}
+	b.p50, b.p90, b.p99 = busiest(f.P50), busiest(f.P90), busiest(f.P99)
+	return b, !math.IsNaN(b.p50) && !math.IsNaN(b.p90) && !math.IsNaN(b.p99)
+}
+
+// peakOf is the largest finite value of xs (0 when none).
+func peakOf(xs []float64) float64 {
 	hi := 0.0
 	for _, x := range xs {
-		hi = max(hi, x)
+		if !math.IsNaN(x) && !math.IsInf(x, 0) {
+			hi = max(hi, x)
+		}
 	}
+	return hi
+}
+
+// lastN is the last n values of xs.
+func lastN(xs []float64, n int) []float64 { return xs[max(0, len(xs)-n):] }
+
+// sparkline draws xs with block characters, hi as the top; a NaN (no
+// value) is a space.
+func sparkline(xs []float64, hi float64) string {
 	blocks := []rune("▁▂▃▄▅▆▇█")
 	var b strings.Builder
 	for _, x := range xs {
+		if math.IsNaN(x) {
+			b.WriteRune(' ')
+			continue
+		}
 		i := 0
 		if hi > 0 {
-			i = min(len(blocks)-1, int(x/hi*float64(len(blocks)-1)+0.5))
+			i = max(0, min(len(blocks)-1, int(x/hi*float64(len(blocks)-1)+0.5)))
 		}
 		b.WriteRune(blocks[i])
 	}
