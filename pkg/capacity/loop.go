@@ -229,6 +229,8 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 		m.Degraded(w.Name, degraded)
 		if degraded != "last-good" {
 			m.Observe(plan, ex)
+		} else {
+			m.Mode(w.Name, plan.Mode)
 		}
 	}
 	log.Debug("planned", "mode", plan.Mode, "bound", plan.Bound, "forecast_rps", plan.ForecastRate, "why", ex.String())

@@ -261,8 +261,9 @@ func TestLoopPreviewAppliesToLastGoodPlan(t *testing.T) {
 	pol := staticPolicy{&Policy{Workloads: []Workload{w}}}
 	c := NewCache()
 	clk := &clock{t: t0}
+	reg := prometheus.NewRegistry()
 	loop, err := NewLoop(LoopConfig{
-		Policy: pol, History: h, Live: &fakeLive{sig: Signals{Rate: 20}}, Cache: c, Now: clk.now,
+		Policy: pol, History: h, Live: &fakeLive{sig: Signals{Rate: 20}}, Cache: c, Metrics: NewMetrics(reg), Now: clk.now,
 		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
 	})
 	if err != nil {
@@ -287,6 +288,9 @@ func TestLoopPreviewAppliesToLastGoodPlan(t *testing.T) {
 		}
 		if p.Mode != want || total(p) < 10 {
 			t.Fatalf("last good plan with preview %t: %+v; want mode %s and its targets", preview, p, want)
+		}
+		if v := gauge(t, reg, "infercast_plan_mode", map[string]string{"workload": "chat", "mode": string(want)}); v != 1 {
+			t.Fatalf("last good plan with preview %t: infercast_plan_mode{mode=%q} = %v, want 1", preview, want, v)
 		}
 	}
 }

@@ -111,18 +111,25 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 		m.replicaCapacity.WithLabelValues(w, src).Set(ex.Mu)
 	}
 	m.mu.Unlock()
-	for _, md := range modes {
-		v := 0.0
-		if md == p.Mode {
-			v = 1
-		}
-		m.mode.WithLabelValues(w, string(md)).Set(v)
-	}
+	m.Mode(w, p.Mode)
 	m.pInterrupt.WithLabelValues(w).Set(ex.InterruptionProbability)
 	m.pDomain.WithLabelValues(w).Set(ex.DomainLossProbability)
 	m.pWipeout.WithLabelValues(w).Set(ex.WipeoutProbability)
 	m.decisions.WithLabelValues(w, string(p.Mode)).Inc()
 	m.lastDecision.WithLabelValues(w).Set(float64(p.Time.UnixNano()) / 1e9)
+}
+
+// Mode records the mode of workload w's latest plan. Observe calls it; the
+// loop calls it alone when it serves the last good plan, whose preview
+// mode follows the current policy.
+func (m *Metrics) Mode(w string, mode Mode) {
+	for _, md := range modes {
+		v := 0.0
+		if md == mode {
+			v = 1
+		}
+		m.mode.WithLabelValues(w, string(md)).Set(v)
+	}
 }
 
 // Degraded records why workload w is not planned from a fresh forecast
