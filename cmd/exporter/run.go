@@ -185,7 +185,10 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 			}
 			mux.Handle("/", landing)
 		}
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		// The server's own errors (TLS handshakes, bad requests) go to our
+		// logger, not the standard library's.
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: slog.NewLogLogger(log.With("component", "web").Handler(), slog.LevelWarn)}
 		var lc net.ListenConfig
 		ln, err := lc.Listen(ctx, "tcp", o.listenAddress)
 		if err != nil {

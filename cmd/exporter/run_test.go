@@ -3,11 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -600,4 +608,91 @@ func TestWebConfigBasicAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Errorf("with credentials: HTTP %d, want 200", resp.StatusCode)
 	}
+}
+
+// TestWebConfigTLS: --web.config.file with tls_server_config serves every
+// endpoint over HTTPS with the given certificate; plain HTTP is refused and a
+// client that does not trust the certificate cannot connect.
+func TestWebConfigTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM := selfSigned(t)
+	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	web := filepath.Join(dir, "web.yaml")
+	if err := os.WriteFile(web, []byte("tls_server_config:\n  cert_file: "+certFile+"\n  key_file: "+keyFile+"\n  min_version: TLS12\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := startRun(t, options{configFile: writeConfig(t, fastDemo), webConfigFile: web})
+
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(certPEM) {
+		t.Fatal("test certificate does not parse")
+	}
+	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+	defer tlsClient.CloseIdleConnections()
+	resp, err := tlsClient.Get("https://" + r.addr + "/metrics")
+	if err != nil {
+		t.Fatalf("scrape over https: %v", err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.TLS == nil || !strings.Contains(string(b), "infercast_exporter_config_last_reload_successful 1") {
+		t.Errorf("https /metrics: HTTP %d, TLS %v, body has the exporter's metrics: %v", resp.StatusCode, resp.TLS != nil,
+			strings.Contains(string(b), "infercast_exporter_config_last_reload_successful"))
+	}
+	mfs := parseExposition(t, string(b))
+	if len(mfs) == 0 {
+		t.Error("no metric families over https")
+	}
+
+	// Plain HTTP to the TLS port gets Go's 400, never the metrics.
+	if code, body := r.get(t, "/metrics"); code != http.StatusBadRequest || strings.Contains(body, "infercast_") {
+		t.Errorf("plain http: HTTP %d %q, want 400 without metrics", code, body)
+	}
+	// A client that does not trust the certificate fails the handshake.
+	untrusting := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}}
+	defer untrusting.CloseIdleConnections()
+	if resp, err := untrusting.Get("https://" + r.addr + "/metrics"); err == nil {
+		resp.Body.Close()
+		t.Error("a client without the CA connected")
+	} else if _, ok := errors.AsType[*tls.CertificateVerificationError](err); !ok {
+		t.Errorf("untrusted client: %v, want a certificate verification error", err)
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1, valid for an hour.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "infercast exporter test"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
