@@ -227,6 +227,9 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 			m.HistoryFailed(w.Name)
 		}
 		m.Degraded(w.Name, degraded)
+		if liveErr == nil {
+			m.Observed(w.Name, sig, w.Tiers.Spot != nil)
+		}
 		if degraded != "last-good" {
 			m.Observe(plan, ex)
 		} else {

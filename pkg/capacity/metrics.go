@@ -23,6 +23,7 @@ type Metrics struct {
 	historyFailures               *prometheus.CounterVec
 	degraded                      *prometheus.GaugeVec
 	replicaCapacity               *prometheus.GaugeVec
+	observed                      *prometheus.GaugeVec
 	reloadOK, reloadTime          prometheus.Gauge
 
 	mu       sync.Mutex
@@ -64,6 +65,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		replicaCapacity: g("replica_capacity_requests_per_second",
 			"Requests/s one replica serves within the latency SLO (mu) that the plan was sized with: source 'configured' (the policy's mu) or 'learned' (learn_mu, from the throughput per replica at which the observed latency percentile stayed within the SLO).",
 			[]string{"workload", "source"}),
+		observed: g("observed_replicas", "Replicas of a tier by state (ready, starting, pending, terminating) as the planner saw them at its latest decision: from the live source (adapter serve: the exporter's targets and the planner's own launches and notices; backtest: the simulator).", []string{"workload", "tier", "state"}),
 		degraded: g("degraded", "1 while the plan is not from a fresh forecast: 'last-good' (the last good plan is served) or 'reactive' (sized from live signals only).", []string{"workload", "reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_successful",
 			Help: "1 if the last reload of the policy file succeeded."}),
@@ -74,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
-		m.replicaCapacity, m.reloadOK, m.reloadTime)
+		m.replicaCapacity, m.observed, m.reloadOK, m.reloadTime)
 	return m
 }
 
@@ -119,6 +121,20 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 	m.lastDecision.WithLabelValues(w).Set(float64(p.Time.UnixNano()) / 1e9)
 }
 
+// Observed records the replicas of each tier of workload w by state, as
+// the planner saw them (spot only when the workload has a spot tier).
+func (m *Metrics) Observed(w string, sig Signals, spot bool) {
+	set := func(tier string, t TierState) {
+		for state, n := range map[string]int{"ready": t.Ready, "starting": t.Starting, "pending": t.Pending, "terminating": t.Terminating} {
+			m.observed.WithLabelValues(w, tier, state).Set(float64(n))
+		}
+	}
+	set(TierOnDemand, sig.OnDemand)
+	if spot {
+		set(TierSpot, sig.Spot)
+	}
+}
+
 // Mode records the mode of workload w's latest plan. Observe calls it; the
 // loop calls it alone when it serves the last good plan, whose preview
 // mode follows the current policy.
@@ -150,7 +166,7 @@ func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w)
 // Forget drops the series of a workload removed from the policy.
 func (m *Metrics) Forget(w string) {
 	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
-		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded, m.replicaCapacity} {
+		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded, m.replicaCapacity, m.observed} {
 		v.DeletePartialMatch(prometheus.Labels{"workload": w})
 	}
 	m.decisions.DeletePartialMatch(prometheus.Labels{"workload": w})

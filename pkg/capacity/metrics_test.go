@@ -19,10 +19,60 @@ func populated(t *testing.T) *prometheus.Registry {
 	m := NewMetrics(reg)
 	p, ex := NewPlanner(testWorkload()).Plan(flat(t0, 20, 25, 30), nil, Signals{Time: t0, Rate: 20})
 	m.Observe(p, ex)
+	m.Observed("chat", Signals{OnDemand: TierState{Ready: 2}, Spot: TierState{Ready: 3, Pending: 1}}, true)
 	m.HistoryFailed("chat")
 	m.Degraded("chat", "reactive")
 	m.Reloaded(nil)
 	return reg
+}
+
+// The observed replicas are exported per tier and state, spot only for a
+// workload with a spot tier, and forgotten with the workload.
+func TestObservedReplicas(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	m.Observed("chat", Signals{OnDemand: TierState{Ready: 2, Starting: 1}, Spot: TierState{Ready: 3, Pending: 4, Terminating: 1}}, true)
+	m.Observed("batch", Signals{OnDemand: TierState{Ready: 5}}, false)
+	want := map[string]float64{
+		"chat/on-demand/ready": 2, "chat/on-demand/starting": 1, "chat/on-demand/pending": 0, "chat/on-demand/terminating": 0,
+		"chat/spot/ready": 3, "chat/spot/starting": 0, "chat/spot/pending": 4, "chat/spot/terminating": 1,
+		"batch/on-demand/ready": 5, "batch/on-demand/starting": 0, "batch/on-demand/pending": 0, "batch/on-demand/terminating": 0,
+	}
+	got := observedSeries(t, reg)
+	if len(got) != len(want) {
+		t.Errorf("%d series, want %d: %v", len(got), len(want), got)
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	m.Forget("chat")
+	if got := observedSeries(t, reg); len(got) != 4 {
+		t.Errorf("after forgetting chat: %v, want batch's 4 series", got)
+	}
+}
+
+func observedSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "infercast_plan_observed_replicas" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			l := map[string]string{}
+			for _, lp := range mt.GetLabel() {
+				l[lp.GetName()] = lp.GetValue()
+			}
+			got[l["workload"]+"/"+l["tier"]+"/"+l["state"]] = mt.GetGauge().GetValue()
+		}
+	}
+	return got
 }
 
 // TestMetricsDocumented fails when an exported metric, its type or a label
