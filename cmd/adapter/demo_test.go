@@ -232,14 +232,23 @@ func TestDemoForecastBand(t *testing.T) {
 	}
 }
 
-// TestDemoSparkline checks the shared scale: a value is drawn against the
-// given top, not its own series' peak, and a missing value is a gap.
+// TestDemoSparkline checks the shared scale: a value is drawn within the
+// given range, not its own series' range, and a missing value is a gap.
 func TestDemoSparkline(t *testing.T) {
-	if got, want := sparkline([]float64{0, math.NaN(), 5, 10}, 10), "▁ ▅█"; got != want {
+	if got, want := sparkline([]float64{20, math.NaN(), 25, 30}, 20, 30), "▁ ▅█"; got != want {
 		t.Errorf("sparkline = %q, want %q", got, want)
 	}
-	if got, want := sparkline([]float64{5, 5}, 20), "▃▃"; got != want {
-		t.Errorf("sparkline against a top of 20 = %q, want %q", got, want)
+	if got, want := sparkline([]float64{25, 25}, 20, 40), "▃▃"; got != want {
+		t.Errorf("sparkline within 20-40 = %q, want %q", got, want)
+	}
+	if got, want := sparkline([]float64{7, 7}, 7, 7), "▁▁"; got != want {
+		t.Errorf("sparkline of a flat series = %q, want %q", got, want)
+	}
+	if lo, hi := span([]float64{math.NaN(), 3, math.Inf(1), -1, 2}); lo != -1 || hi != 3 {
+		t.Errorf("span = %v, %v; want -1, 3", lo, hi)
+	}
+	if lo, hi := span([]float64{math.NaN()}); lo != 0 || hi != 0 {
+		t.Errorf("span of no finite value = %v, %v; want 0, 0", lo, hi)
 	}
 	if got, want := lastN([]float64{1, 2, 3}, 2), []float64{2, 3}; fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("lastN = %v, want %v", got, want)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,12 +136,13 @@ func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
 	st, _ := r.fleet.State(demoWorkload)
 	var b strings.Builder
 	fmt.Fprintf(&b, "infercast demo — simulated %s (%.0fx real time)   Ctrl-C to stop\n\n", now.Format("Mon 2 Jan 15:04:05"), r.cfg.speed)
-	// Demand and the band's p90 share a scale, so the eye can compare them.
+	// Demand and the band's p90 share a scale, so the eye can compare
+	// them; it spans their range, not 0 to the peak, to show the shape.
 	demand, p90 := lastN(v.demand, 96), lastN(v.p90, 96)
-	hi := max(peakOf(demand), peakOf(p90))
-	fmt.Fprintf(&b, "demand      %7s req/s   %s\n", formatRate(rate), sparkline(demand, hi))
+	lo, hi := span(append(slices.Clone(demand), p90...))
+	fmt.Fprintf(&b, "demand      %7s req/s   %s\n", formatRate(rate), sparkline(demand, lo, hi))
 	if fb, ok := r.band(); ok {
-		fmt.Fprintf(&b, "forecast p90 %6s req/s   %s\n", formatRate(fb.p90), sparkline(p90, hi))
+		fmt.Fprintf(&b, "forecast p90 %6s req/s   %s   (▁ %s, █ %s req/s)\n", formatRate(fb.p90), sparkline(p90, lo, hi), formatRate(lo), formatRate(hi))
 		why := fmt.Sprintf("busiest step up to %s, model %s", fb.until.Format("15:04"), fb.model)
 		if fb.stale(now) {
 			why = "stale: the latest forecast ended " + fb.until.Format("Mon 15:04")
@@ -223,23 +225,26 @@ func bandOf(f predict.Forecast) (forecastBand, bool) {
 	return b, !math.IsNaN(b.p50) && !math.IsNaN(b.p90) && !math.IsNaN(b.p99)
 }
 
-// peakOf is the largest finite value of xs (0 when none).
-func peakOf(xs []float64) float64 {
-	hi := 0.0
+// span is the smallest and largest finite values of xs (0, 0 when none).
+func span(xs []float64) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
 	for _, x := range xs {
 		if !math.IsNaN(x) && !math.IsInf(x, 0) {
-			hi = max(hi, x)
+			lo, hi = min(lo, x), max(hi, x)
 		}
 	}
-	return hi
+	if lo > hi {
+		return 0, 0
+	}
+	return lo, hi
 }
 
 // lastN is the last n values of xs.
 func lastN(xs []float64, n int) []float64 { return xs[max(0, len(xs)-n):] }
 
-// sparkline draws xs with block characters, hi as the top; a NaN (no
-// value) is a space.
-func sparkline(xs []float64, hi float64) string {
+// sparkline draws xs with block characters from lo (▁) to hi (█); a NaN
+// (no value) is a space.
+func sparkline(xs []float64, lo, hi float64) string {
 	blocks := []rune("▁▂▃▄▅▆▇█")
 	var b strings.Builder
 	for _, x := range xs {
@@ -248,8 +253,8 @@ func sparkline(xs []float64, hi float64) string {
 			continue
 		}
 		i := 0
-		if hi > 0 {
-			i = max(0, min(len(blocks)-1, int(x/hi*float64(len(blocks)-1)+0.5)))
+		if hi > lo {
+			i = max(0, min(len(blocks)-1, int((x-lo)/(hi-lo)*float64(len(blocks)-1)+0.5)))
 		}
 		b.WriteRune(blocks[i])
 	}
