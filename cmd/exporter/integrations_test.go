@@ -154,6 +154,9 @@ func TestGPUProcRoot(t *testing.T) {
 	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 5 << 30}}, nvml.SUCCESS
 	}
+	dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+		return nil, nvml.ERROR_NOT_FOUND
+	}
 	for _, demo := range []bool{false, true} {
 		// With a driver (the mock initialises), the demo uses it too.
 		c, simulated := gpuCollector(demo, cfg.Integrations.GPU, lib, nil, slog.New(slog.DiscardHandler))

@@ -131,6 +131,14 @@ func TestStartFillsEveryFamily(t *testing.T) {
 	if sim != d.Simulated {
 		t.Errorf(`infercast_gpu_info simulated="true" is %v, Integrations.Simulated is %v`, sim, d.Simulated)
 	}
+	if d.Simulated {
+		// The mock's pods, with their memory and SM utilisation.
+		for _, n := range []string{"infercast_gpu_pod_memory_used_bytes", "infercast_gpu_pod_utilization_ratio", "infercast_gpu_mig_memory_used_bytes"} {
+			if mfs[n] == nil || len(mfs[n].GetMetric()) == 0 {
+				t.Errorf("%s missing from the simulated GPUs", n)
+			}
+		}
+	}
 	for _, m := range mfs["infercast_cold_starts_total"].GetMetric() {
 		if label(m, "model") != "summarise" {
 			t.Errorf("cold start of %q, want only the restarted summarise", label(m, "model"))

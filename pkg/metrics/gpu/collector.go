@@ -1,6 +1,6 @@
 // Package gpu exports GPU occupancy through NVML: utilisation and memory per
-// GPU, memory per MIG device, and memory per pod (process → container
-// through cgroups). Without a driver it reports infercast_gpu_collector_up 0
+// GPU, memory per MIG device, and memory and utilisation per pod (process →
+// container through cgroups). Without a driver it reports infercast_gpu_collector_up 0
 // and keeps running.
 package gpu
 
@@ -45,9 +45,13 @@ type Collector struct {
 	inited  bool
 	lastErr string
 	errs    map[string]float64 // op → count
+	// lastSeen is, per GPU UUID, the newest process-utilisation sample
+	// read, so each scrape averages only the samples taken since the last.
+	lastSeen map[string]uint64
 
 	up, info, util, memUsed, memTotal, migEnabled *prometheus.Desc
 	migUsed, migTotal, podMem, podProcs, errsDesc *prometheus.Desc
+	podUtil                                       *prometheus.Desc
 }
 
 // Label names, shared by the descriptors and the documentation.
@@ -71,7 +75,7 @@ func NewCollector(o Options) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		o: o, log: log, errs: map[string]float64{},
+		o: o, log: log, errs: map[string]float64{}, lastSeen: map[string]uint64{},
 		up:         d("infercast_gpu_collector_up", "1 when NVML answered this scrape, 0 when it is unavailable (no driver, init failed).", nil),
 		info:       d("infercast_gpu_info", "GPU identity; simulated is \"true\" when the data comes from the built-in mock (demo).", []string{"gpu", "uuid", "name", "driver_version", "simulated"}),
 		util:       d("infercast_gpu_utilization_ratio", "Fraction of the last sample period during which a kernel ran on the GPU (0-1).", gpuLabels),
@@ -82,14 +86,16 @@ func NewCollector(o Options) *Collector {
 		migTotal:   d("infercast_gpu_mig_memory_total_bytes", "Memory of a MIG device, in bytes.", migLabels),
 		podMem:     d("infercast_gpu_pod_memory_used_bytes", "GPU memory used by a container's processes, in bytes (mig_uuid empty for a whole GPU).", podLabels),
 		podProcs:   d("infercast_gpu_pod_processes", "Number of a container's processes running on the GPU or MIG device.", podLabels),
-		errsDesc:   d("infercast_gpu_collector_errors_total", "NVML or process-mapping calls that failed, by operation.", []string{"op"}),
+		podUtil: d("infercast_gpu_pod_utilization_ratio",
+			"Fraction of the GPU's SM time a container's processes used, averaged over NVML's samples since the previous scrape (0-1; whole GPUs only, mig_uuid empty: NVML samples no processes on MIG devices).", podLabels),
+		errsDesc: d("infercast_gpu_collector_errors_total", "NVML or process-mapping calls that failed, by operation.", []string{"op"}),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.up, c.info, c.util, c.memUsed, c.memTotal, c.migEnabled,
-		c.migUsed, c.migTotal, c.podMem, c.podProcs, c.errsDesc} {
+		c.migUsed, c.migTotal, c.podMem, c.podProcs, c.podUtil, c.errsDesc} {
 		ch <- d
 	}
 }
@@ -193,7 +199,7 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 		} else {
 			c.fail("utilization", ret)
 		}
-		c.collectProcesses(ch, dev, idx, uuid, "")
+		c.collectProcesses(ch, dev, idx, uuid, "", c.processUtilization(dev, uuid))
 		return
 	}
 	max, ret := dev.GetMaxMigDeviceCount()
@@ -230,13 +236,45 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 		} else {
 			c.fail("mig_memory_info", ret)
 		}
-		c.collectProcesses(ch, md, idx, uuid, migUUID)
+		c.collectProcesses(ch, md, idx, uuid, migUUID, nil)
 	}
 }
 
 type podKey struct{ uid, containerID string }
 
-func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Device, idx, uuid, migUUID string) {
+// processUtilization returns each process's SM utilisation (0-1), the mean
+// of NVML's samples since the previous scrape of this GPU; a process with
+// no sample since then was idle. nil when NVML cannot tell (unsupported
+// GPU, or the call failed, which is counted).
+func (c *Collector) processUtilization(dev nvml.Device, uuid string) map[uint32]float64 {
+	samples, ret := dev.GetProcessUtilization(c.lastSeen[uuid])
+	switch {
+	case ret == nvml.ERROR_NOT_FOUND || ret == nvml.ERROR_INSUFFICIENT_SIZE && len(samples) == 0:
+		return map[uint32]float64{} // no sample since the last: nothing ran
+	case ret == nvml.ERROR_NOT_SUPPORTED:
+		return nil
+	case ret != nvml.SUCCESS:
+		c.fail("process_utilization", ret)
+		return nil
+	}
+	sum := map[uint32]float64{}
+	n := map[uint32]float64{}
+	newest := c.lastSeen[uuid]
+	for _, s := range samples {
+		sum[s.Pid] += float64(s.SmUtil) / 100
+		n[s.Pid]++
+		newest = max(newest, s.TimeStamp)
+	}
+	c.lastSeen[uuid] = newest
+	for pid := range sum {
+		sum[pid] /= n[pid]
+	}
+	return sum
+}
+
+// collectProcesses exports per-container memory and process counts, and,
+// with util (whole GPUs where NVML samples processes), utilisation.
+func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Device, idx, uuid, migUUID string, util map[uint32]float64) {
 	procs, ret := dev.GetComputeRunningProcesses()
 	if ret != nvml.SUCCESS {
 		c.fail("running_processes", ret)
@@ -244,6 +282,7 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 	}
 	mem := map[podKey]float64{}
 	count := map[podKey]float64{}
+	busy := map[podKey]float64{}
 	for _, p := range procs {
 		ctr, ok, err := c.o.Mapper.ContainerOf(p.Pid)
 		if err != nil {
@@ -257,6 +296,7 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 		k := podKey{ctr.PodUID, ctr.ContainerID}
 		mem[k] += float64(p.UsedGpuMemory)
 		count[k]++
+		busy[k] += util[p.Pid]
 	}
 	for k, m := range mem {
 		var ns, pod, ctr string
@@ -266,6 +306,10 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 		lv := []string{idx, uuid, migUUID, ns, pod, k.uid, ctr}
 		ch <- prometheus.MustNewConstMetric(c.podMem, prometheus.GaugeValue, m, lv...)
 		ch <- prometheus.MustNewConstMetric(c.podProcs, prometheus.GaugeValue, count[k], lv...)
+		if util != nil {
+			// Per-process samples are rounded percentages: keep the sum a ratio.
+			ch <- prometheus.MustNewConstMetric(c.podUtil, prometheus.GaugeValue, min(busy[k], 1), lv...)
+		}
 	}
 }
 

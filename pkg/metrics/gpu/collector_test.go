@@ -62,6 +62,17 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 102, UsedGpuMemory: 10 << 30}, {Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 104, UsedGpuMemory: 1 << 30}}, nvml.SUCCESS
 	}
+	// Since timestamp 0: 102 sampled twice (25 %, 75 %: mean 0.5), 105 once
+	// (25 %), the host process 104 once; after the newest (3000), nothing.
+	g0.GetProcessUtilizationFunc = func(lastSeen uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+		if lastSeen >= 3000 {
+			return nil, nvml.ERROR_NOT_FOUND
+		}
+		return []nvml.ProcessUtilizationSample{
+			{Pid: 102, TimeStamp: 1000, SmUtil: 25}, {Pid: 105, TimeStamp: 2000, SmUtil: 25},
+			{Pid: 102, TimeStamp: 3000, SmUtil: 75}, {Pid: 104, TimeStamp: 2500, SmUtil: 90},
+		}, nvml.SUCCESS
+	}
 	g1 := srv.Devices[1].(*dgxa100.Device)
 	g1.MigMode = nvml.DEVICE_MIG_ENABLE
 	g1.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
@@ -160,6 +171,8 @@ func TestCollectorOverMock(t *testing.T) {
 		// Two processes of one container add up; the host process is left out.
 		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "0", "mig_uuid": "", "namespace": "llm", "pod": "chat-0", "container": "vllm", "pod_uid": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}, 14 * gib},
 		{"infercast_gpu_pod_processes", map[string]string{"gpu": "0", "pod": "chat-0"}, 2},
+		// The container's two processes: 0.5 + 0.25.
+		{"infercast_gpu_pod_utilization_ratio", map[string]string{"gpu": "0", "mig_uuid": "", "pod": "chat-0", "pod_uid": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}, 0.75},
 		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "1", "mig_uuid": "MIG-aaaa", "pod_uid": "6f1c0a3e-2b4d-4c5e-9f60-7a8b9c0d1e2f", "pod": ""}, 3 * gib},
 	} {
 		if got := sample(t, mfs, tc.name, tc.labels); got != tc.want {
@@ -168,6 +181,19 @@ func TestCollectorOverMock(t *testing.T) {
 	}
 	if n := len(mfs["infercast_gpu_pod_memory_used_bytes"].GetMetric()); n != 2 {
 		t.Errorf("%d pod series, want 2 (host process excluded)", n)
+	}
+	if n := len(mfs["infercast_gpu_pod_utilization_ratio"].GetMetric()); n != 1 {
+		t.Errorf("%d pod utilisation series, want 1 (none on the MIG device)", n)
+	}
+	// The next scrape asks only for samples after the newest it read;
+	// none came, so the pod was idle.
+	_, mfs = gather(t, c)
+	calls := srv.Devices[0].(*dgxa100.Device).GetProcessUtilizationCalls()
+	if len(calls) != 2 || calls[0].V != 0 || calls[1].V != 3000 {
+		t.Errorf("GetProcessUtilization calls %+v, want since 0, then since 3000", calls)
+	}
+	if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", map[string]string{"pod": "chat-0"}); got != 0 {
+		t.Errorf("utilisation with no sample since the last scrape = %v, want 0", got)
 	}
 	if _, ok := mfs["infercast_gpu_utilization_ratio"]; ok && len(mfs["infercast_gpu_utilization_ratio"].GetMetric()) != 1 {
 		t.Error("utilisation exported for the MIG GPU")
@@ -245,10 +271,19 @@ func TestNVMLCallFailuresAreCounted(t *testing.T) {
 	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 106}, {Pid: 103, UsedGpuMemory: 5}}, nvml.SUCCESS
 	}
+	g0.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+		return nil, nvml.ERROR_GPU_IS_LOST
+	}
 	c := NewCollector(Options{NVML: srv, Mapper: CgroupMapper{ProcRoot: "testdata/proc"}})
 	_, mfs := gather(t, c)
 	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "utilization"}); got != 1 {
 		t.Errorf("utilization errors = %v, want 1", got)
+	}
+	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "process_utilization"}); got != 1 {
+		t.Errorf("process_utilization errors = %v, want 1", got)
+	}
+	if _, ok := mfs["infercast_gpu_pod_utilization_ratio"]; ok {
+		t.Error("pod utilisation exported though NVML failed to sample processes")
 	}
 	// The rest of the GPU is still reported.
 	if got := sample(t, mfs, "infercast_gpu_memory_used_bytes", map[string]string{"gpu": "0"}); got != 30<<30 {
@@ -294,7 +329,7 @@ func TestDemo(t *testing.T) {
 		}
 	}
 	seen := checkDocumented(t, reg)
-	for _, name := range []string{"infercast_gpu_info", "infercast_gpu_pod_memory_used_bytes", "infercast_gpu_mig_memory_total_bytes"} {
+	for _, name := range []string{"infercast_gpu_info", "infercast_gpu_pod_memory_used_bytes", "infercast_gpu_mig_memory_total_bytes", "infercast_gpu_pod_utilization_ratio"} {
 		if !seen[name] {
 			t.Errorf("demo does not export %s", name)
 		}

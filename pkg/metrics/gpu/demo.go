@@ -72,6 +72,20 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 			}
 			return out, nvml.SUCCESS
 		}
+		// One sample per process per call, a little under the GPU's load
+		// (the rest is the driver's own work), stamped in microseconds.
+		var stamp uint64
+		dev.GetProcessUtilizationFunc = func(lastSeen uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+			stamp = max(stamp, lastSeen) + 1_000_000
+			if len(procs) == 0 {
+				return nil, nvml.ERROR_NOT_FOUND
+			}
+			out := make([]nvml.ProcessUtilizationSample, 0, len(procs))
+			for _, p := range procs {
+				out = append(out, nvml.ProcessUtilizationSample{Pid: p.Pid, TimeStamp: stamp, SmUtil: uint32(math.Round(90 * load()))})
+			}
+			return out, nvml.SUCCESS
+		}
 		if i == len(srv.Devices)-1 {
 			dev.MigMode = nvml.DEVICE_MIG_ENABLE
 			migs := demoMIG(dev.UUID, mapper, pods)
