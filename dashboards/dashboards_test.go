@@ -61,7 +61,7 @@ func TestGenerated(t *testing.T) {
 var wantVariables = map[string][]string{
 	"infercast-cost":     {"namespace", "model"},             // spend is per model and team
 	"infercast-latency":  {"namespace", "model", "workload"}, // the SLO series carry both
-	"infercast-capacity": {"namespace", "workload", "model"}, // plans per workload, running replicas per model
+	"infercast-capacity": {"namespace", "workload"},          // plans and observed replicas per workload
 	"infercast-spot":     {"namespace", "workload"},          // spot series per pool and node, plans per workload
 	"infercast-batching": {"namespace", "model"},             // the batch controller works per model
 	"infercast-gpus":     {"namespace", "model"},             // GPUs per node, cold starts per model

@@ -144,10 +144,10 @@ func latency() Spec {
 func capacity() Spec {
 	return Spec{
 		File: "infercast-capacity", UID: "infercast-capacity", Title: "infercast / Capacity",
-		Description:  "What the planner decided and why: demand against the forecast, the forecast band, desired and running replicas by tier, the spot margin, the planner's mode and how wrong the forecasts were.",
+		Description:  "What the planner decided and why: demand against the forecast, the forecast band, desired and ready replicas by tier and what is not ready yet, the spot margin, the planner's mode and how wrong the forecasts were.",
 		Tags:         []string{"capacity", "forecast"},
-		Variables:    []Variable{nsVar("infercast_plan_target_replicas"), workloadVar("infercast_plan_target_replicas"), modelVar("infercast_spend_replicas")},
-		VariablesWhy: "`$workload` filters the planner's and forecaster's panels; `$model` filters *Running replicas by tier*, the one panel from the exporter (per model, no workload).",
+		Variables:    []Variable{nsVar("infercast_plan_target_replicas"), workloadVar("infercast_plan_target_replicas")},
+		VariablesWhy: "`$workload` filters every panel: all come from the planner and the forecaster, per workload. No `$model`: the replicas are the planner's own view per workload (`infercast_plan_observed_replicas`), not the exporter's pods per model.",
 		Rows: []Row{
 			{Title: "Demand and forecast", Panels: []Panel{
 				{Title: "Demand against the sized forecast", Unit: "reqps", Width: 12, Height: 9,
@@ -165,12 +165,17 @@ func capacity() Spec {
 					}},
 			}},
 			{Title: "Replicas", Panels: []Panel{
-				{Title: "Desired replicas by tier", Unit: "short", Width: 8, Stacked: true,
-					Description: "The planner's target per capacity tier, margin and fallback included, stacked: what KEDA and the HPA are told.",
-					Queries:     []Query{{Expr: `sum by (workload, tier) (infercast_plan_target_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}}"}}},
-				{Title: "Running replicas by tier", Unit: "short", Width: 8, Stacked: true,
-					Description: "Model-server replicas running per capacity tier, as the exporter finds them on its nodes (by model; lags desired by the cold start).",
-					Queries:     []Query{{Expr: `sum by (model, tier) (infercast_spend_replicas{` + selModel + `})`, Legend: "{{model}} {{tier}}"}}},
+				{Title: "Desired and ready replicas by tier", Unit: "short", Width: 8,
+					Description: "Per workload and capacity tier: desired, the planner's target (margin and fallback included: what KEDA and the HPA are told), against ready, the replicas serving as the planner saw them at its latest decision (adapter serve: the exporter's targets and the planner's own launches and notices). Ready lags desired by the cold start; the next panel says where the rest are. The exporter's running pods (infercast_spend_replicas) are left out: they are per model, with no workload to set them beside a target, and the planner's ready replicas already come from the exporter's targets; what those pods cost is on the Cost dashboard.",
+					Queries: []Query{
+						{Expr: `sum by (workload, tier) (infercast_plan_target_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}} desired"},
+						{Expr: `sum by (workload, tier) (infercast_plan_observed_replicas{` + selWorkload + `, state="ready"})`, Legend: "{{workload}} {{tier}} ready"},
+					}},
+				{Title: "Replicas not ready by tier", Unit: "short", Width: 8, Stacked: true,
+					Description: "Why ready falls short of desired, per workload and tier, stacked, as the planner saw them at its latest decision: starting (launched, cold start under way), pending (wanted but not placed; on spot, no capacity: the planner falls back to on-demand) and terminating (under an interruption notice or being removed; not counted towards the target).",
+					Queries: []Query{
+						{Expr: `sum by (workload, tier, state) (infercast_plan_observed_replicas{` + selWorkload + `, state!="ready"})`, Legend: "{{workload}} {{tier}} {{state}}"},
+					}},
 				{Title: "Spot margin", Unit: "short", Width: 8,
 					Description: "Extra spot replicas held against interruptions: the smallest k such that n of n+k survive the replacement window with the target probability, and at least one failure domain's share.",
 					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_margin_replicas{` + selWorkload + `, tier="spot"})`, Legend: "{{workload}}"}}},
@@ -196,30 +201,36 @@ func capacity() Spec {
 func spot() Spec {
 	return Spec{
 		File: "infercast-spot", UID: "infercast-spot", Title: "infercast / Spot",
-		Description:  "The spot market as the fleet meets it: interruption notices and their rate by pool, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
+		Description:  "The spot market as the fleet meets it: interruption notices and their rate by pool, spot replicas under notice and pending, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
 		Tags:         []string{"spot"},
 		Variables:    []Variable{nsVar("infercast_spot_metadata_up"), workloadVar("infercast_plan_fallback_replicas")},
-		VariablesWhy: "`$workload` filters the planner's fallback and risk panels. No `$model`: spot series are per node and pool, plans per workload; neither carries a model.",
+		VariablesWhy: "`$workload` filters the planner's panels: spot replicas terminating and pending, fallback and risk. No `$model`: spot series are per node and pool, plans per workload; neither carries a model.",
 		Rows: []Row{
 			{Title: "Interruptions", Panels: []Panel{
-				{Title: "Interruption notices", Unit: "short", Width: 8,
+				{Title: "Interruption notices", Unit: "short", Width: 6,
 					Description: "Nodes under an interruption notice now (AWS 2 minutes, GCP 30 seconds, Azure Preempt), by pool.",
 					Queries:     []Query{{Expr: `sum by (pool) (infercast_spot_interruption_notice{` + selNS + `})`, Legend: "{{pool}}"}}},
-				{Title: "Interruptions per hour", Unit: "short", Width: 8,
+				{Title: "Spot replicas terminating", Unit: "short", Width: 6,
+					Description: "Spot replicas of each workload under an interruption notice or being removed, as the planner saw them at its latest decision: they no longer count towards the target, and their capacity moves to on-demand at once (fallback).",
+					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_observed_replicas{` + selWorkload + `, tier="spot", state="terminating"})`, Legend: "{{workload}}"}}},
+				{Title: "Interruptions per hour", Unit: "short", Width: 6,
 					Description: "Interruption notices per hour by pool: what the planner's margin is priced from.",
 					Queries:     []Query{{Expr: `sum by (pool) (increase(infercast_spot_interruptions_total{` + selNS + `}[1h]))`, Legend: "{{pool}}"}}},
-				{Title: "Metadata service reachable", Unit: "short", Width: 8, Min: ptr(0), Max: ptr(1),
+				{Title: "Metadata service reachable", Unit: "short", Width: 6, Min: ptr(0), Max: ptr(1),
 					Description: "Share of spot nodes whose cloud metadata service answered the last poll: without it notices go unseen.",
 					Queries:     []Query{{Expr: `avg by (provider, pool) (infercast_spot_metadata_up{` + selNS + `})`, Legend: "{{provider}} {{pool}}"}}},
 			}},
 			{Title: "Fallback", Panels: []Panel{
-				{Title: "Spot capacity on on-demand", Unit: "short", Width: 8,
+				{Title: "Pending spot replicas", Unit: "short", Width: 6,
+					Description: "Spot replicas of each workload wanted but not placed (the pool has no capacity), as the planner saw them at its latest decision. While any are pending the planner carries their capacity on on-demand (next panel); InfercastSpotPending fires when that lasts 10 minutes.",
+					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_observed_replicas{` + selWorkload + `, tier="spot", state="pending"})`, Legend: "{{workload}}"}}},
+				{Title: "Spot capacity on on-demand", Unit: "short", Width: 6,
 					Description: "Replicas of spot capacity the planner carries on on-demand because spot went pending (no capacity) or was interrupted; returns to spot with hysteresis.",
 					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_fallback_replicas{` + selWorkload + `})`, Legend: "{{workload}}"}}},
-				{Kind: StateTimeline, Title: "Fallback mode", Unit: "short", Width: 8,
+				{Kind: StateTimeline, Title: "Fallback mode", Unit: "short", Width: 6,
 					Description: "Workloads whose plan is in fallback mode: spot capacity missing or interrupted, moved to on-demand.",
 					Queries:     []Query{{Expr: `max by (workload) (infercast_plan_mode{` + selWorkload + `, mode="fallback"})`, Legend: "{{workload}}"}}},
-				{Title: "Learned interruption risk", Unit: "percentunit", Width: 8,
+				{Title: "Learned interruption risk", Unit: "percentunit", Width: 6,
 					Description: "The planner's learned probability that one spot replica, or a whole failure domain, is reclaimed within the replacement window.",
 					Queries: []Query{
 						{Expr: `max by (workload) (infercast_plan_spot_interruption_probability_ratio{` + selWorkload + `})`, Legend: "{{workload}} replica"},
@@ -232,7 +243,7 @@ func spot() Spec {
 func batching() Spec {
 	return Spec{
 		File: "infercast-batching", UID: "infercast-batching", Title: "infercast / Batching",
-		Description:  "How the batch controller tunes the servers: batch size and utilisation, recommended against applied knobs, predicted p99 and capacity, and why it decided what it did.",
+		Description:  "How the batch controller tunes the servers: batch size and utilisation, recommended against applied knobs (batch cap, queue delay, the queue timeout that rejects late requests), predicted p99 and capacity, and why it decided what it did.",
 		Tags:         []string{"batching"},
 		Variables:    []Variable{nsVar("infercast_batch_recommended_max_batch_size"), modelVar("infercast_batch_recommended_max_batch_size")},
 		VariablesWhy: "`$model` filters every panel. No `$workload`: the batch controller and the exporter work per model.",
@@ -246,16 +257,21 @@ func batching() Spec {
 					Queries:     []Query{{Expr: `avg by (model) (infercast_model_batch_utilization_ratio{` + selModel + `})`, Legend: "{{model}}"}}},
 			}},
 			{Title: "Knobs", Panels: []Panel{
-				{Title: "max_batch_size: recommended and applied", Unit: "short", Width: 12,
+				{Title: "max_batch_size: recommended and applied", Unit: "short", Width: 8,
 					Description: "What the controller recommends against what the server runs with; they differ in recommend-only mode or while a change is rate-limited.",
 					Queries: []Query{
 						{Expr: `max by (model) (infercast_batch_recommended_max_batch_size{` + selModel + `})`, Legend: "{{model}} recommended"},
 						{Expr: `max by (model) (infercast_batch_applied_max_batch_size{` + selModel + `})`, Legend: "{{model}} applied"}}},
-				{Title: "max_queue_delay: recommended and applied", Unit: "s", Width: 12,
+				{Title: "max_queue_delay: recommended and applied", Unit: "s", Width: 8,
 					Description: "How long a batch may wait to fill, recommended against applied.",
 					Queries: []Query{
 						{Expr: `max by (model) (infercast_batch_recommended_max_queue_delay_seconds{` + selModel + `})`, Legend: "{{model}} recommended"},
 						{Expr: `max by (model) (infercast_batch_applied_max_queue_delay_seconds{` + selModel + `})`, Legend: "{{model}} applied"}}},
+				{Title: "Queue timeout: recommended and applied", Unit: "s", Width: 8, Min: ptr(0),
+					Description: "How long a request may wait in the queue before the server rejects it (Triton's default_queue_policy with REJECT, the webhook's queue_timeout_seconds), recommended against applied; 0 means no timeout. The controller sets one only for models with reject_late (a request that can no longer meet the SLO fails at once instead of lengthening the batches behind it); without reject_late it leaves the server's own queue policy as it read it, so both lines show that policy (0 when none is known).",
+					Queries: []Query{
+						{Expr: `max by (model) (infercast_batch_recommended_queue_timeout_seconds{` + selModel + `})`, Legend: "{{model}} recommended"},
+						{Expr: `max by (model) (infercast_batch_applied_queue_timeout_seconds{` + selModel + `})`, Legend: "{{model}} applied"}}},
 				{Title: "Predicted p99 and capacity", Unit: "s", Width: 12,
 					Description: "p99 of queue delay plus execution the fitted profile predicts under the recommended knobs at the planning rate.",
 					Queries:     []Query{{Expr: `max by (model) (infercast_batch_predicted_p99_seconds{` + selModel + `})`, Legend: "{{model}} predicted p99"}}},
