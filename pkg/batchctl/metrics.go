@@ -51,7 +51,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		recDelay:     g("infercast_batch_recommended_max_queue_delay_seconds", "max_queue_delay the controller recommends.", "model"),
 		appBatch:     g("infercast_batch_applied_max_batch_size", "max_batch_size the server runs with, as last applied or read.", "model", "actuator"),
 		appDelay:     g("infercast_batch_applied_max_queue_delay_seconds", "max_queue_delay the server runs with, as last applied or read.", "model", "actuator"),
-		recTimeout:   g("infercast_batch_recommended_queue_timeout_seconds", "Queue timeout after which the controller recommends rejecting a request (0: none; set only with reject_late).", "model"),
+		recTimeout:   g("infercast_batch_recommended_queue_timeout_seconds", "Queue timeout after which the controller recommends rejecting a request: with reject_late its own, without it the server's own policy as read (0: none).", "model"),
 		appTimeout:   g("infercast_batch_applied_queue_timeout_seconds", "Queue timeout after which the server rejects a request (Triton's default_queue_policy with REJECT), as last applied or read; 0: none.", "model", "actuator"),
 		alpha:        g("infercast_batch_profile_alpha_seconds", "Fitted fixed execution time of a batch (alpha in alpha + beta*b).", "model"),
 		beta:         g("infercast_batch_profile_beta_seconds", "Fitted execution time per request in a batch (beta in alpha + beta*b).", "model"),
