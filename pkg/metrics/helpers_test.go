@@ -12,6 +12,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(benchFleetEnv) != "" {
+		// Re-executed by BenchmarkFullCycleHTTP as its model servers.
+		os.Exit(serveBenchFleet())
+	}
 	goleak.VerifyTestMain(m)
 }
 
