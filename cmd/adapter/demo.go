@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/infercast/infercast/internal/exporterdemo"
 	"github.com/infercast/infercast/internal/fleet"
 	"github.com/infercast/infercast/pkg/batchctl"
 	"github.com/infercast/infercast/pkg/capacity"
@@ -188,9 +189,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	exp.SetTargets("demo", targets)
+	exp.SetTargets(exporterdemo.Source, targets)
+	// Every exporter family, as `exporter --demo` serves them: GPUs from
+	// go-nvml's mock when no driver loads (infercast_gpu_info{simulated="true"}),
+	// spot notices from a fake metadata service on 127.0.0.1, spend from the
+	// demo price catalogue, cold starts, per-collector success, reload status.
+	integrations, err := exporterdemo.Start(ctx, exporterdemo.Options{Exporter: exp, Fleet: fl, FleetConfig: fc, Logger: log.With("component", "exporter")})
+	if err != nil {
+		return fmt.Errorf("demo: exporter: %w", err)
+	}
+	defer integrations.Close()
 	expReg := prometheus.NewRegistry()
-	expReg.MustRegister(exp)
+	expReg.MustRegister(integrations) // the exporter's own families included
 	expURL, stopExp, err := serveLocal(promhttp.HandlerFor(expReg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}), "/metrics")
 	if err != nil {
 		return fmt.Errorf("demo: exporter: %w", err)

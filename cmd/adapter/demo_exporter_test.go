@@ -1,0 +1,145 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+)
+
+// TestDemoServesEveryExporterFamily runs `adapter demo` (what `make demo`
+// runs) and reads its exporter's /metrics: every family `exporter --demo`
+// fills (the list of cmd/exporter's TestDemoLintAndDocs) is filled from the
+// simulated fleet, the GPUs say they are simulated on a machine without a
+// driver, and promlint finds nothing.
+func TestDemoServesEveryExporterFamily(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out lockedBuffer
+	var logs bytes.Buffer // read only after the demo returned
+	done := make(chan error, 1)
+	go func() {
+		done <- runDemo(ctx, []string{
+			"--speed", "240", "--duration", "0", "--view", "lines", "--history-days", "1",
+			"--grpc.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
+		}, &out, &logs)
+	}()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("demo: %v\n%s", err, logs.String())
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("demo did not stop within 30s of cancel")
+		}
+	}
+	defer stop()
+
+	var url string
+	for deadline := time.Now().Add(60 * time.Second); url == ""; time.Sleep(50 * time.Millisecond) {
+		if m := regexp.MustCompile(`exporter metrics\s+(http://\S+)`).FindStringSubmatch(out.String()); m != nil {
+			url = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no exporter URL in the banner:\n%s", out.String())
+		}
+	}
+	families := []string{
+		"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
+		"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
+		"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
+		"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
+		"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
+		"infercast_gpu_utilization_ratio", "infercast_gpu_info",
+		"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
+		"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
+		"infercast_exporter_config_last_reload_successful",
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	var body string
+	var mfs map[string]*dto.MetricFamily
+	var missing []string
+	for deadline := time.Now().Add(90 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+		resp, err := client.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body = string(b)
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		if mfs, err = p.TextToMetricFamilies(strings.NewReader(body)); err != nil {
+			t.Fatalf("exporter output does not parse: %v", err)
+		}
+		missing = missing[:0]
+		for _, n := range families {
+			if mfs[n] == nil || len(mfs[n].GetMetric()) == 0 {
+				missing = append(missing, n)
+			}
+		}
+		if len(missing) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the demo's exporter never filled %v", missing)
+		}
+	}
+	problems, err := promlint.New(strings.NewReader(body)).Lint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("promlint: %s: %s", p.Metric, p.Text)
+	}
+	for _, m := range mfs["infercast_target_up"].GetMetric() {
+		if m.GetGauge().GetValue() != 1 {
+			t.Errorf("demo target down: %v", m.GetLabel())
+		}
+	}
+	simulated := false
+	for _, m := range mfs["infercast_gpu_info"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			simulated = simulated || l.GetName() == "simulated" && l.GetValue() == "true"
+		}
+	}
+	if _, err := os.Stat("/dev/nvidiactl"); err != nil && !simulated {
+		t.Error(`demo GPUs are not marked simulated="true" on a machine without a driver`)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the demo writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
