@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,11 +17,13 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/infercast/infercast/internal/exporterdemo"
 )
 
 // TestDemoServesEveryExporterFamily runs `adapter demo` (what `make demo`
 // runs) and reads its exporter's /metrics: every family `exporter --demo`
-// fills (the list of cmd/exporter's TestDemoLintAndDocs) is filled from the
+// fills (exporterdemo.Families) and the reload status are filled from the
 // simulated fleet, the GPUs say they are simulated on a machine without a
 // driver, and promlint finds nothing.
 func TestDemoServesEveryExporterFamily(t *testing.T) {
@@ -59,17 +62,7 @@ func TestDemoServesEveryExporterFamily(t *testing.T) {
 			t.Fatalf("no exporter URL in the banner:\n%s", out.String())
 		}
 	}
-	families := []string{
-		"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
-		"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
-		"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
-		"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
-		"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
-		"infercast_gpu_utilization_ratio", "infercast_gpu_info",
-		"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
-		"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
-		"infercast_exporter_config_last_reload_successful",
-	}
+	families := append(slices.Clone(exporterdemo.Families), "infercast_exporter_config_last_reload_successful")
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	var body string

@@ -3,19 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +30,8 @@ import (
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/infercast/infercast/internal/exporterdemo"
+	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/metrics/cost"
 	"github.com/infercast/infercast/pkg/metrics/gpu"
@@ -200,16 +196,7 @@ func TestDemoLintAndDocs(t *testing.T) {
 	})
 
 	t.Run("every family of the demo is filled", func(t *testing.T) {
-		for _, name := range []string{
-			"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
-			"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
-			"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
-			"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
-			"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
-			"infercast_gpu_utilization_ratio", "infercast_gpu_info",
-			"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
-			"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
-		} {
+		for _, name := range exporterdemo.Families {
 			if mfs[name] == nil || len(mfs[name].GetMetric()) == 0 {
 				t.Errorf("%s missing from the demo's output", name)
 			}
@@ -615,7 +602,8 @@ func TestWebConfigBasicAuth(t *testing.T) {
 // client that does not trust the certificate cannot connect.
 func TestWebConfigTLS(t *testing.T) {
 	dir := t.TempDir()
-	certPEM, keyPEM := selfSigned(t)
+	ca := testutil.NewCA(t, "infercast exporter test")
+	certPEM, keyPEM := ca.Issue(t, "127.0.0.1", true)
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
 	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
 		t.Fatal(err)
@@ -630,8 +618,8 @@ func TestWebConfigTLS(t *testing.T) {
 	r := startRun(t, options{configFile: writeConfig(t, fastDemo), webConfigFile: web})
 
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(certPEM) {
-		t.Fatal("test certificate does not parse")
+	if !pool.AppendCertsFromPEM(ca.PEM) {
+		t.Fatal("test CA does not parse")
 	}
 	tlsClient := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
 	defer tlsClient.CloseIdleConnections()
@@ -666,33 +654,4 @@ func TestWebConfigTLS(t *testing.T) {
 	} else if _, ok := errors.AsType[*tls.CertificateVerificationError](err); !ok {
 		t.Errorf("untrusted client: %v, want a certificate verification error", err)
 	}
-}
-
-// selfSigned makes a certificate for 127.0.0.1, valid for an hour.
-func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "infercast exporter test"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1)},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }

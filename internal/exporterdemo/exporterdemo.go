@@ -74,6 +74,21 @@ func Teams() map[string]string {
 	}
 }
 
+// Families are the exporter families a demo fills from its first scrapes:
+// what `exporter --demo` and `adapter demo` serve (their tests check it),
+// every family issue 2 lists but the cold starts, which come with the
+// first restart.
+var Families = []string{
+	"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
+	"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
+	"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
+	"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
+	"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
+	"infercast_gpu_utilization_ratio", "infercast_gpu_info",
+	"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
+	"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
+}
+
 // StartFleet starts the default simulated fleet (fleet.Default) and points
 // exp at it under Source. It returns the GPUs each server holds (one per
 // simulated replica). The caller runs or advances the fleet and closes it.

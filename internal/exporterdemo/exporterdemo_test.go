@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,20 +27,11 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// Families is what every demo must fill: the list TestDemoLintAndDocs of
-// cmd/exporter checks, plus cold starts and the config-reload status.
-var families = []string{
-	"infercast_model_requests_per_second", "infercast_model_request_latency_seconds",
-	"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
-	"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
-	"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
-	"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
-	"infercast_gpu_utilization_ratio", "infercast_gpu_info",
-	"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
-	"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
+// families is what Start must fill: Families, the cold starts of its
+// restarts and the config-reload status.
+var families = append(slices.Clone(Families),
 	"infercast_cold_starts_total", "infercast_cold_start_duration_seconds",
-	"infercast_exporter_config_last_reload_successful",
-}
+	"infercast_exporter_config_last_reload_successful")
 
 // TestStartFillsEveryFamily drives a simulated fleet on its own clock, as
 // `adapter demo` does, with Start's integrations registered in place of the

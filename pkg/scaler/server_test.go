@@ -22,6 +22,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/capacity"
 )
 
@@ -502,16 +503,16 @@ func TestTLS(t *testing.T) {
 	cache := capacity.NewCache()
 	cache.Set(plan("chat", true, 2, 3))
 	cat := StaticCatalog{"chat": bothTiers}
-	ca := newCA(t, "server-ca")
-	crt, key := ca.issue(t, "infercast", true)
+	ca := testutil.NewCA(t, "server-ca")
+	crt, key := ca.Issue(t, "infercast", true)
 	files := writeFiles(t, t.TempDir(), crt, key, nil)
-	f := start(t, cache, cat, ServerConfig{TLS: files}, kedaClientTLS(t, ca.pem, nil, nil))
+	f := start(t, cache, cat, ServerConfig{TLS: files}, kedaClientTLS(t, ca.PEM, nil, nil))
 	if _, err := f.client.IsActive(ctxT(t), ref("chat", "spot")); err != nil {
 		t.Fatalf("TLS with caCert: %v", err)
 	}
 	// A client that does not trust the CA is refused.
-	other := newCA(t, "other")
-	_, c := dial(t, f.addr, kedaClientTLS(t, other.pem, nil, nil))
+	other := testutil.NewCA(t, "other")
+	_, c := dial(t, f.addr, kedaClientTLS(t, other.PEM, nil, nil))
 	if _, err := c.IsActive(ctxT(t), ref("chat", "spot")); status.Code(err) != codes.Unavailable {
 		t.Fatalf("untrusted server cert: %v; want Unavailable", err)
 	}
@@ -526,19 +527,19 @@ func TestMTLSAndReload(t *testing.T) {
 	cache := capacity.NewCache()
 	cache.Set(plan("chat", true, 2, 3))
 	cat := StaticCatalog{"chat": bothTiers}
-	serverCA, clientCA := newCA(t, "server-ca"), newCA(t, "client-ca")
-	crt, key := serverCA.issue(t, "infercast", true)
+	serverCA, clientCA := testutil.NewCA(t, "server-ca"), testutil.NewCA(t, "client-ca")
+	crt, key := serverCA.Issue(t, "infercast", true)
 	dir := t.TempDir()
-	files := writeFiles(t, dir, crt, key, clientCA.pem)
-	ccrt, ckey := clientCA.issue(t, "keda-operator", false)
-	f := start(t, cache, cat, ServerConfig{TLS: files}, kedaClientTLS(t, serverCA.pem, ccrt, ckey))
+	files := writeFiles(t, dir, crt, key, clientCA.PEM)
+	ccrt, ckey := clientCA.Issue(t, "keda-operator", false)
+	f := start(t, cache, cat, ServerConfig{TLS: files}, kedaClientTLS(t, serverCA.PEM, ccrt, ckey))
 	if _, err := f.client.IsActive(ctxT(t), ref("chat", "spot")); err != nil {
 		t.Fatalf("mTLS with tlsClientCert: %v", err)
 	}
-	icrt, ikey := serverCA.issue(t, "intruder", false)
+	icrt, ikey := serverCA.Issue(t, "intruder", false)
 	for name, cfg := range map[string]*tls.Config{
-		"no client cert":            kedaClientTLS(t, serverCA.pem, nil, nil),
-		"client cert by another CA": kedaClientTLS(t, serverCA.pem, icrt, ikey),
+		"no client cert":            kedaClientTLS(t, serverCA.PEM, nil, nil),
+		"client cert by another CA": kedaClientTLS(t, serverCA.PEM, icrt, ikey),
 	} {
 		_, c := dial(t, f.addr, cfg)
 		if _, err := c.IsActive(ctxT(t), ref("chat", "spot")); err == nil {
@@ -547,23 +548,23 @@ func TestMTLSAndReload(t *testing.T) {
 	}
 
 	// Rotate everything in place: a new server CA and a new client CA.
-	serverCA2, clientCA2 := newCA(t, "server-ca-2"), newCA(t, "client-ca-2")
-	crt2, key2 := serverCA2.issue(t, "infercast", true)
+	serverCA2, clientCA2 := testutil.NewCA(t, "server-ca-2"), testutil.NewCA(t, "client-ca-2")
+	crt2, key2 := serverCA2.Issue(t, "infercast", true)
 	// Make the modification time visibly change even on coarse clocks.
 	time.Sleep(10 * time.Millisecond)
-	writeFiles(t, dir, crt2, key2, clientCA2.pem)
-	ccrt2, ckey2 := clientCA2.issue(t, "keda-operator", false)
-	_, c := dial(t, f.addr, kedaClientTLS(t, serverCA2.pem, ccrt2, ckey2))
+	writeFiles(t, dir, crt2, key2, clientCA2.PEM)
+	ccrt2, ckey2 := clientCA2.Issue(t, "keda-operator", false)
+	_, c := dial(t, f.addr, kedaClientTLS(t, serverCA2.PEM, ccrt2, ckey2))
 	if _, err := c.IsActive(ctxT(t), ref("chat", "spot")); err != nil {
 		t.Fatalf("after rotation, new credentials: %v", err)
 	}
-	_, c = dial(t, f.addr, kedaClientTLS(t, serverCA.pem, ccrt, ckey))
+	_, c = dial(t, f.addr, kedaClientTLS(t, serverCA.PEM, ccrt, ckey))
 	if _, err := c.IsActive(ctxT(t), ref("chat", "spot")); err == nil {
 		t.Fatal("after rotation, old credentials still accepted on a new connection")
 	}
 	// A broken rotation keeps serving the last good certificate.
 	write(t, files.KeyFile, []byte("not a key"))
-	_, c = dial(t, f.addr, kedaClientTLS(t, serverCA2.pem, ccrt2, ckey2))
+	_, c = dial(t, f.addr, kedaClientTLS(t, serverCA2.PEM, ccrt2, ckey2))
 	if _, err := c.IsActive(ctxT(t), ref("chat", "spot")); err != nil {
 		t.Fatalf("after a broken rotation: %v", err)
 	}
