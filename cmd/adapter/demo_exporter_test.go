@@ -15,10 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/infercast/infercast/internal/exporterdemo"
+	"github.com/infercast/infercast/internal/testutil"
 )
 
 // TestDemoServesEveryExporterFamily runs `adapter demo` (what `make demo`
@@ -79,10 +78,7 @@ func TestDemoServesEveryExporterFamily(t *testing.T) {
 			t.Fatal(err)
 		}
 		body = string(b)
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		if mfs, err = p.TextToMetricFamilies(strings.NewReader(body)); err != nil {
-			t.Fatalf("exporter output does not parse: %v", err)
-		}
+		mfs = testutil.ParseExposition(t, body)
 		missing = missing[:0]
 		for _, n := range families {
 			if mfs[n] == nil || len(mfs[n].GetMetric()) == 0 {

@@ -25,8 +25,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/bcrypt"
 
@@ -133,7 +131,7 @@ func (r *running) waitFor(t *testing.T, what string, cond func(map[string]*dto.M
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		_, body := r.get(t, "/metrics")
-		mfs := parseExposition(t, body)
+		mfs := testutil.ParseExposition(t, body)
 		if cond(mfs) {
 			return mfs
 		}
@@ -142,16 +140,6 @@ func (r *running) waitFor(t *testing.T, what string, cond func(map[string]*dto.M
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-func parseExposition(t *testing.T, body string) map[string]*dto.MetricFamily {
-	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("exporter output does not parse: %v", err)
-	}
-	return mfs
 }
 
 func writeConfig(t *testing.T, body string) string {
@@ -420,7 +408,7 @@ func TestReload(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(body, `targets[0].dialect: unknown dialect "nope"`) {
 		t.Errorf("bad reload = %d %q", code, body)
 	}
-	mfs := parseExposition(t, func() string { _, b := r.get(t, "/metrics"); return b }())
+	mfs := testutil.ParseExposition(t, func() string { _, b := r.get(t, "/metrics"); return b }())
 	if v, _ := gaugeValue(mfs, "infercast_exporter_config_last_reload_successful"); v != 0 {
 		t.Errorf("last_reload_successful = %v after a bad reload, want 0", v)
 	}
@@ -636,7 +624,7 @@ func TestWebConfigTLS(t *testing.T) {
 		t.Errorf("https /metrics: HTTP %d, TLS %v, body has the exporter's metrics: %v", resp.StatusCode, resp.TLS != nil,
 			strings.Contains(string(b), "infercast_exporter_config_last_reload_successful"))
 	}
-	mfs := parseExposition(t, string(b))
+	mfs := testutil.ParseExposition(t, string(b))
 	if len(mfs) == 0 {
 		t.Error("no metric families over https")
 	}

@@ -15,11 +15,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/goleak"
 
 	"github.com/infercast/infercast/internal/fleet"
+	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/metrics"
 )
 
@@ -79,7 +78,7 @@ func TestStartFillsEveryFamily(t *testing.T) {
 		fl.Advance(5 * time.Second)
 		exp.Cycle(ctx)
 		body = get(t, url)
-		mfs = parse(t, body)
+		mfs = testutil.ParseExposition(t, body)
 		missing = missing[:0:0]
 		for _, n := range families {
 			if mfs[n] == nil || len(mfs[n].GetMetric()) == 0 {
@@ -198,16 +197,6 @@ func get(t *testing.T, url string) string {
 		t.Fatalf("GET %s: HTTP %d: %s", url, resp.StatusCode, b)
 	}
 	return string(b)
-}
-
-func parse(t *testing.T, body string) map[string]*dto.MetricFamily {
-	t.Helper()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	mfs, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("output does not parse: %v", err)
-	}
-	return mfs
 }
 
 func testLogger(t *testing.T) *slog.Logger {

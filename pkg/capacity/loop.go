@@ -303,17 +303,22 @@ func feedMuLearner(st *workloadState, sig *Signals, liveErr error) {
 	sig.Mu = st.mu.learned(&st.w)
 }
 
-// forecastColdStart is the cold start the forecast and the last good plan
-// must cover: the configured one, or the measured p90 when the policy
-// measures it and it is longer. The planner sizes for the measured one
-// (Planner.Plan), so the forecast must reach at least that far, or the
-// planner would read only the steps it got and miss demand arriving
-// within its horizon.
-func (w *Workload) forecastColdStart(sig Signals) time.Duration {
-	if w.MeasureColdStart {
-		return max(w.ColdStart, sig.ColdStartP90)
+// coldStart is the cold start the planner sizes for: the measured p90
+// when the policy measures it and one is known, else the configured one.
+func (w *Workload) coldStart(s Signals) time.Duration {
+	if w.MeasureColdStart && s.ColdStartP90 > 0 {
+		return s.ColdStartP90
 	}
 	return w.ColdStart
+}
+
+// forecastColdStart is the cold start the forecast and the last good plan
+// must cover: the planner's (coldStart), and never less than the
+// configured one. The forecast must reach at least as far as the planner
+// sizes, or it would read only the steps it got and miss demand arriving
+// within its horizon.
+func (w *Workload) forecastColdStart(sig Signals) time.Duration {
+	return max(w.ColdStart, w.coldStart(sig))
 }
 
 // sanitize guarantees the scaler never serves garbage: no negative target,

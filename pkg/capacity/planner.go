@@ -234,10 +234,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	if w.LearnMu && s.Mu > 0 && !math.IsInf(s.Mu, 0) {
 		mu, muLearned = s.Mu, true
 	}
-	cold := w.ColdStart
-	if w.MeasureColdStart && s.ColdStartP90 > 0 {
-		cold = s.ColdStartP90
-	}
+	cold := w.coldStart(s)
 	horizon := w.Horizon(cold)
 	rate := finite(s.Rate)
 	backlog := finite(s.Backlog)
