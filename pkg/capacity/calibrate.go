@@ -16,6 +16,16 @@ type horizonCalibration struct {
 	pending []pendingPeak // decisions whose horizon has not ended, oldest first
 	hist    [calBins]float64
 	total   float64
+
+	// The surge account: for the last decision interval of every horizon,
+	// the sustained rate (the lowest live rate of the last cold start) by
+	// its ratio to the horizon's reference, as Σ reference·seconds
+	// (surgeRef) and Σ sustained rate·seconds (surgeDemand) per bin, and
+	// all demand·seconds (demand), decayed like hist. The requests a
+	// sizing of r × reference leaves to sustained surges are then
+	// Σ_{bins above r} (surgeDemand − r·surgeRef).
+	surgeRef, surgeDemand [calBins]float64
+	demand                float64
 }
 
 type pendingPeak struct {
@@ -38,15 +48,30 @@ const (
 	calMinHorizons = 40
 )
 
-// observe records the live rate at now, closes the horizons that ended and
+// observe records the live rate at now (and the sustained rate, the
+// lowest of the last cold start), closes the horizons that ended and
 // opens one for the decision at now.
-func (c *horizonCalibration) observe(now time.Time, rate float64, median float64, horizon, elapsed time.Duration) {
+func (c *horizonCalibration) observe(now time.Time, rate, sustained, median float64, horizon, elapsed time.Duration) {
+	decay := math.Exp2(-elapsed.Hours() / calHalfLife.Hours())
+	for i := range c.surgeRef {
+		c.surgeRef[i] *= decay
+		c.surgeDemand[i] *= decay
+	}
+	c.demand = c.demand*decay + rate*elapsed.Seconds()
 	for i := range c.pending {
-		if !now.After(c.pending[i].end) {
-			c.pending[i].actual = math.Max(c.pending[i].actual, rate)
+		p := &c.pending[i]
+		if now.After(p.end) {
+			continue
+		}
+		p.actual = math.Max(p.actual, rate)
+		// The horizon's last interval: the demand the replicas launched
+		// for it serve once ready.
+		if now.After(p.end.Add(-elapsed)) && p.median > 0 && sustained > 0 {
+			b := calBin(math.Log(sustained / p.median))
+			c.surgeRef[b] += p.median * elapsed.Seconds()
+			c.surgeDemand[b] += sustained * elapsed.Seconds()
 		}
 	}
-	decay := math.Exp2(-elapsed.Hours() / calHalfLife.Hours())
 	n := 0
 	for n < len(c.pending) && now.After(c.pending[n].end) {
 		n++
@@ -59,10 +84,7 @@ func (c *horizonCalibration) observe(now time.Time, rate float64, median float64
 	}
 	for _, p := range c.pending[:n] {
 		if p.median > 0 && p.actual > 0 {
-			x := math.Log(p.actual / p.median)
-			b := int((x - calMin) / (calMax - calMin) * calBins)
-			b = min(max(b, 0), calBins-1)
-			c.hist[b]++
+			c.hist[calBin(math.Log(p.actual/p.median))]++
 			c.total++
 		}
 	}
@@ -88,9 +110,49 @@ func (c *horizonCalibration) ratio(q, indep float64) (float64, bool) {
 	for i, v := range c.hist {
 		cum += v
 		if cum >= target {
-			x := calMin + (float64(i)+1)*(calMax-calMin)/calBins // the bin's upper edge
-			return math.Exp(x), true
+			return calEdge(i), true
 		}
 	}
 	return math.Exp(calMax), true
+}
+
+// calBin is the bin of log ratio x.
+func calBin(x float64) int {
+	return min(max(int((x-calMin)/(calMax-calMin)*calBins), 0), calBins-1)
+}
+
+// calEdge is the ratio at bin i's upper edge.
+func calEdge(i int) float64 {
+	return math.Exp(calMin + (float64(i)+1)*(calMax-calMin)/calBins)
+}
+
+// surgeMaxRatio caps the surge reserve: a sustained rise beyond twice the
+// reference (demand resuming after an outage, a new client) is a level
+// shift that the reactive floors meet; holding replicas against it all
+// the time would double the fleet. Such surges count as ones of twice.
+const surgeMaxRatio = 2.0
+
+// surgeRatio is the smallest ratio r (at most surgeMaxRatio) whose sizing,
+// r × reference, would have left at most budget of all demand to
+// sustained surges above it; false before any demand.
+func (c *horizonCalibration) surgeRatio(budget float64) (float64, bool) {
+	if c.demand <= 0 {
+		return 0, false
+	}
+	top := calBin(math.Log(surgeMaxRatio))
+	ref, demand := 0.0, 0.0 // Σ over the bins above the candidate ratio
+	for i := top; i < calBins; i++ {
+		ref += c.surgeRef[i]
+		demand += c.surgeDemand[i]
+	}
+	// Surges beyond the cap count as ones at the cap.
+	allowed := budget*c.demand + demand - calEdge(top)*ref
+	for i := top - 1; i >= 0; i-- {
+		if demand-calEdge(i)*ref > allowed {
+			return calEdge(i + 1), true
+		}
+		ref += c.surgeRef[i]
+		demand += c.surgeDemand[i]
+	}
+	return calEdge(0), true
 }

@@ -23,7 +23,7 @@ func TestHorizonCalibration(t *testing.T) {
 		if (i/4)%5 == 0 && i%4 == 2 { // one spike in every fifth horizon
 			rate = 15
 		}
-		c.observe(now, rate, 10, horizon, step)
+		c.observe(now, rate, rate, 10, horizon, step)
 		now = now.Add(step)
 	}
 	hi, ok := c.ratio(0.9, 1)
@@ -59,7 +59,7 @@ func TestCalibrationFiniteSampleQuantile(t *testing.T) {
 		if i == 5 || i == 15 || i == 25 || i == 35 {
 			rate = 20
 		}
-		c.observe(now, rate, 10, horizon, step)
+		c.observe(now, rate, rate, 10, horizon, step)
 		now = now.Add(step)
 	}
 	r, ok := c.ratio(0.9, 1)
@@ -73,5 +73,47 @@ func TestCalibrationFiniteSampleQuantile(t *testing.T) {
 	// 11 independent horizons, too few.
 	if _, ok := c.ratio(0.9, 0.25); ok {
 		t.Fatal("calibrated with 45 outcomes worth 11 independent horizons")
+	}
+}
+
+// TestSurgeRatioHandComputed: 10,000 horizons of 15 s at a reference of
+// 10 req/s whose sustained demand is 10, and 15 in every hundredth. All
+// demand is 9,900·10 + 100·15 = 100,500 req/s·interval; a sizing of r ≥ 1
+// leaves 100·(15 − 10r) of it to the surges, so a budget of 0.1 % allows
+// 15 − 10r ≤ 1.005: r ≥ 1.3995; 1 % allows any r ≥ 1 (below 1 the 9,900
+// horizons at the reference count too); none needs 1.5. A surge to 3×
+// counts as one to 2× (surgeMaxRatio).
+func TestSurgeRatioHandComputed(t *testing.T) {
+	feed := func(surge float64) *horizonCalibration {
+		c := &horizonCalibration{}
+		step := 15 * time.Second
+		now := t0
+		for i := 0; i <= 10000; i++ {
+			rate := 10.0
+			if i%100 == 50 {
+				rate = surge
+			}
+			// Each horizon ends at the next decision: its last interval's
+			// sustained rate is that decision's.
+			c.observe(now, rate, rate, 10, step, step)
+			now = now.Add(step)
+		}
+		return c
+	}
+	if _, ok := (&horizonCalibration{}).surgeRatio(0.001); ok {
+		t.Fatal("surge ratio before any demand")
+	}
+	c := feed(15)
+	for _, tc := range []struct{ budget, want float64 }{{0.001, 1.3995}, {0.01, 1}, {0, 1.5}} {
+		// Bins are 1.6 % wide; the answer is the upper edge of the bin
+		// that holds the exact ratio. The decay over 42 h weighs the
+		// horizons unevenly, by well under a bin.
+		got, ok := c.surgeRatio(tc.budget)
+		if !ok || got < tc.want-0.001 || got > tc.want*1.02 {
+			t.Errorf("surgeRatio(%g) = %.4f, %t; want %.4f up to a bin above", tc.budget, got, ok, tc.want)
+		}
+	}
+	if got, _ := feed(30).surgeRatio(0); got < surgeMaxRatio-0.001 || got > surgeMaxRatio*1.02 {
+		t.Errorf("surges to 3×: surgeRatio(0) = %.4f, want the cap %.1f", got, surgeMaxRatio)
 	}
 }

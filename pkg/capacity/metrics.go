@@ -15,7 +15,7 @@ import (
 type Metrics struct {
 	target, margin                *prometheus.GaugeVec
 	forecast, horizon             *prometheus.GaugeVec
-	need, base, fallback          *prometheus.GaugeVec
+	need, base, fallback, reserve *prometheus.GaugeVec
 	bound, mode                   *prometheus.GaugeVec
 	pInterrupt, pDomain, pWipeout *prometheus.GaugeVec
 	decisions                     *prometheus.CounterVec
@@ -49,6 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		need:     g("need_replicas", "Replicas that serve the sized demand after floors and stabilisation, before the spot margin and fallback.", w),
 		base:     g("base_need_replicas", "Replicas that serve the median forecast: the capacity the spot margin protects.", w),
 		fallback: g("fallback_replicas", "Spot capacity carried by on-demand after spot replicas went pending or were interrupted.", w),
+		reserve:  g("surge_reserve_replicas", "Replicas above the calibrated sizing held against sustained surges (demand above the sizing for a whole cold start); on spot, without on-demand fallback.", w),
 		bound:    g("bound_info", "The floor or rule that bound the plan (1 for the current one): forecast, reactive, current-rate, backlog, latency, min-replicas, max-replicas, active, stabilization, tolerance, scale-down-rate.", []string{"workload", "bound"}),
 		mode:     g("mode", "1 for the mode of the latest plan (predictive, reactive, fallback, preview), 0 for the others.", []string{"workload", "mode"}),
 		pInterrupt: g("spot_interruption_probability_ratio",
@@ -74,7 +75,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bounds:   map[string]string{},
 		muSource: map[string]string{},
 	}
-	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
+	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.reserve, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
 		m.replicaCapacity, m.observed, m.reloadOK, m.reloadTime)
 	return m
@@ -95,6 +96,7 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 	m.need.WithLabelValues(w).Set(float64(ex.Need))
 	m.base.WithLabelValues(w).Set(float64(ex.BaseNeed))
 	m.fallback.WithLabelValues(w).Set(float64(ex.FallbackReplicas))
+	m.reserve.WithLabelValues(w).Set(float64(ex.SurgeReserve))
 	m.mu.Lock()
 	if old, ok := m.bounds[w]; ok && old != p.Bound {
 		m.bound.DeleteLabelValues(w, old)

@@ -112,8 +112,14 @@ type Explanation struct {
 	Need, BaseNeed int
 	// Floors are the replicas each reactive floor asked for.
 	CurrentRateFloor, BacklogFloor, LatencyFloor int
-	// PredictiveNeed is what the forecast alone asked for.
+	// PredictiveNeed is what the forecast alone asked for, the surge
+	// reserve included.
 	PredictiveNeed int
+	// SurgeReserve is the replicas above the calibrated sizing held
+	// against sustained surges (demand above the sizing for a whole cold
+	// start: a launch then comes too late). They ride spot without an
+	// on-demand fallback: insurance bought where it is cheap.
+	SurgeReserve int
 	// BurstPeak is the peak live rate of the burst window (requests/s;
 	// its 97.5th percentile), part of the horizon calibration's reference.
 	BurstPeak float64
@@ -144,8 +150,8 @@ type Explanation struct {
 
 // String is a one-line account of the plan's reasons, for logs.
 func (e Explanation) String() string {
-	return fmt.Sprintf("need=%d predictive=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d forecast=%s",
-		e.Need, e.PredictiveNeed, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
+	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d forecast=%s",
+		e.Need, e.PredictiveNeed, e.SurgeReserve, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
 		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas, e.Forecast)
 }
 
@@ -157,6 +163,12 @@ const reactiveUtilisation = 0.7
 // priorHours is the weight of the policy's interruption prior, in hours
 // of observed exposure.
 const priorHours = 24
+
+// surgeBudgetShare is the share of the unavailability the policy allows
+// (1 − target_availability) that sustained surges may take: the rest is
+// left to demand's short-term noise (the horizon quantile), cold starts
+// and spot.
+const surgeBudgetShare = 0.1
 
 // Planner sizes one workload. It is pure: no I/O, no clock (time comes
 // from Signals), so the serving loop and the backtest drive the same code.
@@ -175,6 +187,7 @@ type Planner struct {
 	prevNeed    int
 	warmNeed    int       // need before demand paused (idle_hold)
 	idleSince   time.Time // when demand paused; zero while it flows
+	reserve     int       // the latest plan's surge reserve (no fallback)
 	odCover     int       // spot capacity carried by on-demand (fallback)
 	lastStress  time.Time // last time spot was pending or interrupted
 	lastWipe    time.Time
@@ -271,6 +284,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	// Predictive need: the forecast quantile of the busiest step within the
 	// horizon. Without a forecast: reactive, on the recent peak rate.
 	forecastRate, medianRate, calBase := math.NaN(), 0.0, 0.0
+	reserveRate := 0.0
 	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
 		// The horizon runs from now, and the forecast from its origin (the
 		// end of the last whole interval, up to a step before now): read
@@ -312,9 +326,24 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 		if r, ok := p.calib.ratio(w.ForecastQuantile, indep); ok && calBase > 0 {
 			forecastRate = calBase * r
 			ex.Forecast += " (horizon-calibrated)"
+			// The quantile counts horizons, not requests: a level shift
+			// that outlasts a cold start loses a whole cold start of
+			// excess, a spike only its own seconds. The surge reserve
+			// tops the sizing up until sustained surges would have cost
+			// at most their share of the availability budget.
+			if sr, ok := p.calib.surgeRatio(surgeBudgetShare * (1 - w.TargetAvailability)); ok && sr > r {
+				reserveRate = calBase * (sr - r)
+			}
 		}
 	}
-	p.calib.observe(now, rate, calBase, horizon, elapsed)
+	// Sustained: the lowest live rate of the last cold start.
+	sustained := rate
+	for _, r := range p.rates {
+		if now.Sub(r.t) < cold {
+			sustained = math.Min(sustained, r.v)
+		}
+	}
+	p.calib.observe(now, rate, sustained, calBase, horizon, elapsed)
 	if math.IsNaN(forecastRate) {
 		plan.Mode = ModeReactive
 		peak := 0.0
@@ -330,6 +359,11 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	}
 	plan.ForecastRate = forecastRate
 	ex.PredictiveNeed = ceilDiv(forecastRate, mu)
+	if reserveRate > 0 {
+		n := ceilDiv(forecastRate+reserveRate, mu)
+		ex.SurgeReserve, ex.PredictiveNeed = n-ex.PredictiveNeed, n
+	}
+	p.reserve = ex.SurgeReserve
 
 	need, bound := ex.PredictiveNeed, "forecast"
 	if plan.Mode == ModeReactive {
@@ -578,8 +612,12 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 	if trouble > 0 || s.SpotNotices > 0 {
 		p.lastStress = now
 	}
+	// The surge reserve (within the headroom above the base) gets no
+	// cover: insurance against a rare surge is worth spot's price, not
+	// on-demand's. The first missing spot replicas are the reserve's.
+	reserve := min(p.reserve, need-base, want)
 	if now.Sub(p.lastStress) < w.FallbackHold {
-		p.odCover = min(max(p.odCover, trouble), want)
+		p.odCover = min(max(p.odCover, trouble-reserve), want-reserve)
 		spot = TierTarget{Replicas: want - p.odCover, Margin: max(0, margin-p.odCover)}
 	} else {
 		p.odCover = min(p.odCover, max(0, want-s.Spot.Ready))
