@@ -5,7 +5,6 @@ import (
 	"math"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/infercast/infercast/pkg/batchctl"
 )
@@ -33,10 +32,10 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	if err != nil {
 		return batchctl.Observation{}, false, err
 	}
-	total := math.NaN()
+	total := math.NaN() // summed over the exporters read
 	for _, m := range mfs["infercast_model_requests_total"].GetMetric() {
 		if label(m, "model") == b.model {
-			total = m.GetCounter().GetValue()
+			total = sumOf([]float64{total, m.GetCounter().GetValue()})
 		}
 	}
 	if math.IsNaN(total) {
@@ -59,9 +58,8 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 			batching++
 		}
 	}
-	gauge := func(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
-	latMean := shortestWindow(mfs["infercast_model_request_latency_mean_seconds"], b.model, gauge)
-	queueMean := shortestWindow(mfs["infercast_model_queue_time_mean_seconds"], b.model, gauge)
+	latMean := meanOf(shortestWindow(mfs["infercast_model_request_latency_mean_seconds"], b.model, gaugeValue))
+	queueMean := meanOf(shortestWindow(mfs["infercast_model_queue_time_mean_seconds"], b.model, gaugeValue))
 	if batching == 0 || o.Requests == 0 || math.IsNaN(latMean) {
 		return batchctl.Observation{}, false, nil
 	}
@@ -73,7 +71,7 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	o.Batches = o.Requests / (batch / float64(batching))
 	o.ExecSeconds = o.Batches * math.Max(latMean-queueMean, 0)
 	o.QueueSeconds = queueMean
-	if p99 := shortestWindow(mfs["infercast_model_request_latency_seconds"], b.model, summaryQuantile(0.99)); !math.IsNaN(p99) && !math.IsInf(p99, 0) {
+	if p99 := maxOf(shortestWindow(mfs["infercast_model_request_latency_seconds"], b.model, summaryQuantile(0.99))); !math.IsNaN(p99) && !math.IsInf(p99, 0) {
 		o.LatencyP99Seconds = p99
 	}
 	return o, true, nil

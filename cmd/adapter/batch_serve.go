@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -74,7 +73,7 @@ func newBatchModels(file, exporterURL string, plans planReader, reg prometheus.R
 	if err != nil {
 		return nil, err
 	}
-	exp := exporterLive{url: exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
+	exp := newExporterLive(exporterURL, log)
 	out := make([]*batchModel, 0, len(fc.Models))
 	for i := range fc.Models {
 		mc := &fc.Models[i]

@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"maps"
 	"math"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,9 +33,27 @@ import (
 // model (for learn_mu's throughput per replica), and the p90 cold start. It
 // is the live source that needs nothing but the exporter, so the planner's
 // reactive floors hold even when the history source is down.
+//
+// The URL may name several exporters: a host that resolves to several
+// addresses (the chart's headless Service: one address per exporter pod, one
+// pod per GPU node) is read at every address and the families merged, so
+// rates, backlogs and serving targets add up over the nodes and the latency
+// is the worst node's. An exporter that fails is left out (logged) as long as
+// one answers.
 type exporterLive struct {
 	url    string
 	client *http.Client
+	// lookup resolves the URL's host to addresses; nil: DNS.
+	lookup func(ctx context.Context, host string) ([]string, error)
+	// transports holds one transport per exporter address, shared by copies
+	// of this value; nil: a transport per read.
+	transports *sync.Map
+	log        *slog.Logger
+}
+
+// newExporterLive reads the exporters at url.
+func newExporterLive(url string, log *slog.Logger) exporterLive {
+	return exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, transports: &sync.Map{}, log: log}
 }
 
 // maxExporterBody bounds what is read from the exporter.
@@ -44,8 +66,8 @@ func (l exporterLive) Signals(ctx context.Context, w *capacity.Workload, now tim
 		return sig, err
 	}
 	model := workloadModel(w)
-	sig.Rate = shortestWindow(mfs["infercast_model_requests_per_second"], model, func(m *dto.Metric) float64 { return m.GetGauge().GetValue() })
-	if lat := shortestWindow(mfs["infercast_model_request_latency_seconds"], model, summaryQuantile(w.LatencyPercentile)); !math.IsNaN(lat) && !math.IsInf(lat, 0) {
+	sig.Rate = sumOf(shortestWindow(mfs["infercast_model_requests_per_second"], model, gaugeValue))
+	if lat := maxOf(shortestWindow(mfs["infercast_model_request_latency_seconds"], model, summaryQuantile(w.LatencyPercentile))); !math.IsNaN(lat) && !math.IsInf(lat, 0) {
 		sig.Latency = time.Duration(lat * float64(time.Second))
 	}
 	if fam := mfs["infercast_model_requests_waiting"]; fam != nil {
@@ -105,13 +127,111 @@ func servingTargets(mfs map[string]*dto.MetricFamily, model string) int {
 	return len(serving)
 }
 
+// fetch reads every exporter the URL names and merges their families (the
+// metrics of a family from all of them, in one list).
 func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error) {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return nil, fmt.Errorf("exporter %s: %w", l.url, err)
+	}
+	addrs, err := l.addresses(ctx, u.Hostname())
+	if err != nil || len(addrs) < 2 {
+		// An address, a name that resolves to one, or a failed lookup
+		// (the client's own dial reports it): one read as it is.
+		return l.fetchOne(ctx, l.client)
+	}
+	type result struct {
+		addr string
+		mfs  map[string]*dto.MetricFamily
+		err  error
+	}
+	results := make([]result, len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Go(func() {
+			mfs, err := l.fetchOne(ctx, l.clientFor(a, u.Port()))
+			results[i] = result{a, mfs, err}
+		})
+	}
+	wg.Wait()
+	out := map[string]*dto.MetricFamily{}
+	var errs []error
+	for _, r := range results {
+		if r.err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.addr, r.err))
+			continue
+		}
+		for name, mf := range r.mfs {
+			if have, ok := out[name]; ok {
+				have.Metric = append(have.Metric, mf.Metric...)
+			} else {
+				out[name] = mf
+			}
+		}
+	}
+	if len(errs) == len(results) {
+		return nil, errors.Join(errs...)
+	}
+	if len(errs) > 0 && l.log != nil {
+		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(errs), "of", len(results), "err", errors.Join(errs...))
+	}
+	return out, nil
+}
+
+// addresses resolves host (an IP address is itself).
+func (l exporterLive) addresses(ctx context.Context, host string) ([]string, error) {
+	if net.ParseIP(host) != nil {
+		return []string{host}, nil
+	}
+	lookup := l.lookup
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	addrs, err := lookup(ctx, host)
+	slices.Sort(addrs)
+	return slices.Compact(addrs), err
+}
+
+// clientFor is the client that reads the URL at one address: the URL (so
+// the Host header and a TLS server name stay the Service's), dialled there.
+func (l exporterLive) clientFor(addr, port string) *http.Client {
+	if port == "" {
+		port = "80"
+		if strings.HasPrefix(l.url, "https:") {
+			port = "443"
+		}
+	}
+	target := net.JoinHostPort(addr, port)
+	if l.transports != nil {
+		if t, ok := l.transports.Load(target); ok {
+			return &http.Client{Timeout: l.client.Timeout, Transport: t.(*http.Transport)}
+		}
+	}
+	base, ok := l.client.Transport.(*http.Transport)
+	if !ok || base == nil {
+		base = http.DefaultTransport.(*http.Transport)
+	}
+	t := base.Clone()
+	var d net.Dialer
+	t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return d.DialContext(ctx, network, target)
+	}
+	if l.transports != nil {
+		if prev, loaded := l.transports.LoadOrStore(target, t); loaded {
+			t = prev.(*http.Transport)
+		}
+	}
+	return &http.Client{Timeout: l.client.Timeout, Transport: t}
+}
+
+// fetchOne reads one exporter's families through client.
+func (l exporterLive) fetchOne(ctx context.Context, client *http.Client) (map[string]*dto.MetricFamily, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, l.url, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", string(expfmt.NewFormat(expfmt.TypeTextPlain)))
-	resp, err := l.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("exporter: %w", err)
 	}
@@ -158,19 +278,61 @@ func label(m *dto.Metric, name string) string {
 
 // shortestWindow returns value(m) of the model's metric with the shortest
 // `window` label.
-func shortestWindow(fam *dto.MetricFamily, model string, value func(*dto.Metric) float64) float64 {
-	best, bestWin := math.NaN(), time.Duration(math.MaxInt64)
+func shortestWindow(fam *dto.MetricFamily, model string, value func(*dto.Metric) float64) []float64 {
+	var vals []float64
+	bestWin := time.Duration(math.MaxInt64)
 	for _, m := range fam.GetMetric() {
 		if label(m, "model") != model {
 			continue
 		}
 		win, err := time.ParseDuration(label(m, "window"))
-		if err != nil || win >= bestWin {
+		if err != nil || win > bestWin {
 			continue
 		}
-		best, bestWin = value(m), win
+		if win < bestWin {
+			vals, bestWin = vals[:0], win
+		}
+		vals = append(vals, value(m))
 	}
-	return best
+	return vals
+}
+
+func gaugeValue(m *dto.Metric) float64 { return m.GetGauge().GetValue() }
+
+// sumOf, maxOf and meanOf reduce the values of several exporters, NaN
+// values left out; NaN when none is left.
+func sumOf(xs []float64) float64 {
+	sum, n := 0.0, 0
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			sum += x
+			n++
+		}
+	}
+	if n == 0 {
+		return math.NaN()
+	}
+	return sum
+}
+
+func maxOf(xs []float64) float64 {
+	out := math.NaN()
+	for _, x := range xs {
+		if !math.IsNaN(x) && !(x <= out) {
+			out = x
+		}
+	}
+	return out
+}
+
+func meanOf(xs []float64) float64 {
+	n := 0
+	for _, x := range xs {
+		if !math.IsNaN(x) {
+			n++
+		}
+	}
+	return sumOf(xs) / float64(n)
 }
 
 // summaryQuantile picks the summary's smallest quantile at or above q (the
@@ -534,7 +696,7 @@ func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capa
 		}
 		src = p
 	case cfg.exporterURL != "":
-		src = exporterNotices{exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}}
+		src = exporterNotices{newExporterLive(cfg.exporterURL, log)}
 	default:
 		return live, nil
 	}

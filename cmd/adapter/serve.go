@@ -187,7 +187,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// when the history source is down), else the history's latest interval.
 	var live capacity.LiveSource = liveFromHistory{hist}
 	if cfg.exporterURL != "" {
-		live = exporterLive{url: cfg.exporterURL, client: &http.Client{Timeout: 5 * time.Second}}
+		live = newExporterLive(cfg.exporterURL, log)
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
 	if live, err = withSpotNoticesFrom(live, cfg, policy, cache, log); err != nil {
