@@ -240,7 +240,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	cluster := newDemoCluster(cfg.seed, w.ColdStart, w.Tiers.Spot.Notice, w.Tiers.OnDemand.PricePerHour, w.Tiers.Spot.PricePerHour)
 	cluster.Scale(false, fc.Servers[0].Replicas, origin.Add(-w.ColdStart))
 	cache := capacity.NewCache()
-	live := demoLive{exporterLive{url: expURL, client: &http.Client{Timeout: 5 * time.Second}}, cluster, fl.Now}
+	live := demoLive{newExporterLive(expURL, log), cluster, fl.Now}
 	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
