@@ -5,7 +5,6 @@ import (
 	"math"
 	"time"
 
-
 	"github.com/infercast/infercast/pkg/batchctl"
 )
 

@@ -32,7 +32,6 @@ import (
 	"github.com/infercast/infercast/pkg/predict/history"
 	"github.com/infercast/infercast/pkg/predict/store"
 	"github.com/infercast/infercast/pkg/provider"
-	"github.com/infercast/infercast/pkg/scaler"
 )
 
 func init() {
@@ -268,56 +267,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("demo: %w", err)
 	}
 
-	// KEDA's endpoint and the custom metrics API, as `adapter serve` has them.
-	cat := policyCatalog{policy}
-	sc, err := scaler.New(cache, cat, scaler.Options{Tolerance: cat.tolerance, Logger: log})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	gs, err := scaler.NewServer(sc, scaler.ServerConfig{Registerer: reg, Logger: log})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	gl, err := net.Listen("tcp", cfg.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("demo: gRPC: %w", err)
-	}
-	go func() { _ = gs.Serve(gl) }()
-	defer closeWithin(func(ctx context.Context) error { gs.Shutdown(ctx); return nil })
-	prov, err := provider.New(cache, cat, provider.Options{Mapping: provider.NameMapping{Template: provider.DefaultTemplate}, Tolerance: cat.tolerance, Logger: log})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	cl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return fmt.Errorf("demo: custom metrics: %w", err)
-	}
-	api, err := provider.NewAPIServer(prov, provider.APIServerConfig{Listener: cl})
-	if err != nil {
-		return fmt.Errorf("demo: %w", err)
-	}
-	go func() {
-		if err := api.Run(ctx); err != nil && ctx.Err() == nil {
-			log.Error("custom metrics API stopped", "err", err)
-		}
-	}()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if _, ok := cache.Get(demoWorkload); !ok {
-			http.Error(w, "no plan yet", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
+	// KEDA's endpoint, the custom metrics API and the web mux, as `adapter
+	// serve` has them.
+	ep, err := newAdapterEndpoints(cache, policy, reg, log, endpointsConfig{
+		grpcAddr: cfg.grpcAddr, cmAddr: "127.0.0.1:0",
+		cmMapping: provider.NameMapping{Template: provider.DefaultTemplate},
+		webAddr:   cfg.webAddr, shutdownTimeout: 5 * time.Second,
 	})
-	wl, err := net.Listen("tcp", cfg.webAddr)
 	if err != nil {
-		return fmt.Errorf("demo: web: %w", err)
+		return fmt.Errorf("demo: %w", err)
 	}
-	web := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = web.Serve(wl) }()
-	defer closeWithin(web.Shutdown)
+	defer ep.closeListeners()
+	defer ep.start(ctx, log)()
+	cat := policyCatalog{policy}
+	gl, cl, wl := ep.grpcL, ep.customMetricsL, ep.webL
 
 	// The HPA of each tier, reading our KEDA endpoint through KEDA's own client.
 	conn, err := grpc.NewClient(gl.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))

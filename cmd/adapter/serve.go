@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -21,7 +20,6 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/predict"
@@ -212,97 +210,32 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	g.Add(func() error { return untilDone(runCtx, loop.Run(runCtx)) }, func(error) { cancel() })
 
-	// KEDA external scaler.
-	cat := policyCatalog{policy}
-	sc, err := scaler.New(cache, cat, scaler.Options{Tolerance: cat.tolerance, Logger: log})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	gs, err := scaler.NewServer(sc, scaler.ServerConfig{TLS: cfg.grpcTLS, Reflection: cfg.grpcReflection, Registerer: reg, Logger: log})
-	if err != nil {
-		return fmt.Errorf("serve: %w", err)
-	}
-	gl, err := net.Listen("tcp", cfg.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("serve: gRPC: %w", err)
-	}
-	defer gl.Close()
-	g.Add(func() error { return gs.Serve(gl) }, func(error) {
-		sctx, c := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		defer c()
-		gs.Shutdown(sctx)
-	})
-
-	// Custom metrics API.
-	var cmAddr string
-	if cfg.cmAddr != "" {
-		p, err := provider.New(cache, cat, provider.Options{
-			Mapping:   provider.NameMapping{Template: cfg.cmTemplate, Namespace: cfg.cmNamespace},
-			Tolerance: cat.tolerance, Logger: log,
-		})
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		cl, err := net.Listen("tcp", cfg.cmAddr)
-		if err != nil {
-			return fmt.Errorf("serve: custom metrics: %w", err)
-		}
-		defer cl.Close()
-		api, err := provider.NewAPIServer(p, provider.APIServerConfig{
-			Listener: cl, CertFile: cfg.cmTLS[0], KeyFile: cfg.cmTLS[1],
-			Delegated: cfg.cmAuth == "delegated", Kubeconfig: cfg.cmKubeconfig,
-		})
-		if err != nil {
-			return fmt.Errorf("serve: %w", err)
-		}
-		cmAddr = cl.Addr().String()
-		g.Add(func() error { return untilDone(runCtx, api.Run(runCtx)) }, func(error) { cancel() })
-	}
-
-	// Web: metrics, health, readiness, reload.
+	// The endpoints: KEDA's external scaler, the custom metrics API, and
+	// the web mux with metrics, health, readiness and reload.
+	var ep *adapterEndpoints
 	reload := func() error {
 		err := policy.Reload(runCtx)
 		if err != nil {
 			log.Error("policy reload failed; keeping the previous policy", "err", err)
 		} else {
 			log.Info("policy reloaded", "file", cfg.policyFile)
-			sc.ForgetRemoved()
+			ep.scaler.ForgetRemoved()
 		}
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 10}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if missing := unplanned(policy.Current(), cache); len(missing) > 0 {
-			http.Error(w, "no plan yet for: "+strings.Join(missing, ", "), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
+	ep, err = newAdapterEndpoints(cache, policy, reg, log, endpointsConfig{
+		grpcAddr: cfg.grpcAddr, grpcTLS: cfg.grpcTLS, grpcReflection: cfg.grpcReflection,
+		cmAddr:    cfg.cmAddr,
+		cmMapping: provider.NameMapping{Template: cfg.cmTemplate, Namespace: cfg.cmNamespace},
+		cmServer: provider.APIServerConfig{CertFile: cfg.cmTLS[0], KeyFile: cfg.cmTLS[1],
+			Delegated: cfg.cmAuth == "delegated", Kubeconfig: cfg.cmKubeconfig},
+		webAddr: cfg.webAddr, reload: reload, shutdownTimeout: cfg.shutdownTimeout,
 	})
-	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
-		if err := reload(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "reloaded")
-	})
-	wl, err := net.Listen("tcp", cfg.webAddr)
 	if err != nil {
-		return fmt.Errorf("serve: web: %w", err)
+		return fmt.Errorf("serve: %w", err)
 	}
-	defer wl.Close()
-	web := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	g.Add(func() error {
-		if err := web.Serve(wl); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
-	}, func(error) {
-		sctx, c := context.WithTimeout(context.Background(), cfg.shutdownTimeout)
-		defer c()
-		_ = web.Shutdown(sctx)
-	})
+	defer ep.closeListeners()
+	ep.addTo(&g, runCtx, cancel)
 
 	// SIGHUP reloads the policy.
 	hup := make(chan os.Signal, 1)
@@ -318,12 +251,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}, func(error) { signal.Stop(hup); cancel() })
 
-	fmt.Fprintf(stdout, "adapter: KEDA external scaler (gRPC) on %s\n", gl.Addr())
-	fmt.Fprintf(stdout, "adapter: metrics and health on http://%s\n", wl.Addr())
+	cmAddr := ""
+	if ep.customMetricsL != nil {
+		cmAddr = ep.customMetricsL.Addr().String()
+	}
+	fmt.Fprintf(stdout, "adapter: KEDA external scaler (gRPC) on %s\n", ep.grpcL.Addr())
+	fmt.Fprintf(stdout, "adapter: metrics and health on http://%s\n", ep.webL.Addr())
 	if cmAddr != "" {
 		fmt.Fprintf(stdout, "adapter: custom metrics API on https://%s\n", cmAddr)
 	}
-	log.Info("serving", "grpc", gl.Addr().String(), "web", wl.Addr().String(), "custom_metrics", cmAddr,
+	log.Info("serving", "grpc", ep.grpcL.Addr().String(), "web", ep.webL.Addr().String(), "custom_metrics", cmAddr,
 		"workloads", len(policy.Current().Workloads))
 	return g.Run()
 }
