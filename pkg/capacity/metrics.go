@@ -44,7 +44,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		target:   g("target_replicas", "Replicas the planner asks of a tier, margin and fallback included.", wt),
 		margin:   g("margin_replicas", "Part of the tier's target added for spot interruption risk.", wt),
-		forecast: g("forecast_requests_per_second", "Demand the plan was sized for: the forecast quantile of the busiest step within cold start + decision interval (the recent peak over the reactive utilisation when no forecast is available).", w),
+		forecast: g("forecast_requests_per_second", "Demand the plan was sized for: the forecast quantile of the busiest step within cold start + decision interval, the surge reserve included (the recent peak over the reactive utilisation when no forecast is available).", w),
 		horizon:  g("horizon_seconds", "Lead time the plan was sized for: the cold start (measured p90 when measure_cold_start) plus the decision interval.", w),
 		need:     g("need_replicas", "Replicas that serve the sized demand after floors and stabilisation, before the spot margin and fallback.", w),
 		base:     g("base_need_replicas", "Replicas that serve the median forecast: the capacity the spot margin protects.", w),

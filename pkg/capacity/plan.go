@@ -42,7 +42,8 @@ type Plan struct {
 	// Active is true when demand is live now or forecast within the cold
 	// start lead time: a workload at zero must be woken.
 	Active bool
-	// ForecastRate is the demand (requests/s) the plan was sized for.
+	// ForecastRate is the demand (requests/s) the plan was sized for, the
+	// surge reserve included.
 	ForecastRate float64
 	// Bound names the floor or rule that bound the target ("forecast",
 	// "current-rate", "backlog", "latency", "min-replicas", "max-replicas").

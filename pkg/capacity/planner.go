@@ -357,12 +357,9 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 			ex.Forecast = "unavailable"
 		}
 	}
-	plan.ForecastRate = forecastRate
-	ex.PredictiveNeed = ceilDiv(forecastRate, mu)
-	if reserveRate > 0 {
-		n := ceilDiv(forecastRate+reserveRate, mu)
-		ex.SurgeReserve, ex.PredictiveNeed = n-ex.PredictiveNeed, n
-	}
+	plan.ForecastRate = forecastRate + reserveRate
+	ex.PredictiveNeed = ceilDiv(plan.ForecastRate, mu)
+	ex.SurgeReserve = ex.PredictiveNeed - ceilDiv(forecastRate, mu)
 	p.reserve = ex.SurgeReserve
 
 	need, bound := ex.PredictiveNeed, "forecast"
