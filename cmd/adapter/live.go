@@ -8,12 +8,9 @@ import (
 	"log/slog"
 	"maps"
 	"math"
-	"net"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +21,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/infercast/infercast/internal/fanout"
 	"github.com/infercast/infercast/pkg/capacity"
 )
 
@@ -43,17 +41,18 @@ import (
 type exporterLive struct {
 	url    string
 	client *http.Client
-	// lookup resolves the URL's host to addresses; nil: DNS.
-	lookup func(ctx context.Context, host string) ([]string, error)
-	// transports holds one transport per exporter address, shared by copies
-	// of this value; nil: a transport per read.
-	transports *sync.Map
-	log        *slog.Logger
+	// fan reads the URL at every address it names; nil: at the one the
+	// client dials.
+	fan *fanout.Reader
+	log *slog.Logger
 }
 
-// newExporterLive reads the exporters at url.
+// newExporterLive reads the exporters at url. A URL that does not parse is
+// read as it is: every read then fails with the reason.
 func newExporterLive(url string, log *slog.Logger) exporterLive {
-	return exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, transports: &sync.Map{}, log: log}
+	l := exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, log: log}
+	l.fan, _ = fanout.New(url, l.client, nil)
+	return l
 }
 
 // maxExporterBody bounds what is read from the exporter.
@@ -130,27 +129,26 @@ func servingTargets(mfs map[string]*dto.MetricFamily, model string) int {
 // fetch reads every exporter the URL names and merges their families (the
 // metrics of a family from all of them, in one list).
 func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error) {
-	u, err := url.Parse(l.url)
-	if err != nil {
-		return nil, fmt.Errorf("exporter %s: %w", l.url, err)
-	}
-	addrs, err := l.addresses(ctx, u.Hostname())
-	if err != nil || len(addrs) < 2 {
-		// An address, a name that resolves to one, or a failed lookup
-		// (the client's own dial reports it): one read as it is.
+	if l.fan == nil {
 		return l.fetchOne(ctx, l.client)
 	}
-	type result struct {
-		addr string
-		mfs  map[string]*dto.MetricFamily
-		err  error
+	targets := l.fan.Targets(ctx)
+	if len(targets) == 1 {
+		return l.fetchOne(ctx, targets[0].Client)
 	}
-	results := make([]result, len(addrs))
+	type result struct {
+		mfs map[string]*dto.MetricFamily
+		err error
+	}
+	results := make([]result, len(targets))
 	var wg sync.WaitGroup
-	for i, a := range addrs {
+	for i, t := range targets {
 		wg.Go(func() {
-			mfs, err := l.fetchOne(ctx, l.clientFor(a, u.Port()))
-			results[i] = result{a, mfs, err}
+			mfs, err := l.fetchOne(ctx, t.Client)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", t.Addr, err)
+			}
+			results[i] = result{mfs, err}
 		})
 	}
 	wg.Wait()
@@ -158,7 +156,7 @@ func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, 
 	var errs []error
 	for _, r := range results {
 		if r.err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", r.addr, r.err))
+			errs = append(errs, r.err)
 			continue
 		}
 		for name, mf := range r.mfs {
@@ -176,52 +174,6 @@ func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, 
 		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(errs), "of", len(results), "err", errors.Join(errs...))
 	}
 	return out, nil
-}
-
-// addresses resolves host (an IP address is itself).
-func (l exporterLive) addresses(ctx context.Context, host string) ([]string, error) {
-	if net.ParseIP(host) != nil {
-		return []string{host}, nil
-	}
-	lookup := l.lookup
-	if lookup == nil {
-		lookup = net.DefaultResolver.LookupHost
-	}
-	addrs, err := lookup(ctx, host)
-	slices.Sort(addrs)
-	return slices.Compact(addrs), err
-}
-
-// clientFor is the client that reads the URL at one address: the URL (so
-// the Host header and a TLS server name stay the Service's), dialled there.
-func (l exporterLive) clientFor(addr, port string) *http.Client {
-	if port == "" {
-		port = "80"
-		if strings.HasPrefix(l.url, "https:") {
-			port = "443"
-		}
-	}
-	target := net.JoinHostPort(addr, port)
-	if l.transports != nil {
-		if t, ok := l.transports.Load(target); ok {
-			return &http.Client{Timeout: l.client.Timeout, Transport: t.(*http.Transport)}
-		}
-	}
-	base, ok := l.client.Transport.(*http.Transport)
-	if !ok || base == nil {
-		base = http.DefaultTransport.(*http.Transport)
-	}
-	t := base.Clone()
-	var d net.Dialer
-	t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, network, target)
-	}
-	if l.transports != nil {
-		if prev, loaded := l.transports.LoadOrStore(target, t); loaded {
-			t = prev.(*http.Transport)
-		}
-	}
-	return &http.Client{Timeout: l.client.Timeout, Transport: t}
 }
 
 // fetchOne reads one exporter's families through client.

@@ -5,37 +5,27 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/infercast/infercast/internal/fanout"
+	"github.com/infercast/infercast/internal/testutil"
 )
 
-// nodeExporter serves body on addr (host:port; port 0 picks one) until the
-// test ends; while down is set it answers 503.
-func nodeExporter(t *testing.T, addr string, body string, down *atomic.Bool) *httptest.Server {
-	t.Helper()
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Skipf("listen %s: %v", addr, err)
-	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+// nodeExporter serves body; while down is set it answers 503.
+func nodeExporter(body string, down *atomic.Bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		if down.Load() {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprint(w, body)
-	}))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	return srv
+	})
 }
 
 // TestExporterLiveReadsEveryExporter: a URL whose host resolves to two
@@ -81,28 +71,26 @@ infercast_cold_start_duration_seconds_count{model="chat"} 10
 infercast_spot_interruption_notice{node="gpu-b",pool="zone-b"} 1
 `
 	var downA, downB atomic.Bool
-	a := nodeExporter(t, "127.0.0.1:0", nodeA, &downA)
-	_, port, _ := net.SplitHostPort(a.Listener.Addr().String())
-	nodeExporter(t, "127.0.0.2:"+port, nodeB, &downB)
+	port := testutil.ServeNodes(t, nodeExporter(nodeA, &downA), nodeExporter(nodeB, &downB))
 
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	lookups := 0
-	l := exporterLive{
-		url:    "http://exporters.test:" + port + "/metrics",
-		client: &http.Client{Timeout: 2 * time.Second},
-		lookup: func(_ context.Context, host string) ([]string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			lookups++
-			if host != "exporters.test" {
-				return nil, fmt.Errorf("unknown host %s", host)
-			}
-			return []string{"127.0.0.2", "127.0.0.1", "127.0.0.2"}, nil
-		},
-		transports: &sync.Map{},
-		log:        slog.New(slog.NewTextHandler(&logs, nil)),
+	url := "http://exporters.test:" + port + "/metrics"
+	client := &http.Client{Timeout: 2 * time.Second}
+	fan, err := fanout.New(url, client, func(_ context.Context, host string) ([]string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lookups++
+		if host != "exporters.test" {
+			return nil, fmt.Errorf("unknown host %s", host)
+		}
+		return []string{"127.0.0.2", "127.0.0.1", "127.0.0.2"}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
+	l := exporterLive{url: url, client: client, fan: fan, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	w := spotWorkload("chat")
 	w.LatencyPercentile = 0.99
 	ctx := context.Background()

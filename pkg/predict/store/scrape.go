@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/infercast/infercast/internal/fanout"
 )
 
 // acceptHeader asks for the protobuf format first and text as a fallback,
@@ -23,7 +26,13 @@ const acceptHeader = `application/vnd.google.protobuf;proto=io.prometheus.client
 // ScraperConfig says what to scrape and what to keep.
 type ScraperConfig struct {
 	// URL is the exporter's metrics endpoint, e.g. http://exporter:9400/metrics.
+	// A host that resolves to several addresses (a headless Service: one
+	// exporter per node) is scraped at every one, each sample labelled
+	// instance="ADDRESS:PORT", as Prometheus does; so Increase sums the
+	// nodes.
 	URL string
+	// Lookup resolves the URL's host (nil: DNS).
+	Lookup func(ctx context.Context, host string) ([]string, error)
 	// Interval between scrapes (default 15s); each scrape's timeout is the
 	// interval too.
 	Interval time.Duration
@@ -41,6 +50,7 @@ type ScraperConfig struct {
 // Scraper appends chosen series from an exporter's /metrics to a Store.
 type Scraper struct {
 	cfg   ScraperConfig
+	fan   *fanout.Reader
 	store *Store
 	log   *slog.Logger
 }
@@ -60,7 +70,11 @@ func NewScraper(st *Store, cfg ScraperConfig) (*Scraper, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Scraper{cfg: cfg, store: st, log: log}, nil
+	fan, err := fanout.New(cfg.URL, cfg.Client, cfg.Lookup)
+	if err != nil {
+		return nil, fmt.Errorf("store: scraper URL: %w", err)
+	}
+	return &Scraper{cfg: cfg, fan: fan, store: st, log: log}, nil
 }
 
 // Run scrapes every Interval until ctx ends. A failed scrape is logged and
@@ -80,37 +94,33 @@ func (s *Scraper) Run(ctx context.Context) error {
 	}
 }
 
-// ScrapeOnce scrapes the exporter once, stamps samples without their own
-// timestamp with now, appends the chosen ones and returns how many.
+// ScrapeOnce scrapes every exporter the URL names once, stamps samples
+// without their own timestamp with now, appends the chosen ones and returns
+// how many. An exporter that fails is left out (logged) while one answers.
 func (s *Scraper) ScrapeOnce(ctx context.Context, now time.Time) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.Interval)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL, nil)
-	if err != nil {
-		return 0, fmt.Errorf("store: scrape %s: %w", s.cfg.URL, err)
+	targets := s.fan.Targets(ctx)
+	got := make([][]Sample, len(targets))
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { got[i], errs[i] = s.scrape(ctx, t, now) })
 	}
-	req.Header.Set("Accept", acceptHeader)
-	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(s.cfg.Interval.Seconds(), 'f', -1, 64))
-	resp, err := s.cfg.Client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("store: scrape %s: %w", s.cfg.URL, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		return 0, fmt.Errorf("store: scrape %s: HTTP %s", s.cfg.URL, resp.Status)
-	}
-	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
+	wg.Wait()
 	var samples []Sample
-	for {
-		var mf dto.MetricFamily
-		if err := dec.Decode(&mf); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return 0, fmt.Errorf("store: scrape %s: parse: %w", s.cfg.URL, err)
+	var failed []error
+	for i := range targets {
+		if errs[i] != nil {
+			failed = append(failed, errs[i])
 		}
-		samples = s.keep(samples, &mf, now)
+		samples = append(samples, got[i]...)
+	}
+	if len(failed) == len(targets) {
+		return 0, errors.Join(failed...)
+	}
+	if len(failed) > 0 {
+		s.log.Warn("scrape failed at some exporters: their nodes' samples are missing", "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))
 	}
 	if len(samples) == 0 {
 		return 0, nil
@@ -121,7 +131,38 @@ func (s *Scraper) ScrapeOnce(ctx context.Context, now time.Time) (int, error) {
 	return len(samples), nil
 }
 
-func (s *Scraper) keep(dst []Sample, mf *dto.MetricFamily, now time.Time) []Sample {
+// scrape reads one exporter and returns the samples to keep.
+func (s *Scraper) scrape(ctx context.Context, t fanout.Target, now time.Time) ([]Sample, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.cfg.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: scrape %s: %w", s.cfg.URL, err)
+	}
+	req.Header.Set("Accept", acceptHeader)
+	req.Header.Set("X-Prometheus-Scrape-Timeout-Seconds", strconv.FormatFloat(s.cfg.Interval.Seconds(), 'f', -1, 64))
+	resp, err := t.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("store: scrape %s at %s: %w", s.cfg.URL, t.Addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
+		return nil, fmt.Errorf("store: scrape %s at %s: HTTP %s", s.cfg.URL, t.Addr, resp.Status)
+	}
+	dec := expfmt.NewDecoder(resp.Body, expfmt.ResponseFormat(resp.Header))
+	var samples []Sample
+	for {
+		var mf dto.MetricFamily
+		if err := dec.Decode(&mf); err != nil {
+			if errors.Is(err, io.EOF) {
+				return samples, nil
+			}
+			return nil, fmt.Errorf("store: scrape %s at %s: parse: %w", s.cfg.URL, t.Addr, err)
+		}
+		samples = s.keep(samples, &mf, now, t.Addr)
+	}
+}
+
+func (s *Scraper) keep(dst []Sample, mf *dto.MetricFamily, now time.Time, instance string) []Sample {
 	name := mf.GetName()
 	for _, m := range mf.GetMetric() {
 		t := now
@@ -139,6 +180,9 @@ func (s *Scraper) keep(dst []Sample, mf *dto.MetricFamily, now time.Time) []Samp
 			}
 			for k, v := range s.cfg.Labels {
 				b.Set(k, v)
+			}
+			if b.Get("instance") == "" {
+				b.Set("instance", instance)
 			}
 			dst = append(dst, Sample{Labels: b.Labels(), T: t, V: v})
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
 
+	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/predict/history"
 	"github.com/infercast/infercast/pkg/predict/store"
 )
@@ -273,5 +275,75 @@ func TestCounterIsAHistorySource(t *testing.T) {
 		if v != 15 {
 			t.Errorf("interval %d: %v, want 15 (3 a minute)", i, v)
 		}
+	}
+}
+
+// TestScraperReadsEveryExporter: a URL whose host resolves to two exporters
+// (a headless Service over two GPU nodes) is scraped at both; each sample
+// carries its exporter's instance, so Increase sums the nodes. One exporter
+// down: the other's samples are still stored, without an error.
+func TestScraperReadsEveryExporter(t *testing.T) {
+	ctx := context.Background()
+	var counters [2]prometheus.Counter
+	var down atomic.Bool
+	var handlers []http.Handler
+	for i := range counters {
+		reg := prometheus.NewRegistry()
+		counters[i] = prometheus.NewCounter(prometheus.CounterOpts{Name: "infercast_requests_total", Help: "Requests.", ConstLabels: prometheus.Labels{"model": "llama"}})
+		reg.MustRegister(counters[i])
+		h := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+		handlers = append(handlers, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if i == 1 && down.Load() {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		}))
+	}
+	port := testutil.ServeNodes(t, handlers...)
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	sc, err := store.NewScraper(s, store.ScraperConfig{
+		URL: "http://exporters.test:" + port + "/metrics", Interval: time.Second,
+		Metrics: []string{"infercast_requests_total"},
+		Lookup: func(context.Context, string) ([]string, error) {
+			return []string{"127.0.0.1", "127.0.0.2"}, nil
+		},
+		Client: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adds := [][2]float64{{0, 0}, {10, 5}, {20, 5}, {0, 7}, {30, 0}}
+	for i, a := range adds {
+		counters[0].Add(a[0])
+		counters[1].Add(a[1])
+		if n, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(i)*time.Minute)); err != nil || n != 2 {
+			t.Fatalf("scrape %d: %d samples, %v; want 2 (one a node)", i, n, err)
+		}
+	}
+	increase := func(ms ...*labels.Matcher) []float64 {
+		t.Helper()
+		got, err := s.Increase(ctx, t0.Add(time.Minute), t0.Add(time.Duration(len(adds))*time.Minute), time.Minute, append(ms, reqsExporter)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Values
+	}
+	nodeB := labels.MustNewMatcher(labels.MatchEqual, "instance", "127.0.0.2:"+port)
+	for i, v := range increase() {
+		if a := adds[i+1]; v != a[0]+a[1] {
+			t.Errorf("minute %d: %v, want both nodes' %v", i+1, v, a[0]+a[1])
+		}
+	}
+	for i, v := range increase(nodeB) {
+		if v != adds[i+1][1] {
+			t.Errorf("node B minute %d: %v, want %v", i+1, v, adds[i+1][1])
+		}
+	}
+	down.Store(true)
+	counters[0].Add(4)
+	if n, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(len(adds))*time.Minute)); err != nil || n != 1 {
+		t.Fatalf("node B down: %d samples, %v; want node A's 1 and no error", n, err)
 	}
 }
