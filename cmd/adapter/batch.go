@@ -31,12 +31,13 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	if err != nil {
 		return batchctl.Observation{}, false, err
 	}
-	total := math.NaN() // summed over the exporters read
+	var totals []float64 // one per exporter read
 	for _, m := range mfs["infercast_model_requests_total"].GetMetric() {
 		if label(m, "model") == b.model {
-			total = sumOf([]float64{total, m.GetCounter().GetValue()})
+			totals = append(totals, m.GetCounter().GetValue())
 		}
 	}
+	total := sumOf(totals)
 	if math.IsNaN(total) {
 		return batchctl.Observation{}, false, nil
 	}

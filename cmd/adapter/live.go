@@ -133,45 +133,28 @@ func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, 
 		return l.fetchOne(ctx, l.client)
 	}
 	targets := l.fan.Targets(ctx)
-	if len(targets) == 1 {
-		return l.fetchOne(ctx, targets[0].Client)
-	}
-	type result struct {
-		mfs map[string]*dto.MetricFamily
-		err error
-	}
-	results := make([]result, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() {
-			mfs, err := l.fetchOne(ctx, t.Client)
-			if err != nil {
-				err = fmt.Errorf("%s: %w", t.Addr, err)
-			}
-			results[i] = result{mfs, err}
-		})
-	}
-	wg.Wait()
-	out := map[string]*dto.MetricFamily{}
-	var errs []error
-	for _, r := range results {
-		if r.err != nil {
-			errs = append(errs, r.err)
-			continue
+	got := make([]map[string]*dto.MetricFamily, len(targets))
+	failed, err := fanout.ReadAll(targets, func(i int, t fanout.Target) (err error) {
+		if got[i], err = l.fetchOne(ctx, t.Client); err != nil && len(targets) > 1 {
+			err = fmt.Errorf("%s: %w", t.Addr, err)
 		}
-		for name, mf := range r.mfs {
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(failed) > 0 && l.log != nil {
+		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))
+	}
+	out := map[string]*dto.MetricFamily{}
+	for _, mfs := range got {
+		for name, mf := range mfs {
 			if have, ok := out[name]; ok {
 				have.Metric = append(have.Metric, mf.Metric...)
 			} else {
 				out[name] = mf
 			}
 		}
-	}
-	if len(errs) == len(results) {
-		return nil, errors.Join(errs...)
-	}
-	if len(errs) > 0 && l.log != nil {
-		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(errs), "of", len(results), "err", errors.Join(errs...))
 	}
 	return out, nil
 }
@@ -228,8 +211,9 @@ func label(m *dto.Metric, name string) string {
 	return ""
 }
 
-// shortestWindow returns value(m) of the model's metric with the shortest
-// `window` label.
+// shortestWindow returns value(m) of the model's metrics with the shortest
+// `window` label: one per exporter read (several when the URL names every
+// node's), for the caller to reduce with sumOf, maxOf or meanOf.
 func shortestWindow(fam *dto.MetricFamily, model string, value func(*dto.Metric) float64) []float64 {
 	var vals []float64
 	bestWin := time.Duration(math.MaxInt64)

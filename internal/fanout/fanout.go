@@ -6,6 +6,7 @@ package fanout
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -89,6 +90,27 @@ func (r *Reader) Targets(ctx context.Context) []Target {
 		return []Target{{Addr: net.JoinHostPort(host, port), Client: r.client}}
 	}
 	return out
+}
+
+// ReadAll calls read for every target at once and waits. The error is
+// every target's when all failed; failed lists the errors of those that
+// failed while another answered (the caller logs them and goes on).
+func ReadAll(targets []Target, read func(i int, t Target) error) (failed []error, err error) {
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { errs[i] = read(i, t) })
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			failed = append(failed, e)
+		}
+	}
+	if len(failed) == len(targets) {
+		return nil, errors.Join(failed...)
+	}
+	return failed, nil
 }
 
 // transport is the pool that dials addr, whatever host a request names.

@@ -187,7 +187,6 @@ type Planner struct {
 	prevNeed    int
 	warmNeed    int       // need before demand paused (idle_hold)
 	idleSince   time.Time // when demand paused; zero while it flows
-	reserve     int       // the latest plan's surge reserve (no fallback)
 	odCover     int       // spot capacity carried by on-demand (fallback)
 	lastStress  time.Time // last time spot was pending or interrupted
 	lastWipe    time.Time
@@ -360,7 +359,6 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	plan.ForecastRate = forecastRate + reserveRate
 	ex.PredictiveNeed = ceilDiv(plan.ForecastRate, mu)
 	ex.SurgeReserve = ex.PredictiveNeed - ceilDiv(forecastRate, mu)
-	p.reserve = ex.SurgeReserve
 
 	need, bound := ex.PredictiveNeed, "forecast"
 	if plan.Mode == ModeReactive {
@@ -612,7 +610,7 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 	// The surge reserve (within the headroom above the base) gets no
 	// cover: insurance against a rare surge is worth spot's price, not
 	// on-demand's. The first missing spot replicas are the reserve's.
-	reserve := min(p.reserve, need-base, want)
+	reserve := min(ex.SurgeReserve, need-base, want)
 	if now.Sub(p.lastStress) < w.FallbackHold {
 		p.odCover = min(max(p.odCover, trouble-reserve), want-reserve)
 		spot = TierTarget{Replicas: want - p.odCover, Margin: max(0, margin-p.odCover)}

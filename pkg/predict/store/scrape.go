@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -102,26 +101,17 @@ func (s *Scraper) ScrapeOnce(ctx context.Context, now time.Time) (int, error) {
 	defer cancel()
 	targets := s.fan.Targets(ctx)
 	got := make([][]Sample, len(targets))
-	errs := make([]error, len(targets))
-	var wg sync.WaitGroup
-	for i, t := range targets {
-		wg.Go(func() { got[i], errs[i] = s.scrape(ctx, t, now) })
-	}
-	wg.Wait()
-	var samples []Sample
-	var failed []error
-	for i := range targets {
-		if errs[i] != nil {
-			failed = append(failed, errs[i])
-		}
-		samples = append(samples, got[i]...)
-	}
-	if len(failed) == len(targets) {
-		return 0, errors.Join(failed...)
+	failed, err := fanout.ReadAll(targets, func(i int, t fanout.Target) (err error) {
+		got[i], err = s.scrape(ctx, t, now)
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
 	if len(failed) > 0 {
 		s.log.Warn("scrape failed at some exporters: their nodes' samples are missing", "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))
 	}
+	samples := slices.Concat(got...)
 	if len(samples) == 0 {
 		return 0, nil
 	}
