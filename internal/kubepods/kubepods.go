@@ -1,0 +1,206 @@
+// Package kubepods counts the pods of a workload tier's Deployment by
+// state, from the Kubernetes API: what adapter serve's planner needs to
+// know of its replicas (ready, starting, pending for want of capacity,
+// terminating) and where its spot replicas run. It watches the Deployments
+// and Pods of one namespace (and, for per-pool counts, the Nodes) through
+// shared informers, so a decision reads a local cache, not the API server.
+package kubepods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+)
+
+// Options configure a Source.
+type Options struct {
+	// Namespace is where the workloads' Deployments run.
+	Namespace string
+	// Deployment names the Deployment of a workload's tier.
+	Deployment func(workload, tier string) string
+	// PoolLabel is the node label whose value names a node's pool (the
+	// policy's tiers.spot.pools); empty: no per-pool counts.
+	PoolLabel string
+	// UnschedulableGrace is how long a pod may be unschedulable and still
+	// count as starting: a node autoscaler brings up a node for it within
+	// the cold start. Longer, it counts as pending (no capacity).
+	// 0: DefaultUnschedulableGrace.
+	UnschedulableGrace time.Duration
+	// Now is the clock (tests); nil: time.Now.
+	Now func() time.Time
+}
+
+// DefaultUnschedulableGrace is long enough for a node autoscaler to bring
+// up a node for a new pod, short against a spot outage.
+const DefaultUnschedulableGrace = 90 * time.Second
+
+// ErrNotSynced is returned until the informers have listed once.
+var ErrNotSynced = errors.New("Kubernetes API not listed yet")
+
+// Counts are one tier's pods by state.
+type Counts struct {
+	Ready, Starting, Pending, Terminating int
+	// ByPool counts the tier's scheduled pods that are not terminating by
+	// the value of their node's PoolLabel; nil without a PoolLabel.
+	ByPool map[string]int
+}
+
+// Source counts pods from informer caches.
+type Source struct {
+	o         Options
+	factories []informers.SharedInformerFactory
+	deploys   appslisters.DeploymentLister
+	pods      corelisters.PodLister
+	nodes     corelisters.NodeLister // nil without PoolLabel
+	synced    []cache.InformerSynced
+}
+
+// New returns a Source on client; Start begins the watches.
+func New(client kubernetes.Interface, o Options) (*Source, error) {
+	if o.Namespace == "" {
+		return nil, errors.New("kubepods: a namespace is required")
+	}
+	if o.Deployment == nil {
+		return nil, errors.New("kubepods: a Deployment name function is required")
+	}
+	if o.UnschedulableGrace <= 0 {
+		o.UnschedulableGrace = DefaultUnschedulableGrace
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace))
+	d, p := f.Apps().V1().Deployments(), f.Core().V1().Pods()
+	s := &Source{o: o, factories: []informers.SharedInformerFactory{f}, deploys: d.Lister(), pods: p.Lister(),
+		synced: []cache.InformerSynced{d.Informer().HasSynced, p.Informer().HasSynced}}
+	if o.PoolLabel != "" {
+		// Nodes are cluster-scoped: a factory of their own.
+		nf := informers.NewSharedInformerFactory(client, 0)
+		n := nf.Core().V1().Nodes()
+		s.nodes = n.Lister()
+		s.synced = append(s.synced, n.Informer().HasSynced)
+		s.factories = append(s.factories, nf)
+	}
+	return s, nil
+}
+
+// Start begins the watches; they stop when ctx ends.
+func (s *Source) Start(ctx context.Context) {
+	for _, f := range s.factories {
+		f.Start(ctx.Done())
+	}
+}
+
+// WaitForSync waits until every informer has listed once or ctx ends.
+func (s *Source) WaitForSync(ctx context.Context) bool {
+	return cache.WaitForCacheSync(ctx.Done(), s.synced...)
+}
+
+// Count counts the pods of workload's tier: those of the namespace that
+// its Deployment's selector matches. underNotice says whether a node has a
+// spot interruption notice: its pods count as terminating (they serve
+// until the node goes, but will not be there in a cold start).
+func (s *Source) Count(workload, tier string, underNotice func(node string) bool) (Counts, error) {
+	for _, ok := range s.synced {
+		if !ok() {
+			return Counts{}, ErrNotSynced
+		}
+	}
+	name := s.o.Deployment(workload, tier)
+	d, err := s.deploys.Deployments(s.o.Namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return Counts{}, fmt.Errorf("Deployment %s/%s of workload %s tier %s not found", s.o.Namespace, name, workload, tier)
+	}
+	if err != nil {
+		return Counts{}, err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return Counts{}, fmt.Errorf("Deployment %s/%s: unusable selector %v: %v", s.o.Namespace, name, d.Spec.Selector, err)
+	}
+	pods, err := s.pods.Pods(s.o.Namespace).List(sel)
+	if err != nil {
+		return Counts{}, err
+	}
+	var c Counts
+	if s.nodes != nil {
+		c.ByPool = map[string]int{}
+	}
+	now := s.o.Now()
+	for _, p := range pods {
+		st := classify(p, now, s.o.UnschedulableGrace)
+		if st == stateGone {
+			continue
+		}
+		if p.Spec.NodeName != "" && underNotice != nil && underNotice(p.Spec.NodeName) {
+			st = stateTerminating
+		}
+		switch st {
+		case stateReady:
+			c.Ready++
+		case stateStarting:
+			c.Starting++
+		case statePending:
+			c.Pending++
+		case stateTerminating:
+			c.Terminating++
+		}
+		if c.ByPool != nil && st != stateTerminating && p.Spec.NodeName != "" {
+			if n, err := s.nodes.Get(p.Spec.NodeName); err == nil {
+				if pool, ok := n.Labels[s.o.PoolLabel]; ok {
+					c.ByPool[pool]++
+				}
+			}
+		}
+	}
+	return c, nil
+}
+
+type state int
+
+const (
+	stateGone state = iota // finished: the ReplicaSet replaces it
+	stateReady
+	stateStarting
+	statePending
+	stateTerminating
+)
+
+// classify says what one pod is to the planner: terminating once deleted;
+// ready when its Ready condition holds; pending when it has been
+// unschedulable for longer than grace (no node can be had for it);
+// otherwise starting (scheduled and loading, or waiting for a node that a
+// node autoscaler is bringing up).
+func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
+	if p.DeletionTimestamp != nil {
+		return stateTerminating
+	}
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return stateGone
+	}
+	for _, c := range p.Status.Conditions {
+		switch {
+		case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
+			return stateReady
+		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable:
+			since := c.LastTransitionTime.Time
+			if since.IsZero() {
+				since = p.CreationTimestamp.Time
+			}
+			if now.Sub(since) >= grace {
+				return statePending
+			}
+		}
+	}
+	return stateStarting
+}

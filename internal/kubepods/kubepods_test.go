@@ -1,0 +1,126 @@
+package kubepods
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+)
+
+var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
+
+func deployment(name string, labels map[string]string) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}}}
+}
+
+// pod is a pod of app on node (empty: not scheduled) with conditions.
+func pod(name, app, node string, conds ...corev1.PodCondition) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models", Labels: map[string]string{"app": app},
+		CreationTimestamp: metav1.NewTime(t0.Add(-time.Hour))},
+		Spec: corev1.PodSpec{NodeName: node}, Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: conds}}
+}
+
+func ready() corev1.PodCondition {
+	return corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue}
+}
+
+// unschedulable since d before t0.
+func unschedulable(d time.Duration) corev1.PodCondition {
+	return corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: corev1.PodReasonUnschedulable,
+		LastTransitionTime: metav1.NewTime(t0.Add(-d))}
+}
+
+func node(name, pool string) *corev1.Node {
+	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pool": pool}}}
+}
+
+func started(t *testing.T, o Options, objs ...runtime.Object) *Source {
+	t.Helper()
+	o.Namespace = "models"
+	o.Deployment = func(w, tier string) string { return w + "-" + tier }
+	o.Now = func() time.Time { return t0 }
+	s, err := New(fake.NewClientset(objs...), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	s.Start(ctx)
+	if !s.WaitForSync(ctx) {
+		t.Fatal("informers did not sync")
+	}
+	return s
+}
+
+func TestCountByState(t *testing.T) {
+	gone := pod("gone", "chat-spot", "n1")
+	gone.Status.Phase = corev1.PodFailed
+	deleting := pod("deleting", "chat-spot", "n1", ready())
+	deleting.DeletionTimestamp = &metav1.Time{Time: t0}
+	s := started(t, Options{PoolLabel: "pool"},
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}),
+		deployment("chat-on-demand", map[string]string{"app": "chat-on-demand"}),
+		node("n1", "spot-a"), node("n2", "spot-b"), node("n3", "spot-b"),
+		pod("r1", "chat-spot", "n1", ready()),
+		pod("r2", "chat-spot", "n2", ready()),
+		pod("r3", "chat-spot", "n3", ready()),                       // its node is under notice
+		pod("loading", "chat-spot", "n2"),                           // scheduled, not ready
+		pod("new", "chat-spot", "", unschedulable(30*time.Second)),  // a node is being brought up
+		pod("stuck", "chat-spot", "", unschedulable(5*time.Minute)), // no capacity
+		gone, deleting,
+		pod("od", "chat-on-demand", "n9", ready()),
+		pod("other", "batch", "n1", ready()), // another app's pod: not counted
+	)
+	c, err := s.Count("chat", "spot", func(n string) bool { return n == "n3" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Counts{Ready: 2, Starting: 2, Pending: 1, Terminating: 2, ByPool: map[string]int{"spot-a": 1, "spot-b": 2}}
+	if c.Ready != want.Ready || c.Starting != want.Starting || c.Pending != want.Pending || c.Terminating != want.Terminating ||
+		len(c.ByPool) != 2 || c.ByPool["spot-a"] != 1 || c.ByPool["spot-b"] != 2 {
+		t.Errorf("spot tier: %+v, want %+v", c, want)
+	}
+	od, err := s.Count("chat", "on-demand", nil)
+	if err != nil || od.Ready != 1 || od.Starting+od.Pending+od.Terminating != 0 {
+		t.Errorf("on-demand tier: %+v, %v; want 1 ready", od, err)
+	}
+}
+
+func TestUnschedulableGrace(t *testing.T) {
+	s := started(t, Options{UnschedulableGrace: 10 * time.Minute},
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}),
+		pod("stuck", "chat-spot", "", unschedulable(5*time.Minute)))
+	c, err := s.Count("chat", "spot", nil)
+	if err != nil || c.Starting != 1 || c.Pending != 0 || c.ByPool != nil {
+		t.Errorf("unschedulable for 5 min with a 10 min grace: %+v, %v; want starting", c, err)
+	}
+}
+
+func TestCountErrors(t *testing.T) {
+	s := started(t, Options{}, deployment("chat-spot", nil))
+	if _, err := s.Count("chat", "on-demand", nil); err == nil || !strings.Contains(err.Error(), "models/chat-on-demand") {
+		t.Errorf("missing Deployment: %v; want an error naming it", err)
+	}
+	// A Deployment without a selector would match every pod of the namespace.
+	if _, err := s.Count("chat", "spot", nil); err == nil || !strings.Contains(err.Error(), "selector") {
+		t.Errorf("empty selector: %v; want an error", err)
+	}
+	unsynced, err := New(fake.NewClientset(), Options{Namespace: "models", Deployment: func(w, t string) string { return w }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unsynced.Count("chat", "spot", nil); !errors.Is(err, ErrNotSynced) {
+		t.Errorf("before Start: %v; want ErrNotSynced", err)
+	}
+	if _, err := New(fake.NewClientset(), Options{Deployment: func(w, t string) string { return w }}); err == nil {
+		t.Error("no namespace: want an error")
+	}
+}
