@@ -418,10 +418,23 @@ func TestAdapter(t *testing.T) {
 	_, full := render(t, helm, "ci/values-full.yaml")
 	dep := find(full, "Deployment", "")
 	args := fmt.Sprint(get(dep, "spec", "template", "spec", "containers"))
-	for _, want := range []string{"--grpc.tls-cert-file=/etc/infercast/grpc-tls/tls.crt", "--grpc.tls-client-ca-file=/etc/infercast/grpc-tls/ca.crt"} {
+	for _, want := range []string{"--grpc.tls-cert-file=/etc/infercast/grpc-tls/tls.crt", "--grpc.tls-client-ca-file=/etc/infercast/grpc-tls/ca.crt",
+		"--kubernetes.pods", "--kubernetes.namespace=models", "--kubernetes.unschedulable-grace=2m", "--kubernetes.pool-label=karpenter.sh/nodepool"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("adapter args lack %s", want)
 		}
+	}
+	// --kubernetes.pods reads the workloads' pods and Deployments in their
+	// namespace, and nodes for the pool label; off by default.
+	role := find(full, "Role", "rel-infercast-adapter:pods-reader")
+	if role == nil || get(role, "metadata", "namespace") != "models" || !strings.Contains(fmt.Sprint(get(role, "rules")), "pods") {
+		t.Errorf("pods Role %v, want pods and deployments in namespace models", role)
+	}
+	if find(full, "ClusterRole", "rel-infercast-adapter:nodes-reader") == nil {
+		t.Error("no nodes ClusterRole with a pool label")
+	}
+	if find(objs, "Role", "rel-infercast-adapter:pods-reader") != nil || strings.Contains(fmt.Sprint(get(find(objs, "Deployment", ""), "spec", "template")), "--kubernetes.pods") {
+		t.Error("pods watched by default, want off")
 	}
 	var secrets []string
 	for _, v := range list(get(dep, "spec", "template", "spec", "volumes")) {
@@ -516,6 +529,7 @@ func TestValuesRejected(t *testing.T) {
 		{"TLS without a Secret", []string{"adapter.grpc.tls.enabled=true"}, "secretName"},
 		{"APIService without trust", []string{"adapter.customMetrics.apiService.insecureSkipTLSVerify=false"}, "caBundle"},
 		{"missing requests", []string{"exporter.resources.requests=null"}, "requests"},
+		{"grace not a duration", []string{"adapter.pods.enabled=true", "adapter.pods.unschedulableGrace=soon"}, "unschedulableGrace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "rel", chart}

@@ -166,7 +166,7 @@ func capacity() Spec {
 			}},
 			{Title: "Replicas", Panels: []Panel{
 				{Title: "Desired and ready replicas by tier", Unit: "short", Width: 8,
-					Description: "Per workload and capacity tier: desired, the planner's target (margin and fallback included: what KEDA and the HPA are told), against ready, the replicas serving as the planner saw them at its latest decision (adapter serve: the exporter's targets and the planner's own launches and notices). Ready lags desired by the cold start; the next panel says where the rest are. The exporter's running pods (infercast_spend_replicas) are left out: they are per model, with no workload to set them beside a target, and the planner's ready replicas already come from the exporter's targets; what those pods cost is on the Cost dashboard.",
+					Description: "Per workload and capacity tier: desired, the planner's target (margin and fallback included: what KEDA and the HPA are told), against ready, the replicas serving as the planner saw them at its latest decision (adapter serve: the pods of the tier's Deployment with --kubernetes.pods, else estimated from the planner's own launches and notices). Ready lags desired by the cold start; the next panel says where the rest are. The exporter's running pods (infercast_spend_replicas) are left out: they are per model, with no workload to set them beside a target; what those pods cost is on the Cost dashboard.",
 					Queries: []Query{
 						{Expr: `sum by (workload, tier) (infercast_plan_target_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}} desired"},
 						{Expr: `sum by (workload, tier) (infercast_plan_observed_replicas{` + selWorkload + `, state="ready"})`, Legend: "{{workload}} {{tier}} ready"},

@@ -458,13 +458,13 @@ func newSpotNotices(src noticeSource) *spotNotices {
 // attribute fills sig's spot notice fields for w. A workload without a spot
 // tier or pools is left alone. The first call for a workload only records
 // the counts: notices already active count as terminating, not as new.
-func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *capacity.Signals) error {
+func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *capacity.Signals) (underNotice map[string]bool, err error) {
 	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
-		return nil
+		return nil, nil
 	}
 	nodes, err := s.src.notices(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -478,6 +478,10 @@ func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *
 		}
 		if n.active {
 			terminating++
+			if underNotice == nil {
+				underNotice = map[string]bool{}
+			}
+			underNotice[n.node] = true
 		}
 		k := n.node + "/" + n.pool
 		now[k] = n.total
@@ -499,7 +503,7 @@ func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *
 	sig.Spot.Terminating = terminating
 	sig.SpotNotices = fresh
 	sig.SpotNoticeDomains = len(newIn)
-	return nil
+	return underNotice, nil
 }
 
 // forget drops the state of workloads no longer in the policy.
@@ -577,19 +581,22 @@ func (p *planned) forget(keep func(string) bool) {
 }
 
 // withSpotNotices is a LiveSource that adds the spot notices of a
-// workload's pools to another source's signals, with tier states estimated
-// from the workload's past plans (planned) when the source has none.
-// Failing to read notices does not fail the live signals: the planner then
-// sees none, and says so in the log.
+// workload's pools to another source's signals, and the tier states: from
+// the workload's pods when there is a pod source (--kubernetes.pods), else
+// estimated from the workload's past plans (planned) for spot workloads.
+// Failing to read notices or pods does not fail the live signals: the
+// planner then sees none, or the estimate, and the log says so.
 type withSpotNotices struct {
 	live  capacity.LiveSource
 	spot  *spotNotices
 	plans interface {
 		Get(workload string) (capacity.Plan, bool)
 	}
-	past  *planned
-	log   *slog.Logger
-	names func() map[string]bool // workloads of the current policy
+	past    *planned
+	pods    podCounter // nil: no pod source
+	podErrs *sync.Map  // workload -> last pod error logged, so it is logged once
+	log     *slog.Logger
+	names   func() map[string]bool // workloads of the current policy
 }
 
 func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
@@ -597,16 +604,22 @@ func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now 
 	if err != nil {
 		return sig, err
 	}
-	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
-		return sig, nil
-	}
-	if serr := l.spot.attribute(ctx, w, &sig); serr != nil {
+	noticed, serr := l.spot.attribute(ctx, w, &sig)
+	if serr != nil {
 		l.log.Warn("spot interruption notices unavailable", "workload", w.Name, "err", serr)
 	}
-	if l.plans != nil && l.past != nil && sig.OnDemand == (capacity.TierState{}) && sig.Spot.Live() == 0 {
+	fromPods := false
+	if l.pods != nil {
+		perr := podStates(l.pods, w, noticed, &sig)
+		fromPods = perr == nil
+		l.logPodError(w.Name, perr)
+	}
+	if w.Tiers.Spot != nil && len(w.Tiers.Spot.Pools) > 0 && l.plans != nil && l.past != nil {
 		plan, ok := l.plans.Get(w.Name)
 		l.past.observe(w, plan, ok)
-		l.past.states(w, now, &sig)
+		if !fromPods && sig.OnDemand == (capacity.TierState{}) && sig.Spot.Live() == 0 {
+			l.past.states(w, now, &sig)
+		}
 	}
 	if l.names != nil {
 		names := l.names()
@@ -619,10 +632,31 @@ func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now 
 	return sig, nil
 }
 
+// logPodError logs a workload's pod source error when it changes (a
+// missing Deployment would otherwise be logged every decision), and the
+// recovery.
+func (l withSpotNotices) logPodError(workload string, err error) {
+	if l.podErrs == nil {
+		return
+	}
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	prev, _ := l.podErrs.Swap(workload, msg)
+	switch {
+	case prev == msg || (prev == nil && msg == ""):
+	case msg != "":
+		l.log.Warn("pod states unavailable; estimating them from past plans", "workload", workload, "err", err)
+	default:
+		l.log.Info("pod states available again", "workload", workload)
+	}
+}
+
 // withSpotNoticesFrom wraps live with the spot notices of the flags' source:
 // Prometheus when --prometheus.url is set (it scrapes every node's
 // exporter), else the exporter of --exporter.url.
-func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, cache *capacity.Cache, log *slog.Logger) (capacity.LiveSource, error) {
+func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, cache *capacity.Cache, pods podCounter, log *slog.Logger) (capacity.LiveSource, error) {
 	var src noticeSource
 	switch {
 	case cfg.promURL != "":
@@ -643,5 +677,6 @@ func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capa
 		}
 		return out
 	}
-	return withSpotNotices{live: live, spot: newSpotNotices(src), plans: cache, past: newPlanned(), log: log, names: names}, nil
+	return withSpotNotices{live: live, spot: newSpotNotices(src), plans: cache, past: newPlanned(), pods: pods, podErrs: &sync.Map{},
+		log: log, names: names}, nil
 }

@@ -65,7 +65,7 @@ func TestSpotNoticesAttribution(t *testing.T) {
 	for _, st := range steps {
 		src.nodes = st.nodes
 		var sig capacity.Signals
-		if err := s.attribute(context.Background(), w, &sig); err != nil {
+		if _, err := s.attribute(context.Background(), w, &sig); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		got := want{sig.Spot.Terminating, sig.SpotNotices, sig.SpotNoticeDomains}
@@ -83,7 +83,7 @@ func TestSpotNoticesCounterReset(t *testing.T) {
 	for _, total := range []float64{5, 2} { // 5 → 2: the exporter restarted and saw 2 since
 		src.nodes[0].total = total
 		sig = capacity.Signals{}
-		if err := s.attribute(context.Background(), w, &sig); err != nil {
+		if _, err := s.attribute(context.Background(), w, &sig); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,16 +97,16 @@ func TestSpotNoticesPerWorkload(t *testing.T) {
 	s := newSpotNotices(src)
 	wa, wb := spotWorkload("wa", "a"), spotWorkload("wb", "b")
 	for _, w := range []*capacity.Workload{wa, wb} {
-		if err := s.attribute(context.Background(), w, &capacity.Signals{}); err != nil {
+		if _, err := s.attribute(context.Background(), w, &capacity.Signals{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	src.nodes[0] = nodeNotice{node: "a1", pool: "a", active: true, total: 1}
 	var a, b capacity.Signals
-	if err := s.attribute(context.Background(), wa, &a); err != nil {
+	if _, err := s.attribute(context.Background(), wa, &a); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.attribute(context.Background(), wb, &b); err != nil {
+	if _, err := s.attribute(context.Background(), wb, &b); err != nil {
 		t.Fatal(err)
 	}
 	if a.SpotNotices != 1 || a.Spot.Terminating != 1 || b.SpotNotices != 0 || b.Spot.Terminating != 0 {
@@ -120,7 +120,7 @@ func TestSpotNoticesSkipsWorkloadsWithoutPools(t *testing.T) {
 	s := newSpotNotices(src)
 	for _, w := range []*capacity.Workload{{Name: "od"}, spotWorkload("nopools")} {
 		sig := capacity.Signals{SpotNotices: 7}
-		if err := s.attribute(context.Background(), w, &sig); err != nil || sig.SpotNotices != 7 {
+		if _, err := s.attribute(context.Background(), w, &sig); err != nil || sig.SpotNotices != 7 {
 			t.Errorf("%s: %v, notices %d; want untouched", w.Name, err, sig.SpotNotices)
 		}
 	}

@@ -73,6 +73,7 @@ type serveConfig struct {
 	batchFile       string
 	// forecastReselect is predict.Options.Reselect (0: its default).
 	forecastReselect time.Duration
+	kube             kubeFlags
 }
 
 func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
@@ -103,11 +104,15 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.batchFile, "batch.config.file", "", batchFileUsage)
 	fs.DurationVar(&c.shutdownTimeout, "web.shutdown-timeout", 10*time.Second, "how long in-flight requests may drain at shutdown")
 	fs.DurationVar(&c.forecastReselect, "forecast.reselect-interval", 0, "how often, in observed demand time, the forecaster re-selects its model and re-fits its periodic (spectral) model; 0: 24h. The first decision reads a day of history, so with 24h a periodic model is first chosen about 16h after start; shorter chooses it at once")
+	c.kube.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("serve: unexpected arguments %q", fs.Args())
+	}
+	if err := c.kube.validate(); err != nil {
+		return c, fmt.Errorf("serve: %w", err)
 	}
 	if c.policyFile == "" {
 		fs.Usage()
@@ -187,8 +192,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.exporterURL != "" {
 		live = newExporterLive(cfg.exporterURL, log)
 	}
+	// The replicas of each tier: from the pods when --kubernetes.pods.
+	pods, err := cfg.kube.source(runCtx, cfg.cmTemplate, log)
+	if err != nil {
+		return fmt.Errorf("serve: %w", err)
+	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
-	if live, err = withSpotNoticesFrom(live, cfg, policy, cache, log); err != nil {
+	if live, err = withSpotNoticesFrom(live, cfg, policy, cache, pods, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, cache, reg, log); err != nil {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/infercast/infercast/internal/kubepods"
+	"github.com/infercast/infercast/pkg/capacity"
+)
+
+func kubeDeployment(name string) *appsv1.Deployment {
+	return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models"},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}}}}
+}
+
+// kubePod is a pod of Deployment app on node; ready or, unscheduled,
+// unschedulable for ten minutes.
+func kubePod(name, app, node string, ready bool) *corev1.Pod {
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "models", Labels: map[string]string{"app": app}},
+		Spec: corev1.PodSpec{NodeName: node}}
+	switch {
+	case ready:
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	case node == "":
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+			Reason: corev1.PodReasonUnschedulable, LastTransitionTime: metav1.NewTime(time.Now().Add(-10 * time.Minute))}}
+	}
+	return p
+}
+
+func kubeSource(t *testing.T, objs ...runtime.Object) *kubepods.Source {
+	t.Helper()
+	s, err := kubepods.New(fake.NewClientset(objs...), kubepods.Options{Namespace: "models", PoolLabel: "pool",
+		Deployment: func(w, tier string) string { return w + "-" + tier }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	s.Start(ctx)
+	if !s.WaitForSync(ctx) {
+		t.Fatal("informers did not sync")
+	}
+	return s
+}
+
+// TestPodStatesDrivePlanner: with --kubernetes.pods the planner sees the
+// spot tier as its pods are — a pod unschedulable for want of capacity is
+// pending and moves to on-demand at once (which the estimate from past
+// plans never sees), a pod on a node under notice is terminating — and
+// where the spot replicas run, pool by pool.
+func TestPodStatesDrivePlanner(t *testing.T) {
+	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pol.Workloads[0]
+	node := func(name, pool string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pool": pool}}}
+	}
+	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
+		node("a1", "spot-a"), node("a2", "spot-a"), node("b1", "spot-b"), node("d1", "on-demand"),
+		kubePod("od-1", "gpu-on-demand", "d1", true),
+		kubePod("spot-1", "gpu-spot", "a1", true),
+		kubePod("spot-2", "gpu-spot", "a2", true),
+		kubePod("spot-3", "gpu-spot", "b1", true), // b1 gets a notice
+		kubePod("spot-4", "gpu-spot", "", false),  // no spot capacity for 10 minutes
+	)
+	src := &fakeNotices{nodes: []nodeNotice{{node: "b1", pool: "spot-b", active: true, total: 1}}}
+	var logs bytes.Buffer
+	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	now := time.Unix(1_700_000_000, 0)
+	sig, err := l.Signals(context.Background(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (capacity.TierState{Ready: 2, Pending: 1, Terminating: 1}); sig.Spot != want {
+		t.Errorf("spot tier %+v, want %+v", sig.Spot, want)
+	}
+	if want := (capacity.TierState{Ready: 1}); sig.OnDemand != want {
+		t.Errorf("on-demand tier %+v, want %+v", sig.OnDemand, want)
+	}
+	if len(sig.SpotByDomain) != 2 || sig.SpotByDomain[0] != 2 || sig.SpotByDomain[1] != 0 {
+		t.Errorf("spot by pool %v, want [2 0] (b1's pod is under notice)", sig.SpotByDomain)
+	}
+	sig.Time = now
+	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
+	if plan.Mode != capacity.ModeFallback || ex.FallbackReplicas < 2 {
+		t.Errorf("plan %+v (%s); want the pending and the noticed spot replica on on-demand (fallback ≥ 2)", plan, ex)
+	}
+
+	// The pod source failing (the Deployment was deleted): the estimate
+	// from past plans takes over, and the error is logged once.
+	l.pods = kubeSource(t, kubeDeployment("gpu-spot"))
+	for range 3 {
+		if _, err := l.Signals(context.Background(), w, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "pod states unavailable"); n != 1 || !strings.Contains(logs.String(), "models/gpu-on-demand") {
+		t.Errorf("logged %d times, want once naming the Deployment:\n%s", n, logs.String())
+	}
+}
+
+func TestKubeFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		err  string
+	}{
+		{[]string{"--kubernetes.pods"}, "--kubernetes.namespace is required"},
+		{[]string{"--kubernetes.pods", "--kubernetes.namespace=models", "--kubernetes.unschedulable-grace=0s"}, "must be positive"},
+		{[]string{"--kubernetes.pods", "--kubernetes.namespace=models"}, ""},
+		{[]string{"--kubernetes.namespace=models"}, ""}, // off: nothing to check
+	} {
+		args := append([]string{"--config.file=p.yaml", "--exporter.url=http://127.0.0.1:9/metrics"}, tc.args...)
+		_, err := parseServeFlags(args, &bytes.Buffer{})
+		if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.err)
+		}
+	}
+}
