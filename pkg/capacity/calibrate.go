@@ -26,6 +26,12 @@ type horizonCalibration struct {
 	// Σ_{bins above r} (surgeDemand − r·surgeRef).
 	surgeRef, surgeDemand [calBins]float64
 	demand                float64
+
+	// The decay is lazy: hist and total are kept times 2^histLog2W, the
+	// surge account times 2^surgeLog2W, weights that grow as the decay
+	// would shrink them, so a decision adds weighted entries instead of
+	// multiplying 720 bins (see growWeight). The zero value weighs 1.
+	histLog2W, surgeLog2W float64
 }
 
 type pendingPeak struct {
@@ -46,18 +52,18 @@ const (
 	// quantiles, whatever the quantile: 520 decisions, 2 h 10 min, at a
 	// 15 s interval and a 195 s horizon.
 	calMinHorizons = 40
+	// calMaxLog2W bounds the lazy decay's weights (2^300: 900 days at a
+	// 3-day half-life) so that weighted sums stay far from overflow.
+	calMaxLog2W = 300
 )
 
 // observe records the live rate at now (and the sustained rate, the
 // lowest of the last cold start), closes the horizons that ended and
 // opens one for the decision at now.
 func (c *horizonCalibration) observe(now time.Time, rate, sustained, median float64, horizon, elapsed time.Duration) {
-	decay := math.Exp2(-elapsed.Hours() / calHalfLife.Hours())
-	for i := range c.surgeRef {
-		c.surgeRef[i] *= decay
-		c.surgeDemand[i] *= decay
-	}
-	c.demand = c.demand*decay + rate*elapsed.Seconds()
+	halves := elapsed.Hours() / calHalfLife.Hours()
+	w := growWeight(&c.surgeLog2W, halves, &c.demand, &c.surgeRef, &c.surgeDemand)
+	c.demand += rate * elapsed.Seconds() * w
 	for i := range c.pending {
 		p := &c.pending[i]
 		if now.After(p.end) {
@@ -68,28 +74,42 @@ func (c *horizonCalibration) observe(now time.Time, rate, sustained, median floa
 		// for it serve once ready.
 		if now.After(p.end.Add(-elapsed)) && p.median > 0 && sustained > 0 {
 			b := calBin(math.Log(sustained / p.median))
-			c.surgeRef[b] += p.median * elapsed.Seconds()
-			c.surgeDemand[b] += sustained * elapsed.Seconds()
+			c.surgeRef[b] += p.median * elapsed.Seconds() * w
+			c.surgeDemand[b] += sustained * elapsed.Seconds() * w
 		}
 	}
 	n := 0
 	for n < len(c.pending) && now.After(c.pending[n].end) {
 		n++
 	}
-	if n > 0 {
-		for i := range c.hist {
-			c.hist[i] *= decay
-		}
-		c.total *= decay
-	}
-	for _, p := range c.pending[:n] {
-		if p.median > 0 && p.actual > 0 {
-			c.hist[calBin(math.Log(p.actual/p.median))]++
-			c.total++
+	if n > 0 { // hist decays only when horizons close
+		w := growWeight(&c.histLog2W, halves, &c.total, &c.hist)
+		for _, p := range c.pending[:n] {
+			if p.median > 0 && p.actual > 0 {
+				c.hist[calBin(math.Log(p.actual/p.median))] += w
+				c.total += w
+			}
 		}
 	}
 	c.pending = append(c.pending[:0], c.pending[n:]...)
 	c.pending = append(c.pending, pendingPeak{t: now, end: now.Add(horizon), median: median, actual: rate})
+}
+
+// growWeight raises the weight 2^*log2W by halves half-lives and returns it;
+// past calMaxLog2W it first divides sum and bins by it and restarts at 1.
+func growWeight(log2W *float64, halves float64, sum *float64, bins ...*[calBins]float64) float64 {
+	*log2W += halves
+	if *log2W > calMaxLog2W {
+		s := math.Exp2(-*log2W)
+		*sum *= s
+		for _, b := range bins {
+			for i := range b {
+				b[i] *= s
+			}
+		}
+		*log2W = 0
+	}
+	return math.Exp2(*log2W)
 }
 
 // ratio is the q quantile of actual/median peak, and false while too few
@@ -101,7 +121,8 @@ func (c *horizonCalibration) observe(now time.Time, rate, sustained, median floa
 // enough for that rank to exist (n ≥ q/(1−q): 39 for 0.975) and at
 // least calMinHorizons. With many outcomes it tends to the plain quantile.
 func (c *horizonCalibration) ratio(q, indep float64) (float64, bool) {
-	n := c.total * min(max(indep, 0), 1)
+	// hist and total share a scale; only n needs the true decayed count.
+	n := c.total * math.Exp2(-c.histLog2W) * min(max(indep, 0), 1)
 	if n < calMinHorizons || q*(n+1) > n {
 		return 0, false
 	}
@@ -139,6 +160,7 @@ func (c *horizonCalibration) surgeRatio(budget float64) (float64, bool) {
 	if c.demand <= 0 {
 		return 0, false
 	}
+	// demand, surgeRef and surgeDemand share a scale, and all is linear.
 	top := calBin(math.Log(surgeMaxRatio))
 	ref, demand := 0.0, 0.0 // Σ over the bins above the candidate ratio
 	for i := top; i < calBins; i++ {

@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -115,5 +116,119 @@ func TestSurgeRatioHandComputed(t *testing.T) {
 	}
 	if got, _ := feed(30).surgeRatio(0); got < surgeMaxRatio-0.001 || got > surgeMaxRatio*1.02 {
 		t.Errorf("surges to 3×: surgeRatio(0) = %.4f, want the cap %.1f", got, surgeMaxRatio)
+	}
+}
+
+// eagerCalibration is horizonCalibration's decay done eagerly, every bin
+// at every decision, as before the lazy weights: the reference for them.
+type eagerCalibration struct {
+	horizonCalibration
+}
+
+func (c *eagerCalibration) observe(now time.Time, rate, sustained, median float64, horizon, elapsed time.Duration) {
+	decay := math.Exp2(-elapsed.Hours() / calHalfLife.Hours())
+	for i := range c.surgeRef {
+		c.surgeRef[i] *= decay
+		c.surgeDemand[i] *= decay
+	}
+	c.demand = c.demand*decay + rate*elapsed.Seconds()
+	for i := range c.pending {
+		p := &c.pending[i]
+		if now.After(p.end) {
+			continue
+		}
+		p.actual = math.Max(p.actual, rate)
+		if now.After(p.end.Add(-elapsed)) && p.median > 0 && sustained > 0 {
+			b := calBin(math.Log(sustained / p.median))
+			c.surgeRef[b] += p.median * elapsed.Seconds()
+			c.surgeDemand[b] += sustained * elapsed.Seconds()
+		}
+	}
+	n := 0
+	for n < len(c.pending) && now.After(c.pending[n].end) {
+		n++
+	}
+	if n > 0 {
+		for i := range c.hist {
+			c.hist[i] *= decay
+		}
+		c.total *= decay
+	}
+	for _, p := range c.pending[:n] {
+		if p.median > 0 && p.actual > 0 {
+			c.hist[calBin(math.Log(p.actual/p.median))]++
+			c.total++
+		}
+	}
+	c.pending = append(c.pending[:0], c.pending[n:]...)
+	c.pending = append(c.pending, pendingPeak{t: now, end: now.Add(horizon), median: median, actual: rate})
+}
+
+// TestCalibrationLazyDecay: over 800 half-lives (the weights renormalised
+// twice) at irregular intervals, some closing no horizon (hist then does
+// not decay), the lazy weights give the eager decay's sums, up to
+// rounding, and the same ratio and surgeRatio.
+func TestCalibrationLazyDecay(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var lazy horizonCalibration
+	var eager eagerCalibration
+	horizon := 3 * time.Hour
+	now, histRenorms, surgeRenorms, idle := t0, 0, 0, 0
+	near := func(got, want float64) bool {
+		return math.Abs(got-want) <= 1e-9*math.Max(math.Abs(want), 1e-300)
+	}
+	for i := 1; i <= 50000; i++ {
+		step := time.Duration((0.25 + 1.75*rng.Float64()) * float64(time.Hour))
+		now = now.Add(step)
+		rate := 10 * math.Exp(0.3*rng.NormFloat64())
+		sustained := rate * (0.7 + 0.3*rng.Float64())
+		median := 10 * math.Exp(0.1*rng.NormFloat64())
+		if len(lazy.pending) > 0 && !now.After(lazy.pending[0].end) {
+			idle++
+		}
+		h, s := lazy.histLog2W, lazy.surgeLog2W
+		lazy.observe(now, rate, sustained, median, horizon, step)
+		eager.observe(now, rate, sustained, median, horizon, step)
+		if lazy.histLog2W < h {
+			histRenorms++
+		}
+		if lazy.surgeLog2W < s {
+			surgeRenorms++
+		}
+		if i%997 != 0 && lazy.histLog2W >= h && lazy.surgeLog2W >= s {
+			continue // check after every renormalisation and now and then
+		}
+		hw, sw := math.Exp2(-lazy.histLog2W), math.Exp2(-lazy.surgeLog2W)
+		if !near(lazy.total*hw, eager.total) || !near(lazy.demand*sw, eager.demand) {
+			t.Fatalf("decision %d: total %g, demand %g; eager %g, %g", i, lazy.total*hw, lazy.demand*sw, eager.total, eager.demand)
+		}
+		for b := range calBins {
+			if !near(lazy.hist[b]*hw, eager.hist[b]) || !near(lazy.surgeRef[b]*sw, eager.surgeRef[b]) || !near(lazy.surgeDemand[b]*sw, eager.surgeDemand[b]) {
+				t.Fatalf("decision %d, bin %d: hist %g, surgeRef %g, surgeDemand %g; eager %g, %g, %g", i, b,
+					lazy.hist[b]*hw, lazy.surgeRef[b]*sw, lazy.surgeDemand[b]*sw, eager.hist[b], eager.surgeRef[b], eager.surgeDemand[b])
+			}
+		}
+		for _, q := range []float64{0.5, 0.9, 0.975} {
+			for _, indep := range []float64{1, 0.5} {
+				got, gotOK := lazy.ratio(q, indep)
+				want, wantOK := eager.ratio(q, indep)
+				if got != want || gotOK != wantOK {
+					t.Fatalf("decision %d: ratio(%g, %g) = %g, %t; eager %g, %t", i, q, indep, got, gotOK, want, wantOK)
+				}
+			}
+		}
+		for _, budget := range []float64{0, 0.001, 0.01, 0.05} {
+			got, gotOK := lazy.surgeRatio(budget)
+			want, wantOK := eager.surgeRatio(budget)
+			if got != want || gotOK != wantOK {
+				t.Fatalf("decision %d: surgeRatio(%g) = %g, %t; eager %g, %t", i, budget, got, gotOK, want, wantOK)
+			}
+		}
+	}
+	if histRenorms < 2 || surgeRenorms < 2 || idle == 0 {
+		t.Fatalf("%d and %d renormalisations, %d decisions closing no horizon: the test misses a path", histRenorms, surgeRenorms, idle)
+	}
+	if _, ok := lazy.ratio(0.975, 1); !ok {
+		t.Fatal("ratio never trusted: the test compares nothing")
 	}
 }
