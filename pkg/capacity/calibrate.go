@@ -143,9 +143,16 @@ func calBin(x float64) int {
 }
 
 // calEdge is the ratio at bin i's upper edge.
-func calEdge(i int) float64 {
-	return math.Exp(calMin + (float64(i)+1)*(calMax-calMin)/calBins)
-}
+func calEdge(i int) float64 { return calEdges[i] }
+
+// calEdges are the bins' upper edges, computed once: surgeRatio walks them
+// at every decision.
+var calEdges = func() (e [calBins]float64) {
+	for i := range e {
+		e[i] = math.Exp(calMin + (float64(i)+1)*(calMax-calMin)/calBins)
+	}
+	return e
+}()
 
 // surgeMaxRatio caps the surge reserve: a sustained rise beyond twice the
 // reference (demand resuming after an outage, a new client) is a level
