@@ -123,7 +123,12 @@ func TestBacktestTable(t *testing.T) {
 			if os.Getenv("INFERCAST_BACKTEST_FIT") != "" {
 				w.FitDataStep(tr.Step)
 			}
-			pol := simPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+			var pol sim.Policy = simPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+			var bounds *boundsPolicy
+			if os.Getenv("INFERCAST_BACKTEST_BOUNDS") != "" {
+				bounds = &boundsPolicy{simPolicy: pol.(simPolicy), hours: map[string]float64{}, interval: cfg.Interval}
+				pol = bounds
+			}
 			inf, err := sc.Run(ctx, pol, sim.RunOptions{Name: "infercast"})
 			if err != nil {
 				t.Error(err)
@@ -136,6 +141,9 @@ func TestBacktestTable(t *testing.T) {
 			}
 			if os.Getenv("INFERCAST_BACKTEST_DIAG") != "" {
 				logMisses(t, r, inf)
+			}
+			if bounds != nil {
+				bounds.log(t, r, cfg)
 			}
 			if os.Getenv("INFERCAST_BACKTEST_DAYS") != "" {
 				logDays(t, r, cfg, inf, rea)
@@ -251,4 +259,44 @@ func logDays(t *testing.T, r run, cfg sim.Config, inf, rea *sim.Result) {
 		}
 		t.Logf("  %s %9.0f %7.0f (%7.0f)  $%6.0f / $%5.0f = %s×  $%6.0f", d.key, d.reqs, d.miss, d.reaMiss, d.cost, d.oracle, ratio, d.reaCost)
 	}
+}
+
+// boundsPolicy records, decision by decision, which rule bound the plan
+// (INFERCAST_BACKTEST_BOUNDS=1): where a run's replica-hours go.
+type boundsPolicy struct {
+	simPolicy
+	interval   time.Duration
+	hours      map[string]float64 // replica-hours decided under each bound
+	predictive float64            // replica-hours the forecast alone asked for
+	added      [2]int             // replicas added by decisions, on-demand and spot
+	last       [2]int
+}
+
+func (p *boundsPolicy) Decide(o *sim.Observation) (int, int) {
+	od, spot := p.simPolicy.Decide(o)
+	plan, ex := p.r.Last()
+	p.hours[plan.Bound] += float64(od+spot) * p.interval.Hours()
+	p.predictive += float64(ex.PredictiveNeed) * p.interval.Hours()
+	for i, n := range [2]int{od, spot} {
+		p.added[i] += max(0, n-p.last[i])
+		p.last[i] = n
+	}
+	return od, spot
+}
+
+func (p *boundsPolicy) log(t *testing.T, r run, cfg sim.Config) {
+	total := 0.0
+	var names []string
+	for b, h := range p.hours {
+		total += h
+		names = append(names, b)
+	}
+	sort.Slice(names, func(i, j int) bool { return p.hours[names[i]] > p.hours[names[j]] })
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, " %s %.0f h;", n, p.hours[n])
+	}
+	t.Logf("%s %s: %.0f replica-hours decided, by bound:%s the forecast alone asked for %.0f h; replicas added by decisions: %d on-demand, %d spot (%.0f and %.0f h of cold start if each was launched)",
+		r.trace, r.spot, total, b.String(), p.predictive, p.added[0], p.added[1],
+		float64(p.added[0])*cfg.ColdStart.Hours(), float64(p.added[1])*cfg.ColdStart.Hours())
 }
