@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 )
 
@@ -148,48 +147,17 @@ type RunOptions struct {
 	Progress func(done, total int)
 }
 
-// noTermination marks a replica without a notice.
-const noTermination = time.Duration(math.MaxInt64)
-
-type replica struct {
-	id      int
-	spot    bool
-	pool    int // spot: the pool it runs in, -1 while pending; on-demand: 0
-	readyAt time.Duration
-	term    time.Duration // termination time, or noTermination
-}
-
-func (r *replica) pending() bool { return r.spot && r.pool < 0 }
-
 type cohort struct {
 	stamp  time.Duration
 	amount float64
 }
 
-// state is the cluster during a run.
+// state is a run's queue and bill; its replicas are in a Cluster.
 type state struct {
-	sc        *Scenario
-	replicas  []replica
-	nextID    int
-	poolLive  []int // live (not gone) spot replicas per pool
 	queue     []cohort
 	head      int
-	odSteps   int64
+	odSteps   int64 // replica-steps billed per tier
 	spotSteps int64
-	notices   int
-}
-
-// place returns the available pool with the fewest live spot replicas, the
-// lowest index on a tie, or -1 when no pool is available (SIMULATION.md,
-// spot pools).
-func (s *state) place(avail []bool) int {
-	best := -1
-	for i, ok := range avail {
-		if ok && (best < 0 || s.poolLive[i] < s.poolLive[best]) {
-			best = i
-		}
-	}
-	return best
 }
 
 // Run replays the scenario through p, step by step (SIMULATION.md, one
@@ -199,12 +167,9 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 	dt := cfg.Step
 	n := len(sc.arrivals)
 	perDecision := int(cfg.Interval / dt)
-	s := &state{sc: sc, poolLive: make([]int, sc.numPools())}
+	s := &state{}
+	cl := NewCluster(cfg, sc.numPools())
 	avail := make([]bool, sc.numPools())
-	prevAvail := make([]bool, sc.numPools())
-	for i := range prevAvail {
-		prevAvail[i] = true // a pool unavailable at the start holds nothing to notify
-	}
 	res := &Result{
 		Decisions: make([]Decision, 0, n/perDecision+1),
 		Timeline:  make([]Sample, 0, n/perDecision+1),
@@ -240,29 +205,8 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 		// then pending spot replicas start where they can be placed.
 		for i := range avail {
 			avail[i] = sc.spotAvailable(i, t)
-			if prevAvail[i] && !avail[i] {
-				for j := range s.replicas {
-					r := &s.replicas[j]
-					if r.spot && r.pool == i && r.term == noTermination {
-						r.term = t + cfg.Notice
-						s.notices++
-					}
-				}
-			}
-			prevAvail[i] = avail[i]
 		}
-		for j := range s.replicas {
-			r := &s.replicas[j]
-			if !r.pending() {
-				continue
-			}
-			pi := s.place(avail)
-			if pi < 0 {
-				break
-			}
-			r.pool, r.readyAt = pi, t+cfg.ColdStart
-			s.poolLive[pi]++
-		}
+		cl.Availability(t, avail)
 
 		// 3. The decision.
 		var sample *Sample
@@ -270,9 +214,9 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 			obs.Time = sc.Trace.Start.Add(t)
 			obs.Arrivals = sc.arrivals[:k:k]
 			obs.Queue = queueBefore
-			obs.OnDemand, obs.Spot = s.tierStates(t)
-			obs.SpotByPool = s.spotByPool(obs.SpotByPool)
-			obs.Met, obs.Late, obs.Dropped, obs.Interruptions = met, late, dropped, s.notices
+			obs.OnDemand, obs.Spot = cl.TierStates(t)
+			obs.SpotByPool = cl.SpotByPool(obs.SpotByPool)
+			obs.Met, obs.Late, obs.Dropped, obs.Interruptions = met, late, dropped, cl.Notices()
 			od, sp := p.Decide(obs)
 			od, sp = max(od, 0), max(sp, 0)
 			if od > MaxReplicas || sp > MaxReplicas {
@@ -280,8 +224,8 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 					opts.Name, obs.Time, od, sp, MaxReplicas)
 			}
 			res.Decisions = append(res.Decisions, Decision{Time: obs.Time, OnDemand: od, Spot: sp})
-			s.resize(false, od, t, avail)
-			s.resize(true, sp, t, avail)
+			cl.Resize(false, od, t, avail)
+			cl.Resize(true, sp, t, avail)
 			res.Timeline = append(res.Timeline, Sample{Time: obs.Time})
 			sample = &res.Timeline[len(res.Timeline)-1]
 			if bander != nil {
@@ -294,31 +238,13 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 
 		// 4. Serving by every ready replica not yet terminated; 6. billing
 		// of every replica not pending. One pass counts both.
-		readyOD, readySpot := 0, 0
-		var billOD, billSpot int64
-		for j := range s.replicas {
-			r := &s.replicas[j]
-			if r.pending() {
-				continue
-			}
-			if r.readyAt <= t && r.term > t {
-				if r.spot {
-					readySpot++
-				} else {
-					readyOD++
-				}
-			}
-			if r.spot {
-				billSpot++
-			} else {
-				billOD++
-			}
-		}
+		counts := cl.Count(t)
 		if decision {
-			sample.ReadyOnDemand, sample.ReadySpot = readyOD, readySpot
-			sample.PendingSpot, sample.Terminating = s.pendingAndTerminating()
+			sample.ReadyOnDemand, sample.ReadySpot = counts.ReadyOnDemand, counts.ReadySpot
+			od, sp := cl.TierStates(t)
+			sample.PendingSpot, sample.Terminating = sp.Pending, od.Terminating+sp.Terminating
 		}
-		capacity := capPerReplica * float64(readyOD+readySpot)
+		capacity := capPerReplica * float64(counts.ReadyOnDemand+counts.ReadySpot)
 		for capacity > 0 && s.head < len(s.queue) {
 			c := &s.queue[s.head]
 			take := min(c.amount, capacity)
@@ -345,9 +271,9 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 		s.compactQueue()
 
 		// 6. Billing, then replicas terminating by t+dt are gone.
-		s.odSteps += billOD
-		s.spotSteps += billSpot
-		s.removeGone(t + dt)
+		s.odSteps += int64(counts.BilledOnDemand)
+		s.spotSteps += int64(counts.BilledSpot)
+		cl.RemoveGone(t + dt)
 		sample.Cost = cfg.dollars(s.odSteps, cfg.PriceOnDemand) + cfg.dollars(s.spotSteps, cfg.PriceSpot)
 	}
 	if opts.Progress != nil {
@@ -366,7 +292,7 @@ func (sc *Scenario) Run(ctx context.Context, p Policy, opts RunOptions) (*Result
 		SpotCostDollars:            cfg.dollars(s.spotSteps, cfg.PriceSpot),
 		OnDemandReplicaHours:       float64(s.odSteps) * dt.Hours(),
 		SpotReplicaHours:           float64(s.spotSteps) * dt.Hours(),
-		SpotInterruptions:          s.notices,
+		SpotInterruptions:          cl.Notices(),
 		Decisions:                  len(res.Decisions),
 		OracleCostDollars:          oracle,
 		SpotAwareOracleCostDollars: aware,
@@ -401,130 +327,4 @@ func (s *state) compactQueue() {
 		s.queue = s.queue[:copy(s.queue, s.queue[s.head:])]
 		s.head = 0
 	}
-}
-
-func (s *state) tierStates(t time.Duration) (od, sp TierState) {
-	for j := range s.replicas {
-		r := &s.replicas[j]
-		ts := &od
-		if r.spot {
-			ts = &sp
-		}
-		switch {
-		case r.term != noTermination:
-			ts.Terminating++
-		case r.pending():
-			ts.Pending++
-		case r.readyAt > t:
-			ts.Starting++
-		default:
-			ts.Ready++
-		}
-	}
-	return od, sp
-}
-
-// spotByPool fills buf with the placed, non-terminating spot replicas of
-// every pool.
-func (s *state) spotByPool(buf []int) []int {
-	buf = append(buf[:0], make([]int, len(s.poolLive))...)
-	for j := range s.replicas {
-		if r := &s.replicas[j]; r.spot && r.pool >= 0 && r.term == noTermination {
-			buf[r.pool]++
-		}
-	}
-	return buf
-}
-
-func (s *state) pendingAndTerminating() (pending, terminating int) {
-	for j := range s.replicas {
-		r := &s.replicas[j]
-		if r.term != noTermination {
-			terminating++
-		} else if r.pending() {
-			pending++
-		}
-	}
-	return pending, terminating
-}
-
-// resize brings one tier's replicas that are not terminating to want
-// (SIMULATION.md step 3): missing ones are launched, extra ones removed at
-// once, pending first, then starting (latest ready first), then ready
-// (newest first). Replicas that became ready at the same time go newest
-// launch first.
-func (s *state) resize(spot bool, want int, t time.Duration, avail []bool) {
-	have := 0
-	for j := range s.replicas {
-		if r := &s.replicas[j]; r.spot == spot && r.term == noTermination {
-			have++
-		}
-	}
-	for ; have < want; have++ {
-		r := replica{id: s.nextID, spot: spot, readyAt: t + s.sc.Config.ColdStart, term: noTermination}
-		s.nextID++
-		if spot {
-			r.pool = s.place(avail)
-			if r.pool >= 0 {
-				s.poolLive[r.pool]++
-			}
-		}
-		s.replicas = append(s.replicas, r)
-	}
-	if have <= want {
-		return
-	}
-	idx := make([]int, 0, have)
-	for j := range s.replicas {
-		if r := &s.replicas[j]; r.spot == spot && r.term == noTermination {
-			idx = append(idx, j)
-		}
-	}
-	slices.SortFunc(idx, func(a, b int) int {
-		ra, rb := &s.replicas[a], &s.replicas[b]
-		if pa, pb := ra.pending(), rb.pending(); pa != pb {
-			if pa {
-				return -1
-			}
-			return 1
-		}
-		if ra.readyAt != rb.readyAt {
-			if ra.readyAt > rb.readyAt {
-				return -1
-			}
-			return 1
-		}
-		return rb.id - ra.id
-	})
-	drop := make(map[int]bool, have-want)
-	for _, j := range idx[:have-want] {
-		drop[j] = true
-	}
-	kept := s.replicas[:0]
-	for j := range s.replicas {
-		r := s.replicas[j]
-		if drop[j] {
-			if r.spot && r.pool >= 0 {
-				s.poolLive[r.pool]--
-			}
-			continue
-		}
-		kept = append(kept, r)
-	}
-	s.replicas = kept
-}
-
-// removeGone drops the replicas terminating at or before end.
-func (s *state) removeGone(end time.Duration) {
-	kept := s.replicas[:0]
-	for _, r := range s.replicas {
-		if r.term <= end {
-			if r.spot && r.pool >= 0 {
-				s.poolLive[r.pool]--
-			}
-			continue
-		}
-		kept = append(kept, r)
-	}
-	s.replicas = kept
 }
