@@ -236,8 +236,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// The cluster, the planner loop and the cache they share.
 	w, _ := policy.Current().Workload(demoWorkload)
-	cluster := newDemoCluster(cfg.seed, w.ColdStart, w.Tiers.Spot.Notice, w.Tiers.OnDemand.PricePerHour, w.Tiers.Spot.PricePerHour)
-	cluster.Scale(false, fc.Servers[0].Replicas, origin.Add(-w.ColdStart))
+	// The cluster's first replicas launch one cold start before the origin,
+	// so that they serve from it.
+	launch := origin.Add(-w.ColdStart)
+	cluster := newDemoCluster(cfg.seed, launch, w.ColdStart, w.Tiers.Spot.Notice, w.Tiers.OnDemand.PricePerHour, w.Tiers.Spot.PricePerHour)
+	cluster.Scale(false, fc.Servers[0].Replicas, launch)
 	cache := capacity.NewCache()
 	live := demoLive{newExporterLive(expURL, log), cluster, fl.Now}
 	forecasts, err := forecastmetrics.NewRecorder(reg, forecastmetrics.Options{})

@@ -7,7 +7,7 @@ import (
 
 func TestDemoClusterLaunchReadyRemove(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	c := newDemoCluster(1, time.Minute, 2*time.Minute, 4, 1.4)
+	c := newDemoCluster(1, t0, time.Minute, 2*time.Minute, 4, 1.4)
 	c.Scale(false, 2, t0)
 	c.Scale(true, 3, t0)
 	od, spot, byZone := c.Tiers(t0)
@@ -42,9 +42,11 @@ func TestDemoClusterLaunchReadyRemove(t *testing.T) {
 
 func TestDemoClusterReclaimGivesNoticeThenTerminates(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	c := newDemoCluster(1, 0, 2*time.Minute, 4, 1.4)
+	c := newDemoCluster(1, t0, 0, 2*time.Minute, 4, 1.4)
 	c.Scale(true, 3, t0)
-	c.reclaim(1, t0)
+	// Zone 1 is reclaimed; a step of no length moves no other zone.
+	c.zones[1].up = false
+	c.Step(t0, 0)
 	_, spot, byZone := c.Tiers(t0)
 	if spot.Terminating != 1 || spot.Ready != 2 || byZone[1] != 0 {
 		t.Fatalf("after reclaim of zone 1: spot %+v, zones %v", spot, byZone)
@@ -71,14 +73,14 @@ func TestDemoClusterReclaimGivesNoticeThenTerminates(t *testing.T) {
 	if _, spot, _ = c.Tiers(t0.Add(2 * time.Minute)); spot.Terminating != 0 {
 		t.Fatalf("replica under notice not gone at its termination: %+v", spot)
 	}
-	if c.interruptions != 1 {
-		t.Fatalf("interruptions %d, want 1", c.interruptions)
+	if c.Interruptions() != 1 {
+		t.Fatalf("interruptions %d, want 1", c.Interruptions())
 	}
 }
 
 func TestDemoClusterPendingWithoutZones(t *testing.T) {
 	t0 := time.Unix(0, 0)
-	c := newDemoCluster(1, time.Minute, time.Minute, 4, 1.4)
+	c := newDemoCluster(1, t0, time.Minute, time.Minute, 4, 1.4)
 	for i := range c.zones {
 		c.zones[i].up = false
 		c.zones[i].meanDown = 1e6 * time.Hour

@@ -127,7 +127,7 @@ func (v *demoView) line(r *demoRun, now time.Time, rate float64) string {
 	return fmt.Sprintf("%s demand %6s/s  forecast p50/p90/p99 %s  sized for %6s/s  on-demand %2d/%-2d  spot %2d/%-2d (margin %d, pending %d)  mode %-10s zones up %d/3  interruptions %d  cost $%.2f",
 		now.Format("Mon 15:04"), formatRate(rate), band, formatRate(p.ForecastRate),
 		od.Ready, p.Tiers[capacity.TierOnDemand].Replicas, spot.Ready, p.Tiers[capacity.TierSpot].Replicas,
-		p.Tiers[capacity.TierSpot].Margin, spot.Pending, p.Mode, r.cluster.ZonesUp(), r.cluster.interruptions, r.cluster.costDollars)
+		p.Tiers[capacity.TierSpot].Margin, spot.Pending, p.Mode, r.cluster.ZonesUp(), r.cluster.Interruptions(), r.cluster.costDollars)
 }
 
 func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
@@ -156,7 +156,7 @@ func (v *demoView) frame(r *demoRun, now time.Time, rate float64) string {
 	fmt.Fprintf(&b, "                ready  starting  pending  under notice   target (margin)\n")
 	fmt.Fprintf(&b, "  on-demand     %5d  %8d  %7d  %12d   %6d\n", od.Ready, od.Starting, od.Pending, od.Terminating, p.Tiers[capacity.TierOnDemand].Replicas)
 	fmt.Fprintf(&b, "  spot          %5d  %8d  %7d  %12d   %6d (%d)\n\n", spot.Ready, spot.Starting, spot.Pending, spot.Terminating, p.Tiers[capacity.TierSpot].Replicas, p.Tiers[capacity.TierSpot].Margin)
-	fmt.Fprintf(&b, "spot market  %d/3 zones up, %d interruptions so far\n", r.cluster.ZonesUp(), r.cluster.interruptions)
+	fmt.Fprintf(&b, "spot market  %d/3 zones up, %d interruptions so far\n", r.cluster.ZonesUp(), r.cluster.Interruptions())
 	fmt.Fprintf(&b, "chat server  queue %d, running %d\n", st.Waiting, st.Running)
 	if d := r.lastBatch; d.Model != "" {
 		fmt.Fprintf(&b, "batching     %s (Triton, recommend-only, SLO %s): max_batch_size %d, max_queue_delay %s; predicted p99 %.0f ms (%s)\n",
@@ -175,7 +175,7 @@ func (v *demoView) final(r *demoRun) {
 		saving = 1 - r.cluster.costDollars/v.allODDollars
 	}
 	fmt.Fprintf(v.w, "demo: %d decisions; %.1f on-demand and %.1f spot replica-hours; %d spot interruptions; cost $%.2f (%.0f%% below all on-demand)\n",
-		v.decisions, v.odHours, v.spotHours, r.cluster.interruptions, r.cluster.costDollars, 100*saving)
+		v.decisions, v.odHours, v.spotHours, r.cluster.Interruptions(), r.cluster.costDollars, 100*saving)
 	if d := r.lastBatch; d.Model != "" {
 		fmt.Fprintf(v.w, "demo: batch controller on %s recommends max_batch_size %d, max_queue_delay %s (profile alpha %.1f ms, beta %.2f ms; %s)\n",
 			d.Model, d.Recommended.MaxBatchSize, d.Recommended.MaxQueueDelay, 1000*d.Profile.Alpha, 1000*d.Profile.Beta, d.Reason)
