@@ -81,7 +81,7 @@ func TestPodStatesDrivePlanner(t *testing.T) {
 	)
 	src := &fakeNotices{nodes: []nodeNotice{{node: "b1", pool: "spot-b", active: true, total: 1}}}
 	var logs bytes.Buffer
-	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(src),
 		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
 	now := time.Unix(1_700_000_000, 0)
 	sig, err := l.Signals(context.Background(), w, now)

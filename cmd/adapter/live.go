@@ -580,13 +580,14 @@ func (p *planned) forget(keep func(string) bool) {
 	maps.DeleteFunc(p.past, func(name string, _ []plannedAt) bool { return !keep(name) })
 }
 
-// withSpotNotices is a LiveSource that adds the spot notices of a
-// workload's pools to another source's signals, and the tier states: from
+// withTierSignals is a LiveSource that adds to another source's signals
+// what it does not know of the workload's tiers: the spot notices of its
+// pools, and the replicas' states: from
 // the workload's pods when there is a pod source (--kubernetes.pods), else
 // estimated from the workload's past plans (planned) for spot workloads.
 // Failing to read notices or pods does not fail the live signals: the
 // planner then sees none, or the estimate, and the log says so.
-type withSpotNotices struct {
+type withTierSignals struct {
 	live  capacity.LiveSource
 	spot  *spotNotices
 	plans interface {
@@ -599,7 +600,7 @@ type withSpotNotices struct {
 	names   func() map[string]bool // workloads of the current policy
 }
 
-func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
+func (l withTierSignals) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
 	sig, err := l.live.Signals(ctx, w, now)
 	if err != nil {
 		return sig, err
@@ -635,7 +636,7 @@ func (l withSpotNotices) Signals(ctx context.Context, w *capacity.Workload, now 
 // logPodError logs a workload's pod source error when it changes (a
 // missing Deployment would otherwise be logged every decision), and the
 // recovery.
-func (l withSpotNotices) logPodError(workload string, err error) {
+func (l withTierSignals) logPodError(workload string, err error) {
 	if l.podErrs == nil {
 		return
 	}
@@ -653,10 +654,10 @@ func (l withSpotNotices) logPodError(workload string, err error) {
 	}
 }
 
-// withSpotNoticesFrom wraps live with the spot notices of the flags' source:
-// Prometheus when --prometheus.url is set (it scrapes every node's
-// exporter), else the exporter of --exporter.url.
-func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, cache *capacity.Cache, pods podCounter, log *slog.Logger) (capacity.LiveSource, error) {
+// withTierSignalsFrom wraps live with the spot notices of the flags' source
+// (Prometheus when --prometheus.url is set: it scrapes every node's
+// exporter; else the exporter of --exporter.url) and the pod source, if any.
+func withTierSignalsFrom(live capacity.LiveSource, cfg serveConfig, policy *capacity.PolicyFile, cache *capacity.Cache, pods podCounter, log *slog.Logger) (capacity.LiveSource, error) {
 	var src noticeSource
 	switch {
 	case cfg.promURL != "":
@@ -677,6 +678,6 @@ func withSpotNoticesFrom(live capacity.LiveSource, cfg serveConfig, policy *capa
 		}
 		return out
 	}
-	return withSpotNotices{live: live, spot: newSpotNotices(src), plans: cache, past: newPlanned(), pods: pods, podErrs: &sync.Map{},
+	return withTierSignals{live: live, spot: newSpotNotices(src), plans: cache, past: newPlanned(), pods: pods, podErrs: &sync.Map{},
 		log: log, names: names}, nil
 }

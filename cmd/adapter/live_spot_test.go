@@ -136,10 +136,10 @@ func (f fixedLive) Signals(context.Context, *capacity.Workload, time.Time) (capa
 	return f.sig, f.err
 }
 
-func TestWithSpotNotices(t *testing.T) {
+func TestWithTierSignalsNotices(t *testing.T) {
 	w := spotWorkload("chat", "p")
 	src := &fakeNotices{nodes: []nodeNotice{{node: "n", pool: "p", active: true, total: 1}}}
-	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 3}}, spot: newSpotNotices(src), log: slog.New(slog.DiscardHandler)}
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 3}}, spot: newSpotNotices(src), log: slog.New(slog.DiscardHandler)}
 	sig, err := l.Signals(context.Background(), w, time.Now())
 	if err != nil || sig.Rate != 3 || sig.Spot.Terminating != 1 {
 		t.Fatalf("signals %+v, %v; want rate 3 and 1 terminating", sig, err)
@@ -239,7 +239,7 @@ func TestForecastReselectFlag(t *testing.T) {
 	}
 }
 
-// planCache is the adapter's plan cache as withSpotNotices reads it.
+// planCache is the adapter's plan cache as withTierSignals reads it.
 type planCache map[string]capacity.Plan
 
 func (c planCache) Get(w string) (capacity.Plan, bool) { p, ok := c[w]; return p, ok }
@@ -281,7 +281,7 @@ func TestSpotNoticeEpisode(t *testing.T) {
 	planner := capacity.NewPlanner(*w)
 	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "spot-a"}, {node: "a2", pool: "spot-a"}, {node: "b1", pool: "spot-b"}}}
 	cache := planCache{}
-	l := withSpotNotices{live: fixedLive{sig: capacity.Signals{Rate: 20, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 20, Backlog: math.NaN()}}, spot: newSpotNotices(src),
 		plans: cache, past: newPlanned(), log: slog.New(slog.DiscardHandler)}
 	start := time.Unix(1_700_000_000, 0)
 	plan := func(at time.Duration) (od, spot int) {

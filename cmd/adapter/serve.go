@@ -198,7 +198,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("serve: %w", err)
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
-	if live, err = withSpotNoticesFrom(live, cfg, policy, cache, pods, log); err != nil {
+	if live, err = withTierSignalsFrom(live, cfg, policy, cache, pods, log); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	if err := addBatchController(runCtx, &g, cfg.batchFile, cfg.exporterURL, cache, reg, log); err != nil {
