@@ -5,6 +5,8 @@ import (
 	"math"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/infercast/infercast/pkg/batchctl"
 )
 
@@ -12,7 +14,9 @@ import (
 // observation of one model over the interval since its previous call, as
 // docs/batching.md lays out: completed requests from the requests counter,
 // batches from the average batch size, execution time from the mean
-// latency less the mean queue time, the p99 from the latency summary.
+// latency less the mean queue time, the p99 from the latency summary, and
+// the clump sizes of the arrivals from the clump counter, where a gateway
+// or request log exports one (else zero: not measured, Poisson assumed).
 // The exporter sums a model's targets, but each target batches on its
 // own: the observation is one target's share, so the controller plans for
 // the rate one server sees (every target gets the same knobs).
@@ -22,6 +26,23 @@ type batchObserver struct {
 	prevT    time.Time
 	prevN    float64
 	havePrev bool
+	// prevClumps is the clump counter at prevT; haveClumps is false when
+	// it was absent then, so an increase always spans the same interval
+	// as the requests'.
+	prevClumps float64
+	haveClumps bool
+}
+
+// modelCounter sums the model's series of a counter family over the
+// exporters read; NaN when none has one.
+func modelCounter(fam *dto.MetricFamily, model string) float64 {
+	var totals []float64 // one per exporter read
+	for _, m := range fam.GetMetric() {
+		if label(m, "model") == model {
+			totals = append(totals, m.GetCounter().GetValue())
+		}
+	}
+	return sumOf(totals)
 }
 
 // observe returns the observation ending at now, and false while there is
@@ -31,18 +52,15 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	if err != nil {
 		return batchctl.Observation{}, false, err
 	}
-	var totals []float64 // one per exporter read
-	for _, m := range mfs["infercast_model_requests_total"].GetMetric() {
-		if label(m, "model") == b.model {
-			totals = append(totals, m.GetCounter().GetValue())
-		}
-	}
-	total := sumOf(totals)
+	total := modelCounter(mfs["infercast_model_requests_total"], b.model)
 	if math.IsNaN(total) {
 		return batchctl.Observation{}, false, nil
 	}
+	clumps := modelCounter(mfs["infercast_model_request_clump_size_sum_total"], b.model)
 	prevT, prevN, had := b.prevT, b.prevN, b.havePrev
+	prevClumps, hadClumps := b.prevClumps, b.haveClumps
 	b.prevT, b.prevN, b.havePrev = now, total, true
+	b.prevClumps, b.haveClumps = clumps, !math.IsNaN(clumps)
 	if !had || !now.After(prevT) || total < prevN {
 		return batchctl.Observation{}, false, nil
 	}
@@ -65,6 +83,11 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	}
 	o.Arrivals /= float64(targets)
 	o.Requests /= float64(targets)
+	if hadClumps && clumps >= prevClumps { // NaN (absent now) fails too
+		// A decrease is a reset (the exporter restarted): no clumps
+		// measured this window, not a negative count.
+		o.ClumpSizeSum = (clumps - prevClumps) / float64(targets)
+	}
 	if math.IsNaN(queueMean) {
 		queueMean = 0
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +20,8 @@ import (
 // batchExporter serves what an infercast exporter exports for a Triton
 // model "ranker" at 50 req/s whose average batch cycles through 2, 8 and
 // 16 each second, each batch running 50 ms + 10 ms per request after 10 ms
-// of queueing — and the chat counter serve's planner reads.
+// of queueing, arriving in clumps of 4 (the clump counter a gateway's
+// mapping gives) — and the chat counter serve's planner reads.
 func batchExporter(t *testing.T) *httptest.Server {
 	start := time.Now()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -27,6 +29,8 @@ func batchExporter(t *testing.T) *httptest.Server {
 		b := []float64{2, 8, 16}[int(el)%3]
 		fmt.Fprintf(w, `# TYPE infercast_model_requests_total counter
 infercast_model_requests_total{model="ranker"} %d
+# TYPE infercast_model_request_clump_size_sum_total counter
+infercast_model_request_clump_size_sum_total{model="ranker"} %d
 # TYPE infercast_model_batch_size gauge
 infercast_model_batch_size{model="ranker",target="triton-0"} %g
 # TYPE infercast_model_request_latency_mean_seconds gauge
@@ -39,7 +43,7 @@ infercast_model_request_latency_seconds_sum{model="ranker",window="1m"} 10
 infercast_model_request_latency_seconds_count{model="ranker",window="1m"} 100
 # TYPE chat_requests_total counter
 chat_requests_total{pod="a"} %d
-`, int(50*el), b, 0.01+0.05+0.01*b, int(10*el))
+`, int(50*el), int(4*50*el), b, 0.01+0.05+0.01*b, int(10*el))
 	}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -99,8 +103,9 @@ func (s *tritonStub) maxBatch() (float64, int) {
 }
 
 // serve with a batch config tunes a (fake) Triton from the exporter's
-// signals: it reads the model's config, learns the profile, and reloads
-// the model with a larger max_batch_size; the decision is on /metrics.
+// signals: it reads the model's config, learns the profile and the
+// arrivals' clumps of 4, and reloads the model with a larger
+// max_batch_size; the decision is on /metrics.
 func TestServeBatchController(t *testing.T) {
 	dir := t.TempDir()
 	pol := filepath.Join(dir, "policy.yaml")
@@ -178,6 +183,11 @@ func TestServeBatchController(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
+	if m := regexp.MustCompile(`(?m)^infercast_batch_arrival_clump_size\{model="ranker"\} (\S+)$`).FindStringSubmatch(string(body)); m == nil {
+		t.Error("/metrics lacks infercast_batch_arrival_clump_size{model=\"ranker\"}")
+	} else if c, err := strconv.ParseFloat(m[1], 64); err != nil || c < 3.5 || c > 4.5 {
+		t.Errorf("learned clump size %s, want about 4 from the exporter's clump counter", m[1])
+	}
 	for _, want := range []string{
 		`infercast_batch_changes_total{actuator="triton",model="ranker"} 1`,
 		`infercast_batch_predicted_p99_seconds{model="ranker"}`,

@@ -3,14 +3,23 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/metrics"
 )
 
 // The observation is one target's share of the model's summed counter,
@@ -62,6 +71,72 @@ infercast_model_request_latency_seconds_count{model="ranker",window="1m"} 10
 	}
 }
 
+// ClumpSizeSum is the increase of the clump counter over the same
+// interval as the requests', one target's share like Arrivals: clumps of
+// 4 read as 4 per arrival. A counter that went down (the exporter
+// restarted), or one missing at either end of the interval, is no
+// measurement (0, Poisson assumed), never a negative or a longer
+// interval's increase.
+func TestBatchObserverClumps(t *testing.T) {
+	const absent = -1
+	var total, clumps atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintf(w, `# TYPE infercast_model_requests_total counter
+infercast_model_requests_total{model="ranker"} %d
+# TYPE infercast_model_batch_size gauge
+infercast_model_batch_size{model="ranker",target="a"} 4
+infercast_model_batch_size{model="ranker",target="b"} 6
+# TYPE infercast_model_request_latency_mean_seconds gauge
+infercast_model_request_latency_mean_seconds{model="ranker",window="1m"} 0.12
+`, total.Load())
+		if c := clumps.Load(); c != absent {
+			fmt.Fprintf(w, `# TYPE infercast_model_request_clump_size_sum_total counter
+infercast_model_request_clump_size_sum_total{model="ranker"} %d
+infercast_model_request_clump_size_sum_total{model="other"} 7777
+`, c)
+		}
+	}))
+	defer srv.Close()
+	steps := []struct {
+		name      string
+		clumps    int64
+		wantClump float64
+	}{
+		{name: "absent before", clumps: absent},
+		{name: "appears: no interval yet", clumps: 1000, wantClump: 0},
+		// +800 over two targets: 400 for one target's 100 arrivals.
+		{name: "clumps of 4", clumps: 1800, wantClump: 400},
+		{name: "reset", clumps: 50, wantClump: 0},
+		{name: "after the reset", clumps: 250, wantClump: 100},
+		{name: "gone", clumps: absent, wantClump: 0},
+		{name: "back: no interval yet", clumps: 900, wantClump: 0},
+		{name: "clumps of 2", clumps: 1300, wantClump: 200},
+	}
+	b := &batchObserver{exporter: exporterLive{url: srv.URL, client: srv.Client()}, model: "ranker"}
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	for i, s := range steps {
+		total.Store(int64(100 + 200*i)) // 200 completed every 10 s over two targets
+		clumps.Store(s.clumps)
+		o, ok, err := b.observe(ctx, now.Add(time.Duration(i)*10*time.Second))
+		if i == 0 {
+			if ok || err != nil {
+				t.Fatalf("%s: ok=%v err=%v, want no observation yet", s.name, ok, err)
+			}
+			continue
+		}
+		if err != nil || !ok {
+			t.Fatalf("%s: ok=%v err=%v", s.name, ok, err)
+		}
+		if o.Arrivals != 100 || o.ClumpSizeSum != s.wantClump {
+			t.Errorf("%s: arrivals %g, clump size sum %g; want 100 and %g", s.name, o.Arrivals, o.ClumpSizeSum, s.wantClump)
+		}
+		if err := o.Validate(); err != nil {
+			t.Errorf("%s: %v", s.name, err)
+		}
+	}
+}
+
 type planMap map[string]capacity.Plan
 
 func (p planMap) Get(w string) (capacity.Plan, bool) { pl, ok := p[w]; return pl, ok }
@@ -93,5 +168,113 @@ func TestForecastPerServer(t *testing.T) {
 		if got := forecastPerServer(tc.plans, tc.workload, now); got != tc.want {
 			t.Errorf("workload %q: %g req/s per server, want %g", tc.workload, got, tc.want)
 		}
+	}
+}
+
+// The whole path of clump sizes in adapter serve: a gateway in front of
+// two model servers counts, for each request, the requests that arrived
+// at the same instant (clumps of 4); the exporter reads it through a
+// generic mapping's request_clump_size_sum_total, and the batch model
+// serve builds from its config learns clumps of 4 from the exporter's
+// /metrics. Without the counter it plans for Poisson arrivals (1).
+func TestClumpsFromGatewayToController(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		gateway   bool
+		wantClump float64
+	}{
+		{name: "gateway counts clumps of 4", gateway: true, wantClump: 4},
+		{name: "no clump counter", gateway: false, wantClump: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var step atomic.Int64
+			server := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				n := 1000 + 100*step.Load() // +100 requests per step, 0.1 s each
+				fmt.Fprintf(w, `# TYPE srv_requests_total counter
+srv_requests_total{model="ranker"} %d
+# TYPE srv_batch gauge
+srv_batch{model="ranker"} 8
+# TYPE srv_latency_seconds histogram
+srv_latency_seconds_bucket{model="ranker",le="0.25"} %d
+srv_latency_seconds_bucket{model="ranker",le="+Inf"} %d
+srv_latency_seconds_sum{model="ranker"} %g
+srv_latency_seconds_count{model="ranker"} %d
+`, n, n, n, 0.1*float64(n), n)
+			}))
+			defer server.Close()
+			gateway := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				// Both servers' requests, in clumps of 4.
+				fmt.Fprintf(w, "# TYPE gw_clump_size_sum_total counter\ngw_clump_size_sum_total{model=\"ranker\"} %d\n", 4*(2000+200*step.Load()))
+			}))
+			defer gateway.Close()
+
+			cfgText := fmt.Sprintf(`targets:
+  - {name: s0, url: '%[1]s', dialect: generic, mapping: server}
+  - {name: s1, url: '%[1]s', dialect: generic, mapping: server}
+generic_mappings:
+  server:
+    model_label: model
+    requests_total: srv_requests_total
+    batch_size: srv_batch
+    request_latency_histogram: srv_latency_seconds
+  gateway:
+    model_label: model
+    request_clump_size_sum_total: gw_clump_size_sum_total
+`, server.URL)
+			if tc.gateway {
+				cfgText = strings.Replace(cfgText, "generic_mappings:", fmt.Sprintf("  - {name: gw, url: '%s', dialect: generic, mapping: gateway}\ngeneric_mappings:", gateway.URL), 1)
+			}
+			cfg, err := metrics.ParseConfig([]byte(cfgText))
+			if err != nil {
+				t.Fatal(err)
+			}
+			clock := time.Unix(1_750_000_000, 0)
+			var clockMu sync.Mutex
+			now := func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return clock }
+			exp, err := metrics.New(cfg, metrics.Options{Now: now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			expReg := prometheus.NewPedanticRegistry()
+			expReg.MustRegister(exp)
+			expSrv := httptest.NewServer(promhttp.HandlerFor(expReg, promhttp.HandlerOpts{}))
+			defer expSrv.Close()
+
+			bfile := filepath.Join(t.TempDir(), "batch.yaml")
+			if err := os.WriteFile(bfile, []byte("models:\n  - model: ranker\n    slo: 500ms\n    max_batch_size: 32\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			ctlReg := prometheus.NewPedanticRegistry()
+			models, err := newBatchModels(bfile, expSrv.URL, nil, ctlReg, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for i := range 12 {
+				step.Store(int64(i))
+				exp.Cycle(ctx)
+				models[0].step(ctx, now())
+				clockMu.Lock()
+				clock = clock.Add(10 * time.Second)
+				clockMu.Unlock()
+			}
+			got := math.NaN()
+			mfs, err := ctlReg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, mf := range mfs {
+				if mf.GetName() == "infercast_batch_arrival_clump_size" {
+					for _, m := range mf.GetMetric() {
+						if label(m, "model") == "ranker" {
+							got = m.GetGauge().GetValue()
+						}
+					}
+				}
+			}
+			if math.Abs(got-tc.wantClump) > 1e-9 {
+				t.Errorf(`infercast_batch_arrival_clump_size{model="ranker"} = %g, want %g`, got, tc.wantClump)
+			}
+		})
 	}
 }

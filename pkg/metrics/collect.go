@@ -11,27 +11,28 @@ import (
 
 // descs are built once; Collect only fills values.
 type descs struct {
-	requests, rate, latMean, queueMean            *prometheus.Desc
-	quantile                                      [numHists]*prometheus.Desc
-	waiting, running, kv, batch, util, drain      *prometheus.Desc
-	up, scrapeDur, scrapeSamples, scrapeErrs      *prometheus.Desc
-	cycleDur, cycles, samples, targets, lastCycle *prometheus.Desc
+	requests, clumpSizes, rate, latMean, queueMean *prometheus.Desc
+	quantile                                       [numHists]*prometheus.Desc
+	waiting, running, kv, batch, util, drain       *prometheus.Desc
+	up, scrapeDur, scrapeSamples, scrapeErrs       *prometheus.Desc
+	cycleDur, cycles, samples, targets, lastCycle  *prometheus.Desc
 }
 
 func newDescs() descs {
 	mw := []string{"model", "window"}
 	mt := []string{"model", "target"}
 	d := descs{
-		requests:  prometheus.NewDesc("infercast_model_requests_total", "Completed requests since the exporter started, summed over the model's targets; target restarts and counter resets do not lower it.", []string{"model"}, nil),
-		rate:      prometheus.NewDesc("infercast_model_requests_per_second", "Completed requests per second over the window, summed over the model's targets.", mw, nil),
-		latMean:   prometheus.NewDesc("infercast_model_request_latency_mean_seconds", "Mean end-to-end request latency over the window (from histogram sums, or Triton's duration counters).", mw, nil),
-		queueMean: prometheus.NewDesc("infercast_model_queue_time_mean_seconds", "Mean time requests spent queued over the window (from histogram sums, or Triton's queue duration counter).", mw, nil),
-		waiting:   prometheus.NewDesc("infercast_model_requests_waiting", "Requests waiting in the server's queue (the backlog), as last scraped.", mt, nil),
-		running:   prometheus.NewDesc("infercast_model_requests_running", "Requests being processed, as last scraped.", mt, nil),
-		kv:        prometheus.NewDesc("infercast_model_kv_cache_usage_ratio", "Fraction of the KV cache in use (0–1), as last scraped.", mt, nil),
-		batch:     prometheus.NewDesc("infercast_model_batch_size", "Average batch size over the shortest window (Triton: inference count / execution count), else the current batch or running requests.", mt, nil),
-		util:      prometheus.NewDesc("infercast_model_batch_utilization_ratio", "Batch size divided by the target's configured max_batch_size (0–1).", mt, nil),
-		drain:     prometheus.NewDesc("infercast_model_queue_drain_seconds", "Estimated time to drain the backlog at the throughput of the shortest window; +Inf when requests wait and none complete.", mt, nil),
+		requests:   prometheus.NewDesc("infercast_model_requests_total", "Completed requests since the exporter started, summed over the model's targets; target restarts and counter resets do not lower it.", []string{"model"}, nil),
+		clumpSizes: prometheus.NewDesc("infercast_model_request_clump_size_sum_total", "For each request that arrived since the exporter started, the number of requests that arrived at the same instant (itself included), summed over the requests and over the model's targets that expose such a counter (a gateway's or request log's, named by a generic mapping's request_clump_size_sum_total); its increase divided by the requests that arrived is the mean clump size a request arrives in. Target restarts and counter resets do not lower it.", []string{"model"}, nil),
+		rate:       prometheus.NewDesc("infercast_model_requests_per_second", "Completed requests per second over the window, summed over the model's targets.", mw, nil),
+		latMean:    prometheus.NewDesc("infercast_model_request_latency_mean_seconds", "Mean end-to-end request latency over the window (from histogram sums, or Triton's duration counters).", mw, nil),
+		queueMean:  prometheus.NewDesc("infercast_model_queue_time_mean_seconds", "Mean time requests spent queued over the window (from histogram sums, or Triton's queue duration counter).", mw, nil),
+		waiting:    prometheus.NewDesc("infercast_model_requests_waiting", "Requests waiting in the server's queue (the backlog), as last scraped.", mt, nil),
+		running:    prometheus.NewDesc("infercast_model_requests_running", "Requests being processed, as last scraped.", mt, nil),
+		kv:         prometheus.NewDesc("infercast_model_kv_cache_usage_ratio", "Fraction of the KV cache in use (0–1), as last scraped.", mt, nil),
+		batch:      prometheus.NewDesc("infercast_model_batch_size", "Average batch size over the shortest window (Triton: inference count / execution count), else the current batch or running requests.", mt, nil),
+		util:       prometheus.NewDesc("infercast_model_batch_utilization_ratio", "Batch size divided by the target's configured max_batch_size (0–1).", mt, nil),
+		drain:      prometheus.NewDesc("infercast_model_queue_drain_seconds", "Estimated time to drain the backlog at the throughput of the shortest window; +Inf when requests wait and none complete.", mt, nil),
 
 		up:            prometheus.NewDesc("infercast_target_up", "1 when the last scrape of the target succeeded and its body parsed, else 0.", []string{"target", "dialect", "source"}, nil),
 		scrapeDur:     prometheus.NewDesc("infercast_target_scrape_duration_seconds", "Duration of the last scrape of the target, parsing included.", []string{"target"}, nil),
@@ -65,7 +66,7 @@ func newDescs() descs {
 // Describe implements prometheus.Collector.
 func (e *Exporter) Describe(ch chan<- *prometheus.Desc) {
 	d := &e.d
-	for _, x := range []*prometheus.Desc{d.requests, d.rate, d.latMean, d.queueMean, d.waiting, d.running, d.kv, d.batch, d.util, d.drain,
+	for _, x := range []*prometheus.Desc{d.requests, d.clumpSizes, d.rate, d.latMean, d.queueMean, d.waiting, d.running, d.kv, d.batch, d.util, d.drain,
 		d.up, d.scrapeDur, d.scrapeSamples, d.scrapeErrs, d.cycleDur, d.cycles, d.samples, d.targets, d.lastCycle} {
 		ch <- x
 	}
@@ -139,6 +140,9 @@ func (e *Exporter) CollectErr(ch chan<- prometheus.Metric) error {
 	}
 	for _, model := range slices.Sorted(maps.Keys(snap.requestsTotal)) {
 		ch <- prometheus.MustNewConstMetric(d.requests, prometheus.CounterValue, snap.requestsTotal[model], model)
+	}
+	for _, model := range slices.Sorted(maps.Keys(snap.clumpSizeSum)) {
+		ch <- prometheus.MustNewConstMetric(d.clumpSizes, prometheus.CounterValue, snap.clumpSizeSum[model], model)
 	}
 	for _, m := range snap.models {
 		for wi, w := range m.windows {

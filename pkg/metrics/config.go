@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
@@ -54,17 +55,24 @@ type TargetConfig struct {
 // GenericConfig maps an arbitrary server's metric names onto infercast's
 // signals. Histogram names are base names (without _bucket/_sum/_count).
 type GenericConfig struct {
-	ModelLabel           string  `yaml:"model_label"`
-	RequestsTotal        string  `yaml:"requests_total"`
-	QueueWaiting         string  `yaml:"queue_waiting"`
-	Running              string  `yaml:"running"`
-	KVCacheUsageRatio    string  `yaml:"kv_cache_usage_ratio"`
-	BatchSize            string  `yaml:"batch_size"`
-	RequestLatency       string  `yaml:"request_latency_histogram"`
-	TimeToFirstToken     string  `yaml:"time_to_first_token_histogram"`
-	TimePerOutputToken   string  `yaml:"time_per_output_token_histogram"`
-	QueueTime            string  `yaml:"queue_time_histogram"`
-	HistogramUnitSeconds float64 `yaml:"histogram_unit_seconds"`
+	ModelLabel    string `yaml:"model_label"`
+	RequestsTotal string `yaml:"requests_total"`
+	// RequestClumpSizeSumTotal is a counter that adds, for every request
+	// that arrives, the number of requests that arrived at the same
+	// instant (itself included) — kept by a gateway or a request log, not
+	// by model servers. Exported as
+	// infercast_model_request_clump_size_sum_total, it is the batch
+	// controller's Observation.ClumpSizeSum.
+	RequestClumpSizeSumTotal string  `yaml:"request_clump_size_sum_total"`
+	QueueWaiting             string  `yaml:"queue_waiting"`
+	Running                  string  `yaml:"running"`
+	KVCacheUsageRatio        string  `yaml:"kv_cache_usage_ratio"`
+	BatchSize                string  `yaml:"batch_size"`
+	RequestLatency           string  `yaml:"request_latency_histogram"`
+	TimeToFirstToken         string  `yaml:"time_to_first_token_histogram"`
+	TimePerOutputToken       string  `yaml:"time_per_output_token_histogram"`
+	QueueTime                string  `yaml:"queue_time_histogram"`
+	HistogramUnitSeconds     float64 `yaml:"histogram_unit_seconds"`
 }
 
 // IntegrationsConfig configures the collectors wired in by cmd/exporter.
@@ -274,7 +282,8 @@ func (t TargetConfig) validate(mappings map[string]GenericConfig) error {
 
 func (m GenericConfig) validate() error {
 	names := []struct{ field, v string }{
-		{"requests_total", m.RequestsTotal}, {"queue_waiting", m.QueueWaiting},
+		{"requests_total", m.RequestsTotal}, {"request_clump_size_sum_total", m.RequestClumpSizeSumTotal},
+		{"queue_waiting", m.QueueWaiting},
 		{"running", m.Running}, {"kv_cache_usage_ratio", m.KVCacheUsageRatio},
 		{"batch_size", m.BatchSize}, {"request_latency_histogram", m.RequestLatency},
 		{"time_to_first_token_histogram", m.TimeToFirstToken},
@@ -295,6 +304,11 @@ func (m GenericConfig) validate() error {
 	}
 	if !any {
 		return errors.New("requests_total: a mapping needs at least one metric")
+	}
+	// Both are counters, read with or without _total: one name cannot be
+	// both (the clump sizes would be read as requests, or the reverse).
+	if c := m.RequestClumpSizeSumTotal; c != "" && strings.TrimSuffix(c, "_total") == strings.TrimSuffix(m.RequestsTotal, "_total") {
+		return fmt.Errorf("request_clump_size_sum_total: %q is the requests_total counter %q", c, m.RequestsTotal)
 	}
 	if m.ModelLabel != "" && !model.UTF8Validation.IsValidLabelName(m.ModelLabel) {
 		return fmt.Errorf("model_label: %q is not a valid label name", m.ModelLabel)

@@ -25,6 +25,8 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"undefined mapping", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: generic, mapping: m}\n", `targets[0].mapping: "m" is not defined in generic_mappings`},
 		{"mapping on builtin dialect", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: vllm, mapping: m}\n", "targets[0].mapping: only allowed with dialect generic"},
 		{"empty mapping", "generic_mappings:\n  m: {model_label: model}\n", "generic_mappings.m.requests_total: a mapping needs at least one metric"},
+		{"unknown mapping key", "generic_mappings:\n  m: {requests_total: r, request_clump_size_sum: c}\n", "yaml: unmarshal errors:\n  line 2: field request_clump_size_sum not found in type metrics.GenericConfig"},
+		{"clump counter is the requests counter", "generic_mappings:\n  m: {requests_total: gw_requests_total, request_clump_size_sum_total: gw_requests}\n", `generic_mappings.m.request_clump_size_sum_total: "gw_requests" is the requests_total counter "gw_requests_total"`},
 		{"malformed YAML", "generic_mappings:\n  m: {requests_total: \"\"\n", "yaml: line 1: did not find expected ',' or '}'"},
 		{"negative max batch", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: vllm, max_batch_size: -4}\n", "targets[0].max_batch_size: must not be negative"},
 		{"unknown spot provider", "integrations: {spot: {providers: [oracle]}}\n", `integrations.spot.providers[0]: unknown provider "oracle" (want aws, gcp or azure)`},
@@ -78,5 +80,17 @@ generic_mappings:
 	}
 	if _, ok := d.rules["my_requests"]; !ok {
 		t.Error("counter without _total not accepted")
+	}
+
+	// A mapping of the clump counter alone (a gateway's) is a mapping.
+	c, err = ParseConfig([]byte("generic_mappings:\n  gw: {model_label: model, request_clump_size_sum_total: gw_clump_size_sum_total}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = GenericDialect("gw", c.GenericMappings["gw"])
+	for _, n := range []string{"gw_clump_size_sum_total", "gw_clump_size_sum"} {
+		if r, ok := d.rules[n]; !ok || r.sig != SigClumpSizeSum || !r.sig.isCounter() {
+			t.Errorf("clump counter rule %s = %+v, %v", n, r, ok)
+		}
 	}
 }

@@ -18,6 +18,7 @@ const (
 	SigBatchExecs                 // counter: batch executions (Triton nv_inference_exec_count)
 	SigLatencyTotal               // counter: seconds spent on requests (Triton)
 	SigQueueTotal                 // counter: seconds spent queued (Triton)
+	SigClumpSizeSum               // counter: summed over arrivals, the size of the clump each arrived in (a gateway's or request log's)
 	SigWaiting                    // gauge: requests waiting in the queue
 	SigRunning                    // gauge: requests being processed
 	SigKVCache                    // gauge: KV-cache usage, 0–1
@@ -32,13 +33,13 @@ const (
 
 const (
 	firstCounter = SigRequests
-	numCounters  = SigQueueTotal + 1
+	numCounters  = SigClumpSizeSum + 1
 	firstHist    = SigLatency
 	numHists     = int(numSignals - SigLatency)
 )
 
 func (s Signal) isHist() bool    { return s >= SigLatency }
-func (s Signal) isCounter() bool { return s <= SigQueueTotal }
+func (s Signal) isCounter() bool { return s <= SigClumpSizeSum }
 
 // part says which sample of a family a name is.
 type part uint8
@@ -165,6 +166,9 @@ func GenericDialect(name string, m GenericConfig) *Dialect {
 	}
 	if m.RequestsTotal != "" {
 		d.counter(m.RequestsTotal, SigRequests, 0)
+	}
+	if m.RequestClumpSizeSumTotal != "" {
+		d.counter(m.RequestClumpSizeSumTotal, SigClumpSizeSum, 0)
 	}
 	for _, g := range []struct {
 		n string

@@ -55,10 +55,10 @@ type Exporter struct {
 	coldStarts   *prometheus.CounterVec
 	coldStartDur *prometheus.HistogramVec
 
-	// Completed requests per model since the exporter started, summed over
-	// targets from their reset-adjusted counters; touched only by publish.
-	requestsPrev  map[string]float64 // by target and model: the last cumulative value
-	requestsTotal map[string]float64 // by model
+	// Per model since the exporter started, summed over targets from
+	// their reset-adjusted counters: completed requests, and the clump
+	// sizes of arriving requests. Touched only by publish.
+	requests, clumpSizes modelTotal
 }
 
 // New returns an Exporter with the global settings of cfg and its static
@@ -81,8 +81,8 @@ func New(cfg Config, opts Options) (*Exporter, error) {
 		sources: map[string][]Target{},
 		states:  map[string]*targetState{},
 
-		requestsPrev:  map[string]float64{},
-		requestsTotal: map[string]float64{},
+		requests:   newModelTotal(SigRequests),
+		clumpSizes: newModelTotal(SigClumpSizeSum),
 		coldStarts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "infercast_cold_starts_total",
 			Help: "Cold starts of model servers: process restarts of static targets, pod starts and container restarts in Kubernetes.",
@@ -320,6 +320,7 @@ type snapshot struct {
 	targets       []targetSnap
 	models        []modelSnap
 	requestsTotal map[string]float64 // completed requests per model since start
+	clumpSizeSum  map[string]float64 // clump sizes of arrivals per model since start
 }
 
 type targetSnap struct {
@@ -363,66 +364,84 @@ func (e *Exporter) publish(states []*targetState, windows []time.Duration, took 
 		}
 		s.coldStarts = s.coldStarts[:0]
 	}
-	e.countRequests(states)
-	snap.requestsTotal = maps.Clone(e.requestsTotal)
-	for _, model := range e.incompleteModels(states) {
-		delete(snap.requestsTotal, model)
-	}
+	snap.requestsTotal = e.requests.count(states)
+	snap.clumpSizeSum = e.clumpSizes.count(states)
 	e.samples.Add(uint64(samples))
 	e.cycles.Add(1)
 	e.snap.Store(snap)
 }
 
-// countRequests adds every target's increase of completed requests since
-// the previous cycle to its model's total. A target seen for the first time
-// adds nothing (its history predates the exporter), and a counter that went
-// backwards (its history restarted) adds nothing: the total never drops,
-// so it is a counter that Prometheus and the adapter's store can rate.
-func (e *Exporter) countRequests(states []*targetState) {
+// modelTotal is a counter per model since the exporter started: the sum
+// over the model's targets of one counter signal's increases, from the
+// targets' reset-adjusted counters. infercast_model_requests_total and
+// infercast_model_request_clump_size_sum_total are two of them.
+type modelTotal struct {
+	sig   Signal
+	prev  map[string]float64 // by target and model: the last cumulative value
+	total map[string]float64 // by model
+}
+
+func newModelTotal(sig Signal) modelTotal {
+	return modelTotal{sig: sig, prev: map[string]float64{}, total: map[string]float64{}}
+}
+
+// count adds every target's increase since the previous cycle to its
+// model's total and returns the totals to publish. A target seen for the
+// first time adds nothing (its history predates the exporter), and a
+// counter that went backwards (its history restarted) adds nothing: the
+// total never drops, so it is a counter that Prometheus and the adapter's
+// store can rate. Models with too many targets down are left out of what
+// is returned (incompleteModels).
+func (c *modelTotal) count(states []*targetState) map[string]float64 {
 	live := make(map[string]bool, len(states))
 	for _, s := range states {
 		live[s.t.Name] = true
 		for _, r := range s.models {
-			v, ok := r.series.latest(SigRequests)
+			v, ok := r.series.latest(c.sig)
 			if !ok {
 				continue
 			}
 			key := s.t.Name + "\x00" + r.model
-			if prev, had := e.requestsPrev[key]; had && v > prev {
-				e.requestsTotal[r.model] += v - prev
-			} else if _, known := e.requestsTotal[r.model]; !known {
-				e.requestsTotal[r.model] = 0
+			if prev, had := c.prev[key]; had && v > prev {
+				c.total[r.model] += v - prev
+			} else if _, known := c.total[r.model]; !known {
+				c.total[r.model] = 0
 			}
-			e.requestsPrev[key] = v
+			c.prev[key] = v
 		}
 	}
-	for key := range e.requestsPrev {
+	for key := range c.prev {
 		// A target that is down keeps its last value, so its increase
 		// across the gap is counted when it returns; one that left the
 		// configuration is forgotten (its model's total stays).
 		if target, _, _ := strings.Cut(key, "\x00"); !live[target] {
-			delete(e.requestsPrev, key)
+			delete(c.prev, key)
 		}
 	}
+	out := maps.Clone(c.total)
+	for _, model := range c.incompleteModels(states) {
+		delete(out, model)
+	}
+	return out
 }
 
-// incompleteModels lists the models a tenth or more of whose targets are
-// down this cycle (known from the last value kept for each target and
-// model: a down target reports no models). Their request totals are
-// withheld until the targets answer again: a hung server's counter would
-// read as flat, a fall in demand that a planner scales in on, when it is
-// only unknown. Withheld, the series goes stale and the history shows a
-// gap; when the targets return, the total carries their increase across
-// it, so a rate over a window spanning the gap is still right. One down
-// target among more than ten only lowers the sum by its share, which is
-// exported.
-func (e *Exporter) incompleteModels(states []*targetState) []string {
+// incompleteModels lists the models a tenth or more of whose targets (of
+// those exposing the counter) are down this cycle (known from the last
+// value kept for each target and model: a down target reports no models).
+// Their totals are withheld until the targets answer again: a hung
+// server's counter would read as flat, a fall in demand that a planner
+// scales in on, when it is only unknown. Withheld, the series goes stale
+// and the history shows a gap; when the targets return, the total carries
+// their increase across it, so a rate over a window spanning the gap is
+// still right. One down target among more than ten only lowers the sum by
+// its share, which is exported.
+func (c *modelTotal) incompleteModels(states []*targetState) []string {
 	up := make(map[string]bool, len(states))
 	for _, s := range states {
 		up[s.t.Name] = s.up
 	}
 	all, down := map[string]int{}, map[string]int{}
-	for key := range e.requestsPrev {
+	for key := range c.prev {
 		target, model, _ := strings.Cut(key, "\x00")
 		all[model]++
 		if !up[target] {

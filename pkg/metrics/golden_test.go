@@ -21,9 +21,11 @@ import (
 var update = flag.Bool("update", false, "rewrite golden files from the current output")
 
 // modelFamilies are the families a dialect's golden file pins; timing
-// families (scrape durations) are left out on purpose.
+// families (scrape durations) are left out on purpose. No built-in dialect
+// reads clump sizes: pinned, their absence from every golden file.
 var modelFamilies = []string{
 	"infercast_model_requests_per_second",
+	"infercast_model_request_clump_size_sum_total",
 	"infercast_model_request_latency_seconds",
 	"infercast_model_time_to_first_token_seconds",
 	"infercast_model_time_per_output_token_seconds",
