@@ -615,7 +615,10 @@ func (l withTierSignals) Signals(ctx context.Context, w *capacity.Workload, now 
 		fromPods = perr == nil
 		l.logPodError(w.Name, perr)
 	}
-	if w.Tiers.Spot != nil && len(w.Tiers.Spot.Pools) > 0 && l.plans != nil && l.past != nil {
+	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
+		return sig, nil // no notices, no estimate: nothing kept to forget
+	}
+	if l.plans != nil && l.past != nil {
 		plan, ok := l.plans.Get(w.Name)
 		l.past.observe(w, plan, ok)
 		if !fromPods && sig.OnDemand == (capacity.TierState{}) && sig.Spot.Live() == 0 {
