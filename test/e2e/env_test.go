@@ -211,7 +211,11 @@ func tail(path string, n int) string {
 // procs that exits meanwhile fails the test at once.
 func eventually(t *testing.T, what string, timeout, interval time.Duration, cond func(ctx context.Context) (bool, string), procs ...*proc) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
+	// The distinct states seen, with when: a slow or failed wait shows its
+	// trajectory (which side lagged, and how), not only where it ended.
+	var trail []string
 	last := ""
 	for {
 		for _, p := range procs {
@@ -222,16 +226,25 @@ func eventually(t *testing.T, what string, timeout, interval time.Duration, cond
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		ok, state := cond(ctx)
 		cancel()
-		last = state
+		if state != last {
+			trail = append(trail, fmt.Sprintf("%5.1fs %s", time.Since(start).Seconds(), state))
+			last = state
+		}
 		if ok {
+			if time.Since(start) > slowWait {
+				t.Logf("%s: took %s:\n  %s", what, time.Since(start).Round(time.Second), strings.Join(trail, "\n  "))
+			}
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not reached within %s; last state: %s", what, timeout, last)
+			t.Fatalf("%s: not reached within %s; last state: %s; states:\n  %s", what, timeout, last, strings.Join(trail, "\n  "))
 		}
 		time.Sleep(interval)
 	}
 }
+
+// slowWait is how long a wait may take before its states are logged.
+const slowWait = 60 * time.Second
 
 // writeCerts writes a CA and a serving certificate for localhost/127.0.0.1
 // signed by it as ca.crt, tls.crt, tls.key (the layout KEDA's --cert-dir reads).
