@@ -116,6 +116,37 @@ func TestPodStatesDrivePlanner(t *testing.T) {
 	}
 }
 
+// TestOnDemandPendingPodsCoveredBySpot: an on-demand pod that cannot be
+// scheduled (no capacity, a quota) is pending in the signals, and the
+// planner carries it on spot while spot can place replicas.
+func TestOnDemandPendingPodsCoveredBySpot(t *testing.T) {
+	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pol.Workloads[0]
+	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
+		kubePod("od-1", "gpu-on-demand", "d1", true),
+		kubePod("od-2", "gpu-on-demand", "", false), // no on-demand capacity for 10 minutes
+		kubePod("spot-1", "gpu-spot", "a1", true),
+		kubePod("spot-2", "gpu-spot", "b1", true))
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(&fakeNotices{}),
+		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.DiscardHandler)}
+	now := time.Unix(1_700_000_000, 0)
+	sig, err := l.Signals(context.Background(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (capacity.TierState{Ready: 1, Pending: 1}); sig.OnDemand != want {
+		t.Fatalf("on-demand tier %+v, want %+v", sig.OnDemand, want)
+	}
+	sig.Time = now
+	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
+	if ex.SpotCoverReplicas != 1 || plan.Tiers[capacity.TierOnDemand].Replicas < 1 {
+		t.Errorf("plan %+v (%s); want the pending on-demand replica carried by spot (spot_cover 1), on-demand kept", plan, ex)
+	}
+}
+
 func TestKubeFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

@@ -13,18 +13,18 @@ import (
 // source. Register it on an injected registry (never the default one).
 // Every metric is listed in docs/planner.md; a test keeps the two in step.
 type Metrics struct {
-	target, margin                *prometheus.GaugeVec
-	forecast, horizon             *prometheus.GaugeVec
-	need, base, fallback, reserve *prometheus.GaugeVec
-	bound, mode                   *prometheus.GaugeVec
-	pInterrupt, pDomain, pWipeout *prometheus.GaugeVec
-	decisions                     *prometheus.CounterVec
-	lastDecision                  *prometheus.GaugeVec
-	historyFailures               *prometheus.CounterVec
-	degraded                      *prometheus.GaugeVec
-	replicaCapacity               *prometheus.GaugeVec
-	observed                      *prometheus.GaugeVec
-	reloadOK, reloadTime          prometheus.Gauge
+	target, margin                       *prometheus.GaugeVec
+	forecast, horizon                    *prometheus.GaugeVec
+	need, base, fallback, cover, reserve *prometheus.GaugeVec
+	bound, mode                          *prometheus.GaugeVec
+	pInterrupt, pDomain, pWipeout        *prometheus.GaugeVec
+	decisions                            *prometheus.CounterVec
+	lastDecision                         *prometheus.GaugeVec
+	historyFailures                      *prometheus.CounterVec
+	degraded                             *prometheus.GaugeVec
+	replicaCapacity                      *prometheus.GaugeVec
+	observed                             *prometheus.GaugeVec
+	reloadOK, reloadTime                 prometheus.Gauge
 
 	mu       sync.Mutex
 	bounds   map[string]string // last bound label per workload, to delete it
@@ -49,6 +49,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		need:     g("need_replicas", "Replicas that serve the sized demand after floors and stabilisation, before the spot margin and fallback.", w),
 		base:     g("base_need_replicas", "Replicas that serve the median forecast: the capacity the spot margin protects.", w),
 		fallback: g("fallback_replicas", "Spot capacity carried by on-demand after spot replicas went pending or were interrupted.", w),
+		cover:    g("spot_cover_replicas", "On-demand capacity carried by spot while on-demand replicas cannot be placed (pending).", w),
 		reserve:  g("surge_reserve_replicas", "Replicas above the calibrated sizing held against sustained surges (demand above the sizing for a whole cold start); on spot, without on-demand fallback.", w),
 		bound:    g("bound_info", "The floor or rule that bound the plan (1 for the current one): forecast, reactive, current-rate, backlog, latency, min-replicas, max-replicas, active, stabilization, tolerance, scale-down-rate.", []string{"workload", "bound"}),
 		mode:     g("mode", "1 for the mode of the latest plan (predictive, reactive, fallback, preview), 0 for the others.", []string{"workload", "mode"}),
@@ -75,7 +76,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		bounds:   map[string]string{},
 		muSource: map[string]string{},
 	}
-	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.reserve, m.bound, m.mode,
+	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.cover, m.reserve, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
 		m.replicaCapacity, m.observed, m.reloadOK, m.reloadTime)
 	return m
@@ -96,6 +97,7 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 	m.need.WithLabelValues(w).Set(float64(ex.Need))
 	m.base.WithLabelValues(w).Set(float64(ex.BaseNeed))
 	m.fallback.WithLabelValues(w).Set(float64(ex.FallbackReplicas))
+	m.cover.WithLabelValues(w).Set(float64(ex.SpotCoverReplicas))
 	m.reserve.WithLabelValues(w).Set(float64(ex.SurgeReserve))
 	m.mu.Lock()
 	if old, ok := m.bounds[w]; ok && old != p.Bound {
@@ -167,7 +169,7 @@ func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w)
 
 // Forget drops the series of a workload removed from the policy.
 func (m *Metrics) Forget(w string) {
-	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.bound, m.mode,
+	for _, v := range []*prometheus.GaugeVec{m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.cover, m.reserve, m.bound, m.mode,
 		m.pInterrupt, m.pDomain, m.pWipeout, m.lastDecision, m.degraded, m.replicaCapacity, m.observed} {
 		v.DeletePartialMatch(prometheus.Labels{"workload": w})
 	}

@@ -53,6 +53,47 @@ func TestObservedReplicas(t *testing.T) {
 	}
 }
 
+// Forgetting a workload removed from the policy drops every series that
+// names it, whatever the metric (a gauge left behind would report a plan
+// that no longer exists).
+func TestForgetDropsEveryWorkloadSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	for _, w := range []string{"chat", "batch"} {
+		wl := testWorkload()
+		wl.Name = w
+		p, ex := NewPlanner(wl).Plan(flat(t0, 20, 25, 30), nil, Signals{Time: t0, Rate: 20})
+		m.Observe(p, ex)
+		m.Observed(w, Signals{OnDemand: TierState{Ready: 2}, Spot: TierState{Ready: 3}}, true)
+		m.HistoryFailed(w)
+		m.Degraded(w, "reactive")
+	}
+	m.Forget("chat")
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := 0
+	for _, mf := range mfs {
+		for _, mt := range mf.GetMetric() {
+			for _, lp := range mt.GetLabel() {
+				if lp.GetName() != "workload" {
+					continue
+				}
+				switch lp.GetValue() {
+				case "chat":
+					t.Errorf("%s still has a series for the forgotten workload", mf.GetName())
+				case "batch":
+					batch++
+				}
+			}
+		}
+	}
+	if batch == 0 {
+		t.Error("no series left for batch: Forget dropped the other workload too")
+	}
+}
+
 func observedSeries(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	t.Helper()
 	mfs, err := reg.Gather()

@@ -143,6 +143,9 @@ type Explanation struct {
 	// FallbackReplicas is spot capacity carried by on-demand after spot
 	// went pending or was interrupted.
 	FallbackReplicas int
+	// SpotCoverReplicas is on-demand capacity carried by spot while
+	// on-demand replicas cannot be placed (pending: no capacity, a quota).
+	SpotCoverReplicas int
 	// Forecast is the forecaster's model, or the error that made the plan
 	// reactive.
 	Forecast string
@@ -150,9 +153,10 @@ type Explanation struct {
 
 // String is a one-line account of the plan's reasons, for logs.
 func (e Explanation) String() string {
-	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d forecast=%s",
+	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d spot_cover=%d forecast=%s",
 		e.Need, e.PredictiveNeed, e.SurgeReserve, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
-		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas, e.Forecast)
+		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas,
+		e.SpotCoverReplicas, e.Forecast)
 }
 
 // reactiveUtilisation is the utilisation reactive mode sizes for: without
@@ -622,7 +626,17 @@ func (p *Planner) split(need, base int, cold time.Duration, s Signals, elapsed t
 	if p.odCover > 0 {
 		plan.Mode = ModeFallback
 	}
-	return TierTarget{Replicas: core + p.odCover}, spot
+	od = TierTarget{Replicas: core + p.odCover}
+	// The mirror of the fallback: on-demand replicas that cannot be placed
+	// (no capacity in the region, a quota) are carried by spot while spot
+	// can place replicas. The on-demand target keeps them, so that they
+	// start as soon as capacity comes; make-before-break (Plan) then
+	// retires the spot cover only as they become ready.
+	if short := min(s.OnDemand.Pending, od.Replicas); short > 0 && s.Spot.Pending == 0 {
+		spot.Replicas += short
+		ex.SpotCoverReplicas = short
+	}
+	return od, spot
 }
 
 // placeable says which failure domains can take a new spot replica, from

@@ -340,6 +340,49 @@ func TestFallbackWhenSpotPendingAndHysteresis(t *testing.T) {
 	}
 }
 
+// On-demand replicas that cannot be placed (no capacity, a quota) are
+// carried by spot while spot can place replicas; the on-demand target keeps
+// them, and the spot cover goes only as they become ready.
+func TestSpotCoversOnDemandShortage(t *testing.T) {
+	w := testWorkload()
+	w.OnDemandShare = 0.4
+	p := NewPlanner(w)
+	step(p, t0, flat(t0, 20, 20, 20), Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 6}})
+	// Demand rises to 17 replicas' worth: 7 on on-demand, 10 on spot. The
+	// scale-up finds no on-demand capacity for its three new replicas.
+	fc := flat(t0, 34, 34, 34)
+	now := t0.Add(15 * time.Second)
+	plan, ex := step(p, now, fc, Signals{Rate: 34, OnDemand: TierState{Ready: 4, Pending: 3}, Spot: TierState{Ready: 6, Starting: 4}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 7 || sp != 13 || ex.SpotCoverReplicas != 3 {
+		t.Fatalf("on-demand short: od %d spot %d cover %d, want 7, 10+3, 3 (%s)", od, sp, ex.SpotCoverReplicas, ex)
+	}
+	// Spot cannot place replicas either: nothing to gain from asking.
+	_, ex = step(NewPlanner(w), now, fc, Signals{Rate: 34, OnDemand: TierState{Ready: 4, Pending: 3}, Spot: TierState{Ready: 6, Pending: 4}})
+	if ex.SpotCoverReplicas != 0 {
+		t.Fatalf("spot pending too: cover %d, want 0 (%s)", ex.SpotCoverReplicas, ex)
+	}
+	// The on-demand replicas are placed and loading: the cover's ready spot
+	// replicas stay until they are ready (make before break)...
+	now = now.Add(15 * time.Second)
+	plan, ex = step(p, now, fc, Signals{Rate: 34, OnDemand: TierState{Ready: 4, Starting: 3}, Spot: TierState{Ready: 13}})
+	if sp := plan.Tiers[TierSpot].Replicas; sp != 13 || ex.SpotCoverReplicas != 0 {
+		t.Fatalf("on-demand starting: spot %d cover %d, want 13 kept, 0 (%s)", sp, ex.SpotCoverReplicas, ex)
+	}
+	// ...and go once they are.
+	now = now.Add(15 * time.Second)
+	plan, _ = step(p, now, fc, Signals{Rate: 34, OnDemand: TierState{Ready: 7}, Spot: TierState{Ready: 13}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 7 || sp != 10 {
+		t.Fatalf("on-demand ready: od %d spot %d, want 7, 10", od, sp)
+	}
+	// A workload without a spot tier has nothing to fall back to.
+	w = testWorkload()
+	w.Tiers.Spot = nil
+	plan, ex = step(NewPlanner(w), t0, fc, Signals{Rate: 34, OnDemand: TierState{Ready: 14, Pending: 3}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 17 || ex.SpotCoverReplicas != 0 {
+		t.Fatalf("no spot tier: od %d cover %d, want 17, 0", od, ex.SpotCoverReplicas)
+	}
+}
+
 func TestNoticeMovesCapacityToOnDemand(t *testing.T) {
 	p := NewPlanner(testWorkload())
 	fc := flat(t0, 20, 20, 20)
