@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/infercast/infercast/internal/simplanner"
 	"github.com/infercast/infercast/pkg/capacity"
-	"github.com/infercast/infercast/pkg/predict"
 	"github.com/infercast/infercast/pkg/sim"
 	"github.com/infercast/infercast/pkg/sim/report"
 )
@@ -211,33 +211,9 @@ func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, pools int) {
 }
 
 // newInfercastPolicy is where the backtest builds infercast's policy: the
-// planner that `adapter serve` runs (capacity.Planner, through
-// capacity.Replay), fed by the same online forecaster.
-func newInfercastPolicy(w capacity.Workload) sim.Policy {
-	return backtestPlanner{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
-}
-
-// backtestPlanner binds capacity.Replay to sim.Policy (the planner never
-// imports the simulator).
-type backtestPlanner struct{ r *capacity.Replay }
-
-func (p backtestPlanner) Decide(o *sim.Observation) (int, int) {
-	return p.r.Decide(capacity.ReplayObservation{
-		Time: o.Time, Start: o.Start, Step: o.Step, Arrivals: o.Arrivals, Queue: o.Queue,
-		OnDemand: capacity.TierState{Ready: o.OnDemand.Ready, Starting: o.OnDemand.Starting,
-			Pending: o.OnDemand.Pending, Terminating: o.OnDemand.Terminating},
-		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
-			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
-		Interruptions: o.Interruptions,
-		SpotByDomain:  o.SpotByPool,
-	})
-}
-
-// ForecastBand implements sim.BandReporter.
-func (p backtestPlanner) ForecastBand() (sim.Band, bool) {
-	lo, mid, hi, ok := p.r.ForecastBand()
-	return sim.Band{Low: lo, Mid: mid, High: hi}, ok
-}
+// planner that `adapter serve` runs, fed by the same online forecaster
+// (internal/simplanner, which the planner's own backtest tests use too).
+func newInfercastPolicy(w capacity.Workload) sim.Policy { return simplanner.New(w) }
 
 func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	a, err := parseBacktestArgs(args, stderr)

@@ -12,27 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infercast/infercast/internal/simplanner"
 	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/capacity"
-	"github.com/infercast/infercast/pkg/predict"
 	"github.com/infercast/infercast/pkg/sim"
 )
-
-// simPolicy adapts the planner's Replay to the simulator's Policy: the
-// binding cmd/adapter's backtest uses too, so the backtest drives the very
-// planner code that serve runs.
-type simPolicy struct{ r *capacity.Replay }
-
-func (p simPolicy) Decide(o *sim.Observation) (int, int) {
-	return p.r.Decide(capacity.ReplayObservation{
-		Time: o.Time, Start: o.Start, Step: o.Step, Arrivals: o.Arrivals, Queue: o.Queue,
-		OnDemand: capacity.TierState{Ready: o.OnDemand.Ready, Starting: o.OnDemand.Starting,
-			Pending: o.OnDemand.Pending, Terminating: o.OnDemand.Terminating},
-		Spot: capacity.TierState{Ready: o.Spot.Ready, Starting: o.Spot.Starting,
-			Pending: o.Spot.Pending, Terminating: o.Spot.Terminating},
-		Interruptions: o.Interruptions, SpotByDomain: o.SpotByPool,
-	})
-}
 
 // backtestWorkload is the policy of the twelve runs.
 func backtestWorkload(t testing.TB, cfg sim.Config, pools int) capacity.Workload {
@@ -123,10 +107,11 @@ func TestBacktestTable(t *testing.T) {
 			if os.Getenv("INFERCAST_BACKTEST_FIT") != "" {
 				w.FitDataStep(tr.Step)
 			}
-			var pol sim.Policy = simPolicy{capacity.NewReplay(w, predict.NewOnline(w.ForecastStep, predict.Options{}))}
+			// The policy adapter backtest runs: the planner and its forecaster.
+			var pol sim.Policy = simplanner.New(w)
 			var bounds *boundsPolicy
 			if os.Getenv("INFERCAST_BACKTEST_BOUNDS") != "" {
-				bounds = &boundsPolicy{simPolicy: pol.(simPolicy), hours: map[string]float64{}, interval: cfg.Interval}
+				bounds = &boundsPolicy{Policy: pol.(simplanner.Policy), hours: map[string]float64{}, interval: cfg.Interval}
 				pol = bounds
 			}
 			inf, err := sc.Run(ctx, pol, sim.RunOptions{Name: "infercast"})
@@ -264,7 +249,7 @@ func logDays(t *testing.T, r run, cfg sim.Config, inf, rea *sim.Result) {
 // boundsPolicy records, decision by decision, which rule bound the plan
 // (INFERCAST_BACKTEST_BOUNDS=1): where a run's replica-hours go.
 type boundsPolicy struct {
-	simPolicy
+	simplanner.Policy
 	interval   time.Duration
 	hours      map[string]float64 // replica-hours decided under each bound
 	predictive float64            // replica-hours the forecast alone asked for
@@ -273,8 +258,8 @@ type boundsPolicy struct {
 }
 
 func (p *boundsPolicy) Decide(o *sim.Observation) (int, int) {
-	od, spot := p.simPolicy.Decide(o)
-	plan, ex := p.r.Last()
+	od, spot := p.Policy.Decide(o)
+	plan, ex := p.Last()
 	p.hours[plan.Bound] += float64(od+spot) * p.interval.Hours()
 	p.predictive += float64(ex.PredictiveNeed) * p.interval.Hours()
 	for i, n := range [2]int{od, spot} {
