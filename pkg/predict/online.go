@@ -560,19 +560,35 @@ func (o *online) quantiles(m, g int) ([3]float64, bool) {
 	}
 	o.scratch = s
 	q := selectQuantiles(s)
-	if n < minTailErrors {
-		// The 99th percentile of fewer than a hundred errors is their
-		// largest, often one level shift: until there are enough, take
-		// the tail from the 50-90 spread with a Gaussian's ratio.
+	// Errors at horizon h overlap: consecutive ones share h-1 steps, so
+	// one event — a level shift, demand starting or stopping — puts about
+	// h of them in the window at once. Counted as independent samples,
+	// n errors at horizon h are n/h (the divisor capped so that a full
+	// window still counts as a hundred).
+	overlap := min(o.grid[g], max(1, w/minTailErrors))
+	indep := n / overlap
+	if indep < minSpreadErrors {
+		// Too few for the 90th percentile not to be that one event: it
+		// is taken without the largest errors one event would leave.
+		k := min(overlap, n/4)
+		q[1] = math.Max(q[0], selectQuantile(s, 0.9*float64(n-k-1)/float64(n-1)))
+	}
+	if indep < minTailErrors {
+		// The 99th percentile of fewer than a hundred is their largest,
+		// often one event: until there are enough, take the tail from
+		// the 50-90 spread with a Gaussian's ratio.
 		q[2] = math.Max(q[1], q[0]+(q[1]-q[0])*2.3263/1.2816)
 	}
 	o.quant[i], o.quantAt[i], o.quantN[i] = q, o.n, n
 	return q, true
 }
 
-// minTailErrors is how many scored errors the empirical 99th percentile
-// needs before it is used.
-const minTailErrors = 100
+// minTailErrors is how many independent scored errors the empirical 99th
+// percentile needs before it is used, minSpreadErrors the 90th.
+const (
+	minTailErrors   = 100
+	minSpreadErrors = 20
+)
 
 // ErrNoHistory is returned by Forecast before any interval was observed.
 var ErrNoHistory = errors.New("predict: no history observed yet")
