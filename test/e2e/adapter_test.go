@@ -157,7 +157,7 @@ func (a *adapter) start(t *testing.T) {
 		"--custom-metrics.listen-address", fmt.Sprintf("127.0.0.1:%d", a.cmPort),
 		"--custom-metrics.authentication", "none",
 		"--storage.path", a.storage,
-		"--log.level", "info"}, a.source...)
+		"--log.level", "debug"}, a.source...)
 	a.p = start(t, a.dir, fmt.Sprintf("adapter-%d", a.runs), nil, a.bin, args...)
 	eventually(t, "adapter /readyz", 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
 		code, body, err := httpGet(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", a.webPort))
