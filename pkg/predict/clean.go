@@ -7,16 +7,21 @@ import (
 )
 
 // cleaner decides, interval by interval, what the models may learn from:
-// gaps are filled with the one-step forecast, isolated spikes are clipped,
-// a run of near-zero demand long enough is an outage (the models keep their
-// state and the forecast follows the zero), and a run of anomalies that is
-// not an outage is a level shift (accepted, and the models re-levelled).
+// gaps are filled with the one-step forecast, isolated spikes are clipped
+// (dips below the forecast are followed), a run of near-zero demand long
+// enough is an outage (the models keep their state and the forecast
+// follows the zero), and a run of anomalies that is not an outage is a
+// level shift (accepted, and the models re-levelled).
 type cleaner struct {
 	minRun int // anomalies in a row before a run is a shift or an outage
 
 	run      int
 	runStart time.Time
 	runEnd   time.Time
+	// A run that began below the forecast is a dip: the models follow it
+	// as it comes, and it is judged against runFrom, the level before it.
+	dip     bool
+	runFrom float64
 	// zeroRun counts near-zero intervals in a row; outage is set while
 	// one lasts (the forecast is zero).
 	zeroRun   int
@@ -153,7 +158,11 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, zero bool, re
 		c.run = 0
 		return x, true, 0
 	}
-	if math.Abs(d) <= math.Max(6*sigma, 0.05*math.Max(level, ref)) {
+	dev := d
+	if c.run > 0 && c.dip {
+		dev = x - c.runFrom // the models followed the dip: judge it against the level before it
+	}
+	if math.Abs(dev) <= math.Max(6*sigma, 0.05*math.Max(level, ref)) {
 		if c.run > 0 {
 			c.add(event{kind: "spike", start: c.runStart, end: c.runEnd, n: c.run})
 		}
@@ -161,20 +170,31 @@ func (c *cleaner) next(t time.Time, x, ref, absErr, level float64, zero bool, re
 		return x, true, 0
 	}
 	if c.run == 0 {
-		c.runStart = t
+		c.runStart, c.runFrom, c.dip = t, ref, d < 0
 	}
 	c.run++
 	c.runEnd = t
 	if c.run < c.minRun {
+		if c.dip {
+			// A dip is taken as it comes: held at the old level, the
+			// forecast would only keep capacity the demand no longer
+			// needs (a planner's scale-down stabilisation is the
+			// hysteresis against short dips), for up to minRun.
+			return x, true, 0
+		}
 		// Hold the models still until the run is long enough to tell a
-		// spike from a new level.
+		// spike from a new level: a burst is the live floors' to serve,
+		// not the level's to learn.
 		return ref, true, 0
 	}
 	// Anomalies long enough in a row are a new level: take it on as it is
 	// now (the run itself may have been a ramp).
 	c.add(event{kind: "level-shift", start: c.runStart, end: t, n: c.run,
-		detail: fmt.Sprintf("%+.0f%%", 100*d/math.Max(math.Abs(ref), 1e-9))})
+		detail: fmt.Sprintf("%+.0f%%", 100*(x-c.runFrom)/math.Max(math.Abs(c.runFrom), 1e-9))})
 	c.run = 0
+	if c.dip {
+		return x, true, 0 // the models are there already
+	}
 	return x, true, d
 }
 

@@ -205,6 +205,50 @@ func TestSpikeIsClippedAndLevelShiftIsFollowed(t *testing.T) {
 	}
 }
 
+// A dip is followed as it comes (held at the old level, the forecast would
+// only keep capacity the demand no longer needs), and reported: as a spike
+// when demand comes back within 15 minutes, as a level shift when it does
+// not, with the change from the level before it.
+func TestDipIsFollowedAndReported(t *testing.T) {
+	n := 2 * 1440
+	s := predict.Series{Start: t0, Step: time.Minute, Values: make([]float64, n)}
+	for i := range s.Values {
+		s.Values[i] = 1000 + float64((i*7919)%41) - 20
+	}
+	dip := 1440
+	for i := dip; i < dip+5; i++ {
+		s.Values[i] -= 600 // five minutes at 400, then back
+	}
+	fall := 1440 + 120
+	for i := fall; i < n; i++ {
+		s.Values[i] -= 700 // demand falls to 300 for good
+	}
+	o := predict.NewOnline(time.Minute, predict.Options{})
+	feed(o, s, dip+2)
+	f, err := o.Forecast(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.P50[0] > 500 {
+		t.Errorf("p50 %.0f two minutes into a dip to 400: held at the old level", f.P50[0])
+	}
+	for i := dip + 2; i < fall+5; i++ {
+		o.Observe(s.Start.Add(time.Duration(i)*time.Minute), s.Values[i])
+	}
+	if f, _ = o.Forecast(1); !hasWarning(f, "spike:") || hasWarning(f, "level shift:") {
+		t.Errorf("a five-minute dip: %q, want a spike and no level shift", f.Warnings)
+	}
+	if f.P50[0] > 400 {
+		t.Errorf("p50 %.0f five minutes after the fall to 300", f.P50[0])
+	}
+	for i := fall + 5; i < fall+30; i++ {
+		o.Observe(s.Start.Add(time.Duration(i)*time.Minute), s.Values[i])
+	}
+	if f, _ = o.Forecast(1); !hasWarning(f, "level shift: demand moved -70%") {
+		t.Errorf("half an hour after the fall to 300: %q, want a level shift of -70%%", f.Warnings)
+	}
+}
+
 // TestTroughForecastFollowsTheLastCycle: in a recurring trough the forecast
 // follows the last cycle whatever model is selected — zero while it was
 // idle, its demand after, and the few requests of the interval in which

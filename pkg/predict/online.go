@@ -373,10 +373,9 @@ func (o *online) observe(t time.Time, x float64) {
 		// nothing and make every morning a spike.
 		if !math.IsNaN(ref) && !o.troughOK {
 			e := math.Abs(x - ref)
-			// While the cleaner holds the models through an anomaly, the
+			// During an anomaly (a spike held back, a dip followed) the
 			// error is the anomaly itself, not the noise a young
-			// forecaster's band is made of: demand falling from 30 to 4
-			// req/s, held at 30, made that band 40x the new level.
+			// forecaster's band is made of.
 			if o.clean.run == 0 {
 				o.recent[o.recentN%len(o.recent)] = e
 				o.recentN++
