@@ -5,9 +5,11 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -125,5 +127,49 @@ func TestErrorsNeverCarryTheToken(t *testing.T) {
 	tgt.BearerTokenFile = tokFile + ".missing"
 	if _, err := fetch(context.Background(), srv.Client(), &tgt, 1<<20, &buf); err == nil || reasonOf(err) != reasonCredential {
 		t.Fatalf("missing token file: err = %v, want reason %s", err, reasonCredential)
+	}
+}
+
+// A cycle cut short because the exporter is stopping is not the targets'
+// failure: nothing is logged as failed, counted as a scrape error or
+// published, and the targets keep the state of their last finished scrape.
+// (A stopping demo logged every target's scrape as "timed out after 4s".)
+func TestStoppingMidScrapeIsNotATargetFailure(t *testing.T) {
+	var hang atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hang.Load() {
+			<-r.Context().Done()
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		_, _ = fmt.Fprintf(w, goodVLLM, 100)
+	}))
+	defer srv.Close()
+	var logs bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.Targets = []TargetConfig{{Name: "m", URL: srv.URL, Dialect: DialectVLLM, Timeout: 10 * time.Second}}
+	cfg.applyDefaults()
+	clock := newFakeClock()
+	e, err := New(cfg, Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Cycle(context.Background())
+	hang.Store(true)
+	clock.Advance(15 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	e.Cycle(ctx) // returns once the stop cuts the hanging scrape short
+	got := gatherValues(t, e)
+	if v := got[`infercast_target_up{dialect="vllm",source="static",target="m"}`]; v != 1 {
+		t.Errorf("target up %v after a stop mid-scrape, want 1 (its last finished scrape)", v)
+	}
+	for k, v := range got {
+		if strings.HasPrefix(k, "infercast_target_scrape_errors_total") && v != 0 {
+			t.Errorf("%s = %v: a stop counted as the target's error", k, v)
+		}
+	}
+	if strings.Contains(logs.String(), "scrape failed") {
+		t.Errorf("a stop logged as a failed scrape:\n%s", logs.String())
 	}
 }

@@ -269,10 +269,15 @@ func (e *Exporter) Cycle(ctx context.Context) {
 			defer func() { <-sem }()
 			wasUp := s.up
 			s.scrape(ctx, e.client, g.BodySizeLimitBytes, e.now, g.Windows)
-			e.logScrape(s, wasUp)
+			if ctx.Err() == nil {
+				e.logScrape(s, wasUp)
+			}
 		})
 	}
 	wg.Wait()
+	if ctx.Err() != nil {
+		return // stopping: a cycle cut short is not published
+	}
 	e.publish(states, g.Windows, e.now().Sub(start))
 }
 

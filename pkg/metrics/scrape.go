@@ -48,6 +48,10 @@ const (
 
 // fetch GETs the target's metrics into buf, honouring ctx, the target's
 // timeout and the size limit. The bearer token is read from its file on
+// errScrapeCancelled is a scrape cut short because the exporter is
+// stopping: not the target's failure, and not counted as one.
+var errScrapeCancelled = errors.New("scrape cancelled: the exporter is stopping")
+
 // every scrape (tokens rotate) and never appears in errors or logs.
 func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf *bytes.Buffer) (contentType string, err error) {
 	if t.Timeout > 0 {
@@ -74,6 +78,9 @@ func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "", errScrapeCancelled
+		}
 		if ctx.Err() != nil {
 			return "", &scrapeError{reasonTimeout, fmt.Errorf("scrape timed out after %s", t.Timeout)}
 		}
@@ -87,6 +94,9 @@ func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "", errScrapeCancelled
+		}
 		if ctx.Err() != nil {
 			return "", &scrapeError{reasonTimeout, fmt.Errorf("reading body timed out after %s (%d bytes read)", t.Timeout, n)}
 		}

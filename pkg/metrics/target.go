@@ -3,6 +3,7 @@ package metrics
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -76,6 +77,9 @@ func (s *targetState) defaultModel() string { return s.t.Model }
 func (s *targetState) scrape(ctx context.Context, client *http.Client, limit int64, now func() time.Time, windows []time.Duration) {
 	start := now()
 	ct, err := fetch(ctx, client, &s.t, limit, &s.buf)
+	if errors.Is(err, errScrapeCancelled) {
+		return // the target keeps the state of its last finished scrape
+	}
 	if err == nil {
 		err = s.ingestBody(s.buf.Bytes(), ct, now(), windows)
 	}
