@@ -125,7 +125,9 @@ func (m *batchModel) run(ctx context.Context) {
 func (m *batchModel) step(ctx context.Context, now time.Time) {
 	o, ok, err := m.obs.observe(ctx, now)
 	if err != nil {
-		m.log.Warn("batch observation", "err", err)
+		if ctx.Err() == nil { // stopping is not a failure to report
+			m.log.Warn("batch observation", "err", err)
+		}
 		return
 	}
 	if !ok {

@@ -375,12 +375,14 @@ func (r *demoRun) loopUntilDone(ctx context.Context) error {
 // scrape, the planner, and the HPAs acting on what KEDA's endpoint serves.
 func (r *demoRun) decide(ctx context.Context, now time.Time) error {
 	r.exp.Cycle(ctx)
-	if _, err := r.scrape.ScrapeOnce(ctx, now); err != nil {
+	if _, err := r.scrape.ScrapeOnce(ctx, now); err != nil && ctx.Err() == nil {
 		r.log.Warn("store scrape failed", "err", err)
 	}
 	r.loop.Step(ctx)
 	if o, ok, err := r.batchObs.observe(ctx, now); err != nil {
-		r.log.Warn("batch observation", "err", err)
+		if ctx.Err() == nil { // stopping is not a failure to report
+			r.log.Warn("batch observation", "err", err)
+		}
 	} else if ok {
 		if d, err := r.batch.Step(ctx, demoBatchModel, o, 0); err != nil {
 			r.log.Warn("batch controller", "err", err)
