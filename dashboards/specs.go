@@ -221,9 +221,12 @@ func spot() Spec {
 					Queries:     []Query{{Expr: `avg by (provider, pool) (infercast_spot_metadata_up{` + selNS + `})`, Legend: "{{provider}} {{pool}}"}}},
 			}},
 			{Title: "Fallback", Panels: []Panel{
-				{Title: "Pending spot replicas", Unit: "short", Width: 6,
-					Description: "Spot replicas of each workload wanted but not placed (the pool has no capacity), as the planner saw them at its latest decision. While any are pending the planner carries their capacity on on-demand (next panel); InfercastSpotPending fires when that lasts 10 minutes.",
-					Queries:     []Query{{Expr: `sum by (workload) (infercast_plan_observed_replicas{` + selWorkload + `, tier="spot", state="pending"})`, Legend: "{{workload}}"}}},
+				{Title: "Pending replicas", Unit: "short", Width: 6,
+					Description: "Replicas of each workload wanted but not placed, by tier, as the planner saw them at its latest decision: spot (the pool has no capacity; the planner carries them on on-demand, next panel; InfercastSpotPending after 10 minutes) and on-demand (no capacity or a quota reached; spot carries them; InfercastOnDemandPending after 10 minutes).",
+					Queries: []Query{
+						{Expr: `sum by (workload) (infercast_plan_observed_replicas{` + selWorkload + `, tier="spot", state="pending"})`, Legend: "{{workload}} spot"},
+						{Expr: `sum by (workload) (infercast_plan_observed_replicas{` + selWorkload + `, tier="on-demand", state="pending"})`, Legend: "{{workload}} on-demand"},
+					}},
 				{Title: "Capacity moved between tiers", Unit: "short", Width: 6,
 					Description: "Replicas of spot capacity the planner carries on on-demand because spot went pending (no capacity) or was interrupted (returns to spot with hysteresis), and of on-demand capacity it carries on spot while on-demand replicas cannot be placed.",
 					Queries: []Query{
