@@ -46,12 +46,12 @@ const (
 	reasonCredential = "credentials"
 )
 
-// fetch GETs the target's metrics into buf, honouring ctx, the target's
-// timeout and the size limit. The bearer token is read from its file on
 // errScrapeCancelled is a scrape cut short because the exporter is
 // stopping: not the target's failure, and not counted as one.
 var errScrapeCancelled = errors.New("scrape cancelled: the exporter is stopping")
 
+// fetch GETs the target's metrics into buf, honouring ctx, the target's
+// timeout and the size limit. The bearer token is read from its file on
 // every scrape (tokens rotate) and never appears in errors or logs.
 func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf *bytes.Buffer) (contentType string, err error) {
 	if t.Timeout > 0 {
