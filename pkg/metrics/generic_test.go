@@ -122,18 +122,7 @@ func TestClumpSizeSumIsACounter(t *testing.T) {
 		{name: "both count on", a: body(start+3500, 100, 400), b: body(start, 21, 70), wantReqs: 499, wantClump: 1986},
 	}
 	for i, s := range steps {
-		if i > 0 {
-			clock.Advance(15 * time.Second)
-		}
-		a.set(s.a)
-		if s.bDown {
-			b.setStatus(503)
-		} else {
-			b.setStatus(200)
-			b.set(s.b)
-		}
-		e.Cycle(context.Background())
-		got := gatherValues(t, e)
+		got := twoTargetCycle(t, e, clock, i, a, b, s.a, s.b, s.bDown)
 		for _, c := range []struct {
 			key  string
 			want float64

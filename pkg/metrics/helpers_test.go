@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -105,4 +106,23 @@ func newTestExporterWith(t *testing.T, clock *fakeClock, edit func(*Config), tar
 		t.Fatal(err)
 	}
 	return e
+}
+
+// twoTargetCycle is step i of a two-target counter test: 15 s after the
+// previous step (none before the first), a serves aBody and b serves bBody
+// or, bDown, HTTP 503; then one cycle, and the exported values.
+func twoTargetCycle(t *testing.T, e *Exporter, clock *fakeClock, i int, a, b *bodyServer, aBody, bBody []byte, bDown bool) map[string]float64 {
+	t.Helper()
+	if i > 0 {
+		clock.Advance(15 * time.Second)
+	}
+	a.set(aBody)
+	if bDown {
+		b.setStatus(503)
+	} else {
+		b.setStatus(200)
+		b.set(bBody)
+	}
+	e.Cycle(context.Background())
+	return gatherValues(t, e)
 }

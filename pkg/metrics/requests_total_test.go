@@ -37,18 +37,7 @@ func TestRequestsTotalIsACounter(t *testing.T) {
 		{name: "b's counter resets without a restart", a: body(start+3500, 70), b: body(start, 5), wantTotal: 455},
 	}
 	for i, s := range steps {
-		if i > 0 {
-			clock.Advance(15 * time.Second)
-		}
-		a.set(s.a)
-		if s.bDown {
-			b.setStatus(503)
-		} else {
-			b.setStatus(200)
-			b.set(s.b)
-		}
-		e.Cycle(context.Background())
-		got, ok := gatherValues(t, e)[key]
+		got, ok := twoTargetCycle(t, e, clock, i, a, b, s.a, s.b, s.bDown)[key]
 		if s.wantTotal < 0 {
 			if ok {
 				t.Fatalf("%s: %s = %v, want it withheld", s.name, key, got)
