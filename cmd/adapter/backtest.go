@@ -32,11 +32,13 @@ func init() {
 const backtestUsage = `usage: adapter backtest --trace FILE [--policy POLICY.yaml] [--spot POOL.json ...]
     [--scale X] [--mu R] [--cold-start S] [--queue-slo S] [--timeout S]
     [--price-on-demand P] [--price-spot P] [--notice S]
-    [--compare reactive,static] --out DIR
+    [--compare reactive,static] [--sweep KEY=V1,V2,...] --out DIR
 
 Replays a timestamp,requests trace through infercast's planner on the
 cluster model of SIMULATION.md (docs/backtest.md) and writes decisions.csv,
 summary.json and report.html to DIR. Flags override the policy file.
+--sweep reruns the policy once per value of one of its workload's keys
+(forecast_quantile=0.95,0.975,0.99) and adds sweep.csv and a table.
 Durations (S) are seconds ("180") or Go durations ("3m").
 `
 
@@ -48,6 +50,7 @@ type backtestArgs struct {
 	spots                        []string
 	scale                        float64
 	compare                      []string
+	sweep                        *backtestSweep
 	cfg                          sim.Config
 	set                          map[string]bool // flags given on the command line
 }
@@ -114,6 +117,7 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	fs.Float64Var(&a.cfg.PriceSpot, "price-spot", a.cfg.PriceSpot, "$ per spot replica-hour")
 	fs.Var(backtestSeconds{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination (default 120)")
 	compare := fs.String("compare", "reactive,static", "baselines to run beside the policy, comma-separated (reactive, static; empty for none)")
+	sweep := fs.String("sweep", "", "`KEY=V1,V2,...`: rerun the policy once per value of one key of its workload (e.g. forecast_quantile=0.95,0.975,0.99, scale_down.stabilization=2m,5m) and write sweep.csv")
 	fs.StringVar(&a.out, "out", "", "`DIR` for decisions.csv, summary.json and report.html (required)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -139,6 +143,12 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 			a.compare = append(a.compare, c)
 		}
 	}
+	if *sweep != "" {
+		var err error
+		if a.sweep, err = parseBacktestSweep(*sweep); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		fs.Usage()
 		return nil, err
@@ -146,30 +156,43 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	return a, nil
 }
 
-// loadBacktestWorkload reads the policy file (or the built-in one) and picks the
-// workload to plan.
-func loadBacktestWorkload(a *backtestArgs) (capacity.Workload, error) {
-	var (
-		pol *capacity.Policy
-		err error
-	)
-	if a.policy == "" {
-		pol, err = capacity.ParsePolicy("built-in backtest policy", capacity.BacktestPolicy)
-	} else {
-		pol, err = capacity.LoadPolicy(a.policy)
+// backtestPolicy is the policy's source (sweeps reparse it) and the
+// workload picked from it.
+type backtestPolicy struct {
+	name string // for errors: the file, or the built-in policy
+	src  []byte
+	w    capacity.Workload
+}
+
+// loadBacktestPolicy reads the policy file (or the built-in one) and picks
+// the workload to plan.
+func loadBacktestPolicy(a *backtestArgs) (backtestPolicy, error) {
+	p := backtestPolicy{name: "built-in backtest policy", src: capacity.BacktestPolicy}
+	if a.policy != "" {
+		var err error
+		if p.src, err = os.ReadFile(a.policy); err != nil {
+			return p, err
+		}
+		p.name = a.policy
 	}
+	pol, err := capacity.ParsePolicy(p.name, p.src)
 	if err != nil {
-		return capacity.Workload{}, err
+		return p, err
 	}
+	p.w, err = pickBacktestWorkload(a, p.name, pol)
+	return p, err
+}
+
+func pickBacktestWorkload(a *backtestArgs, name string, pol *capacity.Policy) (capacity.Workload, error) {
 	if len(pol.Workloads) == 0 {
-		return capacity.Workload{}, fmt.Errorf("%s: no workloads", a.policy)
+		return capacity.Workload{}, fmt.Errorf("%s: no workloads", name)
 	}
 	if a.workload == "" {
 		return pol.Workloads[0], nil
 	}
 	w, ok := pol.Workload(a.workload)
 	if !ok {
-		return capacity.Workload{}, fmt.Errorf("%s: no workload %q", a.policy, a.workload)
+		return capacity.Workload{}, fmt.Errorf("%s: no workload %q", name, a.workload)
 	}
 	return *w, nil
 }
@@ -177,7 +200,8 @@ func loadBacktestWorkload(a *backtestArgs) (capacity.Workload, error) {
 // mergeBacktestConfig applies the precedence defaults < policy file < flags: the
 // workload's values replace the defaults where the flag was not given, and
 // the result is written back into the workload so that the planner sizes
-// for the very cluster it is tested on.
+// for the very cluster it is tested on. --sweep refuses the keys it
+// reads (sweepModelKeys).
 func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, pools int) {
 	c := &a.cfg
 	if !a.set["mu"] && w.Mu > 0 {
@@ -220,10 +244,11 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	w, err := loadBacktestWorkload(a)
+	pol, err := loadBacktestPolicy(a)
 	if err != nil {
 		return err
 	}
+	w := pol.w
 	tr, err := sim.LoadTrace(ctx, a.trace)
 	if err != nil {
 		return err
@@ -237,6 +262,12 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		pools = append(pools, p)
 	}
 	mergeBacktestConfig(a, &w, len(pools))
+	var variants []capacity.Workload
+	if a.sweep != nil {
+		if variants, err = a.sweep.workloads(a, pol.name, pol.src, len(pools)); err != nil {
+			return err
+		}
+	}
 	if w.DecisionInterval != a.cfg.Interval {
 		// SIMULATION.md fixes the decision interval; say so rather than
 		// silently deciding at another pace than the policy asks.
@@ -250,7 +281,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("backtest: %w", err)
 	}
 
-	prog := newBacktestProgress(stderr, 1+len(a.compare))
+	prog := newBacktestProgress(stderr, 1+len(a.compare)+len(variants))
 	run := func(name string, p sim.Policy) (*sim.Result, error) {
 		prog.begin(name)
 		res, err := sc.Run(ctx, p, sim.RunOptions{Name: name, Progress: prog.update})
@@ -278,6 +309,18 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 	}
 
+	var sweep *report.Sweep
+	if a.sweep != nil {
+		sweep = &report.Sweep{Key: a.sweep.key}
+		for i, vw := range variants {
+			r, err := run(a.sweep.key+"="+a.sweep.values[i], newInfercastPolicy(vw))
+			if err != nil {
+				return err
+			}
+			sweep.Runs = append(sweep.Runs, report.SweepRun{Value: a.sweep.values[i], Target: vw.TargetAvailability, Summary: r.Summary})
+		}
+	}
+
 	sum := sim.NewSummaryFile(sc, res, baselines)
 	sum.PolicyFile, sum.Workload = a.policy, w.Name
 	if a.policy == "" {
@@ -289,11 +332,25 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := writeBacktestFile(filepath.Join(a.out, "summary.json"), func(f io.Writer) error { return sim.WriteSummary(f, sum) }); err != nil {
 		return err
 	}
-	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare}
+	written := []string{"decisions.csv", "summary.json", "report.html"}
+	if sweep != nil {
+		if err := writeBacktestFile(filepath.Join(a.out, "sweep.csv"), func(f io.Writer) error { return writeBacktestSweepCSV(f, sweep) }); err != nil {
+			return err
+		}
+		written = append(written, "sweep.csv")
+	}
+	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare, Sweep: sweep}
 	if err := writeBacktestFile(filepath.Join(a.out, "report.html"), func(f io.Writer) error { return report.Write(f, in) }); err != nil {
 		return err
 	}
-	printBacktestSummary(stdout, sum, a.compare, a.out)
+	printBacktestSummary(stdout, sum, a.compare)
+	if sweep != nil {
+		printBacktestSweep(stdout, sweep)
+	}
+	for i, f := range written {
+		written[i] = filepath.Join(a.out, f)
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
 	return nil
 }
 
@@ -323,7 +380,7 @@ func writeBacktestFile(path string, write func(io.Writer) error) error {
 }
 
 // printBacktestSummary writes the headline numbers as a small table.
-func printBacktestSummary(w io.Writer, s sim.SummaryFile, order []string, dir string) {
+func printBacktestSummary(w io.Writer, s sim.SummaryFile, order []string) {
 	fmt.Fprintf(w, "%s x%g, %s to %s, spot pools: %s\n", s.Trace, s.Scale,
 		s.Start.Format(time.DateTime), s.End.Format(time.DateTime), backtestPoolNames(s.SpotPools))
 	fmt.Fprintf(w, "%-10s %12s %14s %10s %12s %10s\n", "policy", "SLO", "cost", "x oracle", "x spot-aware", "notices")
@@ -337,8 +394,6 @@ func printBacktestSummary(w io.Writer, s sim.SummaryFile, order []string, dir st
 	}
 	fmt.Fprintf(w, "%-10s %12s %14s\n", "oracle", "", "$"+strconv.FormatFloat(s.OracleCostDollars, 'f', 2, 64))
 	fmt.Fprintf(w, "%-10s %12s %14s\n", "spot-aware", "", "$"+strconv.FormatFloat(s.SpotAwareOracleCostDollars, 'f', 2, 64))
-	fmt.Fprintf(w, "wrote %s\n", strings.Join([]string{
-		filepath.Join(dir, "decisions.csv"), filepath.Join(dir, "summary.json"), filepath.Join(dir, "report.html")}, ", "))
 }
 
 func backtestPoolNames(xs []string) string {

@@ -265,6 +265,14 @@ func TestBacktestErrors(t *testing.T) {
 		{"bad policy", []string{"--trace", good, "--policy", badPolicy, "--out", out}, badPolicy},
 		{"bad mu", []string{"--trace", good, "--mu", "0", "--out", out}, "mu 0 must be positive"},
 		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
+		{"sweep without values", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile"}, `--sweep "forecast_quantile": want KEY=V1,V2,...`},
+		{"sweep with an empty value", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile=0.9,,0.95"}, `an empty value`},
+		{"sweep of a typo", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantil=0.9"}, `forecast_quantil: unknown field`},
+		{"sweep out of range", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile=0.9,2"},
+			`--sweep forecast_quantile=2: built-in backtest policy:`},
+		{"sweep out of range names the field", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile=0.9,2"},
+			`forecast_quantile: 2 must be in [0.5, 0.99]`},
+		{"sweep of the cluster", []string{"--trace", good, "--out", out, "--sweep", "cold_start=60s,180s"}, `the backtest sets cold_start from --cold-start`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -336,10 +344,11 @@ func BenchmarkBacktestPlannerNASAJuly(b *testing.B) {
 		pools = append(pools, p)
 	}
 	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}}
-	w, err := loadBacktestWorkload(a)
+	bp, err := loadBacktestPolicy(a)
 	if err != nil {
 		b.Fatal(err)
 	}
+	w := bp.w
 	mergeBacktestConfig(a, &w, len(pools))
 	sc, err := sim.NewScenario(a.cfg, tr, 10, pools)
 	if err != nil {
@@ -371,7 +380,8 @@ func TestBacktestWorkloadChoice(t *testing.T) {
 		err      string
 	}{{"", 2, ""}, {"embed", 7, ""}, {"batch", 0, `no workload "batch"`}} {
 		a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}, policy: pol, workload: tc.workload}
-		w, err := loadBacktestWorkload(a)
+		bp, err := loadBacktestPolicy(a)
+		w := bp.w
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("--workload %q: err = %v, want %q", tc.workload, err, tc.err)
@@ -386,4 +396,74 @@ func TestBacktestWorkloadChoice(t *testing.T) {
 			t.Errorf("--workload %q: config mu %v, workload mu %v, domains %d; want mu %v, 3 domains", tc.workload, a.cfg.Mu, w.Mu, w.Tiers.Spot.FailureDomains, tc.mu)
 		}
 	}
+}
+
+// --sweep reruns the policy once per value: a value equal to the policy's
+// own reproduces the main run exactly, the values trade cost for
+// attainment, and sweep.csv, the printed table and the report carry them.
+func TestBacktestSweep(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 24*60)
+	out := filepath.Join(dir, "out")
+	own := strconv.FormatFloat(mustBuiltinWorkload(t).ForecastQuantile, 'f', -1, 64)
+	var stdout, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"backtest", "--trace", trace, "--out", out, "--compare", "reactive",
+		"--sweep", "forecast_quantile=0.6, 0.99," + own + ",0.6"}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	var sum sim.SummaryFile
+	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &sum); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(filepath.Join(out, "sweep.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || rows[0][0] != "forecast_quantile" || rows[0][7] != "cost_dollars" || rows[0][6] != "slo_attainment" {
+		t.Fatalf("sweep.csv = %q (want a header and one row per distinct value)", rows)
+	}
+	byValue := map[string][]float64{}
+	for _, r := range rows[1:] {
+		att, _ := strconv.ParseFloat(r[6], 64)
+		cost, _ := strconv.ParseFloat(r[7], 64)
+		byValue[r[0]] = []float64{att, cost}
+	}
+	if got := byValue[own]; math.Abs(got[1]-sum.CostDollars) > 0.005 || math.Abs(got[0]-sum.SLOAttainment) > 1e-6 {
+		t.Errorf("forecast_quantile=%s (the policy's own) gave %v, the main run $%.2f at %.6f", own, got, sum.CostDollars, sum.SLOAttainment)
+	}
+	lo, hi := byValue["0.6"], byValue["0.99"]
+	if !(hi[1] > lo[1] && hi[0] >= lo[0]) {
+		t.Errorf("forecast_quantile 0.99 ($%.2f, %.6f) should cost more than 0.6 ($%.2f, %.6f) and attain no less", hi[1], hi[0], lo[1], lo[0])
+	}
+	if !strings.Contains(stdout.String(), "sweep of forecast_quantile:") || !strings.Contains(stdout.String(), filepath.Join(out, "sweep.csv")) {
+		t.Errorf("stdout = %s", stdout.String())
+	}
+	html, err := os.ReadFile(filepath.Join(out, "report.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"The policy with other values of forecast_quantile", "Cost against SLO attainment", "<td>0.99</td>"} {
+		if !strings.Contains(string(html), want) {
+			t.Errorf("report.html lacks %q", want)
+		}
+	}
+}
+
+func mustBuiltinWorkload(t *testing.T) capacity.Workload {
+	t.Helper()
+	p, err := capacity.ParsePolicy("built-in", capacity.BacktestPolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Workloads[0]
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -380,6 +381,67 @@ func (p *Policy) Workload(name string) (*Workload, bool) {
 // (the file's path); unknown keys are errors; every error names the line,
 // the workload and the field.
 func ParsePolicy(name string, b []byte) (*Policy, error) {
+	doc, err := policyDoc(name, b)
+	if err != nil {
+		return nil, err
+	}
+	return parsePolicyDoc(name, doc)
+}
+
+// ParsePolicyWith parses a policy like ParsePolicy after setting key (a
+// dotted path within a workload's entry: forecast_quantile,
+// scale_down.stabilization) to the YAML value in workload's entry (""
+// for the first), as if the file said so: an unknown key or a bad value
+// is the same error a file would get, naming the key. adapter backtest's
+// --sweep runs a policy so, once per value.
+func ParsePolicyWith(name string, b []byte, workload, key, value string) (*Policy, error) {
+	doc, err := policyDoc(name, b)
+	if err != nil {
+		return nil, err
+	}
+	wnodes := workloadNodes(doc)
+	var wn *yaml.Node
+	for i, n := range wnodes {
+		if (workload == "" && i == 0) || (workload != "" && entryName(n) == workload) {
+			wn = n
+			break
+		}
+	}
+	if wn == nil || wn.Kind != yaml.MappingNode {
+		if workload == "" {
+			return nil, fmt.Errorf("%s: no workloads", name)
+		}
+		return nil, fmt.Errorf("%s: no workload %q", name, workload)
+	}
+	path := strings.Split(key, ".")
+	if slices.Contains(path, "") {
+		return nil, fmt.Errorf("%s: %q is not a key path (e.g. forecast_quantile, scale_down.stabilization)", name, key)
+	}
+	n := wn
+	for i, k := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil, fmt.Errorf("%s:%d: %s: not a mapping, cannot set %s", name, n.Line, strings.Join(path[:i], "."), key)
+		}
+		var child *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == k {
+				child = n.Content[j+1]
+			}
+		}
+		if child == nil { // absent: added, on the line of its parent
+			child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k, Line: n.Line}, child)
+		}
+		n = child
+	}
+	// A plain scalar with no tag: the decoder resolves it as YAML would
+	// resolve the same text in the file.
+	*n = yaml.Node{Kind: yaml.ScalarNode, Value: value, Line: n.Line, Column: n.Column}
+	return parsePolicyDoc(name, doc)
+}
+
+// policyDoc is the document node of policy source b.
+func policyDoc(name string, b []byte) (*yaml.Node, error) {
 	var root yaml.Node
 	if err := yaml.Unmarshal(b, &root); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -387,7 +449,10 @@ func ParsePolicy(name string, b []byte) (*Policy, error) {
 	if root.Kind == 0 || len(root.Content) == 0 {
 		return nil, fmt.Errorf("%s: empty policy: want a workloads list", name)
 	}
-	doc := root.Content[0]
+	return root.Content[0], nil
+}
+
+func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 	if err := checkKnownFields(doc, reflect.TypeOf(Policy{}), "", ""); err != nil {
 		return nil, fmt.Errorf("%s:%w", name, err)
 	}
@@ -631,14 +696,22 @@ func joinPath(path, key string) string {
 
 // workloadLabel names the workload of node n for error messages.
 func workloadLabel(n *yaml.Node, i int) string {
+	if name := entryName(n); name != "" {
+		return fmt.Sprintf("workload %q", name)
+	}
+	return fmt.Sprintf("workload [%d]", i)
+}
+
+// entryName is the name: of a workload's entry, "" without one.
+func entryName(n *yaml.Node) string {
 	if n.Kind == yaml.MappingNode {
 		for j := 0; j+1 < len(n.Content); j += 2 {
-			if n.Content[j].Value == "name" && n.Content[j+1].Value != "" {
-				return fmt.Sprintf("workload %q", n.Content[j+1].Value)
+			if n.Content[j].Value == "name" {
+				return n.Content[j+1].Value
 			}
 		}
 	}
-	return fmt.Sprintf("workload [%d]", i)
+	return ""
 }
 
 func sortedKeys[V any](m map[string]V) []string {

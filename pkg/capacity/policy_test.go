@@ -181,3 +181,61 @@ func TestPolicyFileReloadKeepsLastGood(t *testing.T) {
 		t.Fatalf("observed reloads %v", obs.errs)
 	}
 }
+
+func TestParsePolicyWith(t *testing.T) {
+	src, err := os.ReadFile("testdata/policy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	parse := func(workload, key, value string) (*Policy, error) {
+		return ParsePolicyWith("p.yaml", src, workload, key, value)
+	}
+	// A key the entry has, one nested, and one it leaves to the defaults
+	// (embed has no scale_down): each set as the file would set it, the
+	// rest of the policy untouched.
+	p, err := parse("", "forecast_quantile", "0.95")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if chat, _ := p.Workload("chat"); chat.ForecastQuantile != 0.95 || chat.BurstWindow != 30*time.Minute || chat.Tiers.Spot.Notice != 120*time.Second {
+		t.Fatalf("chat = %+v", chat)
+	}
+	if p, err = parse("chat", "tiers.spot.price_per_hour", "1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if chat, _ := p.Workload("chat"); chat.Tiers.Spot.PricePerHour != 1.1 || chat.Tiers.OnDemand.PricePerHour != 4 {
+		t.Fatalf("chat tiers = %+v %+v", chat.Tiers.Spot, chat.Tiers.OnDemand)
+	}
+	if p, err = parse("embed", "scale_down.stabilization", "2m"); err != nil {
+		t.Fatal(err)
+	}
+	embed, _ := p.Workload("embed")
+	chat, _ := p.Workload("chat")
+	if embed.ScaleDown.Stabilization != 2*time.Minute || embed.ScaleDown.MaxStepRatio != chat.ScaleDown.MaxStepRatio || embed.Mu != 40 {
+		t.Fatalf("embed = %+v", embed)
+	}
+	if chat.ScaleDown.Stabilization != 5*time.Minute {
+		t.Fatalf("the other workload changed: %+v", chat.ScaleDown)
+	}
+	// The source is not edited in place: it parses as before.
+	if p, err = ParsePolicy("p.yaml", src); err != nil {
+		t.Fatal(err)
+	}
+	if chat, _ := p.Workload("chat"); chat.ForecastQuantile != 0.9 {
+		t.Fatalf("source changed: forecast_quantile %v", chat.ForecastQuantile)
+	}
+
+	for _, tc := range []struct{ workload, key, value, want string }{
+		{"", "forecast_quantil", "0.9", `forecast_quantil: unknown field`},
+		{"", "forecast_quantile", "2", `workload "chat": forecast_quantile: 2 must be in [0.5, 0.99]`},
+		{"chat", "scale_down.stabilization", "soon", `workload "chat": scale_down.stabilization: cannot unmarshal`},
+		{"chat", "mu.rate", "2", `p.yaml:7: mu: not a mapping, cannot set mu.rate`},
+		{"chat", "scale_down..stabilization", "2m", `"scale_down..stabilization" is not a key path`},
+		{"chatbot", "mu", "3", `p.yaml: no workload "chatbot"`},
+	} {
+		_, err := parse(tc.workload, tc.key, tc.value)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s %s=%s: error %v, want %q", tc.workload, tc.key, tc.value, err, tc.want)
+		}
+	}
+}

@@ -32,6 +32,34 @@ type Input struct {
 	Baselines map[string]*sim.Result
 	// Order lists the baselines in the order they are shown.
 	Order []string
+	// Sweep, when not nil, is the policy replayed once per value of one
+	// of its keys (adapter backtest --sweep).
+	Sweep *Sweep
+}
+
+// Sweep is a policy replayed once per value of one key of its workload.
+type Sweep struct {
+	Key  string
+	Runs []SweepRun
+}
+
+// SweepRun is one value's outcome.
+type SweepRun struct {
+	Value   string
+	Target  float64 // the run's target_availability
+	Summary sim.Summary
+}
+
+// Cheapest is the index of the cheapest run that meets its own target
+// availability; false when none does.
+func (s *Sweep) Cheapest() (int, bool) {
+	best := -1
+	for i, r := range s.Runs {
+		if r.Summary.SLOAttainment >= r.Target && (best < 0 || r.Summary.CostDollars < s.Runs[best].Summary.CostDollars) {
+			best = i
+		}
+	}
+	return best, best >= 0
 }
 
 // maxPoints bounds the points of a plot over the whole run.
@@ -96,14 +124,18 @@ func item(label string, c color.RGBA, kind string) legendItem {
 }
 
 type page struct {
-	Title    string
-	Subtitle string
-	Cards    []card
-	Figures  []figure
-	Rows     []row
-	Oracle   string
-	Aware    string
-	Notes    []string
+	Title     string
+	Subtitle  string
+	Cards     []card
+	Figures   []figure
+	Rows      []row
+	SweepKey  string
+	Sweep     []row // Main marks the cheapest that meets its target
+	SweepNote string
+	SweepFig  *figure
+	Oracle    string
+	Aware     string
+	Notes     []string
 }
 
 func build(in Input) (*page, error) {
@@ -123,6 +155,23 @@ func build(in Input) (*page, error) {
 		if b, ok := s.Baselines[name]; ok {
 			p.Rows = append(p.Rows, tableRow(name, b, false))
 		}
+	}
+
+	if sw := in.Sweep; sw != nil {
+		p.SweepKey = sw.Key
+		cheapest, ok := sw.Cheapest()
+		for i, r := range sw.Runs {
+			p.Sweep = append(p.Sweep, tableRow(r.Value, r.Summary, i == cheapest))
+		}
+		p.SweepNote = "In bold: the cheapest that meets its own target_availability."
+		if !ok {
+			p.SweepNote = "None of the values meets its target_availability on this trace."
+		}
+		fig, err := sweepFigure(in)
+		if err != nil {
+			return nil, err
+		}
+		p.SweepFig = &fig
 	}
 
 	b := newBuckets(in, maxPoints)
@@ -563,6 +612,65 @@ func zoomFigure(b *buckets, in Input) (figure, error) {
 }
 
 // render draws p as an inline SVG.
+// sweepFigure draws the sweep's runs as cost against attainment, in the
+// order of the values, with the target: the trade-off a user picks a
+// setting from. The baselines are in the table above: the static one
+// would squeeze the runs into a corner.
+func sweepFigure(in Input) (figure, error) {
+	sw := in.Sweep
+	p := plot.New()
+	sans := func(size vg.Length) font.Font {
+		return font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
+	}
+	p.X.Label.Text, p.Y.Label.Text = "cost × oracle", "SLO attainment (%)"
+	for _, a := range []*plot.Axis{&p.X, &p.Y} {
+		a.Label.TextStyle.Font = sans(11)
+		a.Tick.Label.Font = sans(10)
+	}
+	p.Add(plotter.NewGrid())
+	pts := make(plotter.XYs, len(sw.Runs))
+	labels := plotter.XYLabels{XYs: make(plotter.XYs, len(sw.Runs)), Labels: make([]string, len(sw.Runs))}
+	for i, r := range sw.Runs {
+		pts[i] = plotter.XY{X: r.Summary.CostOverOracle, Y: 100 * r.Summary.SLOAttainment}
+		labels.XYs[i], labels.Labels[i] = pts[i], " "+r.Value
+	}
+	ln, sc, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return figure{}, fmt.Errorf("report: sweep: %w", err)
+	}
+	ln.Color, ln.Width = colOnDemand, 1.5
+	sc.Color, sc.Shape, sc.Radius = colOnDemand, draw.CircleGlyph{}, 3
+	lb, err := plotter.NewLabels(labels)
+	if err != nil {
+		return figure{}, fmt.Errorf("report: sweep: %w", err)
+	}
+	for i := range lb.TextStyle {
+		lb.TextStyle[i].Font = sans(10)
+	}
+	p.Add(ln, sc, lb)
+	leg := []legendItem{item("infercast, one point per value of "+sw.Key, colOnDemand, "line")}
+	// The target, when the runs share one (a sweep of target_availability
+	// has one per run): the cheapest point above it is the pick.
+	target := sw.Runs[0].Target
+	for _, r := range sw.Runs {
+		if r.Target != target {
+			target = math.NaN()
+		}
+	}
+	if !math.IsNaN(target) {
+		lo, hi := pts[0].X, pts[0].X
+		for _, q := range pts {
+			lo, hi = math.Min(lo, q.X), math.Max(hi, q.X)
+		}
+		p.Add(line(plotter.XYs{{X: lo, Y: 100 * target}, {X: hi, Y: 100 * target}}, colOracle, 1.2, true))
+		// Room for the last point's label.
+		p.X.Max = hi + 0.08*(hi-lo) + 0.01
+		leg = append(leg, item(fmt.Sprintf("target_availability %s", pct(target)), colOracle, "dash"))
+	}
+	return render(p, leg, "Cost against SLO attainment",
+		"Up and to the left is better. The policy's runs are joined in the order of the values given.")
+}
+
 func render(p *plot.Plot, legend []legendItem, title, caption string) (figure, error) {
 	c := vgsvg.New(vg.Points(900), vg.Points(300))
 	p.Draw(draw.New(c))
@@ -721,6 +829,24 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <tr><td>oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Oracle}}</td><td>1.00×</td><td colspan="4"></td></tr>
 <tr><td>spot-aware oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Aware}}</td><td></td><td>1.00×</td><td colspan="3"></td></tr>
 </table>
+{{- if .Sweep}}
+<h2 class="sec">The policy with other values of {{.SweepKey}}</h2>
+<p class="notes">The same trace and cluster, the policy rerun once per value. {{.SweepNote}}</p>
+{{- with .SweepFig}}
+<figure>
+  <h2>{{.Title}}</h2>
+  <figcaption>{{.Caption}}</figcaption>
+  <div class="legend">{{range .Legend}}<span class="key"><span class="sw {{.Kind}}" style="--c: {{.Color}}"></span>{{.Label}}</span>{{end}}</div>
+  {{.SVG}}
+</figure>
+{{- end}}
+<table>
+<tr><th>{{.SweepKey}}</th><th>SLO attainment</th><th>met</th><th>late</th><th>dropped</th><th>unserved at end</th><th>cost</th><th>× oracle</th><th>× spot-aware oracle</th><th>on-demand replica-h</th><th>spot replica-h</th><th>spot interruptions</th></tr>
+{{- range .Sweep}}
+<tr{{if .Main}} class="main"{{end}}><td>{{.Name}}</td><td>{{.Attainment}}</td><td>{{.Met}}</td><td>{{.Late}}</td><td>{{.Dropped}}</td><td>{{.Unserved}}</td><td>{{.Cost}}</td><td>{{.OverOracle}}</td><td>{{.OverAware}}</td><td>{{.ODHours}}</td><td>{{.SpotHours}}</td><td>{{.Notices}}</td></tr>
+{{- end}}
+</table>
+{{- end}}
 <h2 class="sec">Reading this page</h2>
 <div class="notes">{{range .Notes}}<p>{{.}}</p>{{end}}</div>
 </main>

@@ -167,3 +167,53 @@ func TestTimeTicks(t *testing.T) {
 		}
 	}
 }
+
+// The cheapest run that meets its own target is the pick: a cheaper one
+// below its target is not, nor one above it that costs more.
+func TestSweepCheapest(t *testing.T) {
+	run := func(v string, att, cost, target float64) SweepRun {
+		return SweepRun{Value: v, Target: target, Summary: sim.Summary{SLOAttainment: att, CostDollars: cost}}
+	}
+	sw := &Sweep{Key: "forecast_quantile", Runs: []SweepRun{
+		run("0.9", 0.998, 100, 0.999), run("0.99", 0.9995, 150, 0.999), run("0.975", 0.9991, 120, 0.999),
+	}}
+	if i, ok := sw.Cheapest(); !ok || sw.Runs[i].Value != "0.975" {
+		t.Fatalf("cheapest = %d %v, want 0.975", i, ok)
+	}
+	// Each run against its own target (a sweep of target_availability).
+	sw = &Sweep{Key: "target_availability", Runs: []SweepRun{run("0.99", 0.995, 90, 0.99), run("0.999", 0.998, 100, 0.999)}}
+	if i, ok := sw.Cheapest(); !ok || sw.Runs[i].Value != "0.99" {
+		t.Fatalf("cheapest = %d %v, want 0.99", i, ok)
+	}
+	sw.Runs = sw.Runs[1:]
+	if i, ok := sw.Cheapest(); ok {
+		t.Fatalf("cheapest = %d, want none", i)
+	}
+
+	// On the page: a table and a figure, the pick in bold; without a
+	// pick, a note that says so.
+	sc := scenario(t, 1, nil)
+	pol, err := sc.Run(context.Background(), &banded{}, sim.RunOptions{Name: "infercast"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		runs []SweepRun
+		want string
+	}{
+		{[]SweepRun{run("0.9", 0.998, 100, 0.999), run("0.975", 0.9991, 120, 0.999)}, `<tr class="main"><td>0.975</td>`},
+		{[]SweepRun{run("0.9", 0.998, 100, 0.999)}, "None of the values meets its target_availability"},
+	} {
+		var buf bytes.Buffer
+		in := Input{Scenario: sc, Summary: sim.NewSummaryFile(sc, pol, nil), Policy: pol, Sweep: &Sweep{Key: "forecast_quantile", Runs: tc.runs}}
+		if err := Write(&buf, in); err != nil {
+			t.Fatal(err)
+		}
+		page := buf.String()
+		for _, want := range []string{tc.want, "The policy with other values of forecast_quantile", "Cost against SLO attainment"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("page lacks %q", want)
+			}
+		}
+	}
+}
