@@ -29,7 +29,7 @@ type kubeFlags struct {
 }
 
 func (k *kubeFlags) register(fs *flag.FlagSet) {
-	fs.BoolVar(&k.pods, "kubernetes.pods", false, "read each workload tier's pods (the Deployment --custom-metrics.deployment-template names) from the Kubernetes API: the planner's replicas by state (ready, starting, pending, terminating); off: estimated from its own past plans, for spot workloads only")
+	fs.BoolVar(&k.pods, "kubernetes.pods", false, "read each workload tier's pods (of the Deployment labelled infercast.io/workload and infercast.io/tier, else the one --custom-metrics.deployment-template names) from the Kubernetes API: the planner's replicas by state (ready, starting, pending, terminating); off: estimated from its own past plans, for spot workloads only")
 	fs.StringVar(&k.kubeconfig, "kubernetes.kubeconfig", "", "kubeconfig of --kubernetes.pods; empty: in-cluster")
 	fs.StringVar(&k.namespace, "kubernetes.namespace", "", "namespace of the workloads' Deployments; required with --kubernetes.pods")
 	fs.StringVar(&k.poolLabel, "kubernetes.pool-label", "", "node label whose value is a node's pool (policy tiers.spot.pools), e.g. karpenter.sh/nodepool: spot replicas counted per pool; empty: an even spread is assumed")

@@ -10,11 +10,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -26,7 +30,8 @@ import (
 type Options struct {
 	// Namespace is where the workloads' Deployments run.
 	Namespace string
-	// Deployment names the Deployment of a workload's tier.
+	// Deployment names the Deployment of a workload's tier when no
+	// Deployment of the namespace carries its WorkloadLabel and TierLabel.
 	Deployment func(workload, tier string) string
 	// PoolLabel is the node label whose value names a node's pool (the
 	// policy's tiers.spot.pools); empty: no per-pool counts.
@@ -39,6 +44,13 @@ type Options struct {
 	// Now is the clock (tests); nil: time.Now.
 	Now func() time.Time
 }
+
+// WorkloadLabel and TierLabel on a Deployment say which workload's tier it
+// runs, whatever its name (the chart's ScaledObjects carry the same two).
+const (
+	WorkloadLabel = "infercast.io/workload"
+	TierLabel     = "infercast.io/tier"
+)
 
 // DefaultUnschedulableGrace is long enough for a node autoscaler to bring
 // up a node for a new pod, short against a spot outage.
@@ -116,17 +128,13 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 			return Counts{}, ErrNotSynced
 		}
 	}
-	name := s.o.Deployment(workload, tier)
-	d, err := s.deploys.Deployments(s.o.Namespace).Get(name)
-	if apierrors.IsNotFound(err) {
-		return Counts{}, fmt.Errorf("Deployment %s/%s of workload %s tier %s not found", s.o.Namespace, name, workload, tier)
-	}
+	d, err := s.deployment(workload, tier)
 	if err != nil {
 		return Counts{}, err
 	}
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
 	if err != nil || sel.Empty() {
-		return Counts{}, fmt.Errorf("Deployment %s/%s: unusable selector %v: %v", s.o.Namespace, name, d.Spec.Selector, err)
+		return Counts{}, fmt.Errorf("Deployment %s/%s: unusable selector %v: %v", s.o.Namespace, d.Name, d.Spec.Selector, err)
 	}
 	pods, err := s.pods.Pods(s.o.Namespace).List(sel)
 	if err != nil {
@@ -164,6 +172,33 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 		}
 	}
 	return c, nil
+}
+
+// deployment is the Deployment of workload's tier: the one labelled for
+// it, else the one the name template names.
+func (s *Source) deployment(workload, tier string) (*appsv1.Deployment, error) {
+	labelled, err := s.deploys.Deployments(s.o.Namespace).List(labels.SelectorFromSet(labels.Set{WorkloadLabel: workload, TierLabel: tier}))
+	if err != nil {
+		return nil, err
+	}
+	switch len(labelled) {
+	case 1:
+		return labelled[0], nil
+	case 0:
+	default:
+		names := make([]string, len(labelled))
+		for i, d := range labelled {
+			names[i] = d.Name
+		}
+		slices.Sort(names)
+		return nil, fmt.Errorf("Deployments %s in %s all carry %s=%s, %s=%s: one Deployment per workload tier", strings.Join(names, ", "), s.o.Namespace, WorkloadLabel, workload, TierLabel, tier)
+	}
+	name := s.o.Deployment(workload, tier)
+	d, err := s.deploys.Deployments(s.o.Namespace).Get(name)
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("Deployment %s/%s of workload %s tier %s not found (nor one labelled %s=%s, %s=%s)", s.o.Namespace, name, workload, tier, WorkloadLabel, workload, TierLabel, tier)
+	}
+	return d, err
 }
 
 type state int

@@ -124,3 +124,37 @@ func TestCountErrors(t *testing.T) {
 		t.Error("no namespace: want an error")
 	}
 }
+
+// A Deployment labelled for a workload tier is its Deployment, whatever
+// its name; two labelled alike are an error, not a guess; without a
+// label the name template still finds the others.
+func TestLabelledDeployment(t *testing.T) {
+	labelled := deployment("llama-70b-spot-pool", map[string]string{"app": "llama"})
+	labelled.Labels = map[string]string{WorkloadLabel: "chat", TierLabel: "spot"}
+	s := started(t, Options{},
+		labelled,
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}), // the template's name: not used
+		deployment("chat-on-demand", map[string]string{"app": "chat-on-demand"}),
+		pod("l1", "llama", "n1", ready()), pod("l2", "llama", "n1"),
+		pod("t1", "chat-spot", "n1", ready()),
+		pod("o1", "chat-on-demand", "n2", ready()),
+	)
+	c, err := s.Count("chat", "spot", nil)
+	if err != nil || c.Ready != 1 || c.Starting != 1 {
+		t.Errorf("labelled spot Deployment: %+v, %v; want its two pods (1 ready, 1 starting)", c, err)
+	}
+	if c, err := s.Count("chat", "on-demand", nil); err != nil || c.Ready != 1 || c.Starting != 0 {
+		t.Errorf("on-demand by the template: %+v, %v", c, err)
+	}
+
+	twin := deployment("llama-70b-spot-pool-2", map[string]string{"app": "llama2"})
+	twin.Labels = labelled.Labels
+	s = started(t, Options{}, labelled, twin)
+	_, err = s.Count("chat", "spot", nil)
+	if err == nil || !strings.Contains(err.Error(), "llama-70b-spot-pool, llama-70b-spot-pool-2") {
+		t.Errorf("two labelled Deployments: %v; want an error naming both", err)
+	}
+	if _, err := s.Count("chat", "on-demand", nil); err == nil || !strings.Contains(err.Error(), "nor one labelled infercast.io/workload=chat, infercast.io/tier=on-demand") {
+		t.Errorf("neither labelled nor named: %v", err)
+	}
+}

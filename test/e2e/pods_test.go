@@ -10,7 +10,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/infercast/infercast/internal/kubepods"
 	"github.com/infercast/infercast/internal/testutil"
 )
 
@@ -34,8 +36,13 @@ func TestPodStates(t *testing.T) {
 
 	const ns = "default"
 	ctx := context.Background()
-	for _, dep := range []string{"gpu-on-demand", "gpu-spot"} {
-		c.createDeployment(t, ns, dep, 1)
+	// On-demand by the name template; spot by its labels, under a name of
+	// its own (what a user with several GPU types would run).
+	c.createDeployment(t, ns, "gpu-on-demand", 1)
+	c.createDeployment(t, ns, "gpu-spot-h100", 1)
+	labels := fmt.Sprintf(`{"metadata":{"labels":{%q:"gpu",%q:"spot"}}}`, kubepods.WorkloadLabel, kubepods.TierLabel)
+	if _, err := c.kube.AppsV1().Deployments(ns).Patch(ctx, "gpu-spot-h100", types.MergePatchType, []byte(labels), metav1.PatchOptions{}); err != nil {
+		t.Fatalf("labelling gpu-spot-h100: %v", err)
 	}
 	for _, n := range [][2]string{{"spot-a-1", "spot-a"}, {"spot-b-1", "spot-b"}} {
 		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n[0], Labels: map[string]string{"e2e.infercast.dev/pool": n[1]}}}
@@ -45,8 +52,8 @@ func TestPodStates(t *testing.T) {
 	}
 	// A ready spot pod in spot-a, and one no node can be found for.
 	now := metav1.Now()
-	c.createPod(t, ns, "gpu-spot-1", "gpu-spot", "spot-a-1", corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now})
-	c.createPod(t, ns, "gpu-spot-2", "gpu-spot", "", corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+	c.createPod(t, ns, "gpu-spot-1", "gpu-spot-h100", "spot-a-1", corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now})
+	c.createPod(t, ns, "gpu-spot-2", "gpu-spot-h100", "", corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
 		Reason: corev1.PodReasonUnschedulable, Message: "0/2 nodes are available: insufficient nvidia.com/gpu", LastTransitionTime: now})
 
 	a := newAdapterWith(t, b.adapter, c.dir, spotPolicy, "--prometheus.url", pr.url(), "--prometheus.timeout", "3s",
