@@ -138,6 +138,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	routeKlog(log)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -15,10 +15,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"k8s.io/klog/v2"
 )
 
 // command is one subcommand: run parses args and does the work, writing its
@@ -38,7 +41,19 @@ func register(name string, c command) {
 	commands[name] = c
 }
 
+// routeKlog sends the logs of the Kubernetes libraries (the custom
+// metrics API server, client-go) through a command's logger. main sets it:
+// klog is process-wide, so tests, which run commands side by side, leave
+// it as it is.
+var routeKlog = func(*slog.Logger) {}
+
+// klogTo makes klog log through log, at its level: the API server's
+// start-up and shutdown chatter is info, out of sight at the demo's warn
+// (klog hands its warnings on as info too; errors stay errors).
+func klogTo(log *slog.Logger) { klog.SetSlogLogger(log.With("component", "k8s")) }
+
 func main() {
+	routeKlog = klogTo
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
