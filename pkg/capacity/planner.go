@@ -258,27 +258,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	ex := Explanation{Horizon: horizon, Mu: mu, MuLearned: muLearned}
 	plan := Plan{Workload: w.Name, Time: now, Mode: ModePredictive, Tiers: map[string]TierTarget{}}
 
-	// Reactive floors: what the live signals need, whatever the forecast.
-	ex.CurrentRateFloor = ceilDiv(rate, mu)
-	// Backlog: every request queued behind a backlog waits too, so the
-	// backlog that will be there when replicas launched now are ready
-	// (it grows while arrivals outrun the ready fleet) is drained within
-	// one decision interval (at least the queue SLO) from then on.
-	ready := s.OnDemand.Ready + s.Spot.Ready
-	if backlog > 0 {
-		// Replicas already starting arrive no later than new ones: the
-		// backlog grows only by what the live fleet cannot serve, and what
-		// its spare capacity drains within the window needs nothing new.
-		liveCap := float64(s.OnDemand.Live()+s.Spot.Live()) * mu
-		atReady := backlog + math.Max(0, rate-liveCap)*cold.Seconds()
-		drain := math.Max(w.QueueSLO.Seconds(), w.DecisionInterval.Seconds())
-		left := math.Max(0, atReady-math.Max(0, liveCap-rate)*drain)
-		ex.BacklogFloor = max(ceilDiv(rate, mu), ceilDiv(rate+left/drain, mu))
-	}
-	if s.Latency > 0 && w.LatencySLO > 0 && s.Latency > w.LatencySLO && ready > 0 {
-		ratio := math.Min(2, float64(s.Latency)/float64(w.LatencySLO))
-		ex.LatencyFloor = max(ready+1, int(math.Ceil(float64(ready)*ratio)))
-	}
+	p.floors(s, mu, cold, &ex)
 	p.rates = appendWindow(p.rates, stamped{now, rate}, now, horizon)
 	p.burst = appendWindow(p.burst, stamped{now, rate}, now, max(w.BurstWindow, w.DecisionInterval))
 	burstPeak := p.burstPeak()
@@ -286,59 +266,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 
 	// Predictive need: the forecast quantile of the busiest step within the
 	// horizon. Without a forecast: reactive, on the recent peak rate.
-	forecastRate, medianRate, calBase := math.NaN(), 0.0, 0.0
-	reserveRate := 0.0
-	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
-		// The horizon runs from now, and the forecast from its origin (the
-		// end of the last whole interval, up to a step before now): read
-		// the steps that reach now + horizon.
-		ahead := horizon
-		if !fc.Origin.IsZero() && s.Time.After(fc.Origin) {
-			ahead += s.Time.Sub(fc.Origin)
-		}
-		steps := int(math.Ceil(ahead.Seconds() / fc.Step.Seconds()))
-		steps = min(max(steps, 1), fc.Len())
-		// The quantile of the busiest step: if the steps' errors were
-		// independent, P(all ≤ their q_s quantile) = q_s^steps, so each step
-		// is read at q^(1/steps); correlated errors make this conservative.
-		qs := math.Min(0.99, math.Pow(w.ForecastQuantile, 1/float64(steps)))
-		peak, median := 0.0, 0.0
-		for i := 0; i < steps; i++ {
-			if v := fc.Quantile(qs, i); !math.IsNaN(v) && !math.IsInf(v, 0) && v > peak {
-				peak = v
-			}
-			if v := fc.P50[i]; !math.IsNaN(v) && !math.IsInf(v, 0) && v > median {
-				median = v
-			}
-		}
-		forecastRate = peak / fc.Step.Seconds()
-		medianRate = median / fc.Step.Seconds()
-		ex.Forecast = fc.Model
-		// Once the planner has seen enough of its own horizons, it sizes
-		// from how the busiest demand of a horizon really compared with
-		// its reference: calibrated on the outcome, not per step. The
-		// reference is the larger of the median forecast and the burst
-		// window's peak live rate (burstPeak): bursts cluster (a burst in the last
-		// hour makes another likelier), which no median forecast carries,
-		// so the calibrated ratio is narrower and the sizing follows the
-		// workload's recent burstiness instead of its worst week.
-		calBase = math.Max(medianRate, burstPeak)
-		// Consecutive horizons overlap: one outcome is worth interval /
-		// horizon of an independent one in the finite-sample quantile.
-		indep := math.Min(1, w.DecisionInterval.Seconds()/horizon.Seconds())
-		if r, ok := p.calib.ratio(w.ForecastQuantile, indep); ok && calBase > 0 {
-			forecastRate = calBase * r
-			ex.Forecast += " (horizon-calibrated)"
-			// The quantile counts horizons, not requests: a level shift
-			// that outlasts a cold start loses a whole cold start of
-			// excess, a spike only its own seconds. The surge reserve
-			// tops the sizing up until sustained surges would have cost
-			// at most their share of the availability budget.
-			if sr, ok := p.calib.surgeRatio(surgeBudgetShare * (1 - w.TargetAvailability)); ok && sr > r {
-				reserveRate = calBase * (sr - r)
-			}
-		}
-	}
+	forecastRate, medianRate, calBase, reserveRate := p.forecastRates(fc, fcErr, s, horizon, burstPeak, &ex)
 	// Sustained: the lowest live rate of the last cold start.
 	sustained := rate
 	for _, r := range p.rates {
@@ -397,6 +325,156 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 		sized = max(sized, int(x.v))
 	}
 
+	need, bound = p.holdDown(need, bound, sized, rate, backlog, mu, now, &plan)
+	if need > w.MaxReplicas {
+		need, bound = w.MaxReplicas, "max-replicas"
+	}
+	p.prevNeed = need
+	ex.Need = need
+	plan.Bound = bound
+
+	// The base need: what the median forecast and the live signals ask
+	// for, stabilised alike. It is the capacity the spot margin protects
+	// through an interruption; the forecast headroom above it covers
+	// demand's upper tail, and counts towards the margin, since losing a
+	// pool and meeting the tail at once is the joint, rarer event.
+	base := max(ceilDiv(medianRate, mu), w.MinReplicas)
+	p.baseWindow = appendWindow(p.baseWindow, stamped{now, float64(base)}, now, w.ScaleDown.Stabilization)
+	for _, x := range p.baseWindow {
+		base = max(base, int(x.v))
+	}
+	base = min(base, need)
+	ex.BaseNeed = base
+
+	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
+	od, spot = p.keepReady(od, spot, s, &plan)
+	if w.Tiers.Spot != nil {
+		plan.Tiers[TierSpot] = spot
+	}
+	plan.Tiers[TierOnDemand] = od
+	return plan, ex
+}
+
+// keepReady adjusts the tiers' targets to the fleet as it is: make before
+// break between tiers, then max_replicas.
+func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTarget, TierTarget) {
+	w := &p.w
+	// Make before break: capacity moving between tiers (a new split,
+	// fallback, its return) must not remove ready replicas of one tier
+	// while the other's are still starting. A tier keeps its ready
+	// replicas beyond what the ready fleet has in excess of the plan.
+	excess := max(0, s.OnDemand.Ready+s.Spot.Ready-(od.Replicas+spot.Replicas))
+	if w.Tiers.Spot != nil {
+		drop := min(max(0, s.Spot.Ready-spot.Replicas), excess)
+		spot.Replicas = max(spot.Replicas, s.Spot.Ready-drop)
+		excess -= drop
+	}
+	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
+	// Never more than max_replicas in all, taking it off the spot margin
+	// first: the cap is the user's budget guard.
+	if over := od.Replicas + spot.Replicas - w.MaxReplicas; over > 0 {
+		cut := min(over, spot.Replicas)
+		spot.Replicas -= cut
+		spot.Margin = max(0, spot.Margin-cut)
+		od.Replicas -= over - cut
+		plan.Bound = "max-replicas"
+	}
+	return od, spot
+}
+
+// floors sets the reactive floors: what the live signals need, whatever
+// the forecast.
+func (p *Planner) floors(s Signals, mu float64, cold time.Duration, ex *Explanation) {
+	w := &p.w
+	rate := finite(s.Rate)
+	backlog := finite(s.Backlog)
+	ex.CurrentRateFloor = ceilDiv(rate, mu)
+	// Backlog: every request queued behind a backlog waits too, so the
+	// backlog that will be there when replicas launched now are ready
+	// (it grows while arrivals outrun the ready fleet) is drained within
+	// one decision interval (at least the queue SLO) from then on.
+	ready := s.OnDemand.Ready + s.Spot.Ready
+	if backlog > 0 {
+		// Replicas already starting arrive no later than new ones: the
+		// backlog grows only by what the live fleet cannot serve, and what
+		// its spare capacity drains within the window needs nothing new.
+		liveCap := float64(s.OnDemand.Live()+s.Spot.Live()) * mu
+		atReady := backlog + math.Max(0, rate-liveCap)*cold.Seconds()
+		drain := math.Max(w.QueueSLO.Seconds(), w.DecisionInterval.Seconds())
+		left := math.Max(0, atReady-math.Max(0, liveCap-rate)*drain)
+		ex.BacklogFloor = max(ceilDiv(rate, mu), ceilDiv(rate+left/drain, mu))
+	}
+	if s.Latency > 0 && w.LatencySLO > 0 && s.Latency > w.LatencySLO && ready > 0 {
+		ratio := math.Min(2, float64(s.Latency)/float64(w.LatencySLO))
+		ex.LatencyFloor = max(ready+1, int(math.Ceil(float64(ready)*ratio)))
+	}
+}
+
+// forecastRates reads the forecast for the horizon: the rate to size for (NaN
+// without a usable forecast), the median forecast, the reference the
+// horizon calibration scales, and the surge reserve on top.
+func (p *Planner) forecastRates(fc *predict.Forecast, fcErr error, s Signals, horizon time.Duration, burstPeak float64, ex *Explanation) (forecastRate, medianRate, calBase, reserveRate float64) {
+	w := &p.w
+	forecastRate = math.NaN()
+	if fcErr == nil && fc != nil && fc.Len() > 0 && fc.Step > 0 {
+		// The horizon runs from now, and the forecast from its origin (the
+		// end of the last whole interval, up to a step before now): read
+		// the steps that reach now + horizon.
+		ahead := horizon
+		if !fc.Origin.IsZero() && s.Time.After(fc.Origin) {
+			ahead += s.Time.Sub(fc.Origin)
+		}
+		steps := int(math.Ceil(ahead.Seconds() / fc.Step.Seconds()))
+		steps = min(max(steps, 1), fc.Len())
+		// The quantile of the busiest step: if the steps' errors were
+		// independent, P(all ≤ their q_s quantile) = q_s^steps, so each step
+		// is read at q^(1/steps); correlated errors make this conservative.
+		qs := math.Min(0.99, math.Pow(w.ForecastQuantile, 1/float64(steps)))
+		peak, median := 0.0, 0.0
+		for i := 0; i < steps; i++ {
+			if v := fc.Quantile(qs, i); !math.IsNaN(v) && !math.IsInf(v, 0) && v > peak {
+				peak = v
+			}
+			if v := fc.P50[i]; !math.IsNaN(v) && !math.IsInf(v, 0) && v > median {
+				median = v
+			}
+		}
+		forecastRate = peak / fc.Step.Seconds()
+		medianRate = median / fc.Step.Seconds()
+		ex.Forecast = fc.Model
+		// Once the planner has seen enough of its own horizons, it sizes
+		// from how the busiest demand of a horizon really compared with
+		// its reference: calibrated on the outcome, not per step. The
+		// reference is the larger of the median forecast and the burst
+		// window's peak live rate (burstPeak): bursts cluster (a burst in the last
+		// hour makes another likelier), which no median forecast carries,
+		// so the calibrated ratio is narrower and the sizing follows the
+		// workload's recent burstiness instead of its worst week.
+		calBase = math.Max(medianRate, burstPeak)
+		// Consecutive horizons overlap: one outcome is worth interval /
+		// horizon of an independent one in the finite-sample quantile.
+		indep := math.Min(1, w.DecisionInterval.Seconds()/horizon.Seconds())
+		if r, ok := p.calib.ratio(w.ForecastQuantile, indep); ok && calBase > 0 {
+			forecastRate = calBase * r
+			ex.Forecast += " (horizon-calibrated)"
+			// The quantile counts horizons, not requests: a level shift
+			// that outlasts a cold start loses a whole cold start of
+			// excess, a spike only its own seconds. The surge reserve
+			// tops the sizing up until sustained surges would have cost
+			// at most their share of the availability budget.
+			if sr, ok := p.calib.surgeRatio(surgeBudgetShare * (1 - w.TargetAvailability)); ok && sr > r {
+				reserveRate = calBase * (sr - r)
+			}
+		}
+	}
+	return forecastRate, medianRate, calBase, reserveRate
+}
+
+// holdDown applies the rules that slow a scale-in: the stabilisation
+// window, the HPA's tolerance, the step limit, the idle rule and the idle
+// hold. sized is the demand-sized need's highest of the window.
+func (p *Planner) holdDown(need int, bound string, sized int, rate, backlog, mu float64, now time.Time, plan *Plan) (int, string) {
+	w := &p.w
 	// Scale-down stabilisation: never below the highest need of the window,
 	// and never more than max_step_ratio of the fleet at once. A scale-in
 	// then needs the forecast and the live signal to agree for a whole
@@ -447,52 +525,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 			plan.Active = true // a pause, not the end: keep it up through KEDA too
 		}
 	}
-	if need > w.MaxReplicas {
-		need, bound = w.MaxReplicas, "max-replicas"
-	}
-	p.prevNeed = need
-	ex.Need = need
-	plan.Bound = bound
-
-	// The base need: what the median forecast and the live signals ask
-	// for, stabilised alike. It is the capacity the spot margin protects
-	// through an interruption; the forecast headroom above it covers
-	// demand's upper tail, and counts towards the margin, since losing a
-	// pool and meeting the tail at once is the joint, rarer event.
-	base := max(ceilDiv(medianRate, mu), w.MinReplicas)
-	p.baseWindow = appendWindow(p.baseWindow, stamped{now, float64(base)}, now, w.ScaleDown.Stabilization)
-	for _, x := range p.baseWindow {
-		base = max(base, int(x.v))
-	}
-	base = min(base, need)
-	ex.BaseNeed = base
-
-	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
-	// Make before break: capacity moving between tiers (a new split,
-	// fallback, its return) must not remove ready replicas of one tier
-	// while the other's are still starting. A tier keeps its ready
-	// replicas beyond what the ready fleet has in excess of the plan.
-	excess := max(0, s.OnDemand.Ready+s.Spot.Ready-(od.Replicas+spot.Replicas))
-	if w.Tiers.Spot != nil {
-		drop := min(max(0, s.Spot.Ready-spot.Replicas), excess)
-		spot.Replicas = max(spot.Replicas, s.Spot.Ready-drop)
-		excess -= drop
-	}
-	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
-	// Never more than max_replicas in all, taking it off the spot margin
-	// first: the cap is the user's budget guard.
-	if over := od.Replicas + spot.Replicas - w.MaxReplicas; over > 0 {
-		cut := min(over, spot.Replicas)
-		spot.Replicas -= cut
-		spot.Margin = max(0, spot.Margin-cut)
-		od.Replicas -= over - cut
-		plan.Bound = "max-replicas"
-	}
-	if w.Tiers.Spot != nil {
-		plan.Tiers[TierSpot] = spot
-	}
-	plan.Tiers[TierOnDemand] = od
-	return plan, ex
+	return need, bound
 }
 
 // split divides need between on-demand and spot: an on-demand core, a spot
