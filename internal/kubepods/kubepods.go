@@ -24,6 +24,8 @@ import (
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/infercast/infercast/pkg/provider"
 )
 
 // Options configure a Source.
@@ -46,10 +48,11 @@ type Options struct {
 }
 
 // WorkloadLabel and TierLabel on a Deployment say which workload's tier it
-// runs, whatever its name (the chart's ScaledObjects carry the same two).
+// runs, whatever its name: the labels the custom metrics API gives the
+// Deployments it serves, and the chart's ScaledObjects carry.
 const (
-	WorkloadLabel = "infercast.io/workload"
-	TierLabel     = "infercast.io/tier"
+	WorkloadLabel = provider.LabelWorkload
+	TierLabel     = provider.LabelTier
 )
 
 // DefaultUnschedulableGrace is long enough for a node autoscaler to bring
