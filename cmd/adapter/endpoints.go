@@ -44,8 +44,10 @@ type endpointsConfig struct {
 	// Listener is bound here.
 	cmAddr    string
 	cmMapping provider.NameMapping
-	cmServer  provider.APIServerConfig
-	webAddr   string
+	// cmLabelled maps labelled Deployments (--kubernetes.pods); nil: names.
+	cmLabelled provider.LabelledDeployments
+	cmServer   provider.APIServerConfig
+	webAddr    string
 	// reload, when set, serves POST /-/reload (400 with its error).
 	reload          func() error
 	shutdownTimeout time.Duration
@@ -72,7 +74,7 @@ func newAdapterEndpoints(cache *capacity.Cache, policy *capacity.PolicyFile, reg
 	}
 
 	if cfg.cmAddr != "" {
-		p, err := provider.New(cache, cat, provider.Options{Mapping: cfg.cmMapping, Tolerance: cat.tolerance, Logger: log})
+		p, err := provider.New(cache, cat, provider.Options{Mapping: cfg.cmMapping, Labelled: cfg.cmLabelled, Tolerance: cat.tolerance, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -51,7 +51,7 @@ func (k *kubeFlags) validate() error {
 
 // source starts the pod watches (nil without --kubernetes.pods). It does
 // not wait for them: until they have listed, the planner keeps estimating.
-func (k *kubeFlags) source(ctx context.Context, template string, log *slog.Logger) (podCounter, error) {
+func (k *kubeFlags) source(ctx context.Context, template string, log *slog.Logger) (*kubepods.Source, error) {
 	if !k.pods {
 		return nil, nil
 	}

@@ -193,10 +193,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if cfg.exporterURL != "" {
 		live = newExporterLive(cfg.exporterURL, log)
 	}
-	// The replicas of each tier: from the pods when --kubernetes.pods.
-	pods, err := cfg.kube.source(runCtx, cfg.cmTemplate, log)
+	// The replicas of each tier: from the pods when --kubernetes.pods; the
+	// custom metrics API then also knows the Deployments by their labels.
+	src, err := cfg.kube.source(runCtx, cfg.cmTemplate, log)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	var pods podCounter
+	var labelled provider.LabelledDeployments
+	if src != nil {
+		pods, labelled = src, src
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
 	if live, err = withTierSignalsFrom(live, cfg, policy, cache, pods, log); err != nil {
@@ -237,7 +243,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ep, err = newAdapterEndpoints(cache, policy, reg, log, endpointsConfig{
 		grpcAddr: cfg.grpcAddr, grpcTLS: cfg.grpcTLS, grpcReflection: cfg.grpcReflection,
 		cmAddr:    cfg.cmAddr,
-		cmMapping: provider.NameMapping{Template: cfg.cmTemplate, Namespace: cfg.cmNamespace},
+		cmMapping: provider.NameMapping{Template: cfg.cmTemplate, Namespace: cfg.cmNamespace}, cmLabelled: labelled,
 		cmServer: provider.APIServerConfig{CertFile: cfg.cmTLS[0], KeyFile: cfg.cmTLS[1],
 			Delegated: cfg.cmAuth == "delegated", Kubeconfig: cfg.cmKubeconfig},
 		webAddr: cfg.webAddr, reload: reload, shutdownTimeout: cfg.shutdownTimeout,

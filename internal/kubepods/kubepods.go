@@ -204,6 +204,35 @@ func (s *Source) deployment(workload, tier string) (*appsv1.Deployment, error) {
 	return d, err
 }
 
+var _ provider.LabelledDeployments = (*Source)(nil)
+
+// TargetOf is the workload tier Deployment name in namespace is labelled
+// for (provider.LabelledDeployments); false before the first list.
+func (s *Source) TargetOf(namespace, name string) (provider.Target, bool) {
+	if namespace != s.o.Namespace {
+		return provider.Target{}, false
+	}
+	d, err := s.deploys.Deployments(namespace).Get(name)
+	if err != nil {
+		return provider.Target{}, false
+	}
+	w, tier := d.Labels[WorkloadLabel], d.Labels[TierLabel]
+	return provider.Target{Workload: w, Tier: tier}, w != "" && tier != ""
+}
+
+// NameOf is the one Deployment of namespace labelled for t; false when
+// none is, or several are (Count reports that).
+func (s *Source) NameOf(namespace string, t provider.Target) (string, bool) {
+	if namespace != s.o.Namespace {
+		return "", false
+	}
+	ds, err := s.deploys.Deployments(namespace).List(labels.SelectorFromSet(labels.Set{WorkloadLabel: t.Workload, TierLabel: t.Tier}))
+	if err != nil || len(ds) != 1 {
+		return "", false
+	}
+	return ds[0].Name, true
+}
+
 type state int
 
 const (

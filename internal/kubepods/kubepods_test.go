@@ -12,6 +12,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/infercast/infercast/pkg/provider"
 )
 
 var t0 = time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)
@@ -146,6 +148,23 @@ func TestLabelledDeployment(t *testing.T) {
 	if c, err := s.Count("chat", "on-demand", nil); err != nil || c.Ready != 1 || c.Starting != 0 {
 		t.Errorf("on-demand by the template: %+v, %v", c, err)
 	}
+	// The same answers for the custom metrics API (provider.LabelledDeployments).
+	spot := provider.Target{Workload: "chat", Tier: "spot"}
+	if tg, ok := s.TargetOf("models", "llama-70b-spot-pool"); !ok || tg != spot {
+		t.Errorf("TargetOf(llama-70b-spot-pool) = %v, %v", tg, ok)
+	}
+	if tg, ok := s.TargetOf("models", "chat-spot"); ok {
+		t.Errorf("TargetOf(chat-spot), unlabelled = %v; want none", tg)
+	}
+	if tg, ok := s.TargetOf("default", "llama-70b-spot-pool"); ok {
+		t.Errorf("TargetOf in another namespace = %v; want none", tg)
+	}
+	if name, ok := s.NameOf("models", spot); !ok || name != "llama-70b-spot-pool" {
+		t.Errorf("NameOf(chat spot) = %q, %v", name, ok)
+	}
+	if name, ok := s.NameOf("models", provider.Target{Workload: "chat", Tier: "on-demand"}); ok {
+		t.Errorf("NameOf(chat on-demand), none labelled = %q", name)
+	}
 
 	twin := deployment("llama-70b-spot-pool-2", map[string]string{"app": "llama2"})
 	twin.Labels = labelled.Labels
@@ -156,5 +175,8 @@ func TestLabelledDeployment(t *testing.T) {
 	}
 	if _, err := s.Count("chat", "on-demand", nil); err == nil || !strings.Contains(err.Error(), "nor one labelled infercast.io/workload=chat, infercast.io/tier=on-demand") {
 		t.Errorf("neither labelled nor named: %v", err)
+	}
+	if name, ok := s.NameOf("models", provider.Target{Workload: "chat", Tier: "spot"}); ok {
+		t.Errorf("NameOf with two labelled alike = %q; want none", name)
 	}
 }

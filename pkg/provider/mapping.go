@@ -10,7 +10,8 @@ import (
 
 // Labels a Deployment is treated as carrying under a NameMapping, so that
 // label selectors (kubectl get --raw …?labelSelector=…) can pick workloads
-// and tiers.
+// and tiers. A Deployment that really carries both (LabelledDeployments)
+// runs that tier whatever its name.
 const (
 	LabelWorkload = "infercast.io/workload"
 	LabelTier     = "infercast.io/tier"
@@ -34,6 +35,16 @@ type StaticCatalog map[string][]string
 
 // Workloads implements Catalog.
 func (c StaticCatalog) Workloads() map[string][]string { return c }
+
+// LabelledDeployments finds the Deployments labelled LabelWorkload and
+// LabelTier, from the Kubernetes API (kubepods.Source, with
+// adapter serve --kubernetes.pods).
+type LabelledDeployments interface {
+	// TargetOf is the target Deployment name in namespace is labelled for.
+	TargetOf(namespace, name string) (Target, bool)
+	// NameOf is the one Deployment of namespace labelled for t.
+	NameOf(namespace string, t Target) (string, bool)
+}
 
 // NameMapping maps a Deployment to a workload and tier by its name: the
 // Template with "{workload}" and "{tier}" replaced, "{workload}-{tier}" by
@@ -80,7 +91,7 @@ type mapped struct {
 // name. Names are derived from the catalog, so lookups stay unambiguous
 // even when a workload name contains the separator.
 func (m NameMapping) objects(namespace string, cat Catalog) []mapped {
-	if m.Namespace != "" && namespace != m.Namespace {
+	if !m.inNamespace(namespace) {
 		return nil
 	}
 	var out []mapped
@@ -95,9 +106,14 @@ func (m NameMapping) objects(namespace string, cat Catalog) []mapped {
 	return out
 }
 
+// inNamespace says whether the mapping maps Deployments of namespace.
+func (m NameMapping) inNamespace(namespace string) bool {
+	return m.Namespace == "" || namespace == m.Namespace
+}
+
 // resolve finds the target of Deployment name in namespace.
 func (m NameMapping) resolve(namespace, name string, cat Catalog) (Target, bool) {
-	if m.Namespace != "" && namespace != m.Namespace {
+	if !m.inNamespace(namespace) {
 		return Target{}, false
 	}
 	for w, tiers := range cat.Workloads() {

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"sort"
 	"sync"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -40,6 +42,10 @@ type Plans interface {
 // Options tune a Provider.
 type Options struct {
 	Mapping NameMapping
+	// Labelled, when set, maps the Deployments labelled for a tier
+	// (LabelWorkload, LabelTier) to it whatever their names, before the
+	// Mapping's names.
+	Labelled LabelledDeployments
 	// Tolerance gives each workload's HPA tolerance to compensate for
 	// (package hpa); nil means hpa.DefaultTolerance.
 	Tolerance hpa.ToleranceFunc
@@ -48,11 +54,12 @@ type Options struct {
 
 // Provider implements cmprovider.CustomMetricsProvider over the plan cache.
 type Provider struct {
-	plans   Plans
-	catalog Catalog
-	mapping NameMapping
-	comp    *hpa.Compensator
-	log     *slog.Logger
+	plans    Plans
+	catalog  Catalog
+	mapping  NameMapping
+	labelled LabelledDeployments // nil: names only
+	comp     *hpa.Compensator
+	log      *slog.Logger
 
 	listOnce sync.Once
 	listing  []cmprovider.CustomMetricInfo
@@ -72,7 +79,7 @@ func New(plans Plans, catalog Catalog, opts Options) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{plans: plans, catalog: catalog, mapping: opts.Mapping,
+	return &Provider{plans: plans, catalog: catalog, mapping: opts.Mapping, labelled: opts.Labelled,
 		comp: hpa.NewCompensator(opts.Tolerance), log: log}, nil
 }
 
@@ -95,7 +102,7 @@ func (p *Provider) GetMetricByName(_ context.Context, name types.NamespacedName,
 	if !served(info) {
 		return nil, cmprovider.NewMetricNotFoundError(info.GroupResource, info.Metric)
 	}
-	t, ok := p.mapping.resolve(name.Namespace, name.Name, p.catalog)
+	t, ok := p.resolve(name.Namespace, name.Name)
 	if !ok {
 		return nil, cmprovider.NewMetricNotFoundForError(info.GroupResource, info.Metric, name.Name)
 	}
@@ -113,7 +120,7 @@ func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, sele
 		selector = labels.Everything()
 	}
 	out := &custom_metrics.MetricValueList{}
-	for _, o := range p.mapping.objects(namespace, p.catalog) {
+	for _, o := range p.objects(namespace) {
 		if !selector.Matches(o.labels) {
 			continue
 		}
@@ -127,6 +134,45 @@ func (p *Provider) GetMetricBySelector(_ context.Context, namespace string, sele
 		out.Items = append(out.Items, *v)
 	}
 	return out, nil
+}
+
+// resolve finds the target of Deployment name in namespace: by its labels,
+// else by its name.
+func (p *Provider) resolve(namespace, name string) (Target, bool) {
+	if p.labelled != nil && p.mapping.inNamespace(namespace) {
+		if t, ok := p.labelled.TargetOf(namespace, name); ok && inCatalog(p.catalog, t) {
+			return t, true
+		}
+	}
+	t, ok := p.mapping.resolve(namespace, name, p.catalog)
+	if ok && p.labelled != nil {
+		// A tier with a labelled Deployment runs there, not under the
+		// template's name.
+		if other, labelled := p.labelled.NameOf(namespace, t); labelled && other != name {
+			return Target{}, false
+		}
+	}
+	return t, ok
+}
+
+// objects lists the Deployments of namespace the provider serves: each
+// tier's labelled Deployment where there is one, else its mapped name.
+func (p *Provider) objects(namespace string) []mapped {
+	out := p.mapping.objects(namespace, p.catalog)
+	if p.labelled == nil {
+		return out
+	}
+	for i, o := range out {
+		if name, ok := p.labelled.NameOf(namespace, o.target); ok {
+			out[i].name = name
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func inCatalog(cat Catalog, t Target) bool {
+	return slices.Contains(cat.Workloads()[t.Workload], t.Tier)
 }
 
 func (p *Provider) value(namespace, name string, t Target) (*custom_metrics.MetricValue, error) {

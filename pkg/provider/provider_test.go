@@ -241,3 +241,71 @@ func TestProviderDirect(t *testing.T) {
 		t.Fatal("bad template accepted")
 	}
 }
+
+// fakeLabelled is a LabelledDeployments from a map of Deployment names to
+// the targets their labels name, all in namespace prod.
+type fakeLabelled map[string]Target
+
+func (f fakeLabelled) TargetOf(namespace, name string) (Target, bool) {
+	t, ok := f[name]
+	return t, ok && namespace == "prod"
+}
+
+func (f fakeLabelled) NameOf(namespace string, t Target) (string, bool) {
+	for name, lt := range f {
+		if lt == t && namespace == "prod" {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// With labelled Deployments, a tier's metric is on its labelled Deployment
+// whatever its name, and no longer on the template's name; tiers without
+// one keep the template's name; labels for a workload the policy does not
+// have map nothing.
+func TestLabelledDeployments(t *testing.T) {
+	cache := capacity.NewCache()
+	cache.Set(plan("chat", true, 3, 5))
+	p, err := New(cache, StaticCatalog{"chat": both}, Options{Labelled: fakeLabelled{
+		"llama-70b-spot": {Workload: "chat", Tier: capacity.TierSpot},
+		"old-model":      {Workload: "gone", Tier: capacity.TierSpot},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	get := func(ns, name string) (int64, error) {
+		v, err := p.GetMetricByName(ctx, types.NamespacedName{Namespace: ns, Name: name}, info, labels.Everything())
+		if err != nil {
+			return 0, err
+		}
+		return v.Value.MilliValue(), nil
+	}
+	if v, err := get("prod", "llama-70b-spot"); err != nil || v != 5000 {
+		t.Errorf("labelled spot Deployment: %v, %v; want 5", v, err)
+	}
+	if v, err := get("prod", "chat-on-demand"); err != nil || v != 3000 {
+		t.Errorf("on-demand by the template: %v, %v; want 3", v, err)
+	}
+	for _, name := range []string{"chat-spot", "old-model"} {
+		if _, err := get("prod", name); !apierrors.IsNotFound(err) {
+			t.Errorf("%s: %v; want not found", name, err)
+		}
+	}
+	// Outside the labelled namespace the template still maps.
+	if v, err := get("dev", "chat-spot"); err != nil || v != 5000 {
+		t.Errorf("chat-spot in dev: %v, %v; want 5", v, err)
+	}
+	list, err := p.GetMetricBySelector(ctx, "prod", labels.SelectorFromSet(labels.Set{LabelWorkload: "chat"}), info, labels.Everything())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, it := range list.Items {
+		names = append(names, it.DescribedObject.Name)
+	}
+	if strings.Join(names, ",") != "chat-on-demand,llama-70b-spot" {
+		t.Errorf("by selector: %v; want chat-on-demand,llama-70b-spot", names)
+	}
+}

@@ -4,7 +4,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +96,38 @@ func TestPodStates(t *testing.T) {
 	c.setPodConditions(t, ns, "gpu-spot-2", corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()},
 		corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()})
 	waitObserved("pods: both spot pods ready", map[string]float64{"ready": 2, "pending": 0, "starting": 0})
+
+	// The custom metrics API (what a plain HPA reads) serves the spot tier
+	// on its labelled Deployment, and no longer under the template's name.
+	defer phase(t, "custom metrics: the spot target on the labelled Deployment")()
+	eventually(t, "custom metrics on gpu-spot-h100", 30*time.Second, time.Second, func(ctx context.Context) (bool, string) {
+		code, body, err := a.customMetric(ctx, ns, "gpu-spot-h100")
+		if err != nil {
+			return false, err.Error()
+		}
+		return code == 200 && strings.Contains(body, `"name":"gpu-spot-h100"`), fmt.Sprintf("%d %s", code, body)
+	}, procs...)
+	if code, body, err := a.customMetric(ctx, ns, "gpu-spot"); err != nil || code != 404 {
+		t.Errorf("custom metrics on gpu-spot (the template's name, not the tier's Deployment): %d %v %s; want 404", code, err, body)
+	}
+}
+
+// customMetric reads infercast_desired_replicas of Deployment name straight
+// from the adapter's custom metrics API (authentication none, self-signed).
+func (a *adapter) customMetric(ctx context.Context, ns, name string) (int, string, error) {
+	url := fmt.Sprintf("https://127.0.0.1:%d/apis/custom.metrics.k8s.io/v1beta2/namespaces/%s/deployments.apps/%s/infercast_desired_replicas", a.cmPort, ns, name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // createPod creates a pod of Deployment app (its label), bound to node
