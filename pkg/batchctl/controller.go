@@ -291,63 +291,16 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 	}
 	d.Profile = prof
 	if !prof.Identified {
-		// Batch sizes too uniform to separate alpha from beta: choosing
-		// from a through-origin fit would pin the batch where it is.
-		// Keep the knobs, and where batches fill the cap, probe upward so
-		// that larger batches can be seen.
-		rec := s.applied
-		detail := fmt.Sprintf("batch sizes up to %d too uniform to separate alpha and beta", prof.MaxObservedBatch)
-		rec.MaxBatchSize = min(c.cfg.Bounds.MaxBatchSize, int(math.Ceil(float64(s.applied.MaxBatchSize)*c.cfg.TrustFactor)))
-		if c.cfg.RejectLate && s.applied.QueueTimeout > 0 {
-			// The through-origin fit overstates larger batches: a probe
-			// stays within what its half-budget cap allows.
-			rec = rejectLate(prof, rec, c.cfg.SLO.Seconds()*(1-c.cfg.Margin), true, nil)
-		}
-		if prof.MaxObservedBatch >= s.applied.MaxBatchSize && rec.MaxBatchSize > s.applied.MaxBatchSize {
-			d.Recommended = rec
-			if c.act.Limits().RecommendOnly || (s.changed && o.Time.Sub(s.lastChange) < c.act.Limits().MinInterval) {
-				c.record(model, &d, ReasonLearning, detail+"; probe upward due")
-				return d, nil
-			}
-			if err := c.act.Apply(ctx, model, rec); err != nil {
-				c.m.failures.WithLabelValues(model, c.act.Name()).Inc()
-				s.lastChange, s.changed = o.Time, true
-				c.record(model, &d, ReasonApplyFailed, err.Error())
-				return d, nil
-			}
-			c.log.Info("batch knobs probed upward", "model", model, "actuator", c.act.Name(), "from", s.applied.String(), "to", rec.String())
-			s.applied, s.lastChange, s.changed = rec, o.Time, true
-			d.Applied, d.Changed = rec, true
-			c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
-			c.m.lastChange.WithLabelValues(model).Set(float64(o.Time.UnixNano()) / 1e9)
-			detail += "; probed upward"
-		}
-		c.record(model, &d, ReasonLearning, detail)
+		c.probeUnidentified(ctx, model, s, o, prof, &d)
 		return d, nil
 	}
 	budget := c.cfg.SLO.Seconds() * (1 - c.cfg.Margin)
 	appliedCap := CapacityClumped(prof, s.applied, clump, budget)
 
-	// The AIMD guard: an observed violation the model did not predict
-	// (the arrival rate was within the applied setting's SLO capacity)
-	// means the model is wrong for now: back off multiplicatively. A
-	// violation under overload is not the batch's fault: a smaller batch
-	// would only serve less.
-	backoff := false
-	// A draining backlog completes faster than requests arrive: judge
-	// the window by whichever rate was higher.
+	// The AIMD guard judges the window by whichever rate was higher: a
+	// draining backlog completes faster than requests arrive.
 	observedRate := math.Max(o.ArrivalRate(), o.Requests/o.Window.Seconds())
-	if o.Requests > 0 && o.LatencyP99Seconds > c.cfg.SLO.Seconds() && observedRate <= guardHeadroom*appliedCap {
-		backoff = true
-		s.guardBatch = max(1, int(math.Floor(float64(s.applied.MaxBatchSize)*c.cfg.Backoff)))
-		s.guardDelay = s.applied.MaxQueueDelay / 2
-		c.m.backoffs.WithLabelValues(model).Inc()
-	} else if o.LatencyP99Seconds <= c.cfg.SLO.Seconds() {
-		s.guardBatch = min(c.cfg.Bounds.MaxBatchSize, s.guardBatch+max(c.cfg.ProbeStep, 1))
-		if s.guardDelay < maxDelay(c.cfg.Bounds) {
-			s.guardDelay = max(2*s.guardDelay, time.Millisecond)
-		}
-	}
+	backoff := c.guard(model, s, o, observedRate, appliedCap)
 
 	ch := ChooseClumped(prof, lambda, clump, c.cfg.SLO, c.cfg.Margin, c.cfg.Bounds)
 	if ch.Feasible && s.overload && lambda > overloadExit*ch.Prediction.SLOCapacityRPS {
@@ -457,29 +410,90 @@ func (c *Controller) Step(ctx context.Context, model string, o Observation, fore
 			s.applied, rec, o.Time.Sub(s.lastChange), lim.MinInterval))
 		return d, nil
 	}
-	if err := c.act.Apply(ctx, model, rec); err != nil {
-		c.m.failures.WithLabelValues(model, c.act.Name()).Inc()
+	from := s.applied
+	if err := c.apply(ctx, model, s, rec, o.Time, &d); err != nil {
 		c.log.Warn("applying batch knobs failed; the server keeps its knobs", "model", model,
 			"actuator", c.act.Name(), "knobs", rec.String(), "err", err)
-		// Failures count against the rate limit too: a server that
-		// refuses should not be hammered.
-		s.lastChange, s.changed = o.Time, true
 		c.record(model, &d, ReasonApplyFailed, err.Error())
 		return d, nil
 	}
-	c.log.Info("batch knobs applied", "model", model, "actuator", c.act.Name(), "from", s.applied.String(),
+	s.before, s.appliedAt = from, o.Time // what a reversal would undo, and when
+	c.log.Info("batch knobs applied", "model", model, "actuator", c.act.Name(), "from", from.String(),
 		"to", rec.String(), "reason", reason, "detail", detail, "predicted_p99_s", pred.P99Seconds,
 		"predicted_throughput_rps", pred.SLOCapacityRPS)
-	s.before, s.appliedAt = s.applied, o.Time
-	s.applied, s.lastChange, s.changed = rec, o.Time, true
-	d.Applied, d.Changed = rec, true
-	c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
-	c.m.lastChange.WithLabelValues(model).Set(float64(o.Time.UnixNano()) / 1e9)
 	if reason == ReasonOptimal {
 		reason = ReasonChanged
 	}
 	c.record(model, &d, reason, detail)
 	return d, nil
+}
+
+// apply sets rec on model's server through the actuator and, when it
+// takes, makes it the applied knobs. A failure counts against the rate
+// limit too: a server that refuses should not be hammered.
+func (c *Controller) apply(ctx context.Context, model string, s *modelState, rec Knobs, now time.Time, d *Decision) error {
+	if err := c.act.Apply(ctx, model, rec); err != nil {
+		c.m.failures.WithLabelValues(model, c.act.Name()).Inc()
+		s.lastChange, s.changed = now, true
+		return err
+	}
+	s.applied, s.lastChange, s.changed = rec, now, true
+	d.Applied, d.Changed = rec, true
+	c.m.changes.WithLabelValues(model, c.act.Name()).Inc()
+	c.m.lastChange.WithLabelValues(model).Set(float64(now.UnixNano()) / 1e9)
+	return nil
+}
+
+// probeUnidentified decides while the batch sizes seen are too uniform to
+// separate alpha from beta: choosing from a through-origin fit would pin
+// the batch where it is. It keeps the knobs and, where batches fill the
+// cap, probes upward so that larger batches can be seen.
+func (c *Controller) probeUnidentified(ctx context.Context, model string, s *modelState, o Observation, prof Profile, d *Decision) {
+	rec := s.applied
+	detail := fmt.Sprintf("batch sizes up to %d too uniform to separate alpha and beta", prof.MaxObservedBatch)
+	rec.MaxBatchSize = min(c.cfg.Bounds.MaxBatchSize, int(math.Ceil(float64(s.applied.MaxBatchSize)*c.cfg.TrustFactor)))
+	if c.cfg.RejectLate && s.applied.QueueTimeout > 0 {
+		// The through-origin fit overstates larger batches: a probe
+		// stays within what its half-budget cap allows.
+		rec = rejectLate(prof, rec, c.cfg.SLO.Seconds()*(1-c.cfg.Margin), true, nil)
+	}
+	if prof.MaxObservedBatch >= s.applied.MaxBatchSize && rec.MaxBatchSize > s.applied.MaxBatchSize {
+		d.Recommended = rec
+		if c.act.Limits().RecommendOnly || (s.changed && o.Time.Sub(s.lastChange) < c.act.Limits().MinInterval) {
+			c.record(model, d, ReasonLearning, detail+"; probe upward due")
+			return
+		}
+		from := s.applied
+		if err := c.apply(ctx, model, s, rec, o.Time, d); err != nil {
+			c.record(model, d, ReasonApplyFailed, err.Error())
+			return
+		}
+		c.log.Info("batch knobs probed upward", "model", model, "actuator", c.act.Name(), "from", from.String(), "to", rec.String())
+		detail += "; probed upward"
+	}
+	c.record(model, d, ReasonLearning, detail)
+}
+
+// guard is the AIMD guard: an observed violation the model did not
+// predict (the observed rate was within the applied setting's SLO
+// capacity) means the model is wrong for now: it caps the batch and the
+// delay multiplicatively (true: backed off). A violation under overload
+// is not the batch's fault: a smaller batch would only serve less. A
+// window within the SLO lets the caps grow back additively.
+func (c *Controller) guard(model string, s *modelState, o Observation, observedRate, appliedCap float64) bool {
+	if o.Requests > 0 && o.LatencyP99Seconds > c.cfg.SLO.Seconds() && observedRate <= guardHeadroom*appliedCap {
+		s.guardBatch = max(1, int(math.Floor(float64(s.applied.MaxBatchSize)*c.cfg.Backoff)))
+		s.guardDelay = s.applied.MaxQueueDelay / 2
+		c.m.backoffs.WithLabelValues(model).Inc()
+		return true
+	}
+	if o.LatencyP99Seconds <= c.cfg.SLO.Seconds() {
+		s.guardBatch = min(c.cfg.Bounds.MaxBatchSize, s.guardBatch+max(c.cfg.ProbeStep, 1))
+		if s.guardDelay < maxDelay(c.cfg.Bounds) {
+			s.guardDelay = max(2*s.guardDelay, time.Millisecond)
+		}
+	}
+	return false
 }
 
 // rejectLate sets the queue timeout of k. In overload, or when the
