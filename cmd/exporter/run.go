@@ -139,51 +139,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	// HTTP.
 	{
-		mux := http.NewServeMux()
-		mux.Handle(o.telemetryPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-			ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
-			ErrorHandling:       promhttp.ContinueOnError,
-			MaxRequestsInFlight: o.maxRequests,
-			Registry:            reg,
-		})))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if !in.ready() {
-				http.Error(w, "not ready: pod discovery has not synced yet", http.StatusServiceUnavailable)
-				return
-			}
-			if !exp.Ready() {
-				http.Error(w, "not ready: no scrape cycle completed yet", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
-		mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
-			if r.Method != http.MethodPost {
-				w.Header().Set("Allow", http.MethodPost)
-				http.Error(w, "POST only", http.StatusMethodNotAllowed)
-				return
-			}
-			if err := reload.Reload(); err != nil {
-				http.Error(w, "reload failed: "+err.Error(), http.StatusBadRequest)
-				return
-			}
-			fmt.Fprintln(w, "reloaded")
-		})
-		if o.telemetryPath != "/" {
-			landing, err := web.NewLandingPage(web.LandingConfig{
-				Name:        "infercast exporter",
-				Description: "Model-server latency, queues, cold starts, GPUs, spot notices and spend as Prometheus metrics",
-				Links: []web.LandingLinks{
-					{Address: o.telemetryPath, Text: "Metrics"},
-					{Address: "/healthz", Text: "Health"},
-					{Address: "/readyz", Text: "Readiness"},
-				},
-			})
-			if err != nil {
-				return err
-			}
-			mux.Handle("/", landing)
+		mux, err := webMux(o, reg, log, in.ready, exp.Ready, reload.Reload)
+		if err != nil {
+			return err
 		}
 		// The server's own errors (TLS handshakes, bad requests) go to our
 		// logger, not the standard library's.
@@ -213,6 +171,59 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		})
 	}
 	return g.Run()
+}
+
+// webMux serves the metrics, health, readiness (pod discovery synced and a
+// scrape cycle done), POST /-/reload and, off the metrics path, a landing
+// page.
+func webMux(o options, reg *prometheus.Registry, log *slog.Logger, kubeReady, scraped func() bool, reload func() error) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	mux.Handle(o.telemetryPath, promhttp.InstrumentMetricHandler(reg, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            slog.NewLogLogger(log.Handler(), slog.LevelError),
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: o.maxRequests,
+		Registry:            reg,
+	})))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !kubeReady() {
+			http.Error(w, "not ready: pod discovery has not synced yet", http.StatusServiceUnavailable)
+			return
+		}
+		if !scraped() {
+			http.Error(w, "not ready: no scrape cycle completed yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.HandleFunc("/-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "POST only", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := reload(); err != nil {
+			http.Error(w, "reload failed: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "reloaded")
+	})
+	if o.telemetryPath != "/" {
+		landing, err := web.NewLandingPage(web.LandingConfig{
+			Name:        "infercast exporter",
+			Description: "Model-server latency, queues, cold starts, GPUs, spot notices and spend as Prometheus metrics",
+			Links: []web.LandingLinks{
+				{Address: o.telemetryPath, Text: "Metrics"},
+				{Address: "/healthz", Text: "Health"},
+				{Address: "/readyz", Text: "Readiness"},
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		mux.Handle("/", landing)
+	}
+	return mux, nil
 }
 
 // gpuCollector returns the NVML collector over lib (nvml.New(): the real
