@@ -813,18 +813,13 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 {{- end}}
 </div>
 {{range .Figures}}
-<figure>
-  <h2>{{.Title}}</h2>
-  <figcaption>{{.Caption}}</figcaption>
-  <div class="legend">{{range .Legend}}<span class="key"><span class="sw {{.Kind}}" style="--c: {{.Color}}"></span>{{.Label}}</span>{{end}}</div>
-  {{.SVG}}
-</figure>
+{{template "figure" .}}
 {{end}}
 <h2 class="sec">Against the baselines</h2>
 <table>
-<tr><th>policy</th><th>SLO attainment</th><th>met</th><th>late</th><th>dropped</th><th>unserved at end</th><th>cost</th><th>× oracle</th><th>× spot-aware oracle</th><th>on-demand replica-h</th><th>spot replica-h</th><th>spot interruptions</th></tr>
+{{template "header" "policy"}}
 {{- range .Rows}}
-<tr{{if .Main}} class="main"{{end}}><td>{{.Name}}</td><td>{{.Attainment}}</td><td>{{.Met}}</td><td>{{.Late}}</td><td>{{.Dropped}}</td><td>{{.Unserved}}</td><td>{{.Cost}}</td><td>{{.OverOracle}}</td><td>{{.OverAware}}</td><td>{{.ODHours}}</td><td>{{.SpotHours}}</td><td>{{.Notices}}</td></tr>
+{{template "row" .}}
 {{- end}}
 <tr><td>oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Oracle}}</td><td>1.00×</td><td colspan="4"></td></tr>
 <tr><td>spot-aware oracle</td><td>100 %</td><td colspan="4"></td><td>{{.Aware}}</td><td></td><td>1.00×</td><td colspan="3"></td></tr>
@@ -833,17 +828,12 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <h2 class="sec">The policy with other values of {{.SweepKey}}</h2>
 <p class="notes">The same trace and cluster, the policy rerun once per value. {{.SweepNote}}</p>
 {{- with .SweepFig}}
-<figure>
-  <h2>{{.Title}}</h2>
-  <figcaption>{{.Caption}}</figcaption>
-  <div class="legend">{{range .Legend}}<span class="key"><span class="sw {{.Kind}}" style="--c: {{.Color}}"></span>{{.Label}}</span>{{end}}</div>
-  {{.SVG}}
-</figure>
+{{template "figure" .}}
 {{- end}}
 <table>
-<tr><th>{{.SweepKey}}</th><th>SLO attainment</th><th>met</th><th>late</th><th>dropped</th><th>unserved at end</th><th>cost</th><th>× oracle</th><th>× spot-aware oracle</th><th>on-demand replica-h</th><th>spot replica-h</th><th>spot interruptions</th></tr>
+{{template "header" .SweepKey}}
 {{- range .Sweep}}
-<tr{{if .Main}} class="main"{{end}}><td>{{.Name}}</td><td>{{.Attainment}}</td><td>{{.Met}}</td><td>{{.Late}}</td><td>{{.Dropped}}</td><td>{{.Unserved}}</td><td>{{.Cost}}</td><td>{{.OverOracle}}</td><td>{{.OverAware}}</td><td>{{.ODHours}}</td><td>{{.SpotHours}}</td><td>{{.Notices}}</td></tr>
+{{template "row" .}}
 {{- end}}
 </table>
 {{- end}}
@@ -852,4 +842,11 @@ var pageTmpl = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 </main>
 </body>
 </html>
-`))
+{{define "figure"}}<figure>
+  <h2>{{.Title}}</h2>
+  <figcaption>{{.Caption}}</figcaption>
+  <div class="legend">{{range .Legend}}<span class="key"><span class="sw {{.Kind}}" style="--c: {{.Color}}"></span>{{.Label}}</span>{{end}}</div>
+  {{.SVG}}
+</figure>{{end}}
+{{- define "header"}}<tr><th>{{.}}</th><th>SLO attainment</th><th>met</th><th>late</th><th>dropped</th><th>unserved at end</th><th>cost</th><th>× oracle</th><th>× spot-aware oracle</th><th>on-demand replica-h</th><th>spot replica-h</th><th>spot interruptions</th></tr>{{end}}
+{{- define "row"}}<tr{{if .Main}} class="main"{{end}}><td>{{.Name}}</td><td>{{.Attainment}}</td><td>{{.Met}}</td><td>{{.Late}}</td><td>{{.Dropped}}</td><td>{{.Unserved}}</td><td>{{.Cost}}</td><td>{{.OverOracle}}</td><td>{{.OverAware}}</td><td>{{.ODHours}}</td><td>{{.SpotHours}}</td><td>{{.Notices}}</td></tr>{{end}}`))
