@@ -47,6 +47,21 @@ func writeBacktestPool(t *testing.T, dir, name string, data []int) string {
 	return p
 }
 
+// readCSV reads a whole CSV file the command wrote.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return rows
+}
+
 // recordedDecisions replays decisions.csv as a policy.
 type recordedDecisions struct {
 	byTime map[int64][2]int
@@ -120,15 +135,7 @@ func TestBacktestCommand(t *testing.T) {
 
 	// decisions.csv: one row per decision time, 15 s apart; replayed
 	// through the model it gives summary.json's numbers exactly.
-	f, err := os.Open(filepath.Join(out, "decisions.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := csv.NewReader(f).ReadAll()
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, filepath.Join(out, "decisions.csv"))
 	if strings.Join(rows[0], ",") != "timestamp,desired_on_demand,desired_spot" || len(rows)-1 != sum.Decisions || sum.Decisions != 12*60*4 {
 		t.Fatalf("decisions.csv: header %v, %d rows, summary says %d decisions", rows[0], len(rows)-1, sum.Decisions)
 	}
@@ -420,15 +427,7 @@ func TestBacktestSweep(t *testing.T) {
 	if err := json.Unmarshal(b, &sum); err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(out, "sweep.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, filepath.Join(out, "sweep.csv"))
 	if len(rows) != 4 || rows[0][0] != "forecast_quantile" || rows[0][7] != "cost_dollars" || rows[0][6] != "slo_attainment" {
 		t.Fatalf("sweep.csv = %q (want a header and one row per distinct value)", rows)
 	}

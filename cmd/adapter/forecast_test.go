@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"fmt"
 	"math"
 	"os"
@@ -46,15 +45,7 @@ func TestForecastCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("forecast: %v\n%s", err, stderr.String())
 	}
-	f, err := os.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, out)
 	if got := strings.Join(recs[0], ","); got != "origin,target,p50,p90,p99" {
 		t.Fatalf("header %q", got)
 	}

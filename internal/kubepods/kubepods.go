@@ -180,7 +180,7 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 // deployment is the Deployment of workload's tier: the one labelled for
 // it, else the one the name template names.
 func (s *Source) deployment(workload, tier string) (*appsv1.Deployment, error) {
-	labelled, err := s.deploys.Deployments(s.o.Namespace).List(labels.SelectorFromSet(labels.Set{WorkloadLabel: workload, TierLabel: tier}))
+	labelled, err := s.labelledFor(workload, tier)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +202,12 @@ func (s *Source) deployment(workload, tier string) (*appsv1.Deployment, error) {
 		return nil, fmt.Errorf("Deployment %s/%s of workload %s tier %s not found (nor one labelled %s=%s, %s=%s)", s.o.Namespace, name, workload, tier, WorkloadLabel, workload, TierLabel, tier)
 	}
 	return d, err
+}
+
+// labelledFor lists the Deployments of the namespace labelled for
+// workload's tier.
+func (s *Source) labelledFor(workload, tier string) ([]*appsv1.Deployment, error) {
+	return s.deploys.Deployments(s.o.Namespace).List(labels.SelectorFromSet(labels.Set{WorkloadLabel: workload, TierLabel: tier}))
 }
 
 var _ provider.LabelledDeployments = (*Source)(nil)
@@ -226,7 +232,7 @@ func (s *Source) NameOf(namespace string, t provider.Target) (string, bool) {
 	if namespace != s.o.Namespace {
 		return "", false
 	}
-	ds, err := s.deploys.Deployments(namespace).List(labels.SelectorFromSet(labels.Set{WorkloadLabel: t.Workload, TierLabel: t.Tier}))
+	ds, err := s.labelledFor(t.Workload, t.Tier)
 	if err != nil || len(ds) != 1 {
 		return "", false
 	}

@@ -422,12 +422,7 @@ func ParsePolicyWith(name string, b []byte, workload, key, value string) (*Polic
 		if n.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%s:%d: %s: not a mapping, cannot set %s", name, n.Line, strings.Join(path[:i], "."), key)
 		}
-		var child *yaml.Node
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if n.Content[j].Value == k {
-				child = n.Content[j+1]
-			}
-		}
+		child := mappingValue(n, k)
 		if child == nil { // absent: added, on the line of its parent
 			child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line}
 			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k, Line: n.Line}, child)
@@ -503,9 +498,21 @@ func LoadPolicy(path string) (*Policy, error) {
 }
 
 func workloadNodes(doc *yaml.Node) []*yaml.Node {
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		if doc.Content[i].Value == "workloads" && doc.Content[i+1].Kind == yaml.SequenceNode {
-			return doc.Content[i+1].Content
+	if v := mappingValue(doc, "workloads"); v != nil && v.Kind == yaml.SequenceNode {
+		return v.Content
+	}
+	return nil
+}
+
+// mappingValue is the value of key in mapping node n; nil when n is not a
+// mapping or has no such key.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
 		}
 	}
 	return nil
@@ -704,12 +711,8 @@ func workloadLabel(n *yaml.Node, i int) string {
 
 // entryName is the name: of a workload's entry, "" without one.
 func entryName(n *yaml.Node) string {
-	if n.Kind == yaml.MappingNode {
-		for j := 0; j+1 < len(n.Content); j += 2 {
-			if n.Content[j].Value == "name" {
-				return n.Content[j+1].Value
-			}
-		}
+	if v := mappingValue(n, "name"); v != nil {
+		return v.Value
 	}
 	return ""
 }

@@ -50,6 +50,15 @@ const (
 // stopping: not the target's failure, and not counted as one.
 var errScrapeCancelled = errors.New("scrape cancelled: the exporter is stopping")
 
+// cutShort is why a scrape whose ctx ended failed: the exporter stopping
+// (errScrapeCancelled), else the target's timeout.
+func cutShort(ctx context.Context, timedOut error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return errScrapeCancelled
+	}
+	return &scrapeError{reasonTimeout, timedOut}
+}
+
 // fetch GETs the target's metrics into buf, honouring ctx, the target's
 // timeout and the size limit. The bearer token is read from its file on
 // every scrape (tokens rotate) and never appears in errors or logs.
@@ -78,11 +87,8 @@ func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return "", errScrapeCancelled
-		}
 		if ctx.Err() != nil {
-			return "", &scrapeError{reasonTimeout, fmt.Errorf("scrape timed out after %s", t.Timeout)}
+			return "", cutShort(ctx, fmt.Errorf("scrape timed out after %s", t.Timeout))
 		}
 		return "", &scrapeError{reasonHTTP, err}
 	}
@@ -94,11 +100,8 @@ func fetch(ctx context.Context, client *http.Client, t *Target, limit int64, buf
 	buf.Reset()
 	n, err := buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	if err != nil {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			return "", errScrapeCancelled
-		}
 		if ctx.Err() != nil {
-			return "", &scrapeError{reasonTimeout, fmt.Errorf("reading body timed out after %s (%d bytes read)", t.Timeout, n)}
+			return "", cutShort(ctx, fmt.Errorf("reading body timed out after %s (%d bytes read)", t.Timeout, n))
 		}
 		return "", &scrapeError{reasonHTTP, fmt.Errorf("reading body: %w", err)}
 	}

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -92,11 +91,10 @@ current-context: e2e
 	if err := os.WriteFile(c.kubeconfig, []byte(kc), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	eventually(t, "kube-apiserver /readyz", 90*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.apiURL+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := hc.Do(req)
+		resp, err := insecureHTTPS.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -129,11 +127,10 @@ func (c *cluster) startControllerManager(t *testing.T, b binaries) *proc {
 		"--leader-elect=false",
 		"--horizontal-pod-autoscaler-sync-period", "5s",
 		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(port))
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
 	eventually(t, "kube-controller-manager /healthz", 60*time.Second, 500*time.Millisecond, func(ctx context.Context) (bool, string) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), nil)
 		req.Header.Set("Authorization", "Bearer "+adminToken)
-		resp, err := hc.Do(req)
+		resp, err := insecureHTTPS.Do(req)
 		if err != nil {
 			return false, err.Error()
 		}

@@ -380,11 +380,13 @@ func argmax(xs []float64) int {
 	return best
 }
 
+// sans is the plots' font.
+func sans(size vg.Length) font.Font {
+	return font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
+}
+
 func newPlot(title, ylabel string, b *buckets) *plot.Plot {
 	p := plot.New()
-	sans := func(size vg.Length) font.Font {
-		return font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
-	}
 	p.Title.Text = title
 	p.Title.TextStyle.Font = sans(13)
 	p.Y.Label.Text = ylabel
@@ -619,9 +621,6 @@ func zoomFigure(b *buckets, in Input) (figure, error) {
 func sweepFigure(in Input) (figure, error) {
 	sw := in.Sweep
 	p := plot.New()
-	sans := func(size vg.Length) font.Font {
-		return font.Font{Typeface: "Liberation", Variant: "Sans", Size: size}
-	}
 	p.X.Label.Text, p.Y.Label.Text = "cost × oracle", "SLO attainment (%)"
 	for _, a := range []*plot.Axis{&p.X, &p.Y} {
 		a.Label.TextStyle.Font = sans(11)
