@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -78,7 +79,7 @@ func (h *histDelta) add(o histDelta) {
 		h.cum = append(h.cum[:0], o.cum...)
 		return
 	}
-	if equalFloats(h.les, o.les) {
+	if slices.Equal(h.les, o.les) {
 		for i := range h.cum {
 			h.cum[i] += o.cum[i]
 		}
@@ -121,16 +122,4 @@ func mergeBounds(a, b []float64) []float64 {
 		}
 	}
 	return out
-}
-
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"slices"
 	"time"
 )
 
@@ -57,18 +58,6 @@ func layoutOf(a *modelAcc, dst []slot) []slot {
 	return dst
 }
 
-func sameLayout(a, b []slot) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // commit records one successful scrape of the model. restarted says the
 // process restarted (its start time changed), so every counter starts over.
 func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration, restarted bool, scratch *[]slot) {
@@ -83,7 +72,7 @@ func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration
 
 	lay := layoutOf(a, *scratch)
 	*scratch = lay
-	if !sameLayout(lay, m.layout) {
+	if !slices.Equal(lay, m.layout) {
 		// New or changed series (a bucket added, a counter appeared): the
 		// history cannot be compared element by element; start over.
 		m.layout = append(m.layout[:0], lay...)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -135,7 +136,7 @@ func TestHistDeltaMergeDifferentBounds(t *testing.T) {
 	h.add(histDelta{les: []float64{1, inf}, cum: []float64{10, 20}, count: 20})
 	h.add(histDelta{les: []float64{0.5, 1, inf}, cum: []float64{5, 6, 10}, count: 10})
 	want := []float64{5, 16, 30}
-	if !equalFloats(h.les, []float64{0.5, 1, inf}) || !equalFloats(h.cum, want) {
+	if !slices.Equal(h.les, []float64{0.5, 1, inf}) || !slices.Equal(h.cum, want) {
 		t.Fatalf("merged les %v cum %v, want cum %v", h.les, h.cum, want)
 	}
 }
