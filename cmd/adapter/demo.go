@@ -336,6 +336,10 @@ type demoRun struct {
 
 func (r *demoRun) loopUntilDone(ctx context.Context) error {
 	wall := time.Now()
+	// The exporter has scraped the fleet once before the first decision, as
+	// a running exporter would have: a rate needs two scrapes, and the
+	// planner's first decision would otherwise find none.
+	r.exp.Cycle(ctx)
 	var sim time.Duration
 	for r.cfg.duration == 0 || sim < r.cfg.duration {
 		if err := ctx.Err(); err != nil {

@@ -54,6 +54,14 @@ func TestDemoRunsTheWholeLoop(t *testing.T) {
 		t.Errorf("planner predictive in %d of %d lines: the history loop is broken\n%s\n%s", predictive, len(lines), text, logs.String())
 	}
 	checkBandTracksDemand(t, text)
+	// Nothing is wrong in this run, so nothing should say so: a warning
+	// on a healthy demo (the first decision finding no rate, say) teaches
+	// users to ignore them.
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") {
+			t.Errorf("healthy demo logged: %s", l)
+		}
+	}
 	m := regexp.MustCompile(`demo: (\d+) decisions; ([\d.]+) on-demand and ([\d.]+) spot replica-hours; (\d+) spot interruptions; cost \$([\d.]+)`).FindStringSubmatch(text)
 	if m == nil {
 		t.Fatalf("no summary line:\n%s", text)
