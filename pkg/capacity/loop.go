@@ -82,6 +82,9 @@ type workloadState struct {
 	goodAt   time.Time
 	hasGood  bool
 	mu       *muLearner // nil unless the policy sets learn_mu
+	// liveErr is the last live-signals error, "" while they read: a failure
+	// is a warning when it starts or changes, not at every decision.
+	liveErr string
 }
 
 // NewLoop returns a Loop; Run starts it.
@@ -172,9 +175,9 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 	// the forecast must reach.
 	sig, liveErr := l.cfg.Live.Signals(ctx, w, now)
 	if liveErr != nil {
-		log.Warn("live signals unavailable", "err", liveErr)
 		sig = Signals{Rate: math.NaN(), Backlog: math.NaN()}
 	}
+	st.logLive(log, liveErr)
 	sig.Time = now
 	horizon := w.Horizon(w.forecastColdStart(sig))
 	feedMuLearner(st, &sig, liveErr)
@@ -223,9 +226,7 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 	sanitize(&plan, sig)
 	l.cfg.Cache.Set(plan)
 	if m := l.cfg.Metrics; m != nil {
-		if fcErr != nil {
-			m.HistoryFailed(w.Name)
-		}
+		m.Failures(w.Name, fcErr != nil, liveErr != nil)
 		m.Degraded(w.Name, degraded)
 		if liveErr == nil {
 			m.Observed(w.Name, sig, w.Tiers.Spot != nil)
@@ -237,6 +238,24 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 		}
 	}
 	log.Debug("planned", "mode", plan.Mode, "bound", plan.Bound, "forecast_rps", plan.ForecastRate, "why", ex.String())
+}
+
+// logLive reports the live signals' state changes: a warning when they
+// fail or fail differently, a line when they return; a failure that
+// persists is a debug line per decision (infercast_plan_live_failures_total
+// and the InfercastAdapterWithoutLiveSignals alert count it).
+func (st *workloadState) logLive(log *slog.Logger, err error) {
+	switch {
+	case err == nil && st.liveErr != "":
+		log.Info("live signals back: the reactive floors bind again", "was", st.liveErr)
+		st.liveErr = ""
+	case err == nil:
+	case err.Error() != st.liveErr:
+		log.Warn("live signals unavailable: planning without the reactive floors (current rate, backlog, latency)", "err", err)
+		st.liveErr = err.Error()
+	default:
+		log.Debug("live signals still unavailable", "err", err)
+	}
 }
 
 // feed gives the forecaster every complete interval since the last one it

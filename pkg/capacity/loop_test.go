@@ -1,9 +1,12 @@
 package capacity
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -443,4 +446,68 @@ func TestLoopLearnsMu(t *testing.T) {
 		t.Fatalf("configured mu 2: %d replicas, learned mu %.2f: %d; want the learned plan under half", total(configured), mu, total(learned))
 	}
 	t.Logf("learned mu %.2f: %d replicas; configured mu 2: %d replicas", mu, total(learned), total(configured))
+}
+
+// TestLoopWithoutLiveSignals: when the live source fails the plan goes on
+// from the forecast alone (no current-rate floor), every such decision is
+// counted, and the log says so once per distinct failure, and once when
+// the signals return, rather than at every decision.
+func TestLoopWithoutLiveSignals(t *testing.T) {
+	h := &fakeHistory{rate: 20}
+	l := &fakeLive{sig: Signals{Rate: 20}}
+	loop, cache, reg, clk := newTestLoop(t, h, l)
+	var logs bytes.Buffer
+	loop.cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx := context.Background()
+	step := func() Plan {
+		t.Helper()
+		loop.Step(ctx)
+		clk.t = clk.t.Add(15 * time.Second)
+		p, ok := cache.Get("chat")
+		if !ok {
+			t.Fatal("no plan")
+		}
+		return p
+	}
+	failures := func() float64 {
+		return gauge(t, reg, "infercast_plan_live_failures_total", map[string]string{"workload": "chat"})
+	}
+	forecastOnly := total(step())
+	if v := failures(); v != 0 {
+		t.Errorf("live failures = %v after a good decision, want the counter present at 0", v)
+	}
+
+	// Demand jumps to 5× what the history knows, and the live source,
+	// which would show it, fails: the plan cannot see the jump.
+	l.sig.Rate = 100
+	l.err = errors.New("exporter: connection refused")
+	for range 3 {
+		if p := step(); p.Mode != ModePredictive || total(p) > forecastOnly+1 {
+			t.Fatalf("live signals down: plan %+v (%d replicas), want the forecast's ≈ %d", p, total(p), forecastOnly)
+		}
+	}
+	l.err = errors.New("exporter: no request rate for model \"chat\"")
+	step()
+	if v := failures(); v != 4 {
+		t.Errorf("live failures = %v, want 4", v)
+	}
+	l.err = nil
+	if p := step(); total(p) < 2*forecastOnly {
+		t.Errorf("live signals back at 5× the history: plan %d replicas, want the current-rate floor (≥ %d)", total(p), 2*forecastOnly)
+	}
+	step()
+	if v := failures(); v != 4 {
+		t.Errorf("live failures = %v after recovery, want still 4", v)
+	}
+
+	text := logs.String()
+	if n := strings.Count(text, "level=WARN msg=\"live signals unavailable"); n != 2 {
+		t.Errorf("%d warnings for two distinct failures over four decisions, want 2:\n%s", n, text)
+	}
+	if !strings.Contains(text, "connection refused") || !strings.Contains(text, "no request rate") {
+		t.Errorf("warnings do not carry the errors:\n%s", text)
+	}
+	if n := strings.Count(text, "level=INFO msg=\"live signals back"); n != 1 {
+		t.Errorf("%d recovery lines, want 1:\n%s", n, text)
+	}
 }

@@ -20,7 +20,7 @@ type Metrics struct {
 	pInterrupt, pDomain, pWipeout        *prometheus.GaugeVec
 	decisions                            *prometheus.CounterVec
 	lastDecision                         *prometheus.GaugeVec
-	historyFailures                      *prometheus.CounterVec
+	historyFailures, liveFailures        *prometheus.CounterVec
 	degraded                             *prometheus.GaugeVec
 	replicaCapacity                      *prometheus.GaugeVec
 	observed                             *prometheus.GaugeVec
@@ -64,6 +64,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		lastDecision: g("last_decision_timestamp_seconds", "Unix time of the latest plan.", w),
 		historyFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_plan_history_failures_total",
 			Help: "Decisions at which the demand history could not be read or was stale."}, w),
+		liveFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "infercast_plan_live_failures_total",
+			Help: "Decisions at which the live signals (current rate, backlog, latency, replica states) could not be read: the plan had no reactive floors."}, w),
 		replicaCapacity: g("replica_capacity_requests_per_second",
 			"Requests/s one replica serves within the latency SLO (mu) that the plan was sized with: source 'configured' (the policy's mu) or 'learned' (learn_mu, from the throughput per replica at which the observed latency percentile stayed within the SLO).",
 			[]string{"workload", "source"}),
@@ -77,7 +79,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		muSource: map[string]string{},
 	}
 	reg.MustRegister(m.target, m.margin, m.forecast, m.horizon, m.need, m.base, m.fallback, m.cover, m.reserve, m.bound, m.mode,
-		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.degraded,
+		m.pInterrupt, m.pDomain, m.pWipeout, m.decisions, m.lastDecision, m.historyFailures, m.liveFailures, m.degraded,
 		m.replicaCapacity, m.observed, m.reloadOK, m.reloadTime)
 	return m
 }
@@ -164,8 +166,19 @@ func (m *Metrics) Degraded(w, reason string) {
 	}
 }
 
-// HistoryFailed counts a decision without usable history.
-func (m *Metrics) HistoryFailed(w string) { m.historyFailures.WithLabelValues(w).Inc() }
+// Failures counts a decision without usable history and one without live
+// signals. Both counters exist from a workload's first decision, at 0, so
+// that increase() sees the first failure (it cannot from a series that
+// starts at 1) and alerts find the series.
+func (m *Metrics) Failures(w string, history, live bool) {
+	h, l := m.historyFailures.WithLabelValues(w), m.liveFailures.WithLabelValues(w)
+	if history {
+		h.Inc()
+	}
+	if live {
+		l.Inc()
+	}
+}
 
 // Forget drops the series of a workload removed from the policy.
 func (m *Metrics) Forget(w string) {
@@ -175,6 +188,7 @@ func (m *Metrics) Forget(w string) {
 	}
 	m.decisions.DeletePartialMatch(prometheus.Labels{"workload": w})
 	m.historyFailures.DeletePartialMatch(prometheus.Labels{"workload": w})
+	m.liveFailures.DeletePartialMatch(prometheus.Labels{"workload": w})
 	m.mu.Lock()
 	delete(m.bounds, w)
 	delete(m.muSource, w)

@@ -20,7 +20,7 @@ func populated(t *testing.T) *prometheus.Registry {
 	p, ex := NewPlanner(testWorkload()).Plan(flat(t0, 20, 25, 30), nil, Signals{Time: t0, Rate: 20})
 	m.Observe(p, ex)
 	m.Observed("chat", Signals{OnDemand: TierState{Ready: 2}, Spot: TierState{Ready: 3, Pending: 1}}, true)
-	m.HistoryFailed("chat")
+	m.Failures("chat", true, true)
 	m.Degraded("chat", "reactive")
 	m.Reloaded(nil)
 	return reg
@@ -65,7 +65,7 @@ func TestForgetDropsEveryWorkloadSeries(t *testing.T) {
 		p, ex := NewPlanner(wl).Plan(flat(t0, 20, 25, 30), nil, Signals{Time: t0, Rate: 20})
 		m.Observe(p, ex)
 		m.Observed(w, Signals{OnDemand: TierState{Ready: 2}, Spot: TierState{Ready: 3}}, true)
-		m.HistoryFailed(w)
+		m.Failures(w, true, true)
 		m.Degraded(w, "reactive")
 	}
 	m.Forget("chat")
