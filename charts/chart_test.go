@@ -406,6 +406,24 @@ func TestAdapter(t *testing.T) {
 			t.Errorf("bindings %v lack %s", refs, want)
 		}
 	}
+	// Least privilege: by default the adapter's own account gets only the
+	// delegation roles (it serves custom metrics from its plans and reads
+	// no objects; --kubernetes.pods adds its own Role).
+	var adapterRefs []string
+	for _, o := range objs {
+		if k := kindOf(o); k != "ClusterRoleBinding" && k != "RoleBinding" {
+			continue
+		}
+		for _, sub := range list(get(o, "subjects")) {
+			if get(sub, "name") == "rel-infercast-adapter" {
+				adapterRefs = append(adapterRefs, str(get(o, "roleRef", "name")))
+			}
+		}
+	}
+	sort.Strings(adapterRefs)
+	if fmt.Sprint(adapterRefs) != "[extension-apiserver-authentication-reader system:auth-delegator]" {
+		t.Errorf("the adapter's account is bound to %v, want only the delegation roles", adapterRefs)
+	}
 	svc := find(objs, "Service", "rel-infercast-adapter")
 	var ports []string
 	for _, p := range list(get(svc, "spec", "ports")) {
@@ -413,6 +431,20 @@ func TestAdapter(t *testing.T) {
 	}
 	if fmt.Sprint(ports) != "[grpc:9000 metrics:8080 https:443]" {
 		t.Errorf("adapter Service ports %v", ports)
+	}
+
+	// The adapter reads the exporters for its live signals whether the
+	// history comes from Prometheus (the default) or the embedded store.
+	exporterURL := "--exporter.url=http://rel-infercast-exporter.infercast.svc:9436/metrics"
+	defArgs := fmt.Sprint(get(find(objs, "Deployment", ""), "spec", "template", "spec", "containers"))
+	for _, want := range []string{"--prometheus.url=http://prometheus-operated.monitoring.svc:9090", exporterURL} {
+		if !strings.Contains(defArgs, want) {
+			t.Errorf("default adapter args lack %s: %s", want, defArgs)
+		}
+	}
+	_, embedded := render(t, helm, "", "--set", "adapter.prometheus.url=")
+	if a := fmt.Sprint(get(find(embedded, "Deployment", ""), "spec", "template", "spec", "containers")); !strings.Contains(a, exporterURL) || strings.Contains(a, "--prometheus.url") {
+		t.Errorf("without Prometheus: adapter args %s, want only %s", a, exporterURL)
 	}
 
 	_, full := render(t, helm, "ci/values-full.yaml")
@@ -530,6 +562,7 @@ func TestValuesRejected(t *testing.T) {
 		{"APIService without trust", []string{"adapter.customMetrics.apiService.insecureSkipTLSVerify=false"}, "caBundle"},
 		{"missing requests", []string{"exporter.resources.requests=null"}, "requests"},
 		{"grace not a duration", []string{"adapter.pods.enabled=true", "adapter.pods.unschedulableGrace=soon"}, "unschedulableGrace"},
+		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "rel", chart}
