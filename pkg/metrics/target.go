@@ -144,7 +144,10 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 			s.series[name] = m
 		}
 		m.commit(a, now, maxWindow, restarted, &s.scratch)
-		if restarted {
+		// A discovered pod's restart is a container restart, which pod
+		// discovery counts (with the kubelet's times); counting it here
+		// too would count it twice.
+		if restarted && s.t.Source != SourceKubernetes {
 			d := now.Sub(time.Unix(0, int64(s.lastStart*1e9)))
 			s.coldStarts = append(s.coldStarts, coldStart{model: name, duration: max(d, 0)})
 		}

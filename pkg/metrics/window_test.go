@@ -26,11 +26,24 @@ vllm:e2e_request_latency_seconds_count{model_name="m"} %g
 // TestCounterResetAndColdStart: a server restarts between scrapes (its
 // counters drop and its process start time moves): the window's increase
 // is what happened before plus after the restart, never negative, and one
-// cold start is counted with the time from the new start to the scrape.
+// cold start is counted with the time from the new start to the scrape —
+// for a static target; a discovered pod's restart is pod discovery's
+// container_restart, so it is not counted twice.
 func TestCounterResetAndColdStart(t *testing.T) {
+	for _, tc := range []struct {
+		source     string
+		coldStarts float64
+	}{{SourceStatic, 1}, {SourceKubernetes, 0}} {
+		t.Run(tc.source, func(t *testing.T) { testCounterResetAndColdStart(t, tc.source, tc.coldStarts) })
+	}
+}
+
+func testCounterResetAndColdStart(t *testing.T, source string, wantColdStarts float64) {
 	clock := newFakeClock()
 	srv := newBodyServer(t)
-	e := newTestExporter(t, clock, TargetConfig{Name: "a", URL: srv.URL, Dialect: DialectVLLM})
+	e := newTestExporter(t, clock)
+	d, _ := BuiltinDialect(DialectVLLM)
+	e.SetTargets(source, []Target{{Name: "a", URL: srv.URL, Dialect: d}})
 	start := float64(clock.Now().Unix() - 3600)
 	steps := []struct {
 		start, n, fast float64
@@ -56,8 +69,8 @@ func TestCounterResetAndColdStart(t *testing.T) {
 	if v := got[`infercast_model_request_latency_seconds{model="m",quantile="0.5",window="1m"}`]; math.Abs(v-180.0/260) > 1e-9 {
 		t.Errorf("p50 = %v, want %v", v, 180.0/260)
 	}
-	if v := got[`infercast_cold_starts_total{model="m",source="process_restart"}`]; v != 1 {
-		t.Errorf("cold starts = %v, want 1", v)
+	if v := got[`infercast_cold_starts_total{model="m",source="process_restart"}`]; v != wantColdStarts {
+		t.Errorf("process-restart cold starts = %v, want %v", v, wantColdStarts)
 	}
 }
 
