@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/grafana-foundation-sdk/go/cog"
 	"github.com/grafana/grafana-foundation-sdk/go/cog/plugins"
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+	"github.com/prometheus/prometheus/promql/parser"
 )
 
 func TestMain(m *testing.M) {
@@ -452,6 +453,45 @@ func TestVariablesFilterPanels(t *testing.T) {
 			for _, m := range useRE.FindAllStringSubmatch(e, -1) {
 				if !vars[m[1]] && !strings.HasPrefix(m[1], "__") {
 					t.Errorf("%s: query %q uses $%s, not a variable of the dashboard", s.Title, e, m[1])
+				}
+			}
+		}
+	}
+}
+
+// TestModelPodLabelsAreExported: every infercast series is scraped from the
+// exporter's or the adapter's pod, and the chart's ServiceMonitor gives it
+// that pod's `pod` and `container` (honorLabels off), so a series' own
+// labels of those names — the model pod of a per-pod GPU series — are
+// `exported_pod` and `exported_container`. A panel that groups or names
+// its lines by the bare label shows the exporter pods instead, one line per
+// node with every model pod on it summed.
+func TestModelPodLabelsAreExported(t *testing.T) {
+	grafanaVars := strings.NewReplacer("$__rate_interval", "5m", "$__interval", "1m", "$__range", "1h")
+	for _, s := range All() {
+		for _, r := range s.Rows {
+			for _, p := range r.Panels {
+				for _, q := range p.Queries {
+					expr, err := parser.NewParser(parser.Options{}).ParseExpr(grafanaVars.Replace(q.Expr))
+					if err != nil {
+						t.Errorf("%s / %s: %q: %v", s.Title, p.Title, q.Expr, err)
+						continue
+					}
+					parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+						if a, ok := n.(*parser.AggregateExpr); ok {
+							for _, l := range a.Grouping {
+								if l == "pod" || l == "container" {
+									t.Errorf("%s / %s: %q groups by %s, the scraped pod's: want exported_%s", s.Title, p.Title, q.Expr, l, l)
+								}
+							}
+						}
+						return nil
+					})
+					for _, l := range []string{"pod", "container"} {
+						if strings.Contains(q.Legend, "{{"+l+"}}") {
+							t.Errorf("%s / %s: legend %q names {{%s}}, the scraped pod's: want {{exported_%s}}", s.Title, p.Title, q.Legend, l, l)
+						}
+					}
 				}
 			}
 		}
