@@ -201,36 +201,42 @@ func (w *Workload) Horizon(coldStart time.Duration) time.Duration {
 	return coldStart + w.DecisionInterval
 }
 
-func (w *Workload) applyDefaults() {
+// applyDefaults fills the settings the policy leaves out. given says
+// whether the workload's YAML sets a key (a path below the workload): a
+// setting written as 0 is the user's 0 — validated like any value, and
+// where 0 means something (no stabilisation window, relaunching spot at
+// once) it means that — never silently the default.
+func (w *Workload) applyDefaults(given func(path ...string) bool) {
 	d := DefaultWorkload()
-	if w.LatencyPercentile == 0 {
+	unset := func(zero bool, path ...string) bool { return zero && !given(path...) }
+	if unset(w.LatencyPercentile == 0, "latency_percentile") {
 		w.LatencyPercentile = d.LatencyPercentile
 	}
-	if w.QueueSLO == 0 {
+	if unset(w.QueueSLO == 0, "queue_slo") {
 		w.QueueSLO = d.QueueSLO
 	}
-	if w.DecisionInterval == 0 {
+	if unset(w.DecisionInterval == 0, "decision_interval") {
 		w.DecisionInterval = d.DecisionInterval
 	}
-	if w.ForecastStep == 0 {
+	if unset(w.ForecastStep == 0, "forecast_step") {
 		w.ForecastStep = max(d.ForecastStep, w.DecisionInterval)
 	}
-	if w.BurstWindow == 0 {
+	if unset(w.BurstWindow == 0, "burst_window") {
 		w.BurstWindow = d.BurstWindow
 	}
-	if w.ForecastQuantile == 0 {
+	if unset(w.ForecastQuantile == 0, "forecast_quantile") {
 		w.ForecastQuantile = d.ForecastQuantile
 	}
-	if w.TargetAvailability == 0 {
+	if unset(w.TargetAvailability == 0, "target_availability") {
 		w.TargetAvailability = d.TargetAvailability
 	}
-	if w.ScaleDown.Stabilization == 0 {
+	if unset(w.ScaleDown.Stabilization == 0, "scale_down", "stabilization") {
 		w.ScaleDown.Stabilization = d.ScaleDown.Stabilization
 	}
-	if w.ScaleDown.MaxStepRatio == 0 {
+	if unset(w.ScaleDown.MaxStepRatio == 0, "scale_down", "max_step_ratio") {
 		w.ScaleDown.MaxStepRatio = d.ScaleDown.MaxStepRatio
 	}
-	if w.FallbackHold == 0 {
+	if unset(w.FallbackHold == 0, "fallback_hold") {
 		w.FallbackHold = d.FallbackHold
 	}
 	if w.Tolerance == nil {
@@ -239,8 +245,21 @@ func (w *Workload) applyDefaults() {
 	if w.Tiers.OnDemand == nil {
 		w.Tiers.OnDemand = &OnDemandTier{}
 	}
-	if s := w.Tiers.Spot; s != nil && s.FailureDomains == 0 {
+	if s := w.Tiers.Spot; s != nil && unset(s.FailureDomains == 0, "tiers", "spot", "failure_domains") {
 		s.FailureDomains = 1
+	}
+}
+
+// givenIn reports whether mapping node n sets the key at path.
+func givenIn(n *yaml.Node) func(path ...string) bool {
+	return func(path ...string) bool {
+		v := n
+		for _, k := range path {
+			if v = mappingValue(v, k); v == nil {
+				return false
+			}
+		}
+		return v.Tag != "!!null"
 	}
 }
 
@@ -469,7 +488,7 @@ func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 	seen := map[string]bool{}
 	for i := range p.Workloads {
 		w := &p.Workloads[i]
-		w.applyDefaults()
+		w.applyDefaults(givenIn(wnodes[i]))
 		where := fmt.Sprintf("%s:%d: workload %q", name, wnodes[i].Line, w.Name)
 		if w.Name == "" {
 			where = fmt.Sprintf("%s:%d: workloads[%d]", name, wnodes[i].Line, i)

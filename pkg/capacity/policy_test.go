@@ -40,6 +40,48 @@ func TestParsePolicyValid(t *testing.T) {
 	}
 }
 
+// TestExplicitZeroIsNotTheDefault: a setting left out takes its default;
+// the same setting written as 0 is 0 — no stabilisation window, no queue
+// slack, spot relaunched at once — not silently the default (an HPA user
+// writing stabilization: 0s means it). A null is left out.
+func TestExplicitZeroIsNotTheDefault(t *testing.T) {
+	parse := func(extra string) Workload {
+		t.Helper()
+		p, err := ParsePolicy("p.yaml", []byte(minimal+extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Workloads[0]
+	}
+	d := DefaultWorkload()
+	def := parse("")
+	if def.ScaleDown.Stabilization != d.ScaleDown.Stabilization || def.QueueSLO != d.QueueSLO || def.FallbackHold != d.FallbackHold || def.BurstWindow != d.BurstWindow {
+		t.Fatalf("defaults not applied: %+v", def)
+	}
+	zero := parse("    queue_slo: 0s\n    burst_window: 0s\n    fallback_hold: 0s\n    scale_down:\n      stabilization: 0s\n")
+	if zero.ScaleDown.Stabilization != 0 || zero.QueueSLO != 0 || zero.FallbackHold != 0 || zero.BurstWindow != 0 {
+		t.Errorf("written zeros became %v, %v, %v, %v: want 0 each", zero.ScaleDown.Stabilization, zero.QueueSLO, zero.FallbackHold, zero.BurstWindow)
+	}
+	if null := parse("    scale_down:\n      stabilization:\n"); null.ScaleDown.Stabilization != d.ScaleDown.Stabilization {
+		t.Errorf("a null stabilization became %v, want the default %v", null.ScaleDown.Stabilization, d.ScaleDown.Stabilization)
+	}
+
+	// And it plans as it says: demand falls from 40 to 10 req/s; with no
+	// window the fleet follows at the next decision (at the scale-down
+	// rate), with the default it holds for 5 minutes.
+	fall := func(w Workload) int {
+		pl := NewPlanner(w)
+		pl.Plan(flat(t0, 40, 40, 40), nil, Signals{Time: t0, Rate: 40})
+		at := t0.Add(w.DecisionInterval)
+		p, _ := pl.Plan(flat(at, 10, 10, 10), nil, Signals{Time: at, Rate: 10})
+		return total(p)
+	}
+	off, held := fall(zero), fall(def)
+	if !(off < held) {
+		t.Errorf("after the fall: %d replicas without a window, %d with 5m: want fewer without", off, held)
+	}
+}
+
 // minimal is a valid workload that the cases below break one field at a time.
 const minimal = `workloads:
   - name: chat
@@ -127,6 +169,16 @@ func TestParsePolicyInvalid(t *testing.T) {
 			`p.yaml:2: workload "chat": tiers.spot.advisor_band: "7%" is not one of "<5%", "5-10%", "10-15%", "15-20%", ">20%"`},
 		{"spot both risks", minimal + "    tiers: {spot: {advisor_band: \"<5%\", interruption_rate_per_hour: 0.1}}\n",
 			`p.yaml:2: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band, not both`},
+		// A 0 written out is the user's 0, not the default: where 0 is no
+		// value the error says so.
+		{"zero interval", minimal + "    decision_interval: 0s\n",
+			`p.yaml:2: workload "chat": decision_interval: 0s must be positive`},
+		{"zero quantile", minimal + "    forecast_quantile: 0\n",
+			`p.yaml:2: workload "chat": forecast_quantile: 0 must be in [0.5, 0.99]`},
+		{"zero step ratio", minimal + "    scale_down: {max_step_ratio: 0}\n",
+			`p.yaml:2: workload "chat": scale_down.max_step_ratio: 0 must be in (0, 1]`},
+		{"zero failure domains", minimal + "    tiers: {spot: {price_per_hour: 1, interruption_rate_per_hour: 0.1, failure_domains: 0}}\n",
+			`p.yaml:2: workload "chat": tiers.spot.failure_domains: 0 must be at least 1`},
 		{"spot negative", minimal + "    tiers: {spot: {price_per_hour: -1, interruption_rate_per_hour: -0.1, notice: -1s, failure_domains: -2}}\n",
 			"p.yaml:2: workload \"chat\": tiers.spot.price_per_hour: -1 must not be negative\n" +
 				"p.yaml:2: workload \"chat\": tiers.spot.interruption_rate_per_hour: -0.1 must not be negative\n" +
