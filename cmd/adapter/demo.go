@@ -300,6 +300,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "  adapter metrics              http://%s/metrics\n", wl.Addr())
 	fmt.Fprintf(stdout, "  exporter metrics             %s\n", expURL)
 	fmt.Fprintf(stdout, "  simulated fleet              %d model servers; %.0fx real time\n", len(fl.Targets()), cfg.speed)
+	if integrations.Simulated {
+		fmt.Fprintf(stdout, "  GPUs                         simulated: no NVIDIA driver, go-nvml's mock (infercast_gpu_info{simulated=\"true\"})\n")
+	} else {
+		fmt.Fprintf(stdout, "  GPUs                         this machine's, through NVML\n")
+	}
 
 	run := &demoRun{
 		cfg: cfg, log: log, fleet: fl, exp: exp, scrape: scrape, loop: loop, cache: cache,

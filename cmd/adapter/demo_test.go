@@ -34,7 +34,7 @@ func TestDemoRunsTheWholeLoop(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, logs.String())
 	}
 	text := out.String()
-	for _, want := range []string{"KEDA external scaler (gRPC)  127.0.0.1:", "custom metrics API", "adapter metrics"} {
+	for _, want := range []string{"KEDA external scaler (gRPC)  127.0.0.1:", "custom metrics API", "adapter metrics", "\n  GPUs    "} {
 		if !strings.Contains(text, want) {
 			t.Errorf("start banner lacks %q:\n%s", want, text)
 		}

@@ -83,9 +83,11 @@ var Families = []string{
 	"infercast_model_time_to_first_token_seconds", "infercast_model_time_per_output_token_seconds",
 	"infercast_model_queue_time_seconds", "infercast_model_requests_waiting", "infercast_model_requests_running",
 	"infercast_model_queue_drain_seconds", "infercast_model_batch_size", "infercast_model_batch_utilization_ratio",
-	"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_collector_scrape_success",
-	"infercast_gpu_utilization_ratio", "infercast_gpu_info",
-	"infercast_spot_interruption_notice", "infercast_spot_metadata_up",
+	"infercast_model_kv_cache_usage_ratio", "infercast_target_up", "infercast_target_scrape_duration_seconds",
+	"infercast_collector_scrape_success",
+	"infercast_gpu_utilization_ratio", "infercast_gpu_memory_used_bytes", "infercast_gpu_memory_total_bytes",
+	"infercast_gpu_info", "infercast_gpu_collector_up",
+	"infercast_spot_interruption_notice", "infercast_spot_interruptions_total", "infercast_spot_metadata_up",
 	"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
 }
 
