@@ -455,3 +455,37 @@ func TestControllerRejectsLate(t *testing.T) {
 		t.Errorf("without reject_late: applied %v, want max_batch_size 30 with the server's 1s timeout kept", d.Applied)
 	}
 }
+
+// TestControllerPlansForTheHeldPeak: a setting that must stand for the
+// actuator's minimum interval is planned for the peak smoothed rate of
+// the last such interval, so a lull right after a burst does not set the
+// knobs for the lull; once the burst is older than the interval, the
+// planning rate follows the rate again. Without a minimum interval it
+// follows the rate at once.
+func TestControllerPlansForTheHeldPeak(t *testing.T) {
+	run := func(minInterval time.Duration) []float64 {
+		c, _ := newTestController(t, &fakeActuator{limits: Limits{MinInterval: minInterval}})
+		var rates []float64
+		for i, arrivals := range []float64{950, 100, 100, 100, 100, 100, 100, 100, 100} { // 95/s, then 10/s
+			rates = append(rates, step(t, c, exactObs(time.Duration(i+1)*10*time.Second, arrivals, 0.2)).PlanningRate)
+		}
+		return rates
+	}
+	held, free := run(time.Minute), run(0)
+	if held[0] != 95 || free[0] != 95 {
+		t.Fatalf("the burst's window planned at %v / %v, want 95", held[0], free[0])
+	}
+	for i := 1; i <= 6; i++ { // windows at 20 … 70 s: the burst (10 s) is within a minute
+		if held[i] != 95 {
+			t.Errorf("%d s, burst %d s ago under a 1 min interval: planning rate %v, want the held 95", (i+1)*10, i*10, held[i])
+		}
+		if !(free[i] < 95) {
+			t.Errorf("%d s without a minimum interval: planning rate %v, want the rate, below the burst's 95", (i+1)*10, free[i])
+		}
+	}
+	// At 90 s the burst is 80 s old: what is held is the last minute's
+	// peak of the decaying smoothed rate, its value at 30 s at most.
+	if held[8] >= 95 || held[8] > free[2] || held[8] < free[8] {
+		t.Errorf("90 s, the burst 80 s old: planning rate %v, want between the rate's own %v and its value at 30 s, %v", held[8], free[8], free[2])
+	}
+}
