@@ -156,9 +156,10 @@ func capacity() Spec {
 						{Expr: `max by (workload) (rate(infercast_forecast_actual_requests_total{` + selWorkload + `}[5m]))`, Legend: "{{workload}} demand"},
 						{Expr: `max by (workload) (infercast_plan_forecast_requests_per_second{` + selWorkload + `})`, Legend: "{{workload}} sized for"},
 					}},
-				{Title: "Forecast band", Unit: "reqps", Width: 12, Height: 9,
-					Description: "The latest forecast's p50, p90 and p99 of demand, in requests per second (per forecast interval divided by the interval), at the busiest exposed horizon: the band the planner sizes within.",
+				{Title: "Demand against the forecast band", Unit: "reqps", Width: 12, Height: 9,
+					Description: "Realised demand against the latest forecast's p50, p90 and p99, in requests per second (per forecast interval divided by the interval), at the busiest exposed horizon: the band the planner sizes within. The band drawn at t is the forecast of the coming horizon, so demand should run inside it, under p90 about nine intervals in ten (the scored figure is the p90 interval coverage panel).",
 					Queries: []Query{
+						{Expr: `max by (workload) (rate(infercast_forecast_actual_requests_total{` + selWorkload + `}[5m]))`, Legend: "{{workload}} demand"},
 						{Expr: forecastBand("50"), Legend: "{{workload}} p50"},
 						{Expr: forecastBand("90"), Legend: "{{workload}} p90"},
 						{Expr: forecastBand("99"), Legend: "{{workload}} p99"},
