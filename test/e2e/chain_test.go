@@ -82,6 +82,23 @@ func startExporter(t *testing.T, bin, dir string, f *fleet.Fleet) (addr string, 
 	return addr, p
 }
 
+// exporterChain starts the metrics chain on the fleet f, its chat
+// arrivals at rate req/s: infercast's exporter scraping f's servers, a real
+// Prometheus scraping the exporter, and the adapter planning chainPolicy
+// from Prometheus.
+func exporterChain(t *testing.T, b binaries, dir string, f *fleet.Fleet, rate float64) (*proc, *prometheus, *adapter) {
+	t.Helper()
+	if err := f.SetArrivalRate("chat", rate); err != nil {
+		t.Fatal(err)
+	}
+	addr, ep := startExporter(t, b.exporter, dir, f)
+	pr := newPrometheus(t, testutil.Binary(t, "prometheus"), dir, addr)
+	pr.start(t)
+	a := newAdapterWith(t, b.adapter, dir, chainPolicy, "--prometheus.url", pr.url(), "--prometheus.timeout", "3s")
+	a.start(t)
+	return ep, pr, a
+}
+
 // replayDay is where the chain's replay of nasa-1995-07.csv starts:
 // 1995-07-06 00:00 EDT (04:00 UTC). It replays 30 hours, night to the next
 // night, in five 6-hour parts at 0.49, 1.03, 1.61, 0.88 and 0.44 of the
@@ -158,14 +175,7 @@ func TestExporterChain(t *testing.T) {
 	for _, r := range rates[:60] {
 		night += r / 60
 	}
-	if err := f.SetArrivalRate("chat", night); err != nil {
-		t.Fatal(err)
-	}
-	addr, ep := startExporter(t, b.exporter, dir, f)
-	pr := newPrometheus(t, testutil.Binary(t, "prometheus"), dir, addr)
-	pr.start(t)
-	a := newAdapterWith(t, b.adapter, dir, chainPolicy, "--prometheus.url", pr.url(), "--prometheus.timeout", "3s")
-	a.start(t)
+	ep, pr, a := exporterChain(t, b, dir, f, night)
 	procs := []*proc{ep, pr.p}
 
 	// The forecaster warms up on the night (its band is wide on a few
