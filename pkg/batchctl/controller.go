@@ -574,7 +574,6 @@ func reverses(before, cur, next Knobs) bool {
 		opposite(int64(before.MaxQueueDelay), int64(cur.MaxQueueDelay), int64(next.MaxQueueDelay))
 }
 
-// smooth is an exponentially weighted moving average over irregular steps.
 // heldPeak records the smoothed rate at now and returns the highest of
 // the last window (just rate when window is 0).
 func (s *modelState) heldPeak(now time.Time, rate float64, window time.Duration) float64 {
@@ -591,6 +590,7 @@ func (s *modelState) heldPeak(now time.Time, rate float64, window time.Duration)
 	return peak
 }
 
+// smooth is an exponentially weighted moving average over irregular steps.
 func smooth(prev, x float64, last, now time.Time, halfLife time.Duration) float64 {
 	if last.IsZero() || halfLife <= 0 {
 		return x
