@@ -261,7 +261,7 @@ func TestControllerPlansForForecast(t *testing.T) {
 		t.Fatalf("decision %+v, want overload planned at 95/s with max_batch_size 64", d)
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
-# HELP infercast_batch_planning_rate_requests_per_second Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates and the forecast.
+# HELP infercast_batch_planning_rate_requests_per_second Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates, the forecast, and the peak smoothed rate of the actuator's minimum interval between changes.
 # TYPE infercast_batch_planning_rate_requests_per_second gauge
 infercast_batch_planning_rate_requests_per_second{model="m"} 95
 `), "infercast_batch_planning_rate_requests_per_second"); err != nil {

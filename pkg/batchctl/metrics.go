@@ -58,7 +58,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		jitter:       g("infercast_batch_profile_jitter_seconds", "Pooled standard deviation of batch execution time around the fit.", "model"),
 		p99:          g("infercast_batch_predicted_p99_seconds", "Predicted p99 of queue delay plus execution under the recommended knobs at the planning rate.", "model"),
 		capacity:     g("infercast_batch_predicted_throughput_requests_per_second", "Predicted highest arrival rate the recommended knobs serve within the SLO.", "model"),
-		rate:         g("infercast_batch_planning_rate_requests_per_second", "Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates and the forecast.", "model"),
+		rate:         g("infercast_batch_planning_rate_requests_per_second", "Arrival rate the recommendation is planned for: the highest of the observed arrival and completion rates, the forecast, and the peak smoothed rate of the actuator's minimum interval between changes.", "model"),
 		clump:        g("infercast_batch_arrival_clump_size", "Mean number of requests arriving at the same instant as a request, itself included, as learned (1: no clumps, Poisson assumed).", "model"),
 		lastDecision: g("infercast_batch_last_decision", "1 for the reason of the model's last decision, 0 for the others.", "model", "reason"),
 		decisions:    c("infercast_batch_decisions_total", "Controller steps, by the reason of their decision.", "model", "reason"),
