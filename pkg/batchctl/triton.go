@@ -9,7 +9,10 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/infercast/infercast/internal/fanout"
 )
 
 // Triton applies knobs to a Triton Inference Server through its model
@@ -23,16 +26,29 @@ import (
 // --model-control-mode=explicit. A change is a model reload: the default
 // limits allow one per 5 minutes and only for a 10 % predicted gain. When
 // the reload fails, the previous configuration is loaded back.
+//
+// The replicas of a model share its knobs: every address BaseURL's host
+// resolves to is a replica (a headless Service names one per pod; a
+// ClusterIP Service would hand each request to any one of them), and a
+// change is made on each in turn, so that a configuration Triton refuses
+// is refused by the first and no two replicas reload at once. When one
+// refuses, every replica already changed is loaded back too.
 type Triton struct {
-	// BaseURL is Triton's HTTP endpoint, e.g. http://triton:8000.
+	// BaseURL is Triton's HTTP endpoint, e.g. http://triton-headless:8000
+	// (a headless Service: every replica, below).
 	BaseURL string
 	Client  *http.Client
+	// Lookup resolves BaseURL's host to the replicas' addresses (nil: DNS).
+	Lookup func(ctx context.Context, host string) ([]string, error)
 	// Limit overrides DefaultTritonLimits when non-zero.
 	Limit  Limits
 	Logger *slog.Logger
 	// RollbackTimeout bounds the rollback when the caller's context has
 	// already expired (default 30 s).
 	RollbackTimeout time.Duration
+
+	fanOnce sync.Once
+	fan     *fanout.Reader // nil when BaseURL does not parse: read as it is
 }
 
 // DefaultTritonLimits: a reload at most every 5 minutes, for ≥ 10 % gain.
@@ -51,10 +67,25 @@ func (t *Triton) url(path string, model string) string {
 	return strings.TrimRight(t.BaseURL, "/") + strings.ReplaceAll(path, "{model}", url.PathEscape(model))
 }
 
-// Config reads the model's configuration as Triton reports it.
+// replicas are the addresses BaseURL names now, sorted, each with a client
+// that dials it.
+func (t *Triton) replicas(ctx context.Context) []fanout.Target {
+	t.fanOnce.Do(func() { t.fan, _ = fanout.New(t.BaseURL, t.Client, t.Lookup) })
+	if t.fan == nil {
+		return []fanout.Target{{Addr: t.BaseURL, Client: t.Client}}
+	}
+	return t.fan.Targets(ctx)
+}
+
+// Config reads the model's configuration as Triton reports it (the first
+// replica's).
 func (t *Triton) Config(ctx context.Context, model string) (map[string]any, error) {
+	return t.config(ctx, t.replicas(ctx)[0].Client, model)
+}
+
+func (t *Triton) config(ctx context.Context, c *http.Client, model string) (map[string]any, error) {
 	var cfg map[string]any
-	if err := doJSON(ctx, t.Client, http.MethodGet, t.url("/v2/models/{model}/config", model), nil, &cfg); err != nil {
+	if err := doJSON(ctx, c, http.MethodGet, t.url("/v2/models/{model}/config", model), nil, &cfg); err != nil {
 		return nil, fmt.Errorf("triton: reading the config of %s: %w", model, err)
 	}
 	if cfg == nil {
@@ -63,7 +94,8 @@ func (t *Triton) Config(ctx context.Context, model string) (map[string]any, erro
 	return cfg, nil
 }
 
-// Current returns the knobs the model runs with.
+// Current returns the knobs the model runs with (on the first replica:
+// Apply makes them the same on all).
 func (t *Triton) Current(ctx context.Context, model string) (Knobs, error) {
 	cfg, err := t.Config(ctx, model)
 	if err != nil {
@@ -123,28 +155,63 @@ func jsonInt(v any) (int64, error) {
 	}
 }
 
-// Apply reloads the model with k; on failure it reloads the previous
-// configuration and returns the failure (joined with the rollback's, if
-// that failed too).
+// Apply reloads the model with k on every replica in turn; when one
+// fails, it and the replicas already changed are loaded back with their
+// previous configurations, and the failure is returned (joined with the
+// rollbacks', if those failed too).
 func (t *Triton) Apply(ctx context.Context, model string, k Knobs) error {
-	prev, err := t.Config(ctx, model)
+	reps := t.replicas(ctx)
+	type changed struct {
+		rep  fanout.Target
+		prev map[string]any
+	}
+	var done []changed
+	for _, r := range reps {
+		prev, err := t.applyOne(ctx, r.Client, model, k)
+		if err == nil {
+			done = append(done, changed{r, prev})
+			continue
+		}
+		if len(reps) > 1 {
+			err = fmt.Errorf("replica %s: %w", r.Addr, err)
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
+		defer cancel()
+		errs := []error{err}
+		for _, d := range done {
+			if rerr := t.load(rctx, d.rep.Client, model, d.prev); rerr != nil {
+				errs = append(errs, fmt.Errorf("triton: rolling %s back on replica %s: %w", model, d.rep.Addr, rerr))
+			}
+		}
+		if len(done) > 0 && len(errs) == 1 && t.Logger != nil {
+			t.Logger.Warn("triton: a replica refused the new batch config; the replicas already changed were loaded back", "model", model, "replicas_rolled_back", len(done))
+		}
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// applyOne reloads the model with k on one replica and returns the
+// configuration it replaced; on failure it loads that back there.
+func (t *Triton) applyOne(ctx context.Context, c *http.Client, model string, k Knobs) (map[string]any, error) {
+	prev, err := t.config(ctx, c, model)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cur, err := tritonKnobs(prev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cur.MaxBatchSize == 0 {
-		return fmt.Errorf("triton: model %s has max_batch_size 0: it does not batch, nothing to tune", model)
+		return nil, fmt.Errorf("triton: model %s has max_batch_size 0: it does not batch, nothing to tune", model)
 	}
 	prevJSON, err := json.Marshal(prev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	next := map[string]any{}
 	if err := json.Unmarshal(prevJSON, &next); err != nil { // a deep copy
-		return err
+		return nil, err
 	}
 	next["max_batch_size"] = k.MaxBatchSize
 	db, _ := next["dynamic_batching"].(map[string]any)
@@ -165,18 +232,18 @@ func (t *Triton) Apply(ctx context.Context, model string, k Knobs) error {
 		db["default_queue_policy"] = qp
 	}
 	next["dynamic_batching"] = db
-	if err := t.load(ctx, model, next); err != nil {
+	if err := t.load(ctx, c, model, next); err != nil {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 		defer cancel()
-		if rerr := t.load(rctx, model, prev); rerr != nil {
-			return errors.Join(err, fmt.Errorf("triton: rolling %s back to its previous config: %w", model, rerr))
+		if rerr := t.load(rctx, c, model, prev); rerr != nil {
+			return nil, errors.Join(err, fmt.Errorf("triton: rolling %s back to its previous config: %w", model, rerr))
 		}
 		if t.Logger != nil {
 			t.Logger.Warn("triton rejected the new batch config; previous config reloaded", "model", model, "err", err)
 		}
-		return err
+		return nil, err
 	}
-	return nil
+	return prev, nil
 }
 
 func (t *Triton) rollbackTimeout() time.Duration {
@@ -186,13 +253,13 @@ func (t *Triton) rollbackTimeout() time.Duration {
 	return 30 * time.Second
 }
 
-func (t *Triton) load(ctx context.Context, model string, cfg map[string]any) error {
+func (t *Triton) load(ctx context.Context, c *http.Client, model string, cfg map[string]any) error {
 	b, err := json.Marshal(cfg)
 	if err != nil {
 		return err
 	}
 	body := map[string]any{"parameters": map[string]any{"config": string(b)}}
-	if err := doJSON(ctx, t.Client, http.MethodPost, t.url("/v2/repository/models/{model}/load", model), body, nil); err != nil {
+	if err := doJSON(ctx, c, http.MethodPost, t.url("/v2/repository/models/{model}/load", model), body, nil); err != nil {
 		return fmt.Errorf("triton: loading %s: %w", model, err)
 	}
 	return nil

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -27,15 +29,118 @@ type fakeTriton struct {
 }
 
 func newFakeTriton(t *testing.T) (*fakeTriton, *httptest.Server) {
+	return newFakeTritonOn(t, nil)
+}
+
+// newFakeTritonOn serves the fake on l (nil: a new 127.0.0.1 port).
+func newFakeTritonOn(t *testing.T, l net.Listener) (*fakeTriton, *httptest.Server) {
 	f := &fakeTriton{configs: map[string]map[string]any{}, modelMax: map[string]int{}}
 	f.add("resnet", 32, 8)
 	f.add("nobatch", 0, 0)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/models/{model}/config", f.getConfig)
 	mux.HandleFunc("POST /v2/repository/models/{model}/load", f.load)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewUnstartedServer(mux)
+	if l != nil {
+		srv.Listener.Close()
+		srv.Listener = l
+	}
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return f, srv
+}
+
+// tritonReplicas starts n fake Tritons on one port of 127.0.0.1,
+// 127.0.0.2, … and returns them with an actuator whose URL names them all,
+// as a headless Service's name does.
+func tritonReplicas(t *testing.T, n int) ([]*fakeTriton, *Triton) {
+	t.Helper()
+	for range 20 {
+		first, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := first.Addr().(*net.TCPAddr).Port
+		ls, addrs := []net.Listener{first}, []string{"127.0.0.1"}
+		for i := 2; i <= n; i++ {
+			ip := fmt.Sprintf("127.0.0.%d", i)
+			l, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				break // the port is taken there: try another
+			}
+			ls, addrs = append(ls, l), append(addrs, ip)
+		}
+		if len(ls) < n {
+			for _, l := range ls {
+				l.Close()
+			}
+			continue
+		}
+		fakes := make([]*fakeTriton, n)
+		for i, l := range ls {
+			fakes[i], _ = newFakeTritonOn(t, l)
+		}
+		tr := &Triton{
+			BaseURL: fmt.Sprintf("http://triton.models.svc:%d", port), RollbackTimeout: 5 * time.Second,
+			Lookup: func(context.Context, string) ([]string, error) { return addrs, nil },
+		}
+		return fakes, tr
+	}
+	t.Fatal("no port free on every loopback address")
+	return nil, nil
+}
+
+// knobsOf reads the fake's resnet knobs as Triton would serve them (its
+// config through JSON, as the actuator reads it).
+func knobsOf(f *fakeTriton) (Knobs, error) {
+	b, err := json.Marshal(f.config("resnet"))
+	if err != nil {
+		return Knobs{}, err
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return Knobs{}, err
+	}
+	return tritonKnobs(cfg)
+}
+
+// TestTritonAppliesToEveryReplica: the replicas of a model share its
+// knobs — a change reaches every address the URL names, one after the
+// other.
+func TestTritonAppliesToEveryReplica(t *testing.T) {
+	fakes, tr := tritonReplicas(t, 3)
+	k := Knobs{MaxBatchSize: 16, MaxQueueDelay: 2 * time.Millisecond}
+	if err := tr.Apply(context.Background(), "resnet", k); err != nil {
+		t.Fatal(err)
+	}
+	for i, f := range fakes {
+		got, err := knobsOf(f)
+		if err != nil || got != k {
+			t.Errorf("replica %d runs %v (%v), want %v", i+1, got, err, k)
+		}
+	}
+}
+
+// TestTritonRollsBackEveryReplica: when a replica refuses the change, the
+// replicas already changed are loaded back with their previous config and
+// the ones after it are not touched.
+func TestTritonRollsBackEveryReplica(t *testing.T) {
+	fakes, tr := tritonReplicas(t, 3)
+	before := Knobs{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond} // the fake's resnet
+	fakes[1].failNext = errors.New("CUDA out of memory")
+	err := tr.Apply(context.Background(), "resnet", Knobs{MaxBatchSize: 16})
+	if err == nil || !strings.Contains(err.Error(), "CUDA out of memory") || !strings.Contains(err.Error(), "replica 127.0.0.2:") {
+		t.Fatalf("err = %v, want the second replica's refusal", err)
+	}
+	for i, f := range fakes {
+		if got, err := knobsOf(f); err != nil || got != before {
+			t.Errorf("replica %d runs %v after the failure, want the previous %v", i+1, got, before)
+		}
+	}
+	loads := func(f *fakeTriton) int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.loads) }
+	if a, b, c := loads(fakes[0]), loads(fakes[1]), loads(fakes[2]); a != 2 || b != 2 || c != 0 {
+		t.Errorf("loads per replica %d, %d, %d; want 2 (change, rollback), 2 (attempt, rollback), 0", a, b, c)
+	}
 }
 
 func (f *fakeTriton) add(name string, modelMax, current int) {
