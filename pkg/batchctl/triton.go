@@ -35,7 +35,7 @@ import (
 // refuses, every replica already changed is loaded back too.
 type Triton struct {
 	// BaseURL is Triton's HTTP endpoint, e.g. http://triton-headless:8000
-	// (a headless Service: every replica, below).
+	// (a headless Service, so that it names every replica: see above).
 	BaseURL string
 	Client  *http.Client
 	// Lookup resolves BaseURL's host to the replicas' addresses (nil: DNS).
