@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"math"
 	"time"
 
@@ -31,6 +32,37 @@ type batchObserver struct {
 	// as the requests'.
 	prevClumps float64
 	haveClumps bool
+
+	// stats reads the server's per-batch-size execution statistics when
+	// its actuator can (Triton's statistics extension): the window's batch
+	// size distribution, a sharper fit than the exporter's averages. nil:
+	// the averages alone.
+	stats     batchctl.StatsReader
+	prevStats map[string]map[int]batchctl.BatchCounter
+	statsErr  string       // the last statistics error, "" while they read
+	log       *slog.Logger // nil: nothing logged
+}
+
+// batchStats reads the server's statistics and returns the window's
+// increase since the previous reading (none on the first, or after a
+// failed one). A failure is logged when it starts or changes; the
+// observation then goes on from the averages.
+func (b *batchObserver) batchStats(ctx context.Context) []batchctl.BatchStat {
+	if b.stats == nil {
+		return nil
+	}
+	cur, err := b.stats.BatchStats(ctx, b.model)
+	if err != nil {
+		if b.log != nil && err.Error() != b.statsErr && ctx.Err() == nil {
+			b.log.Warn("reading the server's batch statistics: fitting from the exporter's averages until they return", "err", err)
+		}
+		b.statsErr, b.prevStats = err.Error(), nil
+		return nil
+	}
+	b.statsErr = ""
+	inc := batchctl.BatchIncrease(b.prevStats, cur)
+	b.prevStats = cur
+	return inc
 }
 
 // modelCounter sums the model's series of a counter family over the
@@ -57,6 +89,7 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 		return batchctl.Observation{}, false, nil
 	}
 	clumps := modelCounter(mfs["infercast_model_request_clump_size_sum_total"], b.model)
+	stats := b.batchStats(ctx)
 	prevT, prevN, had := b.prevT, b.prevN, b.havePrev
 	prevClumps, hadClumps := b.prevClumps, b.haveClumps
 	b.prevT, b.prevN, b.havePrev = now, total, true
@@ -64,7 +97,7 @@ func (b *batchObserver) observe(ctx context.Context, now time.Time) (batchctl.Ob
 	if !had || !now.After(prevT) || total < prevN {
 		return batchctl.Observation{}, false, nil
 	}
-	o := batchctl.Observation{Time: now, Window: now.Sub(prevT), Arrivals: total - prevN, Requests: total - prevN}
+	o := batchctl.Observation{Time: now, Window: now.Sub(prevT), Arrivals: total - prevN, Requests: total - prevN, BatchStats: stats}
 	batch, batching, targets := 0.0, 0, 0
 	for _, m := range mfs["infercast_model_batch_size"].GetMetric() {
 		if label(m, "model") != b.model {

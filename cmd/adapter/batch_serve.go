@@ -85,8 +85,12 @@ func newBatchModels(file, exporterURL string, plans planReader, reg prometheus.R
 		if err != nil {
 			return nil, fmt.Errorf("batch config %s: model %s: %w", file, mc.Model, err)
 		}
+		obs := &batchObserver{exporter: exp, model: mc.Model, log: mlog}
+		if sr, ok := act.(batchctl.StatsReader); ok { // Triton: its batch size distribution
+			obs.stats = sr
+		}
 		out = append(out, &batchModel{name: mc.Model, interval: mc.IntervalDuration(), ctl: ctl, act: act,
-			obs: &batchObserver{exporter: exp, model: mc.Model}, log: mlog, workload: mc.Workload, plans: plans})
+			obs: obs, log: mlog, workload: mc.Workload, plans: plans})
 	}
 	return out, nil
 }

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -18,14 +20,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/infercast/infercast/pkg/batchctl"
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/metrics"
 )
 
-// The observation is one target's share of the model's summed counter,
-// with the batches and execution time the exporter's averages imply.
-func TestBatchObserverPerTarget(t *testing.T) {
-	var total atomic.Int64
+// rankerExporter serves an exporter's families for model ranker on two
+// targets, its requests counter at *total.
+func rankerExporter(t *testing.T, total *atomic.Int64) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, `# TYPE infercast_model_requests_total counter
 infercast_model_requests_total{model="ranker"} %d
@@ -46,7 +48,15 @@ infercast_model_request_latency_seconds_sum{model="ranker",window="1m"} 1
 infercast_model_request_latency_seconds_count{model="ranker",window="1m"} 10
 `, total.Load())
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// The observation is one target's share of the model's summed counter,
+// with the batches and execution time the exporter's averages imply.
+func TestBatchObserverPerTarget(t *testing.T) {
+	var total atomic.Int64
+	srv := rankerExporter(t, &total)
 	b := &batchObserver{exporter: exporterLive{url: srv.URL, client: srv.Client()}, model: "ranker"}
 	ctx := context.Background()
 	t0 := time.Unix(1000, 0)
@@ -68,6 +78,60 @@ infercast_model_request_latency_seconds_count{model="ranker",window="1m"} 10
 	}
 	if o.ArrivalRate() != 10 {
 		t.Errorf("arrival rate %g, want one target's 10 req/s", o.ArrivalRate())
+	}
+}
+
+// statsStub is a StatsReader whose readings the test sets, or whose
+// reading fails.
+type statsStub struct {
+	reading map[string]map[int]batchctl.BatchCounter
+	err     error
+}
+
+func (s *statsStub) BatchStats(context.Context, string) (map[string]map[int]batchctl.BatchCounter, error) {
+	return s.reading, s.err
+}
+
+// With an actuator that reads the server's statistics (Triton), the
+// observation carries the window's batch size distribution, summed over
+// the replicas; after a failed reading it goes on from the averages alone
+// (no increase taken across the gap) and the failure is logged once.
+func TestBatchObserverBatchStats(t *testing.T) {
+	var total atomic.Int64
+	srv := rankerExporter(t, &total)
+	st := &statsStub{}
+	var logs bytes.Buffer
+	b := &batchObserver{exporter: exporterLive{url: srv.URL, client: srv.Client()}, model: "ranker", stats: st,
+		log: slog.New(slog.NewTextHandler(&logs, nil))}
+	ctx := context.Background()
+	t0 := time.Unix(1000, 0)
+	step := func(i int, reading map[string]map[int]batchctl.BatchCounter, err error) batchctl.Observation {
+		t.Helper()
+		st.reading, st.err = reading, err
+		total.Add(100)
+		o, ok, oerr := b.observe(ctx, t0.Add(time.Duration(i)*10*time.Second))
+		if oerr != nil || (i > 0 && !ok) {
+			t.Fatalf("reading %d: ok=%v err=%v", i, ok, oerr)
+		}
+		return o
+	}
+	step(0, map[string]map[int]batchctl.BatchCounter{"a:8000": {4: {Count: 10, Seconds: 1}}, "b:8000": {4: {Count: 5, Seconds: 0.5}}}, nil)
+	o := step(1, map[string]map[int]batchctl.BatchCounter{"a:8000": {4: {Count: 12, Seconds: 1.2}, 8: {Count: 1, Seconds: 0.15}}, "b:8000": {4: {Count: 8, Seconds: 0.8}}}, nil)
+	want := []batchctl.BatchStat{{Size: 4, Count: 5, ExecSeconds: 0.5}, {Size: 8, Count: 1, ExecSeconds: 0.15}}
+	if len(o.BatchStats) != 2 || o.BatchStats[0].Size != 4 || o.BatchStats[0].Count != 5 || math.Abs(o.BatchStats[0].ExecSeconds-0.5) > 1e-9 ||
+		o.BatchStats[1] != want[1] {
+		t.Errorf("batch stats %+v, want %+v", o.BatchStats, want)
+	}
+	for i := 2; i <= 3; i++ { // the server's statistics fail twice: one warning
+		if o := step(i, nil, errors.New("connection refused")); len(o.BatchStats) != 0 || o.Batches == 0 {
+			t.Errorf("reading %d without statistics: %+v, want the averages alone", i, o)
+		}
+	}
+	if n := strings.Count(logs.String(), "connection refused"); n != 1 {
+		t.Errorf("%d warnings for one failure over two windows, want 1:\n%s", n, logs.String())
+	}
+	if o := step(4, map[string]map[int]batchctl.BatchCounter{"a:8000": {4: {Count: 20, Seconds: 2}, 8: {Count: 1, Seconds: 0.15}}}, nil); len(o.BatchStats) != 0 {
+		t.Errorf("first reading after the failure: %+v, want no increase across the gap", o.BatchStats)
 	}
 }
 

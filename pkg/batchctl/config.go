@@ -402,6 +402,14 @@ type CurrentReader interface {
 	Current(ctx context.Context, model string) (Knobs, error)
 }
 
+// StatsReader is an actuator that can read the server's per-batch-size
+// execution statistics (Triton's statistics extension), per replica: the
+// batch size distribution that makes the profile fit sharper than the
+// exporter's averages (BatchIncrease turns two readings into a window's).
+type StatsReader interface {
+	BatchStats(ctx context.Context, model string) (map[string]map[int]BatchCounter, error)
+}
+
 // serverName applies a model's knobs under the name the server knows it
 // by, while the controller and its metrics use the exporter's label.
 type serverName struct {
@@ -411,6 +419,13 @@ type serverName struct {
 
 func (s serverName) Apply(ctx context.Context, _ string, k Knobs) error {
 	return s.Actuator.Apply(ctx, s.name, k)
+}
+
+func (s serverName) BatchStats(ctx context.Context, _ string) (map[string]map[int]BatchCounter, error) {
+	if r, ok := s.Actuator.(StatsReader); ok {
+		return r.BatchStats(ctx, s.name)
+	}
+	return nil, fmt.Errorf("actuator %s cannot read batch statistics", s.Name())
 }
 
 func (s serverName) Current(ctx context.Context, _ string) (Knobs, error) {

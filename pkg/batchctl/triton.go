@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -263,4 +264,102 @@ func (t *Triton) load(ctx context.Context, c *http.Client, model string, cfg map
 		return fmt.Errorf("triton: loading %s: %w", model, err)
 	}
 	return nil
+}
+
+// BatchCounter is a cumulative count of model executions of one batch
+// size and their summed compute time, as Triton's statistics extension
+// reports it (batch_stats[].compute_infer) since the model was loaded.
+type BatchCounter struct {
+	Count, Seconds float64
+}
+
+// BatchStats reads the model's per-batch-size execution statistics
+// (GET /v2/models/{model}/stats) on every replica: per replica address,
+// per batch size, the cumulative counters. A replica that does not answer
+// is left out (the caller takes increases only where it has two readings);
+// the error is every replica's when none answers.
+func (t *Triton) BatchStats(ctx context.Context, model string) (map[string]map[int]BatchCounter, error) {
+	reps := t.replicas(ctx)
+	got := make([]map[int]BatchCounter, len(reps))
+	_, err := fanout.ReadAll(reps, func(i int, r fanout.Target) error {
+		var resp struct {
+			ModelStats []struct {
+				BatchStats []struct {
+					BatchSize    json.Number `json:"batch_size"`
+					ComputeInfer struct {
+						Count json.Number `json:"count"`
+						NS    json.Number `json:"ns"`
+					} `json:"compute_infer"`
+				} `json:"batch_stats"`
+			} `json:"model_stats"`
+		}
+		if err := doJSON(ctx, r.Client, http.MethodGet, t.url("/v2/models/{model}/stats", model), nil, &resp); err != nil {
+			return fmt.Errorf("triton: reading the statistics of %s at %s: %w", model, r.Addr, err)
+		}
+		m := map[int]BatchCounter{}
+		for _, ms := range resp.ModelStats { // one per loaded version: summed
+			for _, b := range ms.BatchStats {
+				size, err1 := b.BatchSize.Int64()
+				count, err2 := b.ComputeInfer.Count.Float64()
+				ns, err3 := b.ComputeInfer.NS.Float64()
+				if err := errors.Join(err1, err2, err3); err != nil || size < 1 || count < 0 || ns < 0 {
+					return fmt.Errorf("triton: statistics of %s at %s: bad batch_stats entry (size %q, count %q, ns %q)", model, r.Addr, b.BatchSize, b.ComputeInfer.Count, b.ComputeInfer.NS)
+				}
+				c := m[int(size)]
+				c.Count += count
+				c.Seconds += ns / 1e9
+				m[int(size)] = c
+			}
+		}
+		got[i] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]map[int]BatchCounter{}
+	for i, r := range reps {
+		if got[i] != nil {
+			out[r.Addr] = got[i]
+		}
+	}
+	return out, nil
+}
+
+// BatchIncrease is the batch size distribution between two readings of
+// BatchStats: per size, the executions and compute time added on the
+// replicas read both times, sorted by size. A replica whose counters went
+// down was reloaded (a change of its knobs is a reload) and is left out
+// for this window, as is one seen only once.
+func BatchIncrease(prev, cur map[string]map[int]BatchCounter) []BatchStat {
+	sum := map[int]BatchStat{}
+	for addr, now := range cur {
+		before, ok := prev[addr]
+		if !ok {
+			continue
+		}
+		reset := false
+		for size, b := range before {
+			if c := now[size]; c.Count < b.Count || c.Seconds < b.Seconds {
+				reset = true
+			}
+		}
+		if reset {
+			continue
+		}
+		for size, c := range now {
+			b := before[size]
+			if d := c.Count - b.Count; d > 0 {
+				s := sum[size]
+				s.Size, s.Count, s.ExecSeconds = size, s.Count+d, s.ExecSeconds+(c.Seconds-b.Seconds)
+				sum[size] = s
+			}
+		}
+	}
+	out := make([]BatchStat, 0, len(sum))
+	for _, s := range sum {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b BatchStat) int { return a.Size - b.Size })
+	return out
 }

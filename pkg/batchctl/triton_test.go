@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +27,9 @@ type fakeTriton struct {
 	loads    []string // configs posted, in order
 	failNext error    // the next load fails with this, whatever the config
 	hangNext bool     // the next load hangs until the client gives up
+	// batchStats is what GET /v2/models/{model}/stats reports for resnet:
+	// per batch size, executions and their summed compute nanoseconds.
+	batchStats map[int][2]float64
 }
 
 func newFakeTriton(t *testing.T) (*fakeTriton, *httptest.Server) {
@@ -40,6 +44,7 @@ func newFakeTritonOn(t *testing.T, l net.Listener) (*fakeTriton, *httptest.Serve
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/models/{model}/config", f.getConfig)
 	mux.HandleFunc("POST /v2/repository/models/{model}/load", f.load)
+	mux.HandleFunc("GET /v2/models/{model}/stats", f.getStats)
 	srv := httptest.NewUnstartedServer(mux)
 	if l != nil {
 		srv.Listener.Close()
@@ -171,6 +176,26 @@ func (f *fakeTriton) getConfig(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(cfg)
+}
+
+// getStats answers as Triton's statistics extension does: a model_stats
+// entry with batch_stats per size (compute_infer count and ns).
+func (f *fakeTriton) getStats(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	model := r.PathValue("model")
+	if _, ok := f.configs[model]; !ok {
+		tritonError(w, fmt.Sprintf("requested model '%s' is not available", model))
+		return
+	}
+	var bs []map[string]any
+	for size, c := range f.batchStats {
+		d := map[string]any{"count": c[0], "ns": c[1]}
+		bs = append(bs, map[string]any{"batch_size": size, "compute_input": d, "compute_infer": d, "compute_output": d})
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"model_stats": []any{map[string]any{
+		"name": model, "version": "1", "inference_count": 0, "execution_count": 0, "batch_stats": bs,
+	}}})
 }
 
 func (f *fakeTriton) load(w http.ResponseWriter, r *http.Request) {
@@ -446,4 +471,62 @@ func TestFakeTritonRefusesBadConfigs(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// TestTritonBatchStats: the statistics extension read on every replica,
+// and a window's batch size distribution from two readings — summed over
+// the replicas read both times, a replica whose counters went down (its
+// model reloaded) left out for that window.
+func TestTritonBatchStats(t *testing.T) {
+	fakes, tr := tritonReplicas(t, 2)
+	set := func(f *fakeTriton, st map[int][2]float64) { f.mu.Lock(); f.batchStats = st; f.mu.Unlock() }
+	set(fakes[0], map[int][2]float64{1: {10, 1e9}, 8: {4, 0.6e9}})
+	set(fakes[1], map[int][2]float64{8: {2, 0.3e9}})
+	ctx := context.Background()
+	first, err := tr.BatchStats(ctx, "resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 2 || first[addrOn(first, "127.0.0.1")][8] != (BatchCounter{4, 0.6}) {
+		t.Fatalf("first reading %v", first)
+	}
+	set(fakes[0], map[int][2]float64{1: {12, 1.2e9}, 8: {7, 1.05e9}, 16: {1, 0.2e9}}) // +2 of 1, +3 of 8, +1 of 16
+	set(fakes[1], map[int][2]float64{8: {1, 0.15e9}})                                 // reloaded: counters restarted
+	second, err := tr.BatchStats(ctx, "resnet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := BatchIncrease(first, second)
+	want := []BatchStat{{1, 2, 0.2}, {8, 3, 0.45}, {16, 1, 0.2}}
+	if len(got) != len(want) {
+		t.Fatalf("increase %v, want %v (the reloaded replica left out)", got, want)
+	}
+	for i := range want {
+		if got[i].Size != want[i].Size || got[i].Count != want[i].Count || math.Abs(got[i].ExecSeconds-want[i].ExecSeconds) > 1e-9 {
+			t.Errorf("increase %v, want %v", got, want)
+			break
+		}
+	}
+	if inc := BatchIncrease(nil, second); len(inc) != 0 {
+		t.Errorf("from no previous reading: %v, want nothing", inc)
+	}
+
+	if _, err := tr.BatchStats(ctx, "ghost"); err == nil || !strings.Contains(err.Error(), "not available") {
+		t.Errorf("unknown model: err = %v", err)
+	}
+	set(fakes[0], map[int][2]float64{0: {1, 1}})
+	set(fakes[1], map[int][2]float64{0: {1, 1}})
+	if _, err := tr.BatchStats(ctx, "resnet"); err == nil || !strings.Contains(err.Error(), "bad batch_stats entry") {
+		t.Errorf("batch size 0: err = %v", err)
+	}
+}
+
+// addrOn is the address of the replica on ip in a reading.
+func addrOn(r map[string]map[int]BatchCounter, ip string) string {
+	for a := range r {
+		if strings.HasPrefix(a, ip+":") {
+			return a
+		}
+	}
+	return ""
 }
