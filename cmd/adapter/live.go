@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,12 +46,32 @@ type exporterLive struct {
 	// client dials.
 	fan *fanout.Reader
 	log *slog.Logger
+	// unreadable remembers which exporters failed at the last read, so
+	// that a node's exporter that stays down is a warning when it goes
+	// down, not at every read (nil: a warning at every read).
+	unreadable *unreadableExporters
+}
+
+type unreadableExporters struct {
+	mu   sync.Mutex
+	last string // the failed addresses, sorted and joined; "" when all read
+}
+
+// changed records the failed addresses of a read and reports whether they
+// differ from the previous read's, and what they were.
+func (u *unreadableExporters) changed(failed []string) (bool, string) {
+	key := strings.Join(failed, ",")
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	prev := u.last
+	u.last = key
+	return key != prev, prev
 }
 
 // newExporterLive reads the exporters at url. A URL that does not parse is
 // read as it is: every read then fails with the reason.
 func newExporterLive(url string, log *slog.Logger) exporterLive {
-	l := exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, log: log}
+	l := exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, log: log, unreadable: &unreadableExporters{}}
 	l.fan, _ = fanout.New(url, l.client, nil)
 	return l
 }
@@ -143,9 +164,7 @@ func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, 
 	if err != nil {
 		return nil, err
 	}
-	if len(failed) > 0 && l.log != nil {
-		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))
-	}
+	l.logUnreadable(targets, got, failed)
 	out := map[string]*dto.MetricFamily{}
 	for _, mfs := range got {
 		for name, mf := range mfs {
@@ -157,6 +176,31 @@ func (l exporterLive) fetch(ctx context.Context) (map[string]*dto.MetricFamily, 
 		}
 	}
 	return out, nil
+}
+
+// logUnreadable warns when some exporters could not be read (their nodes'
+// signals are left out) and says when all read again — once per change of
+// which ones failed, not at every read.
+func (l exporterLive) logUnreadable(targets []fanout.Target, got []map[string]*dto.MetricFamily, failed []error) {
+	if l.log == nil {
+		return
+	}
+	var addrs []string
+	for i, t := range targets {
+		if got[i] == nil {
+			addrs = append(addrs, t.Addr)
+		}
+	}
+	changed, prev := true, ""
+	if l.unreadable != nil {
+		changed, prev = l.unreadable.changed(addrs)
+	}
+	switch {
+	case len(failed) > 0 && changed:
+		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))
+	case len(failed) == 0 && changed:
+		l.log.Info("exporters readable again", "url", l.url, "were_unreadable", prev)
+	}
 }
 
 // fetchOne reads one exporter's families through client.

@@ -90,7 +90,7 @@ infercast_spot_interruption_notice{node="gpu-b",pool="zone-b"} 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := exporterLive{url: url, client: client, fan: fan, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	l := exporterLive{url: url, client: client, fan: fan, log: slog.New(slog.NewTextHandler(&logs, nil)), unreadable: &unreadableExporters{}}
 	w := spotWorkload("chat")
 	w.LatencyPercentile = 0.99
 	ctx := context.Background()
@@ -120,11 +120,31 @@ infercast_spot_interruption_notice{node="gpu-b",pool="zone-b"} 1
 	if !strings.Contains(logs.String(), "exporters unreadable") || !strings.Contains(logs.String(), "127.0.0.2") {
 		t.Fatalf("node B's failure not logged: %q", logs.String())
 	}
+	// Still down at the next reads: said once, when it went down; back up:
+	// said once too.
+	for range 2 {
+		if _, err := l.Signals(ctx, w, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "exporters unreadable"); n != 1 {
+		t.Errorf("node B down for three reads: %d warnings, want 1:\n%s", n, logs.String())
+	}
+	downB.Store(false)
+	for range 2 {
+		if _, err := l.Signals(ctx, w, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(logs.String(), "exporters readable again"); n != 1 {
+		t.Errorf("node B back for two reads: %d lines, want 1:\n%s", n, logs.String())
+	}
+	downB.Store(true)
 	downA.Store(true)
 	if _, err := l.Signals(ctx, w, time.Now()); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("both down: err %v; want both nodes' 503", err)
 	}
-	if lookups != 4 {
-		t.Fatalf("%d lookups for 4 reads; want the Service resolved at every read (pods come and go)", lookups)
+	if lookups != 8 {
+		t.Fatalf("%d lookups for 8 reads; want the Service resolved at every read (pods come and go)", lookups)
 	}
 }
