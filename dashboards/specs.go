@@ -191,6 +191,12 @@ func capacity() Spec {
 				{Title: "Forecast error (WAPE) by horizon", Unit: "percentunit", Width: 12,
 					Description: "Realised absolute error of the p50 forecast over actual demand, by horizon, over the last hour: what the forecasts were worth.",
 					Queries:     []Query{{Expr: `sum by (workload, horizon_seconds) (rate(infercast_forecast_absolute_error_requests_total{` + selWorkload + `}[1h])) / sum by (workload, horizon_seconds) (rate(infercast_forecast_actual_requests_total{` + selWorkload + `}[1h]))`, Legend: "{{workload}} {{horizon_seconds}}s"}}},
+				{Title: "Decisions without their inputs", Unit: "short", Width: 24, Min: ptr(0),
+					Description: "Decisions per minute made without demand history (the last good plan served, or sized from live signals) or without live signals (no current-rate, backlog or latency floor under the forecast); a workload decides every decision_interval (4 a minute at 15 s). InfercastAdapterScrapingNothing and InfercastAdapterWithoutLiveSignals fire on them.",
+					Queries: []Query{
+						{Expr: `60 * sum by (workload) (rate(infercast_plan_history_failures_total{` + selWorkload + `}[5m]))`, Legend: "{{workload}} without history"},
+						{Expr: `60 * sum by (workload) (rate(infercast_plan_live_failures_total{` + selWorkload + `}[5m]))`, Legend: "{{workload}} without live signals"},
+					}},
 				{Title: "p90 interval coverage", Unit: "percentunit", Width: 12, Min: ptr(0), Max: ptr(1),
 					Description: "Share of scored intervals whose demand stayed at or below the p90 forecast, over 6 hours: about 0.9 when the intervals are honest; InfercastForecastErrorBeyondInterval fires below 0.8.",
 					Queries:     []Query{{Expr: `sum by (workload, horizon_seconds) (rate(infercast_forecast_p90_covered_total{` + selWorkload + `}[6h])) / sum by (workload, horizon_seconds) (rate(infercast_forecast_scored_total{` + selWorkload + `}[6h]))`, Legend: "{{workload}} {{horizon_seconds}}s"}}},
