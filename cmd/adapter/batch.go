@@ -8,6 +8,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/pkg/batchctl"
 )
 
@@ -39,8 +40,8 @@ type batchObserver struct {
 	// the averages alone.
 	stats     batchctl.StatsReader
 	prevStats map[string]map[int]batchctl.BatchCounter
-	statsErr  string       // the last statistics error, "" while they read
-	log       *slog.Logger // nil: nothing logged
+	statsErr  edgelog.State // the last statistics error, logged when it changes
+	log       *slog.Logger  // nil: nothing logged
 }
 
 // batchStats reads the server's statistics and returns the window's
@@ -53,13 +54,13 @@ func (b *batchObserver) batchStats(ctx context.Context) []batchctl.BatchStat {
 	}
 	cur, err := b.stats.BatchStats(ctx, b.model)
 	if err != nil {
-		if b.log != nil && err.Error() != b.statsErr && ctx.Err() == nil {
+		if _, changed := b.statsErr.Set(err.Error()); changed && b.log != nil && ctx.Err() == nil {
 			b.log.Warn("reading the server's batch statistics: fitting from the exporter's averages until they return", "err", err)
 		}
-		b.statsErr, b.prevStats = err.Error(), nil
+		b.prevStats = nil
 		return nil
 	}
-	b.statsErr = ""
+	b.statsErr.Set("")
 	inc := batchctl.BatchIncrease(b.prevStats, cur)
 	b.prevStats = cur
 	return inc

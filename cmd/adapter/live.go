@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/internal/fanout"
 	"github.com/infercast/infercast/pkg/capacity"
 )
@@ -46,32 +47,16 @@ type exporterLive struct {
 	// client dials.
 	fan *fanout.Reader
 	log *slog.Logger
-	// unreadable remembers which exporters failed at the last read, so
-	// that a node's exporter that stays down is a warning when it goes
-	// down, not at every read (nil: a warning at every read).
-	unreadable *unreadableExporters
-}
-
-type unreadableExporters struct {
-	mu   sync.Mutex
-	last string // the failed addresses, sorted and joined; "" when all read
-}
-
-// changed records the failed addresses of a read and reports whether they
-// differ from the previous read's, and what they were.
-func (u *unreadableExporters) changed(failed []string) (bool, string) {
-	key := strings.Join(failed, ",")
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	prev := u.last
-	u.last = key
-	return key != prev, prev
+	// unreadable holds which exporters failed at the last read, so that a
+	// node's exporter that stays down is a warning when it goes down, not
+	// at every read (nil: a warning at every read).
+	unreadable *edgelog.State
 }
 
 // newExporterLive reads the exporters at url. A URL that does not parse is
 // read as it is: every read then fails with the reason.
 func newExporterLive(url string, log *slog.Logger) exporterLive {
-	l := exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, log: log, unreadable: &unreadableExporters{}}
+	l := exporterLive{url: url, client: &http.Client{Timeout: 5 * time.Second}, log: log, unreadable: &edgelog.State{}}
 	l.fan, _ = fanout.New(url, l.client, nil)
 	return l
 }
@@ -191,10 +176,7 @@ func (l exporterLive) logUnreadable(targets []fanout.Target, got []map[string]*d
 			addrs = append(addrs, t.Addr)
 		}
 	}
-	changed, prev := true, ""
-	if l.unreadable != nil {
-		changed, prev = l.unreadable.changed(addrs)
-	}
+	prev, changed := l.unreadable.Set(strings.Join(addrs, ","))
 	switch {
 	case len(failed) > 0 && changed:
 		l.log.Warn("exporters unreadable: their nodes' signals are left out", "url", l.url, "failed", len(failed), "of", len(targets), "err", errors.Join(failed...))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/internal/fanout"
 	"github.com/infercast/infercast/internal/testutil"
 )
@@ -90,7 +91,7 @@ infercast_spot_interruption_notice{node="gpu-b",pool="zone-b"} 1
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := exporterLive{url: url, client: client, fan: fan, log: slog.New(slog.NewTextHandler(&logs, nil)), unreadable: &unreadableExporters{}}
+	l := exporterLive{url: url, client: client, fan: fan, log: slog.New(slog.NewTextHandler(&logs, nil)), unreadable: &edgelog.State{}}
 	w := spotWorkload("chat")
 	w.LatencyPercentile = 0.99
 	ctx := context.Background()
@@ -122,20 +123,20 @@ infercast_spot_interruption_notice{node="gpu-b",pool="zone-b"} 1
 	}
 	// Still down at the next reads: said once, when it went down; back up:
 	// said once too.
-	for range 2 {
-		if _, err := l.Signals(ctx, w, time.Now()); err != nil {
-			t.Fatal(err)
+	readTwice := func() {
+		t.Helper()
+		for range 2 {
+			if _, err := l.Signals(ctx, w, time.Now()); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	readTwice()
 	if n := strings.Count(logs.String(), "exporters unreadable"); n != 1 {
 		t.Errorf("node B down for three reads: %d warnings, want 1:\n%s", n, logs.String())
 	}
 	downB.Store(false)
-	for range 2 {
-		if _, err := l.Signals(ctx, w, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	readTwice()
 	if n := strings.Count(logs.String(), "exporters readable again"); n != 1 {
 		t.Errorf("node B back for two reads: %d lines, want 1:\n%s", n, logs.String())
 	}

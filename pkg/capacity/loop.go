@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/pkg/predict"
 )
 
@@ -82,9 +83,9 @@ type workloadState struct {
 	goodAt   time.Time
 	hasGood  bool
 	mu       *muLearner // nil unless the policy sets learn_mu
-	// liveErr is the last live-signals error, "" while they read: a failure
-	// is a warning when it starts or changes, not at every decision.
-	liveErr string
+	// live is the last live-signals error: a failure is a warning when it
+	// starts or changes, not at every decision.
+	live edgelog.State
 }
 
 // NewLoop returns a Loop; Run starts it.
@@ -245,14 +246,17 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 // persists is a debug line per decision (infercast_plan_live_failures_total
 // and the InfercastAdapterWithoutLiveSignals alert count it).
 func (st *workloadState) logLive(log *slog.Logger, err error) {
+	now := ""
+	if err != nil {
+		now = err.Error()
+	}
+	prev, changed := st.live.Set(now)
 	switch {
-	case err == nil && st.liveErr != "":
-		log.Info("live signals back: the reactive floors bind again", "was", st.liveErr)
-		st.liveErr = ""
+	case err == nil && changed:
+		log.Info("live signals back: the reactive floors bind again", "was", prev)
 	case err == nil:
-	case err.Error() != st.liveErr:
+	case changed:
 		log.Warn("live signals unavailable: planning without the reactive floors (current rate, backlog, latency)", "err", err)
-		st.liveErr = err.Error()
 	default:
 		log.Debug("live signals still unavailable", "err", err)
 	}
