@@ -57,7 +57,9 @@ type rule struct {
 	part part
 	// prio orders names for the same signal: when a server exposes both an
 	// old and a new name (vLLM's deprecation periods do), only the
-	// lowest prio seen is used, never the sum of both.
+	// lowest prio seen is used, never the sum of both. It is the dialect's
+	// priority doubled; a counter's spelling without _total gets the odd
+	// value after it (see scaledCounter).
 	prio uint8
 	// scale converts the server's unit to seconds (bucket bounds and sums of
 	// histograms, values of duration counters).
@@ -122,28 +124,31 @@ func (d *Dialect) counter(name string, s Signal, prio uint8) *Dialect {
 }
 
 func (d *Dialect) scaledCounter(name string, s Signal, prio uint8, scale float64) *Dialect {
-	d.rules[name] = rule{sig: s, part: partValue, prio: prio, scale: scale}
+	d.rules[name] = rule{sig: s, part: partValue, prio: 2 * prio, scale: scale}
 	// OpenMetrics exposes counters with _total; text exposition sometimes
-	// without. Accept the other spelling too, at the same priority.
+	// without. Accept the other spelling too, but only where the _total one
+	// is absent: Ray ≥ 2.10 exports every counter both as <name>_total and
+	// as a deprecated gauge <name> with the same value, which summed would
+	// double the count.
 	if alt, ok := strings.CutSuffix(name, "_total"); ok {
 		if _, taken := d.rules[alt]; !taken {
-			d.rules[alt] = rule{sig: s, part: partValue, prio: prio, scale: scale}
+			d.rules[alt] = rule{sig: s, part: partValue, prio: 2*prio + 1, scale: scale}
 		}
 	}
 	return d
 }
 
 func (d *Dialect) gauge(name string, s Signal, prio uint8) *Dialect {
-	d.rules[name] = rule{sig: s, part: partValue, prio: prio, scale: 1}
+	d.rules[name] = rule{sig: s, part: partValue, prio: 2 * prio, scale: 1}
 	return d
 }
 
 // histogram registers name_bucket, name_sum and name_count; scale converts
 // the server's unit (ms, µs) to seconds.
 func (d *Dialect) histogram(name string, s Signal, prio uint8, scale float64) *Dialect {
-	d.rules[name+"_bucket"] = rule{sig: s, part: partBucket, prio: prio, scale: scale}
-	d.rules[name+"_sum"] = rule{sig: s, part: partSum, prio: prio, scale: scale}
-	d.rules[name+"_count"] = rule{sig: s, part: partCount, prio: prio, scale: 1}
+	d.rules[name+"_bucket"] = rule{sig: s, part: partBucket, prio: 2 * prio, scale: scale}
+	d.rules[name+"_sum"] = rule{sig: s, part: partSum, prio: 2 * prio, scale: scale}
+	d.rules[name+"_count"] = rule{sig: s, part: partCount, prio: 2 * prio, scale: 1}
 	return d
 }
 

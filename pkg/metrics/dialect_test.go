@@ -1,0 +1,44 @@
+package metrics
+
+import "testing"
+
+// TestCounterSpellings: a counter's name without _total is read where the
+// _total one is absent, and ignored where both are exposed — Ray ≥ 2.10
+// exports every counter as <name>_total and, by default, as a deprecated
+// gauge <name> of the same value, which summed would double the request
+// rate.
+func TestCounterSpellings(t *testing.T) {
+	const labels = `{deployment="llm",replica="r1"}`
+	for _, tc := range []struct {
+		name, body string
+		want       float64
+	}{
+		{"_total only", "ray_serve_deployment_request_counter_total" + labels + " 400\n", 400},
+		{"bare only", "ray_serve_deployment_request_counter" + labels + " 400\n", 400},
+		{"both, _total first", "ray_serve_deployment_request_counter_total" + labels + " 400\n" +
+			"ray_serve_deployment_request_counter" + labels + " 400\n", 400},
+		{"both, bare first", "# TYPE ray_serve_deployment_request_counter gauge\n" +
+			"ray_serve_deployment_request_counter" + labels + " 400\n" +
+			"# TYPE ray_serve_deployment_request_counter_total counter\n" +
+			"ray_serve_deployment_request_counter_total" + labels + " 400\n", 400},
+		// Two replicas of one deployment still add up.
+		{"two replicas", "ray_serve_deployment_request_counter_total" + labels + " 400\n" +
+			`ray_serve_deployment_request_counter_total{deployment="llm",replica="r2"} 100` + "\n" +
+			"ray_serve_deployment_request_counter" + labels + " 400\n" +
+			`ray_serve_deployment_request_counter{deployment="llm",replica="r2"} 100` + "\n", 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newIngester()
+			if _, err := g.ingest([]byte(tc.body), "text/plain; version=0.0.4", rayServeDialect(), ""); err != nil {
+				t.Fatal(err)
+			}
+			a := g.accs["llm"]
+			if a == nil || !a.has(SigRequests) {
+				t.Fatalf("no request count read: %+v", g.accs)
+			}
+			if got := a.vals[SigRequests]; got != tc.want {
+				t.Errorf("requests = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
