@@ -173,3 +173,47 @@ func TestStoppingMidScrapeIsNotATargetFailure(t *testing.T) {
 		t.Errorf("a stop logged as a failed scrape:\n%s", logs.String())
 	}
 }
+
+// TestUnreadBodyIsWarnedOnce: a target that answers with metrics none of
+// which its dialect reads (here vLLM's, scraped as Triton) is up and
+// exports nothing for a model — a wrong dialect looks like a healthy target
+// without traffic. It is warned about once, not at every scrape, and a line
+// says when its metrics are read again.
+func TestUnreadBodyIsWarnedOnce(t *testing.T) {
+	srv := newBodyServer(t)
+	var logs bytes.Buffer
+	cfg := DefaultConfig()
+	cfg.Targets = []TargetConfig{{Name: "m", URL: srv.URL + "/metrics", Dialect: DialectTriton}}
+	cfg.applyDefaults()
+	clock := newFakeClock()
+	e, err := New(cfg, Options{Now: clock.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cycle := func(body string) {
+		srv.set([]byte(body))
+		e.Cycle(context.Background())
+		clock.Advance(15 * time.Second)
+	}
+	vllm := fmt.Sprintf(goodVLLM, 100)
+	for range 3 {
+		cycle(vllm)
+	}
+	if n := strings.Count(logs.String(), "none of the names its dialect reads"); n != 1 {
+		t.Fatalf("warned %d times over three unread scrapes, want once:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "dialect=triton") {
+		t.Errorf("the warning does not name the dialect:\n%s", logs.String())
+	}
+	if v := gatherValues(t, e)[`infercast_target_up{dialect="triton",source="static",target="m"}`]; v != 1 {
+		t.Errorf("target up = %v, want 1: an unread body is not a failed scrape", v)
+	}
+	cycle("# TYPE nv_inference_pending_request_count gauge\nnv_inference_pending_request_count{model=\"resnet\",version=\"1\"} 3\n")
+	cycle(vllm)
+	if n := strings.Count(logs.String(), "none of the names its dialect reads"); n != 2 {
+		t.Errorf("warned %d times, want twice (again after it was read in between):\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "metrics are read again"); n != 1 {
+		t.Errorf("%d 'read again' lines, want 1:\n%s", n, logs.String())
+	}
+}

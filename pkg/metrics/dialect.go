@@ -64,6 +64,9 @@ type rule struct {
 	// scale converts the server's unit to seconds (bucket bounds and sums of
 	// histograms, values of duration counters).
 	scale float64
+	// requests: a histogram's _count that is also the server's only count
+	// of finished requests (Knative's queue-proxy since OpenTelemetry).
+	requests bool
 }
 
 // Dialect knows how one kind of model server names its metrics.
@@ -149,6 +152,16 @@ func (d *Dialect) histogram(name string, s Signal, prio uint8, scale float64) *D
 	d.rules[name+"_bucket"] = rule{sig: s, part: partBucket, prio: 2 * prio, scale: scale}
 	d.rules[name+"_sum"] = rule{sig: s, part: partSum, prio: 2 * prio, scale: scale}
 	d.rules[name+"_count"] = rule{sig: s, part: partCount, prio: 2 * prio, scale: 1}
+	return d
+}
+
+// countingHistogram is histogram for a server whose only count of finished
+// requests is the histogram's _count.
+func (d *Dialect) countingHistogram(name string, s Signal, prio uint8, scale float64) *Dialect {
+	d.histogram(name, s, prio, scale)
+	r := d.rules[name+"_count"]
+	r.requests = true
+	d.rules[name+"_count"] = r
 	return d
 }
 

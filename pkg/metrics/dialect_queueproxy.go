@@ -3,16 +3,35 @@ package metrics
 // Knative Serving's queue-proxy sidecar, which also fronts KServe
 // InferenceServices in serverless mode
 // (https://knative.dev/docs/serving/observability/metrics/serving-metrics/).
-// Latencies are histograms in milliseconds; the model is the Knative
-// service (KServe names it <inferenceservice>-predictor).
-// revision_queue_depth counts requests queued or in flight in the proxy.
+// The model is the Knative service (KServe names it
+// <inferenceservice>-predictor). Three generations of names, newest first:
+//
+//   - Knative ≥ 1.21, OpenTelemetry: kn.serving.invocation.duration (a
+//     histogram in seconds whose count is the only request count) and
+//     kn.serving.queue.depth; through the Prometheus exporter
+//     kn_serving_invocation_duration_seconds_* and kn_serving_queue_depth.
+//     The service is a resource attribute, which that exporter puts on
+//     target_info rather than on each series unless configured to: the
+//     model then comes from the target (its model, or the pod's
+//     annotation or app.kubernetes.io/name label).
+//   - Knative 1.19–1.20, the same instruments as kn.queueproxy.app.duration
+//     and kn.queueproxy.depth.
+//   - Knative ≤ 1.18, OpenCensus: revision_request_count,
+//     revision_queue_depth and revision_request_latencies (milliseconds),
+//     with service_name and configuration_name labels; some exporters of
+//     the same views drop the revision_ prefix.
+//
+// The queue depth counts requests queued or in flight in the proxy.
 func queueProxyDialect() *Dialect {
-	return newDialect(DialectQueueProxy, "service_name", "configuration_name").
-		counter("revision_request_count", SigRequests, 0).
-		gauge("revision_queue_depth", SigWaiting, 0).
-		histogram("revision_request_latencies", SigLatency, 0, 1e-3).
-		// Some exporters of the same OpenCensus views drop the prefix.
-		counter("request_count", SigRequests, 1).
-		gauge("queue_depth", SigWaiting, 1).
-		histogram("request_latencies", SigLatency, 1, 1e-3)
+	return newDialect(DialectQueueProxy, "service_name", "configuration_name", "kn_service_name", "kn_configuration_name").
+		countingHistogram("kn_serving_invocation_duration_seconds", SigLatency, 0, 1).
+		gauge("kn_serving_queue_depth", SigWaiting, 0).
+		countingHistogram("kn_queueproxy_app_duration_seconds", SigLatency, 1, 1).
+		gauge("kn_queueproxy_depth", SigWaiting, 1).
+		counter("revision_request_count", SigRequests, 2).
+		gauge("revision_queue_depth", SigWaiting, 2).
+		histogram("revision_request_latencies", SigLatency, 2, 1e-3).
+		counter("request_count", SigRequests, 3).
+		gauge("queue_depth", SigWaiting, 3).
+		histogram("request_latencies", SigLatency, 3, 1e-3)
 }

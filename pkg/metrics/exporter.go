@@ -304,6 +304,10 @@ func boundErr(err error) string {
 }
 
 func (e *Exporter) logScrape(s *targetState, wasUp bool) {
+	if s.lastErr == nil && s.stats.mapped > 0 && s.unread {
+		s.unread = false
+		e.log.Info("target's metrics are read again", "target", s.t.Name, "dialect", s.t.Dialect.Name)
+	}
 	switch {
 	case s.lastErr != nil && wasUp:
 		e.log.Warn("target scrape failed", "target", s.t.Name, "url", s.t.URL, "err", boundErr(s.lastErr))
@@ -312,6 +316,15 @@ func (e *Exporter) logScrape(s *targetState, wasUp bool) {
 	case s.stats.duplicates > 0 || s.stats.invalid > 0:
 		e.log.Warn("target sent bad samples; dropped them", "target", s.t.Name,
 			"duplicate_series", s.stats.duplicates, "invalid_values", s.stats.invalid)
+	case s.stats.samples > 0 && s.stats.mapped == 0:
+		// Up, but nothing of it is read: without this line a wrong dialect
+		// looks like a healthy target with no traffic.
+		if !s.unread {
+			s.unread = true
+			e.log.Warn("target's metrics hold none of the names its dialect reads: a wrong dialect, or a server that has not served yet",
+				"target", s.t.Name, "dialect", s.t.Dialect.Name, "samples", s.stats.samples)
+		}
+		return
 	case !wasUp:
 		e.log.Info("target scrape succeeded", "target", s.t.Name, "samples", s.stats.samples)
 	}

@@ -67,6 +67,9 @@ func TestGoldenDialects(t *testing.T) {
 		{dialect: DialectSGLang, maxBatch: 48},
 		{dialect: DialectRayServe},
 		{dialect: DialectQueueProxy},
+		// Knative ≥ 1.21 through OpenTelemetry's Prometheus exporter: requests
+		// only as the duration histogram's count, the service on target_info.
+		{dialect: DialectQueueProxy, fixture: "queueproxy_otel", model: "sklearn-iris-predictor"},
 	} {
 		fixture := cmp.Or(tc.fixture, tc.dialect)
 		name := fixture

@@ -91,7 +91,7 @@ func (a *modelAcc) take(s Signal, prio uint8) (add bool) {
 // ingestStats describes one parsed body.
 type ingestStats struct {
 	samples    int // every sample in the body
-	mapped     int // samples the dialect understood
+	mapped     int // samples of a model signal the dialect understood
 	duplicates int // repeated series, dropped
 	invalid    int // NaN, ±Inf or negative counters, dropped
 }
@@ -182,11 +182,11 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			st.invalid++
 			continue
 		}
-		st.mapped++
 		if r.sig == SigProcessStart {
 			g.processStart = max(g.processStart, v)
 			continue
 		}
+		st.mapped++
 		info, cached := g.known[h]
 		if !cached {
 			p.Labels(&g.lb)
@@ -206,6 +206,9 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			}
 			a = &modelAcc{}
 			g.accs[model] = a
+		}
+		if r.requests && a.take(SigRequests, r.prio) {
+			a.vals[SigRequests] += v
 		}
 		if !a.take(r.sig, r.prio) {
 			continue

@@ -52,6 +52,10 @@ type targetState struct {
 	errCounts  map[string]float64 // by reason
 	coldStarts []coldStart
 	models     []modelResult
+	// unread: the last successful scrape's body held samples but none of
+	// the names the dialect reads (a wrong dialect, or a server that
+	// renamed its metrics); warned once until it reads again.
+	unread bool
 }
 
 // modelResult is one model seen by the last successful scrape.
