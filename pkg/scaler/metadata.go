@@ -61,7 +61,7 @@ func (t Target) MetricName() string {
 func ParseMetadata(md map[string]string, cat Catalog) (Target, error) {
 	var unknown []string
 	for k := range md {
-		if k != KeyWorkload && k != KeyTier && !kedaKeys[k] {
+		if k != KeyWorkload && k != KeyTier && k != KeyWorkload+fromEnv && k != KeyTier+fromEnv && !kedaKeys[k] {
 			unknown = append(unknown, fmt.Sprintf("%q", k))
 		}
 	}
@@ -70,13 +70,13 @@ func ParseMetadata(md map[string]string, cat Catalog) (Target, error) {
 		return Target{}, fmt.Errorf("scalerMetadata: unknown key(s) %s; infercast reads %q and %q",
 			strings.Join(unknown, ", "), KeyWorkload, KeyTier)
 	}
-	w, ok := md[KeyWorkload]
-	if !ok || strings.TrimSpace(w) == "" {
-		return Target{}, fmt.Errorf("scalerMetadata: missing required key %q (the workload's name in the policy)", KeyWorkload)
+	w, err := metadataValue(md, KeyWorkload, "the workload's name in the policy")
+	if err != nil {
+		return Target{}, err
 	}
-	t, ok := md[KeyTier]
-	if !ok || strings.TrimSpace(t) == "" {
-		return Target{}, fmt.Errorf("scalerMetadata: missing required key %q (%q or %q)", KeyTier, capacity.TierOnDemand, capacity.TierSpot)
+	t, err := metadataValue(md, KeyTier, fmt.Sprintf("%q or %q", capacity.TierOnDemand, capacity.TierSpot))
+	if err != nil {
+		return Target{}, err
 	}
 	if t != capacity.TierOnDemand && t != capacity.TierSpot {
 		return Target{}, fmt.Errorf("scalerMetadata: tier %s is not valid: want %q or %q", quote(t), capacity.TierOnDemand, capacity.TierSpot)
@@ -89,6 +89,29 @@ func ParseMetadata(md map[string]string, cat Catalog) (Target, error) {
 		return Target{}, fmt.Errorf("scalerMetadata: workload %s has no tier %q in the policy", quote(w), t)
 	}
 	return Target{Workload: w, Tier: t}, nil
+}
+
+// fromEnv is KEDA's suffix for a trigger key whose value is the named
+// environment variable of the scale target's container: KEDA resolves it
+// and forwards the value under the suffixed key (and drops the key when
+// the variable is unset or empty).
+const fromEnv = "FromEnv"
+
+// metadataValue is the required key's value, given directly or as
+// key+"FromEnv"; what describes the value in errors.
+func metadataValue(md map[string]string, key, what string) (string, error) {
+	v, direct := md[key]
+	e, env := md[key+fromEnv]
+	switch {
+	case direct && env:
+		return "", fmt.Errorf("scalerMetadata: both %q and %q are set: give one", key, key+fromEnv)
+	case env:
+		v = e
+	}
+	if strings.TrimSpace(v) == "" {
+		return "", fmt.Errorf("scalerMetadata: missing required key %q (%s), or %q naming an environment variable of the scale target that holds it (KEDA drops it when the variable is unset)", key, what, key+fromEnv)
+	}
+	return v, nil
 }
 
 // quote quotes a user-supplied value for an error message, cut short so a

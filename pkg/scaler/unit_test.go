@@ -25,6 +25,12 @@ func TestParseMetadata(t *testing.T) {
 		{"tier not configured", map[string]string{"workload": "embed", "tier": "spot"}, Target{}, `workload "embed" has no tier "spot" in the policy`},
 		{"typo key", map[string]string{"workoad": "chat", "workload": "chat", "tier": "spot"}, Target{}, `unknown key(s) "workoad"`},
 		{"long value cut", map[string]string{"workload": strings.Repeat("x", 500), "tier": "spot"}, Target{}, `"` + strings.Repeat("x", 64) + `"…`},
+		// KEDA resolves workloadFromEnv: WORKLOAD from the scale target's
+		// container and forwards the value under workloadFromEnv.
+		{"from env", map[string]string{"workloadFromEnv": "chat", "tierFromEnv": "spot"}, Target{"chat", "spot"}, ""},
+		{"both spellings", map[string]string{"workload": "chat", "workloadFromEnv": "chat", "tier": "spot"}, Target{}, `both "workload" and "workloadFromEnv"`},
+		// An unset variable: KEDA drops the key.
+		{"from env unset", map[string]string{"tier": "spot"}, Target{}, `or "workloadFromEnv"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
