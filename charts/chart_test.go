@@ -388,7 +388,22 @@ func checkHostProc(t *testing.T, objs []object) {
 // TLS Secret and the example ScaledObjects.
 func TestAdapter(t *testing.T) {
 	helm := testutil.Binary(t, "helm")
-	_, objs := render(t, helm, "")
+	// The custom metrics API is opt-in: registered by default, it would
+	// take the group from another adapter (prometheus-adapter) in the
+	// cluster, whose HPAs would stop scaling.
+	_, byDefault := render(t, helm, "")
+	if api := find(byDefault, "APIService", ""); api != nil {
+		t.Errorf("an APIService by default: %v", nameOf(api))
+	}
+	if a := fmt.Sprint(get(find(byDefault, "Deployment", ""), "spec", "template", "spec", "containers")); strings.Contains(a, "--custom-metrics.listen-address") {
+		t.Errorf("the custom metrics API served by default: %s", a)
+	}
+	// The HPAs' downscale window the adapter is told: the HPA's default
+	// unless the chart's ScaledObjects set theirs.
+	if a := fmt.Sprint(get(find(byDefault, "Deployment", ""), "spec", "template", "spec", "containers")); !strings.Contains(a, "--hpa.downscale-stabilization=300s") {
+		t.Errorf("default adapter args lack --hpa.downscale-stabilization=300s: %s", a)
+	}
+	_, objs := render(t, helm, "", "--set", "adapter.customMetrics.enabled=true")
 	api := find(objs, "APIService", "v1beta2.custom.metrics.k8s.io")
 	if api == nil || get(api, "spec", "group") != "custom.metrics.k8s.io" || get(api, "spec", "version") != "v1beta2" ||
 		get(api, "spec", "service", "name") != "rel-infercast-adapter" {
@@ -477,10 +492,18 @@ func TestAdapter(t *testing.T) {
 	if !slices.Contains(secrets, "infercast-grpc-tls") {
 		t.Errorf("gRPC TLS Secret not mounted: %v", secrets)
 	}
+	if !strings.Contains(args, "--hpa.downscale-stabilization=0s") {
+		t.Errorf("with the chart's ScaledObjects, adapter args lack --hpa.downscale-stabilization=0s: %s", args)
+	}
 	tiers := map[string]bool{}
 	for _, o := range full {
 		if kindOf(o) != "ScaledObject" {
 			continue
+		}
+		// The planner stabilises scale-downs itself: the HPA must not add
+		// its own 300 s on top.
+		if w := get(o, "spec", "advanced", "horizontalPodAutoscalerConfig", "behavior", "scaleDown", "stabilizationWindowSeconds"); fmt.Sprint(w) != "0" {
+			t.Errorf("ScaledObject %s: scale-down stabilisation %v, want 0", nameOf(o), w)
 		}
 		trig := mapOf(list(get(o, "spec", "triggers"))[0])
 		md := mapOf(trig["metadata"])
@@ -559,7 +582,7 @@ func TestValuesRejected(t *testing.T) {
 		{"unknown tier", []string{"scaledObjects.enabled=true", "scaledObjects.items[0].name=x", "scaledObjects.items[0].targetName=x", "scaledObjects.items[0].workload=x", "scaledObjects.items[0].tier=cheap", "scaledObjects.items[0].minReplicaCount=0", "scaledObjects.items[0].maxReplicaCount=1"}, "tier"},
 		{"bad port", []string{"exporter.port=70000"}, "port"},
 		{"TLS without a Secret", []string{"adapter.grpc.tls.enabled=true"}, "secretName"},
-		{"APIService without trust", []string{"adapter.customMetrics.apiService.insecureSkipTLSVerify=false"}, "caBundle"},
+		{"APIService without trust", []string{"adapter.customMetrics.enabled=true", "adapter.customMetrics.apiService.insecureSkipTLSVerify=false"}, "caBundle"},
 		{"missing requests", []string{"exporter.resources.requests=null"}, "requests"},
 		{"grace not a duration", []string{"adapter.pods.enabled=true", "adapter.pods.unschedulableGrace=soon"}, "unschedulableGrace"},
 		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},

@@ -17,6 +17,7 @@ import (
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/provider"
 	"github.com/infercast/infercast/pkg/scaler"
+	"github.com/infercast/infercast/pkg/scaler/hpa"
 )
 
 // adapterEndpoints are what the adapter shows autoscalers and operators
@@ -46,8 +47,15 @@ type endpointsConfig struct {
 	cmMapping provider.NameMapping
 	// cmLabelled maps labelled Deployments (--kubernetes.pods); nil: names.
 	cmLabelled provider.LabelledDeployments
-	cmServer   provider.APIServerConfig
-	webAddr    string
+	// replicas, when set, gives a tier's Deployment's status.replicas
+	// (--kubernetes.pods): the values compensating the HPA's tolerance are
+	// then computed from what it runs, not from a belief.
+	replicas func(workload, tier string) (int, bool)
+	// downscaleWindow is the HPAs' scale-down stabilisation window
+	// (--hpa.downscale-stabilization).
+	downscaleWindow time.Duration
+	cmServer        provider.APIServerConfig
+	webAddr         string
 	// reload, when set, serves POST /-/reload (400 with its error).
 	reload          func() error
 	shutdownTimeout time.Duration
@@ -63,7 +71,14 @@ func newAdapterEndpoints(cache *capacity.Cache, policy *capacity.PolicyFile, reg
 		}
 	}()
 	cat := policyCatalog{policy}
-	if e.scaler, err = scaler.New(cache, cat, scaler.Options{Tolerance: cat.tolerance, Logger: log}); err != nil {
+	// One compensator for both faces: their keys differ (a ScaledObject,
+	// a Deployment), the Deployments' replica counts are the same.
+	co := hpa.Options{Tolerance: cat.tolerance, DownscaleWindow: cfg.downscaleWindow}
+	if cfg.replicas != nil {
+		co.Current = func(k hpa.Key) (int, bool) { return cfg.replicas(k.Workload, k.Tier) }
+	}
+	comp := hpa.NewCompensatorWith(co)
+	if e.scaler, err = scaler.New(cache, cat, scaler.Options{Compensator: comp, Logger: log}); err != nil {
 		return nil, err
 	}
 	if e.grpc, err = scaler.NewServer(e.scaler, scaler.ServerConfig{TLS: cfg.grpcTLS, Reflection: cfg.grpcReflection, Registerer: reg, Logger: log}); err != nil {
@@ -74,7 +89,7 @@ func newAdapterEndpoints(cache *capacity.Cache, policy *capacity.PolicyFile, reg
 	}
 
 	if cfg.cmAddr != "" {
-		p, err := provider.New(cache, cat, provider.Options{Mapping: cfg.cmMapping, Labelled: cfg.cmLabelled, Tolerance: cat.tolerance, Logger: log})
+		p, err := provider.New(cache, cat, provider.Options{Mapping: cfg.cmMapping, Labelled: cfg.cmLabelled, Compensator: comp, Logger: log})
 		if err != nil {
 			return nil, err
 		}

@@ -234,6 +234,12 @@ func TestForecastReselectFlag(t *testing.T) {
 	if err != nil || c.forecastReselect != 30*time.Minute {
 		t.Fatalf("30m: %v, %v", c.forecastReselect, err)
 	}
+	if _, err := parseServeFlags(append(base, "--hpa.downscale-stabilization", "-1s"), io.Discard); err == nil {
+		t.Fatal("a negative --hpa.downscale-stabilization was accepted")
+	}
+	if c, err := parseServeFlags(base, io.Discard); err != nil || c.hpaDownscale != 5*time.Minute {
+		t.Fatalf("default --hpa.downscale-stabilization = %s, %v; want the HPA's 5m", c.hpaDownscale, err)
+	}
 	if _, err := parseServeFlags(append(base, "--forecast.reselect-interval", "-1s"), io.Discard); err == nil {
 		t.Fatal("a negative --forecast.reselect-interval was accepted")
 	}

@@ -70,6 +70,7 @@ type serveConfig struct {
 	cmNamespace     string
 	logLevel        string
 	shutdownTimeout time.Duration
+	hpaDownscale    time.Duration
 	batchFile       string
 	// forecastReselect is predict.Options.Reselect (0: its default).
 	forecastReselect time.Duration
@@ -103,6 +104,7 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	fs.StringVar(&c.logLevel, "log.level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.batchFile, "batch.config.file", "", batchFileUsage)
 	fs.DurationVar(&c.shutdownTimeout, "web.shutdown-timeout", 10*time.Second, "how long in-flight requests may drain at shutdown")
+	fs.DurationVar(&c.hpaDownscale, "hpa.downscale-stabilization", hpa.DefaultDownscaleWindow, "scale-down stabilisation window of the HPAs that scale the tiers (behavior.scaleDown.stabilizationWindowSeconds: the HPA's default 5m; the chart's ScaledObjects set 0): how long an HPA may keep a replica count it was asked to leave, which the values that compensate its tolerance must clear; with --kubernetes.pods they follow the Deployments' replicas instead")
 	fs.DurationVar(&c.forecastReselect, "forecast.reselect-interval", 0, "how often, in observed demand time, the forecaster re-selects its model and re-fits its periodic (spectral) model; 0: 24h. The first decision reads a day of history, so with 24h a periodic model is first chosen about 16h after start; shorter chooses it at once")
 	c.kube.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -123,6 +125,9 @@ func parseServeFlags(args []string, stderr io.Writer) (serveConfig, error) {
 	}
 	if c.forecastReselect < 0 {
 		return c, fmt.Errorf("serve: --forecast.reselect-interval=%s must not be negative", c.forecastReselect)
+	}
+	if c.hpaDownscale < 0 {
+		return c, fmt.Errorf("serve: --hpa.downscale-stabilization=%s must not be negative", c.hpaDownscale)
 	}
 	if c.promURL == "" && c.exporterURL == "" {
 		return c, errors.New("serve: set --prometheus.url, or --exporter.url for the embedded store")
@@ -201,8 +206,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var pods podCounter
 	var labelled provider.LabelledDeployments
+	var replicas func(workload, tier string) (int, bool)
 	if src != nil {
-		pods, labelled = src, src
+		pods, labelled, replicas = src, src, src.Replicas
 	}
 	// Spot interruption notices of each workload's tiers.spot.pools.
 	if live, err = withTierSignalsFrom(live, cfg, policy, cache, pods, log); err != nil {
@@ -247,6 +253,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		cmServer: provider.APIServerConfig{CertFile: cfg.cmTLS[0], KeyFile: cfg.cmTLS[1],
 			Delegated: cfg.cmAuth == "delegated", Kubeconfig: cfg.cmKubeconfig},
 		webAddr: cfg.webAddr, reload: reload, shutdownTimeout: cfg.shutdownTimeout,
+		replicas: replicas, downscaleWindow: cfg.hpaDownscale,
 	})
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)

@@ -177,6 +177,23 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 	return c, nil
 }
 
+// Replicas is the replica count of workload's tier's Deployment that an
+// HPA scaling it divides by: status.replicas (its pods that are not
+// terminated). ok is false until the watches have listed or when the
+// Deployment cannot be found.
+func (s *Source) Replicas(workload, tier string) (replicas int, ok bool) {
+	for _, synced := range s.synced {
+		if !synced() {
+			return 0, false
+		}
+	}
+	d, err := s.deployment(workload, tier)
+	if err != nil {
+		return 0, false
+	}
+	return int(d.Status.Replicas), true
+}
+
 // deployment is the Deployment of workload's tier: the one labelled for
 // it, else the one the name template names.
 func (s *Source) deployment(workload, tier string) (*appsv1.Deployment, error) {

@@ -180,3 +180,24 @@ func TestLabelledDeployment(t *testing.T) {
 		t.Errorf("NameOf with two labelled alike = %q; want none", name)
 	}
 }
+
+// TestReplicas: the count an HPA divides by is the Deployment's
+// status.replicas — of the labelled Deployment when there is one — and
+// unknown for a tier without a Deployment.
+func TestReplicas(t *testing.T) {
+	labelled := deployment("llama-spot", map[string]string{"app": "llama"})
+	labelled.Labels = map[string]string{WorkloadLabel: "chat", TierLabel: "spot"}
+	labelled.Status.Replicas = 7
+	od := deployment("chat-on-demand", map[string]string{"app": "chat-on-demand"})
+	od.Status.Replicas = 3
+	s := started(t, Options{}, labelled, od)
+	for _, tc := range []struct {
+		workload, tier string
+		want           int
+		ok             bool
+	}{{"chat", "spot", 7, true}, {"chat", "on-demand", 3, true}, {"code", "spot", 0, false}} {
+		if n, ok := s.Replicas(tc.workload, tc.tier); n != tc.want || ok != tc.ok {
+			t.Errorf("Replicas(%s, %s) = %d, %v; want %d, %v", tc.workload, tc.tier, n, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -49,7 +49,9 @@ type Options struct {
 	// Tolerance gives each workload's HPA tolerance to compensate for
 	// (package hpa); nil means hpa.DefaultTolerance.
 	Tolerance hpa.ToleranceFunc
-	Logger    *slog.Logger
+	// Compensator, when set, replaces the one built from Tolerance.
+	Compensator *hpa.Compensator
+	Logger      *slog.Logger
 }
 
 // Provider implements cmprovider.CustomMetricsProvider over the plan cache.
@@ -79,8 +81,12 @@ func New(plans Plans, catalog Catalog, opts Options) (*Provider, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	comp := opts.Compensator
+	if comp == nil {
+		comp = hpa.NewCompensator(opts.Tolerance)
+	}
 	return &Provider{plans: plans, catalog: catalog, mapping: opts.Mapping, labelled: opts.Labelled,
-		comp: hpa.NewCompensator(opts.Tolerance), log: log}, nil
+		comp: comp, log: log}, nil
 }
 
 // ListAllMetrics lists the one metric this provider serves. The listing is

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	pb "github.com/kedacore/keda/v2/pkg/scalers/externalscaler"
 	"google.golang.org/grpc/codes"
@@ -35,7 +36,11 @@ type Options struct {
 	// HPA). A tolerance of 0 reports plans as they are, for HPAs whose
 	// behavior sets tolerance: 0.
 	Tolerance hpa.ToleranceFunc
-	Logger    *slog.Logger
+	// Compensator, when set, replaces the one built from Tolerance (to
+	// give it the Deployments' replica counts, or the HPAs' downscale
+	// window).
+	Compensator *hpa.Compensator
+	Logger      *slog.Logger
 }
 
 // Scaler implements KEDA's ExternalScalerServer over a plan cache.
@@ -62,10 +67,14 @@ func New(plans Plans, catalog Catalog, opts Options) (*Scaler, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	comp := opts.Compensator
+	if comp == nil {
+		comp = hpa.NewCompensator(opts.Tolerance)
+	}
 	return &Scaler{
 		plans:   plans,
 		catalog: catalog,
-		comp:    hpa.NewCompensator(opts.Tolerance),
+		comp:    comp,
 		log:     log,
 		closing: make(chan struct{}),
 	}, nil
@@ -119,8 +128,9 @@ func previewStatus(err error) error {
 	return status.Error(codes.FailedPrecondition, err.Error())
 }
 
-// IsActive reports whether the workload must run: demand is live or
-// forecast within one cold start. A preview workload answers
+// IsActive reports whether the tier must run: the workload's demand is
+// live or forecast within one cold start, and the plan gives the tier
+// replicas (hpa.TierActive). A preview workload answers
 // FailedPrecondition: false would let KEDA scale it to zero.
 func (s *Scaler) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsActiveResponse, error) {
 	t, err := s.target(ref)
@@ -131,7 +141,18 @@ func (s *Scaler) IsActive(_ context.Context, ref *pb.ScaledObjectRef) (*pb.IsAct
 	if err != nil {
 		return nil, err
 	}
-	return &pb.IsActiveResponse{Result: p.Active}, nil
+	active, err := hpa.TierActive(p, t.Tier)
+	if err != nil {
+		return nil, s.invalidPlan(t, err)
+	}
+	return &pb.IsActiveResponse{Result: active}, nil
+}
+
+// invalidPlan logs a plan that must not be served and answers Internal
+// without its details.
+func (s *Scaler) invalidPlan(t Target, err error) error {
+	s.log.Error("refusing to serve an invalid plan", "workload", t.Workload, "tier", t.Tier, "err", err)
+	return status.Errorf(codes.Internal, "the plan for workload %q is invalid; see the adapter's log", t.Workload)
 }
 
 // StreamIsActive sends the workload's activity when the stream opens (or,
@@ -146,16 +167,19 @@ func (s *Scaler) StreamIsActive(ref *pb.ScaledObjectRef, stream pb.ExternalScale
 		return err
 	}
 	ctx := stream.Context()
-	var last capacity.Plan
+	var last time.Time
 	sent := false
 	for {
 		// Take the channel before reading, so no update between the two is missed.
 		changed := s.plans.Changed()
-		if p, ok := s.plans.Get(t.Workload); ok && hpa.Preview(p) == nil && (!sent || !p.Time.Equal(last.Time) || p.Active != last.Active) {
-			if err := stream.Send(&pb.IsActiveResponse{Result: p.Active}); err != nil {
+		if p, ok := s.plans.Get(t.Workload); ok && hpa.Preview(p) == nil && (!sent || !p.Time.Equal(last)) {
+			active, err := hpa.TierActive(p, t.Tier)
+			if err != nil {
+				_ = s.invalidPlan(t, err) // logged; nothing is sent for it
+			} else if err := stream.Send(&pb.IsActiveResponse{Result: active}); err != nil {
 				return err
 			}
-			last, sent = p, true
+			last, sent = p.Time, true
 		}
 		select {
 		case <-changed:
@@ -225,8 +249,7 @@ func (s *Scaler) GetMetrics(_ context.Context, req *pb.GetMetricsRequest) (*pb.G
 	}
 	replicas, err := hpa.ServedReplicas(p, t.Tier)
 	if err != nil {
-		s.log.Error("refusing to serve an invalid plan", "workload", t.Workload, "tier", t.Tier, "err", err)
-		return nil, status.Errorf(codes.Internal, "the plan for workload %q is invalid; see the adapter's log", t.Workload)
+		return nil, s.invalidPlan(t, err)
 	}
 	ref := req.GetScaledObjectRef()
 	v := s.comp.Value(hpa.Key{Namespace: ref.GetNamespace(), Name: ref.GetName(), Workload: t.Workload, Tier: t.Tier}, replicas)

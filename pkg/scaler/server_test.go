@@ -646,3 +646,49 @@ func BenchmarkGetMetrics(b *testing.B) {
 		<-done
 	})
 }
+
+// TestTierActivity: activity is per tier. KEDA's HPA never runs fewer than
+// one replica; only an inactive trigger lets KEDA scale a tier to zero
+// (minReplicaCount 0). So a spot tier the plan leaves at 0 while on-demand
+// carries the demand (fallback) is inactive, on IsActive and on the stream,
+// while on-demand stays active; an inactive workload is inactive in both,
+// and a live workload whose plan is all zeros keeps both (one replica each).
+func TestTierActivity(t *testing.T) {
+	cache := capacity.NewCache()
+	f := start(t, cache, StaticCatalog{"chat": bothTiers}, ServerConfig{}, nil)
+	ctx := ctxT(t)
+	cache.Set(plan("chat", true, 3, 0))
+	spotStream, err := f.client.StreamIsActive(ctx, ref("chat", "spot"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		p              capacity.Plan
+		onDemand, spot bool
+	}{
+		{plan("chat", true, 3, 0), true, false},
+		{plan("chat", true, 3, 5), true, true},
+		{plan("chat", true, 0, 4), false, true},
+		{plan("chat", false, 1, 1), false, false},
+		{plan("chat", true, 0, 0), true, true},
+	} {
+		tc.p.Time = t0.Add(time.Duration(i) * time.Minute)
+		cache.Set(tc.p)
+		for tier, want := range map[string]bool{"on-demand": tc.onDemand, "spot": tc.spot} {
+			r, err := f.client.IsActive(ctx, ref("chat", tier))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Result != want {
+				t.Errorf("plan %d (%v): IsActive(%s) = %v, want %v", i, tc.p.Tiers, tier, r.Result, want)
+			}
+		}
+		got, err := spotStream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Result != tc.spot {
+			t.Errorf("plan %d: StreamIsActive(spot) sent %v, want %v", i, got.Result, tc.spot)
+		}
+	}
+}

@@ -156,6 +156,9 @@ func (a *adapter) start(t *testing.T) {
 		"--web.listen-address", fmt.Sprintf("127.0.0.1:%d", a.webPort),
 		"--custom-metrics.listen-address", fmt.Sprintf("127.0.0.1:%d", a.cmPort),
 		"--custom-metrics.authentication", "none",
+		// Every HPA and ScaledObject of the suite sets its scale-down
+		// stabilisation to 0, as the chart's do.
+		"--hpa.downscale-stabilization", "0s",
 		"--storage.path", a.storage,
 		"--log.level", "debug"}, a.source...)
 	a.p = start(t, a.dir, fmt.Sprintf("adapter-%d", a.runs), nil, a.bin, args...)

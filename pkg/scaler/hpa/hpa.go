@@ -7,7 +7,9 @@ package hpa
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/infercast/infercast/pkg/capacity"
 )
@@ -36,6 +38,17 @@ import (
 //
 // Each report is a pure function of the plan sequence (not of how often
 // KEDA polls), so repeated polls between two plans return the same value.
+//
+// The HPA divides by the replicas its target runs now (status.replicas),
+// which the belief can miss: its scale-down stabilisation (300 s by
+// default) keeps the highest recommendation of the window, so after a
+// plan of 20 → 17 it may still run 20, and a plan of 21 — past 10 % of 17
+// but within 10 % of 20 — would be reported as 21 and ignored: one replica
+// short for as long as the plan stays. So an up-move clears the tolerance
+// of the highest count the HPA may still run (the highest of the window,
+// below the plan). Where the Deployment's status.replicas is known
+// (Options.Current) none of this is a belief: every value is computed from
+// it, and the HPA converges on the plan.
 
 // DefaultTolerance is the HPA's default --horizontal-pod-autoscaler-tolerance.
 const DefaultTolerance = 0.1
@@ -55,28 +68,73 @@ type ToleranceFunc func(workload string) float64
 // Fixed is a ToleranceFunc with one tolerance for every workload.
 func Fixed(tol float64) ToleranceFunc { return func(string) float64 { return tol } }
 
-// Compensator keeps the believed replica count per Key. It is safe for
-// concurrent use.
+// DefaultDownscaleWindow is the HPA's default scale-down stabilisation
+// window (behavior.scaleDown.stabilizationWindowSeconds, 300).
+const DefaultDownscaleWindow = 5 * time.Minute
+
+// CurrentFunc returns the replicas the HPA of k divides by — its target
+// Deployment's status.replicas — and whether they are known.
+type CurrentFunc func(k Key) (replicas int, ok bool)
+
+// Options configure a Compensator.
+type Options struct {
+	// Tolerance per workload; nil means DefaultTolerance for all.
+	Tolerance ToleranceFunc
+	// Current, when set and known, replaces the belief.
+	Current CurrentFunc
+	// DownscaleWindow is the HPAs' scale-down stabilisation window: how
+	// long one may keep a count it was asked to leave. 0 means the HPAs set
+	// it to 0 (the chart's ScaledObjects do); negative means the default.
+	DownscaleWindow time.Duration
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+}
+
+// Compensator keeps, per Key, the replica counts the HPA may be running.
+// It is safe for concurrent use.
 type Compensator struct {
 	tolerance ToleranceFunc
+	current   CurrentFunc
+	window    time.Duration
+	now       func() time.Time
 	mu        sync.Mutex
 	state     map[Key]compState
 }
 
 type compState struct {
-	planned  int     // the plan's replicas the value was computed for
-	tol      float64 // the tolerance it was computed with
-	value    float64 // what is reported while the plan stays at planned
-	believed int     // replicas the HPA runs once it has acted on value
+	planned int     // the plan's replicas the value was computed for
+	tol     float64 // the tolerance it was computed with
+	value   float64 // what is reported while the plan stays at planned
+	counts  []possibleCount
 }
 
-// NewCompensator compensates for the tolerance of each workload; nil means
-// DefaultTolerance for all.
+// possibleCount is a replica count the HPA may be running: the count its
+// last value moved it to (or kept it at), or one it was asked to leave and
+// may keep until its downscale window passes.
+type possibleCount struct {
+	n     int
+	until time.Time // zero: until the HPA is given another value
+}
+
+// NewCompensator compensates for the tolerance of each workload, with the
+// HPA's default downscale window; nil means DefaultTolerance for all.
 func NewCompensator(tolerance ToleranceFunc) *Compensator {
-	if tolerance == nil {
-		tolerance = Fixed(DefaultTolerance)
+	return NewCompensatorWith(Options{Tolerance: tolerance, DownscaleWindow: -1})
+}
+
+// NewCompensatorWith returns a Compensator configured by o.
+func NewCompensatorWith(o Options) *Compensator {
+	c := &Compensator{tolerance: o.Tolerance, current: o.Current, window: o.DownscaleWindow, now: o.Now, state: map[Key]compState{}}
+	if c.tolerance == nil {
+		c.tolerance = Fixed(DefaultTolerance)
 	}
-	return &Compensator{tolerance: tolerance, state: map[Key]compState{}}
+	if c.window < 0 {
+		c.window = DefaultDownscaleWindow
+	}
+	if c.now == nil {
+		c.now = time.Now
+	}
+	return c
 }
 
 // Value returns the metric value to report for a plan of planned replicas.
@@ -85,19 +143,126 @@ func (c *Compensator) Value(k Key, planned int) float64 {
 	if tol <= 0 || tol >= 1 {
 		return float64(planned)
 	}
+	if c.current != nil {
+		if n, ok := c.current(k); ok && n > 0 {
+			return choose([]int{n}, planned, tol)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, ok := c.state[k]
 	if ok && st.planned == planned && st.tol == tol {
+		// Polls between two plans get the same value: the belief cannot
+		// tell whether the HPA has acted on it yet.
 		return st.value
 	}
-	believed := planned
-	if ok {
-		believed = st.believed
+	now := c.now()
+	if !ok {
+		// Nothing known (a new object, or the adapter restarted): the HPA
+		// is taken to run the plan.
+		st.counts = []possibleCount{{n: planned}}
 	}
-	v, b := Compensate(believed, planned, tol)
-	c.state[k] = compState{planned: planned, tol: tol, value: v, believed: b}
+	live := st.counts[:0]
+	for _, pc := range st.counts {
+		if pc.until.IsZero() || now.Before(pc.until) {
+			live = append(live, pc)
+		}
+	}
+	st.counts = live
+	ns := make([]int, len(live))
+	for i, pc := range live {
+		ns[i] = pc.n
+	}
+	v := choose(ns, planned, tol)
+	st.counts = advance(st.counts, v, tol, now, c.window)
+	st.planned, st.tol, st.value = planned, tol, v
+	c.state[k] = st
 	return v
+}
+
+// choose is the value to report when the HPA may run any of counts: never
+// fewer than planned from any of them, exactly planned where it can be.
+// An up-move must clear the tolerance of the highest count below the
+// plan (the lower ones then clear it too); otherwise the plan lands
+// exactly on the lowest count when Compensate can land it.
+func choose(counts []int, planned int, tol float64) float64 {
+	from, below := 0, false
+	for _, n := range counts {
+		if n < planned && (!below || n > from) {
+			from, below = n, true
+		}
+	}
+	if !below {
+		from = slices.Min(counts)
+	}
+	for range 64 {
+		v, _ := Compensate(from, planned, tol)
+		// The HPA's scale-up rate limit can stop it within the tolerance
+		// of v, below the plan: compensate from where it stops instead.
+		stuck := -1
+		for _, n := range counts {
+			if s := settle(n, v, tol); s < planned && s > stuck {
+				stuck = s
+			}
+		}
+		if stuck < 0 || stuck == from {
+			return v
+		}
+		from = stuck
+	}
+	return float64(planned)
+}
+
+// advance moves every count the HPA may run by the value v it is now
+// given: the HPA settles where v takes it (settle), and a count it leaves
+// downwards stays possible for its downscale window.
+func advance(counts []possibleCount, v, tol float64, now time.Time, window time.Duration) []possibleCount {
+	var out []possibleCount
+	add := func(pc possibleCount) {
+		for i := range out {
+			if out[i].n == pc.n {
+				if pc.until.IsZero() || (!out[i].until.IsZero() && pc.until.After(out[i].until)) {
+					out[i].until = pc.until
+				}
+				return
+			}
+		}
+		out = append(out, pc)
+	}
+	for _, pc := range counts {
+		s := settle(pc.n, v, tol)
+		if s < pc.n && window > 0 {
+			add(possibleCount{n: pc.n, until: now.Add(window)})
+		}
+		add(possibleCount{n: s})
+	}
+	return out
+}
+
+// settle is where the HPA running current replicas ends up when given v
+// at every sync: its recommendation (Compensate's expression), scale-up
+// limited to the default behavior's max(100 %, 4 pods) per sync.
+func settle(current int, v, tol float64) int {
+	if current <= 0 {
+		return int(math.Ceil(v))
+	}
+	n := current
+	for range 64 {
+		ratio := math.Round(v*1000) / (1000 * float64(n))
+		if 1-tol <= ratio && ratio <= 1+tol {
+			return n
+		}
+		rec := int(math.Ceil(math.Round(v*1000) / 1000))
+		if rec <= n {
+			return rec
+		}
+		next := min(rec, max(2*n, n+4))
+		if next == rec {
+			return rec
+		}
+		n = next
+	}
+	return n
 }
 
 // Forget drops the state of every Key that keep rejects, e.g. tiers that
@@ -184,4 +349,17 @@ func ServedReplicas(p capacity.Plan, tier string) (int, error) {
 		r = 1
 	}
 	return r, nil
+}
+
+// TierActive says whether a tier of a plan must run: the workload is active
+// and the tier serves replicas. A tier the plan leaves at 0 while another
+// carries the demand (spot moved to on-demand) is inactive, so that KEDA
+// scales it to zero (with minReplicaCount 0) instead of holding the one
+// replica its HPA never goes below.
+func TierActive(p capacity.Plan, tier string) (bool, error) {
+	if !p.Active {
+		return false, nil
+	}
+	n, err := ServedReplicas(p, tier)
+	return n > 0, err
 }

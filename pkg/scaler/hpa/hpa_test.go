@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 
@@ -156,5 +158,113 @@ func TestPerWorkloadTolerance(t *testing.T) {
 	}
 	if v := c.Value(Key{Workload: "stock"}, 21); v != 22.001 {
 		t.Fatalf("tolerance 0.1: %v, want 22.001", v)
+	}
+}
+
+// stabilisedHPA models the HPA's replica decision at each sync for an
+// External AverageValue target of 1 with its default behavior: scale-up
+// by at most max(100 %, 4 pods) per sync, scale-down to the highest
+// recommendation of the stabilisation window (pkg/controller/podautoscaler
+// horizontal.go, stabilizeRecommendationWithBehaviors, and the default
+// scale-up policies).
+type stabilisedHPA struct {
+	replicas int
+	window   time.Duration
+	recs     []recommendation
+}
+
+type recommendation struct {
+	n     int
+	since time.Time
+}
+
+func (h *stabilisedHPA) sync(now time.Time, value, tol float64) {
+	rec := hpaDesired(h.replicas, value, tol)
+	h.recs = append(h.recs, recommendation{n: rec, since: now})
+	down := rec
+	for _, r := range h.recs {
+		if now.Sub(r.since) < h.window {
+			down = max(down, r.n)
+		}
+	}
+	switch {
+	case rec > h.replicas:
+		h.replicas = min(rec, max(2*h.replicas, h.replicas+4))
+	case down < h.replicas:
+		h.replicas = down
+	}
+}
+
+// TestCompensatorThroughStabilisation drives a stock HPA (5-minute
+// scale-down stabilisation) with plans that move every 15 s to 5 min: the
+// HPA must run at least the plan at the first sync after each plan. The
+// sequence of the failure: 20 → 17 (the HPA keeps 20 for 5 minutes) → 21,
+// past 10 % of 17 but within 10 % of 20: reported as 21, ignored, one
+// replica short for as long as the plan stayed. And 13 → 28: the HPA's
+// scale-up limit stops it at 26, within 10 % of 28.
+func TestCompensatorThroughStabilisation(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for seq := range 200 {
+		now := time.Unix(1_700_000_000, 0)
+		c := NewCompensatorWith(Options{Tolerance: Fixed(DefaultTolerance), Now: func() time.Time { return now }, DownscaleWindow: -1})
+		k := Key{Namespace: "ns", Name: "so", Workload: "chat", Tier: "on-demand"}
+		plans := []int{20, 17, 21}
+		if seq == 1 {
+			// Past the scale-up limit (26 in one sync) to within 10 % of it.
+			plans = []int{13, 28}
+		}
+		if seq > 1 {
+			plans = plans[:0]
+			p := 5 + rng.IntN(40)
+			for range 30 {
+				p = max(1, p+rng.IntN(9)-4)
+				plans = append(plans, p)
+			}
+		}
+		// The belief starts at the first plan (what it assumes of an HPA
+		// it knows nothing of: docs/serving.md, limits).
+		h := &stabilisedHPA{replicas: plans[0], window: DefaultDownscaleWindow}
+		for i, planned := range plans {
+			holds := 1 + rng.IntN(20) // syncs of 15 s the plan stays
+			for s := range holds {
+				prev := h.replicas
+				h.sync(now, c.Value(k, planned), DefaultTolerance)
+				// At least the plan, or as far towards it as the scale-up
+				// limit lets one sync go.
+				if want := min(planned, max(2*prev, prev+4)); h.replicas < want {
+					t.Fatalf("sequence %d step %d (%v), sync %d: plan %d, HPA runs %d (from %d)", seq, i, plans[:i+1], s, planned, h.replicas, prev)
+				}
+				now = now.Add(15 * time.Second)
+			}
+		}
+	}
+}
+
+// TestCompensatorFromCurrent: with the Deployment's status.replicas known,
+// the value follows what the HPA runs, and the HPA converges on the plan —
+// also after an adapter restart (no belief) and a count it was not told.
+func TestCompensatorFromCurrent(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	h := &stabilisedHPA{replicas: 20, window: DefaultDownscaleWindow}
+	c := NewCompensatorWith(Options{
+		Current: func(Key) (int, bool) { return h.replicas, true },
+		Now:     func() time.Time { return now },
+	})
+	k := Key{Workload: "chat", Tier: "spot"}
+	// 13 → 28 is past the scale-up limit (26 in one sync), within 10 % of 28.
+	for _, planned := range []int{21, 17, 21, 25, 24, 12, 13, 28, 60, 5} {
+		for range 40 { // 10 minutes: past the stabilisation window
+			h.sync(now, c.Value(k, planned), DefaultTolerance)
+			now = now.Add(15 * time.Second)
+		}
+		if h.replicas < planned {
+			t.Fatalf("plan %d, HPA settled at %d", planned, h.replicas)
+		}
+		// Exactly the plan, unless no value lands there: a move down
+		// within the tolerance whose plan−1 is still within it.
+		landable := float64(planned-1) < (1-DefaultTolerance)*float64(h.replicas)
+		if h.replicas != planned && landable {
+			t.Errorf("plan %d: HPA settled at %d, want the plan", planned, h.replicas)
+		}
 	}
 }
