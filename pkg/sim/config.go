@@ -11,6 +11,7 @@ package sim
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -63,8 +64,8 @@ func (c Config) Validate() error {
 	if c.Interval <= 0 || (c.Step > 0 && c.Interval%c.Step != 0) {
 		errs = append(errs, fmt.Errorf("interval %v must be a positive multiple of the step %v", c.Interval, c.Step))
 	}
-	if !(c.Mu > 0) {
-		errs = append(errs, fmt.Errorf("mu %v must be positive", c.Mu))
+	if !(c.Mu > 0) || math.IsInf(c.Mu, 0) {
+		errs = append(errs, fmt.Errorf("mu %v must be positive and finite", c.Mu))
 	}
 	if c.ColdStart < 0 {
 		errs = append(errs, fmt.Errorf("cold start %v must not be negative", c.ColdStart))
@@ -75,14 +76,17 @@ func (c Config) Validate() error {
 	if c.Timeout < c.QueueSLO {
 		errs = append(errs, fmt.Errorf("timeout %v must not be shorter than the queue SLO %v", c.Timeout, c.QueueSLO))
 	}
-	if c.PriceOnDemand < 0 || c.PriceSpot < 0 {
-		errs = append(errs, fmt.Errorf("prices (%v on-demand, %v spot) must not be negative", c.PriceOnDemand, c.PriceSpot))
+	if !finiteNonNegative(c.PriceOnDemand) || !finiteNonNegative(c.PriceSpot) {
+		errs = append(errs, fmt.Errorf("prices (%v on-demand, %v spot) must be finite and not negative", c.PriceOnDemand, c.PriceSpot))
 	}
 	if c.Notice < 0 {
 		errs = append(errs, fmt.Errorf("notice %v must not be negative", c.Notice))
 	}
 	return errors.Join(errs...)
 }
+
+// finiteNonNegative is false for NaN, ±Inf and negative x.
+func finiteNonNegative(x float64) bool { return x >= 0 && !math.IsInf(x, 0) }
 
 // dollars is the price of n replica-steps at price $/hour.
 func (c Config) dollars(steps int64, price float64) float64 {

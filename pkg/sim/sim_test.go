@@ -3,6 +3,7 @@ package sim
 import (
 	"context"
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -335,5 +336,32 @@ func TestPolicyAskingTooMuch(t *testing.T) {
 	sc := scenario(t, testConfig(), make([]float64, 3))
 	if _, err := sc.Run(context.Background(), Static{OnDemand: MaxReplicas + 1}, RunOptions{Name: "greedy"}); err == nil {
 		t.Fatal("a policy asking for more than MaxReplicas ran")
+	}
+}
+
+// A config that would run and then fail to write (NaN or ±Inf in
+// summary.json) is refused up front, naming the field.
+func TestConfigRejectsNonFinite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		want string
+	}{
+		{"mu NaN", func(c *Config) { c.Mu = math.NaN() }, "mu NaN must be positive"},
+		{"mu Inf", func(c *Config) { c.Mu = math.Inf(1) }, "mu +Inf must be positive and finite"},
+		{"on-demand NaN", func(c *Config) { c.PriceOnDemand = math.NaN() }, "prices (NaN on-demand, 1800 spot) must be finite"},
+		{"spot Inf", func(c *Config) { c.PriceSpot = math.Inf(1) }, "prices (3600 on-demand, +Inf spot) must be finite"},
+		{"spot -Inf", func(c *Config) { c.PriceSpot = math.Inf(-1) }, "prices (3600 on-demand, -Inf spot) must be finite"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			tc.set(&cfg)
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+	if err := testConfig().Validate(); err != nil {
+		t.Fatalf("the test config: %v", err)
 	}
 }
