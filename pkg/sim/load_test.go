@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,6 +40,13 @@ func TestParseTraceErrors(t *testing.T) {
 		{"not a number", "timestamp,requests\n0,1\n60,lots\n", `bad.csv:3: count "lots" is not a number`},
 		{"NaN", "timestamp,requests\n0,1\n60,NaN\n", `bad.csv:3: count "NaN" is not a number`},
 		{"bad time", "timestamp,requests\n2024-01-01,1\n", `bad.csv:2: timestamp "2024-01-01" is not unix seconds`},
+		{"milliseconds", "timestamp,requests\n1700000000000,1\n1700000060000,1\n",
+			"bad.csv:2: timestamp 1700000000000 is after the year 9999 in unix seconds: milliseconds? want unix seconds"},
+		{"milliseconds of 1995", "timestamp,requests\n0,1\n804571200000,1\n", "bad.csv:3: timestamp 804571200000 is after the year 9999"},
+		{"before the year 0", "timestamp,requests\n-62167219201,1\n-62167219141,1\n", "bad.csv:2: timestamp -62167219201 is before the year 0"},
+		{"ends after the year 9999", "timestamp,requests\n253402300000,1\n253402300700,1\n",
+			"bad.csv:3: the trace ends at 253402301400, after the year 9999"},
+		{"longer than a duration", yearlyTrace(300), "bad.csv:301: the trace spans 9460800000 s, more than the 9223372036 s (292 years) a duration holds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseTrace("bad.csv", strings.NewReader(tc.in))
@@ -45,6 +54,37 @@ func TestParseTraceErrors(t *testing.T) {
 				t.Fatalf("err = %v, want prefix %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// yearlyTrace is a trace of n rows a year (365 days) apart from 1970.
+func yearlyTrace(n int) string {
+	var b strings.Builder
+	b.WriteString("timestamp,requests\n")
+	for i := range n {
+		fmt.Fprintf(&b, "%d,1\n", int64(i)*365*86400)
+	}
+	return b.String()
+}
+
+// The extremes of the timestamps a trace may hold parse, and summary.json
+// can write their times.
+func TestParseTraceTimestampRange(t *testing.T) {
+	for _, in := range []string{
+		"timestamp,requests\n253402300620,1\n253402300680,2\n", // ends 9999-12-31T23:59:00Z
+		"timestamp,requests\n-62167219200,1\n-62167219140,2\n", // starts 0000-01-01T00:00:00Z
+		yearlyTrace(291),
+	} {
+		tr, err := ParseTrace("t.csv", strings.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := json.Marshal([]time.Time{tr.Start, tr.End()}); err != nil {
+			t.Errorf("%s to %s: %v", tr.Start, tr.End(), err)
+		}
+		if tr.Duration() <= 0 {
+			t.Errorf("%s: duration %v", tr.Start, tr.Duration())
+		}
 	}
 }
 
@@ -175,6 +215,9 @@ func TestParsePerRequestTraces(t *testing.T) {
 		{"azure bad time", "TIMESTAMP,a\n2023-11-16 18:17:03,1\nyesterday,2\n", `r:3: TIMESTAMP "yesterday" is not`},
 		{"azure no rows", "TIMESTAMP,a\n", "r:1: no requests"},
 		{"jsonl no timestamp", `{"timestamp": 1}` + "\n" + `{"ts": 2}` + "\n", `r:2: want a non-negative "timestamp"`},
+		{"jsonl in microseconds", `{"timestamp": 1}` + "\n" + `{"timestamp": 1700000000000000}` + "\n",
+			"r:2: timestamp 1.7e+15 is after the year 2262 in milliseconds: microseconds? want milliseconds since 1970"},
+		{"jsonl infinite", `{"timestamp": 1e30}` + "\n", "r:1: timestamp 1e+30 is after the year 2262"},
 		{"jsonl garbage", `{"timestamp": 1}` + "\n" + `{"timestamp": ` + "\n", "r:2: not a JSON object"},
 	} {
 		if _, err := ParseTrace("r", strings.NewReader(tc.in)); err == nil || !strings.HasPrefix(err.Error(), tc.want) {

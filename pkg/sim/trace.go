@@ -83,6 +83,12 @@ func ParseTrace(name string, r io.Reader) (*Trace, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: timestamp %q is not unix seconds", name, line, ts)
 		}
+		if t > maxTraceUnix {
+			return nil, fmt.Errorf("%s:%d: timestamp %d is after the year 9999 in unix seconds: milliseconds? want unix seconds", name, line, t)
+		}
+		if t < minTraceUnix {
+			return nil, fmt.Errorf("%s:%d: timestamp %d is before the year 0 in unix seconds: want unix seconds", name, line, t)
+		}
 		c, err := strconv.ParseFloat(strings.TrimSpace(count), 64)
 		if err != nil || math.IsNaN(c) || math.IsInf(c, 0) {
 			return nil, fmt.Errorf("%s:%d: count %q is not a number", name, line, count)
@@ -121,6 +127,15 @@ func ParseTrace(name string, r io.Reader) (*Trace, error) {
 	case len(tr.Counts) == 1:
 		return nil, fmt.Errorf("%s:%d: one row only: a trace needs two rows to know its step", name, line)
 	}
+	// The last row's interval must end by the year 9999 too (summary.json
+	// writes the end), and the whole trace must fit in a time.Duration.
+	end := prev + int64(tr.Step/time.Second)
+	if end > maxTraceUnix {
+		return nil, fmt.Errorf("%s:%d: the trace ends at %d, after the year 9999 in unix seconds: want unix seconds", name, line, end)
+	}
+	if span := end - first; span > maxTraceSpanSeconds {
+		return nil, fmt.Errorf("%s:%d: the trace spans %d s, more than the %d s (292 years) a duration holds", name, line, span, int64(maxTraceSpanSeconds))
+	}
 	tr.Start = time.Unix(first, 0).UTC()
 	return tr, nil
 }
@@ -156,6 +171,21 @@ func CountRequests(name string, start time.Time, step time.Duration, arrivals []
 	}
 	return tr, nil
 }
+
+// The timestamps of a timestamp,requests trace: unix seconds of the years
+// 0 to 9999, the times summary.json can write (RFC 3339). A larger one is
+// most likely in milliseconds.
+const (
+	minTraceUnix = -62167219200 // 0000-01-01T00:00:00Z
+	maxTraceUnix = 253402300799 // 9999-12-31T23:59:59Z
+)
+
+// maxTraceSpanSeconds is the longest time.Duration in whole seconds.
+const maxTraceSpanSeconds = int64(math.MaxInt64 / int64(time.Second))
+
+// maxTraceMillis bounds the millisecond timestamps of JSON lines traces:
+// the latest one whose offset from 1970 a time.Duration holds (2262).
+const maxTraceMillis = float64(math.MaxInt64 / int64(time.Millisecond))
 
 // maxTraceStepSeconds bounds a trace's step (a year): a larger one is a
 // typo, and would overflow durations.
@@ -238,6 +268,9 @@ func countJSONLines(name, firstLine string, sc *bufio.Scanner) (*Trace, error) {
 		}
 		if rec.Timestamp == nil || *rec.Timestamp < 0 || math.IsNaN(*rec.Timestamp) {
 			return fmt.Errorf("%s:%d: want a non-negative \"timestamp\" in milliseconds", name, line)
+		}
+		if *rec.Timestamp > maxTraceMillis {
+			return fmt.Errorf("%s:%d: timestamp %v is after the year 2262 in milliseconds: microseconds? want milliseconds since 1970", name, line, *rec.Timestamp)
 		}
 		at = append(at, time.UnixMilli(0).Add(time.Duration(*rec.Timestamp*float64(time.Millisecond))).UTC())
 		return nil
