@@ -155,6 +155,8 @@ func TestParsePoolErrors(t *testing.T) {
 		{"vanishing gap", `{"metadata":{"gap_seconds":1e-300},"data":[1]}`, "zone.json:1: metadata.gap_seconds 1e-300 must be positive"},
 		{"negative entry", `{"metadata":{"gap_seconds":60},"data":[1,-1]}`, "zone.json: data[1] = -1"},
 		{"syntax", "{\"metadata\":\n{\"gap_seconds\":60,}}", "zone.json:2: not JSON"},
+		{"truncated", "{\"metadata\":{\"gap_seconds\":60},\n\"data\":[1,0,", "zone.json:2: not JSON: the file ends inside the document (truncated?)"},
+		{"truncated in a string", "{\"metadata\":{\"gap_sec", "zone.json:1: not JSON: the file ends inside the document"},
 		{"trailing", `{"metadata":{"gap_seconds":60},"data":[1]} {}`, "zone.json:1: trailing data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -85,6 +85,8 @@ func ParsePool(name string, b []byte) (*Pool, error) {
 				name, lineAt(b, te.Offset), field, te.Value, jsonKind(te.Type))
 		case errors.Is(err, io.EOF):
 			return nil, fmt.Errorf("%s: empty file: want {\"metadata\":{\"gap_seconds\":G},\"data\":[...]}", name)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, fmt.Errorf("%s:%d: not JSON: the file ends inside the document (truncated?)", name, lineAt(b, int64(len(b))))
 		default:
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
