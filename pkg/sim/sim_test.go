@@ -305,6 +305,28 @@ func TestOracleCosts(t *testing.T) {
 	if _, aw := sc.OracleCosts(); !near(aw, 7.5+30+45) {
 		t.Errorf("spot-aware oracle = %v, want %v", aw, 7.5+30+45)
 	}
+
+	// On-demand cheaper than spot ($0.25/s against $0.5/s): both oracles
+	// pay on-demand's price everywhere, 6 replica-intervals of 15 s.
+	cfg.PriceOnDemand = 900
+	for _, pools := range [][]*Pool{nil, {{Name: "p", Gap: 15 * time.Second, Data: []float64{1, 0}}}} {
+		sc = scenario(t, cfg, counts, pools...)
+		if o, aw := sc.OracleCosts(); !near(o, 6*15*0.25) || !near(aw, o) {
+			t.Errorf("%d pools, on-demand cheaper: oracle = %v, spot-aware = %v, want 22.5 and 22.5", len(pools), o, aw)
+		}
+		// A policy that runs the oracle's count on-demand costs no less.
+		res := run(t, sc, oracleOnDemand{sc.OracleReplicas()})
+		if res.Summary.CostOverOracle < 1 || res.Summary.CostOverSpotAwareOracle < 1 {
+			t.Errorf("%d pools: an on-demand policy costs %.3fx the oracle, %.3fx the spot-aware one", len(pools), res.Summary.CostOverOracle, res.Summary.CostOverSpotAwareOracle)
+		}
+	}
+}
+
+// oracleOnDemand asks for the oracle's count of each interval, on-demand.
+type oracleOnDemand struct{ counts []int }
+
+func (p oracleOnDemand) Decide(o *Observation) (int, int) {
+	return p.counts[int(o.Time.Sub(o.Start)/(15*time.Second))], 0
 }
 
 func TestDecisionsOnlyAtIntervals(t *testing.T) {

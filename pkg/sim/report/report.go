@@ -196,7 +196,7 @@ func build(in Input) (*page, error) {
 	}
 	p.Notes = []string{
 		"Met: served within the queue SLO. Late: served after waiting longer. Dropped: waited past the timeout. Unserved: still queued when the trace ended.",
-		"Oracle: exactly the replicas each 15 s interval needs, all spot, ready at once, never interrupted — no policy can be cheaper. Spot-aware oracle: the same count, priced on-demand while no spot pool has capacity.",
+		"Oracle: exactly the replicas each 15 s interval needs, at the cheaper tier's price (spot, unless on-demand costs less), ready at once, never interrupted — no policy can be cheaper. Spot-aware oracle: the same count, priced on-demand while no spot pool has capacity.",
 		"Reactive: the Kubernetes HPA on a requests/s metric as KEDA's Prometheus scaler drives it (target 0.7·mu per replica, 60 s rate, 10 % tolerance, 300 s scale-down stabilisation, all on-demand). Static: the peak interval's replicas, on-demand, all the time.",
 	}
 	return p, nil
