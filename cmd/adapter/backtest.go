@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -159,9 +160,10 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 // backtestPolicy is the policy's source (sweeps reparse it) and the
 // workload picked from it.
 type backtestPolicy struct {
-	name string // for errors: the file, or the built-in policy
-	src  []byte
-	w    capacity.Workload
+	name  string // for errors: the file, or the built-in policy
+	src   []byte
+	w     capacity.Workload
+	given func(path ...string) bool // the keys w's entry writes (capacity.Policy.Given)
 }
 
 // loadBacktestPolicy reads the policy file (or the built-in one) and picks
@@ -180,7 +182,13 @@ func loadBacktestPolicy(a *backtestArgs) (backtestPolicy, error) {
 		return p, err
 	}
 	p.w, err = pickBacktestWorkload(a, p.name, pol)
+	p.given = workloadGiven(pol, p.w.Name)
 	return p, err
+}
+
+// workloadGiven is pol.Given for one workload.
+func workloadGiven(pol *capacity.Policy, workload string) func(path ...string) bool {
+	return func(path ...string) bool { return pol.Given(workload, path...) }
 }
 
 func pickBacktestWorkload(a *backtestArgs, name string, pol *capacity.Policy) (capacity.Workload, error) {
@@ -197,33 +205,85 @@ func pickBacktestWorkload(a *backtestArgs, name string, pol *capacity.Policy) (c
 	return *w, nil
 }
 
-// mergeBacktestConfig applies the precedence defaults < policy file < flags: the
-// workload's values replace the defaults where the flag was not given, and
-// the result is written back into the workload so that the planner sizes
-// for the very cluster it is tested on. --sweep refuses the keys it
-// reads (sweepModelKeys).
-func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, pools int) {
+// mergeBacktestConfig applies the precedence defaults < policy file < flags:
+// a value the workload's entry writes (given, even 0: "a key written as 0
+// is 0") replaces the default where the flag was not given, and the result
+// is written back into the workload so that the planner sizes for the very
+// cluster it is tested on. A merged value the model cannot run is an
+// error naming where it came from: the flag, or the policy file and key.
+// polName names the policy in errors. --sweep refuses the keys it reads
+// (sweepModelKeys).
+func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, polName string, given func(path ...string) bool, pools int) error {
 	c := &a.cfg
-	if !a.set["mu"] && w.Mu > 0 {
+	from := map[string]string{} // flag -> where its value came from
+	origin := func(flag string) string {
+		if s, ok := from[flag]; ok {
+			return s
+		}
+		if a.set[flag] {
+			return "--" + flag
+		}
+		return "the default"
+	}
+	// take says whether the policy's value at path sets flag's value.
+	take := func(flag string, path ...string) bool {
+		if a.set[flag] || !given(path...) {
+			return false
+		}
+		from[flag] = fmt.Sprintf("%s: workload %q: %s", polName, w.Name, strings.Join(path, "."))
+		return true
+	}
+	if take("mu", "mu") {
 		c.Mu = w.Mu
 	}
-	if !a.set["cold-start"] && w.ColdStart > 0 {
+	if take("cold-start", "cold_start") {
 		c.ColdStart = w.ColdStart
 	}
-	if !a.set["queue-slo"] && w.QueueSLO > 0 {
+	if take("queue-slo", "queue_slo") {
 		c.QueueSLO = w.QueueSLO
 	}
-	if od := w.Tiers.OnDemand; !a.set["price-on-demand"] && od != nil && od.PricePerHour > 0 {
+	if od := w.Tiers.OnDemand; od != nil && take("price-on-demand", "tiers", "on_demand", "price_per_hour") {
 		c.PriceOnDemand = od.PricePerHour
 	}
 	if sp := w.Tiers.Spot; sp != nil {
-		if !a.set["price-spot"] && sp.PricePerHour > 0 {
+		if take("price-spot", "tiers", "spot", "price_per_hour") {
 			c.PriceSpot = sp.PricePerHour
 		}
-		if !a.set["notice"] && sp.Notice > 0 {
+		if take("notice", "tiers", "spot", "notice") {
 			c.Notice = sp.Notice
 		}
 	}
+
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", origin(flag), fmt.Sprintf(format, args...)))
+	}
+	if !(c.Mu > 0) || math.IsInf(c.Mu, 0) {
+		bad("mu", "mu %v must be positive and finite", c.Mu)
+	}
+	for _, d := range []struct {
+		flag, what string
+		v          time.Duration
+	}{{"cold-start", "cold start", c.ColdStart}, {"queue-slo", "queue SLO", c.QueueSLO}, {"timeout", "timeout", c.Timeout}, {"notice", "notice", c.Notice}} {
+		if d.v < 0 {
+			bad(d.flag, "%s %v must not be negative", d.what, d.v)
+		}
+	}
+	if c.Timeout < c.QueueSLO {
+		bad("queue-slo", "queue SLO %v is longer than the timeout %v (%s): a request would be dropped before it could be late", c.QueueSLO, c.Timeout, origin("timeout"))
+	}
+	for _, p := range []struct {
+		flag string
+		v    float64
+	}{{"price-on-demand", c.PriceOnDemand}, {"price-spot", c.PriceSpot}} {
+		if !(p.v >= 0) || math.IsInf(p.v, 0) {
+			bad(p.flag, "price %v must be finite and not negative", p.v)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+
 	w.Mu, w.ColdStart, w.QueueSLO = c.Mu, c.ColdStart, c.QueueSLO
 	if w.Tiers.OnDemand != nil {
 		w.Tiers.OnDemand.PricePerHour = c.PriceOnDemand
@@ -232,6 +292,7 @@ func mergeBacktestConfig(a *backtestArgs, w *capacity.Workload, pools int) {
 		sp.PricePerHour, sp.Notice = c.PriceSpot, c.Notice
 		sp.FailureDomains = max(1, pools)
 	}
+	return nil
 }
 
 // newInfercastPolicy is where the backtest builds infercast's policy: the
@@ -261,7 +322,9 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		pools = append(pools, p)
 	}
-	mergeBacktestConfig(a, &w, len(pools))
+	if err := mergeBacktestConfig(a, &w, pol.name, pol.given, len(pools)); err != nil {
+		return err
+	}
 	var variants []capacity.Workload
 	if a.sweep != nil {
 		if variants, err = a.sweep.workloads(a, pol.name, pol.src, len(pools)); err != nil {

@@ -71,7 +71,9 @@ func (sw *backtestSweep) workloads(a *backtestArgs, name string, src []byte, poo
 			return nil, err
 		}
 		own := *a // the merge writes the model's config: a's stays as it is
-		mergeBacktestConfig(&own, &w, pools)
+		if err := mergeBacktestConfig(&own, &w, name, workloadGiven(pol, w.Name), pools); err != nil {
+			return nil, err
+		}
 		out = append(out, w)
 	}
 	return out, nil

@@ -242,6 +242,102 @@ func TestBacktestPolicyFileAndOverrides(t *testing.T) {
 	}
 }
 
+// A key the policy writes as 0 is 0 — in summary.json's config and in the
+// workload the planner runs — not the backtest's default; a flag still
+// overrides it, and a key left out still takes the default.
+func TestBacktestPolicyZeros(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 60)
+	zero := strings.Replace(string(capacity.BacktestPolicy), "queue_slo: 5s", "queue_slo: 0s", 1)
+	zero = strings.Replace(zero, "notice: 120s", "notice: 0s", 1)
+	zero = strings.Replace(zero, "price_per_hour: 4.0", "price_per_hour: 0", 1)
+	zero = strings.Replace(zero, "price_per_hour: 1.4", "price_per_hour: 0", 1)
+	pol := filepath.Join(dir, "zero.yaml")
+	if err := os.WriteFile(pol, []byte(zero), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := func(args ...string) sim.ConfigJSON {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "out")
+		var stdout, stderr bytes.Buffer
+		if err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--compare", "", "--out", out}, args...), &stdout, &stderr); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum sim.SummaryFile
+		if err := json.Unmarshal(raw, &sum); err != nil {
+			t.Fatal(err)
+		}
+		return sum.Config
+	}
+	if c := config("--policy", pol); c.QueueSLOSeconds != 0 || c.NoticeSeconds != 0 || c.PriceOnDemand != 0 || c.PriceSpot != 0 {
+		t.Errorf("policy of zeros: config %+v, want queue SLO, notice and both prices 0", c)
+	}
+	if c := config("--policy", pol, "--queue-slo", "3", "--notice", "30", "--price-on-demand", "2", "--price-spot", "0.5"); c.QueueSLOSeconds != 3 || c.NoticeSeconds != 30 || c.PriceOnDemand != 2 || c.PriceSpot != 0.5 {
+		t.Errorf("flags over a policy of zeros: config %+v, want the flags' 3 s, 30 s, $2, $0.5", c)
+	}
+	// Left out, the same keys take the defaults.
+	absent := strings.Replace(zero, "    queue_slo: 0s\n", "", 1)
+	absent = strings.Replace(absent, "        notice: 0s\n", "", 1)
+	absent = strings.Replace(absent, "        price_per_hour: 0\n", "", 2)
+	if absent == zero {
+		t.Fatal("the policy's keys were not removed")
+	}
+	os.WriteFile(pol, []byte(absent), 0o644)
+	d := sim.DefaultConfig()
+	if c := config("--policy", pol); c.QueueSLOSeconds != d.QueueSLO.Seconds() || c.NoticeSeconds != d.Notice.Seconds() || c.PriceOnDemand != d.PriceOnDemand || c.PriceSpot != d.PriceSpot {
+		t.Errorf("policy without the keys: config %+v, want the defaults %+v", c, d.JSON())
+	}
+
+	// The planner gets the zeros too.
+	os.WriteFile(pol, []byte(zero), 0o644)
+	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}, policy: pol}
+	bp, err := loadBacktestPolicy(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bp.w
+	if err := mergeBacktestConfig(a, &w, bp.name, bp.given, 3); err != nil {
+		t.Fatal(err)
+	}
+	if w.QueueSLO != 0 || w.Tiers.Spot.Notice != 0 || w.Tiers.OnDemand.PricePerHour != 0 || w.Tiers.Spot.PricePerHour != 0 {
+		t.Errorf("planner's workload: queue SLO %v, notice %v, prices %v/%v; want 0 each", w.QueueSLO, w.Tiers.Spot.Notice, w.Tiers.OnDemand.PricePerHour, w.Tiers.Spot.PricePerHour)
+	}
+}
+
+// A merged value the model cannot run is an error naming where it came
+// from: the policy file and key, or the flag.
+func TestBacktestMergedConfigErrors(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 30)
+	pol := filepath.Join(dir, "slow.yaml")
+	os.WriteFile(pol, []byte(strings.Replace(string(capacity.BacktestPolicy), "queue_slo: 5s", "queue_slo: 2m", 1)), 0o644)
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--policy", pol}, pol + `: workload "chat": queue_slo: queue SLO 2m0s is longer than the timeout 1m0s (the default)`},
+		{[]string{"--policy", pol, "--timeout", "90s"}, pol + `: workload "chat": queue_slo: queue SLO 2m0s is longer than the timeout 1m30s (--timeout)`},
+		{[]string{"--price-spot", "-1"}, "--price-spot: price -1 must be finite and not negative"},
+		{[]string{"--mu", "-2"}, "--mu: mu -2 must be positive and finite"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--out", out}, tc.args...), &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err = %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+	// With a timeout that allows it, the policy's queue SLO runs.
+	var stdout, stderr bytes.Buffer
+	if err := dispatch(context.Background(), []string{"backtest", "--trace", trace, "--out", out, "--compare", "", "--policy", pol, "--timeout", "3m"}, &stdout, &stderr); err != nil {
+		t.Fatalf("queue_slo 2m, --timeout 3m: %v", err)
+	}
+}
+
 func TestBacktestErrors(t *testing.T) {
 	dir := t.TempDir()
 	good := writeBacktestTrace(t, dir, 30)
@@ -356,7 +452,9 @@ func BenchmarkBacktestPlannerNASAJuly(b *testing.B) {
 		b.Fatal(err)
 	}
 	w := bp.w
-	mergeBacktestConfig(a, &w, len(pools))
+	if err := mergeBacktestConfig(a, &w, bp.name, bp.given, len(pools)); err != nil {
+		b.Fatal(err)
+	}
 	sc, err := sim.NewScenario(a.cfg, tr, 10, pools)
 	if err != nil {
 		b.Fatal(err)
@@ -398,7 +496,9 @@ func TestBacktestWorkloadChoice(t *testing.T) {
 		if err != nil {
 			t.Fatalf("--workload %q: %v", tc.workload, err)
 		}
-		mergeBacktestConfig(a, &w, 3)
+		if err := mergeBacktestConfig(a, &w, bp.name, bp.given, 3); err != nil {
+			t.Fatal(err)
+		}
 		if a.cfg.Mu != tc.mu || w.Mu != tc.mu || w.Tiers.Spot.FailureDomains != 3 {
 			t.Errorf("--workload %q: config mu %v, workload mu %v, domains %d; want mu %v, 3 domains", tc.workload, a.cfg.Mu, w.Mu, w.Tiers.Spot.FailureDomains, tc.mu)
 		}

@@ -23,6 +23,24 @@ import (
 // Policy is a validated policy file: the workloads the planner sizes.
 type Policy struct {
 	Workloads []Workload `yaml:"workloads"`
+
+	// given says, per workload, which keys the file writes (Given).
+	given []func(path ...string) bool
+}
+
+// Given reports whether the policy file writes the key at path below the
+// entry of the workload named workload ("queue_slo"; "tiers", "spot",
+// "notice"): a setting written as 0 is given, one the defaults filled in
+// is not, and a null is not. A Policy not parsed from a file gives
+// nothing. adapter backtest reads it to let the file's 0 win over its own
+// defaults.
+func (p *Policy) Given(workload string, path ...string) bool {
+	for i := range p.Workloads {
+		if p.Workloads[i].Name == workload && i < len(p.given) {
+			return p.given[i](path...)
+		}
+	}
+	return false
 }
 
 // Workload is the policy of one workload. Durations are Go durations
@@ -488,7 +506,8 @@ func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 	seen := map[string]bool{}
 	for i := range p.Workloads {
 		w := &p.Workloads[i]
-		w.applyDefaults(givenIn(wnodes[i]))
+		p.given = append(p.given, givenIn(wnodes[i]))
+		w.applyDefaults(p.given[i])
 		where := fmt.Sprintf("%s:%d: workload %q", name, wnodes[i].Line, w.Name)
 		if w.Name == "" {
 			where = fmt.Sprintf("%s:%d: workloads[%d]", name, wnodes[i].Line, i)

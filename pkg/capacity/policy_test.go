@@ -82,6 +82,43 @@ func TestExplicitZeroIsNotTheDefault(t *testing.T) {
 	}
 }
 
+// Policy.Given tells a key written as 0 from one left to its default, per
+// workload, at any depth; a null is not given.
+func TestPolicyGiven(t *testing.T) {
+	src := minimal + "    queue_slo: 0s\n    tiers:\n      on_demand: {price_per_hour: 0}\n      spot:\n        advisor_band: \"<5%\"\n        notice:\n" +
+		"  - name: embed\n    demand: {series: embed}\n    mu: 2\n    latency_slo: 1s\n    cold_start: 180s\n    max_replicas: 10\n    tiers: {spot: {advisor_band: \"<5%\", notice: 0s}}\n"
+	p, err := ParsePolicy("p.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		workload string
+		path     []string
+		want     bool
+	}{
+		{"chat", []string{"queue_slo"}, true},
+		{"chat", []string{"mu"}, true},
+		{"chat", []string{"tiers", "on_demand", "price_per_hour"}, true},
+		{"chat", []string{"tiers", "spot", "price_per_hour"}, false},
+		{"chat", []string{"tiers", "spot", "notice"}, false}, // null
+		{"chat", []string{"decision_interval"}, false},       // defaulted
+		{"embed", []string{"queue_slo"}, false},
+		{"embed", []string{"tiers", "spot", "notice"}, true},
+		{"embed", []string{"tiers", "on_demand", "price_per_hour"}, false},
+		{"batch", []string{"mu"}, false},
+	} {
+		if got := p.Given(tc.workload, tc.path...); got != tc.want {
+			t.Errorf("Given(%q, %v) = %v, want %v", tc.workload, tc.path, got, tc.want)
+		}
+	}
+	if chat, _ := p.Workload("chat"); chat.QueueSLO != 0 || chat.DecisionInterval != DefaultWorkload().DecisionInterval {
+		t.Errorf("chat: queue SLO %v, decision interval %v", chat.QueueSLO, chat.DecisionInterval)
+	}
+	if (&Policy{Workloads: p.Workloads}).Given("chat", "queue_slo") {
+		t.Error("a Policy not parsed from a file gave a key")
+	}
+}
+
 // minimal is a valid workload that the cases below break one field at a time.
 const minimal = `workloads:
   - name: chat
