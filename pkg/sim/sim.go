@@ -54,7 +54,18 @@ func NewScenario(cfg Config, tr *Trace, scale float64, pools []*Pool) (*Scenario
 	if steps := tr.Duration() / cfg.Step; steps > MaxSteps {
 		return nil, fmt.Errorf("trace %s spans %v: %d steps of %v, more than the simulator's %d", tr.Name, tr.Duration(), steps, cfg.Step, MaxSteps)
 	}
-	return &Scenario{Config: cfg, Trace: tr, Scale: scale, Pools: pools, arrivals: stepArrivals(tr, scale, cfg.Step)}, nil
+	sc := &Scenario{Config: cfg, Trace: tr, Scale: scale, Pools: pools, arrivals: stepArrivals(tr, scale, cfg.Step)}
+	// Finite inputs whose products overflow would run to the end and give
+	// a summary of +Inf that summary.json cannot hold: refuse them here.
+	if r := sc.Requests(); math.IsInf(r, 0) {
+		return nil, fmt.Errorf("trace %s scaled by %v holds %v requests: scale too large", tr.Name, scale, r)
+	}
+	// The dearest run the model allows (MaxReplicas in both tiers
+	// throughout) must cost a finite number.
+	if c := cfg.dollars(int64(len(sc.arrivals))*2*MaxReplicas, max(cfg.PriceOnDemand, cfg.PriceSpot)); math.IsInf(c, 0) {
+		return nil, fmt.Errorf("prices (%v on-demand, %v spot) too large: %v of up to %d replicas could cost more than a number holds", cfg.PriceOnDemand, cfg.PriceSpot, tr.Duration(), 2*MaxReplicas)
+	}
+	return sc, nil
 }
 
 // Steps is the number of dt steps in the run.

@@ -387,3 +387,23 @@ func TestConfigRejectsNonFinite(t *testing.T) {
 		t.Fatalf("the test config: %v", err)
 	}
 }
+
+// Finite inputs whose products overflow (a scale or a price near the
+// largest float) are refused before the run, not after it as a summary of
+// +Inf.
+func TestScenarioRejectsOverflow(t *testing.T) {
+	tr := &Trace{Name: "test.csv", Start: start, Step: 5 * time.Second, Counts: []float64{1, 2, 3}}
+	if _, err := NewScenario(testConfig(), tr, 1e308, nil); err == nil || !strings.Contains(err.Error(), "test.csv scaled by 1e+308 holds +Inf requests: scale too large") {
+		t.Errorf("scale 1e308: err = %v", err)
+	}
+	cfg := testConfig()
+	cfg.PriceOnDemand = 1e308
+	if _, err := NewScenario(cfg, tr, 1, nil); err == nil || !strings.Contains(err.Error(), "prices (1e+308 on-demand, 1800 spot) too large") {
+		t.Errorf("price 1e308: err = %v", err)
+	}
+	// Large but sane values run.
+	cfg.PriceOnDemand = 1e6
+	if _, err := NewScenario(cfg, tr, 1e6, nil); err != nil {
+		t.Errorf("price 1e6, scale 1e6: %v", err)
+	}
+}
