@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -68,8 +69,13 @@ func (s backtestSeconds) String() string {
 
 func (s backtestSeconds) Set(v string) error {
 	if f, err := strconv.ParseFloat(v, 64); err == nil {
-		if f < 0 {
+		switch {
+		case math.IsNaN(f) || math.IsInf(f, 0):
+			return fmt.Errorf("%q is not a number of seconds", v)
+		case f < 0:
 			return fmt.Errorf("%q must not be negative", v)
+		case f*float64(time.Second) >= math.MaxInt64:
+			return fmt.Errorf("%q seconds is longer than a duration holds (%.0f s)", v, time.Duration(math.MaxInt64).Seconds())
 		}
 		*s.d = time.Duration(f * float64(time.Second))
 		return nil
@@ -133,6 +139,16 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	}
 	if a.out == "" {
 		errs = append(errs, errors.New("--out is required"))
+	}
+	// NaN and ±Inf parse as floats; the model would run on them and fail
+	// writing summary.json.
+	for _, f := range []struct {
+		flag string
+		v    float64
+	}{{"scale", a.scale}, {"mu", a.cfg.Mu}, {"price-on-demand", a.cfg.PriceOnDemand}, {"price-spot", a.cfg.PriceSpot}} {
+		if math.IsNaN(f.v) || math.IsInf(f.v, 0) {
+			errs = append(errs, fmt.Errorf("--%s %v: want a finite number", f.flag, f.v))
+		}
 	}
 	for _, c := range strings.Split(*compare, ",") {
 		c = strings.TrimSpace(c)
@@ -340,8 +356,10 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return fmt.Errorf("backtest: %w", err)
 	}
-	if err := os.MkdirAll(a.out, 0o755); err != nil {
-		return fmt.Errorf("backtest: %w", err)
+	// The directory is made once every output is rendered; refuse now an
+	// --out that cannot be one.
+	if st, err := os.Stat(a.out); err == nil && !st.IsDir() {
+		return fmt.Errorf("backtest: --out %s: not a directory", a.out)
 	}
 
 	prog := newBacktestProgress(stderr, 1+len(a.compare)+len(variants))
@@ -389,43 +407,70 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if a.policy == "" {
 		sum.PolicyFile = "built-in"
 	}
-	if err := writeBacktestFile(filepath.Join(a.out, "decisions.csv"), func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }); err != nil {
-		return err
+	outs := []backtestOutput{
+		{"decisions.csv", func(f io.Writer) error { return sim.WriteDecisions(f, res.Decisions) }},
+		{"summary.json", func(f io.Writer) error { return sim.WriteSummary(f, sum) }},
 	}
-	if err := writeBacktestFile(filepath.Join(a.out, "summary.json"), func(f io.Writer) error { return sim.WriteSummary(f, sum) }); err != nil {
-		return err
-	}
-	written := []string{"decisions.csv", "summary.json", "report.html"}
 	if sweep != nil {
-		if err := writeBacktestFile(filepath.Join(a.out, "sweep.csv"), func(f io.Writer) error { return writeBacktestSweepCSV(f, sweep) }); err != nil {
-			return err
-		}
-		written = append(written, "sweep.csv")
+		outs = append(outs, backtestOutput{"sweep.csv", func(f io.Writer) error { return writeBacktestSweepCSV(f, sweep) }})
 	}
 	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare, Sweep: sweep}
-	if err := writeBacktestFile(filepath.Join(a.out, "report.html"), func(f io.Writer) error { return report.Write(f, in) }); err != nil {
+	outs = append(outs, backtestOutput{"report.html", func(f io.Writer) error { return report.Write(f, in) }})
+	written, err := writeBacktestOutputs(a.out, outs)
+	if err != nil {
 		return err
 	}
 	printBacktestSummary(stdout, sum, a.compare)
 	if sweep != nil {
 		printBacktestSweep(stdout, sweep)
 	}
-	for i, f := range written {
-		written[i] = filepath.Join(a.out, f)
-	}
 	fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
 	return nil
 }
 
-// writeBacktestFile writes path through a temporary file, so that a failed run
-// never leaves half a file behind.
-func writeBacktestFile(path string, write func(io.Writer) error) error {
+// backtestOutput is one file the backtest writes to --out.
+type backtestOutput struct {
+	name  string
+	write func(io.Writer) error
+}
+
+// writeBacktestOutputs renders every output in memory first, and only when
+// all of them rendered makes dir and writes them, each through a temporary
+// file: an output that cannot be rendered (a value JSON cannot hold)
+// leaves nothing behind, not the files before it. It returns the paths
+// written.
+func writeBacktestOutputs(dir string, outs []backtestOutput) ([]string, error) {
+	data := make([][]byte, len(outs))
+	for i, o := range outs {
+		var b bytes.Buffer
+		if err := o.write(&b); err != nil {
+			return nil, fmt.Errorf("backtest: %s: %w", filepath.Join(dir, o.name), err)
+		}
+		data[i] = b.Bytes()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("backtest: %w", err)
+	}
+	var written []string
+	for i, o := range outs {
+		path := filepath.Join(dir, o.name)
+		if err := writeBacktestFile(path, data[i]); err != nil {
+			return nil, err
+		}
+		written = append(written, path)
+	}
+	return written, nil
+}
+
+// writeBacktestFile writes path through a temporary file, so that a failed
+// write never leaves half a file behind.
+func writeBacktestFile(path string, data []byte) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("backtest: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if err := write(tmp); err != nil {
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return fmt.Errorf("backtest: %s: %w", path, err)
 	}

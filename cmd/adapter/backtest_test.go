@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -349,6 +351,8 @@ func TestBacktestErrors(t *testing.T) {
 	os.WriteFile(negative, []byte("timestamp,requests\n0,1\n60,-1\n"), 0o644)
 	badSpot := filepath.Join(dir, "spot.json")
 	os.WriteFile(badSpot, []byte("{\"metadata\": {\"gap_seconds\": 60},\n \"data\": {\"a\": 1}}"), 0o644)
+	millis := filepath.Join(dir, "millis.csv")
+	os.WriteFile(millis, []byte("timestamp,requests\n1700000000000,1\n1700000060000,1\n"), 0o644)
 	badPolicy := filepath.Join(dir, "policy.yaml")
 	os.WriteFile(badPolicy, []byte("workloads:\n  - name: x\n    mu: 2\n    colds_start: 3m\n"), 0o644)
 	out := filepath.Join(dir, "out")
@@ -368,6 +372,8 @@ func TestBacktestErrors(t *testing.T) {
 		{"bad policy", []string{"--trace", good, "--policy", badPolicy, "--out", out}, badPolicy},
 		{"bad mu", []string{"--trace", good, "--mu", "0", "--out", out}, "mu 0 must be positive"},
 		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
+		{"milliseconds", []string{"--trace", millis, "--out", out}, millis + ":2: timestamp 1700000000000 is after the year 9999 in unix seconds: milliseconds?"},
+		{"a run that fails", []string{"--trace", good, "--mu", "0.00001", "--compare", "reactive", "--out", out}, "backtest reactive: policy reactive"},
 		{"sweep without values", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile"}, `--sweep "forecast_quantile": want KEY=V1,V2,...`},
 		{"sweep with an empty value", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantile=0.9,,0.95"}, `an empty value`},
 		{"sweep of a typo", []string{"--trace", good, "--out", out, "--sweep", "forecast_quantil=0.9"}, `forecast_quantil: unknown field`},
@@ -387,6 +393,69 @@ func TestBacktestErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("a failed backtest left an output directory")
+	}
+}
+
+// NaN and ±Inf in a float flag, and seconds no duration holds, are refused
+// as the flags are read — before the trace is, and long before a run would
+// fail writing summary.json.
+func TestBacktestNonFiniteFlags(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--price-on-demand", "NaN", "--price-on-demand NaN: want a finite number"},
+		{"--price-spot", "Inf", "--price-spot +Inf: want a finite number"},
+		{"--mu", "Inf", "--mu +Inf: want a finite number"},
+		{"--mu", "-Inf", "--mu -Inf: want a finite number"},
+		{"--scale", "NaN", "--scale NaN: want a finite number"},
+		{"--cold-start", "NaN", `invalid value "NaN" for flag -cold-start: "NaN" is not a number of seconds`},
+		{"--notice", "+Inf", `invalid value "+Inf" for flag -notice: "+Inf" is not a number of seconds`},
+		{"--timeout", "1e300", `invalid value "1e300" for flag -timeout: "1e300" seconds is longer than a duration holds (9223372037 s)`},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := dispatch(context.Background(), []string{"backtest", "--trace", filepath.Join(dir, "nope.csv"), tc.flag, tc.value, "--out", out}, &stdout, &stderr)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "nope.csv") {
+			t.Errorf("%s %s: err = %v, want one containing %q before the trace is read", tc.flag, tc.value, err, tc.want)
+		}
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a refused flag left an output directory")
+	}
+}
+
+// Every output is rendered before the first is written: one that cannot be
+// rendered leaves neither a new directory nor a changed file behind.
+func TestBacktestOutputsAllOrNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "out")
+	ok := func(s string) func(io.Writer) error {
+		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
+	}
+	fail := func(io.Writer) error { return errors.New("json: unsupported value: NaN") }
+	_, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}, {"report.html", ok("new")}})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "summary.json")+": json: unsupported value: NaN") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatal("a failed render left the output directory")
+	}
+	// An earlier run's files stay as they were.
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "decisions.csv"), []byte("old"), 0o644)
+	if _, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}}); err == nil {
+		t.Fatal("no error")
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "decisions.csv")); string(b) != "old" {
+		t.Errorf("decisions.csv = %q after a failed render, want the earlier run's", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("output directory holds %d files, want the earlier decisions.csv only", len(ents))
+	}
+	paths, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", ok("{}")}})
+	if err != nil || len(paths) != 2 || paths[1] != filepath.Join(dir, "summary.json") {
+		t.Fatalf("paths %v, err %v", paths, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "decisions.csv")); string(b) != "new" {
+		t.Errorf("decisions.csv = %q, want the new run's", b)
 	}
 }
 
