@@ -31,10 +31,10 @@ func init() {
 }
 
 // backtestUsage is printed by -h.
-const backtestUsage = `usage: adapter backtest --trace FILE [--policy POLICY.yaml] [--spot POOL.json ...]
-    [--scale X] [--mu R] [--cold-start S] [--queue-slo S] [--timeout S]
-    [--price-on-demand P] [--price-spot P] [--notice S]
-    [--compare reactive,static] [--sweep KEY=V1,V2,...] --out DIR
+const backtestUsage = `usage: adapter backtest --trace FILE [--policy POLICY.yaml] [--workload NAME]
+    [--spot POOL.json ...] [--scale X] [--mu R] [--cold-start S]
+    [--queue-slo S] [--timeout S] [--price-on-demand P] [--price-spot P]
+    [--notice S] [--compare reactive,static] [--sweep KEY=V1,V2,...] --out DIR
 
 Replays a timestamp,requests trace through infercast's planner on the
 cluster model of SIMULATION.md (docs/backtest.md) and writes decisions.csv,
@@ -105,29 +105,34 @@ func (f backtestList) Set(v string) error { *f.l = append(*f.l, v); return nil }
 func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 	a := &backtestArgs{cfg: sim.DefaultConfig(), set: map[string]bool{}}
 	fs := flag.NewFlagSet("backtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, backtestUsage)
-		fmt.Fprintln(stderr, "\nflags:")
-		fs.PrintDefaults()
-	}
+	// A flag error is the error and a hint (backtestFlagError), whichever
+	// check finds it; only -h prints the usage and the flags.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	fs.StringVar(&a.trace, "trace", "", "`FILE`: timestamp,requests CSV, evenly spaced (required)")
 	fs.StringVar(&a.policy, "policy", "", "`POLICY.yaml`: the planner's policy file (default: the built-in backtest policy)")
 	fs.StringVar(&a.workload, "workload", "", "the workload of the policy file to plan (default: its first)")
 	fs.Var(backtestList{&a.spots}, "spot", "`POOL.json`: a spot pool's availability; repeat once per pool (default: one pool, always available)")
 	fs.Float64Var(&a.scale, "scale", 1, "multiply every count by `X`")
 	fs.Float64Var(&a.cfg.Mu, "mu", a.cfg.Mu, "requests/s one ready replica serves within its latency SLO")
-	fs.Var(backtestSeconds{&a.cfg.ColdStart}, "cold-start", "`S`econds from launch to ready (default 180)")
-	fs.Var(backtestSeconds{&a.cfg.QueueSLO}, "queue-slo", "`S`econds a request may wait and still be met (default 5)")
-	fs.Var(backtestSeconds{&a.cfg.Timeout}, "timeout", "`S`econds after which a waiting request is dropped (default 60)")
+	fs.Var(backtestSeconds{&a.cfg.ColdStart}, "cold-start", "`S`econds from launch to ready")
+	fs.Var(backtestSeconds{&a.cfg.QueueSLO}, "queue-slo", "`S`econds a request may wait and still be met")
+	fs.Var(backtestSeconds{&a.cfg.Timeout}, "timeout", "`S`econds after which a waiting request is dropped")
 	fs.Float64Var(&a.cfg.PriceOnDemand, "price-on-demand", a.cfg.PriceOnDemand, "$ per on-demand replica-hour")
 	fs.Float64Var(&a.cfg.PriceSpot, "price-spot", a.cfg.PriceSpot, "$ per spot replica-hour")
-	fs.Var(backtestSeconds{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination (default 120)")
+	fs.Var(backtestSeconds{&a.cfg.Notice}, "notice", "`S`econds from a spot interruption notice to termination")
 	compare := fs.String("compare", "reactive,static", "baselines to run beside the policy, comma-separated (reactive, static; empty for none)")
 	sweep := fs.String("sweep", "", "`KEY=V1,V2,...`: rerun the policy once per value of one key of its workload (e.g. forecast_quantile=0.95,0.975,0.99, scale_down.stabilization=2m,5m) and write sweep.csv")
 	fs.StringVar(&a.out, "out", "", "`DIR` for decisions.csv, summary.json and report.html (required)")
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(stderr, backtestUsage)
+			fmt.Fprintln(stderr, "\nflags:")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, backtestFlagError(err)
 	}
 	fs.Visit(func(f *flag.Flag) { a.set[f.Name] = true })
 	var errs []error
@@ -167,10 +172,15 @@ func parseBacktestArgs(args []string, stderr io.Writer) (*backtestArgs, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		fs.Usage()
-		return nil, err
+		return nil, backtestFlagError(err)
 	}
 	return a, nil
+}
+
+// backtestFlagError is a flag error as the command reports it: the error,
+// then where the flags are listed, not the whole list.
+func backtestFlagError(err error) error {
+	return fmt.Errorf("%w\nrun 'adapter backtest --help' for the flags", err)
 }
 
 // backtestPolicy is the policy's source (sweeps reparse it) and the

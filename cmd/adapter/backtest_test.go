@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -456,6 +457,62 @@ func TestBacktestOutputsAllOrNothing(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "decisions.csv")); string(b) != "new" {
 		t.Errorf("decisions.csv = %q, want the new run's", b)
+	}
+}
+
+// --help shows the synopsis (every flag in it) and each flag's default
+// once; a flag error, whichever check finds it, is the error and a hint,
+// with no list of flags.
+func TestBacktestHelpAndFlagErrors(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := dispatch(context.Background(), []string{"backtest", "--help"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: err = %v", err)
+	}
+	help := stderr.String()
+	synopsis, _, _ := strings.Cut(help, "\n\n")
+	for _, f := range []string{"trace", "policy", "workload", "spot", "scale", "mu", "cold-start", "queue-slo", "timeout",
+		"price-on-demand", "price-spot", "notice", "compare", "sweep", "out"} {
+		if !strings.Contains(synopsis, "--"+f+" ") && !strings.Contains(synopsis, "--"+f+"\n") {
+			t.Errorf("the synopsis lacks --%s:\n%s", f, synopsis)
+		}
+	}
+	for _, line := range strings.Split(help, "\n") {
+		if strings.Count(line, "(default") > 1 {
+			t.Errorf("a default shown twice: %q", line)
+		}
+		if len(line) > 100 && !strings.HasPrefix(line, "    \t") {
+			t.Errorf("a usage line of %d characters: %q", len(line), line)
+		}
+	}
+	for _, f := range []string{"cold-start", "queue-slo", "timeout", "notice"} {
+		_, rest, _ := strings.Cut(help, "  -"+f+" ")
+		desc, _, _ := strings.Cut(rest, "\n  -")
+		if strings.Count(desc, "(default ") != 1 {
+			t.Errorf("-%s: %q, want one default", f, desc)
+		}
+	}
+
+	dir := t.TempDir()
+	good := writeBacktestTrace(t, dir, 30)
+	out := filepath.Join(dir, "out")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--trace", good, "--out", out, "--sweep", "mu=1,2"}, "--sweep mu: the backtest sets mu from --mu"},
+		{[]string{"--trace", good, "--out", out, "--compare", "bogus"}, `--compare: unknown baseline "bogus"`},
+		{[]string{"--trace", good, "--out", out, "--mu", "abc"}, `invalid value "abc" for flag -mu`},
+		{[]string{"--trace", good, "--out", out, "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"--out", out}, "--trace is required"},
+	} {
+		stderr.Reset()
+		err := dispatch(context.Background(), append([]string{"backtest"}, tc.args...), &stdout, &stderr)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) || !strings.HasSuffix(err.Error(), "\nrun 'adapter backtest --help' for the flags") {
+			t.Errorf("%q: err = %v, want %q and the hint", tc.args, err, tc.want)
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("%q printed besides the error:\n%s", tc.args, stderr.String())
+		}
 	}
 }
 
