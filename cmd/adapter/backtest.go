@@ -426,7 +426,7 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	in := report.Input{Scenario: sc, Summary: sum, Policy: res, Baselines: baselines, Order: a.compare, Sweep: sweep}
 	outs = append(outs, backtestOutput{"report.html", func(f io.Writer) error { return report.Write(f, in) }})
-	written, err := writeBacktestOutputs(a.out, outs)
+	written, removed, err := writeBacktestOutputs(a.out, outs)
 	if err != nil {
 		return err
 	}
@@ -435,6 +435,9 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		printBacktestSweep(stdout, sweep)
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", strings.Join(written, ", "))
+	if len(removed) > 0 {
+		fmt.Fprintf(stdout, "removed an earlier run's %s\n", strings.Join(removed, ", "))
+	}
 	return nil
 }
 
@@ -444,32 +447,49 @@ type backtestOutput struct {
 	write func(io.Writer) error
 }
 
+// backtestOutputFiles are every file the backtest may write to --out: one a
+// run does not write (sweep.csv without --sweep) is an earlier run's, and is
+// removed so that --out describes one run only.
+var backtestOutputFiles = []string{"decisions.csv", "summary.json", "sweep.csv", "report.html"}
+
 // writeBacktestOutputs renders every output in memory first, and only when
 // all of them rendered makes dir and writes them, each through a temporary
 // file: an output that cannot be rendered (a value JSON cannot hold)
-// leaves nothing behind, not the files before it. It returns the paths
-// written.
-func writeBacktestOutputs(dir string, outs []backtestOutput) ([]string, error) {
+// leaves nothing behind, not the files before it. Then it removes the
+// backtestOutputFiles this run did not write. It returns the paths
+// written and removed.
+func writeBacktestOutputs(dir string, outs []backtestOutput) (written, removed []string, err error) {
 	data := make([][]byte, len(outs))
 	for i, o := range outs {
 		var b bytes.Buffer
 		if err := o.write(&b); err != nil {
-			return nil, fmt.Errorf("backtest: %s: %w", filepath.Join(dir, o.name), err)
+			return nil, nil, fmt.Errorf("backtest: %s: %w", filepath.Join(dir, o.name), err)
 		}
 		data[i] = b.Bytes()
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("backtest: %w", err)
+		return nil, nil, fmt.Errorf("backtest: %w", err)
 	}
-	var written []string
 	for i, o := range outs {
 		path := filepath.Join(dir, o.name)
 		if err := writeBacktestFile(path, data[i]); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		written = append(written, path)
 	}
-	return written, nil
+	for _, name := range backtestOutputFiles {
+		if slices.ContainsFunc(outs, func(o backtestOutput) bool { return o.name == name }) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		switch err := os.Remove(path); {
+		case err == nil:
+			removed = append(removed, path)
+		case !errors.Is(err, os.ErrNotExist):
+			return nil, nil, fmt.Errorf("backtest: an earlier run's %s: %w", name, err)
+		}
+	}
+	return written, removed, nil
 }
 
 // writeBacktestFile writes path through a temporary file, so that a failed

@@ -432,7 +432,7 @@ func TestBacktestOutputsAllOrNothing(t *testing.T) {
 		return func(w io.Writer) error { _, err := io.WriteString(w, s); return err }
 	}
 	fail := func(io.Writer) error { return errors.New("json: unsupported value: NaN") }
-	_, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}, {"report.html", ok("new")}})
+	_, _, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}, {"report.html", ok("new")}})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "summary.json")+": json: unsupported value: NaN") {
 		t.Fatalf("err = %v", err)
 	}
@@ -442,7 +442,7 @@ func TestBacktestOutputsAllOrNothing(t *testing.T) {
 	// An earlier run's files stay as they were.
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "decisions.csv"), []byte("old"), 0o644)
-	if _, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}}); err == nil {
+	if _, _, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", fail}}); err == nil {
 		t.Fatal("no error")
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "decisions.csv")); string(b) != "old" {
@@ -451,7 +451,7 @@ func TestBacktestOutputsAllOrNothing(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("output directory holds %d files, want the earlier decisions.csv only", len(ents))
 	}
-	paths, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", ok("{}")}})
+	paths, _, err := writeBacktestOutputs(dir, []backtestOutput{{"decisions.csv", ok("new")}, {"summary.json", ok("{}")}})
 	if err != nil || len(paths) != 2 || paths[1] != filepath.Join(dir, "summary.json") {
 		t.Fatalf("paths %v, err %v", paths, err)
 	}
@@ -681,6 +681,46 @@ func TestBacktestSweep(t *testing.T) {
 		if !strings.Contains(string(html), want) {
 			t.Errorf("report.html lacks %q", want)
 		}
+	}
+}
+
+// A run into an --out an earlier run used replaces that run's outputs and
+// removes the ones it does not write (sweep.csv without --sweep); other
+// files there stay.
+func TestBacktestReusedOut(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 60)
+	out := filepath.Join(dir, "out")
+	run := func(args ...string) string {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		if err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--compare", "", "--out", out}, args...), &stdout, &stderr); err != nil {
+			t.Fatalf("%v\n%s", err, stderr.String())
+		}
+		return stdout.String()
+	}
+	run("--sweep", "forecast_quantile=0.9,0.95")
+	if _, err := os.Stat(filepath.Join(out, "sweep.csv")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(out, "notes.txt"), []byte("mine"), 0o644)
+	stdout := run("--scale", "2")
+	if _, err := os.Stat(filepath.Join(out, "sweep.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("sweep.csv of the earlier run: %v, want it removed", err)
+	}
+	if !strings.Contains(stdout, "removed an earlier run's "+filepath.Join(out, "sweep.csv")) {
+		t.Errorf("stdout does not say sweep.csv was removed:\n%s", stdout)
+	}
+	var names []string
+	ents, _ := os.ReadDir(out)
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, ","); got != "decisions.csv,notes.txt,report.html,summary.json" {
+		t.Errorf("--out holds %s, want this run's three files and notes.txt", got)
+	}
+	if strings.Contains(run("--scale", "3"), "removed") {
+		t.Error("a run with nothing to remove says it removed something")
 	}
 }
 
