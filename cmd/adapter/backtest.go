@@ -348,6 +348,9 @@ func runBacktest(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		pools = append(pools, p)
 	}
+	for i, name := range sim.PoolNames(a.spots) {
+		pools[i].Name = name // d1/zone and d2/zone, not zone twice
+	}
 	if err := mergeBacktestConfig(a, &w, pol.name, pol.given, len(pools)); err != nil {
 		return err
 	}

@@ -724,6 +724,34 @@ func TestBacktestReusedOut(t *testing.T) {
 	}
 }
 
+// Spot files of the same name in different directories are told apart in
+// summary.json and the printed summary.
+func TestBacktestPoolNames(t *testing.T) {
+	dir := t.TempDir()
+	trace := writeBacktestTrace(t, dir, 60)
+	var spots []string
+	for _, d := range []string{"d1", "d2"} {
+		os.MkdirAll(filepath.Join(dir, d), 0o755)
+		spots = append(spots, "--spot", writeBacktestPool(t, filepath.Join(dir, d), "zone", []int{1, 1, 0}))
+	}
+	out := filepath.Join(dir, "out")
+	var stdout, stderr bytes.Buffer
+	if err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--compare", "", "--out", out}, spots...), &stdout, &stderr); err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "summary.json"))
+	var sum sim.SummaryFile
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(sum.SpotPools, ", "); got != "d1/zone, d2/zone" {
+		t.Errorf("summary.json spot_pools = %q, want d1/zone, d2/zone", got)
+	}
+	if !strings.Contains(stdout.String(), "spot pools: d1/zone, d2/zone\n") {
+		t.Errorf("stdout:\n%s", stdout.String())
+	}
+}
+
 func mustBuiltinWorkload(t *testing.T) capacity.Workload {
 	t.Helper()
 	p, err := capacity.ParsePolicy("built-in", capacity.BacktestPolicy)

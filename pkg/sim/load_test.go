@@ -143,6 +143,25 @@ func TestParsePool(t *testing.T) {
 	}
 }
 
+// Pools are named by their file names, with the parent directories that
+// tell clashing ones apart.
+func TestPoolNames(t *testing.T) {
+	for _, tc := range []struct{ paths, want []string }{
+		{[]string{"spot/spot-high-a.json", "spot/spot-high-b.json"}, []string{"spot-high-a", "spot-high-b"}},
+		{[]string{"d1/zone.json", "d2/zone.json"}, []string{"d1/zone", "d2/zone"}},
+		{[]string{"x/d1/zone.json", "y/d1/zone.json", "d2/zone.json", "other.json"}, []string{"x/d1/zone", "y/d1/zone", "d2/zone", "other"}},
+		{[]string{"zone.json", "d/zone.json"}, []string{"zone", "d/zone"}},
+		{[]string{"/tmp/a/zone.json", "tmp/a/zone.json"}, []string{"/tmp/a/zone", "tmp/a/zone"}},
+		{[]string{"./d1/zone.json", "d1/zone.json"}, []string{"d1/zone", "d1/zone#2"}},
+		{nil, []string{}},
+	} {
+		got := PoolNames(tc.paths)
+		if strings.Join(got, ",") != strings.Join(tc.want, ",") || len(got) != len(tc.want) {
+			t.Errorf("PoolNames(%q) = %q, want %q", tc.paths, got, tc.want)
+		}
+	}
+}
+
 func TestParsePoolErrors(t *testing.T) {
 	for _, tc := range []struct{ name, in, want string }{
 		{"empty", "", "zone.json: empty file"},

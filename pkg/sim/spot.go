@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -58,6 +59,46 @@ func LoadPool(ctx context.Context, path string) (*Pool, error) {
 	}
 	p.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	return p, nil
+}
+
+// PoolNames names the pools of the spot files at paths: as LoadPool does,
+// by the file's name without its extension (spot-high-a), and where two
+// such names clash, with as many parent directories as tell the files
+// apart (d1/zone, d2/zone). The same file given twice is name, name#2.
+func PoolNames(paths []string) []string {
+	parts := make([][]string, len(paths))
+	depth := make([]int, len(paths))
+	for i, p := range paths {
+		p = filepath.ToSlash(filepath.Clean(p))
+		parts[i] = strings.Split(strings.TrimSuffix(p, path.Ext(p)), "/")
+		depth[i] = 1
+	}
+	names := make([]string, len(paths))
+	for {
+		for i, ps := range parts {
+			names[i] = strings.Join(ps[len(ps)-depth[i]:], "/")
+		}
+		deeper := false
+		for i := range names {
+			for j := range names {
+				if i != j && names[i] == names[j] && depth[i] < len(parts[i]) {
+					depth[i]++
+					deeper = true
+					break
+				}
+			}
+		}
+		if !deeper {
+			break
+		}
+	}
+	seen := map[string]int{}
+	for i, n := range names {
+		if seen[n]++; seen[n] > 1 {
+			names[i] = fmt.Sprintf("%s#%d", n, seen[n])
+		}
+	}
+	return names
 }
 
 // ParsePool parses a spot availability file; errors name the file and,
