@@ -290,6 +290,28 @@ func TestExporterDaemonSet(t *testing.T) {
 	if nodeFrom != "spec.nodeName" {
 		t.Errorf("NODE_NAME from %v, want the downward API's spec.nodeName", nodeFrom)
 	}
+	if spec["hostNetwork"] != nil || strings.Contains(fmt.Sprint(c), "SYS_ADMIN") || strings.Contains(fmt.Sprint(c), "NVIDIA_MIG_MONITOR_DEVICES") {
+		t.Errorf("host network or MIG monitoring by default: %v %v", spec["hostNetwork"], c)
+	}
+	// Opt-ins: MIG monitoring (NVML answers MIG queries to a privileged
+	// caller only) adds SYS_ADMIN and nothing else; the host network
+	// (an IMDSv2 hop limit of 1) resolves cluster names still.
+	_, opt := render(t, helm, "", "--set", "exporter.migMonitoring=true", "--set", "exporter.hostNetwork=true")
+	ospec := mapOf(get(find(opt, "DaemonSet", ""), "spec", "template", "spec"))
+	oc := mapOf(list(ospec["containers"])[0])
+	if ospec["hostNetwork"] != true || ospec["dnsPolicy"] != "ClusterFirstWithHostNet" {
+		t.Errorf("hostNetwork %v dnsPolicy %v", ospec["hostNetwork"], ospec["dnsPolicy"])
+	}
+	caps := get(oc, "securityContext", "capabilities")
+	if fmt.Sprint(get(caps, "add")) != "[SYS_ADMIN]" || fmt.Sprint(get(caps, "drop")) != "[ALL]" {
+		t.Errorf("MIG monitoring capabilities %v, want add [SYS_ADMIN], drop [ALL]", caps)
+	}
+	if get(oc, "securityContext", "allowPrivilegeEscalation") != false || get(oc, "securityContext", "readOnlyRootFilesystem") != true {
+		t.Errorf("MIG monitoring loosened more than the capability: %v", get(oc, "securityContext"))
+	}
+	if !strings.Contains(fmt.Sprint(oc["env"]), "NVIDIA_MIG_MONITOR_DEVICES value:all") {
+		t.Errorf("env %v lacks NVIDIA_MIG_MONITOR_DEVICES=all", oc["env"])
+	}
 	role := find(objs, "ClusterRole", "rel-infercast-exporter")
 	if role == nil {
 		t.Fatal("no exporter ClusterRole")

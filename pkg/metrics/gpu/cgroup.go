@@ -81,8 +81,13 @@ func parseCgroupPath(p string) (Container, bool) {
 		return Container{}, false
 	}
 	c := Container{PodUID: strings.ReplaceAll(m[1], "_", "-")}
-	if cm := containerIDRe.FindStringSubmatch(filepath.Base(p)); cm != nil {
-		c.ContainerID = cm[1]
+	// The container's own cgroup is the deepest segment naming an ID:
+	// crun on cgroup v2 adds a sub-cgroup below it (…/crio-<id>.scope/container).
+	for dir := p; dir != "/" && dir != "." && dir != ""; dir = filepath.Dir(dir) {
+		if cm := containerIDRe.FindStringSubmatch(filepath.Base(dir)); cm != nil {
+			c.ContainerID = cm[1]
+			break
+		}
 	}
 	return c, true
 }

@@ -177,9 +177,9 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 	}
 	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, idx, uuid, name, driver, strconv.FormatBool(c.o.Simulated))
 
-	if mem, ret := dev.GetMemoryInfo(); ret == nvml.SUCCESS {
-		ch <- prometheus.MustNewConstMetric(c.memUsed, prometheus.GaugeValue, float64(mem.Used), idx, uuid)
-		ch <- prometheus.MustNewConstMetric(c.memTotal, prometheus.GaugeValue, float64(mem.Total), idx, uuid)
+	if used, total, ret := memoryInfo(dev); ret == nvml.SUCCESS {
+		ch <- prometheus.MustNewConstMetric(c.memUsed, prometheus.GaugeValue, float64(used), idx, uuid)
+		ch <- prometheus.MustNewConstMetric(c.memTotal, prometheus.GaugeValue, float64(total), idx, uuid)
 	} else {
 		c.fail("memory_info", ret)
 	}
@@ -229,10 +229,10 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 		if ret != nvml.SUCCESS {
 			c.fail("compute_instance_id", ret)
 		}
-		if mem, ret := md.GetMemoryInfo(); ret == nvml.SUCCESS {
+		if used, total, ret := memoryInfo(md); ret == nvml.SUCCESS {
 			lv := []string{idx, uuid, migUUID, strconv.Itoa(gi), strconv.Itoa(ci)}
-			ch <- prometheus.MustNewConstMetric(c.migUsed, prometheus.GaugeValue, float64(mem.Used), lv...)
-			ch <- prometheus.MustNewConstMetric(c.migTotal, prometheus.GaugeValue, float64(mem.Total), lv...)
+			ch <- prometheus.MustNewConstMetric(c.migUsed, prometheus.GaugeValue, float64(used), lv...)
+			ch <- prometheus.MustNewConstMetric(c.migTotal, prometheus.GaugeValue, float64(total), lv...)
 		} else {
 			c.fail("mig_memory_info", ret)
 		}
@@ -280,6 +280,13 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 		c.fail("running_processes", ret)
 		return
 	}
+	// The clients of an MPS server are listed apart from the other compute
+	// processes (a GPU shared through MPS shows only its server above).
+	if mps, ret := dev.GetMPSComputeRunningProcesses(); ret == nvml.SUCCESS {
+		procs = mergeProcesses(procs, mps)
+	} else if !unsupported(ret) {
+		c.fail("mps_running_processes", ret)
+	}
 	mem := map[podKey]float64{}
 	count := map[podKey]float64{}
 	busy := map[podKey]float64{}
@@ -294,7 +301,11 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 			continue // a host process: not attributable to a pod
 		}
 		k := podKey{ctr.PodUID, ctr.ContainerID}
-		mem[k] += float64(p.UsedGpuMemory)
+		m := float64(p.UsedGpuMemory)
+		if p.UsedGpuMemory == notAvailable {
+			m = 0 // unknown; the process still counts
+		}
+		mem[k] += m
 		count[k]++
 		busy[k] += util[p.Pid]
 	}
@@ -332,4 +343,45 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// notAvailable is NVML_VALUE_NOT_AVAILABLE in an unsigned field: a
+// process's memory NVML cannot tell (documented for Windows' WDDM).
+const notAvailable = ^uint64(0)
+
+// unsupported says an optional NVML call does not exist for this device
+// or driver: not a failure.
+func unsupported(ret nvml.Return) bool {
+	return ret == nvml.ERROR_NOT_SUPPORTED || ret == nvml.ERROR_FUNCTION_NOT_FOUND || ret == nvml.ERROR_ARGUMENT_VERSION_MISMATCH
+}
+
+// memoryInfo is a device's used and total memory. Version 2 counts as used
+// only what is allocated (version 1 adds the memory the driver reserves,
+// a few hundred MiB on an idle GPU), as nvidia-smi does; version 1 where
+// the driver has no version 2.
+func memoryInfo(dev nvml.Device) (used, total uint64, ret nvml.Return) {
+	m2, ret := dev.GetMemoryInfo_v2()
+	if ret == nvml.SUCCESS {
+		return m2.Used, m2.Total, ret
+	}
+	if !unsupported(ret) {
+		return 0, 0, ret
+	}
+	m, ret := dev.GetMemoryInfo()
+	return m.Used, m.Total, ret
+}
+
+// mergeProcesses is a with the processes of b it does not list.
+func mergeProcesses(a, b []nvml.ProcessInfo) []nvml.ProcessInfo {
+	seen := make(map[uint32]bool, len(a))
+	for _, p := range a {
+		seen[p.Pid] = true
+	}
+	for _, p := range b {
+		if !seen[p.Pid] {
+			seen[p.Pid] = true
+			a = append(a, p)
+		}
+	}
+	return a
 }

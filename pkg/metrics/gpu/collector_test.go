@@ -26,6 +26,9 @@ func TestCgroupMapper(t *testing.T) {
 		{"v1 cgroupfs", 101, Container{"6f1c0a3e-2b4d-4c5e-9f60-7a8b9c0d1e2f", "3a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829"}, true},
 		{"v2 systemd containerd", 102, Container{"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100"}, true},
 		{"v2 crio guaranteed", 103, Container{"11112222-3333-4444-5555-666677778888", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}, true},
+		// crun on cgroup v2 runs the container in a "container" sub-cgroup
+		// of its scope (crun's default systemd sub-cgroup).
+		{"v2 crio crun sub-cgroup", 107, Container{"22223333-4444-5555-6666-777788889999", "abcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcd"}, true},
 		{"host process", 104, Container{}, false},
 		{"garbage file", 106, Container{}, false},
 		{"exited process", 999, Container{}, false},
@@ -58,9 +61,21 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	srv.Devices = srv.Devices[:2]
 	g0 := srv.Devices[0].(*dgxa100.Device)
 	g0.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 73, Memory: 20}, nvml.SUCCESS }
-	g0.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 30 << 30}, nvml.SUCCESS }
+	// Version 2 counts only allocated memory as used; version 1 adds the
+	// driver's reservation (here 512 MiB).
+	g0.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
+		return nvml.Memory_v2{Total: 40 << 30, Reserved: 1 << 29, Used: 30 << 30}, nvml.SUCCESS
+	}
+	g0.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {
+		return nvml.Memory{Total: 40 << 30, Used: 30<<30 + 1<<29}, nvml.SUCCESS
+	}
 	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 102, UsedGpuMemory: 10 << 30}, {Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 104, UsedGpuMemory: 1 << 30}}, nvml.SUCCESS
+	}
+	// An MPS client listed apart (103, memory not available), and 105 in
+	// both lists (counted once).
+	g0.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 103, UsedGpuMemory: ^uint64(0)}}, nvml.SUCCESS
 	}
 	// Since timestamp 0: 102 sampled twice (25 %, 75 %: mean 0.5), 105 once
 	// (25 %), the host process 104 once; after the newest (3000), nothing.
@@ -75,8 +90,15 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	}
 	g1 := srv.Devices[1].(*dgxa100.Device)
 	g1.MigMode = nvml.DEVICE_MIG_ENABLE
+	g1.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_NOT_SUPPORTED }
 	g1.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
+	g1.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED }
 	mig := &mock.Device{
+		// An older driver: no version 2, no MPS listing.
+		GetMemoryInfo_v2Func: func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_FUNCTION_NOT_FOUND },
+		GetMPSComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
+			return nil, nvml.ERROR_FUNCTION_NOT_FOUND
+		},
 		GetUUIDFunc:              func() (string, nvml.Return) { return "MIG-aaaa", nvml.SUCCESS },
 		GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return 2, nvml.SUCCESS },
 		GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
@@ -174,16 +196,19 @@ func TestCollectorOverMock(t *testing.T) {
 		// The container's two processes: 0.5 + 0.25.
 		{"infercast_gpu_pod_utilization_ratio", map[string]string{"gpu": "0", "mig_uuid": "", "pod": "chat-0", "pod_uid": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}, 0.75},
 		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "1", "mig_uuid": "MIG-aaaa", "pod_uid": "6f1c0a3e-2b4d-4c5e-9f60-7a8b9c0d1e2f", "pod": ""}, 3 * gib},
+		// The MPS client: its process counts, its memory NVML cannot tell.
+		{"infercast_gpu_pod_processes", map[string]string{"gpu": "0", "pod_uid": "11112222-3333-4444-5555-666677778888"}, 1},
+		{"infercast_gpu_pod_memory_used_bytes", map[string]string{"gpu": "0", "pod_uid": "11112222-3333-4444-5555-666677778888"}, 0},
 	} {
 		if got := sample(t, mfs, tc.name, tc.labels); got != tc.want {
 			t.Errorf("%s%v = %v, want %v", tc.name, tc.labels, got, tc.want)
 		}
 	}
-	if n := len(mfs["infercast_gpu_pod_memory_used_bytes"].GetMetric()); n != 2 {
-		t.Errorf("%d pod series, want 2 (host process excluded)", n)
+	if n := len(mfs["infercast_gpu_pod_memory_used_bytes"].GetMetric()); n != 3 {
+		t.Errorf("%d pod series, want 3 (host process excluded)", n)
 	}
-	if n := len(mfs["infercast_gpu_pod_utilization_ratio"].GetMetric()); n != 1 {
-		t.Errorf("%d pod utilisation series, want 1 (none on the MIG device)", n)
+	if n := len(mfs["infercast_gpu_pod_utilization_ratio"].GetMetric()); n != 2 {
+		t.Errorf("%d pod utilisation series, want 2 (GPU 0's two pods, none on the MIG device)", n)
 	}
 	// The next scrape asks only for samples after the newest it read;
 	// none came, so the pod was idle.
@@ -274,6 +299,7 @@ func TestNVMLCallFailuresAreCounted(t *testing.T) {
 	g0.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
 		return nil, nvml.ERROR_GPU_IS_LOST
 	}
+	g0.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_GPU_IS_LOST }
 	c := NewCollector(Options{NVML: srv, Mapper: CgroupMapper{ProcRoot: "testdata/proc"}})
 	_, mfs := gather(t, c)
 	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "utilization"}); got != 1 {
@@ -281,6 +307,9 @@ func TestNVMLCallFailuresAreCounted(t *testing.T) {
 	}
 	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "process_utilization"}); got != 1 {
 		t.Errorf("process_utilization errors = %v, want 1", got)
+	}
+	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "mps_running_processes"}); got != 1 {
+		t.Errorf("mps_running_processes errors = %v, want 1", got)
 	}
 	if _, ok := mfs["infercast_gpu_pod_utilization_ratio"]; ok {
 		t.Error("pod utilisation exported though NVML failed to sample processes")

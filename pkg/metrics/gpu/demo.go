@@ -61,10 +61,11 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 			tick++
 			return nvml.Utilization{Gpu: uint32(math.Round(100 * load())), Memory: uint32(math.Round(60 * load()))}, nvml.SUCCESS
 		}
-		dev.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) {
+		dev.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
 			used := uint64(float64(total) * (0.3 + 0.6*load()))
-			return nvml.Memory{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
+			return nvml.Memory_v2{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
 		}
+		dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 		dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 			out := append([]nvml.ProcessInfo(nil), procs...)
 			for j := range out {
@@ -119,9 +120,10 @@ func demoMIG(parent string, mapper MapMapper, pods DemoPods) []nvml.Device {
 			},
 			GetGpuInstanceIdFunc:     func() (int, nvml.Return) { return 1 + j, nvml.SUCCESS },
 			GetComputeInstanceIdFunc: func() (int, nvml.Return) { return 0, nvml.SUCCESS },
-			GetMemoryInfoFunc: func() (nvml.Memory, nvml.Return) {
-				return nvml.Memory{Total: 20 * gib, Used: used, Free: 20*gib - used}, nvml.SUCCESS
+			GetMemoryInfo_v2Func: func() (nvml.Memory_v2, nvml.Return) {
+				return nvml.Memory_v2{Total: 20 * gib, Used: used, Free: 20*gib - used}, nvml.SUCCESS
 			},
+			GetMPSComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
 			GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
 				if j != 0 {
 					return nil, nvml.SUCCESS

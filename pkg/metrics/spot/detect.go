@@ -14,7 +14,7 @@ func ParseProvider(s string) (Provider, error) {
 	case AWS, GCP, Azure, None:
 		return p, nil
 	}
-	return "", fmt.Errorf("spot: unknown provider %q (want aws, gcp, azure, none or auto)", s)
+	return "", fmt.Errorf("spot: unknown provider %q (want aws, gcp, azure or none)", s)
 }
 
 // ProviderFromID reads the provider from a node's spec.providerID

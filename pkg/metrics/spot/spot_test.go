@@ -219,7 +219,18 @@ func TestGCPTerminationFromFirstSighting(t *testing.T) {
 }
 
 func azure(status int, body string) http.HandlerFunc {
+	return azureVM("vm-1", 200, status, body)
+}
+
+// azureVM serves the instance's name (compute/name, with nameStatus) and
+// the scheduled events.
+func azureVM(name string, nameStatus, status int, body string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/metadata/instance/compute/name" && r.URL.Query().Get("format") == "text" && r.Header.Get("Metadata") == "true" {
+			w.WriteHeader(nameStatus)
+			fmt.Fprint(w, name)
+			return
+		}
 		if r.URL.Path != "/metadata/scheduledevents" || r.URL.Query().Get("api-version") != "2020-07-01" || r.Header.Get("Metadata") != "true" {
 			w.WriteHeader(http.StatusBadRequest)
 			return
@@ -249,6 +260,10 @@ func TestAzure(t *testing.T) {
 		{"preempt", "", azure(200, azurePreempt), preempt, ""},
 		{"preempt of this vm", "vm-1", azure(200, azurePreempt), preempt, ""},
 		{"preempt of another vm", "vm-0", azure(200, azurePreempt), Notice{}, ""},
+		// The name from the instance metadata: another node's eviction in
+		// the same scale set (an AKS pool) is not this node's.
+		{"another vm, name from metadata", "", azureVM("vm-0", 200, 200, azurePreempt), Notice{}, ""},
+		{"name unreadable", "", azureVM("", 404, 200, azurePreempt), Notice{}, "status"},
 		{"freeze only", "", azure(200, strings.Replace(azurePreempt, `"Preempt"`, `"Reboot"`, 1)), Notice{}, ""},
 		{"bad NotBefore", "", azure(200, strings.Replace(azurePreempt, "Fri, 27 Nov 2026 12:00:30 GMT", "tomorrow", 1)), Notice{}, "parse"},
 		{"garbage", "", azure(200, `{"Events": [`), Notice{}, "parse"},
