@@ -9,7 +9,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql/parser"
 	"gopkg.in/yaml.v3"
+
+	"github.com/infercast/infercast/internal/strictyaml"
 )
 
 // Policy is a validated policy file: the workloads the planner sizes.
@@ -485,10 +486,10 @@ func policyDoc(name string, b []byte) (*yaml.Node, error) {
 }
 
 func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
-	if err := checkKnownFields(doc, reflect.TypeOf(Policy{}), "", ""); err != nil {
-		return nil, fmt.Errorf("%s:%w", name, err)
-	}
 	wnodes := workloadNodes(doc)
+	if errs := strictyaml.Check(doc, reflect.TypeOf(Policy{}), ""); len(errs) > 0 {
+		return nil, locate(name, wnodes, errs[0])
+	}
 	if len(wnodes) == 0 {
 		return nil, fmt.Errorf("%s: no workloads", name)
 	}
@@ -497,7 +498,9 @@ func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 	var errs []error
 	for i, wn := range wnodes {
 		if err := wn.Decode(&p.Workloads[i]); err != nil {
-			errs = append(errs, decodeErrors(name, wn, workloadLabel(wn, i), err)...)
+			for _, e := range strictyaml.DecodeErrors(wn, err) {
+				errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, e.Line, workloadLabel(wn, i), e))
+			}
 		}
 	}
 	if len(errs) > 0 {
@@ -556,187 +559,18 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// checkKnownFields walks n against the yaml tags of t and reports the first
-// key t does not have, as ":LINE: WORKLOAD: PATH: unknown field". yaml.v3's
-// KnownFields does the same check but cannot name the workload.
-func checkKnownFields(n *yaml.Node, t reflect.Type, where, path string) error {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch {
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for i, c := range n.Content {
-			w, p := where, fmt.Sprintf("%s[%d]", path, i)
-			if path == "workloads" && where == "" {
-				w, p = workloadLabel(c, i), ""
-			}
-			if err := checkKnownFields(c, t.Elem(), w, p); err != nil {
-				return err
-			}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
-			if tag != "" && tag != "-" {
-				fields[tag] = f.Type
-			}
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			child := k.Value
-			if path != "" {
-				child = path + "." + k.Value
-			}
-			ft, ok := fields[k.Value]
-			if !ok {
-				prefix := ""
-				if where != "" {
-					prefix = where + ": "
-				}
-				return fmt.Errorf("%d: %s%s: unknown field (known: %s)", k.Line, prefix, child, strings.Join(sortedKeys(fields), ", "))
-			}
-			if err := checkKnownFields(n.Content[i+1], ft, where, child); err != nil {
-				return err
-			}
+// locate formats e, a problem found under the policy's document, as
+// FILE:LINE: WORKLOAD: PATH: PROBLEM, the path below its workload's entry
+// (FILE:LINE: PATH: PROBLEM above the workloads).
+func locate(name string, wnodes []*yaml.Node, e *strictyaml.Error) error {
+	if rest, ok := strings.CutPrefix(e.Path, "workloads["); ok {
+		idx, after, _ := strings.Cut(rest, "]")
+		if i, err := strconv.Atoi(idx); err == nil && i >= 0 && i < len(wnodes) {
+			in := &strictyaml.Error{Line: e.Line, Path: strings.TrimPrefix(after, "."), Msg: e.Msg}
+			return fmt.Errorf("%s:%d: %s: %w", name, e.Line, workloadLabel(wnodes[i], i), in)
 		}
 	}
-	return nil
-}
-
-var (
-	// yaml.v3's type errors: "line N: cannot unmarshal !!TAG `VALUE` into
-	// TYPE" (VALUE cut to 7 characters and "..." past 10; none for !!map
-	// and !!seq), and "line N: mapping key "K" already defined at line M".
-	cannotUnmarshal = regexp.MustCompile("^line ([0-9]+): cannot unmarshal (!![a-z]+)(?: `([^`]*)`)? into (.+)$")
-	duplicateKey    = regexp.MustCompile(`^line ([0-9]+): mapping key "(.*)" already defined`)
-	errorLine       = regexp.MustCompile(`^line ([0-9]+): `)
-)
-
-// decodeErrors turns the error of decoding workload node wn into one error
-// per problem, each naming the file's line, the workload and the field
-// (its key path, as validate names it), e.g.
-// p.yaml:6: workload "chat": cold_start: cannot unmarshal !!int `180` into time.Duration.
-func decodeErrors(file string, wn *yaml.Node, label string, err error) []error {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return []error{fmt.Errorf("%s:%d: %s: %w", file, wn.Line, label, err)}
-	}
-	out := make([]error, 0, len(te.Errors))
-	for _, msg := range te.Errors {
-		line, field, what := wn.Line, "", msg
-		if m := errorLine.FindStringSubmatch(msg); m != nil {
-			line, _ = strconv.Atoi(m[1])
-			what = strings.TrimPrefix(msg, m[0])
-		}
-		switch m := cannotUnmarshal.FindStringSubmatch(msg); {
-		case m != nil:
-			field = fieldAt(wn, line, func(n *yaml.Node) bool { return valueMatches(n, m[2], m[3]) })
-			if m[4] == "time.Duration" {
-				what += ` (want a duration with a unit, e.g. "180s")`
-			}
-		default:
-			if m := duplicateKey.FindStringSubmatch(msg); m != nil {
-				field = keyAt(wn, line, m[2])
-			}
-		}
-		if field == "" {
-			field = fieldAt(wn, line, func(*yaml.Node) bool { return true })
-		}
-		if field != "" {
-			what = field + ": " + what
-		}
-		out = append(out, fmt.Errorf("%s:%d: %s: %s", file, line, label, what))
-	}
-	return out
-}
-
-// valueMatches says whether n is the node a type error describes: its tag
-// (!!map, !!seq) or its scalar value, cut as yaml.v3 cuts it.
-func valueMatches(n *yaml.Node, tag, quoted string) bool {
-	switch tag {
-	case "!!map":
-		return n.Kind == yaml.MappingNode
-	case "!!seq":
-		return n.Kind == yaml.SequenceNode
-	}
-	if n.Kind != yaml.ScalarNode {
-		return false
-	}
-	if cut, ok := strings.CutSuffix(quoted, "..."); ok && len(n.Value) > 10 {
-		return strings.HasPrefix(n.Value, cut)
-	}
-	return n.Value == quoted
-}
-
-// fieldAt returns the key path (tiers.spot.notice, tiers.spot.pools[1]) of
-// the deepest value node under n on line that match accepts (a mapping
-// starts on its first key's line: its parent's value shares that line);
-// "" if none.
-func fieldAt(n *yaml.Node, line int, match func(*yaml.Node) bool) string {
-	var walk func(n *yaml.Node, path string) (string, bool)
-	walk = func(n *yaml.Node, path string) (string, bool) {
-		switch n.Kind {
-		case yaml.MappingNode:
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				p := joinPath(path, n.Content[i].Value)
-				if f, ok := walk(n.Content[i+1], p); ok {
-					return f, true
-				}
-				if v := n.Content[i+1]; v.Line == line && match(v) {
-					return p, true
-				}
-			}
-		case yaml.SequenceNode:
-			for i, c := range n.Content {
-				p := fmt.Sprintf("%s[%d]", path, i)
-				if f, ok := walk(c, p); ok {
-					return f, true
-				}
-				if c.Line == line && match(c) {
-					return p, true
-				}
-			}
-		}
-		return "", false
-	}
-	f, _ := walk(n, "")
-	return f
-}
-
-// keyAt returns the key path of key on line under n; "" if none.
-func keyAt(n *yaml.Node, line int, key string) string {
-	var walk func(n *yaml.Node, path string) string
-	walk = func(n *yaml.Node, path string) string {
-		for i, c := range n.Content {
-			p := path
-			switch n.Kind {
-			case yaml.MappingNode:
-				if i%2 == 0 {
-					if c.Line == line && c.Value == key {
-						return joinPath(path, key)
-					}
-					continue
-				}
-				p = joinPath(path, n.Content[i-1].Value)
-			case yaml.SequenceNode:
-				p = fmt.Sprintf("%s[%d]", path, i)
-			}
-			if f := walk(c, p); f != "" {
-				return f
-			}
-		}
-		return ""
-	}
-	return walk(n, "")
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
+	return fmt.Errorf("%s:%d: %w", name, e.Line, e)
 }
 
 // workloadLabel names the workload of node n for error messages.
@@ -753,15 +587,6 @@ func entryName(n *yaml.Node) string {
 		return v.Value
 	}
 	return ""
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // PolicyFile is a reloadable policy file: Reload swaps in a new policy only
