@@ -39,6 +39,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	} else if !o.demo {
 		return errors.New("--config.file is required (or --demo for the built-in fleet)")
 	}
+	warnScrapesNothing(cfg, o, log)
 	if o.webConfigFile != "" {
 		if err := web.Validate(o.webConfigFile); err != nil {
 			return fmt.Errorf("--web.config.file: %w", err)
@@ -90,6 +91,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	in.setGPUs(demoGPUs)
 	reload.OnApplied(func(metrics.Config) { in.refreshKube() })
+	reload.OnApplied(func(c metrics.Config) { warnScrapesNothing(c, o, log) })
 	defer func() {
 		for _, c := range in.closers {
 			c()
@@ -229,6 +231,15 @@ func webMux(o options, reg *prometheus.Registry, log *slog.Logger, kubeReady, sc
 // gpuCollector returns the NVML collector over lib (nvml.New(): the real
 // driver), mapping processes to pods under gc.ProcRoot; in the demo, when
 // lib does not initialise (no driver), one over go-nvml's mock, saying so.
+// warnScrapesNothing warns when the configuration names no target and pod
+// discovery is off (an empty file, say): the exporter would run and serve
+// no model's metrics, without a word. The demo's fleet is its targets.
+func warnScrapesNothing(c metrics.Config, o options, log *slog.Logger) {
+	if !o.demo && c.ScrapesNothing() {
+		log.Warn("the configuration has no targets and pod discovery (integrations.kubernetes.enabled) is off: no model server will be scraped", "file", o.configFile)
+	}
+}
+
 func gpuCollector(demo bool, gc metrics.GPUConfig, lib nvml.Interface, pods gpu.PodResolver, log *slog.Logger) (*gpu.Collector, bool) {
 	opts := gpu.Options{NVML: lib, Mapper: gpu.CgroupMapper{ProcRoot: gc.ProcRoot}, Pods: pods, Logger: log}
 	if demo {

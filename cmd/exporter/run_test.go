@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -54,6 +55,12 @@ type running struct {
 
 func startRun(t *testing.T, o options) *running {
 	t.Helper()
+	return startRunLog(t, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startRunLog is startRun with the exporter logging to log.
+func startRunLog(t *testing.T, o options, log *slog.Logger) *running {
+	t.Helper()
 	addrc := make(chan string, 1)
 	o.listening = addrc
 	if o.listenAddress == "" {
@@ -67,7 +74,6 @@ func startRun(t *testing.T, o options) *running {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), client: &http.Client{Timeout: 10 * time.Second}}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	go func() { r.done <- run(ctx, o, log) }()
 	select {
 	case r.addr = <-addrc:
@@ -427,6 +433,59 @@ func TestReload(t *testing.T) {
 		v, _ := gaugeValue(m, "infercast_exporter_config_last_reload_successful")
 		return v == 1 && m["infercast_target_up"] == nil
 	})
+}
+
+// TestWarnsWhenNothingToScrape: a configuration without targets and
+// without pod discovery (an empty file) is valid, but the exporter says
+// that it will scrape nothing — at start and after a reload — instead of
+// serving no model's metrics without a word.
+func TestWarnsWhenNothingToScrape(t *testing.T) {
+	const warning = "no model server will be scraped"
+	var logs lockedBuffer
+	cfgPath := writeConfig(t, "targets:\n  - {name: a, url: 'http://127.0.0.1:1/metrics', dialect: vllm}\n")
+	r := startRunLog(t, options{configFile: cfgPath}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if strings.Contains(logs.String(), warning) {
+		t.Fatalf("warned with a target configured:\n%s", logs.String())
+	}
+	if err := os.WriteFile(cfgPath, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("reload of an empty file = %d", resp.StatusCode)
+	}
+	if !strings.Contains(logs.String(), warning) {
+		t.Errorf("no warning after reloading an empty file:\n%s", logs.String())
+	}
+	r.stop(t)
+
+	var empty lockedBuffer
+	startRunLog(t, options{configFile: writeConfig(t, "")}, slog.New(slog.NewTextHandler(&empty, nil))).stop(t)
+	if !strings.Contains(empty.String(), warning) {
+		t.Errorf("no warning starting on an empty file:\n%s", empty.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer the exporter logs to while the test reads.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 func TestRunRefusesBadSetup(t *testing.T) {

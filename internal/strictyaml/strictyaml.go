@@ -9,6 +9,7 @@ package strictyaml
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"sort"
@@ -38,8 +39,8 @@ func (e *Error) Error() string {
 
 // Check walks node n against Go type t (the type n is decoded into) and
 // returns, in the file's order, every key t does not have ("unknown
-// field", with the known keys). path is the key path of n ("" for the
-// document).
+// field", with the known key it is likely a typo of, or the known keys).
+// path is the key path of n ("" for the document).
 func Check(n *yaml.Node, t reflect.Type, path string) []*Error {
 	var errs []*Error
 	check(n, t, path, &errs)
@@ -83,7 +84,7 @@ func check(n *yaml.Node, t reflect.Type, path string, errs *[]*Error) {
 			k := n.Content[i]
 			ft, ok := fields[k.Value]
 			if !ok {
-				*errs = append(*errs, &Error{Line: k.Line, Path: joinPath(path, k.Value), Msg: unknownField(fields)})
+				*errs = append(*errs, &Error{Line: k.Line, Path: joinPath(path, k.Value), Msg: unknownField(k.Value, fields)})
 				continue
 			}
 			check(n.Content[i+1], ft, joinPath(path, k.Value), errs)
@@ -91,14 +92,69 @@ func check(n *yaml.Node, t reflect.Type, path string, errs *[]*Error) {
 	}
 }
 
-// unknownField says a key is not one of fields, and lists them.
-func unknownField(fields map[string]reflect.Type) string {
+// unknownField says a key is not one of fields: "did you mean KEY?" when
+// one known key is a likely typo of it, else the known keys.
+func unknownField(key string, fields map[string]reflect.Type) string {
 	known := make([]string, 0, len(fields))
 	for k := range fields {
 		known = append(known, k)
 	}
 	sort.Strings(known)
+	if s := Suggest(key, known); s != "" {
+		return fmt.Sprintf("unknown field (did you mean %s?)", s)
+	}
 	return fmt.Sprintf("unknown field (known: %s)", strings.Join(known, ", "))
+}
+
+// Suggest returns the one of known that key is most likely a typo of: at
+// most two edits away (one for keys of up to five letters); "" when none
+// is, or when two are equally close.
+func Suggest(key string, known []string) string {
+	best, bestD, tie := "", math.MaxInt, false
+	for _, k := range known {
+		d := editDistance(strings.ToLower(key), strings.ToLower(k))
+		switch {
+		case d < bestD:
+			best, bestD, tie = k, d, false
+		case d == bestD:
+			tie = true
+		}
+	}
+	limit := 2
+	if len(best) <= 5 {
+		limit = 1
+	}
+	if best == "" || tie || bestD > limit {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Damerau–Levenshtein (optimal string alignment)
+// distance: insertions, deletions, substitutions and swaps of neighbours.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			c := 1
+			if ra[i-1] == rb[j-1] {
+				c = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+c)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 var (
@@ -243,12 +299,12 @@ func keyAt(n *yaml.Node, line int, key string) string {
 // targets[1].dialect): the line of its key, or of its list item. A path
 // the file does not spell out in full (a setting left to its default)
 // is on the line of the deepest part it does: the line of tiers.spot for
-// tiers.spot.failure_domains when spot does not set failure_domains, n's
-// own line when none is there.
+// tiers.spot.failure_domains when spot does not set failure_domains. 0
+// when not even the path's first key is there.
 func Line(n *yaml.Node, path string) int {
-	line := n.Line
+	line := 0
 	if path == "" {
-		return line
+		return n.Line
 	}
 	for _, part := range strings.Split(path, ".") {
 		key, rest, _ := strings.Cut(part, "[")

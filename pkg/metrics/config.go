@@ -8,12 +8,15 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 	"gopkg.in/yaml.v3"
+
+	"github.com/infercast/infercast/internal/strictyaml"
 )
 
 // Config is the exporter's configuration file. Unknown keys are errors, so a
@@ -165,38 +168,82 @@ func (c *Config) applyDefaults() {
 	}
 }
 
-// LoadConfigFile reads and validates a configuration file.
+// LoadConfigFile reads and validates a configuration file. Errors name the
+// file, the line and the key path, as FILE:LINE: PATH: PROBLEM
+// (exporter.yaml:2: global.scrape_intervall: unknown field (did you mean
+// scrape_interval?)).
 func LoadConfigFile(path string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return Config{}, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := ParseConfig(b)
-	if err != nil {
-		return Config{}, fmt.Errorf("config %s: %w", path, err)
+	return parseConfig(path, b)
+}
+
+// ParseConfig decodes YAML strictly (unknown fields are errors), fills in
+// defaults and validates the result. It returns the first problem, as
+// "line N: PATH: PROBLEM" (LoadConfigFile names the file instead).
+func ParseConfig(b []byte) (Config, error) {
+	return parseConfig("", b)
+}
+
+func parseConfig(name string, b []byte) (Config, error) {
+	at := func(line int, err error) error {
+		switch {
+		case name == "" && line > 0:
+			return fmt.Errorf("line %d: %w", line, err)
+		case name == "":
+			return err
+		case line > 0:
+			return fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		if line, msg, ok := strictyaml.SyntaxError(err); ok {
+			return Config{}, at(line, errors.New(msg))
+		}
+		return Config{}, at(0, err)
+	}
+	// A second document is almost always a mistake (a stray "---").
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return Config{}, at(extra.Line, errors.New("config holds more than one YAML document"))
+	}
+	var c Config
+	var root *yaml.Node // nil for an empty file
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 && doc.Content[0].ShortTag() != "!!null" {
+		root = doc.Content[0]
+		if root.Kind != yaml.MappingNode {
+			return Config{}, at(root.Line, errors.New("want a mapping of global, targets, generic_mappings and integrations"))
+		}
+		if errs := strictyaml.Check(root, reflect.TypeOf(c), ""); len(errs) > 0 {
+			return Config{}, at(errs[0].Line, errs[0])
+		}
+		if err := root.Decode(&c); err != nil {
+			e := strictyaml.DecodeErrors(root, err)[0]
+			return Config{}, at(e.Line, e)
+		}
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		// Validate's errors are "PATH: PROBLEM": the path finds the line.
+		line := 0
+		if path, _, ok := strings.Cut(err.Error(), ": "); ok && root != nil {
+			line = strictyaml.Line(root, path)
+		}
+		return Config{}, at(line, err)
 	}
 	return c, nil
 }
 
-// ParseConfig decodes YAML strictly (unknown fields are errors), fills in
-// defaults and validates the result. Errors name the offending field.
-func ParseConfig(b []byte) (Config, error) {
-	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, err
-	}
-	// A second document is almost always a mistake (a stray "---").
-	var extra any
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return Config{}, errors.New("config holds more than one YAML document")
-	}
-	c.applyDefaults()
-	if err := c.Validate(); err != nil {
-		return Config{}, err
-	}
-	return c, nil
+// ScrapesNothing says the configuration has no static target and pod
+// discovery is off: an exporter running it serves only its own metrics
+// (and any GPU, spot and cost collectors).
+func (c *Config) ScrapesNothing() bool {
+	return len(c.Targets) == 0 && !c.Integrations.Kubernetes.Enabled
 }
 
 // Validate checks every field and returns the first problem, naming the field.

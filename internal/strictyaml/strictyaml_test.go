@@ -1,0 +1,87 @@
+package strictyaml
+
+import (
+	"reflect"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+func TestSuggest(t *testing.T) {
+	known := []string{"enabled", "mu", "notice", "scrape_interval", "scrape_timeout", "targets", "windows"}
+	for key, want := range map[string]string{
+		"scrape_intervall": "scrape_interval",
+		"scrape_intreval":  "scrape_interval", // a swap is one edit
+		"Scrape_Interval":  "scrape_interval",
+		"enable":           "enabled",
+		"notic":            "notice",
+		"target":           "targets",
+		"mxx":              "", // two edits from mu: too many for a short key
+		"scrape":           "", // far from both scrape_ keys
+		"interval":         "",
+		"window_list":      "",
+	} {
+		if got := Suggest(key, known); got != want {
+			t.Errorf("Suggest(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if got := Suggest("ab", []string{"ac", "ad"}); got != "" {
+		t.Errorf("a tie suggested %q", got)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	type inner struct {
+		Name string `yaml:"name"`
+	}
+	type config struct {
+		Items []inner          `yaml:"items"`
+		Named map[string]inner `yaml:"named"`
+		Node  yaml.Node        `yaml:"node"`
+	}
+	var doc yaml.Node
+	src := "items:\n  - {name: a}\n  - {nme: b}\nnamed:\n  x: {name: c, size: 1}\nnode: {anything: 1}\nextra: 1\n"
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []Error
+	for _, e := range Check(doc.Content[0], reflect.TypeOf(config{}), "") {
+		got = append(got, *e)
+	}
+	want := []Error{
+		{3, "items[1].nme", "unknown field (did you mean name?)"},
+		{5, "named.x.size", "unknown field (known: name)"},
+		{7, "extra", "unknown field (known: items, named, node)"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Check:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+func TestLine(t *testing.T) {
+	var doc yaml.Node
+	src := "a: 1\nb:\n  c: 2\n  list:\n    - x\n    - y: 3\n      z: 4\n"
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := doc.Content[0]
+	for path, want := range map[string]int{
+		"":               1,
+		"a":              1,
+		"b":              2,
+		"b.c":            3,
+		"b.list":         4,
+		"b.list[0]":      5,
+		"b.list[1]":      6,
+		"b.list[1].z":    7,
+		"b.missing":      2, // the deepest part the file spells out
+		"b.list[7]":      4,
+		"b.list[1].none": 6,
+		"missing":        0,
+		"missing.c":      0,
+	} {
+		if got := Line(n, path); got != want {
+			t.Errorf("Line(%q) = %d, want %d", path, got, want)
+		}
+	}
+}
