@@ -12,9 +12,11 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -43,16 +45,58 @@ func (e *Error) Error() string {
 // path is the key path of n ("" for the document).
 func Check(n *yaml.Node, t reflect.Type, path string) []*Error {
 	var errs []*Error
-	check(n, t, path, &errs)
+	walk(n, t, path, func(n *yaml.Node, t reflect.Type, path string, fields map[string]reflect.Type) {
+		if fields != nil {
+			errs = append(errs, &Error{Line: n.Line, Path: path, Msg: unknownField(n.Value, fields)})
+		}
+	})
 	return errs
 }
 
+// NonIntegers walks node n like Check and returns, in the file's order,
+// every number with a fraction given for an integer field: yaml.v3
+// decodes max_replicas: 5.9 as 5 without a word. A whole number written
+// as a float (5.0, 1e3) is a whole number.
+func NonIntegers(n *yaml.Node, t reflect.Type, path string) []*Error {
+	var errs []*Error
+	walk(n, t, path, func(n *yaml.Node, t reflect.Type, path string, fields map[string]reflect.Type) {
+		if fields != nil || n.Kind != yaml.ScalarNode || !isInteger(t) || n.ShortTag() != "!!float" {
+			return
+		}
+		var f float64
+		if err := n.Decode(&f); err == nil && f == math.Trunc(f) && math.Abs(f) < 1<<63 {
+			return
+		}
+		errs = append(errs, &Error{Line: n.Line, Path: path,
+			Msg: fmt.Sprintf("cannot unmarshal !!float `%s` into %s (want a whole number)", cut(n.Value), t)})
+	})
+	return errs
+}
+
+// Merge returns the problems of a and b in the file's order, without
+// those of b that a already reports (the same line and path): yaml.v3
+// itself refuses some values NonIntegers finds (.inf, .nan).
+func Merge(a, b []*Error) []*Error {
+	out := slices.Clone(a)
+	for _, e := range b {
+		if !slices.ContainsFunc(a, func(x *Error) bool { return x.Line == e.Line && x.Path == e.Path }) {
+			out = append(out, e)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y *Error) int { return x.Line - y.Line })
+	return out
+}
+
 var (
+	durationType    = reflect.TypeOf(time.Duration(0))
 	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
 	nodeType        = reflect.TypeOf(yaml.Node{})
 )
 
-func check(n *yaml.Node, t reflect.Type, path string, errs *[]*Error) {
+// walk calls visit for every key of a struct mapping that t does not have
+// (n the key, fields the keys t has), and for every other node with the
+// type it decodes into (fields nil).
+func walk(n *yaml.Node, t reflect.Type, path string, visit func(n *yaml.Node, t reflect.Type, path string, fields map[string]reflect.Type)) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
@@ -65,11 +109,11 @@ func check(n *yaml.Node, t reflect.Type, path string, errs *[]*Error) {
 	switch {
 	case n.Kind == yaml.SequenceNode && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array):
 		for i, c := range n.Content {
-			check(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), errs)
+			walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), visit)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			check(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), errs)
+			walk(n.Content[i+1], t.Elem(), joinPath(path, n.Content[i].Value), visit)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
 		fields := map[string]reflect.Type{}
@@ -82,14 +126,32 @@ func check(n *yaml.Node, t reflect.Type, path string, errs *[]*Error) {
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				*errs = append(*errs, &Error{Line: k.Line, Path: joinPath(path, k.Value), Msg: unknownField(k.Value, fields)})
-				continue
+			if ft, ok := fields[k.Value]; ok {
+				walk(n.Content[i+1], ft, joinPath(path, k.Value), visit)
+			} else {
+				visit(k, nil, joinPath(path, k.Value), fields)
 			}
-			check(n.Content[i+1], ft, joinPath(path, k.Value), errs)
 		}
+	default:
+		visit(n, t, path, nil)
 	}
+}
+
+func isInteger(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return t != durationType // a duration wants a unit: yaml.v3 refuses numbers
+	}
+	return false
+}
+
+// cut shortens a value as yaml.v3 does in its type errors.
+func cut(v string) string {
+	if len(v) > 10 {
+		return v[:7] + "..."
+	}
+	return v
 }
 
 // unknownField says a key is not one of fields: "did you mean KEY?" when

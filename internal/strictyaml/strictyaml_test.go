@@ -3,6 +3,7 @@ package strictyaml
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -83,5 +84,36 @@ func TestLine(t *testing.T) {
 		if got := Line(n, path); got != want {
 			t.Errorf("Line(%q) = %d, want %d", path, got, want)
 		}
+	}
+}
+
+func TestNonIntegers(t *testing.T) {
+	type config struct {
+		N     int           `yaml:"n"`
+		U     uint16        `yaml:"u"`
+		P     *int          `yaml:"p"`
+		D     time.Duration `yaml:"d"`
+		F     float64       `yaml:"f"`
+		List  []int         `yaml:"list"`
+		Typed int           `yaml:"typed"`
+	}
+	var doc yaml.Node
+	src := "n: 5.9\nu: 1e3\np: -1e30\nd: 1.5\nf: 2.5\nlist: [1, 2.0, 3.5, -.inf]\ntyped: !!float 4\n"
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var got []Error
+	for _, e := range NonIntegers(doc.Content[0], reflect.TypeOf(config{}), "") {
+		got = append(got, *e)
+	}
+	want := []Error{
+		{1, "n", "cannot unmarshal !!float `5.9` into int (want a whole number)"},
+		// yaml.v3 decodes -1e30 and -.inf into an int as math.MinInt64.
+		{3, "p", "cannot unmarshal !!float `-1e30` into int (want a whole number)"},
+		{6, "list[2]", "cannot unmarshal !!float `3.5` into int (want a whole number)"},
+		{6, "list[3]", "cannot unmarshal !!float `-.inf` into int (want a whole number)"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("NonIntegers:\n got %+v\nwant %+v", got, want)
 	}
 }

@@ -497,10 +497,14 @@ func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 	p := Policy{Workloads: make([]Workload, len(wnodes))}
 	var errs []error
 	for i, wn := range wnodes {
+		var werrs []*strictyaml.Error
 		if err := wn.Decode(&p.Workloads[i]); err != nil {
-			for _, e := range strictyaml.DecodeErrors(wn, err) {
-				errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, e.Line, workloadLabel(wn, i), e))
-			}
+			werrs = strictyaml.DecodeErrors(wn, err)
+		}
+		// yaml.v3 truncates max_replicas: 5.9 to 5: a type error too.
+		werrs = strictyaml.Merge(werrs, strictyaml.NonIntegers(wn, reflect.TypeOf(Workload{}), ""))
+		for _, e := range werrs {
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, e.Line, workloadLabel(wn, i), e))
 		}
 	}
 	if len(errs) > 0 {

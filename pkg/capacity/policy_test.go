@@ -129,6 +129,27 @@ const minimal = `workloads:
     max_replicas: 10
 `
 
+// TestIntegerFieldsTakeWholeNumbers: an integer field takes a whole number
+// however it is written (10, 10.0, 1e1), and the same from --sweep.
+func TestIntegerFieldsTakeWholeNumbers(t *testing.T) {
+	for _, v := range []string{"10", "10.0", "1e1"} {
+		p, err := ParsePolicy("p.yaml", []byte(strings.Replace(minimal, "max_replicas: 10", "max_replicas: "+v, 1)))
+		if err != nil {
+			t.Fatalf("max_replicas: %s: %v", v, err)
+		}
+		if got := p.Workloads[0].MaxReplicas; got != 10 {
+			t.Errorf("max_replicas: %s = %d, want 10", v, got)
+		}
+	}
+	p, err := ParsePolicyWith("p.yaml", []byte(minimal), "", "min_replicas", "2.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := p.Workloads[0].MinReplicas; got != 2 {
+		t.Errorf("--sweep min_replicas=2.0 gave %d, want 2", got)
+	}
+}
+
 func TestParsePolicyInvalid(t *testing.T) {
 	for _, tc := range []struct {
 		name, file, want string
@@ -160,6 +181,16 @@ func TestParsePolicyInvalid(t *testing.T) {
 		{"two in one workload, second workload", minimal + strings.NewReplacer("name: chat", "name: embed", "mu: 2", "mu: x", "180s", "3").Replace(strings.TrimPrefix(minimal, "workloads:\n")),
 			"p.yaml:10: workload \"embed\": mu: cannot unmarshal !!str `x` into float64\n" +
 				"p.yaml:12: workload \"embed\": cold_start: cannot unmarshal !!int `3` into time.Duration (want a duration with a unit, e.g. \"180s\")"},
+		// yaml.v3 would truncate a fraction into an integer field: 5.9
+		// replicas ran as 5.
+		{"fraction for an integer", strings.Replace(minimal, "max_replicas: 10", "max_replicas: 5.9", 1),
+			"p.yaml:7: workload \"chat\": max_replicas: cannot unmarshal !!float `5.9` into int (want a whole number)"},
+		{"fractions, nested, in the file's order", strings.Replace(minimal, "180s", "180", 1) + "    min_replicas: 1.5\n    tiers: {spot: {price_per_hour: 1, interruption_rate_per_hour: 0, failure_domains: 2.5}}\n",
+			"p.yaml:6: workload \"chat\": cold_start: cannot unmarshal !!int `180` into time.Duration (want a duration with a unit, e.g. \"180s\")\n" +
+				"p.yaml:8: workload \"chat\": min_replicas: cannot unmarshal !!float `1.5` into int (want a whole number)\n" +
+				"p.yaml:9: workload \"chat\": tiers.spot.failure_domains: cannot unmarshal !!float `2.5` into int (want a whole number)"},
+		{"infinite replicas", strings.Replace(minimal, "max_replicas: 10", "max_replicas: .inf", 1),
+			"p.yaml:7: workload \"chat\": max_replicas: cannot unmarshal !!float `.inf` into int"},
 		{"repeated key", minimal + "    mu: 3\n",
 			`p.yaml:8: workload "chat": mu: mapping key "mu" already defined at line 4`},
 		{"missing name", strings.Replace(minimal, "name: chat", "name: \"\"", 1),
@@ -320,6 +351,9 @@ func TestParsePolicyWith(t *testing.T) {
 
 	for _, tc := range []struct{ workload, key, value, want string }{
 		{"", "forecast_quantil", "0.9", `forecast_quantil: unknown field`},
+		// --sweep min_replicas=1.5,2 ran 1.5 as 1 under the label 1.5.
+		{"chat", "min_replicas", "1.5", "workload \"chat\": min_replicas: cannot unmarshal !!float `1.5` into int (want a whole number)"},
+		{"embed", "tiers.spot.failure_domains", "2.5", "tiers.spot.failure_domains: cannot unmarshal !!float `2.5` into int (want a whole number)"},
 		{"", "forecast_quantile", "2", `workload "chat": forecast_quantile: 2 must be in [0.5, 0.99]`},
 		{"chat", "scale_down.stabilization", "soon", `workload "chat": scale_down.stabilization: cannot unmarshal`},
 		{"chat", "mu.rate", "2", `p.yaml:7: mu: not a mapping, cannot set mu.rate`},

@@ -222,9 +222,13 @@ func parseConfig(name string, b []byte) (Config, error) {
 		if errs := strictyaml.Check(root, reflect.TypeOf(c), ""); len(errs) > 0 {
 			return Config{}, at(errs[0].Line, errs[0])
 		}
+		var errs []*strictyaml.Error
 		if err := root.Decode(&c); err != nil {
-			e := strictyaml.DecodeErrors(root, err)[0]
-			return Config{}, at(e.Line, e)
+			errs = strictyaml.DecodeErrors(root, err)
+		}
+		// yaml.v3 truncates max_batch_size: 25.6 to 25: a type error too.
+		if errs = strictyaml.Merge(errs, strictyaml.NonIntegers(root, reflect.TypeOf(c), "")); len(errs) > 0 {
+			return Config{}, at(errs[0].Line, errs[0])
 		}
 	}
 	c.applyDefaults()
