@@ -284,11 +284,12 @@ func givenIn(n *yaml.Node) func(path ...string) bool {
 
 var workloadName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
-// validate returns one error per bad field, each naming the field.
-func (w *Workload) validate() []error {
-	var errs []error
+// validate returns one error per bad field, each with the field's key
+// path (its line is the caller's to find).
+func (w *Workload) validate() []*strictyaml.Error {
+	var errs []*strictyaml.Error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", field, fmt.Sprintf(format, a...)))
+		errs = append(errs, &strictyaml.Error{Path: field, Msg: fmt.Sprintf(format, a...)})
 	}
 	if w.Name == "" {
 		bad("name", "is required")
@@ -515,16 +516,24 @@ func parsePolicyDoc(name string, doc *yaml.Node) (*Policy, error) {
 		w := &p.Workloads[i]
 		p.given = append(p.given, givenIn(wnodes[i]))
 		w.applyDefaults(p.given[i])
-		where := fmt.Sprintf("%s:%d: workload %q", name, wnodes[i].Line, w.Name)
+		label := fmt.Sprintf("workload %q", w.Name)
 		if w.Name == "" {
-			where = fmt.Sprintf("%s:%d: workloads[%d]", name, wnodes[i].Line, i)
+			label = fmt.Sprintf("workloads[%d]", i)
 		}
+		var werrs []*strictyaml.Error
 		if seen[w.Name] && w.Name != "" {
-			errs = append(errs, fmt.Errorf("%s: name: duplicate workload", where))
+			werrs = append(werrs, &strictyaml.Error{Path: "name", Msg: "duplicate workload"})
 		}
 		seen[w.Name] = true
-		for _, err := range w.validate() {
-			errs = append(errs, fmt.Errorf("%s: %w", where, err))
+		werrs = append(werrs, w.validate()...)
+		for _, e := range werrs {
+			// The line of the field; the workload's for a field it
+			// leaves to its default.
+			line := strictyaml.Line(wnodes[i], e.Path)
+			if line == 0 {
+				line = wnodes[i].Line
+			}
+			errs = append(errs, fmt.Errorf("%s:%d: %s: %w", name, line, label, e))
 		}
 	}
 	if len(errs) > 0 {

@@ -200,62 +200,62 @@ func TestParsePolicyInvalid(t *testing.T) {
 		{"duplicate", minimal + strings.TrimPrefix(minimal, "workloads:\n"),
 			`p.yaml:8: workload "chat": name: duplicate workload`},
 		{"no demand", strings.Replace(minimal, "demand: {series: chat}", "demand: {}", 1),
-			`p.yaml:2: workload "chat": demand: set query (PromQL) or series (embedded store)`},
+			`p.yaml:3: workload "chat": demand: set query (PromQL) or series (embedded store)`},
 		{"both demands", strings.Replace(minimal, "{series: chat}", "{series: chat, query: up}", 1),
-			`p.yaml:2: workload "chat": demand: set query or series, not both`},
+			`p.yaml:3: workload "chat": demand: set query or series, not both`},
 		{"bad promql", strings.Replace(minimal, "{series: chat}", "{query: 'sum(rate(x[1m]'}", 1),
-			`p.yaml:2: workload "chat": demand.query: not valid PromQL: 1:15: parse error: unclosed left parenthesis`},
+			`p.yaml:3: workload "chat": demand.query: not valid PromQL: 1:15: parse error: unclosed left parenthesis`},
 		{"bad series", strings.Replace(minimal, "{series: chat}", "{series: 'chat{model=}'}", 1),
-			`p.yaml:2: workload "chat": demand.series: not a valid series selector: 1:12: parse error: unexpected "}" in label matching, expected string`},
+			`p.yaml:3: workload "chat": demand.series: not a valid series selector: 1:12: parse error: unexpected "}" in label matching, expected string`},
 		{"series without a metric", strings.Replace(minimal, "{series: chat}", `{series: '{model="chat"}'}`, 1),
-			`p.yaml:2: workload "chat": demand.series: "{model=\"chat\"}" names no metric: the embedded store keeps only the metrics that series name, e.g. chat_requests_total{model="chat"}`},
+			`p.yaml:3: workload "chat": demand.series: "{model=\"chat\"}" names no metric: the embedded store keeps only the metrics that series name, e.g. chat_requests_total{model="chat"}`},
 		{"series with a name pattern", strings.Replace(minimal, "{series: chat}", `{series: '{__name__=~"chat.*"}'}`, 1),
-			`p.yaml:2: workload "chat": demand.series: "{__name__=~\"chat.*\"}" names no metric: the embedded store keeps only the metrics that series name, e.g. chat_requests_total{model="chat"}`},
+			`p.yaml:3: workload "chat": demand.series: "{__name__=~\"chat.*\"}" names no metric: the embedded store keeps only the metrics that series name, e.g. chat_requests_total{model="chat"}`},
 		{"zero mu", strings.Replace(minimal, "mu: 2", "mu: 0", 1),
-			`p.yaml:2: workload "chat": mu: 0 must be a positive requests/s per replica`},
+			`p.yaml:4: workload "chat": mu: 0 must be a positive requests/s per replica`},
 		{"no slo", strings.Replace(minimal, "latency_slo: 1s", "latency_slo: 0s", 1),
-			`p.yaml:2: workload "chat": latency_slo: 0s must be positive`},
+			`p.yaml:5: workload "chat": latency_slo: 0s must be positive`},
 		{"negative cold start", strings.Replace(minimal, "180s", "-1s", 1),
-			`p.yaml:2: workload "chat": cold_start: -1s must be positive (launch to ready; with measure_cold_start, used until one is measured)`},
+			`p.yaml:6: workload "chat": cold_start: -1s must be positive (launch to ready; with measure_cold_start, used until one is measured)`},
 		{"no cold start", strings.Replace(minimal, "    cold_start: 180s\n", "    measure_cold_start: true\n", 1),
 			`p.yaml:2: workload "chat": cold_start: 0s must be positive (launch to ready; with measure_cold_start, used until one is measured)`},
 		{"quantile", minimal + "    forecast_quantile: 0.999\n",
-			`p.yaml:2: workload "chat": forecast_quantile: 0.999 must be in [0.5, 0.99]`},
+			`p.yaml:8: workload "chat": forecast_quantile: 0.999 must be in [0.5, 0.99]`},
 		{"burst window", minimal + "    burst_window: -1m\n",
-			`p.yaml:2: workload "chat": burst_window: -1m0s must not be negative`},
+			`p.yaml:8: workload "chat": burst_window: -1m0s must not be negative`},
 		{"forecast step", minimal + "    forecast_step: 20s\n",
-			`p.yaml:2: workload "chat": forecast_step: 20s must be a positive multiple of decision_interval 15s`},
+			`p.yaml:8: workload "chat": forecast_step: 20s must be a positive multiple of decision_interval 15s`},
 		{"max below min", minimal + "    min_replicas: 20\n",
-			`p.yaml:2: workload "chat": max_replicas: 10 is below min_replicas 20`},
+			`p.yaml:7: workload "chat": max_replicas: 10 is below min_replicas 20`},
 		{"share", minimal + "    on_demand_share: 1.5\n",
-			`p.yaml:2: workload "chat": on_demand_share: 1.5 must be in [0, 1]`},
+			`p.yaml:8: workload "chat": on_demand_share: 1.5 must be in [0, 1]`},
 		{"availability", minimal + "    target_availability: 1\n",
-			`p.yaml:2: workload "chat": target_availability: 1 must be in (0, 1)`},
+			`p.yaml:8: workload "chat": target_availability: 1 must be in (0, 1)`},
 		{"step ratio", minimal + "    scale_down: {max_step_ratio: 2}\n",
-			`p.yaml:2: workload "chat": scale_down.max_step_ratio: 2 must be in (0, 1]`},
+			`p.yaml:8: workload "chat": scale_down.max_step_ratio: 2 must be in (0, 1]`},
 		{"tolerance", minimal + "    tolerance: 1\n",
-			`p.yaml:2: workload "chat": tolerance: 1 must be in [0, 1)`},
+			`p.yaml:8: workload "chat": tolerance: 1 must be in [0, 1)`},
 		{"spot without risk", minimal + "    tiers: {spot: {price_per_hour: 1}}\n",
-			`p.yaml:2: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band`},
+			`p.yaml:8: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band`},
 		{"spot bad band", minimal + "    tiers: {spot: {price_per_hour: 1, advisor_band: \"7%\"}}\n",
-			`p.yaml:2: workload "chat": tiers.spot.advisor_band: "7%" is not one of "<5%", "5-10%", "10-15%", "15-20%", ">20%"`},
+			`p.yaml:8: workload "chat": tiers.spot.advisor_band: "7%" is not one of "<5%", "5-10%", "10-15%", "15-20%", ">20%"`},
 		{"spot both risks", minimal + "    tiers: {spot: {advisor_band: \"<5%\", interruption_rate_per_hour: 0.1}}\n",
-			`p.yaml:2: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band, not both`},
+			`p.yaml:8: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band, not both`},
 		// A 0 written out is the user's 0, not the default: where 0 is no
 		// value the error says so.
 		{"zero interval", minimal + "    decision_interval: 0s\n",
-			`p.yaml:2: workload "chat": decision_interval: 0s must be positive`},
+			`p.yaml:8: workload "chat": decision_interval: 0s must be positive`},
 		{"zero quantile", minimal + "    forecast_quantile: 0\n",
-			`p.yaml:2: workload "chat": forecast_quantile: 0 must be in [0.5, 0.99]`},
+			`p.yaml:8: workload "chat": forecast_quantile: 0 must be in [0.5, 0.99]`},
 		{"zero step ratio", minimal + "    scale_down: {max_step_ratio: 0}\n",
-			`p.yaml:2: workload "chat": scale_down.max_step_ratio: 0 must be in (0, 1]`},
+			`p.yaml:8: workload "chat": scale_down.max_step_ratio: 0 must be in (0, 1]`},
 		{"zero failure domains", minimal + "    tiers: {spot: {price_per_hour: 1, interruption_rate_per_hour: 0.1, failure_domains: 0}}\n",
-			`p.yaml:2: workload "chat": tiers.spot.failure_domains: 0 must be at least 1`},
+			`p.yaml:8: workload "chat": tiers.spot.failure_domains: 0 must be at least 1`},
 		{"spot negative", minimal + "    tiers: {spot: {price_per_hour: -1, interruption_rate_per_hour: -0.1, notice: -1s, failure_domains: -2}}\n",
-			"p.yaml:2: workload \"chat\": tiers.spot.price_per_hour: -1 must not be negative\n" +
-				"p.yaml:2: workload \"chat\": tiers.spot.interruption_rate_per_hour: -0.1 must not be negative\n" +
-				"p.yaml:2: workload \"chat\": tiers.spot.notice: -1s must not be negative\n" +
-				"p.yaml:2: workload \"chat\": tiers.spot.failure_domains: -2 must be at least 1"},
+			"p.yaml:8: workload \"chat\": tiers.spot.price_per_hour: -1 must not be negative\n" +
+				"p.yaml:8: workload \"chat\": tiers.spot.interruption_rate_per_hour: -0.1 must not be negative\n" +
+				"p.yaml:8: workload \"chat\": tiers.spot.notice: -1s must not be negative\n" +
+				"p.yaml:8: workload \"chat\": tiers.spot.failure_domains: -2 must be at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := ParsePolicy("p.yaml", []byte(tc.file))
@@ -266,6 +266,43 @@ func TestParsePolicyInvalid(t *testing.T) {
 				t.Fatalf("error:\n%s\nwant:\n%s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestRangeErrorsAtTheFieldsLine: a value out of range is reported at the
+// line of its key — neg.yaml:22 for a min_replicas on line 22, not the
+// workload's first line — and a field left to its default at the line of
+// the deepest key the file does write (the workload, or tiers.spot).
+func TestRangeErrorsAtTheFieldsLine(t *testing.T) {
+	const file = `workloads:
+  - name: chat
+    demand:
+      series: chat
+    mu: 2
+    latency_slo: 1s
+    cold_start: 180s
+    min_replicas: -1
+    max_replicas: 10
+    scale_down:
+      max_step_ratio: 2
+    tiers:
+      spot:
+        price_per_hour: 1
+        pools: [a, a]
+  - name: embed
+    demand: {series: embed}
+    mu: 1
+    latency_slo: 1s
+    max_replicas: 3
+`
+	_, err := ParsePolicy("p.yaml", []byte(file))
+	want := `p.yaml:8: workload "chat": min_replicas: -1 must not be negative
+p.yaml:11: workload "chat": scale_down.max_step_ratio: 2 must be in (0, 1]
+p.yaml:13: workload "chat": tiers.spot: set interruption_rate_per_hour or advisor_band
+p.yaml:15: workload "chat": tiers.spot.pools[1]: "a" is empty or repeated
+p.yaml:16: workload "embed": cold_start: 0s must be positive (launch to ready; with measure_cold_start, used until one is measured)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n%v\nwant:\n%s", err, want)
 	}
 }
 
