@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -33,6 +34,12 @@ using only intervals that end at or before the origin, and writes one row
 origin,target,p50,p90,p99 (unix seconds; counts per trace interval). It
 prints the WAPE of p50 and the p90 coverage on those rows, and the same for
 last value and seasonal naive (day, week) on the same rows.
+
+The default --warmup of 7 days gives every row a week-old interval for the
+weekly seasonal naive baseline. A shorter one (--warmup 0: from the end of
+the first interval) forecasts from there on and scores against the
+baselines whose season fits in the history before the first target; the
+others are reported as not scored.
 `
 
 func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -42,7 +49,7 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	trace := fs.String("trace", "", "timestamp,requests CSV to forecast")
 	horizon := fs.Duration("horizon", 15*time.Minute, "how far ahead the scored interval ends")
 	every := fs.Duration("every", 0, "time between forecast origins (default: the trace step)")
-	warmup := fs.Duration("warmup", 7*24*time.Hour, "history before the first origin")
+	warmup := fs.Duration("warmup", predict.DefaultWarmup, "history before the first origin (0: from the end of the first interval)")
 	out := fs.String("out", "", "CSV file to write the forecasts to")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -54,6 +61,9 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fs.Usage()
 		return errors.New("forecast: --trace and --out are required")
 	}
+	if *warmup < 0 {
+		return fmt.Errorf("forecast: --warmup %s must not be negative (0 forecasts from the end of the first interval)", *warmup)
+	}
 	s, err := history.LoadCSV(*trace)
 	if err != nil {
 		return fmt.Errorf("forecast: %w", err)
@@ -62,17 +72,20 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return err
 	}
 	res, err := predict.Backtest(s, predict.BacktestConfig{Horizon: *horizon, Every: *every, Warmup: *warmup})
+	if errors.Is(err, predict.ErrTraceTooShort) && *warmup >= predict.DefaultWarmup {
+		return fmt.Errorf("forecast: %s: %w (a --warmup of 7 days is for the weekly seasonal naive baseline, which needs 7 days of history: a shorter --warmup forecasts this trace and scores it against the baselines that fit)", *trace, err)
+	}
 	if err != nil {
 		return fmt.Errorf("forecast: %s: %w", *trace, err)
 	}
 	rows := res.Rows
 	if len(rows) == 0 {
-		return fmt.Errorf("forecast: %s: no rows to score (every target or baseline was missing)", *trace)
+		return fmt.Errorf("forecast: %s: no rows to score (every target, or a baseline for it, fell in a gap of the trace)", *trace)
 	}
 	if err := writeForecasts(*out, rows); err != nil {
 		return fmt.Errorf("forecast: %w", err)
 	}
-	printScores(stdout, filepath.Base(*trace), s.Step, *horizon, rows)
+	printScores(stdout, filepath.Base(*trace), s.Step, *horizon, rows, res.Missing)
 	printEvents(stdout, res.Events, s.Step)
 	return nil
 }
@@ -105,7 +118,7 @@ func writeForecasts(path string, rows []predict.Row) (err error) {
 	return os.Rename(tmp.Name(), path)
 }
 
-func printScores(w io.Writer, name string, step, horizon time.Duration, rows []predict.Row) {
+func printScores(w io.Writer, name string, step, horizon time.Duration, rows []predict.Row, missing []predict.MissingBaseline) {
 	sc := predict.ScoreRows(rows)
 	fmt.Fprintf(w, "%s: step %s, horizon %s (the interval ending %s after each origin), %d forecasts\n",
 		name, step, horizon, horizon, len(rows))
@@ -113,9 +126,16 @@ func printScores(w io.Writer, name string, step, horizon time.Duration, rows []p
 	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "infercast", sc.Forecast.WAPE, sc.Forecast.Coverage90)
 	// Baselines have no interval: their coverage is the share of actuals at
 	// or below their point forecast.
-	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "last value", sc.LastValue.WAPE, sc.LastValue.Coverage90)
-	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "seasonal naive (day)", sc.NaiveDay.WAPE, sc.NaiveDay.Coverage90)
-	fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", "seasonal naive (week)", sc.NaiveWeek.WAPE, sc.NaiveWeek.Coverage90)
+	for _, b := range []struct {
+		name predict.Baseline
+		sc   predict.Score
+	}{{predict.LastValue, sc.LastValue}, {predict.NaiveDay, sc.NaiveDay}, {predict.NaiveWeek, sc.NaiveWeek}} {
+		if i := slices.IndexFunc(missing, func(m predict.MissingBaseline) bool { return m.Baseline == b.name }); i >= 0 {
+			fmt.Fprintf(w, "%-24s %9s %13s   not scored: %s\n", b.name, "-", "-", missing[i].Why)
+			continue
+		}
+		fmt.Fprintf(w, "%-24s %9.3f %13.3f\n", b.name, b.sc.WAPE, b.sc.Coverage90)
+	}
 	fmt.Fprintln(w, "(a baseline has no interval: its coverage is the share of actuals at or below its point forecast)")
 	best := sc.BestBaseline()
 	fmt.Fprintf(w, "p50 WAPE vs best baseline: %+.1f%%\n", 100*(sc.Forecast.WAPE/best.WAPE-1))

@@ -16,11 +16,18 @@ import (
 // writeTrace writes a 9-day minute trace with a daily cycle and noise.
 func writeTrace(t *testing.T) (string, map[int64]float64) {
 	t.Helper()
+	return writeTraceDays(t, 9)
+}
+
+// writeTraceDays writes a minute trace of days days with a daily cycle and
+// noise.
+func writeTraceDays(t *testing.T, days int) (string, map[int64]float64) {
+	t.Helper()
 	var b strings.Builder
 	b.WriteString("timestamp,requests\n")
 	vals := map[int64]float64{}
 	const start = 1700000000 - 1700000000%86400
-	for i := range 9 * 1440 {
+	for i := range days * 1440 {
 		v := math.Round(400 + 150*math.Sin(2*math.Pi*float64(i)/1440) + float64((i*7919)%31) - 15)
 		ts := int64(start + 60*i)
 		vals[ts] = v
@@ -113,7 +120,8 @@ func TestForecastCommandErrors(t *testing.T) {
 		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
 		{"negative count", []string{"--trace", bad, "--out", out}, "bad.csv:3: requests -4 is negative"},
 		{"horizon off the step", []string{"--trace", trace, "--horizon", "90s", "--out", out}, "not a positive multiple of the step"},
-		{"warm-up too long", []string{"--trace", trace, "--warmup", "240h", "--out", out}, "need more than warm-up"},
+		{"warm-up too long", []string{"--trace", trace, "--warmup", "240h", "--out", out}, "trace too short: 12960 intervals (216h0m0s), need more than the warm-up 240h0m0s plus the horizon 15m0s"},
+		{"negative warm-up", []string{"--trace", trace, "--warmup", "-1h", "--out", out}, "--warmup -1h0m0s must not be negative"},
 		{"stray argument", []string{"--trace", trace, "--out", out, "extra"}, "unexpected arguments"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,5 +134,72 @@ func TestForecastCommandErrors(t *testing.T) {
 				t.Errorf("a failed run left %s behind", out)
 			}
 		})
+	}
+}
+
+// TestForecastWarmup: --warmup says where forecasting and scoring start,
+// whatever the trace's length. A trace shorter than a week is forecast and
+// scored against the baselines that fit (every row was dropped for want of
+// a week-old interval, and nothing was written); on 8 days, --warmup 24h
+// scores from day 1 (it scored from day 7); 0 is from the end of the
+// first interval (it was silently 7 days).
+func TestForecastWarmup(t *testing.T) {
+	short, _ := writeTraceDays(t, 3)
+	eight, _ := writeTraceDays(t, 8)
+	const start = 1700000000 - 1700000000%86400
+	for _, tc := range []struct {
+		name        string
+		trace       string
+		warmup      string
+		firstOrigin int64
+		rows        int
+		notScored   []string
+		scoredToo   []string
+	}{
+		{"3 days, 1 day warm-up", short, "24h", start + 86400, 2*1440 - 14,
+			[]string{"seasonal naive (week)            -             -   not scored: needs 7 days of history before a target; the first target starts 24h14m0s into the trace"},
+			[]string{"last value", "seasonal naive (day)"}},
+		{"3 days, no warm-up", short, "0", start + 60, 3*1440 - 15,
+			[]string{"seasonal naive (day)             -             -   not scored: needs 1 day of history before a target; the first target starts 15m0s into the trace",
+				"seasonal naive (week)            -             -   not scored: needs 7 days of history before a target"},
+			[]string{"last value"}},
+		{"8 days, 1 day warm-up", eight, "24h", start + 86400, 7*1440 - 14,
+			[]string{"seasonal naive (week)            -             -   not scored"}, []string{"seasonal naive (day)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "f.csv")
+			var stdout, stderr bytes.Buffer
+			err := dispatch(context.Background(), []string{"forecast", "--trace", tc.trace, "--horizon", "15m", "--warmup", tc.warmup, "--out", out}, &stdout, &stderr)
+			if err != nil {
+				t.Fatalf("forecast: %v\n%s", err, stderr.String())
+			}
+			rows := readCSV(t, out)[1:]
+			if len(rows) != tc.rows {
+				t.Errorf("%d rows written, want %d", len(rows), tc.rows)
+			}
+			if origin, _ := strconv.ParseInt(rows[0][0], 10, 64); origin != tc.firstOrigin {
+				t.Errorf("first origin %d, want %d (%+d s)", origin, tc.firstOrigin, tc.firstOrigin-origin)
+			}
+			for _, want := range tc.notScored {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("want %q in:\n%s", want, stdout.String())
+				}
+			}
+			for _, name := range tc.scoredToo {
+				if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\s+[0-9.]+\s+[0-9.]+$`).MatchString(stdout.String()) {
+					t.Errorf("%q not scored in:\n%s", name, stdout.String())
+				}
+			}
+			if !regexp.MustCompile(`(?m)^p50 WAPE vs best baseline: [-+][0-9.]+%$`).MatchString(stdout.String()) {
+				t.Errorf("no comparison with the best scored baseline in:\n%s", stdout.String())
+			}
+		})
+	}
+	// The default warm-up on a short trace says what the week is for.
+	out := filepath.Join(t.TempDir(), "f.csv")
+	var stdout, stderr bytes.Buffer
+	err := dispatch(context.Background(), []string{"forecast", "--trace", short, "--horizon", "15m", "--out", out}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "the weekly seasonal naive baseline, which needs 7 days of history") {
+		t.Errorf("error %v, want it to say the week-long warm-up is for the weekly baseline", err)
 	}
 }

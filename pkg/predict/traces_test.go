@@ -37,7 +37,7 @@ func TestTraces(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := predict.Backtest(s, predict.BacktestConfig{Horizon: tc.horizon})
+			res, err := predict.Backtest(s, predict.BacktestConfig{Horizon: tc.horizon, Warmup: predict.DefaultWarmup})
 			if err != nil {
 				t.Fatal(err)
 			}
