@@ -40,12 +40,14 @@ weekly seasonal naive baseline. A shorter one (--warmup 0: from the end of
 the first interval) forecasts from there on and scores against the
 baselines whose season fits in the history before the first target; the
 others are reported as not scored.
+
+Flags:
 `
 
 func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("forecast", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, forecastUsage) }
+	fs.Usage = func() { fmt.Fprint(stderr, forecastUsage); fs.PrintDefaults() }
 	trace := fs.String("trace", "", "timestamp,requests CSV to forecast")
 	horizon := fs.Duration("horizon", 15*time.Minute, "how far ahead the scored interval ends")
 	every := fs.Duration("every", 0, "time between forecast origins (default: the trace step)")
@@ -83,7 +85,7 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return fmt.Errorf("forecast: %s: no rows to score (every target, or a baseline for it, fell in a gap of the trace)", *trace)
 	}
 	if err := writeForecasts(*out, rows); err != nil {
-		return fmt.Errorf("forecast: %w", err)
+		return fmt.Errorf("forecast: --out %s: %w", *out, err)
 	}
 	printScores(stdout, filepath.Base(*trace), s.Step, *horizon, rows, res.Missing)
 	printEvents(stdout, res.Events, s.Step)
@@ -91,16 +93,19 @@ func runForecast(ctx context.Context, args []string, stdout, stderr io.Writer) e
 }
 
 // writeForecasts writes the rows to path through a temporary file, so that a
-// failed run never leaves half a file behind.
+// failed run never leaves half a file behind. Its errors are about path,
+// not the temporary file: they say what went wrong (no such file or
+// directory, permission denied), the caller names path.
 func writeForecasts(path string, rows []predict.Row) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".forecasts-*.csv")
 	if err != nil {
-		return err
+		return withoutTempName(err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			err = withoutTempName(err)
 		}
 	}()
 	w := bufio.NewWriter(tmp)
@@ -116,6 +121,19 @@ func writeForecasts(path string, rows []predict.Row) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// withoutTempName drops the temporary file's name from a file error.
+func withoutTempName(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	var le *os.LinkError // the rename
+	if errors.As(err, &le) {
+		return le.Err
+	}
+	return err
 }
 
 func printScores(w io.Writer, name string, step, horizon time.Duration, rows []predict.Row, missing []predict.MissingBaseline) {

@@ -123,6 +123,10 @@ func TestForecastCommandErrors(t *testing.T) {
 		{"warm-up too long", []string{"--trace", trace, "--warmup", "240h", "--out", out}, "trace too short: 12960 intervals (216h0m0s), need more than the warm-up 240h0m0s plus the horizon 15m0s"},
 		{"negative warm-up", []string{"--trace", trace, "--warmup", "-1h", "--out", out}, "--warmup -1h0m0s must not be negative"},
 		{"stray argument", []string{"--trace", trace, "--out", out, "extra"}, "unexpected arguments"},
+		// It said "open DIR/nodir/.forecasts-3528553588.csv: ...", a name
+		// the user never gave.
+		{"out in a missing directory", []string{"--trace", trace, "--out", filepath.Join(dir, "nodir", "x.csv")},
+			"forecast: --out " + filepath.Join(dir, "nodir", "x.csv") + ": no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

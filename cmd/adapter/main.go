@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"sort"
 	"syscall"
 
@@ -64,11 +65,18 @@ func main() {
 }
 
 // dispatch picks the subcommand; without one (or with only flags) it serves.
+// adapter -h lists the subcommands, then serve's flags.
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	name := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		name, args = args[0], args[1:]
+	if len(args) == 0 || len(args[0]) == 0 || args[0][0] == '-' {
+		if len(args) > 0 && slices.Contains([]string{"-h", "-help", "--help"}, args[0]) {
+			usage(stderr)
+			fmt.Fprintln(stderr)
+			_, err := parseServeFlags(args[:1], stderr)
+			return err
+		}
+		args = append([]string{"serve"}, args...)
 	}
+	name, args := args[0], args[1:]
 	if name == "help" {
 		usage(stderr)
 		return nil
@@ -91,4 +99,5 @@ func usage(w io.Writer) {
 	for _, n := range names {
 		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
 	}
+	fmt.Fprintln(w, "Without a subcommand, adapter serves. adapter SUBCOMMAND -h lists a subcommand's flags.")
 }

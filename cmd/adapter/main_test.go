@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -41,6 +46,43 @@ func TestKlogGoesThroughTheLogger(t *testing.T) {
 		}
 		if !strings.Contains(out, tc.want) || strings.Contains(out, tc.avoid) {
 			t.Errorf("at %s: %q; want %q and not %q", tc.level, out, tc.want, tc.avoid)
+		}
+	}
+}
+
+// TestHelp: adapter -h lists the subcommands first, then the flags of
+// serve, which runs without one (it showed serve's flags only, and only
+// adapter help listed the subcommands); every subcommand's -h lists its
+// flags (forecast's listed none).
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stdout, stderr bytes.Buffer
+		if err := dispatch(context.Background(), []string{arg}, &stdout, &stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("adapter %s: %v", arg, err)
+		}
+		out := stderr.String()
+		if !strings.HasPrefix(out, "usage: adapter [SUBCOMMAND] [FLAGS]\n") {
+			t.Errorf("adapter %s starts with %q, want the subcommands", arg, out[:min(len(out), 60)])
+		}
+		serve := strings.Index(out, "usage: adapter [serve]")
+		if serve < 0 || !strings.Contains(out[serve:], "-config.file") {
+			t.Errorf("adapter %s: no serve flags after the subcommands:\n%s", arg, out)
+			continue
+		}
+		for name := range commands {
+			if i := strings.Index(out, "  "+name+" "); i < 0 || i > serve {
+				t.Errorf("adapter %s: subcommand %s not listed before serve's flags", arg, name)
+			}
+		}
+	}
+	flagLine := regexp.MustCompile(`(?m)^  -[a-z]`)
+	for name := range commands {
+		var stdout, stderr bytes.Buffer
+		if err := dispatch(context.Background(), []string{name, "-h"}, &stdout, &stderr); !errors.Is(err, flag.ErrHelp) {
+			t.Errorf("adapter %s -h: %v, want flag.ErrHelp", name, err)
+		}
+		if !flagLine.MatchString(stderr.String()) {
+			t.Errorf("adapter %s -h lists no flags:\n%s", name, stderr.String())
 		}
 	}
 }
