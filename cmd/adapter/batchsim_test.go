@@ -140,7 +140,7 @@ func TestBatchSimBadInput(t *testing.T) {
 		{"negative profile", []string{"--trace", trace, "--out", out, "--profile", "-1,0.01,0"}, "alpha"},
 		{"zero slo", []string{"--trace", trace, "--out", out, "--slo", "0s"}, "--slo"},
 		{"missing file", []string{"--trace", filepath.Join(out, "nope.csv"), "--out", out}, "no such file"},
-		{"bad timestamp", []string{"--trace", bad, "--out", out}, "line 2"},
+		{"bad timestamp", []string{"--trace", bad, "--out", out}, bad + ":2: TIMESTAMP"},
 		{"stray argument", []string{"--trace", trace, "--out", out, "extra"}, "unexpected arguments"},
 	}
 	for _, tc := range tests {

@@ -109,6 +109,10 @@ func TestForecastCommandErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("timestamp,requests\n100,1\n160,-4\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	nan := filepath.Join(dir, "nan.csv")
+	if err := os.WriteFile(nan, []byte("timestamp,requests\n0,100\n60,101\n120,NaN\n180,103\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(dir, "out.csv")
 	for _, tc := range []struct {
 		name string
@@ -119,6 +123,8 @@ func TestForecastCommandErrors(t *testing.T) {
 		{"no out", []string{"--trace", trace}, "--trace and --out are required"},
 		{"missing file", []string{"--trace", filepath.Join(dir, "nope.csv"), "--out", out}, "nope.csv"},
 		{"negative count", []string{"--trace", bad, "--out", out}, "bad.csv:3: requests -4 is negative"},
+		// Refused as adapter backtest refuses it (forecast took it for a gap).
+		{"NaN count", []string{"--trace", nan, "--out", out}, nan + `:4: requests "NaN" is not a number`},
 		{"horizon off the step", []string{"--trace", trace, "--horizon", "90s", "--out", out}, "not a positive multiple of the step"},
 		{"warm-up too long", []string{"--trace", trace, "--warmup", "240h", "--out", out}, "trace too short: 12960 intervals (216h0m0s), need more than the warm-up 240h0m0s plus the horizon 15m0s"},
 		{"negative warm-up", []string{"--trace", trace, "--warmup", "-1h", "--out", out}, "--warmup -1h0m0s must not be negative"},

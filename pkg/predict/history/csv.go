@@ -17,8 +17,10 @@ import (
 )
 
 // ReadCSV parses a `timestamp,requests` CSV (unix seconds, evenly spaced,
-// one interval per row, as in shared/traces). An empty requests field or
-// "NaN" is an interval without data. name labels errors ("name:line: ...").
+// one interval per row, as in shared/traces) as pkg/sim's trace reader
+// (adapter backtest) does: a byte order mark and spaces in the header are
+// allowed; every count is a non-negative number (not NaN, not empty). name
+// labels errors ("name:line: ...").
 func ReadCSV(r io.Reader, name string) (predict.Series, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
@@ -34,10 +36,14 @@ func ReadCSV(r io.Reader, name string) (predict.Series, error) {
 		}
 		if !header {
 			header = true
-			if text != "timestamp,requests" {
-				return predict.Series{}, fmt.Errorf("%s:%d: header is %q, want \"timestamp,requests\"", name, line, text)
+			text = strings.TrimPrefix(text, "\ufeff")
+			switch h := strings.ReplaceAll(text, " ", ""); {
+			case h == "timestamp,requests":
+				continue
+			case strings.HasPrefix(h, "TIMESTAMP,") || strings.HasPrefix(h, "{"):
+				return predict.Series{}, fmt.Errorf("%s:%d: a per-request trace: want a \"timestamp,requests\" CSV of counts per interval (adapter backtest counts a per-request trace itself)", name, line)
 			}
-			continue
+			return predict.Series{}, fmt.Errorf("%s:%d: header is %q, want \"timestamp,requests\"", name, line, text)
 		}
 		ts, val, ok := strings.Cut(text, ",")
 		if !ok || strings.Contains(val, ",") {
@@ -47,15 +53,12 @@ func ReadCSV(r io.Reader, name string) (predict.Series, error) {
 		if err != nil {
 			return predict.Series{}, fmt.Errorf("%s:%d: timestamp %q is not unix seconds", name, line, ts)
 		}
-		v := math.NaN()
-		if val = strings.TrimSpace(val); val != "" && !strings.EqualFold(val, "nan") {
-			v, err = strconv.ParseFloat(val, 64)
-			if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
-				return predict.Series{}, fmt.Errorf("%s:%d: requests %q is not a number", name, line, val)
-			}
-			if v < 0 {
-				return predict.Series{}, fmt.Errorf("%s:%d: requests %v is negative", name, line, v)
-			}
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+			return predict.Series{}, fmt.Errorf("%s:%d: requests %q is not a number", name, line, val)
+		}
+		if v < 0 {
+			return predict.Series{}, fmt.Errorf("%s:%d: requests %v is negative", name, line, v)
 		}
 		switch len(s.Values) {
 		case 0:
@@ -63,6 +66,9 @@ func ReadCSV(r io.Reader, name string) (predict.Series, error) {
 		case 1:
 			if t <= prev {
 				return predict.Series{}, fmt.Errorf("%s:%d: timestamp %d does not follow %d", name, line, t, prev)
+			}
+			if t-prev > maxStepSeconds {
+				return predict.Series{}, fmt.Errorf("%s:%d: step of %d s between rows, more than a year", name, line, t-prev)
 			}
 			s.Step = time.Duration(t-prev) * time.Second
 		default:
@@ -84,6 +90,10 @@ func ReadCSV(r io.Reader, name string) (predict.Series, error) {
 	}
 	return s, nil
 }
+
+// maxStepSeconds bounds a trace's step (a year, as pkg/sim's): a larger one
+// is a typo, and would overflow durations.
+const maxStepSeconds = 366 * 86400
 
 // LoadCSV reads a CSV file with ReadCSV.
 func LoadCSV(path string) (predict.Series, error) {
