@@ -150,7 +150,9 @@ func TestGPUProcRoot(t *testing.T) {
 	lib.Devices = lib.Devices[:1]
 	dev := lib.Devices[0].(*dgxa100.Device)
 	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 50}, nvml.SUCCESS }
-	dev.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
+	dev.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
+		return nvml.Memory_v2{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS
+	}
 	dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 5 << 30}}, nvml.SUCCESS
