@@ -228,14 +228,7 @@ func TestBacktestPolicyFileAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatalf("backtest: %v\n%s", err, stderr.String())
 	}
-	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum sim.SummaryFile
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, out)
 	c := sum.Config
 	if c.Mu != 4 || c.ColdStartSeconds != 90 || c.PriceSpot != 1.1 || c.PriceOnDemand != 4 || c.QueueSLOSeconds != 5 {
 		t.Errorf("config = %+v: want mu 4 (flag), cold start 90 and spot $1.1 (file), on-demand $4 and queue SLO 5 (both)", c)
@@ -266,15 +259,7 @@ func TestBacktestPolicyZeros(t *testing.T) {
 		if err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--compare", "", "--out", out}, args...), &stdout, &stderr); err != nil {
 			t.Fatalf("%v\n%s", err, stderr.String())
 		}
-		raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var sum sim.SummaryFile
-		if err := json.Unmarshal(raw, &sum); err != nil {
-			t.Fatal(err)
-		}
-		return sum.Config
+		return readSummary(t, out).Config
 	}
 	if c := config("--policy", pol); c.QueueSLOSeconds != 0 || c.NoticeSeconds != 0 || c.PriceOnDemand != 0 || c.PriceSpot != 0 {
 		t.Errorf("policy of zeros: config %+v, want queue SLO, notice and both prices 0", c)
@@ -645,14 +630,7 @@ func TestBacktestSweep(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	var sum sim.SummaryFile
-	b, err := os.ReadFile(filepath.Join(out, "summary.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, out)
 	rows := readCSV(t, filepath.Join(out, "sweep.csv"))
 	if len(rows) != 4 || rows[0][0] != "forecast_quantile" || rows[0][7] != "cost_dollars" || rows[0][6] != "slo_attainment" {
 		t.Fatalf("sweep.csv = %q (want a header and one row per distinct value)", rows)
@@ -739,11 +717,7 @@ func TestBacktestPoolNames(t *testing.T) {
 	if err := dispatch(context.Background(), append([]string{"backtest", "--trace", trace, "--compare", "", "--out", out}, spots...), &stdout, &stderr); err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
 	}
-	raw, _ := os.ReadFile(filepath.Join(out, "summary.json"))
-	var sum sim.SummaryFile
-	if err := json.Unmarshal(raw, &sum); err != nil {
-		t.Fatal(err)
-	}
+	sum := readSummary(t, out)
 	if got := strings.Join(sum.SpotPools, ", "); got != "d1/zone, d2/zone" {
 		t.Errorf("summary.json spot_pools = %q, want d1/zone, d2/zone", got)
 	}
@@ -759,4 +733,18 @@ func mustBuiltinWorkload(t *testing.T) capacity.Workload {
 		t.Fatal(err)
 	}
 	return p.Workloads[0]
+}
+
+// readSummary reads the summary.json a backtest wrote to out.
+func readSummary(t *testing.T, out string) sim.SummaryFile {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(out, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum sim.SummaryFile
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		t.Fatal(err)
+	}
+	return sum
 }

@@ -24,14 +24,7 @@ import (
 // endpoints are not built and the gRPC and custom metrics listeners bound
 // before it are released (a retry, or another process, can bind them).
 func TestEndpointsReleaseListenersOnError(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(path, []byte(servePolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := capacity.OpenPolicyFile(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := servePolicyFile(t)
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -67,14 +60,7 @@ func TestEndpointsReleaseListenersOnError(t *testing.T) {
 // at 20 replicas (to clear the 10 % tolerance), 20.699 at 23 (to land on
 // 21) and 21 at 21.
 func TestEndpointsCompensateFromDeploymentReplicas(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(path, []byte(servePolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	pol, err := capacity.OpenPolicyFile(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pol := servePolicyFile(t)
 	var running atomic.Int64
 	cache := capacity.NewCache()
 	ep, err := newAdapterEndpoints(cache, pol, prometheus.NewRegistry(), slog.New(slog.DiscardHandler), endpointsConfig{
@@ -117,4 +103,18 @@ func TestEndpointsCompensateFromDeploymentReplicas(t *testing.T) {
 			t.Errorf("plan 21 with %d running: value %v, want %v", tc.running, got, tc.want)
 		}
 	}
+}
+
+// servePolicyFile opens servePolicy as a policy file.
+func servePolicyFile(t *testing.T) *capacity.PolicyFile {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(servePolicy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pol, err := capacity.OpenPolicyFile(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pol
 }
