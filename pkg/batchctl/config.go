@@ -10,11 +10,14 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/infercast/infercast/internal/strictyaml"
 )
 
 // FileConfig is the batch controller's configuration file, read by
@@ -134,6 +137,10 @@ func ParseConfig(b []byte) (*FileConfig, error) {
 	}
 	if err := checkKeys(root.Content[0]); err != nil {
 		return nil, err
+	}
+	// yaml.v3 would decode max_batch_size: 25.6 as 25 without a word.
+	if errs := strictyaml.NonIntegers(root.Content[0], reflect.TypeOf(FileConfig{}), ""); len(errs) > 0 {
+		return nil, fmt.Errorf("line %d: %w", errs[0].Line, errs[0])
 	}
 	var c FileConfig
 	dec := yaml.NewDecoder(bytes.NewReader(b))

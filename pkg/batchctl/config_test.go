@@ -119,6 +119,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"min gain", model("    actuator: {kind: webhook, url: http://x, min_gain: -1}\n"), "models[0] (ranker): actuator.min_gain: -1"},
 		{"model twice", model("") + "  - model: ranker\n    slo: 1s\n    max_batch_size: 2\n", "models[1] (ranker): model: listed twice"},
 		{"wrong type", model("    margin: lots\n"), "line 5: cannot unmarshal !!str `lots` into float64"},
+		// yaml.v3 alone would run it as 25.
+		{"fractional batch size", "models:\n  - model: m\n    slo: 1s\n    max_batch_size: 25.6\n", "line 4: models[0].max_batch_size: cannot unmarshal !!float `25.6` into int (want a whole number)"},
 		{"key twice", model("    slo: 1s\n"), `line 5: mapping key "slo" already defined`},
 	}
 	for _, tc := range tests {
