@@ -231,6 +231,11 @@ func parseConfig(name string, b []byte) (Config, error) {
 			return Config{}, at(errs[0].Line, errs[0])
 		}
 	}
+	if root != nil {
+		if e := writtenZero(root, &c); e != nil {
+			return Config{}, at(e.Line, e)
+		}
+	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
 		// Validate's errors are "PATH: PROBLEM": the path finds the line.
@@ -241,6 +246,66 @@ func parseConfig(name string, b []byte) (Config, error) {
 		return Config{}, at(line, err)
 	}
 	return c, nil
+}
+
+// writtenZero is the first setting the file writes as 0 where 0 is no
+// valid value: left out, the key takes its default; written as 0, it is
+// an error rather than the default in disguise (scrape_interval: 0s was
+// silently 5 s).
+func writtenZero(root *yaml.Node, c *Config) *strictyaml.Error {
+	check := func(zero bool, keys ...string) *strictyaml.Error {
+		if !zero {
+			return nil
+		}
+		n := root
+		for _, k := range keys {
+			if n = mappingValue(n, k); n == nil {
+				return nil
+			}
+		}
+		return &strictyaml.Error{Line: n.Line, Path: strings.Join(keys, "."), Msg: "0 is not a valid value (leave the key out for its default)"}
+	}
+	g := c.Global
+	for _, e := range []*strictyaml.Error{
+		check(g.ScrapeInterval == 0, "global", "scrape_interval"),
+		check(g.ScrapeTimeout == 0, "global", "scrape_timeout"),
+		check(g.BodySizeLimitBytes == 0, "global", "body_size_limit_bytes"),
+		check(g.MaxConcurrentScrapes == 0, "global", "max_concurrent_scrapes"),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if targets := mappingValue(root, "targets"); targets != nil && targets.Kind == yaml.SequenceNode {
+		for i, t := range c.Targets {
+			if i < len(targets.Content) && t.Timeout == 0 {
+				if n := mappingValue(targets.Content[i], "timeout"); n != nil {
+					return &strictyaml.Error{Line: n.Line, Path: fmt.Sprintf("targets[%d].timeout", i), Msg: "0 is not a valid value (leave the key out for global.scrape_timeout)"}
+				}
+			}
+		}
+	}
+	for name, m := range c.GenericMappings {
+		if m.HistogramUnitSeconds == 0 {
+			if e := check(true, "generic_mappings", name, "histogram_unit_seconds"); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// mappingValue is the value of key in mapping n, nil if n has none.
+func mappingValue(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
 }
 
 // ScrapesNothing says the configuration has no static target and pod

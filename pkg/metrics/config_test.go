@@ -17,6 +17,11 @@ func TestParseConfigInvalid(t *testing.T) {
 		{"unknown target key", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: vllm, modle: x}\n", "line 2: targets[0].modle: unknown field (did you mean model?)"},
 		{"bad duration", "global: {scrape_interval: fast}\n", "line 1: global.scrape_interval: cannot unmarshal !!str `fast` into time.Duration (want a duration with a unit, e.g. \"180s\")"},
 		{"timeout above interval", "global: {scrape_interval: 5s, scrape_timeout: 10s}\n", "line 1: global.scrape_timeout: 10s is longer than global.scrape_interval 5s"},
+		// Written as 0 is not left out: no silent default.
+		{"zero interval", "global:\n  scrape_interval: 0s\n", "line 2: global.scrape_interval: 0 is not a valid value (leave the key out for its default)"},
+		{"zero concurrency", "global: {max_concurrent_scrapes: 0}\n", "line 1: global.max_concurrent_scrapes: 0 is not a valid value (leave the key out for its default)"},
+		{"zero target timeout", "targets:\n  - {name: a, url: 'http://x/metrics', dialect: vllm}\n  - name: b\n    url: 'http://y/metrics'\n    dialect: vllm\n    timeout: 0s\n", "line 6: targets[1].timeout: 0 is not a valid value (leave the key out for global.scrape_timeout)"},
+		{"zero histogram unit", "generic_mappings:\n  m: {model_label: model, requests_total: r_total, histogram_unit_seconds: 0}\n", "line 2: generic_mappings.m.histogram_unit_seconds: 0 is not a valid value (leave the key out for its default)"},
 		{"window below interval", "global: {scrape_interval: 30s, windows: [10s]}\n", "line 1: global.windows[0]: 10s is shorter than global.scrape_interval 30s"},
 		{"windows not increasing", "global: {windows: [5m, 1m]}\n", "line 1: global.windows[1]: windows must be strictly increasing"},
 		{"negative body limit", "global: {body_size_limit_bytes: -1}\n", "line 1: global.body_size_limit_bytes: must be positive"},
