@@ -40,6 +40,7 @@ func TestThroughPrometheus(t *testing.T) {
 	fc := fleet.Config{Seed: 7, Servers: []fleet.ServerConfig{
 		{Dialect: fleet.VLLM, Model: "chat", Replicas: 2, Mu: 4, MaxBatch: 32, Rate: 5},
 		{Dialect: fleet.Triton, Model: "ranker", Replicas: 2, Mu: 200, MaxBatch: 16, Rate: 240},
+		{Dialect: fleet.RayServe, Model: "classify", Replicas: 2, Mu: 50, MaxBatch: 8, Rate: 60},
 	}}
 	f, err := fleet.New(fc, nil)
 	if err != nil {
@@ -66,7 +67,8 @@ func TestThroughPrometheus(t *testing.T) {
 targets:
   - {name: chat-0, url: %q, dialect: vllm, max_batch_size: 32}
   - {name: ranker-0, url: %q, dialect: triton, max_batch_size: 16}
-`, urls["chat"], urls["ranker"])
+  - {name: classify-0, url: %q, dialect: rayserve}
+`, urls["chat"], urls["ranker"], urls["classify"])
 	r := startRun(t, options{configFile: writeConfig(t, cfg)})
 	r.waitReady(t)
 
@@ -164,6 +166,9 @@ scrape_configs:
 	// 30 s is about 8% for chat, 1% for ranker).
 	within("chat requests/s", query(`infercast_model_requests_per_second{model="chat",window="30s"}`, at), 5, 0.35)
 	within("ranker requests/s", query(`infercast_model_requests_per_second{model="ranker",window="30s"}`, at), 240, 0.1)
+	// Ray Serve exports its request counter twice (and a deprecated gauge
+	// of the same count): once counted.
+	within("classify requests/s", query(`infercast_model_requests_per_second{model="classify",window="30s"}`, at), 60, 0.1)
 
 	// Percentiles against PromQL over the same server's raw histogram.
 	for _, q := range []string{"0.5", "0.9", "0.99"} {

@@ -339,10 +339,13 @@ func (g *sglangRecorder) gauges(m *model, tps float64) {
 type rayRecorder struct {
 	app, deployment, route string
 	requests, routerReqs   *prometheus.CounterVec
-	processing             *prometheus.HistogramVec
-	httpLatency            *prometheus.HistogramVec
-	processingQ            *prometheus.GaugeVec
-	queued                 prometheus.Gauge
+	// requestsGauge is the same count as the deprecated gauge Ray ≥ 2.10
+	// exports beside every counter by default (RAY_EXPORT_COUNTER_AS_GAUGE).
+	requestsGauge *prometheus.GaugeVec
+	processing    *prometheus.HistogramVec
+	httpLatency   *prometheus.HistogramVec
+	processingQ   *prometheus.GaugeVec
+	queued        prometheus.Gauge
 }
 
 func newRay(s *server, reg *prometheus.Registry) *rayRecorder {
@@ -352,11 +355,12 @@ func newRay(s *server, reg *prometheus.Registry) *rayRecorder {
 	f := factory{reg, nil}
 	return &rayRecorder{
 		app: app, deployment: dep, route: route,
-		requests:    f.counterVecL("ray_serve_deployment_request_counter_total", "The number of queries that have been processed in this replica.", "deployment", "replica", "route", "application"),
-		routerReqs:  f.counterVecL("ray_serve_num_router_requests_total", "The number of requests processed by the router.", "deployment", "route", "application"),
-		processing:  f.histogramVecL("ray_serve_deployment_processing_latency_ms", "The latency for queries to be processed.", rayBucketsMS, "deployment", "replica", "route", "application"),
-		httpLatency: f.histogramVecL("ray_serve_http_request_latency_ms", "The end-to-end latency of HTTP requests (measured from the Serve HTTP proxy).", rayBucketsMS, "route", "application", "method", "status_code"),
-		processingQ: f.gaugeVecL("ray_serve_replica_processing_queries", "The current number of queries being processed.", "deployment", "replica", "application"),
+		requests:      f.counterVecL("ray_serve_deployment_request_counter_total", "The number of queries that have been processed in this replica.", "deployment", "replica", "route", "application"),
+		requestsGauge: f.gaugeVecL("ray_serve_deployment_request_counter", "The number of queries that have been processed in this replica.", "deployment", "replica", "route", "application"),
+		routerReqs:    f.counterVecL("ray_serve_num_router_requests_total", "The number of requests processed by the router.", "deployment", "route", "application"),
+		processing:    f.histogramVecL("ray_serve_deployment_processing_latency_ms", "The latency for queries to be processed.", rayBucketsMS, "deployment", "replica", "route", "application"),
+		httpLatency:   f.histogramVecL("ray_serve_http_request_latency_ms", "The end-to-end latency of HTTP requests (measured from the Serve HTTP proxy).", rayBucketsMS, "route", "application", "method", "status_code"),
+		processingQ:   f.gaugeVecL("ray_serve_replica_processing_queries", "The current number of queries being processed.", "deployment", "replica", "application"),
 		queued: factory{reg, prometheus.Labels{"deployment": dep, "application": app}}.gauge(
 			"ray_serve_deployment_queued_queries", "The current number of queries to this deployment waiting to be assigned to a replica."),
 	}
@@ -367,6 +371,7 @@ func (g *rayRecorder) replica(i int) string { return g.deployment + "#r" + strco
 func (g *rayRecorder) finished(r *request) {
 	rep := g.replica(r.replica)
 	g.requests.WithLabelValues(g.deployment, rep, g.route, g.app).Inc()
+	g.requestsGauge.WithLabelValues(g.deployment, rep, g.route, g.app).Inc()
 	g.routerReqs.WithLabelValues(g.deployment, g.route, g.app).Inc()
 	g.processing.WithLabelValues(g.deployment, rep, g.route, g.app).Observe((r.finish - r.start) * 1000)
 	g.httpLatency.WithLabelValues(g.route, g.app, "POST", "200").Observe(e2e(r) * 1000)

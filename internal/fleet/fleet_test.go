@@ -137,6 +137,8 @@ func TestDialectsExposeRealNames(t *testing.T) {
 		},
 		RayServe: {
 			"ray_serve_deployment_request_counter_total": {"deployment", "replica", "route", "application"},
+			// Ray ≥ 2.10's deprecated gauge of the same count.
+			"ray_serve_deployment_request_counter":       {"deployment", "replica", "route", "application"},
 			"ray_serve_deployment_processing_latency_ms": {"deployment", "replica", "route", "application"},
 			"ray_serve_replica_processing_queries":       {"deployment", "replica", "application"},
 			"ray_serve_deployment_queued_queries":        {"deployment", "application"},
