@@ -11,6 +11,7 @@ import (
 	"github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/pkg/batchctl"
 	"github.com/infercast/infercast/pkg/capacity"
 )
@@ -30,6 +31,9 @@ type batchModel struct {
 	// plans for, read from plans.
 	workload string
 	plans    planReader
+	// drift remembers the last failure to reconcile the replicas' knobs
+	// (logged when it starts, changes or ends).
+	drift edgelog.State
 }
 
 // planReader is what the batch controller needs of the planner's cache.
@@ -122,6 +126,34 @@ func (m *batchModel) run(ctx context.Context) {
 				m.log.Info("batch controller started", "actuator", m.act.Name(), "knobs", k.String())
 			}
 			m.step(ctx, now)
+			if rec, ok := m.act.(batchctl.Reconciler); ok {
+				m.reconcile(ctx, rec)
+			}
+		}
+	}
+}
+
+// reconcile applies the controller's knobs to the replicas that run
+// others: a Triton replica restarted or added by a scale-up comes back with
+// its config.pbtxt, and would keep it until the next change.
+func (m *batchModel) reconcile(ctx context.Context, rec batchctl.Reconciler) {
+	k, ok := m.ctl.Applied(m.name)
+	if !ok {
+		return
+	}
+	n, err := rec.Reconcile(ctx, m.name, k)
+	if n > 0 {
+		m.log.Info("batch knobs applied to replicas that ran others (restarted or added)", "actuator", m.act.Name(), "replicas", n, "knobs", k.String())
+	}
+	msg := ""
+	if err != nil && ctx.Err() == nil {
+		msg = err.Error()
+	}
+	if prev, changed := m.drift.Set(msg); changed {
+		if msg != "" {
+			m.log.Warn("reconciling the replicas' batch knobs", "actuator", m.act.Name(), "err", msg)
+		} else if prev != "" {
+			m.log.Info("the replicas' batch knobs reconciled again", "actuator", m.act.Name())
 		}
 	}
 }

@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +17,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/infercast/infercast/pkg/batchctl"
 )
 
 // batchExporter serves what an infercast exporter exports for a Triton
@@ -241,5 +247,66 @@ func TestServeBatchConfigRefused(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// driftActuator is an actuator whose replicas drift: Reconcile answers
+// from a script and records the knobs it was asked for.
+type driftActuator struct {
+	answers []struct {
+		n   int
+		err error
+	}
+	asked []batchctl.Knobs
+}
+
+func (a *driftActuator) Name() string                                        { return "drift" }
+func (a *driftActuator) Limits() batchctl.Limits                             { return batchctl.Limits{} }
+func (a *driftActuator) Apply(context.Context, string, batchctl.Knobs) error { return nil }
+func (a *driftActuator) Reconcile(_ context.Context, _ string, k batchctl.Knobs) (int, error) {
+	a.asked = append(a.asked, k)
+	r := a.answers[len(a.asked)-1]
+	return r.n, r.err
+}
+
+// TestBatchModelReconciles: serve reconciles the replicas to the knobs the
+// controller applied, says when it reloaded some, and logs a failure when
+// it starts and when it ends, not at every interval.
+func TestBatchModelReconciles(t *testing.T) {
+	act := &driftActuator{answers: []struct {
+		n   int
+		err error
+	}{{1, nil}, {0, errors.New("replica 10.0.0.2:8000: refused")}, {0, errors.New("replica 10.0.0.2:8000: refused")}, {0, nil}, {0, nil}}}
+	cfg := batchctl.DefaultConfig(250*time.Millisecond, 64)
+	cfg.Registerer = prometheus.NewRegistry()
+	ctl, err := batchctl.New(cfg, act)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	m := &batchModel{name: "ranker", ctl: ctl, act: act, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	m.reconcile(context.Background(), act)
+	if len(act.asked) != 0 {
+		t.Fatalf("reconciled %v before the controller knew the server's knobs", act.asked)
+	}
+	k := batchctl.Knobs{MaxBatchSize: 16, MaxQueueDelay: 2 * time.Millisecond}
+	ctl.SetApplied("ranker", k)
+	for range 5 {
+		m.reconcile(context.Background(), act)
+	}
+	for i, got := range act.asked {
+		if got != k {
+			t.Errorf("reconcile %d asked for %v, want the applied %v", i, got, k)
+		}
+	}
+	out := logs.String()
+	for what, want := range map[string]int{
+		"applied to replicas that ran others":   1,
+		"reconciling the replicas' batch knobs": 1, // two failures in a row: one line
+		"reconciled again":                      1,
+	} {
+		if n := strings.Count(out, what); n != want {
+			t.Errorf("%d lines with %q, want %d:\n%s", n, what, want, out)
+		}
 	}
 }

@@ -83,7 +83,8 @@ type ActuatorConfig struct {
 	// Server is the server kind a recommend-only model runs (vllm, tgi,
 	// triton, ray), to log what to restart it with.
 	Server string `yaml:"server"`
-	// Timeout bounds each request to the server (default 30 s).
+	// Timeout bounds each request to the server (default 30 s; 5 min for
+	// triton, where a change is a whole model reload).
 	Timeout string `yaml:"timeout"`
 	// MinInterval and MinGain override the actuator's default limits
 	// (each only when set).
@@ -344,7 +345,14 @@ func (a *ActuatorConfig) validate() error {
 			return fmt.Errorf("actuator.url: %q: %s needs an http(s) URL", a.URL, a.Kind)
 		}
 	}
-	if a.timeout, err = parseDuration("actuator.timeout", a.Timeout, 30*time.Second); err != nil {
+	defTimeout := 30 * time.Second
+	if a.Kind == KindTriton {
+		// A load is a model reload: a large model takes minutes, and a
+		// client that gives up first leaves Triton loading while it
+		// reloads the previous config behind it.
+		defTimeout = 5 * time.Minute
+	}
+	if a.timeout, err = parseDuration("actuator.timeout", a.Timeout, defTimeout); err != nil {
 		return err
 	}
 	if a.timeout == 0 {
@@ -407,6 +415,13 @@ func (m *ModelConfig) NewActuator(log *slog.Logger) Actuator {
 // CurrentReader is an actuator that can read what the server runs now.
 type CurrentReader interface {
 	Current(ctx context.Context, model string) (Knobs, error)
+}
+
+// Reconciler is an actuator whose replicas can drift from the knobs it
+// applied (a Triton replica restarted or added loads its config.pbtxt):
+// Reconcile applies k where they differ and says how many it changed.
+type Reconciler interface {
+	Reconcile(ctx context.Context, model string, k Knobs) (changed int, err error)
 }
 
 // StatsReader is an actuator that can read the server's per-batch-size

@@ -259,6 +259,18 @@ func (c *Controller) SetApplied(model string, k Knobs) {
 	c.m.appTimeout.WithLabelValues(model, c.act.Name()).Set(k.QueueTimeout.Seconds())
 }
 
+// Applied is the model's knobs as the controller last applied or was told
+// (SetApplied); false before either.
+func (c *Controller) Applied(model string) (Knobs, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.models[model]
+	if !ok || s.applied == (Knobs{}) {
+		return Knobs{}, false
+	}
+	return s.applied, true
+}
+
 // Step feeds one observation of a model, with the forecast arrival rate
 // for the coming interval (0 when there is no forecast), and decides. The
 // error is non-nil only for a rejected observation; a failed actuation is

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -56,7 +57,7 @@ func doJSON(ctx context.Context, c *http.Client, method, url string, body, out a
 		if len(msg) > 512 {
 			msg = msg[:512] + "…"
 		}
-		return fmt.Errorf("%s %s: %s: %s", method, url, resp.Status, msg)
+		return &statusError{Code: resp.StatusCode, msg: fmt.Sprintf("%s %s: %s: %s", method, url, resp.Status, msg)}
 	}
 	if out == nil {
 		return nil
@@ -65,4 +66,19 @@ func doJSON(ctx context.Context, c *http.Client, method, url string, body, out a
 		return fmt.Errorf("%s %s: decoding reply: %w", method, url, err)
 	}
 	return nil
+}
+
+// statusError is a server's non-2xx reply: the server answered, and said no.
+type statusError struct {
+	Code int
+	msg  string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// refused says err is a server's 4xx reply: it understood the request and
+// refused it, having changed nothing.
+func refused(err error) bool {
+	var se *statusError
+	return errors.As(err, &se) && se.Code/100 == 4
 }

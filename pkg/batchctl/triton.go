@@ -26,7 +26,8 @@ import (
 // body {"parameters":{"config":"<JSON>"}}). Triton must run with
 // --model-control-mode=explicit. A change is a model reload: the default
 // limits allow one per 5 minutes and only for a 10 % predicted gain. When
-// the reload fails, the previous configuration is loaded back.
+// the reload fails, the previous configuration is loaded back — unless
+// Triton refused it (HTTP 4xx): then the loaded model was left as it was.
 //
 // The replicas of a model share its knobs: every address BaseURL's host
 // resolves to is a replica (a headless Service names one per pod; a
@@ -206,6 +207,14 @@ func (t *Triton) applyOne(ctx context.Context, c *http.Client, model string, k K
 	if cur.MaxBatchSize == 0 {
 		return nil, fmt.Errorf("triton: model %s has max_batch_size 0: it does not batch, nothing to tune", model)
 	}
+	// The scheduler is one of dynamic, sequence or ensemble scheduling
+	// (a protobuf oneof): a config with dynamic_batching added to either
+	// other one is refused with HTTP 400, at every change.
+	for _, other := range []string{"sequence_batching", "ensemble_scheduling"} {
+		if v, ok := prev[other]; ok && v != nil {
+			return nil, fmt.Errorf("triton: model %s uses %s, not dynamic batching: nothing this controller tunes", model, other)
+		}
+	}
 	prevJSON, err := json.Marshal(prev)
 	if err != nil {
 		return nil, err
@@ -234,6 +243,15 @@ func (t *Triton) applyOne(ctx context.Context, c *http.Client, model string, k K
 	}
 	next["dynamic_batching"] = db
 	if err := t.load(ctx, c, model, next); err != nil {
+		if refused(err) {
+			// Triton refused the config (a bad one, or a load that
+			// failed): in explicit mode the loaded model stays as it
+			// was, serving; loading it back would only reload it.
+			if t.Logger != nil {
+				t.Logger.Warn("triton refused the new batch config; the loaded model is unchanged", "model", model, "err", err)
+			}
+			return nil, err
+		}
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), t.rollbackTimeout())
 		defer cancel()
 		if rerr := t.load(rctx, c, model, prev); rerr != nil {
@@ -245,6 +263,38 @@ func (t *Triton) applyOne(ctx context.Context, c *http.Client, model string, k K
 		return nil, err
 	}
 	return prev, nil
+}
+
+// Reconcile loads k on every replica that runs other knobs — one
+// restarted, or added by a scale-up, comes back with its config.pbtxt: a
+// load's config override lives in memory only — and returns how many it
+// reloaded. A replica that cannot be read or reloaded is reported in the
+// error; the others are still reconciled. The queue timeout is compared
+// only when k sets one (without reject_late the server's policy is its
+// own).
+func (t *Triton) Reconcile(ctx context.Context, model string, k Knobs) (int, error) {
+	var errs []error
+	reloaded := 0
+	for _, r := range t.replicas(ctx) {
+		cfg, err := t.config(ctx, r.Client, model)
+		if err == nil {
+			var cur Knobs
+			if cur, err = tritonKnobs(cfg); err == nil {
+				if k.QueueTimeout == 0 {
+					cur.QueueTimeout = 0
+				}
+				if cur == k {
+					continue
+				}
+				if _, err = t.applyOne(ctx, r.Client, model, k); err == nil {
+					reloaded++
+					continue
+				}
+			}
+		}
+		errs = append(errs, fmt.Errorf("replica %s: %w", r.Addr, err))
+	}
+	return reloaded, errors.Join(errs...)
 }
 
 func (t *Triton) rollbackTimeout() time.Duration {

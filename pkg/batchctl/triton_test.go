@@ -1,6 +1,7 @@
 package batchctl
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ type fakeTriton struct {
 	modelMax map[string]int
 	loads    []string // configs posted, in order
 	failNext error    // the next load fails with this, whatever the config
+	failCode int      // its HTTP status (0: 400, as Triton refuses a config)
 	hangNext bool     // the next load hangs until the client gives up
 	// batchStats is what GET /v2/models/{model}/stats reports for resnet:
 	// per batch size, executions and their summed compute nanoseconds.
@@ -41,6 +43,10 @@ func newFakeTritonOn(t *testing.T, l net.Listener) (*fakeTriton, *httptest.Serve
 	f := &fakeTriton{configs: map[string]map[string]any{}, modelMax: map[string]int{}}
 	f.add("resnet", 32, 8)
 	f.add("nobatch", 0, 0)
+	// A stateful model: sequence batching, Triton's other scheduler.
+	f.add("stateful", 16, 4)
+	delete(f.configs["stateful"], "dynamic_batching")
+	f.configs["stateful"]["sequence_batching"] = map[string]any{"max_sequence_idle_microseconds": "1000000"}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v2/models/{model}/config", f.getConfig)
 	mux.HandleFunc("POST /v2/repository/models/{model}/load", f.load)
@@ -128,7 +134,9 @@ func TestTritonAppliesToEveryReplica(t *testing.T) {
 
 // TestTritonRollsBackEveryReplica: when a replica refuses the change, the
 // replicas already changed are loaded back with their previous config and
-// the ones after it are not touched.
+// the ones after it are not touched; the one that refused (HTTP 400)
+// still serves its model as it was (Triton in explicit mode keeps it), so
+// it is not reloaded.
 func TestTritonRollsBackEveryReplica(t *testing.T) {
 	fakes, tr := tritonReplicas(t, 3)
 	before := Knobs{MaxBatchSize: 8, MaxQueueDelay: 100 * time.Microsecond} // the fake's resnet
@@ -143,8 +151,8 @@ func TestTritonRollsBackEveryReplica(t *testing.T) {
 		}
 	}
 	loads := func(f *fakeTriton) int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.loads) }
-	if a, b, c := loads(fakes[0]), loads(fakes[1]), loads(fakes[2]); a != 2 || b != 2 || c != 0 {
-		t.Errorf("loads per replica %d, %d, %d; want 2 (change, rollback), 2 (attempt, rollback), 0", a, b, c)
+	if a, b, c := loads(fakes[0]), loads(fakes[1]), loads(fakes[2]); a != 2 || b != 1 || c != 0 {
+		t.Errorf("loads per replica %d, %d, %d; want 2 (change, rollback), 1 (the refused attempt), 0", a, b, c)
 	}
 }
 
@@ -162,8 +170,12 @@ func (f *fakeTriton) add(name string, modelMax, current int) {
 }
 
 func tritonError(w http.ResponseWriter, msg string) {
+	tritonErrorCode(w, http.StatusBadRequest, msg)
+}
+
+func tritonErrorCode(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadRequest)
+	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
@@ -214,15 +226,15 @@ func (f *fakeTriton) load(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	f.loads = append(f.loads, cfgText)
-	hang, fail := f.hangNext, f.failNext
-	f.hangNext, f.failNext = false, nil
+	hang, fail, code := f.hangNext, f.failNext, f.failCode
+	f.hangNext, f.failNext, f.failCode = false, nil, 0
 	f.mu.Unlock()
 	if hang {
 		<-r.Context().Done()
 		return
 	}
 	if fail != nil {
-		tritonError(w, fail.Error())
+		tritonErrorCode(w, cmp.Or(code, http.StatusBadRequest), fail.Error())
 		return
 	}
 	var cfg map[string]any
@@ -362,12 +374,17 @@ func TestTritonRollsBack(t *testing.T) {
 		timeout time.Duration
 		wantErr string
 		isCtx   bool
+		loads   int // the attempt, and the rollback where the loaded model may have changed
 	}{
-		{name: "max_batch_size above the model's", k: Knobs{MaxBatchSize: 64}, wantErr: "exceeds the maximum 32"},
-		{name: "load fails (out of memory)", k: Knobs{MaxBatchSize: 16},
-			arm: func(f *fakeTriton) { f.failNext = errors.New("CUDA out of memory") }, wantErr: "CUDA out of memory"},
+		// Refused (4xx): Triton left the loaded model as it was.
+		{name: "max_batch_size above the model's", k: Knobs{MaxBatchSize: 64}, wantErr: "exceeds the maximum 32", loads: 1},
+		{name: "load refused (out of memory)", k: Knobs{MaxBatchSize: 16},
+			arm: func(f *fakeTriton) { f.failNext = errors.New("CUDA out of memory") }, wantErr: "CUDA out of memory", loads: 1},
+		// A server error or no answer: the previous config is loaded back.
+		{name: "server error", k: Knobs{MaxBatchSize: 16},
+			arm: func(f *fakeTriton) { f.failNext, f.failCode = errors.New("internal"), 500 }, wantErr: "internal", loads: 2},
 		{name: "server hangs", k: Knobs{MaxBatchSize: 16}, arm: func(f *fakeTriton) { f.hangNext = true },
-			timeout: 200 * time.Millisecond, isCtx: true},
+			timeout: 200 * time.Millisecond, isCtx: true, loads: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,8 +415,8 @@ func TestTritonRollsBack(t *testing.T) {
 			f.mu.Lock()
 			n := len(f.loads)
 			f.mu.Unlock()
-			if n != 2 {
-				t.Errorf("%d loads, want 2 (the attempt and the rollback)", n)
+			if n != tc.loads {
+				t.Errorf("%d loads, want %d", n, tc.loads)
 			}
 		})
 	}
@@ -413,6 +430,16 @@ func TestTritonRefuses(t *testing.T) {
 	}
 	if err := tr.Apply(context.Background(), "ghost", Knobs{MaxBatchSize: 4}); err == nil || !strings.Contains(err.Error(), "unknown model") {
 		t.Errorf("unknown model: err = %v", err)
+	}
+	// dynamic_batching beside sequence_batching is a config Triton
+	// refuses (one scheduler): not attempted at every change.
+	f, srv := newFakeTriton(t)
+	tr = &Triton{BaseURL: srv.URL, Client: srv.Client()}
+	if err := tr.Apply(context.Background(), "stateful", Knobs{MaxBatchSize: 8}); err == nil || !strings.Contains(err.Error(), "uses sequence_batching") {
+		t.Errorf("sequence-batched model: err = %v", err)
+	}
+	if len(f.loads) != 0 {
+		t.Errorf("%d loads of a sequence-batched model, want none", len(f.loads))
 	}
 }
 
@@ -529,4 +556,51 @@ func addrOn(r map[string]map[int]BatchCounter, ip string) string {
 		}
 	}
 	return ""
+}
+
+// TestTritonReconcile: a replica that restarts loads its config.pbtxt (a
+// load's config override lives in memory only) and would keep it until
+// the next change; Reconcile finds it and loads the knobs there alone, and
+// does nothing when every replica runs them.
+func TestTritonReconcile(t *testing.T) {
+	fakes, tr := tritonReplicas(t, 3)
+	k := Knobs{MaxBatchSize: 16, MaxQueueDelay: 2 * time.Millisecond}
+	if err := tr.Apply(context.Background(), "resnet", k); err != nil {
+		t.Fatal(err)
+	}
+	loads := func(f *fakeTriton) int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.loads) }
+	if n, err := tr.Reconcile(context.Background(), "resnet", k); n != 0 || err != nil {
+		t.Fatalf("every replica in step: Reconcile = %d, %v; want 0, nil", n, err)
+	}
+	// Replica 2 restarts: back to its repository config.
+	fakes[1].mu.Lock()
+	fakes[1].add("resnet", 32, 8)
+	fakes[1].mu.Unlock()
+	n, err := tr.Reconcile(context.Background(), "resnet", k)
+	if n != 1 || err != nil {
+		t.Fatalf("after a restart: Reconcile = %d, %v; want 1, nil", n, err)
+	}
+	for i, f := range fakes {
+		if got, err := knobsOf(f); err != nil || got != k {
+			t.Errorf("replica %d runs %v (%v), want %v", i+1, got, err, k)
+		}
+	}
+	if a, b, c := loads(fakes[0]), loads(fakes[1]), loads(fakes[2]); a != 1 || b != 2 || c != 1 {
+		t.Errorf("loads per replica %d, %d, %d; want 1, 2 (the change, then the reconcile), 1", a, b, c)
+	}
+	// One replica refuses: it is reported, and the others are still done.
+	fakes[0].mu.Lock()
+	fakes[0].add("resnet", 32, 8)
+	fakes[0].failNext = errors.New("CUDA out of memory")
+	fakes[0].mu.Unlock()
+	fakes[2].mu.Lock()
+	fakes[2].add("resnet", 32, 8)
+	fakes[2].mu.Unlock()
+	n, err = tr.Reconcile(context.Background(), "resnet", k)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "127.0.0.1:") || !strings.Contains(err.Error(), "CUDA out of memory") {
+		t.Fatalf("one replica refusing: Reconcile = %d, %v; want 1 and its error", n, err)
+	}
+	if got, _ := knobsOf(fakes[2]); got != k {
+		t.Errorf("replica 3 runs %v after replica 1 refused, want %v", got, k)
+	}
 }
