@@ -81,6 +81,14 @@ func TestParseConfig(t *testing.T) {
 	if lim := c.Models[2].NewActuator(nil).Limits(); lim != DefaultRayServeLimits {
 		t.Errorf("rayserve limits %+v, want the defaults", lim)
 	}
+	// A request to Triton can be a whole model reload: 5 min unless set;
+	// 30 s for the others.
+	if r.Actuator.timeout != 5*time.Minute {
+		t.Errorf("triton timeout %s, want 5m", r.Actuator.timeout)
+	}
+	if got := c.Models[2].Actuator.timeout; got != 30*time.Second {
+		t.Errorf("rayserve timeout %s, want 30s", got)
+	}
 	// Only what the file sets is overridden.
 	if lim := c.Models[3].NewActuator(nil).Limits(); lim != (Limits{MinInterval: DefaultWebhookLimits.MinInterval, MinGain: 0.01}) {
 		t.Errorf("webhook limits %+v, want the default interval and min_gain 0.01", lim)
