@@ -42,6 +42,10 @@ type RayServe struct {
 	// PUT (default 500 ms).
 	PollInterval    time.Duration
 	RollbackTimeout time.Duration
+	// DeployTimeout bounds the wait for the application to run the new
+	// config after a PUT (default 2 min): one stuck DEPLOYING must not
+	// hold the model's controller for ever.
+	DeployTimeout time.Duration
 }
 
 // DefaultRayServeLimits: reconfigure is cheap, but not free.
@@ -68,7 +72,11 @@ func (r *RayServe) keys() (string, string) {
 }
 
 type rayDetails struct {
-	Applications map[string]struct {
+	// TargetCapacity is the instance's target capacity (a percentage; nil
+	// when unset): a PUT without it resets it to 100 %, which would end
+	// an incremental upgrade (KubeRay's) that throttles it.
+	TargetCapacity *float64 `json:"target_capacity"`
+	Applications   map[string]struct {
 		Status            string         `json:"status"`
 		Message           string         `json:"message"`
 		DeployedAppConfig map[string]any `json:"deployed_app_config"`
@@ -187,13 +195,13 @@ func (r *RayServe) Apply(ctx context.Context, model string, k Knobs) error {
 	uc[wk] = k.MaxQueueDelay.Seconds()
 	dep["user_config"] = uc
 
-	err = r.deploy(ctx, next, uc)
+	err = r.deploy(ctx, next, uc, d.TargetCapacity)
 	if err == nil {
 		return nil
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.rollbackTimeout())
 	defer cancel()
-	if rerr := r.deploy(rctx, prev, nil); rerr != nil {
+	if rerr := r.deploy(rctx, prev, nil, d.TargetCapacity); rerr != nil {
 		return errors.Join(err, fmt.Errorf("rayserve: rolling %s back: %w", model, rerr))
 	}
 	if r.Logger != nil {
@@ -209,12 +217,24 @@ func (r *RayServe) rollbackTimeout() time.Duration {
 	return 30 * time.Second
 }
 
-// deploy PUTs the applications and waits until the target application is
-// RUNNING with want as its deployment's user_config (any, when want is nil).
-func (r *RayServe) deploy(ctx context.Context, apps []map[string]any, want map[string]any) error {
-	if err := doJSON(ctx, r.Client, http.MethodPut, r.endpoint(), map[string]any{"applications": apps}, nil); err != nil {
+// deploy PUTs the applications (with the instance's target capacity, when
+// it has one) and waits, for at most DeployTimeout, until the target
+// application is RUNNING with want as its deployment's user_config (any,
+// when want is nil).
+func (r *RayServe) deploy(ctx context.Context, apps []map[string]any, want map[string]any, targetCapacity *float64) error {
+	body := map[string]any{"applications": apps}
+	if targetCapacity != nil {
+		body["target_capacity"] = *targetCapacity
+	}
+	if err := doJSON(ctx, r.Client, http.MethodPut, r.endpoint(), body, nil); err != nil {
 		return fmt.Errorf("rayserve: %w", err)
 	}
+	wait := r.DeployTimeout
+	if wait <= 0 {
+		wait = 2 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	poll := r.PollInterval
 	if poll <= 0 {
 		poll = 500 * time.Millisecond
@@ -229,8 +249,10 @@ func (r *RayServe) deploy(ctx context.Context, apps []map[string]any, want map[s
 		app, ok := d.Applications[r.Application]
 		switch {
 		case !ok:
-		case app.Status == "DEPLOY_FAILED":
-			return fmt.Errorf("rayserve: application %q failed to deploy: %s", r.Application, app.Message)
+		case app.Status == "DEPLOY_FAILED", app.Status == "UNHEALTHY":
+			// UNHEALTHY: deployed, but its replicas fail their health
+			// checks since the change.
+			return fmt.Errorf("rayserve: application %q is %s: %s", r.Application, app.Status, app.Message)
 		case app.Status == "RUNNING" && (want == nil || sameJSON(findUserConfig(app.DeployedAppConfig, r.Deployment), want)):
 			return nil
 		}

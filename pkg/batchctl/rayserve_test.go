@@ -25,14 +25,21 @@ type fakeRay struct {
 	maxBatch int
 	puts     int
 	hangGets bool // GETs after the next PUT hang until the client gives up
+	// targetCapacity is the instance's (nil: unset); a PUT sets it to
+	// what it carries, unset when it carries none, as Ray's controller does.
+	targetCapacity *float64
+	// settleAs is the status the next deploy settles in instead of RUNNING
+	// ("UNHEALTHY"; "DEPLOYING": it never settles).
+	settleAs string
 }
 
 type rayApp struct {
-	config  map[string]any
-	status  string
-	message string
-	pending int // GETs left before the deploy settles
-	failMsg string
+	config   map[string]any
+	status   string
+	message  string
+	settleAs string // the status it settles in, when not RUNNING
+	pending  int    // GETs left before the deploy settles
+	failMsg  string
 }
 
 func newFakeRay(t *testing.T) (*fakeRay, *httptest.Server) {
@@ -64,9 +71,12 @@ func (f *fakeRay) get(w http.ResponseWriter, r *http.Request) {
 		if a.pending > 0 {
 			a.pending--
 			if a.pending == 0 {
-				if a.failMsg != "" {
+				switch {
+				case a.failMsg != "":
 					a.status, a.message = "DEPLOY_FAILED", a.failMsg
-				} else {
+				case a.settleAs != "":
+					a.status, a.message = a.settleAs, "replicas failing their health checks"
+				default:
 					a.status, a.message = "RUNNING", ""
 				}
 			}
@@ -79,12 +89,13 @@ func (f *fakeRay) get(w http.ResponseWriter, r *http.Request) {
 			"deployed_app_config": cfg, "route_prefix": "/" + name, "deployments": map[string]any{}}
 	}
 	f.mu.Unlock()
-	_ = json.NewEncoder(w).Encode(map[string]any{"deploy_mode": "MULTI_APP", "proxy_location": "EveryNode", "applications": apps})
+	_ = json.NewEncoder(w).Encode(map[string]any{"deploy_mode": "MULTI_APP", "proxy_location": "EveryNode", "target_capacity": f.targetCapacity, "applications": apps})
 }
 
 func (f *fakeRay) put(w http.ResponseWriter, r *http.Request) {
 	var body struct {
-		Applications []map[string]any `json:"applications"`
+		TargetCapacity *float64         `json:"target_capacity"`
+		Applications   []map[string]any `json:"applications"`
 	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
@@ -101,11 +112,19 @@ func (f *fakeRay) put(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.puts++
+	f.targetCapacity = body.TargetCapacity
+	settle := f.settleAs
+	f.settleAs = ""
 	next := map[string]*rayApp{}
 	for _, a := range body.Applications {
 		name := a["name"].(string)
 		app := &rayApp{config: a, status: "DEPLOYING", pending: 1}
 		app.failMsg = f.reconfigureError(a)
+		if name == "llm" && settle == "DEPLOYING" {
+			app.pending = -1 // never settles
+		} else if name == "llm" {
+			app.settleAs = settle
+		}
 		next[name] = app
 	}
 	f.apps = next // applications not listed are deleted, as Ray does
@@ -189,6 +208,59 @@ func TestRayServeRollsBack(t *testing.T) {
 			t.Fatalf("err = %v, want a deadline", err)
 		}
 	})
+}
+
+// TestRayServeKeepsTargetCapacity: a PUT without target_capacity resets it
+// to 100 % — the end of an incremental upgrade that throttles it; the
+// change carries the instance's own, and an instance without one gets none.
+func TestRayServeKeepsTargetCapacity(t *testing.T) {
+	f, srv := newFakeRay(t)
+	half := 50.0
+	f.targetCapacity = &half
+	if err := newRay(srv).Apply(context.Background(), "llm", Knobs{MaxBatchSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if f.targetCapacity == nil || *f.targetCapacity != 50 {
+		t.Errorf("target_capacity after the change = %v, want 50", f.targetCapacity)
+	}
+	f, srv = newFakeRay(t)
+	if err := newRay(srv).Apply(context.Background(), "llm", Knobs{MaxBatchSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if f.targetCapacity != nil {
+		t.Errorf("target_capacity %v set on an instance without one", *f.targetCapacity)
+	}
+}
+
+// TestRayServeDeployOutcomes: an application that turns UNHEALTHY after the
+// change is rolled back like one that fails to deploy; one stuck DEPLOYING
+// is given up on after DeployTimeout (and rolled back) instead of holding
+// the controller for ever.
+func TestRayServeDeployOutcomes(t *testing.T) {
+	for _, settle := range []string{"UNHEALTHY", "DEPLOYING"} {
+		t.Run(settle, func(t *testing.T) {
+			f, srv := newFakeRay(t)
+			f.settleAs = settle
+			r := newRay(srv)
+			r.DeployTimeout = 300 * time.Millisecond
+			err := r.Apply(context.Background(), "llm", Knobs{MaxBatchSize: 8})
+			if err == nil {
+				t.Fatal("Apply succeeded")
+			}
+			if settle == "DEPLOYING" && !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("err = %v, want the deploy deadline", err)
+			}
+			if settle == "UNHEALTHY" && !strings.Contains(err.Error(), "UNHEALTHY") {
+				t.Errorf("err = %v, want the status", err)
+			}
+			if uc := f.userConfig("llm"); uc["max_batch_size"] != 4.0 {
+				t.Errorf("after the failure user_config = %v, want max_batch_size 4 back", uc)
+			}
+			if f.puts != 2 {
+				t.Errorf("%d PUTs, want 2 (the change and the rollback)", f.puts)
+			}
+		})
+	}
 }
 
 func TestRayServeRefusesImperativeApps(t *testing.T) {
