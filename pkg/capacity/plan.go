@@ -4,6 +4,7 @@
 package capacity
 
 import (
+	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -65,8 +66,12 @@ func NewCache() *Cache {
 	return &Cache{plans: map[string]Plan{}, changed: make(chan struct{})}
 }
 
-// Set stores p as the plan of p.Workload and wakes every watcher.
+// Set stores a copy of p as the plan of p.Workload and wakes every
+// watcher. The copy has its own Tiers: readers range over the cached
+// plan's map while the caller goes on with p (the loop keeps it as its
+// last good plan, and sanitizes that again when it serves it later).
 func (c *Cache) Set(p Plan) {
+	p.Tiers = maps.Clone(p.Tiers)
 	c.mu.Lock()
 	c.plans[p.Workload] = p
 	c.version++

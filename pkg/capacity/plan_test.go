@@ -31,3 +31,34 @@ func TestCacheSetGetWatch(t *testing.T) {
 	default:
 	}
 }
+
+// TestCacheOwnsItsPlans: the loop keeps the plan it stored as its last
+// good plan and, when the history is down, serves it again after
+// sanitizing its Tiers in place — while the KEDA and custom metrics
+// handlers range over the cached plan's Tiers. The cache keeps its own
+// copy: a write to the caller's map changes nothing cached (and, under
+// -race, races with no reader).
+func TestCacheOwnsItsPlans(t *testing.T) {
+	c := NewCache()
+	p := Plan{Workload: "chat", Active: true, Tiers: map[string]TierTarget{TierOnDemand: {Replicas: 3}, TierSpot: {Replicas: 5}}}
+	c.Set(p)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			got, _ := c.Get("chat")
+			n := 0
+			for _, tt := range got.Tiers {
+				n += tt.Replicas
+			}
+			if n != 8 {
+				t.Errorf("cached plan has %d replicas, want 8", n)
+				return
+			}
+		}
+	}()
+	for i := range 1000 {
+		p.Tiers[TierSpot] = TierTarget{Replicas: i} // what sanitize does to the last good plan
+	}
+	<-done
+}
