@@ -430,13 +430,14 @@ func backfill(ctx context.Context, st *store.Store, demand demandSource, from, t
 		total += demand.Rate(t.Sub(from)) * demoDecision.Seconds()
 		batch = append(batch, store.Sample{Labels: lbls, T: t, V: math.Round(total)})
 		if len(batch) == cap(batch) {
-			if err := st.Append(ctx, batch); err != nil {
+			if _, err := st.Append(ctx, batch); err != nil {
 				return err
 			}
 			batch = batch[:0]
 		}
 	}
-	return st.Append(ctx, batch)
+	_, err := st.Append(ctx, batch)
+	return err
 }
 
 // demoLive is the live source of the demo: the exporter's signals, and the

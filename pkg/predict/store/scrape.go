@@ -115,10 +115,14 @@ func (s *Scraper) ScrapeOnce(ctx context.Context, now time.Time) (int, error) {
 	if len(samples) == 0 {
 		return 0, nil
 	}
-	if err := s.store.Append(ctx, samples); err != nil {
+	skipped, err := s.store.Append(ctx, samples)
+	if err != nil {
 		return 0, err
 	}
-	return len(samples), nil
+	if skipped > 0 {
+		s.log.Warn("samples the store refused (older than their series' newest, or a second value at one time) were left out; the rest of the scrape is kept", "skipped", skipped, "of", len(samples))
+	}
+	return len(samples) - skipped, nil
 }
 
 // scrape reads one exporter and returns the samples to keep.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/infercast/infercast/pkg/predict"
@@ -83,21 +84,31 @@ type Sample struct {
 	V      float64
 }
 
-// Append writes samples in one transaction: all or none.
-func (s *Store) Append(ctx context.Context, samples []Sample) error {
+// Append writes samples in one transaction. A sample the TSDB refuses on
+// its own — older than its series' newest (a clock that stepped back, or
+// an exporter's own timestamps), a second value at one timestamp, or older
+// than the head allows — is skipped and counted in skipped, as Prometheus's
+// scraper does, so that it does not cost every other sample of the scrape.
+// Any other error writes nothing.
+func (s *Store) Append(ctx context.Context, samples []Sample) (skipped int, err error) {
 	app := s.db.Appender(ctx)
 	for _, x := range samples {
 		if _, err := app.Append(0, x.Labels, x.T.UnixMilli(), x.V); err != nil {
+			if errors.Is(err, storage.ErrOutOfOrderSample) || errors.Is(err, storage.ErrDuplicateSampleForTimestamp) ||
+				errors.Is(err, storage.ErrOutOfBounds) || errors.Is(err, storage.ErrTooOldSample) {
+				skipped++
+				continue
+			}
 			if rerr := app.Rollback(); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
-			return fmt.Errorf("store: append %s at %s: %w", x.Labels, x.T.UTC().Format(time.RFC3339), err)
+			return 0, fmt.Errorf("store: append %s at %s: %w", x.Labels, x.T.UTC().Format(time.RFC3339), err)
 		}
 	}
 	if err := app.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
+		return 0, fmt.Errorf("store: commit: %w", err)
 	}
-	return nil
+	return skipped, nil
 }
 
 // MinTime is the oldest time held, for seeing retention at work.
@@ -124,6 +135,11 @@ func (s *Store) MinTime(ctx context.Context) (time.Time, error) {
 	return time.UnixMilli(minT), nil
 }
 
+// maxGap is how far apart two samples may be for the rise between them to
+// be counted in the later one's interval: Prometheus's lookback delta, past
+// which it takes a series for stale.
+const maxGap = 5 * time.Minute
+
 // ErrNoSeries is returned (wrapped) when no series matches.
 var ErrNoSeries = errors.New("no series matches")
 
@@ -132,7 +148,12 @@ var ErrNoSeries = errors.New("no series matches")
 // [start+i*step, start+(i+1)*step), summed over the matching series (pods).
 // Each rise between consecutive samples is counted in the interval of the
 // later sample; a drop is a counter reset, after which the new value is the
-// increase. Intervals where no series has a sample are NaN (no data).
+// increase. A rise across a gap longer than maxGap (the store was down, or
+// the exporter unreachable) into another interval is not counted: where in
+// the gap it happened is unknown, and counted at its end it made one
+// interval hold hours of requests (a restart after two hours at 10 req/s
+// read as 72,000 requests in a minute). Intervals where no series has a
+// sample are NaN (no data).
 func (s *Store) Increase(ctx context.Context, start, end time.Time, step time.Duration, ms ...*labels.Matcher) (predict.Series, error) {
 	if step <= 0 {
 		return predict.Series{}, fmt.Errorf("store: step %s", step)
@@ -155,26 +176,37 @@ func (s *Store) Increase(ctx context.Context, start, end time.Time, step time.Du
 	defer q.Close()
 	set := q.Select(ctx, false, nil, ms...)
 	found := 0
+	// slot is the step interval a time falls in (negative before start).
+	slot := func(ms int64) int64 {
+		d := ms - start.UnixMilli()
+		q := d / step.Milliseconds()
+		if d < 0 && d%step.Milliseconds() != 0 {
+			q--
+		}
+		return q
+	}
 	for set.Next() {
 		found++
 		it := set.At().Iterator(nil)
-		prev := math.NaN()
+		prev, prevT := math.NaN(), int64(0)
 		for it.Next() != 0 { // chunkenc.ValNone == 0
 			t, v := it.At()
 			if math.IsNaN(v) { // a stale marker ends the series for now
 				prev = math.NaN()
 				continue
 			}
+			i := int(time.UnixMilli(t).Sub(start) / step)
 			d := math.NaN()
 			switch {
 			case math.IsNaN(prev):
+			case t-prevT > maxGap.Milliseconds() && slot(prevT) != slot(t):
+				// Unattributed: see above.
 			case v >= prev:
 				d = v - prev
 			default:
 				d = v // reset: counted from zero again
 			}
-			prev = v
-			i := int(time.UnixMilli(t).Sub(start) / step)
+			prev, prevT = v, t
 			if t < start.UnixMilli() || i >= n {
 				continue
 			}

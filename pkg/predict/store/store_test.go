@@ -58,7 +58,7 @@ func TestIncreaseHandlesResetsGapsAndPods(t *testing.T) {
 		}
 	}
 	samples = append(samples, counter("other_total", t0, 1e6))
-	if err := s.Append(ctx, samples); err != nil {
+	if _, err := s.Append(ctx, samples); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Increase(ctx, t0, t0.Add(6*time.Minute), time.Minute, reqs)
@@ -91,7 +91,7 @@ func TestSurvivesRestart(t *testing.T) {
 	for i := range 120 {
 		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(i*i)))
 	}
-	if err := s.Append(ctx, samples); err != nil {
+	if _, err := s.Append(ctx, samples); err != nil {
 		t.Fatal(err)
 	}
 	before, err := s.Increase(ctx, t0, t0.Add(2*time.Hour), 10*time.Minute, reqs)
@@ -126,7 +126,7 @@ func TestRetentionIsBounded(t *testing.T) {
 	for i := range 12 * 60 {
 		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(i)))
 	}
-	if err := s.Append(ctx, samples); err != nil {
+	if _, err := s.Append(ctx, samples); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Compact(ctx); err != nil {
@@ -260,7 +260,7 @@ func TestCounterIsAHistorySource(t *testing.T) {
 	for i := range 61 {
 		samples = append(samples, counter("requests_total", t0.Add(time.Duration(i)*time.Minute), float64(3*i)))
 	}
-	if err := s.Append(ctx, samples); err != nil {
+	if _, err := s.Append(ctx, samples); err != nil {
 		t.Fatal(err)
 	}
 	var src history.Source = store.Counter{Store: s, Matchers: []*labels.Matcher{reqs}}
@@ -345,5 +345,84 @@ func TestScraperReadsEveryExporter(t *testing.T) {
 	counters[0].Add(4)
 	if n, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(len(adds))*time.Minute)); err != nil || n != 1 {
 		t.Fatalf("node B down: %d samples, %v; want node A's 1 and no error", n, err)
+	}
+}
+
+// TestIncreaseAcrossALongGap: the store was down two hours (an adapter
+// restart) while the counter kept counting at 10 req/s. The rise across
+// the gap is not put in the minute after it — where in the gap it
+// happened is unknown; it made that minute hold 72,000 requests — the
+// gap's minutes have no data, and the minutes either side count their
+// own scrapes. A short gap within one interval, or up to five minutes
+// (Prometheus's lookback), still counts.
+func TestIncreaseAcrossALongGap(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	var samples []store.Sample
+	at := func(d time.Duration) { samples = append(samples, counter("requests_total", t0.Add(d), 10*d.Seconds())) }
+	for d := time.Duration(0); d <= 10*time.Minute; d += 15 * time.Second {
+		at(d)
+	}
+	resume := 10*time.Minute + 2*time.Hour
+	for d := resume; d <= resume+10*time.Minute; d += 15 * time.Second {
+		at(d)
+	}
+	if _, err := s.Append(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Increase(ctx, t0, t0.Add(resume+10*time.Minute), time.Minute, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got.Values {
+		m := time.Duration(i) * time.Minute
+		switch {
+		case m == 0 || m == resume: // the first scrape has no base (after the gap: its rise is not counted)
+			if v != 450 {
+				t.Errorf("minute %d: %v, want 450 (the three rises after the minute's first scrape)", i, v)
+			}
+		case m == 10*time.Minute: // one scrape, at its start, before the gap
+			if v != 150 {
+				t.Errorf("minute %d: %v, want 150", i, v)
+			}
+		case m < 10*time.Minute, m > resume: // scraped throughout: 600 a minute
+			if v != 600 {
+				t.Errorf("minute %d: %v, want 600", i, v)
+			}
+		case m > 10*time.Minute && m < resume:
+			if !math.IsNaN(v) {
+				t.Errorf("minute %d (in the gap): %v, want no data", i, v)
+			}
+		}
+	}
+}
+
+// TestAppendSkipsWhatTheTSDBRefuses: a sample older than its series'
+// newest, or a second value at one timestamp, is refused by the TSDB; it
+// is skipped and counted, and the rest of the batch is kept (it cost the
+// whole scrape: every node's samples).
+func TestAppendSkipsWhatTheTSDBRefuses(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	if _, err := s.Append(ctx, []store.Sample{counter("requests_total", t0.Add(time.Minute), 100, "pod", "a")}); err != nil {
+		t.Fatal(err)
+	}
+	skipped, err := s.Append(ctx, []store.Sample{
+		counter("requests_total", t0, 90, "pod", "a"),                     // older than pod a's newest
+		counter("requests_total", t0.Add(time.Minute), 101, "pod", "a"),   // a second value at its newest time
+		counter("requests_total", t0.Add(2*time.Minute), 160, "pod", "a"), // fine
+		counter("requests_total", t0.Add(2*time.Minute), 7, "pod", "b"),   // fine
+	})
+	if err != nil || skipped != 2 {
+		t.Fatalf("Append = %d skipped, %v; want 2, nil", skipped, err)
+	}
+	got, err := s.Increase(ctx, t0.Add(2*time.Minute), t0.Add(3*time.Minute), time.Minute, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Values[0] != 60 {
+		t.Errorf("minute 2: %v, want 60 (pod a 100 → 160; pod b's first sample has no base)", got.Values[0])
 	}
 }
