@@ -93,14 +93,17 @@ var ErrManySeries = errors.New("query returned several series")
 // Series evaluates query (which must yield one series: the count of requests
 // per step, e.g. sum(increase(requests_total[1m])) for step 1m) every step
 // from start+step to end. The value evaluated at t becomes the interval
-// [t-step, t), so the Series starts at start (rounded down to a multiple of
-// step since the unix epoch, for steps that divide a day). Steps without a
-// sample are NaN.
+// [t-step, t), so the Series starts at start rounded down to a multiple of
+// step since the unix epoch. Steps without a sample, or whose value is
+// negative or infinite, are NaN.
 func (p *Prometheus) Series(ctx context.Context, query string, start, end time.Time, step time.Duration) (predict.Series, error) {
 	if step <= 0 || step%time.Second != 0 {
 		return predict.Series{}, fmt.Errorf("history: step %s must be a positive whole number of seconds", step)
 	}
-	start = start.Truncate(step)
+	// Aligned to the epoch, as query frontends align range queries
+	// (Thanos's step alignment): Truncate aligns to Go's zero time, which
+	// is the epoch's only for steps that divide a day.
+	start = time.UnixMilli(start.UnixMilli() - mod(start.UnixMilli(), step.Milliseconds())).In(start.Location())
 	n := int(end.Sub(start) / step)
 	if n <= 0 {
 		return predict.Series{}, fmt.Errorf("history: empty range %s to %s", start, end)
@@ -141,7 +144,11 @@ func (p *Prometheus) Series(ctx context.Context, query string, start, end time.T
 			if i < 0 || i >= n || !start.Add(time.Duration(i+1)*step).Equal(t) {
 				continue
 			}
-			s.Values[i] = float64(sp.Value)
+			// A ratio over a zero, or a gauge gone wrong: no count of
+			// requests is negative or infinite. Missing, not learnt.
+			if v := float64(sp.Value); v >= 0 && !math.IsInf(v, 1) {
+				s.Values[i] = v
+			}
 		}
 	}
 	if labels == nil {
@@ -220,4 +227,13 @@ func transient(err error) bool {
 	}
 	var netErr net.Error
 	return errors.As(err, &netErr)
+}
+
+// mod is a mod m in [0, m).
+func mod(a, m int64) int64 {
+	r := a % m
+	if r < 0 {
+		r += m
+	}
+	return r
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -234,4 +235,46 @@ func TestPrometheusSource(t *testing.T) {
 			t.Errorf("%d calls, want 3 (1 + 2 retries)", calls.Load())
 		}
 	})
+}
+
+// TestPrometheusValuesAndAlignment: values no request count can have
+// (negative, +Inf from a ratio over zero, NaN) are missing, not learnt; and
+// the range starts at a multiple of the step since the epoch, as query
+// frontends align it, also for a step (7m) that does not divide a day.
+func TestPrometheusValuesAndAlignment(t *testing.T) {
+	const step = 7 * time.Minute
+	var gotStart atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			t.Error(err)
+		}
+		gotStart.Store(r.Form.Get("start"))
+		start, _ := strconv.ParseFloat(r.Form.Get("start"), 64)
+		ts := func(i int) float64 { return start + float64(i)*step.Seconds() }
+		fmt.Fprintf(w, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[%.3f,"5"],[%.3f,"+Inf"],[%.3f,"-3"],[%.3f,"NaN"],[%.3f,"7"]]}]}}`,
+			ts(0), ts(1), ts(2), ts(3), ts(4))
+	}))
+	defer srv.Close()
+	p, err := history.NewPrometheus(history.PrometheusConfig{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 3, 2, 10, 3, 0, 0, time.UTC)
+	s, err := p.Series(context.Background(), `sum(rate(x[7m]))`, from, from.Add(5*step), step)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms := s.Start.UnixMilli(); ms%step.Milliseconds() != 0 || s.Start.After(from) || from.Sub(s.Start) >= step {
+		t.Errorf("series starts at %s, want the last multiple of 7m since the epoch at or before %s", s.Start, from)
+	}
+	first, _ := strconv.ParseFloat(gotStart.Load().(string), 64)
+	if int64(first*1000)%step.Milliseconds() != 0 {
+		t.Errorf("range query starts at %v, not on the epoch's 7m grid", first)
+	}
+	want := []float64{5, math.NaN(), math.NaN(), math.NaN(), 7}
+	for i, w := range want {
+		if v := s.Values[i]; v != w && !(math.IsNaN(v) && math.IsNaN(w)) {
+			t.Errorf("value %d = %v, want %v (all %v)", i, v, w, s.Values)
+		}
+	}
 }
