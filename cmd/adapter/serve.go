@@ -489,7 +489,7 @@ type liveFromHistory struct{ h capacity.HistorySource }
 
 func (l liveFromHistory) Signals(ctx context.Context, w *capacity.Workload, now time.Time) (capacity.Signals, error) {
 	step := w.ForecastStep
-	to := now.Truncate(step)
+	to := predict.StepStart(now, step)
 	s, err := l.h.Demand(ctx, w, to.Add(-3*step), to, step)
 	if err != nil {
 		return capacity.Signals{}, err

@@ -268,7 +268,7 @@ func (st *workloadState) logLive(log *slog.Logger, err error) {
 func (l *Loop) feed(ctx context.Context, st *workloadState, now time.Time) error {
 	w := &st.w
 	step := w.ForecastStep
-	to := now.Truncate(step)
+	to := predict.StepStart(now, step)
 	from := st.fed
 	if from.IsZero() {
 		// First decision: a day of history warms the forecaster up.

@@ -5,6 +5,19 @@ package predict
 
 import "time"
 
+// StepStart is the start of the step interval t falls in: t rounded down
+// to a multiple of step since the unix epoch, as Prometheus's query
+// frontends align range queries. (time.Truncate rounds to a multiple since
+// Go's zero time, which is the epoch's only for steps that divide a day.)
+func StepStart(t time.Time, step time.Duration) time.Time {
+	ms, m := t.UnixMilli(), step.Milliseconds()
+	r := ms % m
+	if r < 0 {
+		r += m
+	}
+	return time.UnixMilli(ms - r).In(t.Location())
+}
+
 // Series is a demand history: Values[i] counts the requests that arrived in
 // [Start+i*Step, Start+(i+1)*Step). NaN marks an interval with no data (a
 // scrape gap), which is different from an interval with zero requests.

@@ -103,7 +103,7 @@ func (p *Prometheus) Series(ctx context.Context, query string, start, end time.T
 	// Aligned to the epoch, as query frontends align range queries
 	// (Thanos's step alignment): Truncate aligns to Go's zero time, which
 	// is the epoch's only for steps that divide a day.
-	start = time.UnixMilli(start.UnixMilli() - mod(start.UnixMilli(), step.Milliseconds())).In(start.Location())
+	start = predict.StepStart(start, step)
 	n := int(end.Sub(start) / step)
 	if n <= 0 {
 		return predict.Series{}, fmt.Errorf("history: empty range %s to %s", start, end)
@@ -229,11 +229,3 @@ func transient(err error) bool {
 	return errors.As(err, &netErr)
 }
 
-// mod is a mod m in [0, m).
-func mod(a, m int64) int64 {
-	r := a % m
-	if r < 0 {
-		r += m
-	}
-	return r
-}
