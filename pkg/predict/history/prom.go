@@ -228,4 +228,3 @@ func transient(err error) bool {
 	var netErr net.Error
 	return errors.As(err, &netErr)
 }
-
