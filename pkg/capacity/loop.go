@@ -61,6 +61,12 @@ type LoopConfig struct {
 	// interval of the policy, read at start); each workload is planned at its
 	// own decision interval.
 	Tick time.Duration
+	// HistoryTimeout bounds one workload's read of its demand history
+	// (default: its decision interval, at least 30 s): the workloads are
+	// planned one after another, and a history source that retries for
+	// minutes would hold every plan back, where the loop can plan from the
+	// last good plan or the live signals at once.
+	HistoryTimeout time.Duration
 }
 
 // Loop plans every workload of the policy every decision interval: it feeds
@@ -183,7 +189,9 @@ func (l *Loop) plan(ctx context.Context, st *workloadState, now time.Time) {
 	horizon := w.Horizon(w.forecastColdStart(sig))
 	feedMuLearner(st, &sig, liveErr)
 
-	histErr := l.feed(ctx, st, now)
+	hctx, cancel := context.WithTimeout(ctx, l.historyTimeout(w))
+	histErr := l.feed(hctx, st, now)
+	cancel()
 	var fc *predict.Forecast
 	fcErr := histErr
 	if histErr == nil {
@@ -260,6 +268,13 @@ func (st *workloadState) logLive(log *slog.Logger, err error) {
 	default:
 		log.Debug("live signals still unavailable", "err", err)
 	}
+}
+
+func (l *Loop) historyTimeout(w *Workload) time.Duration {
+	if l.cfg.HistoryTimeout > 0 {
+		return l.cfg.HistoryTimeout
+	}
+	return max(w.DecisionInterval, 30*time.Second)
 }
 
 // feed gives the forecaster every complete interval since the last one it

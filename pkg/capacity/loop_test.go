@@ -511,3 +511,52 @@ func TestLoopWithoutLiveSignals(t *testing.T) {
 		t.Errorf("%d recovery lines, want 1:\n%s", n, text)
 	}
 }
+
+// hangingHistory answers the first read and then blocks until its caller
+// gives up, as a Prometheus that retries for minutes does.
+type hangingHistory struct {
+	fakeHistory
+	hang bool
+}
+
+func (h *hangingHistory) Demand(ctx context.Context, w *Workload, from, to time.Time, step time.Duration) (predict.Series, error) {
+	if h.hang {
+		<-ctx.Done()
+		return predict.Series{}, ctx.Err()
+	}
+	return h.fakeHistory.Demand(ctx, w, from, to, step)
+}
+
+// TestLoopBoundsTheHistoryRead: a history source that hangs does not hold
+// the plan back: the read is given up after HistoryTimeout and the loop
+// serves the last good plan, as for any failure of the history.
+func TestLoopBoundsTheHistoryRead(t *testing.T) {
+	h := &hangingHistory{fakeHistory: fakeHistory{rate: 20}}
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	c := NewCache()
+	clk := &clock{t: t0}
+	loop, err := NewLoop(LoopConfig{
+		Policy: staticPolicy{&Policy{Workloads: []Workload{w}}}, History: h, Live: &fakeLive{sig: Signals{Rate: 20}}, Cache: c,
+		Now: clk.now, HistoryTimeout: 50 * time.Millisecond,
+		NewForecaster: func(step time.Duration) predict.Online { return predict.NewOnline(step, predict.Options{}) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loop.Step(context.Background())
+	good, _ := c.Get("chat")
+	h.hang = true
+	clk.t = clk.t.Add(time.Minute)
+	done := make(chan struct{})
+	go func() { loop.Step(context.Background()); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the loop waited on a hanging history source")
+	}
+	p, _ := c.Get("chat")
+	if !p.Time.Equal(clk.t) || total(p) != total(good) {
+		t.Errorf("plan %+v, want the last good plan (%d replicas) served at %s", p, total(good), clk.t)
+	}
+}
