@@ -73,12 +73,12 @@ func cost() Spec {
 				{Title: "$/hour by model", Unit: "currencyUSD", Width: 12, Stacked: true,
 					Description: "Spend rate by model, stacked: showback per model (and team, through the team label).",
 					Queries:     []Query{{Expr: `sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `})`, Legend: "{{model}}"}}},
-				{Title: "Cost per 1,000 requests by model", Unit: "currencyUSD", Width: 12,
-					Description: "Per model, as the exporter computes it from the current spend and request rate. Rises when replicas idle or batches run small.",
-					Queries:     []Query{{Expr: `max by (model) (infercast_cost_per_thousand_requests_dollars{` + selModel + `})`, Legend: "{{model}}"}}},
-				{Title: "Spend per request by model", Unit: "currencyUSD", Width: 12,
-					Description: "Per model: dollars per completed request over the 5-minute window.",
-					Queries:     []Query{{Expr: `sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `}) / 3600 / sum by (model) (infercast_model_requests_per_second{` + selModel + `, window="5m"})`, Legend: "{{model}}"}}},
+				// Summed over every node's exporter before dividing: each
+				// exporter's own per-1,000 figure covers its node's replicas
+				// only, and the worst node's is not the model's.
+				{Title: "Cost per 1,000 requests by model", Unit: "currencyUSD", Width: 24,
+					Description: "Per model, across all its replicas and nodes: the spend rate over the request rate of the last 5 minutes, per 1,000 requests. Rises when replicas idle or batches run small.",
+					Queries:     []Query{{Expr: `1000 * sum by (model) (infercast_spend_dollars_per_hour{` + selModel + `}) / 3600 / sum by (model) (infercast_model_requests_per_second{` + selModel + `, window="5m"})`, Legend: "{{model}}"}}},
 			}},
 			{Title: "Budget", Panels: []Panel{
 				{Title: "Spend rate against budget", Unit: "currencyUSD", Width: 24,
