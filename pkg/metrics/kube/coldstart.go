@@ -14,11 +14,16 @@ func (d *Discovery) trackColdStarts(p *corev1.Pod) {
 	d.mu.Lock()
 	var events []ColdStart
 	st, known := d.seen[string(p.UID)]
+	ready := podReady(p)
 	if !known {
 		st = &podState{restarts: map[string]int32{}, pending: map[string]time.Time{}}
 		d.seen[string(p.UID)] = st
+		// First seen not Ready, but Ready before: its next Ready ends a
+		// restart or a failed probe we did not see begin, not the pod's
+		// start (reported as one, an hour-old pod read as an hour's cold
+		// start, and the planner sized for it).
+		st.reportedStart = ready == nil && wasReady(p)
 	}
-	ready := podReady(p)
 	base := ColdStart{Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),
 		Model:   firstNonEmpty(p.Annotations[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
 		Team:    firstNonEmpty(p.Annotations[AnnotationTeam], p.Labels["team"], p.Namespace),
@@ -65,4 +70,26 @@ func (d *Discovery) trackColdStarts(p *corev1.Pod) {
 			d.o.OnColdStart(ev)
 		}
 	}
+}
+
+// wasReady says a pod that is not Ready now has been Ready before: a
+// container restarted, or its Ready condition turned False after its
+// containers had started (a probe that began to fail). A pod still
+// starting has Ready=False from before its containers ran.
+func wasReady(p *corev1.Pod) bool {
+	var notReadySince time.Time
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status != corev1.ConditionTrue {
+			notReadySince = c.LastTransitionTime.Time
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if cs.RestartCount > 0 {
+			return true
+		}
+		if r := cs.State.Running; r != nil && !r.StartedAt.IsZero() && !notReadySince.IsZero() && notReadySince.After(r.StartedAt.Time) {
+			return true
+		}
+	}
+	return false
 }

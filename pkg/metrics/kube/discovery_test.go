@@ -311,3 +311,46 @@ func TestNewErrors(t *testing.T) {
 		t.Errorf("empty node: %v", err)
 	}
 }
+
+// TestColdStartsOfPodsFoundNotReady: the exporter starts while pods are
+// not Ready. One started long ago and is failing its readiness probe (its
+// Ready turned False after its container had started), one is restarting
+// a container: their next Ready is not a pod start — reported as one, an
+// hour-old pod read as an hour's cold start. One created just now is
+// still starting: its Ready is its cold start.
+func TestColdStartsOfPodsFoundNotReady(t *testing.T) {
+	longAgo := tStart.Add(-time.Hour)
+	notReady := func(since time.Time) corev1.PodCondition {
+		return corev1.PodCondition{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(since)}
+	}
+	probe := pod("probe", "node-a", func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{notReady(tStart.Add(-10 * time.Second))}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(longAgo)}}}}
+	})
+	restarting := pod("restarting", "node-a", func(p *corev1.Pod) {
+		p.Status.Conditions = []corev1.PodCondition{notReady(tStart.Add(-5 * time.Second))}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", RestartCount: 3}}
+	})
+	created := tStart.Add(-20 * time.Second)
+	fresh := pod("fresh", "node-a", func(p *corev1.Pod) {
+		p.CreationTimestamp = metav1.NewTime(created)
+		p.Status.Conditions = []corev1.PodCondition{notReady(created)}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(created.Add(5 * time.Second))}}}}
+	})
+	h := start(t, probe, restarting, fresh)
+	h.next()
+	for _, p := range []*corev1.Pod{probe, restarting, fresh} {
+		p = p.DeepCopy()
+		ready(tStart.Add(30 * time.Second))(p)
+		h.update(p)
+	}
+	c := h.nextCold()
+	if c.Pod != "fresh" || c.Kind != PodStart || c.Duration != 50*time.Second {
+		t.Fatalf("cold start %+v, want fresh's pod start of 50 s", c)
+	}
+	select {
+	case c := <-h.colds:
+		t.Errorf("another cold start %+v: the pods that were Ready before the exporter started have none to report", c)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
