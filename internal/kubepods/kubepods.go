@@ -268,9 +268,12 @@ const (
 
 // classify says what one pod is to the planner: terminating once deleted;
 // ready when its Ready condition holds; pending when it has been
-// unschedulable for longer than grace (no node can be had for it);
-// otherwise starting (scheduled and loading, or waiting for a node that a
-// node autoscaler is bringing up).
+// unschedulable for longer than grace (no node can be had for it), unless
+// a node autoscaler has nominated a node it is bringing up for it, or when
+// a container cannot start (an image that cannot be pulled, a crash loop:
+// no condition says so, and the capacity is not coming); otherwise starting
+// (scheduled and loading, waiting for a node on its way, or held by a
+// scheduling gate).
 func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 	if p.DeletionTimestamp != nil {
 		return stateTerminating
@@ -279,10 +282,16 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 		return stateGone
 	}
 	for _, c := range p.Status.Conditions {
-		switch {
-		case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
 			return stateReady
-		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable:
+		}
+	}
+	if cannotStart(p) {
+		return statePending
+	}
+	for _, c := range p.Status.Conditions {
+		switch {
+		case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonUnschedulable && p.Status.NominatedNodeName == "":
 			since := c.LastTransitionTime.Time
 			if since.IsZero() {
 				since = p.CreationTimestamp.Time
@@ -293,4 +302,24 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 		}
 	}
 	return stateStarting
+}
+
+// stuckReasons are the waiting reasons of a container that will not start
+// without someone's help.
+var stuckReasons = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "InvalidImageName": true,
+}
+
+// cannotStart says a container (or init container) of p waits for a reason
+// it will not get past on its own.
+func cannotStart(p *corev1.Pod) bool {
+	for _, list := range [][]corev1.ContainerStatus{p.Status.InitContainerStatuses, p.Status.ContainerStatuses} {
+		for _, cs := range list {
+			if w := cs.State.Waiting; w != nil && stuckReasons[w.Reason] {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -201,3 +201,45 @@ func TestReplicas(t *testing.T) {
 		}
 	}
 }
+
+// TestPodsThatWillNotStart: a pod whose container cannot start (an image
+// that cannot be pulled, a crash loop) has no condition that says so; it
+// is pending — capacity that is not coming — not starting for ever. One
+// unschedulable past the grace for which a node autoscaler has nominated a
+// node it is bringing up is still starting.
+func TestPodsThatWillNotStart(t *testing.T) {
+	waiting := func(reason string, init bool) func(*corev1.Pod) {
+		return func(p *corev1.Pod) {
+			cs := []corev1.ContainerStatus{{Name: "c", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason}}}}
+			if init {
+				p.Status.InitContainerStatuses = cs
+			} else {
+				p.Status.ContainerStatuses = cs
+			}
+		}
+	}
+	nominated := pod("nominated", "chat-spot", "", unschedulable(time.Hour))
+	nominated.Status.NominatedNodeName = "gpu-node-new"
+	pods := []runtime.Object{
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}),
+		pod("crashing", "chat-spot", "n1"), pod("pulling", "chat-spot", "n1"), pod("init", "chat-spot", "n1"),
+		pod("loading", "chat-spot", "n1"), nominated,
+	}
+	for _, o := range pods[1:4] {
+		p := o.(*corev1.Pod)
+		switch p.Name {
+		case "crashing":
+			waiting("CrashLoopBackOff", false)(p)
+		case "pulling":
+			waiting("ImagePullBackOff", false)(p)
+		case "init":
+			waiting("ErrImagePull", true)(p)
+		}
+	}
+	waiting("ContainerCreating", false)(pods[4].(*corev1.Pod)) // on its way
+	s := started(t, Options{}, pods...)
+	c, err := s.Count("chat", "spot", nil)
+	if err != nil || c.Pending != 3 || c.Starting != 2 {
+		t.Errorf("count %+v, %v; want 3 pending (crash loop, image pull, init image pull) and 2 starting (loading, nominated)", c, err)
+	}
+}
