@@ -12,12 +12,19 @@ import (
 
 // Replica is one running replica (pod) of a model and the node it runs on.
 type Replica struct {
+	// Node names the node the replica runs on. The replicas on one node,
+	// of every model, share its price: a node is charged at most once.
+	Node string
 	// NodeLabels are the labels of the pod's node: tier, instance type and
 	// pool are read from them.
 	NodeLabels map[string]string
-	// GPUs the pod holds. With a catalogue GPU count, a replica costs its
-	// GPU share of the node; otherwise (or with 0 GPUs) the whole node.
+	// GPUs the pod holds.
 	GPUs float64
+	// Share is the part of its node the pod holds (its GPU-like resources
+	// against the node's allocatable), 0 when unknown. Unknown, it is GPUs
+	// over the catalogue's gpus; with neither, the replica takes an equal
+	// part of what the replicas of known share leave of the node.
+	Share float64
 }
 
 // Usage is what one model uses right now.
@@ -121,12 +128,13 @@ func merge(usage []Usage) []Usage {
 // Compute prices usage against a catalogue.
 func Compute(cat *Catalogue, usage []Usage) []Spend {
 	usage = merge(usage)
+	shares := nodeShares(cat, usage)
 	out := make([]Spend, 0, len(usage))
-	for _, u := range usage {
+	for i, u := range usage {
 		s := Spend{Team: u.Team, Model: u.Model,
 			DollarsPerHr: map[Tier]float64{}, GPUs: map[Tier]float64{}, Replicas: map[Tier]int{}}
 		total := 0.0
-		for _, r := range u.Replicas {
+		for j, r := range u.Replicas {
 			node, err := NodeFromLabels(r.NodeLabels)
 			if err != nil {
 				s.Unpriced++
@@ -134,19 +142,12 @@ func Compute(cat *Catalogue, usage []Usage) []Spend {
 			}
 			s.Replicas[node.Tier]++
 			s.GPUs[node.Tier] += r.GPUs
-			p, ok := cat.Lookup(node)
+			hourly, ok := nodePrice(cat, node)
 			if !ok {
 				s.Unpriced++
 				continue
 			}
-			hourly, ok := p.For(node.Tier)
-			if !ok {
-				s.Unpriced++
-				continue
-			}
-			if p.GPUs > 0 && r.GPUs > 0 {
-				hourly *= min(r.GPUs/float64(p.GPUs), 1)
-			}
+			hourly *= shares[i][j]
 			s.DollarsPerHr[node.Tier] += hourly
 			total += hourly
 		}
@@ -163,6 +164,69 @@ func Compute(cat *Catalogue, usage []Usage) []Spend {
 		return out[i].Model < out[j].Model
 	})
 	return out
+}
+
+// nodePrice is what a node costs an hour on its tier; ok is false when the
+// catalogue has no price for it.
+func nodePrice(cat *Catalogue, n Node) (float64, bool) {
+	p, ok := cat.Lookup(n)
+	if !ok {
+		return 0, false
+	}
+	return p.For(n.Tier)
+}
+
+// knownShare is the part of its node a replica holds when it is known: its
+// own Share, else its GPUs over the catalogue's; ok is false without either.
+func knownShare(cat *Catalogue, r Replica) (float64, bool) {
+	if r.Share > 0 {
+		return r.Share, true
+	}
+	node, err := NodeFromLabels(r.NodeLabels)
+	if err != nil {
+		return 0, false
+	}
+	if p, ok := cat.Lookup(node); ok && p.GPUs > 0 && r.GPUs > 0 {
+		return r.GPUs / float64(p.GPUs), true
+	}
+	return 0, false
+}
+
+// nodeShares gives every replica (shares[i][j] for usage[i].Replicas[j])
+// its part of its node's price, so that the replicas on a node never cost
+// more than the node: those of known share get it, scaled down together
+// when they add up to more than the node (over-committed); the others
+// split what is left equally.
+func nodeShares(cat *Catalogue, usage []Usage) [][]float64 {
+	type at struct{ i, j int }
+	known := map[string]float64{} // node → sum of known shares
+	unknown := map[string][]at{}  // node → replicas of unknown share
+	shares := make([][]float64, len(usage))
+	for i, u := range usage {
+		shares[i] = make([]float64, len(u.Replicas))
+		for j, r := range u.Replicas {
+			if sh, ok := knownShare(cat, r); ok {
+				shares[i][j] = sh
+				known[r.Node] += sh
+			} else {
+				unknown[r.Node] = append(unknown[r.Node], at{i, j})
+			}
+		}
+	}
+	for i, u := range usage {
+		for j, r := range u.Replicas {
+			if k := known[r.Node]; k > 1 {
+				shares[i][j] /= k
+			}
+		}
+	}
+	for node, rs := range unknown {
+		left := max(0, 1-known[node]) / float64(len(rs))
+		for _, r := range rs {
+			shares[r.i][r.j] = left
+		}
+	}
+	return shares
 }
 
 // Collect implements prometheus.Collector.

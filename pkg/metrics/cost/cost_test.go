@@ -116,6 +116,11 @@ var (
 	cpuOnly  = map[string]string{"node.kubernetes.io/instance-type": "m5.large", "cloud.google.com/gke-spot": "true"}
 )
 
+// on is a replica on a named node, its share of the node unknown.
+func on(node string, labels map[string]string, gpus float64) Replica {
+	return Replica{Node: node, NodeLabels: labels, GPUs: gpus}
+}
+
 func TestCompute(t *testing.T) {
 	cat := mustCatalogue(t)
 	for _, tc := range []struct {
@@ -126,14 +131,14 @@ func TestCompute(t *testing.T) {
 		perK     float64
 		hasPerK  bool
 	}{
-		{"gpu share on each tier", Usage{Team: "t", Model: "m", RequestsPerSecond: 2, Replicas: []Replica{{spotG5, 1}, {spotG5, 2}, {odG5, 4}}},
+		{"gpu share on each tier", Usage{Team: "t", Model: "m", RequestsPerSecond: 2, Replicas: []Replica{on("s1", spotG5, 1), on("s1", spotG5, 2), on("od1", odG5, 4)}},
 			5.6, 2.4 * 3 / 4, 0, (5.6 + 1.8) / (2 * 3600) * 1000, true},
-		{"whole node without gpus", Usage{Team: "t", Model: "m", Replicas: []Replica{{odG5, 0}}}, 5.6, 0, 0, 0, false},
-		{"share capped at the node", Usage{Team: "t", Model: "m", RequestsPerSecond: 1, Replicas: []Replica{{odG5, 8}}}, 5.6, 0, 0, 5.6 / 3.6, true},
-		{"pool price wins", Usage{Team: "t", Model: "m", Replicas: []Replica{{poolA100, 2}}}, 20 * 2 / 8.0, 0, 0, 0, false},
-		{"unknown instance", Usage{Team: "t", Model: "m", Replicas: []Replica{{unknown, 1}, {odG5, 4}}}, 5.6, 0, 1, 0, false},
-		{"no spot price", Usage{Team: "t", Model: "m", Replicas: []Replica{{cpuOnly, 0}}}, 0, 0, 1, 0, false},
-		{"bad labels", Usage{Team: "t", Model: "m", Replicas: []Replica{{map[string]string{"karpenter.sh/capacity-type": "?"}, 1}}}, 0, 0, 1, 0, false},
+		{"whole node without gpus", Usage{Team: "t", Model: "m", Replicas: []Replica{on("a", odG5, 0)}}, 5.6, 0, 0, 0, false},
+		{"share capped at the node", Usage{Team: "t", Model: "m", RequestsPerSecond: 1, Replicas: []Replica{on("a", odG5, 8)}}, 5.6, 0, 0, 5.6 / 3.6, true},
+		{"pool price wins", Usage{Team: "t", Model: "m", Replicas: []Replica{on("a", poolA100, 2)}}, 20 * 2 / 8.0, 0, 0, 0, false},
+		{"unknown instance", Usage{Team: "t", Model: "m", Replicas: []Replica{on("x", unknown, 1), on("a", odG5, 4)}}, 5.6, 0, 1, 0, false},
+		{"no spot price", Usage{Team: "t", Model: "m", Replicas: []Replica{on("c", cpuOnly, 0)}}, 0, 0, 1, 0, false},
+		{"bad labels", Usage{Team: "t", Model: "m", Replicas: []Replica{on("b", map[string]string{"karpenter.sh/capacity-type": "?"}, 1)}}, 0, 0, 1, 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := Compute(cat, []Usage{tc.usage})
@@ -158,10 +163,10 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 
 func TestCollector(t *testing.T) {
 	usage := []Usage{
-		{Team: "search", Model: "ranker", RequestsPerSecond: 100, Replicas: []Replica{{spotG5, 4}, {odG5, 4}}},
-		{Team: "chat", Model: "llama", RequestsPerSecond: 0, Replicas: []Replica{{odG5, 2}}},
+		{Team: "search", Model: "ranker", RequestsPerSecond: 100, Replicas: []Replica{on("spot-1", spotG5, 4), on("od-1", odG5, 4)}},
+		{Team: "chat", Model: "llama", RequestsPerSecond: 0, Replicas: []Replica{on("od-2", odG5, 2)}},
 		// The same model reported from a second place is merged.
-		{Team: "search", Model: "ranker", RequestsPerSecond: 50, Replicas: []Replica{{unknown, 1}}},
+		{Team: "search", Model: "ranker", RequestsPerSecond: 50, Replicas: []Replica{on("x", unknown, 1)}},
 	}
 	var fail error
 	c := NewCollector(UsageFunc(func(ctx context.Context) ([]Usage, error) {
@@ -239,4 +244,69 @@ func onlySeries(t *testing.T, reg *prometheus.Registry, name, team string) prome
 	}
 	t.Fatalf("no %s for team %s", name, team)
 	return nil
+}
+
+// spendOf is each model's total spend over the tiers, by model name.
+func spendOf(ss []Spend) map[string]float64 {
+	out := map[string]float64{}
+	for _, s := range ss {
+		for _, v := range s.DollarsPerHr {
+			out[s.Model] += v
+		}
+	}
+	return out
+}
+
+// TestNodeChargedOnce: the replicas on one node, of every model, never
+// cost more than the node: replicas of unknown share (no GPUs, or a node
+// whose catalogue entry has no gpus) split what the others leave, and
+// known shares over the whole node are scaled down to it. A share read
+// from the node's allocatable wins over the catalogue's GPU count (a
+// time-sliced GPU is one of 16 devices on a 4-GPU node).
+func TestNodeChargedOnce(t *testing.T) {
+	m5 := map[string]string{"node.kubernetes.io/instance-type": "m5.large"} // on-demand 0.1, no gpus
+	shared := func(node string, labels map[string]string, share float64) Replica {
+		return Replica{Node: node, NodeLabels: labels, GPUs: 1, Share: share}
+	}
+	for _, tc := range []struct {
+		name  string
+		usage []Usage
+		want  map[string]float64
+	}{
+		{"cpu-only replicas split the node", []Usage{
+			{Model: "a", Replicas: []Replica{on("n", odG5, 0), on("n", odG5, 0), on("n", odG5, 0)}},
+			{Model: "b", Replicas: []Replica{on("n", odG5, 0)}},
+		}, map[string]float64{"a": 5.6 * 3 / 4, "b": 5.6 / 4}},
+		{"node without gpus in the catalogue", []Usage{
+			{Model: "a", Replicas: []Replica{on("n", m5, 1), on("n", m5, 1)}},
+			{Model: "b", Replicas: []Replica{on("n", m5, 1)}},
+		}, map[string]float64{"a": 0.2 / 3, "b": 0.1 / 3}},
+		{"unknown shares take what is left", []Usage{
+			{Model: "gpu", Replicas: []Replica{on("n", odG5, 2)}},
+			{Model: "cpu", Replicas: []Replica{on("n", odG5, 0), on("n", odG5, 0)}},
+		}, map[string]float64{"gpu": 5.6 / 2, "cpu": 5.6 / 2}},
+		{"nothing left", []Usage{
+			{Model: "gpu", Replicas: []Replica{on("n", odG5, 4)}},
+			{Model: "cpu", Replicas: []Replica{on("n", odG5, 0)}},
+		}, map[string]float64{"gpu": 5.6, "cpu": 0}},
+		{"over-committed", []Usage{
+			{Model: "a", Replicas: []Replica{shared("n", odG5, 0.75)}},
+			{Model: "b", Replicas: []Replica{shared("n", odG5, 0.75), on("n", odG5, 0)}},
+		}, map[string]float64{"a": 5.6 / 2, "b": 5.6 / 2}},
+		{"share from allocatable wins", []Usage{
+			{Model: "a", Replicas: []Replica{shared("n", odG5, 1.0/16), shared("n", odG5, 1.0/16)}},
+		}, map[string]float64{"a": 5.6 / 8}},
+		{"nodes apart", []Usage{
+			{Model: "a", Replicas: []Replica{on("n1", odG5, 0), on("n2", odG5, 0)}},
+		}, map[string]float64{"a": 2 * 5.6}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := spendOf(Compute(mustCatalogue(t), tc.usage))
+			for m, want := range tc.want {
+				if !near(got[m], want) {
+					t.Errorf("%s costs %v, want %v (all: %v)", m, got[m], want, got)
+				}
+			}
+		})
+	}
 }
