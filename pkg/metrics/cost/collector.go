@@ -3,6 +3,7 @@ package cost
 import (
 	"context"
 	"log/slog"
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -18,6 +19,11 @@ type Replica struct {
 	// NodeLabels are the labels of the pod's node: tier, instance type and
 	// pool are read from them.
 	NodeLabels map[string]string
+	// Server names the model server (the pod) on its node. A server that
+	// serves several models is a replica of each, under one name: it holds
+	// its part of the node once, split among its models. "" is a server of
+	// its own.
+	Server string
 	// GPUs the pod holds.
 	GPUs float64
 	// Share is the part of its node the pod holds (its GPU-like resources
@@ -25,6 +31,10 @@ type Replica struct {
 	// over the catalogue's gpus; with neither, the replica takes an equal
 	// part of what the replicas of known share leave of the node.
 	Share float64
+	// RequestsPerSecond is the model's request rate on this server, 0 when
+	// unknown. A server serving several models is split among them by it,
+	// equally when none of them has requests.
+	RequestsPerSecond float64
 }
 
 // Usage is what one model uses right now.
@@ -128,7 +138,7 @@ func merge(usage []Usage) []Usage {
 // Compute prices usage against a catalogue.
 func Compute(cat *Catalogue, usage []Usage) []Spend {
 	usage = merge(usage)
-	shares := nodeShares(cat, usage)
+	parts := split(cat, usage)
 	out := make([]Spend, 0, len(usage))
 	for i, u := range usage {
 		s := Spend{Team: u.Team, Model: u.Model,
@@ -140,14 +150,15 @@ func Compute(cat *Catalogue, usage []Usage) []Spend {
 				s.Unpriced++
 				continue
 			}
+			part := parts[i][j]
 			s.Replicas[node.Tier]++
-			s.GPUs[node.Tier] += r.GPUs
+			s.GPUs[node.Tier] += r.GPUs * part.model
 			hourly, ok := nodePrice(cat, node)
 			if !ok {
 				s.Unpriced++
 				continue
 			}
-			hourly *= shares[i][j]
+			hourly *= part.node * part.model
 			s.DollarsPerHr[node.Tier] += hourly
 			total += hourly
 		}
@@ -192,41 +203,98 @@ func knownShare(cat *Catalogue, r Replica) (float64, bool) {
 	return 0, false
 }
 
-// nodeShares gives every replica (shares[i][j] for usage[i].Replicas[j])
-// its part of its node's price, so that the replicas on a node never cost
-// more than the node: those of known share get it, scaled down together
-// when they add up to more than the node (over-committed); the others
-// split what is left equally.
-func nodeShares(cat *Catalogue, usage []Usage) [][]float64 {
-	type at struct{ i, j int }
+// server is one model server (pod), however many models it serves.
+type server struct {
+	node   string
+	share  float64 // of its node
+	known  bool    // share is known, not a part of what is left
+	rate   float64 // requests/s over its models
+	models int     // replicas it is: one per model
+}
+
+// part is a replica's part of its node's price: its server's share of the
+// node, times the part of the server its model takes.
+type part struct{ node, model float64 }
+
+// split gives every replica (parts[i][j] for usage[i].Replicas[j]) its
+// part of its node: a server's share of the node (shareNodes), split among
+// the models it serves by their request rates on it, else equally.
+func split(cat *Catalogue, usage []Usage) [][]part {
+	servers, of := groupServers(cat, usage)
+	shareNodes(servers)
+	parts := make([][]part, len(usage))
+	for i, u := range usage {
+		parts[i] = make([]part, len(u.Replicas))
+		for j, r := range u.Replicas {
+			s := servers[of[i][j]]
+			model := 1 / float64(s.models)
+			if s.rate > 0 {
+				model = rateOf(r) / s.rate
+			}
+			parts[i][j] = part{node: s.share, model: model}
+		}
+	}
+	return parts
+}
+
+// rateOf is a replica's request rate, 0 when unknown (or not a rate).
+func rateOf(r Replica) float64 {
+	if r.RequestsPerSecond > 0 && !math.IsInf(r.RequestsPerSecond, 1) {
+		return r.RequestsPerSecond
+	}
+	return 0
+}
+
+// groupServers finds the servers the replicas are: of[i][j] is the index
+// in servers of usage[i].Replicas[j]'s. Replicas with one Server name on one
+// node are one server.
+func groupServers(cat *Catalogue, usage []Usage) (servers []*server, of [][]int) {
+	type key struct{ node, name string }
+	byName := map[key]int{}
+	of = make([][]int, len(usage))
+	for i, u := range usage {
+		of[i] = make([]int, len(u.Replicas))
+		for j, r := range u.Replicas {
+			k := key{r.Node, r.Server}
+			n, ok := byName[k]
+			if !ok || r.Server == "" {
+				n = len(servers)
+				share, known := knownShare(cat, r)
+				servers = append(servers, &server{node: r.Node, share: share, known: known})
+				if r.Server != "" {
+					byName[k] = n
+				}
+			}
+			servers[n].rate += rateOf(r)
+			servers[n].models++
+			of[i][j] = n
+		}
+	}
+	return servers, of
+}
+
+// shareNodes sets every server's share so that the servers on a node never
+// cost more than the node: those of known share keep it, scaled down
+// together when they add up to more than the node (over-committed); the
+// others split what is left equally.
+func shareNodes(servers []*server) {
 	known := map[string]float64{} // node → sum of known shares
-	unknown := map[string][]at{}  // node → replicas of unknown share
-	shares := make([][]float64, len(usage))
-	for i, u := range usage {
-		shares[i] = make([]float64, len(u.Replicas))
-		for j, r := range u.Replicas {
-			if sh, ok := knownShare(cat, r); ok {
-				shares[i][j] = sh
-				known[r.Node] += sh
-			} else {
-				unknown[r.Node] = append(unknown[r.Node], at{i, j})
-			}
+	unknown := map[string]int{}   // node → servers of unknown share
+	for _, s := range servers {
+		if s.known {
+			known[s.node] += s.share
+		} else {
+			unknown[s.node]++
 		}
 	}
-	for i, u := range usage {
-		for j, r := range u.Replicas {
-			if k := known[r.Node]; k > 1 {
-				shares[i][j] /= k
-			}
+	for _, s := range servers {
+		switch k := known[s.node]; {
+		case !s.known:
+			s.share = max(0, 1-k) / float64(unknown[s.node])
+		case k > 1:
+			s.share /= k
 		}
 	}
-	for node, rs := range unknown {
-		left := max(0, 1-known[node]) / float64(len(rs))
-		for _, r := range rs {
-			shares[r.i][r.j] = left
-		}
-	}
-	return shares
 }
 
 // Collect implements prometheus.Collector.

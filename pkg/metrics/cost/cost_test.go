@@ -310,3 +310,49 @@ func TestNodeChargedOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestServerOfSeveralModels: a server (Triton, Ray Serve, KServe) serving
+// several models is one replica of each and holds its part of the node
+// once, split among them by their request rates on it, else equally; its
+// GPUs are split alike.
+func TestServerOfSeveralModels(t *testing.T) {
+	triton := func(model string, rps float64) Usage {
+		return Usage{Team: "t", Model: model, RequestsPerSecond: rps, Replicas: []Replica{
+			{Node: "n", NodeLabels: odG5, Server: "ml/triton-0", GPUs: 2, Share: 0.5, RequestsPerSecond: rps}}}
+	}
+	for _, tc := range []struct {
+		name     string
+		usage    []Usage
+		want     map[string]float64
+		wantGPUs map[string]float64
+	}{
+		{"by request rate", []Usage{triton("a", 30), triton("b", 10), triton("c", 0)},
+			map[string]float64{"a": 2.8 * 3 / 4, "b": 2.8 / 4, "c": 0}, map[string]float64{"a": 1.5, "b": 0.5, "c": 0}},
+		{"equally without requests", []Usage{triton("a", 0), triton("b", 0)},
+			map[string]float64{"a": 1.4, "b": 1.4}, map[string]float64{"a": 1, "b": 1}},
+		{"one server among the node's", []Usage{
+			{Model: "a", Replicas: []Replica{{Node: "n", NodeLabels: odG5, Server: "ml/ray-0"}}},
+			{Model: "b", Replicas: []Replica{{Node: "n", NodeLabels: odG5, Server: "ml/ray-0"}}},
+			{Model: "c", Replicas: []Replica{{Node: "n", NodeLabels: odG5, Server: "ml/cpu-0"}}},
+		}, map[string]float64{"a": 5.6 / 4, "b": 5.6 / 4, "c": 5.6 / 2}, nil},
+		{"one name on two nodes is two servers", []Usage{
+			{Model: "a", Replicas: []Replica{{Node: "n1", NodeLabels: odG5, Server: "x"}}},
+			{Model: "b", Replicas: []Replica{{Node: "n2", NodeLabels: odG5, Server: "x"}}},
+		}, map[string]float64{"a": 5.6, "b": 5.6}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ss := Compute(mustCatalogue(t), tc.usage)
+			got := spendOf(ss)
+			for m, want := range tc.want {
+				if !near(got[m], want) {
+					t.Errorf("%s costs %v, want %v (all: %v)", m, got[m], want, got)
+				}
+			}
+			for _, s := range ss {
+				if want, ok := tc.wantGPUs[s.Model]; ok && !near(s.GPUs[OnDemand], want) {
+					t.Errorf("%s holds %v GPUs, want %v", s.Model, s.GPUs[OnDemand], want)
+				}
+			}
+		})
+	}
+}
