@@ -76,7 +76,7 @@ func NewCollector(src UsageSource, cat *Catalogue, timeout time.Duration, log *s
 	return &Collector{
 		src: src, cat: cat, log: log, timeout: timeout,
 		spend:    prometheus.NewDesc("infercast_spend_dollars_per_hour", "What a model's replicas cost now, in dollars per hour, by capacity tier.", tier, nil),
-		perK:     prometheus.NewDesc("infercast_cost_per_thousand_requests_dollars", "Dollars per 1,000 requests at the current spend and request rate (absent when no requests).", model, nil),
+		perK:     prometheus.NewDesc("infercast_cost_per_thousand_requests_dollars", "Dollars per 1,000 requests at the current spend and request rate (absent when no requests, or while a replica is unpriced).", model, nil),
 		gpus:     prometheus.NewDesc("infercast_spend_gpus", "GPUs a model's replicas hold, by capacity tier.", tier, nil),
 		replicas: prometheus.NewDesc("infercast_spend_replicas", "Replicas of a model, by capacity tier.", tier, nil),
 		unpriced: prometheus.NewDesc("infercast_spend_unpriced_replicas", "Replicas left out of spend: node not in the price catalogue, no price for its tier, or unreadable labels.", model, nil),
@@ -100,11 +100,13 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Spend is one model's computed spend.
 type Spend struct {
-	Team, Model    string
-	DollarsPerHr   map[Tier]float64
-	GPUs           map[Tier]float64
-	Replicas       map[Tier]int
-	Unpriced       int
+	Team, Model  string
+	DollarsPerHr map[Tier]float64
+	GPUs         map[Tier]float64
+	Replicas     map[Tier]int
+	Unpriced     int
+	// PerThousand is dollars per 1,000 requests; HasPerThousand is false
+	// when the model has no requests or an unpriced replica.
 	PerThousand    float64
 	HasPerThousand bool
 }
@@ -162,7 +164,9 @@ func Compute(cat *Catalogue, usage []Usage) []Spend {
 			s.DollarsPerHr[node.Tier] += hourly
 			total += hourly
 		}
-		if u.RequestsPerSecond > 0 {
+		// An unpriced replica serves requests the spend leaves out: the
+		// ratio would be too low, so there is none.
+		if u.RequestsPerSecond > 0 && s.Unpriced == 0 {
 			s.PerThousand = total / (u.RequestsPerSecond * 3600) * 1000
 			s.HasPerThousand = true
 		}

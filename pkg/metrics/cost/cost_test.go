@@ -137,6 +137,7 @@ func TestCompute(t *testing.T) {
 		{"share capped at the node", Usage{Team: "t", Model: "m", RequestsPerSecond: 1, Replicas: []Replica{on("a", odG5, 8)}}, 5.6, 0, 0, 5.6 / 3.6, true},
 		{"pool price wins", Usage{Team: "t", Model: "m", Replicas: []Replica{on("a", poolA100, 2)}}, 20 * 2 / 8.0, 0, 0, 0, false},
 		{"unknown instance", Usage{Team: "t", Model: "m", Replicas: []Replica{on("x", unknown, 1), on("a", odG5, 4)}}, 5.6, 0, 1, 0, false},
+		{"none per 1,000 while a replica is unpriced", Usage{Team: "t", Model: "m", RequestsPerSecond: 2, Replicas: []Replica{on("x", unknown, 1), on("a", odG5, 4)}}, 5.6, 0, 1, 0, false},
 		{"no spot price", Usage{Team: "t", Model: "m", Replicas: []Replica{on("c", cpuOnly, 0)}}, 0, 0, 1, 0, false},
 		{"bad labels", Usage{Team: "t", Model: "m", Replicas: []Replica{on("b", map[string]string{"karpenter.sh/capacity-type": "?"}, 1)}}, 0, 0, 1, 0, false},
 	} {
@@ -164,8 +165,9 @@ func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
 func TestCollector(t *testing.T) {
 	usage := []Usage{
 		{Team: "search", Model: "ranker", RequestsPerSecond: 100, Replicas: []Replica{on("spot-1", spotG5, 4), on("od-1", odG5, 4)}},
-		{Team: "chat", Model: "llama", RequestsPerSecond: 0, Replicas: []Replica{on("od-2", odG5, 2)}},
-		// The same model reported from a second place is merged.
+		{Team: "chat", Model: "llama", RequestsPerSecond: 10, Replicas: []Replica{on("od-2", odG5, 2)}},
+		// The same model reported from a second place is merged; its
+		// unpriced replica leaves ranker without a cost per 1,000 requests.
 		{Team: "search", Model: "ranker", RequestsPerSecond: 50, Replicas: []Replica{on("x", unknown, 1)}},
 	}
 	var fail error
@@ -178,9 +180,9 @@ func TestCollector(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	want := `
-# HELP infercast_cost_per_thousand_requests_dollars Dollars per 1,000 requests at the current spend and request rate (absent when no requests).
+# HELP infercast_cost_per_thousand_requests_dollars Dollars per 1,000 requests at the current spend and request rate (absent when no requests, or while a replica is unpriced).
 # TYPE infercast_cost_per_thousand_requests_dollars gauge
-infercast_cost_per_thousand_requests_dollars{model="ranker",team="search"} 0.014814814814814815
+infercast_cost_per_thousand_requests_dollars{model="llama",team="chat"} 0.07777777777777777
 # HELP infercast_spend_dollars_per_hour What a model's replicas cost now, in dollars per hour, by capacity tier.
 # TYPE infercast_spend_dollars_per_hour gauge
 infercast_spend_dollars_per_hour{model="llama",team="chat",tier="on-demand"} 2.8
