@@ -28,7 +28,8 @@ var tierLabels = []struct {
 	key  string
 	spot func(v string) (isSpot bool, known bool)
 }{
-	// Karpenter: spot | on-demand | reserved.
+	// Karpenter: spot | on-demand | reserved. Reserved is priced as
+	// on-demand unless a node_pools entry gives its pool the price paid.
 	{"karpenter.sh/capacity-type", func(v string) (bool, bool) {
 		switch v {
 		case "spot":
@@ -38,7 +39,9 @@ var tierLabels = []struct {
 		}
 		return false, false
 	}},
-	// EKS managed node groups: SPOT | ON_DEMAND (CAPACITY_BLOCK).
+	// EKS managed node groups: SPOT | ON_DEMAND | CAPACITY_BLOCK, the last
+	// priced as on-demand unless a node_pools entry gives its group the
+	// price paid.
 	{"eks.amazonaws.com/capacityType", func(v string) (bool, bool) {
 		switch v {
 		case "SPOT":
