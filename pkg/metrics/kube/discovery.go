@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -41,8 +42,53 @@ const (
 	AnnotationMapping = "infercast.io/mapping"
 )
 
-// GPUResource is the extended resource whose limits count a pod's GPUs.
+// GPUResource is NVIDIA's whole-GPU extended resource.
 const GPUResource corev1.ResourceName = "nvidia.com/gpu"
+
+// gpuSlicesPerGPU is how many compute slices a whole GPU counts for: the
+// seven of an A100 or H100 partitioned by MIG.
+const gpuSlicesPerGPU = 7
+
+// migProfile matches NVIDIA's MIG resources (mixed strategy), capturing
+// the compute slices of nvidia.com/mig-<c>c.<g>g.<m>gb (c) or
+// nvidia.com/mig-<g>g.<m>gb (g); "+me" and ".shared" may follow.
+var migProfile = regexp.MustCompile(`^nvidia\.com/mig-(?:(\d+)c\.)?(\d+)g\.\d+gb`)
+
+// gpuSlices is how many compute slices one unit of a resource is: a whole
+// GPU (nvidia.com/gpu, amd.com/gpu) or a time-sliced replica of one
+// (nvidia.com/gpu.shared) gpuSlicesPerGPU, a MIG device its own; 0 for a
+// resource that is no GPU.
+func gpuSlices(name corev1.ResourceName) float64 {
+	n := strings.TrimSuffix(string(name), ".shared")
+	switch n {
+	case "nvidia.com/gpu", "amd.com/gpu":
+		return gpuSlicesPerGPU
+	}
+	m := migProfile.FindStringSubmatch(n)
+	if m == nil {
+		return 0
+	}
+	slices := m[2]
+	if m[1] != "" {
+		slices = m[1]
+	}
+	v, err := strconv.Atoi(slices)
+	if err != nil || v < 1 {
+		return 0
+	}
+	return float64(v)
+}
+
+// slicesOf sums the compute slices of the GPU-like resources in a list.
+func slicesOf(rl corev1.ResourceList) float64 {
+	n := 0.0
+	for name, q := range rl {
+		if s := gpuSlices(name); s > 0 {
+			n += s * q.AsApproximateFloat64()
+		}
+	}
+	return n
+}
 
 // Target is one pod to scrape.
 type Target struct {
@@ -58,8 +104,16 @@ type Target struct {
 	MaxBatchSize int
 	// Ready is the pod's Ready condition.
 	Ready bool
-	// GPUs is the sum of the containers' nvidia.com/gpu limits.
+	// GPUs is what the containers' GPU-like limits come to in GPUs: a
+	// whole or time-sliced GPU (nvidia.com/gpu, nvidia.com/gpu.shared,
+	// amd.com/gpu) is one, a MIG device its compute slices over 7.
 	GPUs float64
+	// NodeShare is the part of the node the pod holds: the compute slices
+	// of its GPU-like limits over those of the node's allocatable (so a
+	// time-sliced GPU is one of the node's GPUs × replicas, a MIG device
+	// its slices of the node's). 0 when the pod holds no GPU-like resource
+	// or the node is not known yet.
+	NodeShare float64
 	// Created is the pod's creation time.
 	Created time.Time
 }
@@ -175,6 +229,14 @@ func New(o Options) (*Discovery, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("kube: pod handler: %w", err)
 	}
+	// The node's allocatable gives the pods their share of it: a change
+	// (MIG repartitioned, time-slicing turned on) is published again.
+	if _, err := d.node.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { d.publish(false) },
+		UpdateFunc: func(_, _ any) { d.publish(false) },
+	}); err != nil {
+		return nil, fmt.Errorf("kube: node handler: %w", err)
+	}
 	return d, nil
 }
 
@@ -220,15 +282,30 @@ func (d *Discovery) Targets() []Target {
 	return append([]Target(nil), d.last...)
 }
 
-// NodeLabels returns the labels of the exporter's node (capacity type,
-// instance type, pool: see pkg/metrics/cost); nil before sync.
-func (d *Discovery) NodeLabels() map[string]string {
+// theNode is the exporter's node from the informer's store; nil before
+// sync.
+func (d *Discovery) theNode() *corev1.Node {
 	obj, ok, err := d.node.GetStore().GetByKey(d.o.Node)
 	if err != nil || !ok {
 		return nil
 	}
-	n, ok := obj.(*corev1.Node)
-	if !ok {
+	n, _ := obj.(*corev1.Node)
+	return n
+}
+
+// allocatable is the node's status.allocatable; nil before sync.
+func (d *Discovery) allocatable() corev1.ResourceList {
+	if n := d.theNode(); n != nil {
+		return n.Status.Allocatable
+	}
+	return nil
+}
+
+// NodeLabels returns the labels of the exporter's node (capacity type,
+// instance type, pool: see pkg/metrics/cost); nil before sync.
+func (d *Discovery) NodeLabels() map[string]string {
+	n := d.theNode()
+	if n == nil {
 		return nil
 	}
 	out := make(map[string]string, len(n.Labels))
@@ -292,12 +369,13 @@ func (d *Discovery) publish(first bool) {
 	}
 	var targets []Target
 	invalid := 0
+	alloc := d.allocatable()
 	for _, obj := range d.pods.GetStore().List() {
 		p, ok := obj.(*corev1.Pod)
 		if !ok || p.Spec.NodeName != d.o.Node {
 			continue
 		}
-		t, ok, err := targetOf(p)
+		t, ok, err := targetOf(p, alloc)
 		if err != nil {
 			invalid++
 			d.log.Debug("kube: pod annotated for scraping is unusable", "namespace", p.Namespace, "pod", p.Name, "err", err)
@@ -323,9 +401,10 @@ func (d *Discovery) publish(first bool) {
 	}
 }
 
-// targetOf turns a pod into a target: ok is false for a pod that is not
-// (yet) scrapable; err for one annotated with unusable values.
-func targetOf(p *corev1.Pod) (Target, bool, error) {
+// targetOf turns a pod into a target on a node with alloc allocatable (nil
+// when unknown): ok is false for a pod that is not (yet) scrapable; err for
+// one annotated with unusable values.
+func targetOf(p *corev1.Pod, alloc corev1.ResourceList) (Target, bool, error) {
 	a := p.Annotations
 	if a[AnnotationScrape] != "true" {
 		return Target{}, false, nil
@@ -360,6 +439,7 @@ func targetOf(p *corev1.Pod) (Target, bool, error) {
 		Team:         firstNonEmpty(a[AnnotationTeam], p.Labels["team"], p.Namespace),
 		Ready:        podReady(p) != nil,
 		GPUs:         gpusOf(p),
+		NodeShare:    nodeShareOf(p, alloc),
 		Created:      p.CreationTimestamp.Time,
 	}
 	return t, true, nil
@@ -386,14 +466,28 @@ func portOf(p *corev1.Pod) (int, error) {
 	return int(ports[0]), nil
 }
 
-func gpusOf(p *corev1.Pod) float64 {
+// podSlices sums the compute slices of the containers' GPU-like limits.
+func podSlices(p *corev1.Pod) float64 {
 	n := 0.0
 	for _, c := range p.Spec.Containers {
-		if q, ok := c.Resources.Limits[GPUResource]; ok {
-			n += q.AsApproximateFloat64()
-		}
+		n += slicesOf(c.Resources.Limits)
 	}
 	return n
+}
+
+// gpusOf is what a pod's GPU-like limits come to in GPUs.
+func gpusOf(p *corev1.Pod) float64 {
+	return podSlices(p) / gpuSlicesPerGPU
+}
+
+// nodeShareOf is the part of a node with alloc allocatable that a pod
+// holds by its GPU-like limits; 0 when it holds none or alloc has none.
+func nodeShareOf(p *corev1.Pod, alloc corev1.ResourceList) float64 {
+	node := slicesOf(alloc)
+	if node <= 0 {
+		return 0
+	}
+	return podSlices(p) / node
 }
 
 func firstNonEmpty(s ...string) string {

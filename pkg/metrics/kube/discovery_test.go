@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -352,5 +353,69 @@ func TestColdStartsOfPodsFoundNotReady(t *testing.T) {
 	case c := <-h.colds:
 		t.Errorf("another cold start %+v: the pods that were Ready before the exporter started have none to report", c)
 	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func resources(kv ...any) corev1.ResourceList {
+	rl := corev1.ResourceList{}
+	for i := 0; i < len(kv); i += 2 {
+		rl[corev1.ResourceName(kv[i].(string))] = resource.MustParse(kv[i+1].(string))
+	}
+	return rl
+}
+
+// TestNodeShare: a pod's share of its node comes from every GPU-like
+// resource it holds against the node's allocatable of them, MIG devices
+// weighed by their compute slices, so time-slicing (the node advertises
+// GPUs × replicas) and MIG (mixed strategy) count right; GPUs counts a MIG
+// device as its slices over 7.
+func TestNodeShare(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		limits      corev1.ResourceList
+		alloc       corev1.ResourceList
+		share, gpus float64
+	}{
+		{"whole gpus", resources("nvidia.com/gpu", "1"), resources("nvidia.com/gpu", "4", "cpu", "48"), 0.25, 1},
+		{"time-sliced", resources("nvidia.com/gpu", "1"), resources("nvidia.com/gpu", "16"), 1.0 / 16, 1},
+		{"time-sliced, renamed", resources("nvidia.com/gpu.shared", "1"), resources("nvidia.com/gpu.shared", "16"), 1.0 / 16, 1},
+		{"mig among whole gpus", resources("nvidia.com/mig-1g.5gb", "1"), resources("nvidia.com/mig-1g.5gb", "7", "nvidia.com/gpu", "1"), 1.0 / 14, 1.0 / 7},
+		{"mig profiles", resources("nvidia.com/mig-3g.20gb", "1"), resources("nvidia.com/mig-3g.20gb", "2", "nvidia.com/mig-1g.5gb", "1"), 3.0 / 7, 3.0 / 7},
+		{"mig compute instance", resources("nvidia.com/mig-1c.3g.20gb", "1"), resources("nvidia.com/mig-1c.3g.20gb", "3", "nvidia.com/mig-4g.20gb", "1"), 1.0 / 7, 1.0 / 7},
+		{"mig time-sliced", resources("nvidia.com/mig-1g.10gb.shared", "1"), resources("nvidia.com/mig-1g.10gb.shared", "14"), 1.0 / 14, 1.0 / 7},
+		{"amd", resources("amd.com/gpu", "2"), resources("amd.com/gpu", "8"), 0.25, 2},
+		{"no gpu", resources("cpu", "4"), resources("nvidia.com/gpu", "4", "cpu", "48"), 0, 0},
+		{"node unknown", resources("nvidia.com/gpu", "1"), nil, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod("p", "node-a", func(p *corev1.Pod) { p.Spec.Containers[0].Resources.Limits = tc.limits })
+			got, ok, err := targetOf(p, tc.alloc)
+			if !ok || err != nil {
+				t.Fatalf("not a target: %v", err)
+			}
+			if math.Abs(got.NodeShare-tc.share) > 1e-12 || math.Abs(got.GPUs-tc.gpus) > 1e-12 {
+				t.Errorf("share %v, GPUs %v; want %v, %v", got.NodeShare, got.GPUs, tc.share, tc.gpus)
+			}
+		})
+	}
+}
+
+// TestNodeShareFollowsTheNode: the share is read from the node's
+// allocatable, and published again when the node changes (time-slicing
+// turned on: 4 GPUs advertised as 16).
+func TestNodeShareFollowsTheNode(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
+		Status: corev1.NodeStatus{Allocatable: resources("nvidia.com/gpu", "4")}}
+	h := start(t, node, pod("chat-0", "node-a"))
+	if ts := h.next(); len(ts) != 1 || ts[0].NodeShare != 0.5 {
+		t.Fatalf("targets %+v, want chat-0 with half the node", ts)
+	}
+	node = node.DeepCopy()
+	node.Status.Allocatable = resources("nvidia.com/gpu", "16")
+	if _, err := h.client.CoreV1().Nodes().Update(context.Background(), node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if ts := h.next(); len(ts) != 1 || ts[0].NodeShare != 2.0/16 {
+		t.Fatalf("after the node changed: %+v, want chat-0 with 2/16 of the node", ts)
 	}
 }
