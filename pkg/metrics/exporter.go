@@ -354,6 +354,7 @@ type targetSnap struct {
 type modelTargetSnap struct {
 	model                                         string
 	waiting, running, kv, batch, batchUtil, drain float64
+	rate                                          float64 // requests/s over the shortest window
 }
 
 type modelSnap struct {
@@ -496,7 +497,7 @@ func aggregate(states []*targetState, windows []time.Duration) *snapshot {
 		}
 		for _, r := range s.models {
 			m := r.series
-			mt := modelTargetSnap{model: r.model, waiting: nan, running: nan, kv: nan, batch: nan, batchUtil: nan, drain: nan}
+			mt := modelTargetSnap{model: r.model, waiting: nan, running: nan, kv: nan, batch: nan, batchUtil: nan, drain: nan, rate: nan}
 			g := func(sig Signal) float64 {
 				if m.gaugeSet&(1<<sig) != 0 {
 					return m.gauges[sig]
@@ -513,6 +514,9 @@ func aggregate(states []*targetState, windows []time.Duration) *snapshot {
 				mt.batch = w0.counters[SigBatchItems] / w0.counters[SigBatchExecs]
 			} else if math.IsNaN(mt.batch) {
 				mt.batch = mt.running // continuous batching: the running requests are the batch
+			}
+			if w0 != nil && w0.counterSet&(1<<SigRequests) != 0 {
+				mt.rate = w0.counters[SigRequests] / w0.dt // the model's rate sums these
 			}
 			if s.t.MaxBatchSize > 0 && !math.IsNaN(mt.batch) {
 				mt.batchUtil = mt.batch / float64(s.t.MaxBatchSize)
@@ -615,6 +619,11 @@ type ModelUsage struct {
 	RequestsPerSecond float64
 	// Targets serving the model in the last successful scrapes.
 	Targets []Target
+	// TargetRates is the model's request rate on each of its targets, by
+	// target name, over the shortest window; a target is absent while its
+	// rate is unknown. A target serving several models has a rate for
+	// each.
+	TargetRates map[string]float64
 }
 
 // Models reports every model seen in the last cycle, sorted by name.
@@ -632,7 +641,7 @@ func (e *Exporter) Models() []ModelUsage {
 	idx := map[string]int{}
 	var out []ModelUsage
 	for _, m := range snap.models {
-		u := ModelUsage{Model: m.model}
+		u := ModelUsage{Model: m.model, TargetRates: map[string]float64{}}
 		if len(m.windows) > 0 && !math.IsNaN(m.windows[0].rate) {
 			u.RequestsPerSecond = m.windows[0].rate
 		}
@@ -645,10 +654,13 @@ func (e *Exporter) Models() []ModelUsage {
 			if !ok {
 				i = len(out)
 				idx[mt.model] = i
-				out = append(out, ModelUsage{Model: mt.model})
+				out = append(out, ModelUsage{Model: mt.model, TargetRates: map[string]float64{}})
 			}
 			if tg, ok := byName[t.name]; ok {
 				out[i].Targets = append(out[i].Targets, tg)
+			}
+			if !math.IsNaN(mt.rate) {
+				out[i].TargetRates[t.name] = mt.rate
 			}
 		}
 	}

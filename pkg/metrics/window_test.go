@@ -153,3 +153,40 @@ func TestHistDeltaMergeDifferentBounds(t *testing.T) {
 		t.Fatalf("merged les %v cum %v, want cum %v", h.les, h.cum, want)
 	}
 }
+
+// TestModelsTargetRates: Models reports each model's request rate on each
+// of its targets (what spend splits a server of several models by), and
+// they add up to the model's rate; a target without a rate yet is absent.
+func TestModelsTargetRates(t *testing.T) {
+	clock := newFakeClock()
+	a, b := newBodyServer(t), newBodyServer(t)
+	e := newTestExporter(t, clock)
+	d, _ := BuiltinDialect(DialectVLLM)
+	e.SetTargets(SourceStatic, []Target{{Name: "a", URL: a.URL, Dialect: d}, {Name: "b", URL: b.URL, Dialect: d}})
+	const body = "vllm:request_success_total{model_name=\"m\"} %g\nvllm:request_success_total{model_name=\"n\"} %g\n"
+	for i, n := range []float64{0, 150} {
+		if i > 0 {
+			clock.Advance(15 * time.Second)
+		}
+		a.set(fmt.Appendf(nil, body, 2*n, n)) // m 20/s, n 10/s
+		b.set(fmt.Appendf(nil, "vllm:request_success_total{model_name=\"m\"} %g\n", 3*n))
+		e.Cycle(context.Background())
+	}
+	want := map[string]map[string]float64{"m": {"a": 20, "b": 30}, "n": {"a": 10}}
+	models := e.Models()
+	if len(models) != 2 {
+		t.Fatalf("models %+v", models)
+	}
+	for _, m := range models {
+		sum := 0.0
+		for target, r := range m.TargetRates {
+			sum += r
+			if math.Abs(r-want[m.Model][target]) > 1e-9 {
+				t.Errorf("%s on %s: %v req/s, want %v", m.Model, target, r, want[m.Model][target])
+			}
+		}
+		if len(m.TargetRates) != len(want[m.Model]) || math.Abs(sum-m.RequestsPerSecond) > 1e-9 {
+			t.Errorf("%s: rates %v, model rate %v", m.Model, m.TargetRates, m.RequestsPerSecond)
+		}
+	}
+}
