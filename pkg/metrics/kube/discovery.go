@@ -100,6 +100,9 @@ type Target struct {
 	Mapping string
 	Model   string
 	Team    string
+	// TeamDefaulted is true when Team is the namespace: neither the
+	// annotation nor the label names one.
+	TeamDefaulted bool
 	// MaxBatchSize is the server's maximum batch; 0 when not annotated.
 	MaxBatchSize int
 	// Ready is the pod's Ready condition.
@@ -429,18 +432,20 @@ func targetOf(p *corev1.Pod, alloc corev1.ResourceList) (Target, bool, error) {
 	if p.DeletionTimestamp != nil || p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
 		return Target{}, false, nil
 	}
+	team := firstNonEmpty(a[AnnotationTeam], p.Labels["team"])
 	t := Target{
 		Namespace: p.Namespace, Pod: p.Name, UID: string(p.UID),
-		URL:          "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path,
-		Dialect:      a[AnnotationDialect],
-		Mapping:      a[AnnotationMapping],
-		MaxBatchSize: maxBatch,
-		Model:        firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
-		Team:         firstNonEmpty(a[AnnotationTeam], p.Labels["team"], p.Namespace),
-		Ready:        podReady(p) != nil,
-		GPUs:         gpusOf(p),
-		NodeShare:    nodeShareOf(p, alloc),
-		Created:      p.CreationTimestamp.Time,
+		URL:           "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path,
+		Dialect:       a[AnnotationDialect],
+		Mapping:       a[AnnotationMapping],
+		MaxBatchSize:  maxBatch,
+		Model:         firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
+		Team:          firstNonEmpty(team, p.Namespace),
+		TeamDefaulted: team == "",
+		Ready:         podReady(p) != nil,
+		GPUs:          gpusOf(p),
+		NodeShare:     nodeShareOf(p, alloc),
+		Created:       p.CreationTimestamp.Time,
 	}
 	return t, true, nil
 }

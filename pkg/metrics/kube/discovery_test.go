@@ -419,3 +419,28 @@ func TestNodeShareFollowsTheNode(t *testing.T) {
 		t.Fatalf("after the node changed: %+v, want chat-0 with 2/16 of the node", ts)
 	}
 }
+
+// TestTeamDefaulted: a target says whether its team is only the
+// namespace, so that the exporter's config can name a better one.
+func TestTeamDefaulted(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		mod       func(*corev1.Pod)
+		team      string
+		defaulted bool
+	}{
+		{"annotation", func(*corev1.Pod) {}, "assistants", false},
+		{"label", func(p *corev1.Pod) {
+			delete(p.Annotations, AnnotationTeam)
+			p.Labels = map[string]string{"team": "search"}
+		}, "search", false},
+		{"namespace", func(p *corev1.Pod) { delete(p.Annotations, AnnotationTeam) }, "llm", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := targetOf(pod("p", "node-a", tc.mod), nil)
+			if err != nil || got.Team != tc.team || got.TeamDefaulted != tc.defaulted {
+				t.Errorf("team %q (defaulted %v), err %v; want %q (%v)", got.Team, got.TeamDefaulted, err, tc.team, tc.defaulted)
+			}
+		})
+	}
+}
