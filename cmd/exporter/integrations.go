@@ -37,9 +37,15 @@ type integrations struct {
 	actors  []actor
 	closers []func()
 
-	mu         sync.Mutex
-	gpus       map[string]float64 // target name → GPUs it holds (pods: limits; demo: replicas)
-	kubeTeams  map[string]string  // model → team from pod labels
+	mu sync.Mutex
+	// gpus are the GPUs of targets that are no pods (the demo: its
+	// replicas), by target name.
+	gpus map[string]float64
+	// pods are discovery's targets by target name (namespace/pod).
+	pods map[string]kube.Target
+	// node is this exporter's node ("" without Kubernetes): every target
+	// it reports runs there.
+	node       string
 	nodeLabels func() map[string]string
 	// synced reports whether discovery has listed the node's pods (nil
 	// without Kubernetes); /readyz waits for it.
@@ -53,7 +59,7 @@ type integrations struct {
 type spotFlags struct{ endpoint, pool string }
 
 func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf spotFlags, exp *metrics.Exporter, set *metrics.CollectorSet, log *slog.Logger) (*integrations, error) {
-	in := &integrations{log: log, exp: exp, set: set, gpus: map[string]float64{}, kubeTeams: map[string]string{}}
+	in := &integrations{log: log, exp: exp, set: set, gpus: map[string]float64{}, pods: map[string]kube.Target{}}
 	ic := cfg.Integrations
 	if ic.Kubernetes.Enabled {
 		if err := in.kubernetes(ic.Kubernetes); err != nil {
@@ -135,27 +141,58 @@ func (in *integrations) setGPUs(m map[string]float64) {
 	}
 }
 
-// usage joins the exporter's per-model request rates with pod placement.
+// usage joins the exporter's request rates with pod placement: one entry
+// per model and target (cost merges those of one team and model), the
+// request rate the model's on that target.
 func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	node := in.nodeLabels()
+	labels := in.nodeLabels()
 	var out []cost.Usage
 	for _, m := range in.exp.Models() {
-		u := cost.Usage{Model: m.Model, RequestsPerSecond: m.RequestsPerSecond, Team: teams[m.Model]}
-		if u.Team == "" {
-			u.Team = in.kubeTeams[m.Model]
+		if len(m.Targets) == 0 {
+			out = append(out, cost.Usage{Team: teams[m.Model], Model: m.Model, RequestsPerSecond: m.RequestsPerSecond})
+			continue
 		}
 		for _, t := range m.Targets {
-			gpus, ok := in.gpus[t.Name]
-			if !ok && t.Source != metrics.SourceKubernetes {
-				gpus = 1 // a static target: one GPU unless known
-			}
-			u.Replicas = append(u.Replicas, cost.Replica{NodeLabels: node, GPUs: gpus})
+			r := in.replicaOf(t, labels)
+			r.RequestsPerSecond = m.TargetRates[t.Name]
+			out = append(out, cost.Usage{Team: in.teamOf(t, m.Model, teams), Model: m.Model,
+				RequestsPerSecond: r.RequestsPerSecond, Replicas: []cost.Replica{r}})
 		}
-		out = append(out, u)
 	}
 	return out
+}
+
+// replicaOf is a target as a replica on this exporter's node: a pod with
+// its GPUs and share of the node, another target with the GPUs set for it
+// (the demo's), else one GPU.
+func (in *integrations) replicaOf(t metrics.Target, labels map[string]string) cost.Replica {
+	r := cost.Replica{Node: in.node, NodeLabels: labels, Server: t.Name}
+	if pod, ok := in.pods[t.Name]; ok {
+		r.GPUs, r.Share = pod.GPUs, pod.NodeShare
+	} else if g, ok := in.gpus[t.Name]; ok {
+		r.GPUs = g
+	} else if t.Source != metrics.SourceKubernetes {
+		r.GPUs = 1 // a static target: one GPU unless known
+	}
+	return r
+}
+
+// teamOf is a target's showback team: its pod's own (infercast.io/team,
+// else its label team), else the config's for the model, else its pod's
+// namespace.
+func (in *integrations) teamOf(t metrics.Target, model string, teams map[string]string) string {
+	pod, isPod := in.pods[t.Name]
+	switch {
+	case isPod && !pod.TeamDefaulted:
+		return pod.Team
+	case teams[model] != "":
+		return teams[model]
+	case isPod:
+		return pod.Team
+	}
+	return ""
 }
 
 // nodeName is the node this exporter runs on: configured, else NODE_NAME
@@ -188,6 +225,7 @@ func (in *integrations) kubernetes(kc metrics.KubernetesConfig) error {
 	if err != nil {
 		return err
 	}
+	in.node = node
 	in.nodeLabels = d.NodeLabels
 	in.synced = d.HasSynced
 	in.podNames = d
@@ -204,8 +242,7 @@ func (in *integrations) onColdStart(cs kube.ColdStart) {
 
 func (in *integrations) onKubeTargets(ts []kube.Target) {
 	targets := make([]metrics.Target, 0, len(ts))
-	gpus := map[string]float64{}
-	teams := map[string]string{}
+	pods := map[string]kube.Target{}
 	for _, kt := range ts {
 		d, err := in.exp.ResolveDialect(kt.Dialect, kt.Mapping)
 		if err != nil {
@@ -216,16 +253,10 @@ func (in *integrations) onKubeTargets(ts []kube.Target) {
 		name := kt.Namespace + "/" + kt.Pod
 		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model,
 			MaxBatchSize: kt.MaxBatchSize, Timeout: metrics.DefaultScrapeTimeout})
-		gpus[name] = kt.GPUs
-		if kt.Team != "" && kt.Model != "" {
-			teams[kt.Model] = kt.Team
-		}
+		pods[name] = kt
 	}
 	in.mu.Lock()
-	for name, g := range gpus {
-		in.gpus[name] = g
-	}
-	in.kubeTeams = teams
+	in.pods = pods
 	in.lastKube = ts
 	in.mu.Unlock()
 	in.exp.SetTargets(metrics.SourceKubernetes, targets)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/cost"
 	"github.com/infercast/infercast/pkg/metrics/kube"
 )
 
@@ -50,7 +52,7 @@ func TestKubeWiring(t *testing.T) {
 		t.Fatal(err)
 	}
 	node := map[string]string{"karpenter.sh/capacity-type": "spot", "node.kubernetes.io/instance-type": "g5.xlarge"}
-	in := &integrations{log: slog.New(slog.DiscardHandler), exp: exp, gpus: map[string]float64{}, kubeTeams: map[string]string{},
+	in := &integrations{log: slog.New(slog.DiscardHandler), exp: exp, gpus: map[string]float64{}, pods: map[string]kube.Target{},
 		nodeLabels: func() map[string]string { return node }}
 	in.onKubeTargets([]kube.Target{
 		{Namespace: "ml", Pod: "llama-0", URL: srv.URL, Dialect: "vllm", Model: "llama", Team: "chat", GPUs: 2, MaxBatchSize: 8, Ready: true},
@@ -187,5 +189,76 @@ func TestGPUProcRoot(t *testing.T) {
 			t.Errorf("demo=%v: no infercast_gpu_pod_memory_used_bytes{pod_uid=%q} 5GiB: the process was not mapped through proc_root %s", demo, uid, root)
 		}
 		_ = c.Close()
+	}
+}
+
+// TestSpendUsage: the spend of the pods on this node adds up to the node's
+// price once. A server of two models is split between them by their
+// request rates on it; two teams running one model name each pay for their
+// own pod; a pod's share of the node is discovery's (time-sliced GPUs
+// here); a pod whose team is only its namespace takes the config's team
+// for its model, and one holding no GPU is charged what the others leave.
+func TestSpendUsage(t *testing.T) {
+	now := time.Unix(1_750_000_000, 0)
+	var elapsed float64
+	serve := func(rate map[string]float64) string {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			for m, r := range rate {
+				fmt.Fprintf(w, "vllm:request_success_total{model_name=%q} %g\n", m, r*elapsed)
+			}
+		}))
+		t.Cleanup(srv.Close)
+		return srv.URL
+	}
+	cfg, err := metrics.ParseConfig([]byte("{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp, err := metrics.New(cfg, metrics.Options{Now: func() time.Time { return now.Add(time.Duration(elapsed) * time.Second) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"karpenter.sh/capacity-type": "on-demand", "node.kubernetes.io/instance-type": "g5.12xlarge"}
+	in := &integrations{log: slog.New(slog.DiscardHandler), exp: exp, gpus: map[string]float64{}, pods: map[string]kube.Target{},
+		node: "node-a", nodeLabels: func() map[string]string { return labels }}
+	// multi-0 names no model: the server's labels name its two.
+	pod := func(ns, name, model, team string, gpus float64, rate map[string]float64) kube.Target {
+		return kube.Target{Namespace: ns, Pod: name, URL: serve(rate), Dialect: "vllm", Model: model, Team: team,
+			GPUs: gpus, NodeShare: gpus / 8} // time-sliced: the node's 4 GPUs advertised as 8
+	}
+	cpu := pod("tools", "cpu-0", "c", "tools", 0, map[string]float64{"c": 1})
+	cpu.TeamDefaulted = true
+	in.onKubeTargets([]kube.Target{
+		pod("ml", "multi-0", "", "chat", 1, map[string]float64{"a": 30, "b": 10}),
+		pod("ml", "llama-0", "llama", "chat", 1, map[string]float64{"llama": 5}),
+		pod("search", "llama-0", "llama", "search", 1, map[string]float64{"llama": 5}),
+		cpu,
+	})
+	exp.Cycle(context.Background())
+	elapsed = 15
+	exp.Cycle(context.Background())
+
+	cat, err := cost.ParseCatalogue(strings.NewReader("instance_types:\n  g5.12xlarge: {on_demand: 5.6, gpus: 4}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	total := 0.0
+	for _, s := range cost.Compute(cat, in.usage(map[string]string{"c": "devtools", "llama": "platform"})) {
+		got[s.Team+"/"+s.Model] = s.DollarsPerHr[cost.OnDemand]
+		total += s.DollarsPerHr[cost.OnDemand]
+	}
+	want := map[string]float64{
+		"chat/a": 0.7 * 30 / 40, "chat/b": 0.7 * 10 / 40,
+		"chat/llama": 0.7, "search/llama": 0.7,
+		"devtools/c": 5.6 - 3*0.7,
+	}
+	for k, w := range want {
+		if math.Abs(got[k]-w) > 1e-9 {
+			t.Errorf("%s: $%v/hour, want %v", k, got[k], w)
+		}
+	}
+	if len(got) != len(want) || math.Abs(total-5.6) > 1e-9 {
+		t.Errorf("spend %v, total %v: want %v adding up to the node's 5.6", got, total, want)
 	}
 }

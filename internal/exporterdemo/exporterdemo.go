@@ -57,7 +57,8 @@ const (
 const closeTimeout = 10 * time.Second
 
 // NodeLabels describe the demo's (imaginary) node: a Karpenter spot
-// g5.12xlarge, priced from the demo catalogue.
+// g5.12xlarge, priced from the demo catalogue. The fleet's 10 simulated
+// GPUs over-commit its 4: spend charges the node once, shared among them.
 func NodeLabels() map[string]string {
 	return map[string]string{
 		"karpenter.sh/capacity-type":       "spot",
@@ -298,19 +299,24 @@ func hasServer(f *fleet.Fleet, name string) bool {
 	return false
 }
 
-// usage joins the exporter's per-model request rates with the demo node.
+// usage joins the exporter's request rates with the demo node: one entry
+// per model and target (cost merges them), the request rate the model's on
+// that target.
 func usage(models []metrics.ModelUsage, node map[string]string, gpus map[string]float64, teams map[string]string) []cost.Usage {
 	out := make([]cost.Usage, 0, len(models))
 	for _, m := range models {
-		u := cost.Usage{Model: m.Model, RequestsPerSecond: m.RequestsPerSecond, Team: teams[m.Model]}
+		if len(m.Targets) == 0 {
+			out = append(out, cost.Usage{Model: m.Model, RequestsPerSecond: m.RequestsPerSecond, Team: teams[m.Model]})
+			continue
+		}
 		for _, t := range m.Targets {
 			g, ok := gpus[t.Name]
 			if !ok {
 				g = 1
 			}
-			u.Replicas = append(u.Replicas, cost.Replica{NodeLabels: maps.Clone(node), GPUs: g})
+			r := cost.Replica{NodeLabels: maps.Clone(node), Server: t.Name, GPUs: g, RequestsPerSecond: m.TargetRates[t.Name]}
+			out = append(out, cost.Usage{Model: m.Model, RequestsPerSecond: r.RequestsPerSecond, Team: teams[m.Model], Replicas: []cost.Replica{r}})
 		}
-		out = append(out, u)
 	}
 	return out
 }
