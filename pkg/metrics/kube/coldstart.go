@@ -48,6 +48,14 @@ func (d *Discovery) trackColdStarts(p *corev1.Pod) {
 			if cs.State.Running != nil && !cs.State.Running.StartedAt.IsZero() {
 				at = cs.State.Running.StartedAt.Time
 			}
+			if ready != nil && ready.LastTransitionTime.Time.Before(at) {
+				// Still Ready from before the restart, as the status
+				// reporting it says: the pod never stopped serving (no
+				// readiness probe, a fast restart), so there is no cold
+				// start to measure — kept, it was put on the next,
+				// unrelated Ready, hours later.
+				continue
+			}
 			st.pending[cs.Name] = at
 		}
 	}

@@ -444,3 +444,31 @@ func TestTeamDefaulted(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartThatNeverLeftReady: a container restarts while the pod stays
+// Ready (no readiness probe, a fast restart): there is no cold start to
+// measure, and none is put on a later, unrelated Ready.
+func TestRestartThatNeverLeftReady(t *testing.T) {
+	p := pod("chat-0", "node-a", ready(tStart.Add(-time.Hour)), func(p *corev1.Pod) {
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server"}}
+	})
+	h := start(t, p)
+	h.next()
+	restarted := tStart.Add(10 * time.Second)
+	p = p.DeepCopy()
+	p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", RestartCount: 1,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(restarted)}}}}
+	h.update(p) // still Ready since an hour ago
+	// Two hours later a probe fails for a minute: not a restart.
+	p = p.DeepCopy()
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(tStart.Add(2 * time.Hour))}}
+	h.update(p)
+	p = p.DeepCopy()
+	ready(tStart.Add(2*time.Hour + time.Minute))(p)
+	h.update(p)
+	select {
+	case c := <-h.colds:
+		t.Errorf("cold start %+v: the restart never left Ready", c)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
