@@ -40,7 +40,7 @@ func (d *Discovery) trackColdStarts(p *corev1.Pod) {
 		}
 	}
 
-	for _, cs := range p.Status.ContainerStatuses {
+	for _, cs := range restartable(p) {
 		prev, had := st.restarts[cs.Name]
 		st.restarts[cs.Name] = cs.RestartCount
 		if had && cs.RestartCount > prev {
@@ -81,7 +81,7 @@ func (d *Discovery) trackColdStarts(p *corev1.Pod) {
 }
 
 // wasReady says a pod that is not Ready now has been Ready before: a
-// container restarted, or its Ready condition turned False after its
+// container (or sidecar) restarted, or its Ready condition turned False after its
 // containers had started (a probe that began to fail). A pod still
 // starting has Ready=False from before its containers ran.
 func wasReady(p *corev1.Pod) bool {
@@ -91,7 +91,7 @@ func wasReady(p *corev1.Pod) bool {
 			notReadySince = c.LastTransitionTime.Time
 		}
 	}
-	for _, cs := range p.Status.ContainerStatuses {
+	for _, cs := range restartable(p) {
 		if cs.RestartCount > 0 {
 			return true
 		}
@@ -100,4 +100,23 @@ func wasReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
+}
+
+// restartable are the statuses of the containers whose restarts take the
+// pod out of service: its containers, and its sidecars (init containers
+// with restartPolicy Always, which run beside them).
+func restartable(p *corev1.Pod) []corev1.ContainerStatus {
+	out := p.Status.ContainerStatuses
+	sidecar := map[string]bool{}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			sidecar[c.Name] = true
+		}
+	}
+	for _, cs := range p.Status.InitContainerStatuses {
+		if sidecar[cs.Name] {
+			out = append(out[:len(out):len(out)], cs)
+		}
+	}
+	return out
 }

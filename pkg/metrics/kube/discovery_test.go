@@ -472,3 +472,34 @@ func TestRestartThatNeverLeftReady(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// TestSidecarRestart: a sidecar (an init container with restartPolicy
+// Always) that restarts takes the pod out of Ready like a container does:
+// its restart is a cold start; a plain init container's status is not read.
+func TestSidecarRestart(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	p := pod("chat-0", "node-a", ready(tStart.Add(-time.Hour)), func(p *corev1.Pod) {
+		p.Spec.InitContainers = []corev1.Container{{Name: "proxy", RestartPolicy: &always}, {Name: "download"}}
+		p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "proxy"}, {Name: "download"}}
+	})
+	h := start(t, p)
+	h.next()
+	restarted := tStart.Add(10 * time.Second)
+	p = p.DeepCopy()
+	p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse, LastTransitionTime: metav1.NewTime(restarted)}}
+	p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "proxy", RestartCount: 1,
+		State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(restarted)}}}, {Name: "download", RestartCount: 1}}
+	h.update(p)
+	p = p.DeepCopy()
+	ready(restarted.Add(5 * time.Second))(p)
+	h.update(p)
+	c := h.nextCold()
+	if c.Kind != ContainerRestart || c.Container != "proxy" || c.Duration != 5*time.Second {
+		t.Fatalf("cold start %+v, want the sidecar proxy's restart of 5 s", c)
+	}
+	select {
+	case c := <-h.colds:
+		t.Errorf("another cold start %+v: the plain init container's status is not a restart", c)
+	case <-time.After(200 * time.Millisecond):
+	}
+}
