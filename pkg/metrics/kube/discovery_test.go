@@ -105,6 +105,17 @@ func (h *harness) next() []Target {
 	}
 }
 
+// noCold checks that no cold start is reported after the ones taken: it
+// waits a moment for one that should not come (why says why not).
+func (h *harness) noCold(why string) {
+	h.t.Helper()
+	select {
+	case c := <-h.colds:
+		h.t.Errorf("cold start %+v: %s", c, why)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
 func (h *harness) nextCold() ColdStart {
 	h.t.Helper()
 	select {
@@ -349,11 +360,7 @@ func TestColdStartsOfPodsFoundNotReady(t *testing.T) {
 	if c.Pod != "fresh" || c.Kind != PodStart || c.Duration != 50*time.Second {
 		t.Fatalf("cold start %+v, want fresh's pod start of 50 s", c)
 	}
-	select {
-	case c := <-h.colds:
-		t.Errorf("another cold start %+v: the pods that were Ready before the exporter started have none to report", c)
-	case <-time.After(200 * time.Millisecond):
-	}
+	h.noCold("the pods that were Ready before the exporter started have none to report")
 }
 
 func resources(kv ...any) corev1.ResourceList {
@@ -466,11 +473,7 @@ func TestRestartThatNeverLeftReady(t *testing.T) {
 	p = p.DeepCopy()
 	ready(tStart.Add(2*time.Hour + time.Minute))(p)
 	h.update(p)
-	select {
-	case c := <-h.colds:
-		t.Errorf("cold start %+v: the restart never left Ready", c)
-	case <-time.After(300 * time.Millisecond):
-	}
+	h.noCold("the restart never left Ready")
 }
 
 // TestSidecarRestart: a sidecar (an init container with restartPolicy
@@ -497,9 +500,5 @@ func TestSidecarRestart(t *testing.T) {
 	if c.Kind != ContainerRestart || c.Container != "proxy" || c.Duration != 5*time.Second {
 		t.Fatalf("cold start %+v, want the sidecar proxy's restart of 5 s", c)
 	}
-	select {
-	case c := <-h.colds:
-		t.Errorf("another cold start %+v: the plain init container's status is not a restart", c)
-	case <-time.After(200 * time.Millisecond):
-	}
+	h.noCold("the plain init container's status is not a restart")
 }
