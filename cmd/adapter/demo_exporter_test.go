@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +30,7 @@ func TestDemoServesEveryExporterFamily(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out lockedBuffer
+	var out testutil.SyncBuffer
 	var logs bytes.Buffer // read only after the demo returned
 	done := make(chan error, 1)
 	go func() {
@@ -115,20 +114,3 @@ func TestDemoServesEveryExporterFamily(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer the demo writes while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

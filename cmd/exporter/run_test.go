@@ -18,7 +18,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -441,7 +440,7 @@ func TestReload(t *testing.T) {
 // serving no model's metrics without a word.
 func TestWarnsWhenNothingToScrape(t *testing.T) {
 	const warning = "no model server will be scraped"
-	var logs lockedBuffer
+	var logs testutil.SyncBuffer
 	cfgPath := writeConfig(t, "targets:\n  - {name: a, url: 'http://127.0.0.1:1/metrics', dialect: vllm}\n")
 	r := startRunLog(t, options{configFile: cfgPath}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if strings.Contains(logs.String(), warning) {
@@ -463,29 +462,11 @@ func TestWarnsWhenNothingToScrape(t *testing.T) {
 	}
 	r.stop(t)
 
-	var empty lockedBuffer
+	var empty testutil.SyncBuffer
 	startRunLog(t, options{configFile: writeConfig(t, "")}, slog.New(slog.NewTextHandler(&empty, nil))).stop(t)
 	if !strings.Contains(empty.String(), warning) {
 		t.Errorf("no warning starting on an empty file:\n%s", empty.String())
 	}
-}
-
-// lockedBuffer is a bytes.Buffer the exporter logs to while the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 func TestRunRefusesBadSetup(t *testing.T) {

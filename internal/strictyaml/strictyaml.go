@@ -400,6 +400,20 @@ func Line(n *yaml.Node, path string) int {
 	return line
 }
 
+// Value is the value of key in mapping node n; nil when n is nil, not a
+// mapping, or has no such key.
+func Value(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
 func joinPath(path, key string) string {
 	if path == "" {
 		return key

@@ -40,15 +40,9 @@ func TestCheck(t *testing.T) {
 		Named map[string]inner `yaml:"named"`
 		Node  yaml.Node        `yaml:"node"`
 	}
-	var doc yaml.Node
 	src := "items:\n  - {name: a}\n  - {nme: b}\nnamed:\n  x: {name: c, size: 1}\nnode: {anything: 1}\nextra: 1\n"
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var got []Error
-	for _, e := range Check(doc.Content[0], reflect.TypeOf(config{}), "") {
-		got = append(got, *e)
-	}
+	root := parse(t, src)
+	got := values(Check(root, reflect.TypeOf(config{}), ""))
 	want := []Error{
 		{3, "items[1].nme", "unknown field (did you mean name?)"},
 		{5, "named.x.size", "unknown field (known: name)"},
@@ -60,12 +54,9 @@ func TestCheck(t *testing.T) {
 }
 
 func TestLine(t *testing.T) {
-	var doc yaml.Node
 	src := "a: 1\nb:\n  c: 2\n  list:\n    - x\n    - y: 3\n      z: 4\n"
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	n := doc.Content[0]
+	root := parse(t, src)
+	n := root
 	for path, want := range map[string]int{
 		"":               1,
 		"a":              1,
@@ -97,15 +88,9 @@ func TestNonIntegers(t *testing.T) {
 		List  []int         `yaml:"list"`
 		Typed int           `yaml:"typed"`
 	}
-	var doc yaml.Node
 	src := "n: 5.9\nu: 1e3\np: -1e30\nd: 1.5\nf: 2.5\nlist: [1, 2.0, 3.5, -.inf]\ntyped: !!float 4\n"
-	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
-		t.Fatal(err)
-	}
-	var got []Error
-	for _, e := range NonIntegers(doc.Content[0], reflect.TypeOf(config{}), "") {
-		got = append(got, *e)
-	}
+	root := parse(t, src)
+	got := values(NonIntegers(root, reflect.TypeOf(config{}), ""))
 	want := []Error{
 		{1, "n", "cannot unmarshal !!float `5.9` into int (want a whole number)"},
 		// yaml.v3 decodes -1e30 and -.inf into an int as math.MinInt64.
@@ -116,4 +101,23 @@ func TestNonIntegers(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("NonIntegers:\n got %+v\nwant %+v", got, want)
 	}
+}
+
+// parse is the root node of a YAML document.
+func parse(t *testing.T, src string) *yaml.Node {
+	t.Helper()
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Content[0]
+}
+
+// values are errs by value, to compare with a table.
+func values(errs []*Error) []Error {
+	var out []Error
+	for _, e := range errs {
+		out = append(out, *e)
+	}
+	return out
 }

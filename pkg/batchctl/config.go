@@ -163,7 +163,7 @@ func checkKeys(doc *yaml.Node) error {
 	if err := unknownKey(doc, "file", ""); err != nil {
 		return err
 	}
-	models := mapValue(doc, "models")
+	models := strictyaml.Value(doc, "models")
 	if models == nil {
 		return nil
 	}
@@ -175,13 +175,13 @@ func checkKeys(doc *yaml.Node) error {
 			return fmt.Errorf("line %d: models[%d]: want a mapping", m.Line, i)
 		}
 		where := fmt.Sprintf("models[%d]", i)
-		if n := mapValue(m, "model"); n != nil && n.Value != "" {
+		if n := strictyaml.Value(m, "model"); n != nil && n.Value != "" {
 			where += fmt.Sprintf(" (%s)", n.Value)
 		}
 		if err := unknownKey(m, "model", where+": "); err != nil {
 			return err
 		}
-		if a := mapValue(m, "actuator"); a != nil {
+		if a := strictyaml.Value(m, "actuator"); a != nil {
 			if a.Kind != yaml.MappingNode {
 				return fmt.Errorf("line %d: %s: actuator: want a mapping", a.Line, where)
 			}
@@ -198,15 +198,6 @@ func unknownKey(m *yaml.Node, level, prefix string) error {
 		k := m.Content[i]
 		if !slices.Contains(knownKeys[level], k.Value) {
 			return fmt.Errorf("line %d: %sunknown key %q (known: %s)", k.Line, prefix, k.Value, strings.Join(knownKeys[level], ", "))
-		}
-	}
-	return nil
-}
-
-func mapValue(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if m.Content[i].Value == key {
-			return m.Content[i+1]
 		}
 	}
 	return nil

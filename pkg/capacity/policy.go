@@ -274,7 +274,7 @@ func givenIn(n *yaml.Node) func(path ...string) bool {
 	return func(path ...string) bool {
 		v := n
 		for _, k := range path {
-			if v = mappingValue(v, k); v == nil {
+			if v = strictyaml.Value(v, k); v == nil {
 				return false
 			}
 		}
@@ -461,7 +461,7 @@ func ParsePolicyWith(name string, b []byte, workload, key, value string) (*Polic
 		if n.Kind != yaml.MappingNode {
 			return nil, fmt.Errorf("%s:%d: %s: not a mapping, cannot set %s", name, n.Line, strings.Join(path[:i], "."), key)
 		}
-		child := mappingValue(n, k)
+		child := strictyaml.Value(n, k)
 		if child == nil { // absent: added, on the line of its parent
 			child = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: n.Line}
 			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: k, Line: n.Line}, child)
@@ -552,22 +552,8 @@ func LoadPolicy(path string) (*Policy, error) {
 }
 
 func workloadNodes(doc *yaml.Node) []*yaml.Node {
-	if v := mappingValue(doc, "workloads"); v != nil && v.Kind == yaml.SequenceNode {
+	if v := strictyaml.Value(doc, "workloads"); v != nil && v.Kind == yaml.SequenceNode {
 		return v.Content
-	}
-	return nil
-}
-
-// mappingValue is the value of key in mapping node n; nil when n is not a
-// mapping or has no such key.
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
-		}
 	}
 	return nil
 }
@@ -596,7 +582,7 @@ func workloadLabel(n *yaml.Node, i int) string {
 
 // entryName is the name: of a workload's entry, "" without one.
 func entryName(n *yaml.Node) string {
-	if v := mappingValue(n, "name"); v != nil {
+	if v := strictyaml.Value(n, "name"); v != nil {
 		return v.Value
 	}
 	return ""

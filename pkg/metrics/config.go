@@ -259,7 +259,7 @@ func writtenZero(root *yaml.Node, c *Config) *strictyaml.Error {
 		}
 		n := root
 		for _, k := range keys {
-			if n = mappingValue(n, k); n == nil {
+			if n = strictyaml.Value(n, k); n == nil {
 				return nil
 			}
 		}
@@ -276,10 +276,10 @@ func writtenZero(root *yaml.Node, c *Config) *strictyaml.Error {
 			return e
 		}
 	}
-	if targets := mappingValue(root, "targets"); targets != nil && targets.Kind == yaml.SequenceNode {
+	if targets := strictyaml.Value(root, "targets"); targets != nil && targets.Kind == yaml.SequenceNode {
 		for i, t := range c.Targets {
 			if i < len(targets.Content) && t.Timeout == 0 {
-				if n := mappingValue(targets.Content[i], "timeout"); n != nil {
+				if n := strictyaml.Value(targets.Content[i], "timeout"); n != nil {
 					return &strictyaml.Error{Line: n.Line, Path: fmt.Sprintf("targets[%d].timeout", i), Msg: "0 is not a valid value (leave the key out for global.scrape_timeout)"}
 				}
 			}
@@ -290,19 +290,6 @@ func writtenZero(root *yaml.Node, c *Config) *strictyaml.Error {
 			if e := check(true, "generic_mappings", name, "histogram_unit_seconds"); e != nil {
 				return e
 			}
-		}
-	}
-	return nil
-}
-
-// mappingValue is the value of key in mapping n, nil if n has none.
-func mappingValue(n *yaml.Node, key string) *yaml.Node {
-	if n == nil || n.Kind != yaml.MappingNode {
-		return nil
-	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return n.Content[i+1]
 		}
 	}
 	return nil
