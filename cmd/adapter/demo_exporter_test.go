@@ -113,4 +113,3 @@ func TestDemoServesEveryExporterFamily(t *testing.T) {
 		t.Error(`demo GPUs are not marked simulated="true" on a machine without a driver`)
 	}
 }
-
