@@ -3,7 +3,6 @@ package sim
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -11,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/infercast/infercast/internal/reqtrace"
 )
 
 // Trace is a demand trace: Counts[i] requests arrived in
@@ -46,32 +47,36 @@ func LoadTrace(ctx context.Context, path string) (*Trace, error) {
 // the line.
 //
 // Per-request traces are counted into one-second intervals first
-// (SIMULATION.md, Inputs); two layouts are recognised by their first line:
-// a CSV whose first column is TIMESTAMP holding "2006-01-02 15:04:05.999"
-// UTC times (the Azure LLM inference traces), and JSON lines with a
-// "timestamp" in milliseconds (the Mooncake traces).
+// (SIMULATION.md, Inputs): internal/reqtrace tells them by their first
+// line and reads them (the Azure LLM inference CSVs, Mooncake JSON lines).
 func ParseTrace(name string, r io.Reader) (*Trace, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
-	line := 0
+	br := bufio.NewReaderSize(r, 64*1024)
+	head, err := br.ReadString('\n')
+	if err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s:1: %w", name, err)
+	}
+	if reqtrace.IsPerRequest(head) {
+		at, err := reqtrace.Read(name, io.MultiReader(strings.NewReader(head), br))
+		if err != nil {
+			return nil, err
+		}
+		return countArrivals(name, at)
+	}
 	tr := &Trace{Name: name}
+	line := 0
+	if head != "" {
+		line = 1
+		h := strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(head), "\ufeff"), " ", "")
+		if h != "timestamp,requests" {
+			return nil, fmt.Errorf("%s:1: header is %q, want \"timestamp,requests\" (or a per-request trace: a CSV with a TIMESTAMP column or JSON lines with a timestamp)", name, strings.TrimSpace(head))
+		}
+	}
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	var first, prev int64
 	for sc.Scan() {
 		line++
 		text := strings.TrimSpace(sc.Text())
-		if line == 1 {
-			text = strings.TrimPrefix(text, "\ufeff")
-			h := strings.ReplaceAll(text, " ", "")
-			switch {
-			case h == "timestamp,requests":
-				continue
-			case strings.HasPrefix(h, "TIMESTAMP,"):
-				return countAzure(name, sc)
-			case strings.HasPrefix(h, "{"):
-				return countJSONLines(name, text, sc)
-			}
-			return nil, fmt.Errorf("%s:1: header is %q, want \"timestamp,requests\" (or a per-request trace: a TIMESTAMP,... CSV or JSON lines with a timestamp)", name, text)
-		}
 		if text == "" {
 			continue // a trailing blank line is harmless
 		}
@@ -183,10 +188,6 @@ const (
 // maxTraceSpanSeconds is the longest time.Duration in whole seconds.
 const maxTraceSpanSeconds = int64(math.MaxInt64 / int64(time.Second))
 
-// maxTraceMillis bounds the millisecond timestamps of JSON lines traces:
-// the latest one whose offset from 1970 a time.Duration holds (2262).
-const maxTraceMillis = float64(math.MaxInt64 / int64(time.Millisecond))
-
 // maxTraceStepSeconds bounds a trace's step (a year): a larger one is a
 // typo, and would overflow durations.
 const maxTraceStepSeconds = 366 * 86400
@@ -229,83 +230,16 @@ func stepArrivals(tr *Trace, scale float64, dt time.Duration) []float64 {
 // perRequestStep is the interval per-request traces are counted into.
 const perRequestStep = time.Second
 
-// azureLayout is the time format of the Azure LLM inference traces (UTC).
-const azureLayout = "2006-01-02 15:04:05.999999999"
-
-// countAzure counts a TIMESTAMP,... CSV (header already read).
-func countAzure(name string, sc *bufio.Scanner) (*Trace, error) {
-	var at []time.Time
-	line := 1
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		ts, _, _ := strings.Cut(text, ",")
-		t, err := time.Parse(azureLayout, strings.TrimSpace(ts))
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: TIMESTAMP %q is not a \"2006-01-02 15:04:05.999\" time", name, line, ts)
-		}
-		at = append(at, t)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
-	}
-	return countArrivals(name, line, at)
-}
-
-// countJSONLines counts JSON lines holding a "timestamp" in milliseconds.
-func countJSONLines(name, firstLine string, sc *bufio.Scanner) (*Trace, error) {
-	var at []time.Time
-	line := 0
-	parse := func(text string) error {
-		var rec struct {
-			Timestamp *float64 `json:"timestamp"`
-		}
-		if err := json.Unmarshal([]byte(text), &rec); err != nil {
-			return fmt.Errorf("%s:%d: not a JSON object: %v", name, line, err)
-		}
-		if rec.Timestamp == nil || *rec.Timestamp < 0 || math.IsNaN(*rec.Timestamp) {
-			return fmt.Errorf("%s:%d: want a non-negative \"timestamp\" in milliseconds", name, line)
-		}
-		if *rec.Timestamp > maxTraceMillis {
-			return fmt.Errorf("%s:%d: timestamp %v is after the year 2262 in milliseconds: microseconds? want milliseconds since 1970", name, line, *rec.Timestamp)
-		}
-		at = append(at, time.UnixMilli(0).Add(time.Duration(*rec.Timestamp*float64(time.Millisecond))).UTC())
-		return nil
-	}
-	line = 1
-	if err := parse(firstLine); err != nil {
-		return nil, err
-	}
-	for sc.Scan() {
-		line++
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
-		if err := parse(text); err != nil {
-			return nil, err
+// countArrivals counts per-request arrivals into perRequestStep intervals
+// from the whole second of the earliest.
+func countArrivals(name string, at []reqtrace.Arrival) (*Trace, error) {
+	start := at[0].At
+	times := make([]time.Time, len(at))
+	for i, a := range at {
+		times[i] = a.At
+		if a.At.Before(start) {
+			start = a.At
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: %w", name, line+1, err)
-	}
-	return countArrivals(name, line, at)
-}
-
-// countArrivals counts arrival times into perRequestStep intervals from the
-// whole second of the earliest.
-func countArrivals(name string, lines int, at []time.Time) (*Trace, error) {
-	if len(at) == 0 {
-		return nil, fmt.Errorf("%s:%d: no requests after the header", name, lines)
-	}
-	start := at[0]
-	for _, t := range at {
-		if t.Before(start) {
-			start = t
-		}
-	}
-	return CountRequests(name, start.Truncate(perRequestStep), perRequestStep, at)
+	return CountRequests(name, start.Truncate(perRequestStep), perRequestStep, times)
 }
