@@ -386,6 +386,9 @@ func (e exporterNotices) notices(ctx context.Context) ([]nodeNotice, error) {
 
 // promNotices reads the spot families of every exporter through Prometheus
 // (the DaemonSet case: one exporter per node, all scraped by Prometheus).
+// Unlike the demand history (pkg/predict/history asks Thanos for whole
+// answers only), a partial answer is taken: the notices of the nodes it
+// holds are worth acting on when a store is down.
 type promNotices struct {
 	api     promv1.API
 	timeout time.Duration

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/url"
 	"sort"
 	"strings"
 	"time"
@@ -80,7 +81,25 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Prometheus{api: v1.NewAPI(client), cfg: cfg, log: log}, nil
+	return &Prometheus{api: v1.NewAPI(wholeAnswers{client}), cfg: cfg, log: log}, nil
+}
+
+// wholeAnswers asks for complete answers or none: Thanos Query, by default
+// (--query.partial-response), answers with the data of the stores that
+// replied and a warning when one did not, and a demand history missing a
+// store's share would forecast too little. With partial_response=false it
+// fails the query instead, which is retried and then leaves the loop on
+// its last good plan. Prometheus and Mimir ignore the parameter. The
+// client's v1 API starts every request's parameters from this URL's query,
+// for POST and for its GET fallback alike.
+type wholeAnswers struct{ api.Client }
+
+func (c wholeAnswers) URL(ep string, args map[string]string) *url.URL {
+	u := c.Client.URL(ep, args)
+	q := u.Query()
+	q.Set("partial_response", "false")
+	u.RawQuery = q.Encode()
+	return u
 }
 
 // ErrNoSeries is returned (wrapped) when a query returns no series at all.

@@ -278,3 +278,51 @@ func TestPrometheusValuesAndAlignment(t *testing.T) {
 		}
 	}
 }
+
+// A Thanos Query with a store down answers what the other stores hold, and
+// a warning, unless asked for whole answers only (partial_response=false);
+// a history missing a store's share would forecast too little, so the
+// source asks, and the query fails instead — by POST and by the GET
+// fallback (for a server that refuses POST) alike.
+func TestPrometheusAsksForWholeAnswers(t *testing.T) {
+	for _, refusePost := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refuse POST %v", refusePost), func(t *testing.T) {
+			var asked atomic.Value
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if refusePost && r.Method == http.MethodPost {
+					http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+					return
+				}
+				if err := r.ParseForm(); err != nil {
+					t.Error(err)
+				}
+				asked.Store(r.Method + " " + r.Form.Get("partial_response"))
+				if r.Form.Get("partial_response") == "false" {
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					fmt.Fprint(w, `{"status":"error","errorType":"unavailable","error":"receive series from store-b: connection refused"}`)
+					return
+				}
+				start, _ := strconv.ParseFloat(r.Form.Get("start"), 64)
+				fmt.Fprintf(w, `{"status":"success","warnings":["receive series from store-b: connection refused"],"data":{"resultType":"matrix","result":[{"metric":{},"values":[[%.3f,"5"]]}]}}`, start)
+			}))
+			defer srv.Close()
+			p, err := history.NewPrometheus(history.PrometheusConfig{Address: srv.URL, Retries: 1, Backoff: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			from := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+			s, err := p.Series(context.Background(), `sum(rate(x[5m]))`, from, from.Add(time.Hour), time.Minute)
+			if err == nil {
+				t.Fatalf("a partial answer was taken: %v", s.Values[:3])
+			}
+			want := "GET false"
+			if !refusePost {
+				want = "POST false"
+			}
+			if got, _ := asked.Load().(string); got != want {
+				t.Errorf("last request %q, want %q", got, want)
+			}
+		})
+	}
+}
