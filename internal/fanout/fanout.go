@@ -30,7 +30,12 @@ type Reader struct {
 // URL there: the URL itself (its Host header and TLS server name stay the
 // Service's), dialled at Addr.
 type Target struct {
-	Addr   string // host:port
+	// Addr is the address, IP:port, also where the URL resolves to one
+	// only and is read as it is: callers key what they keep per target
+	// by it (the store's instance label, Triton's statistics), so a pod's
+	// key stays the same when a second pod comes or goes. It is the URL's
+	// host:port only when that is not resolved (a failed lookup).
+	Addr   string
 	Client *http.Client
 }
 
@@ -87,6 +92,9 @@ func (r *Reader) Targets(ctx context.Context) []Target {
 		return true
 	})
 	if out == nil {
+		if len(addrs) == 1 {
+			host = addrs[0]
+		}
 		return []Target{{Addr: net.JoinHostPort(host, port), Client: r.client}}
 	}
 	return out

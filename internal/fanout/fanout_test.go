@@ -42,10 +42,13 @@ func TestTargets(t *testing.T) {
 		t.Fatal("an address's pool was not kept between reads")
 	}
 
-	// A pod gone: its pool is dropped; one address left: the client as it is.
+	// A pod gone: its pool is dropped; one address left: the client as it
+	// is, under the pod's address still (it was the Service's name, so
+	// what callers keep by address — the store's instance label — changed
+	// whenever a second exporter came or went).
 	addrs = []string{"10.0.0.2"}
-	if got := r.Targets(ctx); len(got) != 1 || got[0].Client != client || got[0].Addr != "exporter.ns.svc:9400" {
-		t.Fatalf("one address: %+v; want the URL's own host with the client as it is", got)
+	if got := r.Targets(ctx); len(got) != 1 || got[0].Client != client || got[0].Addr != "10.0.0.2:9400" {
+		t.Fatalf("one address: %+v; want 10.0.0.2:9400 with the client as it is", got)
 	}
 	n := 0
 	r.transports.Range(func(any, any) bool { n++; return true })
@@ -55,7 +58,7 @@ func TestTargets(t *testing.T) {
 
 	// A failed lookup: one target, the client's dial says why.
 	addrs, lookupErr = nil, errors.New("no such host")
-	if got := r.Targets(ctx); len(got) != 1 || got[0].Client != client {
+	if got := r.Targets(ctx); len(got) != 1 || got[0].Client != client || got[0].Addr != "exporter.ns.svc:9400" {
 		t.Fatalf("failed lookup: %+v; want the URL as it is", got)
 	}
 

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"math"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -345,6 +346,62 @@ func TestScraperReadsEveryExporter(t *testing.T) {
 	counters[0].Add(4)
 	if n, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(len(adds))*time.Minute)); err != nil || n != 1 {
 		t.Fatalf("node B down: %d samples, %v; want node A's 1 and no error", n, err)
+	}
+}
+
+// A headless Service with one exporter resolves to one address, with two
+// to two: the first exporter's series keeps its instance label when the
+// second comes and goes (it was the Service's host:port alone, then the
+// pod's IP:port, a new series whose first minute was lost each time).
+func TestScraperKeepsAnExportersSeriesWhenASecondComes(t *testing.T) {
+	ctx := context.Background()
+	var counters [2]prometheus.Counter
+	var handlers []http.Handler
+	for i := range counters {
+		reg := prometheus.NewRegistry()
+		counters[i] = prometheus.NewCounter(prometheus.CounterOpts{Name: "infercast_requests_total", Help: "Requests.", ConstLabels: prometheus.Labels{"model": "llama"}})
+		reg.MustRegister(counters[i])
+		handlers = append(handlers, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	}
+	port := testutil.ServeNodes(t, handlers...)
+	s := open(t, t.TempDir(), store.Options{})
+	defer s.Close()
+	var nodes atomic.Int32
+	nodes.Store(1)
+	sc, err := store.NewScraper(s, store.ScraperConfig{
+		URL: "http://exporters.test:" + port + "/metrics", Interval: time.Second,
+		Metrics: []string{"infercast_requests_total"},
+		Lookup: func(context.Context, string) ([]string, error) {
+			return []string{"127.0.0.1", "127.0.0.2"}[:nodes.Load()], nil
+		},
+		Client: &http.Client{Transport: &http.Transport{
+			DisableKeepAlives: true,
+			// One exporter: the client as it is dials the Service's name.
+			DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+				return (&net.Dialer{}).DialContext(ctx, network, "127.0.0.1:"+port)
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodesAt := []int32{1, 1, 2, 2, 1, 1}
+	for i, n := range nodesAt {
+		nodes.Store(n)
+		counters[0].Add(10)
+		if _, err := sc.ScrapeOnce(ctx, t0.Add(time.Duration(i)*time.Minute)); err != nil {
+			t.Fatalf("scrape %d: %v", i, err)
+		}
+	}
+	nodeA := labels.MustNewMatcher(labels.MatchEqual, "instance", "127.0.0.1:"+port)
+	got, err := s.Increase(ctx, t0.Add(time.Minute), t0.Add(time.Duration(len(nodesAt))*time.Minute), time.Minute, reqsExporter, nodeA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got.Values {
+		if v != 10 {
+			t.Errorf("minute %d (%d exporters): node A's increase %v, want 10 (all %v)", i+1, nodesAt[i+1], v, got.Values)
+		}
 	}
 }
 
