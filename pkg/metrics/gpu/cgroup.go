@@ -36,8 +36,13 @@ type CgroupMapper struct {
 }
 
 var (
-	// pod<uid> in cgroupfs (dashes) and systemd (underscores) layouts.
-	podUIDRe = regexp.MustCompile(`pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12})`)
+	// pod<uid> in cgroupfs (dashes) and systemd (underscores) layouts
+	// (kubelet pkg/kubelet/cm: "pod" + the UID, "-" escaped as "_" for
+	// systemd). A static pod's UID is no UUID but the kubelet's hash of its
+	// manifest, 32 hex digits (pkg/kubelet/config/common.go applyDefaults:
+	// hex of an FNV-128a, MD5 before): its mirror pod carries it in
+	// kubernetes.io/config.mirror (see kube.Discovery.PodByUID).
+	podUIDRe = regexp.MustCompile(`pod([0-9a-f]{8}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{4}[-_][0-9a-f]{12}|[0-9a-f]{32})(?:\.slice|/|$)`)
 	// A 64-hex container ID, optionally wrapped as cri-containerd-<id>.scope,
 	// crio-<id>.scope, docker-<id>.scope.
 	containerIDRe = regexp.MustCompile(`^(?:[a-z-]+-)?([0-9a-f]{64})(?:\.scope)?$`)

@@ -29,6 +29,10 @@ func TestCgroupMapper(t *testing.T) {
 		// crun on cgroup v2 runs the container in a "container" sub-cgroup
 		// of its scope (crun's default systemd sub-cgroup).
 		{"v2 crio crun sub-cgroup", 107, Container{"22223333-4444-5555-6666-777788889999", "abcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcdefabcd"}, true},
+		// A static pod's UID is the kubelet's 32-hex hash of its manifest,
+		// not a UUID; its mirror pod names it in kubernetes.io/config.mirror.
+		{"v2 systemd static pod", 108, Container{"5c6f4b0e2d3a4f1b9c8d7e6f5a4b3c2d", strings.Repeat("cd", 32)}, true},
+		{"v1 cgroupfs static pod", 109, Container{"9e8d7c6b5a4f3e2d1c0b9a8f7e6d5c4b", strings.Repeat("12", 32)}, true},
 		{"host process", 104, Container{}, false},
 		{"garbage file", 106, Container{}, false},
 		{"exited process", 999, Container{}, false},

@@ -321,10 +321,18 @@ func (d *Discovery) NodeLabels() map[string]string {
 // PodByUID names the pod with a UID, and the container with a runtime ID
 // (with or without its "containerd://" scheme), among this node's pods. It
 // implements gpu.PodResolver.
+//
+// The UID is the kubelet's, from the cgroup path. For a static pod it is
+// not the UID of the pod the API server holds — the kubelet's mirror of it
+// — but the hash of its manifest, which the mirror pod carries as the value
+// of its kubernetes.io/config.mirror annotation (kubelet
+// pkg/kubelet/pod/mirror_client.go CreateMirrorPod; the static pod's UID is
+// that hash, pkg/kubelet/config/common.go applyDefaults): a mirror pod
+// answers to it as well.
 func (d *Discovery) PodByUID(uid, containerID string) (namespace, pod, container string, ok bool) {
 	for _, obj := range d.pods.GetStore().List() {
 		p, isPod := obj.(*corev1.Pod)
-		if !isPod || string(p.UID) != uid {
+		if !isPod || uid == "" || string(p.UID) != uid && p.Annotations[corev1.MirrorPodAnnotationKey] != uid {
 			continue
 		}
 		if containerID != "" {
