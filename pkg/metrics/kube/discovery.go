@@ -107,9 +107,11 @@ type Target struct {
 	MaxBatchSize int
 	// Ready is the pod's Ready condition.
 	Ready bool
-	// GPUs is what the containers' GPU-like limits come to in GPUs: a
-	// whole or time-sliced GPU (nvidia.com/gpu, nvidia.com/gpu.shared,
-	// amd.com/gpu) is one, a MIG device its compute slices over 7.
+	// GPUs is what the pod's GPU-like limits come to in GPUs: a whole or
+	// time-sliced GPU (nvidia.com/gpu, nvidia.com/gpu.shared, amd.com/gpu)
+	// is one, a MIG device its compute slices over 7. The pod's limits are
+	// its containers' as Kubernetes counts them, init containers and
+	// sidecars included (podLimits).
 	GPUs float64
 	// NodeShare is the part of the node the pod holds: the compute slices
 	// of its GPU-like limits over those of the node's allocatable (so a
@@ -479,13 +481,62 @@ func portOf(p *corev1.Pod) (int, error) {
 	return int(ports[0]), nil
 }
 
-// podSlices sums the compute slices of the containers' GPU-like limits.
+// podSlices is the compute slices of a pod's GPU-like limits.
 func podSlices(p *corev1.Pod) float64 {
-	n := 0.0
+	return slicesOf(podLimits(p))
+}
+
+// podLimits is the pod's limit of each resource as Kubernetes counts it
+// (the sidecar KEP's formula, k8s.io/component-helpers/resource
+// AggregateContainerLimits, a module this one does not depend on): the app
+// containers and the sidecars (init containers with restartPolicy Always)
+// add up; an init container runs with the sidecars declared before it; the
+// pod holds the larger, resource by resource. Pod-level resources
+// (spec.resources) take no extended resources, and the overhead is left
+// out: neither holds a GPU. For an extended resource the limit is the
+// request (they may not differ), so this is what the scheduler reserves.
+func podLimits(p *corev1.Pod) corev1.ResourceList {
+	total := corev1.ResourceList{}
 	for _, c := range p.Spec.Containers {
-		n += slicesOf(c.Resources.Limits)
+		addResources(total, c.Resources.Limits)
 	}
-	return n
+	sidecars, initPeak := corev1.ResourceList{}, corev1.ResourceList{}
+	for _, c := range p.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			addResources(total, c.Resources.Limits)
+			addResources(sidecars, c.Resources.Limits)
+			maxResources(initPeak, sidecars)
+			continue
+		}
+		running := corev1.ResourceList{}
+		addResources(running, c.Resources.Limits)
+		addResources(running, sidecars)
+		maxResources(initPeak, running)
+	}
+	maxResources(total, initPeak)
+	return total
+}
+
+// addResources adds add to list.
+func addResources(list, add corev1.ResourceList) {
+	for name, q := range add {
+		v, ok := list[name]
+		if !ok {
+			list[name] = q.DeepCopy()
+			continue
+		}
+		v.Add(q)
+		list[name] = v
+	}
+}
+
+// maxResources raises list to other, resource by resource.
+func maxResources(list, other corev1.ResourceList) {
+	for name, q := range other {
+		if v, ok := list[name]; !ok || q.Cmp(v) > 0 {
+			list[name] = q.DeepCopy()
+		}
+	}
 }
 
 // gpusOf is what a pod's GPU-like limits come to in GPUs.

@@ -407,6 +407,50 @@ func TestNodeShare(t *testing.T) {
 	}
 }
 
+// TestInitAndSidecarGPUs: a pod holds what Kubernetes counts of its
+// containers' limits (the sidecar KEP's formula): its app containers and
+// sidecars (init containers with restartPolicy Always) together, or an
+// init container with the sidecars declared before it, whichever is more,
+// resource by resource — not its app containers' alone.
+func TestInitAndSidecarGPUs(t *testing.T) {
+	always := corev1.ContainerRestartPolicyAlways
+	gpus := func(n string) corev1.ResourceRequirements {
+		return corev1.ResourceRequirements{Limits: resources("nvidia.com/gpu", n, "cpu", "2")}
+	}
+	initC := func(name, n string) corev1.Container { return corev1.Container{Name: name, Resources: gpus(n)} }
+	sidecar := func(name, n string) corev1.Container {
+		return corev1.Container{Name: name, Resources: gpus(n), RestartPolicy: &always}
+	}
+	for _, tc := range []struct {
+		name string
+		app  string // the server's GPUs
+		init []corev1.Container
+		want float64
+	}{
+		{"app only", "1", nil, 1},
+		{"init needs more than the app", "1", []corev1.Container{initC("warmup", "2")}, 2},
+		{"init needs less", "2", []corev1.Container{initC("download", "1")}, 2},
+		{"sidecar adds up", "1", []corev1.Container{sidecar("draft-model", "1")}, 2},
+		{"init runs with the sidecars before it", "1", []corev1.Container{sidecar("draft-model", "1"), initC("warmup", "2")}, 3},
+		{"not with those after it", "2", []corev1.Container{initC("warmup", "2"), sidecar("draft-model", "1")}, 3},
+		{"init alone beats app and sidecar", "0", []corev1.Container{initC("warmup", "4"), sidecar("proxy", "1")}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod("p", "node-a", func(p *corev1.Pod) {
+				p.Spec.Containers[0].Resources = gpus(tc.app)
+				p.Spec.InitContainers = tc.init
+			})
+			got, ok, err := targetOf(p, resources("nvidia.com/gpu", "8"))
+			if !ok || err != nil {
+				t.Fatalf("not a target: %v", err)
+			}
+			if got.GPUs != tc.want || got.NodeShare != tc.want/8 {
+				t.Errorf("GPUs %v, share %v; want %v, %v", got.GPUs, got.NodeShare, tc.want, tc.want/8)
+			}
+		})
+	}
+}
+
 // TestNodeShareFollowsTheNode: the share is read from the node's
 // allocatable, and published again when the node changes (time-slicing
 // turned on: 4 GPUs advertised as 16).
