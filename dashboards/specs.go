@@ -173,7 +173,7 @@ func capacity() Spec {
 						{Expr: `sum by (workload, tier) (infercast_plan_observed_replicas{` + selWorkload + `, state="ready"})`, Legend: "{{workload}} {{tier}} ready"},
 					}},
 				{Title: "Replicas not ready by tier", Unit: "short", Width: 8, Stacked: true,
-					Description: "Why ready falls short of desired, per workload and tier, stacked, as the planner saw them at its latest decision: starting (launched, cold start under way), pending (wanted but not placed; on spot, no capacity: the planner falls back to on-demand) and terminating (under an interruption notice or being removed; not counted towards the target).",
+					Description: "Why ready falls short of desired, per workload and tier, stacked, as the planner saw them at its latest decision: starting (launched, cold start under way), pending (wanted but not placed; on spot, no capacity: the planner falls back to on-demand), terminating (under an interruption notice or being removed; not counted towards the target) and lost (on a node that stopped reporting; replaced before Kubernetes evicts them).",
 					Queries: []Query{
 						{Expr: `sum by (workload, tier, state) (infercast_plan_observed_replicas{` + selWorkload + `, state!="ready"})`, Legend: "{{workload}} {{tier}} {{state}}"},
 					}},

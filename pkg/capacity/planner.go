@@ -17,10 +17,16 @@ type TierState struct {
 	// Terminating replicas have an interruption notice or are being
 	// removed; they do not count towards the tier's target.
 	Terminating int
+	// Lost replicas are on a node that stopped reporting: they will not
+	// serve, yet their Deployment counts them until they are evicted
+	// (Kubernetes: the unreachable taint's tolerationSeconds, 300 s by
+	// default), so nothing replaces them meanwhile. The tier's target
+	// carries them on top, so their replacements launch at once.
+	Lost int
 }
 
 // Live is the replicas that count towards the target: placed and not
-// terminating.
+// terminating (nor lost).
 func (t TierState) Live() int { return t.Ready + t.Starting }
 
 // Signals are the live observations of one workload at a decision time.
@@ -356,7 +362,7 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 }
 
 // keepReady adjusts the tiers' targets to the fleet as it is: make before
-// break between tiers, then max_replicas.
+// break between tiers, the lost replicas' replacements, then max_replicas.
 func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTarget, TierTarget) {
 	w := &p.w
 	// Make before break: capacity moving between tiers (a new split,
@@ -370,6 +376,12 @@ func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTar
 		excess -= drop
 	}
 	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
+	// Lost replicas hold a place in their Deployment that no ReplicaSet
+	// fills until they are evicted: each tier asks for that many more.
+	od.Replicas += s.OnDemand.Lost
+	if w.Tiers.Spot != nil {
+		spot.Replicas += s.Spot.Lost
+	}
 	// Never more than max_replicas in all, taking it off the spot margin
 	// first: the cap is the user's budget guard.
 	if over := od.Replicas + spot.Replicas - w.MaxReplicas; over > 0 {

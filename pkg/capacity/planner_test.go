@@ -383,6 +383,36 @@ func TestSpotCoversOnDemandShortage(t *testing.T) {
 	}
 }
 
+// TestLostReplicasReplaced: replicas on a node that stopped reporting are
+// lost — their Deployment still counts them, and nothing replaces them
+// until they are evicted minutes later — so each tier's target carries
+// them on top, and their replacements launch at once. Once evicted
+// (terminating) the ReplicaSet replaces them itself, and the target is
+// the need again.
+func TestLostReplicasReplaced(t *testing.T) {
+	fc := flat(t0, 20, 20, 20) // 10 replicas, no headroom
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	p := NewPlanner(w)
+	step(p, t0, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
+	plan, ex := step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 8, Lost: 2}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 12 {
+		t.Fatalf("two lost: od %d, want 10 + 2 (%s)", od, ex)
+	}
+	plan, _ = step(p, t0.Add(30*time.Second), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 8, Starting: 2, Terminating: 2}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 10 {
+		t.Fatalf("lost ones evicted: od %d, want 10", od)
+	}
+
+	// Spot: the lost replicas' replacements launch on spot.
+	p = NewPlanner(testWorkload())
+	step(p, t0, fc, Signals{Rate: 20, Spot: TierState{Ready: 10}})
+	plan, ex = step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, Spot: TierState{Ready: 9, Lost: 1}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 0 || sp != 11 {
+		t.Fatalf("one spot replica lost: od %d spot %d, want 0, 10 + 1 (%s)", od, sp, ex)
+	}
+}
+
 func TestNoticeMovesCapacityToOnDemand(t *testing.T) {
 	p := NewPlanner(testWorkload())
 	fc := flat(t0, 20, 20, 20)
