@@ -89,11 +89,12 @@ type podCounter interface {
 }
 
 // podStates fills sig's tier states of w from its pods, all or nothing:
-// pods on a node under notice are terminating, and with per-pool counts
+// pods on a node under notice are terminating, pods on a node that stopped
+// reporting lost (the planner replaces them), and with per-pool counts
 // the spot replicas' placement follows tiers.spot.pools' order.
 func podStates(pc podCounter, w *capacity.Workload, noticed map[string]bool, sig *capacity.Signals) error {
 	state := func(c kubepods.Counts) capacity.TierState {
-		return capacity.TierState{Ready: c.Ready, Starting: c.Starting, Pending: c.Pending, Terminating: c.Terminating}
+		return capacity.TierState{Ready: c.Ready, Starting: c.Starting, Pending: c.Pending, Terminating: c.Terminating, Lost: c.Lost}
 	}
 	od, err := pc.Count(w.Name, capacity.TierOnDemand, nil)
 	if err != nil {

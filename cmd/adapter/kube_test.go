@@ -147,6 +147,51 @@ func TestOnDemandPendingPodsCoveredBySpot(t *testing.T) {
 	}
 }
 
+// TestLostPodsReplaced: pods on a node that stopped reporting (the node
+// lifecycle controller turned their Ready condition False; their
+// containers still read ready and running) are lost in the signals, not
+// starting, and the planner asks each tier for that many more replicas,
+// since their Deployments count them until they are evicted.
+func TestLostPodsReplaced(t *testing.T) {
+	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &pol.Workloads[0]
+	lost := func(name, app, node string) *corev1.Pod {
+		p := kubePod(name, app, node, false)
+		p.Status.Phase = corev1.PodRunning
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.ContainersReady, Status: corev1.ConditionTrue},
+			{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", Ready: true,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}}}
+		return p
+	}
+	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
+		kubePod("od-1", "gpu-on-demand", "d1", true), lost("od-2", "gpu-on-demand", "d2"),
+		kubePod("spot-1", "gpu-spot", "a1", true), lost("spot-2", "gpu-spot", "b1"))
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(&fakeNotices{}),
+		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.DiscardHandler)}
+	now := time.Unix(1_700_000_000, 0)
+	sig, err := l.Signals(context.Background(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (capacity.TierState{Ready: 1, Lost: 1}); sig.OnDemand != want || sig.Spot != want {
+		t.Fatalf("on-demand %+v, spot %+v; want %+v each", sig.OnDemand, sig.Spot, want)
+	}
+	sig.Time = now
+	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
+	noneLost := sig
+	noneLost.OnDemand.Lost, noneLost.Spot.Lost = 0, 0
+	base, _ := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), noneLost)
+	for _, tier := range []string{capacity.TierOnDemand, capacity.TierSpot} {
+		if got, want := plan.Tiers[tier].Replicas, base.Tiers[tier].Replicas+1; got != want {
+			t.Errorf("%s target %d, want %d: the lost replica's replacement on top (%s)", tier, got, want, ex)
+		}
+	}
+}
+
 func TestKubeFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

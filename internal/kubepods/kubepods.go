@@ -1,7 +1,7 @@
 // Package kubepods counts the pods of a workload tier's Deployment by
 // state, from the Kubernetes API: what adapter serve's planner needs to
 // know of its replicas (ready, starting, pending for want of capacity,
-// terminating) and where its spot replicas run. It watches the Deployments
+// terminating, lost with their node) and where its spot replicas run. It watches the Deployments
 // and Pods of one namespace (and, for per-pool counts, the Nodes) through
 // shared informers, so a decision reads a local cache, not the API server.
 package kubepods
@@ -65,8 +65,13 @@ var ErrNotSynced = errors.New("Kubernetes API not listed yet")
 // Counts are one tier's pods by state.
 type Counts struct {
 	Ready, Starting, Pending, Terminating int
-	// ByPool counts the tier's scheduled pods that are not terminating by
-	// the value of their node's PoolLabel; nil without a PoolLabel.
+	// Lost counts the pods on a node that stopped reporting: they will not
+	// serve, and their ReplicaSet replaces them only once they are evicted
+	// (see lost).
+	Lost int
+	// ByPool counts the tier's scheduled pods that are neither terminating
+	// nor lost by the value of their node's PoolLabel; nil without a
+	// PoolLabel.
 	ByPool map[string]int
 }
 
@@ -165,8 +170,10 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 			c.Pending++
 		case stateTerminating:
 			c.Terminating++
+		case stateLost:
+			c.Lost++
 		}
-		if c.ByPool != nil && st != stateTerminating && p.Spec.NodeName != "" {
+		if c.ByPool != nil && st != stateTerminating && st != stateLost && p.Spec.NodeName != "" {
 			if n, err := s.nodes.Get(p.Spec.NodeName); err == nil {
 				if pool, ok := n.Labels[s.o.PoolLabel]; ok {
 					c.ByPool[pool]++
@@ -264,10 +271,12 @@ const (
 	stateStarting
 	statePending
 	stateTerminating
+	stateLost
 )
 
 // classify says what one pod is to the planner: terminating once deleted;
-// ready when its Ready condition holds; pending when it has been
+// ready when its Ready condition holds; lost when its node stopped
+// reporting (lost); pending when it has been
 // unschedulable for longer than grace (no node can be had for it), unless
 // a node autoscaler has nominated a node it is bringing up for it, or when
 // a container cannot start (an image that cannot be pulled, a crash loop:
@@ -286,6 +295,9 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 			return stateReady
 		}
 	}
+	if lost(p) {
+		return stateLost
+	}
 	if cannotStart(p) {
 		return statePending
 	}
@@ -303,6 +315,52 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 	}
 	return stateStarting
 }
+
+// lost says p's node stopped reporting while p was ready: its Ready
+// condition is False while its ContainersReady condition is True and every
+// container reports itself ready and running. The kubelet never writes
+// that: it derives Ready from ContainersReady (False with it) or, with
+// every container ready, sets it False only for an unmet readiness gate,
+// reason ReadinessGatesNotReady (pkg/kubelet/status/generate.go
+// GeneratePodReadyCondition), and it writes the containers' ready in the
+// same status update — a failing readiness probe turns a container, its
+// ContainersReady and its Ready False together. The node lifecycle
+// controller does write it: when a node's Ready condition leaves True it
+// flips the Ready condition of the node's pods to False, its reason
+// unchanged, and touches nothing else (MarkPodsNotReady,
+// pkg/controller/util/node/controller_utils.go), while the kubelet that
+// would update the containers is gone. No DisruptionTarget condition says
+// so yet: the taint eviction controller sets one only as it deletes the
+// pod, after the not-ready or unreachable taint's tolerationSeconds (300 s
+// by default, pkg/controller/tainteviction). Until then the pod is an
+// active replica to its ReplicaSet, which replaces nothing. A pod that
+// was not ready yet when its node went is not told apart: it counts as
+// starting until evicted (a node informer would tell).
+func lost(p *corev1.Pod) bool {
+	var notReady, containersReady bool
+	for _, c := range p.Status.Conditions {
+		switch c.Type {
+		case corev1.PodReady:
+			notReady = c.Status == corev1.ConditionFalse && c.Reason != readinessGatesNotReady
+		case corev1.ContainersReady:
+			containersReady = c.Status == corev1.ConditionTrue
+		}
+	}
+	if !notReady || !containersReady || len(p.Status.ContainerStatuses) == 0 {
+		return false
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if !cs.Ready || cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// readinessGatesNotReady is the kubelet's reason for a pod whose
+// containers are ready but whose readiness gates are not
+// (pkg/kubelet/status/generate.go).
+const readinessGatesNotReady = "ReadinessGatesNotReady"
 
 // stuckReasons are the waiting reasons of a container that will not start
 // without someone's help.

@@ -243,3 +243,54 @@ func TestPodsThatWillNotStart(t *testing.T) {
 		t.Errorf("count %+v, %v; want 3 pending (crash loop, image pull, init image pull) and 2 starting (loading, nominated)", c, err)
 	}
 }
+
+// TestPodsOnALostNode: when a node stops reporting, the node lifecycle
+// controller turns its pods' Ready condition False and nothing else; the
+// kubelet, gone, leaves ContainersReady and the containers ready and
+// running. Such a pod is lost — not starting: no capacity is on its way,
+// and its ReplicaSet replaces it only once it is evicted (then it is
+// terminating). A pod failing its readiness probe (the kubelet turns the
+// container, ContainersReady and Ready False together) or waiting on a
+// readiness gate is not lost. Lost pods count in no pool.
+func TestPodsOnALostNode(t *testing.T) {
+	running := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.NewTime(t0.Add(-time.Hour))}}
+	cond := func(typ corev1.PodConditionType, st corev1.ConditionStatus, reason string) corev1.PodCondition {
+		return corev1.PodCondition{Type: typ, Status: st, Reason: reason, LastTransitionTime: metav1.NewTime(t0.Add(-time.Minute))}
+	}
+	withContainers := func(p *corev1.Pod, ready bool) *corev1.Pod {
+		p.Status.Phase = corev1.PodRunning
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "server", Ready: ready, State: running}}
+		return p
+	}
+	// What MarkPodsNotReady leaves: Ready False (its reason, empty while
+	// it was True, kept), ContainersReady True.
+	lostPod := func(name, node string) *corev1.Pod {
+		return withContainers(pod(name, "chat-spot", node, cond(corev1.ContainersReady, corev1.ConditionTrue, ""),
+			cond(corev1.PodReady, corev1.ConditionFalse, "")), true)
+	}
+	evicted := lostPod("evicted", "n1")
+	evicted.DeletionTimestamp = &metav1.Time{Time: t0}
+	s := started(t, Options{PoolLabel: "pool"},
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}),
+		node("n1", "spot-a"), node("n2", "spot-b"), node("n3", "spot-b"),
+		lostPod("lost-1", "n1"), lostPod("lost-2", "n1"),
+		lostPod("noticed", "n3"), // lost, and its node is under notice
+		evicted,
+		withContainers(pod("probe", "chat-spot", "n2", cond(corev1.ContainersReady, corev1.ConditionFalse, "ContainersNotReady"),
+			cond(corev1.PodReady, corev1.ConditionFalse, "ContainersNotReady")), false),
+		withContainers(pod("gated", "chat-spot", "n2", cond(corev1.ContainersReady, corev1.ConditionTrue, ""),
+			cond(corev1.PodReady, corev1.ConditionFalse, "ReadinessGatesNotReady")), true),
+		withContainers(pod("serving", "chat-spot", "n2", cond(corev1.ContainersReady, corev1.ConditionTrue, ""),
+			cond(corev1.PodReady, corev1.ConditionTrue, "")), true),
+	)
+	c, err := s.Count("chat", "spot", func(n string) bool { return n == "n3" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lost != 2 || c.Starting != 2 || c.Terminating != 2 || c.Ready != 1 || c.Pending != 0 {
+		t.Errorf("count %+v; want 2 lost, 2 starting (probe, gated), 2 terminating (noticed, evicted), 1 ready", c)
+	}
+	if len(c.ByPool) != 1 || c.ByPool["spot-b"] != 3 {
+		t.Errorf("by pool %v; want spot-b 3 (probe, gated, serving), the lost pods in none", c.ByPool)
+	}
+}
