@@ -17,7 +17,11 @@ const DefaultEndpoint = "http://169.254.169.254"
 // AWSSource polls IMDSv2: PUT /latest/api/token for a session token, then
 // GET /latest/meta-data/spot/instance-action, which answers 404 until a
 // notice exists (two minutes before the interruption) and then
-// {"action":"terminate|stop|hibernate","time":"<RFC 3339>"}.
+// {"action":"terminate|stop|hibernate","time":"<RFC 3339>"}. With the same
+// token it reads the rebalance recommendation (Warner),
+// /latest/meta-data/events/recommendations/rebalance: 404 until issued,
+// then {"noticeTime":"<RFC 3339>"}; and the capacity type (CapacityTyper),
+// /latest/meta-data/instance-life-cycle: spot, on-demand or scheduled.
 type AWSSource struct {
 	// Endpoint defaults to DefaultEndpoint.
 	Endpoint string
@@ -25,6 +29,9 @@ type AWSSource struct {
 	TokenTTL time.Duration
 	Client   *http.Client
 
+	// mu guards the client's default and the token, never a request: the
+	// notice, warning and capacity reads run concurrently, and one that
+	// hangs must not hold up the others.
 	mu      sync.Mutex
 	token   string
 	expires time.Time
@@ -34,6 +41,8 @@ type AWSSource struct {
 func (*AWSSource) Provider() Provider { return AWS }
 
 func (a *AWSSource) client() *http.Client {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	if a.Client == nil {
 		a.Client = metadataClient()
 	}
@@ -48,8 +57,11 @@ func (a *AWSSource) endpoint() string {
 }
 
 func (a *AWSSource) getToken(ctx context.Context, now time.Time) (string, error) {
-	if a.token != "" && now.Before(a.expires) {
-		return a.token, nil
+	a.mu.Lock()
+	tok, expires := a.token, a.expires
+	a.mu.Unlock()
+	if tok != "" && now.Before(expires) {
+		return tok, nil
 	}
 	ttl := a.TokenTTL
 	if ttl <= 0 {
@@ -63,49 +75,117 @@ func (a *AWSSource) getToken(ctx context.Context, now time.Time) (string, error)
 	if resp.StatusCode != http.StatusOK {
 		return "", &pollError{"status", fmt.Errorf("IMDSv2 token: HTTP %d", resp.StatusCode)}
 	}
-	tok := strings.TrimSpace(string(body))
+	tok = strings.TrimSpace(string(body))
 	if tok == "" {
 		return "", &pollError{"parse", fmt.Errorf("IMDSv2 token: empty")}
 	}
-	// Renew a minute early so a token never expires mid-request.
+	// Renew a minute early so a token never expires mid-request. Two
+	// concurrent reads may each fetch one: both are valid.
+	a.mu.Lock()
 	a.token, a.expires = tok, now.Add(ttl-time.Minute)
+	a.mu.Unlock()
 	return tok, nil
+}
+
+// get reads one meta-data path with the session token: the status is the
+// caller's to judge but for a 401, on which a new token is fetched and the
+// request retried once.
+func (a *AWSSource) get(ctx context.Context, now time.Time, path string) (*http.Response, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		tok, err := a.getToken(ctx, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		resp, body, err := metadataDo(ctx, a.client(), http.MethodGet, a.endpoint()+"/latest/meta-data/"+path,
+			map[string]string{"X-aws-ec2-metadata-token": tok})
+		if err != nil {
+			return nil, nil, err
+		}
+		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
+			// Expired or revoked: fetch a new one once.
+			a.mu.Lock()
+			if a.token == tok {
+				a.token = ""
+			}
+			a.mu.Unlock()
+			continue
+		}
+		return resp, body, nil
+	}
 }
 
 // Poll implements Source.
 func (a *AWSSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for attempt := 0; ; attempt++ {
-		tok, err := a.getToken(ctx, now)
-		if err != nil {
-			return Notice{}, err
-		}
-		resp, body, err := metadataDo(ctx, a.client(), http.MethodGet, a.endpoint()+"/latest/meta-data/spot/instance-action",
-			map[string]string{"X-aws-ec2-metadata-token": tok})
-		if err != nil {
-			return Notice{}, err
-		}
-		switch {
-		case resp.StatusCode == http.StatusNotFound:
-			return Notice{}, nil
-		case resp.StatusCode == http.StatusUnauthorized && attempt == 0:
-			a.token = "" // expired or revoked: fetch a new one once
-			continue
-		case resp.StatusCode != http.StatusOK:
-			return Notice{}, &pollError{"status", fmt.Errorf("spot/instance-action: HTTP %d", resp.StatusCode)}
-		}
-		var ia struct {
-			Action string `json:"action"`
-			Time   string `json:"time"`
-		}
-		if err := json.Unmarshal(body, &ia); err != nil {
-			return Notice{}, &pollError{"parse", fmt.Errorf("spot/instance-action: %w", err)}
-		}
-		t, err := time.Parse(time.RFC3339, ia.Time)
-		if err != nil || ia.Action == "" {
-			return Notice{}, &pollError{"parse", fmt.Errorf("spot/instance-action: action %q time %q", ia.Action, ia.Time)}
-		}
-		return Notice{Active: true, Terminates: t, Action: ia.Action, ID: ia.Action + "@" + ia.Time}, nil
+	resp, body, err := a.get(ctx, now, "spot/instance-action")
+	if err != nil {
+		return Notice{}, err
 	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return Notice{}, nil
+	case resp.StatusCode != http.StatusOK:
+		return Notice{}, &pollError{"status", fmt.Errorf("spot/instance-action: HTTP %d", resp.StatusCode)}
+	}
+	var ia struct {
+		Action string `json:"action"`
+		Time   string `json:"time"`
+	}
+	if err := json.Unmarshal(body, &ia); err != nil {
+		return Notice{}, &pollError{"parse", fmt.Errorf("spot/instance-action: %w", err)}
+	}
+	t, err := time.Parse(time.RFC3339, ia.Time)
+	if err != nil || ia.Action == "" {
+		return Notice{}, &pollError{"parse", fmt.Errorf("spot/instance-action: action %q time %q", ia.Action, ia.Time)}
+	}
+	return Notice{Active: true, Terminates: t, Action: ia.Action, ID: ia.Action + "@" + ia.Time}, nil
+}
+
+// Warnings implements Warner: the rebalance recommendation. Its noticeTime
+// (when it was issued) is checked, not kept: it gives no start.
+func (a *AWSSource) Warnings(ctx context.Context, now time.Time) ([]Warning, error) {
+	const path = "events/recommendations/rebalance"
+	resp, body, err := a.get(ctx, now, path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return nil, nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, &pollError{"status", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)}
+	}
+	var rb struct {
+		NoticeTime string `json:"noticeTime"`
+	}
+	if err := json.Unmarshal(body, &rb); err != nil {
+		return nil, &pollError{"parse", fmt.Errorf("%s: %w", path, err)}
+	}
+	if _, err := time.Parse(time.RFC3339, rb.NoticeTime); err != nil {
+		return nil, &pollError{"parse", fmt.Errorf("%s: noticeTime %q", path, truncate(rb.NoticeTime))}
+	}
+	return []Warning{{Kind: WarnRebalance}}, nil
+}
+
+// CapacityType implements CapacityTyper: instance-life-cycle, spot or
+// on-demand (scheduled, the retired Scheduled Instances, is neither).
+func (a *AWSSource) CapacityType(ctx context.Context, now time.Time) (CapacityType, string, error) {
+	const path = "instance-life-cycle"
+	resp, body, err := a.get(ctx, now, path)
+	if err != nil {
+		return "", "", err
+	}
+	switch {
+	case resp.StatusCode == http.StatusNotFound:
+		return "", "", nil
+	case resp.StatusCode != http.StatusOK:
+		return "", "", &pollError{"status", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)}
+	}
+	said := strings.TrimSpace(string(body))
+	switch said {
+	case "spot":
+		return CapacitySpot, said, nil
+	case "on-demand":
+		return CapacityOnDemand, said, nil
+	}
+	return "", said, nil
 }

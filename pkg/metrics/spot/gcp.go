@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -16,39 +17,58 @@ const GCPNotice = 30 * time.Second
 // GCP gives no termination time, so it is estimated as first seen + 30 s.
 // (The endpoint also supports ?wait_for_change=true for a hanging GET; we
 // poll instead, so one code path serves all three providers and a hung
-// connection is always a failure.)
+// connection is always a failure.) It reads host maintenance warnings
+// (Warner) from instance/maintenance-event — NONE, or
+// MIGRATE_ON_HOST_MAINTENANCE / TERMINATE_ON_HOST_MAINTENANCE from 60 s
+// before the event (1 h for GPU VMs, which cannot live-migrate and are
+// always terminated) — and the capacity type (CapacityTyper) from
+// instance/scheduling/preemptible and instance/scheduling/provisioning-model.
 type GCPSource struct {
 	// Endpoint defaults to DefaultEndpoint (metadata.google.internal).
 	Endpoint string
 	Client   *http.Client
 
-	firstSeen time.Time
+	mu        sync.Mutex // guards the client's default
+	firstSeen time.Time  // Poll's alone
 }
 
 // Provider implements Source.
 func (*GCPSource) Provider() Provider { return GCP }
 
-// Poll implements Source.
-func (g *GCPSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
+// get reads one instance/ key: its status and trimmed body. A 200 without
+// Metadata-Flavor: Google is no metadata server's answer.
+func (g *GCPSource) get(ctx context.Context, key string) (int, string, error) {
+	g.mu.Lock()
+	if g.Client == nil {
+		g.Client = metadataClient()
+	}
+	c := g.Client
+	g.mu.Unlock()
 	ep := g.Endpoint
 	if ep == "" {
 		ep = DefaultEndpoint
 	}
-	if g.Client == nil {
-		g.Client = metadataClient()
-	}
-	resp, body, err := metadataDo(ctx, g.Client, http.MethodGet, strings.TrimSuffix(ep, "/")+"/computeMetadata/v1/instance/preempted",
+	resp, body, err := metadataDo(ctx, c, http.MethodGet, strings.TrimSuffix(ep, "/")+"/computeMetadata/v1/instance/"+key,
 		map[string]string{"Metadata-Flavor": "Google"})
+	if err != nil {
+		return 0, "", err
+	}
+	if resp.StatusCode == http.StatusOK && resp.Header.Get("Metadata-Flavor") != "Google" {
+		return 0, "", &pollError{"parse", fmt.Errorf("instance/%s: answer lacks Metadata-Flavor: Google", key)}
+	}
+	return resp.StatusCode, strings.TrimSpace(string(body)), nil
+}
+
+// Poll implements Source.
+func (g *GCPSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
+	status, v, err := g.get(ctx, "preempted")
 	if err != nil {
 		return Notice{}, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return Notice{}, &pollError{"status", fmt.Errorf("instance/preempted: HTTP %d", resp.StatusCode)}
+	if status != http.StatusOK {
+		return Notice{}, &pollError{"status", fmt.Errorf("instance/preempted: HTTP %d", status)}
 	}
-	if resp.Header.Get("Metadata-Flavor") != "Google" {
-		return Notice{}, &pollError{"parse", fmt.Errorf("instance/preempted: answer lacks Metadata-Flavor: Google")}
-	}
-	switch v := strings.TrimSpace(string(body)); v {
+	switch v {
 	case "FALSE":
 		g.firstSeen = time.Time{}
 		return Notice{}, nil
@@ -61,6 +81,80 @@ func (g *GCPSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
 	default:
 		return Notice{}, &pollError{"parse", fmt.Errorf("instance/preempted: unexpected %q", truncate(v))}
 	}
+}
+
+// Warnings implements Warner: the host maintenance event. A value other
+// than NONE and the two known ones (a newer kind of event) is a
+// maintenance warning of unknown kind, WarnMaintenance; an empty one, or
+// one that is no single upper-case word, is an error.
+func (g *GCPSource) Warnings(ctx context.Context, _ time.Time) ([]Warning, error) {
+	status, v, err := g.get(ctx, "maintenance-event")
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, &pollError{"status", fmt.Errorf("instance/maintenance-event: HTTP %d", status)}
+	}
+	switch {
+	case v == "NONE":
+		return nil, nil
+	case v == "TERMINATE_ON_HOST_MAINTENANCE":
+		return []Warning{{Kind: WarnMaintenanceTerminate}}, nil
+	case v == "MIGRATE_ON_HOST_MAINTENANCE":
+		return []Warning{{Kind: WarnMaintenanceMigrate}}, nil
+	case isWord(v):
+		return []Warning{{Kind: WarnMaintenance}}, nil
+	}
+	return nil, &pollError{"parse", fmt.Errorf("instance/maintenance-event: unexpected %q", truncate(v))}
+}
+
+// isWord reports whether s is a metadata enum word: A-Z and _, like
+// TERMINATE_ON_HOST_MAINTENANCE.
+func isWord(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && r != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// CapacityType implements CapacityTyper. A legacy preemptible VM says
+// scheduling/preemptible TRUE (and may say provisioning-model STANDARD), so
+// that is read first; then provisioning-model: SPOT or STANDARD (FLEX_START,
+// RESERVATION_BOUND and later ones are neither). Without a
+// provisioning-model key (404), preemptible FALSE means on-demand.
+func (g *GCPSource) CapacityType(ctx context.Context, _ time.Time) (CapacityType, string, error) {
+	status, pre, err := g.get(ctx, "scheduling/preemptible")
+	switch {
+	case err != nil:
+		return "", "", err
+	case status == http.StatusNotFound:
+		pre = ""
+	case status != http.StatusOK:
+		return "", "", &pollError{"status", fmt.Errorf("instance/scheduling/preemptible: HTTP %d", status)}
+	case pre == "TRUE":
+		return CapacitySpot, "preemptible " + pre, nil
+	}
+	status, model, err := g.get(ctx, "scheduling/provisioning-model")
+	switch {
+	case err != nil:
+		return "", "", err
+	case status == http.StatusNotFound && pre == "FALSE":
+		return CapacityOnDemand, "preemptible " + pre, nil
+	case status == http.StatusNotFound:
+		return "", pre, nil
+	case status != http.StatusOK:
+		return "", "", &pollError{"status", fmt.Errorf("instance/scheduling/provisioning-model: HTTP %d", status)}
+	case model == "SPOT":
+		return CapacitySpot, model, nil
+	case model == "STANDARD":
+		return CapacityOnDemand, model, nil
+	}
+	return "", model, nil
 }
 
 func truncate(s string) string {

@@ -1,7 +1,9 @@
 // Package spot watches the cloud's instance metadata for spot (preemptible)
 // interruption notices — AWS IMDSv2 spot/instance-action, GCP
 // instance/preempted, Azure Scheduled Events Preempt — and exports them as
-// a notice gauge, the time left, and an interruptions counter.
+// a notice gauge, the time left, and an interruptions counter. Sources
+// that can also read early disruption warnings (Warner) and the instance's
+// capacity type (CapacityTyper) have those exported beside them.
 package spot
 
 import (
@@ -48,6 +50,67 @@ type Notice struct {
 type Source interface {
 	Provider() Provider
 	Poll(ctx context.Context, now time.Time) (Notice, error)
+}
+
+// Warning kinds: an announced disruption that is not (yet) a spot
+// interruption.
+const (
+	// WarnRebalance is AWS's rebalance recommendation: a spot instance at
+	// elevated risk of interruption.
+	WarnRebalance = "rebalance"
+	// WarnMaintenanceTerminate is GCP host maintenance that stops the VM
+	// (always so for GPU VMs, which cannot live-migrate; 1 h notice for
+	// them, 60 s for others).
+	WarnMaintenanceTerminate = "maintenance_terminate"
+	// WarnMaintenanceMigrate is GCP host maintenance that live-migrates
+	// the VM (60 s notice).
+	WarnMaintenanceMigrate = "maintenance_migrate"
+	// WarnMaintenance is GCP host maintenance of a kind this version does
+	// not know (the metadata's word is logged).
+	WarnMaintenance = "maintenance"
+	// WarnReboot, WarnRedeploy, WarnFreeze and WarnTerminate are Azure
+	// Scheduled Events of those types; WarnOther one of a type this
+	// version does not know.
+	WarnReboot    = "reboot"
+	WarnRedeploy  = "redeploy"
+	WarnFreeze    = "freeze"
+	WarnTerminate = "terminate"
+	WarnOther     = "other"
+)
+
+// Warning is one announced disruption of the instance.
+type Warning struct {
+	// Kind is one of the Warn constants.
+	Kind string
+	// Starts is when the disruption is to begin (Azure NotBefore); zero
+	// when the provider does not say.
+	Starts time.Time
+}
+
+// Warner is a Source that also reads early disruption warnings. The
+// Watcher polls it on the notice's tick but concurrently, under its own
+// timeout, so a failing or hanging warning endpoint never delays the
+// notice. None announced is (nil, nil).
+type Warner interface {
+	Warnings(ctx context.Context, now time.Time) ([]Warning, error)
+}
+
+// CapacityType is how the instance is bought.
+type CapacityType string
+
+// Capacity types, the values of the capacity_type label (those of the
+// planner's tier label and of karpenter.sh/capacity-type).
+const (
+	CapacitySpot     CapacityType = "spot"
+	CapacityOnDemand CapacityType = "on-demand"
+)
+
+// CapacityTyper is a Source that reads the instance's capacity type from
+// the metadata. said is the metadata's own word ("" when it has none); ct
+// is "" when said is not one this version knows: nothing is exported then
+// rather than a guess.
+type CapacityTyper interface {
+	CapacityType(ctx context.Context, now time.Time) (ct CapacityType, said string, err error)
 }
 
 // metadataClient is the HTTP client the sources share: no proxy (the
@@ -139,6 +202,10 @@ type Options struct {
 	// OnNotice is called once per new interruption, from the polling
 	// goroutine; optional.
 	OnNotice func(Notice)
+	// CapacityRefresh is how often a known capacity type is read again
+	// (default 1 h; it does not change in a VM's life). Until it is read
+	// successfully it is retried at every poll.
+	CapacityRefresh time.Duration
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -158,8 +225,27 @@ type Watcher struct {
 	errs     map[string]float64
 	lastFail string
 
+	// warnings are the kinds announced at the last successful warning
+	// poll, each with its earliest start (zero when unknown).
+	warnings map[string]time.Time
+	// capType is the capacity type last read ("" unknown); capRead when,
+	// zero until a read succeeded.
+	capType CapacityType
+	capRead time.Time
+	// extraErrs counts failed warning and capacity reads by endpoint and
+	// reason; extraFail is each endpoint's last failure, logged once.
+	extraErrs map[[2]string]float64
+	extraFail map[string]string
+
 	noticeDesc, remainingDesc, totalDesc, upDesc, errsDesc *prometheus.Desc
+	warnDesc, warnStartDesc, capDesc, extraErrsDesc        *prometheus.Desc
 }
+
+// Endpoints of infercast_instance_metadata_errors_total.
+const (
+	endpointWarning  = "disruption_warning"
+	endpointCapacity = "capacity_type"
+)
 
 // NewWatcher builds a watcher; Run polls.
 func NewWatcher(o Options) (*Watcher, error) {
@@ -175,6 +261,9 @@ func NewWatcher(o Options) (*Watcher, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CapacityRefresh <= 0 {
+		o.CapacityRefresh = time.Hour
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -182,16 +271,49 @@ func NewWatcher(o Options) (*Watcher, error) {
 	labels := []string{"provider", "node", "pool"}
 	return &Watcher{
 		o: o, log: log.With("provider", string(o.Source.Provider())), errs: map[string]float64{},
+		extraErrs: map[[2]string]float64{}, extraFail: map[string]string{},
 		noticeDesc:    prometheus.NewDesc("infercast_spot_interruption_notice", "1 while the metadata service announces an interruption of this instance, else 0.", labels, nil),
 		remainingDesc: prometheus.NewDesc("infercast_spot_interruption_remaining_seconds", "Seconds until the announced interruption; present only while a notice is active and its time is known.", labels, nil),
 		totalDesc:     prometheus.NewDesc("infercast_spot_interruptions_total", "Interruption notices seen since the exporter started, one per distinct notice.", labels, nil),
 		upDesc:        prometheus.NewDesc("infercast_spot_metadata_up", "1 when the last poll of the metadata service succeeded, else 0.", labels, nil),
 		errsDesc:      prometheus.NewDesc("infercast_spot_metadata_errors_total", "Failed polls of the metadata service, by reason (timeout, transport, status, parse).", append(labels, "reason"), nil),
+		warnDesc: prometheus.NewDesc("infercast_instance_disruption_warning",
+			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, by kind (rebalance, maintenance_terminate, maintenance_migrate, maintenance, reboot, redeploy, freeze, terminate, other); absent otherwise.",
+			append(labels, "kind"), nil),
+		warnStartDesc: prometheus.NewDesc("infercast_instance_disruption_warning_start_timestamp_seconds",
+			"Unix time the announced disruption begins; present only while it is announced and the provider says when (Azure NotBefore).",
+			append(labels, "kind"), nil),
+		capDesc: prometheus.NewDesc("infercast_instance_capacity_type",
+			"1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.",
+			append(labels, "capacity_type"), nil),
+		extraErrsDesc: prometheus.NewDesc("infercast_instance_metadata_errors_total",
+			"Failed reads of the disruption warnings and the capacity type from the metadata service, by endpoint (disruption_warning, capacity_type) and reason (timeout, transport, status, parse).",
+			append(labels, "endpoint", "reason"), nil),
 	}, nil
 }
 
-// Poll asks the metadata service once, within the watcher's timeout.
+// Poll asks the metadata service once: for the interruption notice and,
+// where the source reads them, the disruption warnings and (when due) the
+// capacity type. The three go concurrently, each within the watcher's
+// timeout, so a failing or hanging warning or capacity endpoint never
+// delays the notice. It returns the notice poll's error; the others'
+// failures are counted (infercast_instance_metadata_errors_total), logged,
+// and keep their last known state.
 func (w *Watcher) Poll(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if wr, ok := w.o.Source.(Warner); ok {
+		wg.Go(func() { w.pollWarnings(ctx, wr) })
+	}
+	if ct, ok := w.o.Source.(CapacityTyper); ok && w.capacityDue() {
+		wg.Go(func() { w.pollCapacity(ctx, ct) })
+	}
+	err := w.pollNotice(ctx)
+	wg.Wait()
+	return err
+}
+
+// pollNotice asks for the interruption notice, within the watcher's timeout.
+func (w *Watcher) pollNotice(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
 	defer cancel()
 	n, err := w.o.Source.Poll(ctx, w.o.Now())
@@ -231,6 +353,90 @@ func (w *Watcher) Poll(ctx context.Context) error {
 	return nil
 }
 
+// pollWarnings reads the disruption warnings, within the watcher's
+// timeout. On failure the last known warnings stay (like the notice).
+func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
+	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
+	defer cancel()
+	ws, err := wr.Warnings(ctx, w.o.Now())
+	if err != nil {
+		w.extraFailed(endpointWarning, err)
+		return
+	}
+	announced := make(map[string]time.Time, len(ws))
+	for _, wn := range ws {
+		if t, seen := announced[wn.Kind]; !seen || (!wn.Starts.IsZero() && (t.IsZero() || wn.Starts.Before(t))) {
+			announced[wn.Kind] = wn.Starts
+		}
+	}
+	w.mu.Lock()
+	before := w.warnings
+	w.warnings = announced
+	delete(w.extraFail, endpointWarning)
+	w.mu.Unlock()
+	for kind, starts := range announced {
+		if _, was := before[kind]; !was {
+			w.log.Warn("spot: disruption warning", "kind", kind, "starts", starts)
+		}
+	}
+	for kind := range before {
+		if _, is := announced[kind]; !is {
+			w.log.Info("spot: disruption warning cleared", "kind", kind)
+		}
+	}
+}
+
+// capacityDue reports whether the capacity type is to be read: never read
+// successfully yet, or last read CapacityRefresh ago.
+func (w *Watcher) capacityDue() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.capRead.IsZero() || w.o.Now().Sub(w.capRead) >= w.o.CapacityRefresh
+}
+
+// pollCapacity reads the capacity type, within the watcher's timeout. On
+// failure the last known one stays and the next poll tries again.
+func (w *Watcher) pollCapacity(ctx context.Context, c CapacityTyper) {
+	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
+	defer cancel()
+	ct, said, err := c.CapacityType(ctx, w.o.Now())
+	if err != nil {
+		w.extraFailed(endpointCapacity, err)
+		return
+	}
+	w.mu.Lock()
+	changed := ct != w.capType || w.capRead.IsZero()
+	w.capType, w.capRead = ct, w.o.Now()
+	delete(w.extraFail, endpointCapacity)
+	w.mu.Unlock()
+	switch {
+	case !changed:
+	case ct == "" && said != "":
+		w.log.Info("spot: capacity type unknown, not exported", "said", truncate(said))
+	case ct == "":
+		w.log.Info("spot: the metadata service does not say the capacity type")
+	default:
+		w.log.Info("spot: capacity type", "capacity_type", string(ct))
+	}
+}
+
+// extraFailed counts and logs a failed warning or capacity read (once per
+// distinct error, then at debug).
+func (w *Watcher) extraFailed(endpoint string, err error) {
+	reason := classify(err)
+	msg := err.Error()
+	w.mu.Lock()
+	w.extraErrs[[2]string{endpoint, reason}]++
+	first := w.extraFail[endpoint] != msg
+	w.extraFail[endpoint] = msg
+	w.mu.Unlock()
+	level := slog.LevelDebug
+	if first {
+		level = slog.LevelWarn
+	}
+	w.log.Log(context.Background(), level, "spot: reading metadata failed", "endpoint", endpoint, "reason", reason, "err", err)
+}
+
 // Run polls every Interval until ctx ends. Failures are logged and
 // exported; they never stop the loop.
 func (w *Watcher) Run(ctx context.Context) error {
@@ -253,6 +459,10 @@ func (w *Watcher) Describe(ch chan<- *prometheus.Desc) {
 	ch <- w.totalDesc
 	ch <- w.upDesc
 	ch <- w.errsDesc
+	ch <- w.warnDesc
+	ch <- w.warnStartDesc
+	ch <- w.capDesc
+	ch <- w.extraErrsDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -267,10 +477,34 @@ func (w *Watcher) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(w.totalDesc, prometheus.CounterValue, w.count, lv...)
 	ch <- prometheus.MustNewConstMetric(w.upDesc, prometheus.GaugeValue, b2f(w.up), lv...)
-	for _, reason := range []string{"timeout", "transport", "status", "parse"} {
+	for _, reason := range reasons {
 		ch <- prometheus.MustNewConstMetric(w.errsDesc, prometheus.CounterValue, w.errs[reason], append(lv, reason)...)
 	}
+	for kind, starts := range w.warnings {
+		ch <- prometheus.MustNewConstMetric(w.warnDesc, prometheus.GaugeValue, 1, append(lv, kind)...)
+		if !starts.IsZero() {
+			ch <- prometheus.MustNewConstMetric(w.warnStartDesc, prometheus.GaugeValue, float64(starts.UnixMilli())/1e3, append(lv, kind)...)
+		}
+	}
+	if w.capType != "" {
+		ch <- prometheus.MustNewConstMetric(w.capDesc, prometheus.GaugeValue, 1, append(lv, string(w.capType))...)
+	}
+	var endpoints []string
+	if _, ok := w.o.Source.(Warner); ok {
+		endpoints = append(endpoints, endpointWarning)
+	}
+	if _, ok := w.o.Source.(CapacityTyper); ok {
+		endpoints = append(endpoints, endpointCapacity)
+	}
+	for _, ep := range endpoints {
+		for _, reason := range reasons {
+			ch <- prometheus.MustNewConstMetric(w.extraErrsDesc, prometheus.CounterValue, w.extraErrs[[2]string{ep, reason}], append(lv, ep, reason)...)
+		}
+	}
 }
+
+// reasons are the errors counters' reason label values.
+var reasons = []string{"timeout", "transport", "status", "parse"}
 
 func b2f(b bool) float64 {
 	if b {

@@ -311,7 +311,7 @@ func TestWatcherExportsNoticesAndFailures(t *testing.T) {
 		for _, r := range []string{"parse", "status", "timeout", "transport"} {
 			fmt.Fprintf(&b, "infercast_spot_metadata_errors_total{%s,reason=%q} %d\n", l, r, errs[r])
 		}
-		if err := testutil.GatherAndCompare(reg, strings.NewReader(b.String())); err != nil {
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(b.String()), spotFamilies...); err != nil {
 			t.Error(err)
 		}
 	}
@@ -362,6 +362,12 @@ func TestWatcherExportsNoticesAndFailures(t *testing.T) {
 		t.Errorf("promlint: %v %v", problems, err)
 	}
 }
+
+// spotFamilies are the interruption series, whose names, labels and
+// meaning other code (the adapter's live signals, alerts, dashboards)
+// reads.
+var spotFamilies = []string{"infercast_spot_interruption_notice", "infercast_spot_interruption_remaining_seconds",
+	"infercast_spot_interruptions_total", "infercast_spot_metadata_up", "infercast_spot_metadata_errors_total"}
 
 func TestRunKeepsPollingThroughFailures(t *testing.T) {
 	var n atomic.Int32
