@@ -89,6 +89,7 @@ var Families = []string{
 	"infercast_gpu_utilization_ratio", "infercast_gpu_memory_used_bytes", "infercast_gpu_memory_total_bytes",
 	"infercast_gpu_info", "infercast_gpu_collector_up",
 	"infercast_spot_interruption_notice", "infercast_spot_interruptions_total", "infercast_spot_metadata_up",
+	"infercast_instance_capacity_type",
 	"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
 }
 
@@ -155,13 +156,17 @@ func Restarts(ctx context.Context, f Restarter, server string, first, every time
 	}
 }
 
-// FakeIMDS serves IMDSv2's token and a spot/instance-action that answers
-// 404 (no interruption) on 127.0.0.1, so the spot families are live in a
-// demo. It returns the base URL and a func that stops the server.
+// FakeIMDS serves IMDSv2's token, a spot/instance-action and a rebalance
+// recommendation that answer 404 (no interruption, no warning) and an
+// instance-life-cycle of spot (the demo node's, NodeLabels) on 127.0.0.1,
+// so the spot families are live in a demo. It returns the base URL and a
+// func that stops the server.
 func FakeIMDS(ctx context.Context) (string, func(), error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "demo-token") })
 	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	mux.HandleFunc("GET /latest/meta-data/events/recommendations/rebalance", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	mux.HandleFunc("GET /latest/meta-data/instance-life-cycle", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "spot") })
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
