@@ -89,7 +89,7 @@ var Families = []string{
 	"infercast_gpu_utilization_ratio", "infercast_gpu_memory_used_bytes", "infercast_gpu_memory_total_bytes",
 	"infercast_gpu_info", "infercast_gpu_collector_up",
 	"infercast_spot_interruption_notice", "infercast_spot_interruptions_total", "infercast_spot_metadata_up",
-	"infercast_instance_capacity_type",
+	"infercast_instance_disruption_warning", "infercast_instance_capacity_type",
 	"infercast_spend_dollars_per_hour", "infercast_cost_per_thousand_requests_dollars",
 }
 

@@ -163,7 +163,7 @@ func (a *AWSSource) Warnings(ctx context.Context, now time.Time) ([]Warning, err
 	if _, err := time.Parse(time.RFC3339, rb.NoticeTime); err != nil {
 		return nil, &pollError{"parse", fmt.Errorf("%s: noticeTime %q", path, truncate(rb.NoticeTime))}
 	}
-	return []Warning{{Kind: WarnRebalance}}, nil
+	return []Warning{{Kind: WarnRebalance, Said: "rebalance recommendation of " + rb.NoticeTime}}, nil
 }
 
 // CapacityType implements CapacityTyper: instance-life-cycle, spot or

@@ -161,7 +161,7 @@ func (a *AzureSource) Warnings(ctx context.Context, _ time.Time) ([]Warning, err
 		if err != nil {
 			return nil, err
 		}
-		ws = append(ws, Warning{Kind: kind, Starts: t})
+		ws = append(ws, Warning{Kind: kind, Starts: t, Said: ev.EventType + " " + ev.EventStatus})
 	}
 	return ws, nil
 }

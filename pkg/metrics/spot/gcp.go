@@ -99,11 +99,11 @@ func (g *GCPSource) Warnings(ctx context.Context, _ time.Time) ([]Warning, error
 	case v == "NONE":
 		return nil, nil
 	case v == "TERMINATE_ON_HOST_MAINTENANCE":
-		return []Warning{{Kind: WarnMaintenanceTerminate}}, nil
+		return []Warning{{Kind: WarnMaintenanceTerminate, Said: v}}, nil
 	case v == "MIGRATE_ON_HOST_MAINTENANCE":
-		return []Warning{{Kind: WarnMaintenanceMigrate}}, nil
+		return []Warning{{Kind: WarnMaintenanceMigrate, Said: v}}, nil
 	case isWord(v):
-		return []Warning{{Kind: WarnMaintenance}}, nil
+		return []Warning{{Kind: WarnMaintenance, Said: v}}, nil
 	}
 	return nil, &pollError{"parse", fmt.Errorf("instance/maintenance-event: unexpected %q", truncate(v))}
 }

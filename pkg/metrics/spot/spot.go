@@ -66,7 +66,7 @@ const (
 	// the VM (60 s notice).
 	WarnMaintenanceMigrate = "maintenance_migrate"
 	// WarnMaintenance is GCP host maintenance of a kind this version does
-	// not know (the metadata's word is logged).
+	// not know (Warning.Said, logged, has the metadata's word).
 	WarnMaintenance = "maintenance"
 	// WarnReboot, WarnRedeploy, WarnFreeze and WarnTerminate are Azure
 	// Scheduled Events of those types; WarnOther one of a type this
@@ -78,6 +78,15 @@ const (
 	WarnOther     = "other"
 )
 
+// warningKinds are the kinds each provider's Warner announces, exported as
+// 0 while not announced (like the notice); the catch-alls WarnMaintenance
+// and WarnOther are exported only while announced.
+var warningKinds = map[Provider][]string{
+	AWS:   {WarnRebalance},
+	GCP:   {WarnMaintenanceTerminate, WarnMaintenanceMigrate},
+	Azure: {WarnReboot, WarnRedeploy, WarnFreeze, WarnTerminate},
+}
+
 // Warning is one announced disruption of the instance.
 type Warning struct {
 	// Kind is one of the Warn constants.
@@ -85,6 +94,8 @@ type Warning struct {
 	// Starts is when the disruption is to begin (Azure NotBefore); zero
 	// when the provider does not say.
 	Starts time.Time
+	// Said is the metadata's own word for it, for the log.
+	Said string
 }
 
 // Warner is a Source that also reads early disruption warnings. The
@@ -227,7 +238,7 @@ type Watcher struct {
 
 	// warnings are the kinds announced at the last successful warning
 	// poll, each with its earliest start (zero when unknown).
-	warnings map[string]time.Time
+	warnings map[string]Warning
 	// capType is the capacity type last read ("" unknown); capRead when,
 	// zero until a read succeeded.
 	capType CapacityType
@@ -278,7 +289,7 @@ func NewWatcher(o Options) (*Watcher, error) {
 		upDesc:        prometheus.NewDesc("infercast_spot_metadata_up", "1 when the last poll of the metadata service succeeded, else 0.", labels, nil),
 		errsDesc:      prometheus.NewDesc("infercast_spot_metadata_errors_total", "Failed polls of the metadata service, by reason (timeout, transport, status, parse).", append(labels, "reason"), nil),
 		warnDesc: prometheus.NewDesc("infercast_instance_disruption_warning",
-			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, by kind (rebalance, maintenance_terminate, maintenance_migrate, maintenance, reboot, redeploy, freeze, terminate, other); absent otherwise.",
+			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance; gcp: maintenance_terminate, maintenance_migrate, and maintenance for another kind; azure: reboot, redeploy, freeze, terminate, and other for another type; the last two only while announced).",
 			append(labels, "kind"), nil),
 		warnStartDesc: prometheus.NewDesc("infercast_instance_disruption_warning_start_timestamp_seconds",
 			"Unix time the announced disruption begins; present only while it is announced and the provider says when (Azure NotBefore).",
@@ -363,10 +374,10 @@ func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
 		w.extraFailed(endpointWarning, err)
 		return
 	}
-	announced := make(map[string]time.Time, len(ws))
+	announced := make(map[string]Warning, len(ws))
 	for _, wn := range ws {
-		if t, seen := announced[wn.Kind]; !seen || (!wn.Starts.IsZero() && (t.IsZero() || wn.Starts.Before(t))) {
-			announced[wn.Kind] = wn.Starts
+		if a, seen := announced[wn.Kind]; !seen || (!wn.Starts.IsZero() && (a.Starts.IsZero() || wn.Starts.Before(a.Starts))) {
+			announced[wn.Kind] = wn
 		}
 	}
 	w.mu.Lock()
@@ -374,9 +385,9 @@ func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
 	w.warnings = announced
 	delete(w.extraFail, endpointWarning)
 	w.mu.Unlock()
-	for kind, starts := range announced {
+	for kind, wn := range announced {
 		if _, was := before[kind]; !was {
-			w.log.Warn("spot: disruption warning", "kind", kind, "starts", starts)
+			w.log.Warn("spot: disruption warning", "kind", kind, "said", truncate(wn.Said), "starts", wn.Starts)
 		}
 	}
 	for kind := range before {
@@ -480,18 +491,23 @@ func (w *Watcher) Collect(ch chan<- prometheus.Metric) {
 	for _, reason := range reasons {
 		ch <- prometheus.MustNewConstMetric(w.errsDesc, prometheus.CounterValue, w.errs[reason], append(lv, reason)...)
 	}
-	for kind, starts := range w.warnings {
+	var endpoints []string
+	if _, ok := w.o.Source.(Warner); ok {
+		endpoints = append(endpoints, endpointWarning)
+		for _, kind := range warningKinds[w.o.Source.Provider()] {
+			if _, on := w.warnings[kind]; !on {
+				ch <- prometheus.MustNewConstMetric(w.warnDesc, prometheus.GaugeValue, 0, append(lv, kind)...)
+			}
+		}
+	}
+	for kind, wn := range w.warnings {
 		ch <- prometheus.MustNewConstMetric(w.warnDesc, prometheus.GaugeValue, 1, append(lv, kind)...)
-		if !starts.IsZero() {
-			ch <- prometheus.MustNewConstMetric(w.warnStartDesc, prometheus.GaugeValue, float64(starts.UnixMilli())/1e3, append(lv, kind)...)
+		if !wn.Starts.IsZero() {
+			ch <- prometheus.MustNewConstMetric(w.warnStartDesc, prometheus.GaugeValue, float64(wn.Starts.UnixMilli())/1e3, append(lv, kind)...)
 		}
 	}
 	if w.capType != "" {
 		ch <- prometheus.MustNewConstMetric(w.capDesc, prometheus.GaugeValue, 1, append(lv, string(w.capType))...)
-	}
-	var endpoints []string
-	if _, ok := w.o.Source.(Warner); ok {
-		endpoints = append(endpoints, endpointWarning)
 	}
 	if _, ok := w.o.Source.(CapacityTyper); ok {
 		endpoints = append(endpoints, endpointCapacity)

@@ -369,7 +369,7 @@ func newWarnWatcher(t *testing.T, src Source, timeout time.Duration, clock *time
 func expectSeries(t *testing.T, reg *prometheus.Registry, provider string, want string, names ...string) {
 	t.Helper()
 	help := map[string]string{
-		"infercast_instance_disruption_warning":                         "# HELP infercast_instance_disruption_warning 1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, by kind (rebalance, maintenance_terminate, maintenance_migrate, maintenance, reboot, redeploy, freeze, terminate, other); absent otherwise.\n# TYPE infercast_instance_disruption_warning gauge\n",
+		"infercast_instance_disruption_warning":                         "# HELP infercast_instance_disruption_warning 1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance; gcp: maintenance_terminate, maintenance_migrate, and maintenance for another kind; azure: reboot, redeploy, freeze, terminate, and other for another type; the last two only while announced).\n# TYPE infercast_instance_disruption_warning gauge\n",
 		"infercast_instance_disruption_warning_start_timestamp_seconds": "# HELP infercast_instance_disruption_warning_start_timestamp_seconds Unix time the announced disruption begins; present only while it is announced and the provider says when (Azure NotBefore).\n# TYPE infercast_instance_disruption_warning_start_timestamp_seconds gauge\n",
 		"infercast_instance_capacity_type":                              "# HELP infercast_instance_capacity_type 1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.\n# TYPE infercast_instance_capacity_type gauge\n",
 		"infercast_instance_metadata_errors_total":                      "# HELP infercast_instance_metadata_errors_total Failed reads of the disruption warnings and the capacity type from the metadata service, by endpoint (disruption_warning, capacity_type) and reason (timeout, transport, status, parse).\n# TYPE infercast_instance_metadata_errors_total counter\n",
@@ -436,7 +436,8 @@ func TestWatcherWarnings(t *testing.T) {
 	}
 
 	poll()
-	expectSeries(t, reg, "aws", spotOK+"\n"+errorsLines(nil), names...)
+	none := "infercast_instance_disruption_warning{kind=\"rebalance\",{l}} 0\n"
+	expectSeries(t, reg, "aws", spotOK+"\n"+none+errorsLines(nil), names...)
 
 	f.set(paths(say(200, awsRebalance)))
 	poll()
@@ -459,7 +460,7 @@ func TestWatcherWarnings(t *testing.T) {
 
 	f.set(paths(http.NotFound))
 	poll()
-	expectSeries(t, reg, "aws", spotOK+"\n"+failed, names...)
+	expectSeries(t, reg, "aws", spotOK+"\n"+none+failed, names...)
 	if !strings.Contains(logs.String(), `msg="spot: disruption warning cleared" provider=aws kind=rebalance`) {
 		t.Errorf("no log of the cleared warning:\n%s", logs)
 	}
@@ -481,6 +482,9 @@ func TestWatcherWarningStart(t *testing.T) {
 	}
 	expectSeries(t, reg, "azure", `
 		infercast_instance_disruption_warning{kind="freeze",{l}} 1
+		infercast_instance_disruption_warning{kind="reboot",{l}} 0
+		infercast_instance_disruption_warning{kind="redeploy",{l}} 0
+		infercast_instance_disruption_warning{kind="terminate",{l}} 0
 		infercast_instance_disruption_warning_start_timestamp_seconds{kind="freeze",{l}} 1.649716018e+09
 		infercast_spot_interruption_notice{l} 0`, names...)
 
@@ -494,8 +498,10 @@ func TestWatcherWarningStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectSeries(t, reg, "azure", fmt.Sprintf(`
+		infercast_instance_disruption_warning{kind="freeze",{l}} 0
 		infercast_instance_disruption_warning{kind="reboot",{l}} 1
 		infercast_instance_disruption_warning{kind="redeploy",{l}} 1
+		infercast_instance_disruption_warning{kind="terminate",{l}} 0
 		infercast_instance_disruption_warning_start_timestamp_seconds{kind="redeploy",{l}} %v
 		infercast_spot_interruption_notice{l} 1`, float64(now.Add(10*time.Minute).Unix())), names...)
 }
@@ -603,4 +609,44 @@ func TestWatcherCapacityType(t *testing.T) {
 	poll(5)
 	poll(5)
 	expectSeries(t, reg, "aws", errorsLines(map[string]int{"capacity_type status": 3}), names...)
+}
+
+// TestWatcherWarningKinds: a provider's kinds read 0 until announced; the
+// catch-all for a kind this version does not know only while announced.
+func TestWatcherWarningKinds(t *testing.T) {
+	event := func(v string) http.HandlerFunc {
+		return gcpMeta(map[string]http.HandlerFunc{"preempted": say(200, "FALSE"), "maintenance-event": say(200, v)})
+	}
+	f := newFake(t, event("NONE"))
+	clock := now
+	w, reg, logs := newWarnWatcher(t, &GCPSource{Endpoint: f.URL, Client: client(t)}, 200*time.Millisecond, &clock)
+	for _, tc := range []struct{ event, want string }{
+		{"NONE", `
+			infercast_instance_disruption_warning{kind="maintenance_migrate",{l}} 0
+			infercast_instance_disruption_warning{kind="maintenance_terminate",{l}} 0`},
+		{"TERMINATE_ON_HOST_MAINTENANCE", `
+			infercast_instance_disruption_warning{kind="maintenance_migrate",{l}} 0
+			infercast_instance_disruption_warning{kind="maintenance_terminate",{l}} 1`},
+		{"SHUTDOWN_ON_HOST_MAINTENANCE", `
+			infercast_instance_disruption_warning{kind="maintenance",{l}} 1
+			infercast_instance_disruption_warning{kind="maintenance_migrate",{l}} 0
+			infercast_instance_disruption_warning{kind="maintenance_terminate",{l}} 0`},
+		{"NONE", `
+			infercast_instance_disruption_warning{kind="maintenance_migrate",{l}} 0
+			infercast_instance_disruption_warning{kind="maintenance_terminate",{l}} 0`},
+	} {
+		f.set(event(tc.event))
+		if err := w.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		expectSeries(t, reg, "gcp", tc.want, "infercast_instance_disruption_warning")
+	}
+	for _, want := range []string{
+		`msg="spot: disruption warning" provider=gcp kind=maintenance_terminate said=TERMINATE_ON_HOST_MAINTENANCE`,
+		`msg="spot: disruption warning" provider=gcp kind=maintenance said=SHUTDOWN_ON_HOST_MAINTENANCE`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log %s:\n%s", want, logs)
+		}
+	}
 }
