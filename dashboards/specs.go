@@ -208,7 +208,7 @@ func capacity() Spec {
 func spot() Spec {
 	return Spec{
 		File: "infercast-spot", UID: "infercast-spot", Title: "infercast / Spot",
-		Description:  "The spot market as the fleet meets it: interruption notices and their rate by pool, spot replicas under notice and pending, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
+		Description:  "The spot market as the fleet meets it: interruption notices and their rate by pool, the clouds' earlier disruption warnings and what their metadata says the nodes are, spot replicas under notice and pending, spot capacity moved to on-demand, fallbacks, and the interruption risk the planner has learned.",
 		Tags:         []string{"spot"},
 		Variables:    []Variable{nsVar("infercast_spot_metadata_up"), workloadVar("infercast_plan_fallback_replicas")},
 		VariablesWhy: "`$workload` filters the planner's panels: spot replicas terminating and pending, fallback and risk. No `$model`: spot series are per node and pool, plans per workload; neither carries a model.",
@@ -226,6 +226,14 @@ func spot() Spec {
 				{Title: "Metadata service reachable", Unit: "short", Width: 6, Min: ptr(0), Max: ptr(1),
 					Description: "Share of spot nodes whose cloud metadata service answered the last poll: without it notices go unseen.",
 					Queries:     []Query{{Expr: `avg by (provider, pool) (infercast_spot_metadata_up{` + selNS + `})`, Legend: "{{provider}} {{pool}}"}}},
+			}},
+			{Title: "Disruption warnings", Panels: []Panel{
+				{Title: "Disruption warnings by kind", Unit: "short", Width: 12,
+					Description: "Nodes whose metadata announces a disruption that is not (yet) a spot interruption, by pool and kind: AWS rebalance recommendations (a spot instance at elevated risk), GCP host maintenance (terminate: GPU VMs stop, an hour ahead; migrate), Azure reboot, redeploy, freeze and terminate. InfercastNodeDisruptionAnnounced fires for those that stop the node.",
+					Queries:     []Query{{Expr: `sum by (pool, kind) (infercast_instance_disruption_warning{` + selNS + `})`, Legend: "{{pool}} {{kind}}"}}},
+				{Title: "Nodes by capacity type", Unit: "short", Width: 12,
+					Description: "Nodes by pool and the capacity type their cloud metadata says they are (AWS instance-life-cycle, GCP scheduling, Azure priority): a spot pool's nodes should all read spot; nodes whose metadata does not say are not counted.",
+					Queries:     []Query{{Expr: `count by (pool, capacity_type) (infercast_instance_capacity_type{` + selNS + `})`, Legend: "{{pool}} {{capacity_type}}"}}},
 			}},
 			{Title: "Fallback", Panels: []Panel{
 				{Title: "Pending replicas", Unit: "short", Width: 6,
