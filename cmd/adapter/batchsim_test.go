@@ -128,6 +128,10 @@ func TestBatchSimBadInput(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("TIMESTAMP\nnot a time\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	one := filepath.Join(t.TempDir(), "one.csv")
+	if err := os.WriteFile(one, []byte("TIMESTAMP\n2023-11-16 18:17:03\n2023-11-16 18:17:03\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	out := t.TempDir()
 	tests := []struct {
 		name    string
@@ -135,6 +139,8 @@ func TestBatchSimBadInput(t *testing.T) {
 		wantErr string
 	}{
 		{"no trace", []string{"--out", out}, "--trace and --out are required"},
+		// Goodput is a multiple of the trace's rate: it wrote 65,536× of 0 req/s.
+		{"one instant", []string{"--trace", one, "--out", out}, "its 2 request(s) arrive at one instant, so it has no rate"},
 		{"no out", []string{"--trace", trace}, "--trace and --out are required"},
 		{"profile fields", []string{"--trace", trace, "--out", out, "--profile", "0.05,0.01"}, "alpha,beta,jitter"},
 		{"negative profile", []string{"--trace", trace, "--out", out, "--profile", "-1,0.01,0"}, "alpha"},

@@ -162,6 +162,12 @@ func Compare(ctx context.Context, tr Trace, o Options) (Summary, error) {
 	if len(tr.Arrivals) == 0 {
 		return Summary{}, fmt.Errorf("batchsim: trace %q has no requests", tr.Name)
 	}
+	// Goodput is a multiple of the trace's rate, which needs arrivals at
+	// two instants at least (a single request searched up to the grid's
+	// cap and reported a goodput of 0 req/s at 65,536× its rate).
+	if tr.Span() <= 0 {
+		return Summary{}, fmt.Errorf("batchsim: trace %q: its %d request(s) arrive at one instant, so it has no rate to replay at multiples of: want requests at two times at least", tr.Name, len(tr.Arrivals))
+	}
 	if o.ModelMaxBatch < 1 {
 		return Summary{}, fmt.Errorf("batchsim: model max batch %d must be ≥ 1", o.ModelMaxBatch)
 	}
