@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
@@ -83,6 +85,11 @@ type Source struct {
 	pods      corelisters.PodLister
 	nodes     corelisters.NodeLister // nil without PoolLabel
 	synced    []cache.InformerSynced
+
+	// ungatedAt is when each pod was seen to leave its scheduling gates
+	// (see unschedulableSince), by UID; dropped with the pod.
+	mu        sync.Mutex
+	ungatedAt map[types.UID]time.Time
 }
 
 // New returns a Source on client; Start begins the watches.
@@ -102,7 +109,14 @@ func New(client kubernetes.Interface, o Options) (*Source, error) {
 	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithNamespace(o.Namespace))
 	d, p := f.Apps().V1().Deployments(), f.Core().V1().Pods()
 	s := &Source{o: o, factories: []informers.SharedInformerFactory{f}, deploys: d.Lister(), pods: p.Lister(),
-		synced: []cache.InformerSynced{d.Informer().HasSynced, p.Informer().HasSynced}}
+		synced:    []cache.InformerSynced{d.Informer().HasSynced, p.Informer().HasSynced},
+		ungatedAt: map[types.UID]time.Time{}}
+	if _, err := p.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: s.watchGates,
+		DeleteFunc: s.forgetPod,
+	}); err != nil {
+		return nil, fmt.Errorf("kubepods: watching pods: %w", err)
+	}
 	if o.PoolLabel != "" {
 		// Nodes are cluster-scoped: a factory of their own.
 		nf := informers.NewSharedInformerFactory(client, 0)
@@ -153,8 +167,10 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 		c.ByPool = map[string]int{}
 	}
 	now := s.o.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, p := range pods {
-		st := classify(p, now, s.o.UnschedulableGrace)
+		st := classify(p, now, s.o.UnschedulableGrace, s.ungatedAt[p.UID])
 		if st == stateGone {
 			continue
 		}
@@ -282,8 +298,10 @@ const (
 // a container cannot start (an image that cannot be pulled, a crash loop:
 // no condition says so, and the capacity is not coming); otherwise starting
 // (scheduled and loading, waiting for a node on its way, or held by a
-// scheduling gate).
-func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
+// scheduling gate). ungated is when the watch saw the pod leave its
+// scheduling gates (zero if it did not): the grace counts from then at the
+// earliest (watchGates).
+func classify(p *corev1.Pod, now time.Time, grace time.Duration, ungated time.Time) state {
 	if p.DeletionTimestamp != nil {
 		return stateTerminating
 	}
@@ -308,12 +326,55 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration) state {
 			if since.IsZero() {
 				since = p.CreationTimestamp.Time
 			}
+			if ungated.After(since) {
+				since = ungated
+			}
 			if now.Sub(since) >= grace {
 				return statePending
 			}
 		}
 	}
 	return stateStarting
+}
+
+// watchGates notes when a pod leaves its scheduling gates. The scheduler
+// holds a gated pod at PodScheduled False, reason SchedulingGated, and
+// once ungated writes reason Unschedulable if no node fits — the status
+// unchanged, so the condition keeps its lastTransitionTime from when the
+// pod was gated (pkg/api/v1/pod UpdatePodCondition keeps it unless the
+// status changes), and the unschedulable grace would be spent already for
+// a pod gated longer than it (a queue such as Kueue holding it for quota).
+// A pod found already ungated when the watch began goes by the condition.
+func (s *Source) watchGates(oldObj, newObj any) {
+	old, ok1 := oldObj.(*corev1.Pod)
+	cur, ok2 := newObj.(*corev1.Pod)
+	if !ok1 || !ok2 || !schedulingGated(old) || schedulingGated(cur) {
+		return
+	}
+	s.mu.Lock()
+	s.ungatedAt[cur.UID] = s.o.Now()
+	s.mu.Unlock()
+}
+
+func (s *Source) forgetPod(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if p, ok := obj.(*corev1.Pod); ok {
+		s.mu.Lock()
+		delete(s.ungatedAt, p.UID)
+		s.mu.Unlock()
+	}
+}
+
+// schedulingGated says the scheduler holds p at its scheduling gates.
+func schedulingGated(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled {
+			return c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonSchedulingGated
+		}
+	}
+	return len(p.Spec.SchedulingGates) > 0
 }
 
 // lost says p's node stopped reporting while p was ready: its Ready

@@ -294,3 +294,81 @@ func TestPodsOnALostNode(t *testing.T) {
 		t.Errorf("by pool %v; want spot-b 3 (probe, gated, serving), the lost pods in none", c.ByPool)
 	}
 }
+
+// A pod held at its scheduling gates for an hour (a queue such as Kueue
+// waiting for quota), then ungated with no node to fit it: the scheduler
+// turns PodScheduled's reason from SchedulingGated to Unschedulable and
+// keeps the condition's lastTransitionTime, which is the gating's, so the
+// grace a node autoscaler has to bring a node counts from the ungating,
+// not from an hour ago (the pod was pending at once).
+func TestUnschedulableGraceAfterSchedulingGates(t *testing.T) {
+	now := t0
+	gated := pod("gated", "chat-spot", "", corev1.PodCondition{Type: corev1.PodScheduled, Status: corev1.ConditionFalse,
+		Reason: corev1.PodReasonSchedulingGated, LastTransitionTime: metav1.NewTime(t0.Add(-time.Hour))})
+	gated.UID = "gated-uid"
+	gated.Spec.SchedulingGates = []corev1.PodSchedulingGate{{Name: "kueue.x-k8s.io/admission"}}
+	client := fake.NewClientset(deployment("chat-spot", map[string]string{"app": "chat-spot"}), gated)
+	s, err := New(client, Options{Namespace: "models", UnschedulableGrace: 90 * time.Second,
+		Deployment: func(w, tier string) string { return w + "-" + tier }, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s.Start(ctx)
+	if !s.WaitForSync(ctx) {
+		t.Fatal("informers did not sync")
+	}
+	count := func() Counts {
+		t.Helper()
+		c, err := s.Count("chat", "spot", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if c := count(); c.Starting != 1 {
+		t.Fatalf("gated: %+v, want starting", c)
+	}
+	ungated := gated.DeepCopy()
+	ungated.Spec.SchedulingGates = nil
+	ungated.Status.Conditions[0].Reason = corev1.PodReasonUnschedulable // LastTransitionTime kept
+	if _, err := client.CoreV1().Pods("models").Update(ctx, ungated, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		_, seen := s.ungatedAt[gated.UID]
+		s.mu.Unlock()
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ungating was not seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	now = t0.Add(60 * time.Second)
+	if c := count(); c.Starting != 1 || c.Pending != 0 {
+		t.Errorf("a minute after ungating, with a 90 s grace: %+v, want starting", c)
+	}
+	now = t0.Add(2 * time.Minute)
+	if c := count(); c.Pending != 1 {
+		t.Errorf("two minutes after ungating: %+v, want pending", c)
+	}
+	if err := client.CoreV1().Pods("models").Delete(ctx, "gated", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline = time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		n := len(s.ungatedAt)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a deleted pod's ungating time was kept")
+		}
+	}
+}
