@@ -174,6 +174,9 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 		if st == stateGone {
 			continue
 		}
+		if st != stateTerminating && s.unreachable(p.Spec.NodeName) {
+			st = stateLost
+		}
 		if p.Spec.NodeName != "" && underNotice != nil && underNotice(p.Spec.NodeName) {
 			st = stateTerminating
 		}
@@ -337,6 +340,29 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration, ungated time.Ti
 	return stateStarting
 }
 
+// unreachable says the node stopped reporting: its Ready condition is
+// Unknown, which only the node lifecycle controller writes, when the
+// kubelet's status is older than the grace (40 s by default). Its pods are
+// lost whether they had become ready or were still loading — lost(p) tells
+// the first kind from the pod alone, this the second, where the nodes are
+// watched (a PoolLabel). A node that says NotReady itself (False) is a
+// kubelet that still reports, and may recover its pods.
+func (s *Source) unreachable(name string) bool {
+	if s.nodes == nil || name == "" {
+		return false
+	}
+	n, err := s.nodes.Get(name)
+	if err != nil {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionUnknown
+		}
+	}
+	return false
+}
+
 // watchGates notes when a pod leaves its scheduling gates. The scheduler
 // holds a gated pod at PodScheduled False, reason SchedulingGated, and
 // once ungated writes reason Unschedulable if no node fits — the status
@@ -395,8 +421,9 @@ func schedulingGated(p *corev1.Pod) bool {
 // pod, after the not-ready or unreachable taint's tolerationSeconds (300 s
 // by default, pkg/controller/tainteviction). Until then the pod is an
 // active replica to its ReplicaSet, which replaces nothing. A pod that
-// was not ready yet when its node went is not told apart: it counts as
-// starting until evicted (a node informer would tell).
+// was not ready yet when its node went is told apart only where the nodes
+// are watched (Source.unreachable); elsewhere it counts as starting until
+// evicted.
 func lost(p *corev1.Pod) bool {
 	var notReady, containersReady bool
 	for _, c := range p.Status.Conditions {

@@ -295,6 +295,41 @@ func TestPodsOnALostNode(t *testing.T) {
 	}
 }
 
+// Where the nodes are watched (a pool label), a pod on a node whose Ready
+// condition is Unknown — the node lifecycle controller's word for a
+// kubelet that stopped reporting — is lost even if it was still loading,
+// which the pod alone cannot tell; a node that reports NotReady itself is
+// a kubelet still there, and its pods keep their state.
+func TestPodsOnAnUnreachableNode(t *testing.T) {
+	withReady := func(n *corev1.Node, st corev1.ConditionStatus) *corev1.Node {
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}
+		return n
+	}
+	objs := []runtime.Object{
+		deployment("chat-spot", map[string]string{"app": "chat-spot"}),
+		withReady(node("gone", "spot-a"), corev1.ConditionUnknown),
+		withReady(node("sick", "spot-b"), corev1.ConditionFalse),
+		withReady(node("fine", "spot-b"), corev1.ConditionTrue),
+		pod("loading-on-gone", "chat-spot", "gone"),
+		pod("ready-on-gone", "chat-spot", "gone", ready()),
+		pod("loading-on-sick", "chat-spot", "sick"),
+		pod("loading-on-fine", "chat-spot", "fine"),
+	}
+	s := started(t, Options{PoolLabel: "pool"}, objs...)
+	c, err := s.Count("chat", "spot", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Lost != 2 || c.Starting != 2 || c.Ready != 0 || c.ByPool["spot-a"] != 0 || c.ByPool["spot-b"] != 2 {
+		t.Errorf("count %+v; want the two pods on the unreachable node lost, the other two starting in spot-b", c)
+	}
+	// Without a pool label the nodes are not watched: the pod tells only.
+	s = started(t, Options{}, objs...)
+	if c, err := s.Count("chat", "spot", nil); err != nil || c.Lost != 0 || c.Starting != 3 || c.Ready != 1 {
+		t.Errorf("without nodes: %+v, %v; want 3 starting, 1 ready", c, err)
+	}
+}
+
 // A pod held at its scheduling gates for an hour (a queue such as Kueue
 // waiting for quota), then ungated with no node to fit it: the scheduler
 // turns PodScheduled's reason from SchedulingGated to Unschedulable and
