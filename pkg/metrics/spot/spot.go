@@ -101,10 +101,25 @@ type Warning struct {
 // Warner is a Source that also reads early disruption warnings. The
 // Watcher polls it on the notice's tick but concurrently, under its own
 // timeout, so a failing or hanging warning endpoint never delays the
-// notice. None announced is (nil, nil).
+// notice. None announced is (nil, nil). On an error the Watcher keeps the
+// last known warnings, but for a *partialError: a Warner that reads several
+// endpoints returns, when only some fail, what the others said with one,
+// so a failing endpoint does not hide what another announces.
 type Warner interface {
 	Warnings(ctx context.Context, now time.Time) ([]Warning, error)
 }
+
+// partialError is a warning read of which some endpoints failed: the
+// warnings returned beside it are those the others announce, and keep the
+// kinds the failed ones announce (no kind of both), whose last known state
+// the Watcher keeps. It counts as a failed read.
+type partialError struct {
+	keep []string
+	err  error
+}
+
+func (e *partialError) Error() string { return e.err.Error() }
+func (e *partialError) Unwrap() error { return e.err }
 
 // CapacityType is how the instance is bought.
 type CapacityType string
@@ -365,14 +380,20 @@ func (w *Watcher) pollNotice(ctx context.Context) error {
 }
 
 // pollWarnings reads the disruption warnings, within the watcher's
-// timeout. On failure the last known warnings stay (like the notice).
+// timeout. On failure the last known warnings stay (like the notice); on a
+// partial failure only those of the kinds the failed endpoints announce.
 func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
 	ctx, cancel := context.WithTimeout(ctx, w.o.Timeout)
 	defer cancel()
 	ws, err := wr.Warnings(ctx, w.o.Now())
+	var keep []string
 	if err != nil {
 		w.extraFailed(endpointWarning, err)
-		return
+		var pe *partialError
+		if !errors.As(err, &pe) {
+			return
+		}
+		keep = pe.keep
 	}
 	announced := make(map[string]Warning, len(ws))
 	for _, wn := range ws {
@@ -382,8 +403,16 @@ func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
 	}
 	w.mu.Lock()
 	before := w.warnings
+	for _, kind := range keep {
+		delete(announced, kind)
+		if wn, was := before[kind]; was {
+			announced[kind] = wn
+		}
+	}
 	w.warnings = announced
-	delete(w.extraFail, endpointWarning)
+	if err == nil {
+		delete(w.extraFail, endpointWarning)
+	}
 	w.mu.Unlock()
 	for kind, wn := range announced {
 		if _, was := before[kind]; !was {

@@ -3,11 +3,13 @@ package spot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -644,6 +646,82 @@ func TestWatcherWarningKinds(t *testing.T) {
 	for _, want := range []string{
 		`msg="spot: disruption warning" provider=gcp kind=maintenance_terminate said=TERMINATE_ON_HOST_MAINTENANCE`,
 		`msg="spot: disruption warning" provider=gcp kind=maintenance said=SHUTDOWN_ON_HOST_MAINTENANCE`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log %s:\n%s", want, logs)
+		}
+	}
+}
+
+// partialSource is a Source of provider "test" whose warning reads the test
+// sets: what was read and the error.
+type partialSource struct {
+	mu  sync.Mutex
+	ws  []Warning
+	err error
+}
+
+func (*partialSource) Provider() Provider                              { return "test" }
+func (*partialSource) Poll(context.Context, time.Time) (Notice, error) { return Notice{}, nil }
+
+func (s *partialSource) Warnings(context.Context, time.Time) ([]Warning, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.ws), s.err
+}
+
+func (s *partialSource) set(err error, ws ...Warning) {
+	s.mu.Lock()
+	s.ws, s.err = ws, err
+	s.mu.Unlock()
+}
+
+// TestWatcherPartialWarnings: a read of which one endpoint failed replaces
+// the kinds the others announce and keeps the failed one's last state
+// (never reviving a kind that was not announced); a read that failed
+// outright keeps them all. Each failure is counted.
+func TestWatcherPartialWarnings(t *testing.T) {
+	src := &partialSource{}
+	clock := now
+	w, reg, logs := newWarnWatcher(t, src, 200*time.Millisecond, &clock)
+	a, b := Warning{Kind: "a", Said: "A"}, Warning{Kind: "b", Said: "B", Starts: now.Add(time.Hour)}
+	bLines := fmt.Sprintf(`
+		infercast_instance_disruption_warning{kind="b",{l}} 1
+		infercast_instance_disruption_warning_start_timestamp_seconds{kind="b",{l}} %v`, float64(now.Add(time.Hour).Unix()))
+	both := `infercast_instance_disruption_warning{kind="a",{l}} 1` + bLines
+	errLines := func(parse, status, transport int) string {
+		return fmt.Sprintf(`
+			infercast_instance_metadata_errors_total{endpoint="disruption_warning",{l},reason="parse"} %d
+			infercast_instance_metadata_errors_total{endpoint="disruption_warning",{l},reason="status"} %d
+			infercast_instance_metadata_errors_total{endpoint="disruption_warning",{l},reason="timeout"} 0
+			infercast_instance_metadata_errors_total{endpoint="disruption_warning",{l},reason="transport"} %d`, parse, status, transport)
+	}
+	names := []string{"infercast_instance_disruption_warning", "infercast_instance_disruption_warning_start_timestamp_seconds", "infercast_instance_metadata_errors_total"}
+	for i, step := range []struct {
+		err  error
+		read []Warning
+		want string
+	}{
+		{nil, []Warning{a, b}, both + errLines(0, 0, 0)},
+		// b's endpoint failed, a's says none: a cleared, b kept.
+		{&partialError{keep: []string{"b"}, err: &pollError{"status", errors.New("b: HTTP 500")}}, nil, bLines + errLines(0, 1, 0)},
+		// a's endpoint failed, b's says none: b cleared, a not revived.
+		{&partialError{keep: []string{"a"}, err: &pollError{"parse", errors.New("a: garbage")}}, nil, errLines(1, 1, 0)},
+		{nil, []Warning{b, a}, both + errLines(1, 1, 0)},
+		// Both failed: what came with the error is not taken, all kept.
+		{errors.New("connection refused"), nil, both + errLines(1, 1, 1)},
+		{nil, nil, errLines(1, 1, 1)},
+	} {
+		src.set(step.err, step.read...)
+		if err := w.Poll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("step %d", i)
+		expectSeries(t, reg, "test", step.want, names...)
+	}
+	for _, want := range []string{
+		`msg="spot: disruption warning cleared" provider=test kind=a`,
+		`msg="spot: reading metadata failed" provider=test endpoint=disruption_warning reason=status err="status: b: HTTP 500"`,
 	} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no log %s:\n%s", want, logs)
