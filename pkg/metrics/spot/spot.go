@@ -69,20 +69,32 @@ const (
 	// not know (Warning.Said, logged, has the metadata's word).
 	WarnMaintenance = "maintenance"
 	// WarnReboot, WarnRedeploy, WarnFreeze and WarnTerminate are Azure
-	// Scheduled Events of those types; WarnOther one of a type this
-	// version does not know.
+	// Scheduled Events of those types; WarnOther one of a type (or an AWS
+	// scheduled event of a code) this version does not know.
 	WarnReboot    = "reboot"
 	WarnRedeploy  = "redeploy"
 	WarnFreeze    = "freeze"
 	WarnTerminate = "terminate"
 	WarnOther     = "other"
+	// WarnInstanceReboot, WarnSystemReboot, WarnSystemMaintenance,
+	// WarnInstanceRetirement and WarnInstanceStop are AWS scheduled events
+	// of the codes instance-reboot (the instance is rebooted),
+	// system-reboot (its host is), system-maintenance (network or power
+	// maintenance: a brief loss of connectivity, or of power and a reboot),
+	// instance-retirement (stopped, or terminated if instance-store
+	// backed) and instance-stop (stopped, to start on another host).
+	WarnInstanceReboot     = "instance_reboot"
+	WarnSystemReboot       = "system_reboot"
+	WarnSystemMaintenance  = "system_maintenance"
+	WarnInstanceRetirement = "instance_retirement"
+	WarnInstanceStop       = "instance_stop"
 )
 
 // warningKinds are the kinds each provider's Warner announces, exported as
 // 0 while not announced (like the notice); the catch-alls WarnMaintenance
 // and WarnOther are exported only while announced.
 var warningKinds = map[Provider][]string{
-	AWS:   {WarnRebalance},
+	AWS:   {WarnRebalance, WarnInstanceReboot, WarnSystemReboot, WarnSystemMaintenance, WarnInstanceRetirement, WarnInstanceStop},
 	GCP:   {WarnMaintenanceTerminate, WarnMaintenanceMigrate},
 	Azure: {WarnReboot, WarnRedeploy, WarnFreeze, WarnTerminate},
 }
@@ -91,8 +103,8 @@ var warningKinds = map[Provider][]string{
 type Warning struct {
 	// Kind is one of the Warn constants.
 	Kind string
-	// Starts is when the disruption is to begin (Azure NotBefore); zero
-	// when the provider does not say.
+	// Starts is when the disruption is to begin (AWS and Azure
+	// NotBefore); zero when the provider does not say.
 	Starts time.Time
 	// Said is the metadata's own word for it, for the log.
 	Said string
@@ -304,10 +316,10 @@ func NewWatcher(o Options) (*Watcher, error) {
 		upDesc:        prometheus.NewDesc("infercast_spot_metadata_up", "1 when the last poll of the metadata service succeeded, else 0.", labels, nil),
 		errsDesc:      prometheus.NewDesc("infercast_spot_metadata_errors_total", "Failed polls of the metadata service, by reason (timeout, transport, status, parse).", append(labels, "reason"), nil),
 		warnDesc: prometheus.NewDesc("infercast_instance_disruption_warning",
-			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance; gcp: maintenance_terminate, maintenance_migrate, and maintenance for another kind; azure: reboot, redeploy, freeze, terminate, and other for another type; the last two only while announced).",
+			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance, and the scheduled events instance_reboot, system_reboot, system_maintenance, instance_retirement, instance_stop; gcp: maintenance_terminate, maintenance_migrate; azure: reboot, redeploy, freeze, terminate; the catch-alls for a kind this version does not know, maintenance (gcp) and other (aws, azure), only while announced).",
 			append(labels, "kind"), nil),
 		warnStartDesc: prometheus.NewDesc("infercast_instance_disruption_warning_start_timestamp_seconds",
-			"Unix time the announced disruption begins; present only while it is announced and the provider says when (Azure NotBefore).",
+			"Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when (AWS scheduled events and Azure: NotBefore).",
 			append(labels, "kind"), nil),
 		capDesc: prometheus.NewDesc("infercast_instance_capacity_type",
 			"1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.",

@@ -49,6 +49,59 @@ const (
 }`
 )
 
+// AWS, EC2 User Guide, "Scheduled events for your instances", View
+// scheduled events, instance metadata: the answer of
+// /latest/meta-data/events/maintenance/scheduled with an active system
+// reboot (the same as aws-node-termination-handler's ec2metadata.go shows).
+const awsScheduled = `[
+  {
+    "NotBefore" : "21 Jan 2019 09:00:43 GMT",
+    "Code" : "system-reboot",
+    "Description" : "scheduled reboot",
+    "EventId" : "instance-event-0d59937288b749b32",
+    "NotAfter" : "21 Jan 2019 09:17:23 GMT",
+    "State" : "active"
+  }
+]`
+
+// awsHistory: the same guide, To view event history: the canceled system
+// reboot of its events/maintenance/history example, and a completed one
+// like it (a scheduled event is listed as such for a while after).
+const awsHistory = `[
+  {
+    "NotBefore" : "21 Jan 2019 09:00:43 GMT",
+    "Code" : "system-reboot",
+    "Description" : "[Canceled] scheduled reboot",
+    "EventId" : "instance-event-0d59937288b749b32",
+    "NotAfter" : "21 Jan 2019 09:17:23 GMT",
+    "State" : "canceled"
+  },
+  {
+    "NotBefore" : "29 Jan 2019 09:00:43 GMT",
+    "Code" : "system-reboot",
+    "Description" : "[Completed] scheduled reboot",
+    "EventId" : "instance-event-0b8be5bbc8a5a7a32",
+    "NotAfter" : "29 Jan 2019 09:17:23 GMT",
+    "State" : "completed"
+  }
+]`
+
+// awsEventsOf is a scheduled events answer of the given events, each
+// "Code State NotBefore" (NotBefore may be empty).
+func awsEventsOf(events ...[3]string) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i, ev := range events {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"NotBefore": %q, "Code": %q, "Description": "", "EventId": "instance-event-%d", "NotAfter": "", "State": %q}`,
+			ev[2], ev[0], i, ev[1])
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
 // azureDoc is azureFreeze with a number for the docs' IncarnationID
 // placeholder (the docs' document is not JSON as printed).
 var azureDoc = strings.Replace(azureFreeze, "IncarnationID", "2", 1)
@@ -166,26 +219,86 @@ func pollWarnings(t *testing.T, src Warner) ([]Warning, error) {
 }
 
 func TestAWSWarnings(t *testing.T) {
-	rebalance := func(h http.HandlerFunc) http.HandlerFunc {
-		return awsMeta(map[string]http.HandlerFunc{"events/recommendations/rebalance": h})
+	paths := func(rebalance, scheduled http.HandlerFunc) http.HandlerFunc {
+		m := map[string]http.HandlerFunc{}
+		if rebalance != nil {
+			m["events/recommendations/rebalance"] = rebalance
+		}
+		if scheduled != nil {
+			m["events/maintenance/scheduled"] = scheduled
+		}
+		return awsMeta(m)
 	}
+	rebalance := func(h http.HandlerFunc) http.HandlerFunc { return paths(h, say(200, "[]")) }
+	scheduled := func(h http.HandlerFunc) http.HandlerFunc { return paths(nil, h) }
+	reboot := time.Date(2019, 1, 21, 9, 0, 43, 0, time.UTC)
 	for _, tc := range []struct {
 		name    string
 		h       http.HandlerFunc
 		want    []Warning
 		wantErr string
+		// keep: the error is a *partialError keeping these kinds, and
+		// want is what it comes with.
+		keep []string
 	}{
-		{"none (404)", awsMeta(nil), nil, ""},
-		{"rebalance", rebalance(say(200, awsRebalance)), []Warning{{Kind: WarnRebalance}}, ""},
-		{"no noticeTime", rebalance(say(200, `{}`)), nil, "parse"},
-		{"bad noticeTime", rebalance(say(200, `{"noticeTime": "soon"}`)), nil, "parse"},
-		{"garbage", rebalance(say(200, `<html>oops`)), nil, "parse"},
-		{"5xx", rebalance(say(503, "")), nil, "status"},
-		{"hangs", rebalance(hang), nil, "timeout"},
+		{"none (404)", awsMeta(nil), nil, "", nil},
+		{"rebalance", rebalance(say(200, awsRebalance)), []Warning{{Kind: WarnRebalance}}, "", nil},
+		{"no noticeTime", rebalance(say(200, `{}`)), nil, "parse", []string{WarnRebalance}},
+		{"bad noticeTime", rebalance(say(200, `{"noticeTime": "soon"}`)), nil, "parse", []string{WarnRebalance}},
+		{"garbage", rebalance(say(200, `<html>oops`)), nil, "parse", []string{WarnRebalance}},
+		{"5xx", rebalance(say(503, "")), nil, "status", []string{WarnRebalance}},
+		{"hangs", rebalance(hang), nil, "timeout", []string{WarnRebalance}},
+
+		{"no scheduled event", scheduled(say(200, "[]")), nil, "", nil},
+		{"scheduled reboot", scheduled(say(200, awsScheduled)), []Warning{{Kind: WarnSystemReboot, Starts: reboot}}, "", nil},
+		{"canceled and completed", scheduled(say(200, awsHistory)), nil, "", nil},
+		{"every code", scheduled(say(200, awsEventsOf(
+			[3]string{"instance-reboot", "active", "1 Dec 2026 10:00:00 GMT"},
+			[3]string{"system-reboot", "active", "2 Dec 2026 10:00:00 GMT"},
+			[3]string{"system-maintenance", "active", "3 Dec 2026 10:00:00 GMT"},
+			[3]string{"instance-retirement", "active", "04 Dec 2026 10:00:00 GMT"},
+			[3]string{"instance-stop", "active", "5 Dec 2026 10:00:00 GMT"},
+			[3]string{"instance-stop", "completed", "6 Nov 2026 10:00:00 GMT"},
+		))), []Warning{
+			{Kind: WarnInstanceReboot, Starts: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)},
+			{Kind: WarnSystemReboot, Starts: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)},
+			{Kind: WarnSystemMaintenance, Starts: time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)},
+			{Kind: WarnInstanceRetirement, Starts: time.Date(2026, 12, 4, 10, 0, 0, 0, time.UTC)},
+			{Kind: WarnInstanceStop, Starts: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)},
+		}, "", nil},
+		// A code this version does not know is still an event; one of a
+		// state it does not know still announced; one without NotBefore
+		// has no start.
+		{"unknown code", scheduled(say(200, awsEventsOf([3]string{"instance-hibernate", "active", "1 Dec 2026 10:00:00 GMT"}))),
+			[]Warning{{Kind: WarnOther, Starts: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)}}, "", nil},
+		{"unknown state", scheduled(say(200, awsEventsOf([3]string{"instance-stop", "pending", ""}))), []Warning{{Kind: WarnInstanceStop}}, "", nil},
+		{"not a list", scheduled(say(200, `{"Code": "system-reboot", "State": "active"}`)), nil, "parse", awsEventKindList},
+		{"empty body", scheduled(say(200, "")), nil, "parse", awsEventKindList},
+		{"garbage events", scheduled(say(200, `<html>oops`)), nil, "parse", awsEventKindList},
+		{"RFC 3339 NotBefore", scheduled(say(200, awsEventsOf([3]string{"system-reboot", "active", "2019-01-21T09:00:43Z"}))), nil, "parse", awsEventKindList},
+		{"NotBefore not GMT", scheduled(say(200, awsEventsOf([3]string{"system-reboot", "active", "21 Jan 2019 09:00:43 PST"}))), nil, "parse", awsEventKindList},
+		{"events 5xx", scheduled(say(500, "")), nil, "status", awsEventKindList},
+
+		// One endpoint failing does not hide what the other says.
+		{"rebalance and a scheduled event", paths(say(200, awsRebalance), say(200, awsScheduled)),
+			[]Warning{{Kind: WarnRebalance}, {Kind: WarnSystemReboot, Starts: reboot}}, "", nil},
+		{"rebalance, events garbage", paths(say(200, awsRebalance), say(200, `[{"Code":`)), []Warning{{Kind: WarnRebalance}}, "parse", awsEventKindList},
+		{"rebalance 5xx, a scheduled event", paths(say(500, ""), say(200, awsScheduled)),
+			[]Warning{{Kind: WarnSystemReboot, Starts: reboot}}, "status", []string{WarnRebalance}},
+		{"both fail", paths(say(500, ""), say(200, "oops")), nil, "status", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, tc.h)
 			got, err := pollWarnings(t, &AWSSource{Endpoint: f.URL, Client: client(t)})
+			var pe *partialError
+			switch isPartial := errors.As(err, &pe); {
+			case tc.keep != nil && (!isPartial || !slices.Equal(pe.keep, tc.keep)):
+				t.Fatalf("err = %#v, want a partial error keeping %v", err, tc.keep)
+			case tc.keep == nil && isPartial:
+				t.Fatalf("err = %v, a partial error keeping %v; want none", err, pe.keep)
+			case tc.keep != nil:
+				checkWarnings(t, got, nil, tc.want, "")
+			}
 			checkWarnings(t, got, err, tc.want, tc.wantErr)
 		})
 	}
@@ -371,8 +484,8 @@ func newWarnWatcher(t *testing.T, src Source, timeout time.Duration, clock *time
 func expectSeries(t *testing.T, reg *prometheus.Registry, provider string, want string, names ...string) {
 	t.Helper()
 	help := map[string]string{
-		"infercast_instance_disruption_warning":                         "# HELP infercast_instance_disruption_warning 1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance; gcp: maintenance_terminate, maintenance_migrate, and maintenance for another kind; azure: reboot, redeploy, freeze, terminate, and other for another type; the last two only while announced).\n# TYPE infercast_instance_disruption_warning gauge\n",
-		"infercast_instance_disruption_warning_start_timestamp_seconds": "# HELP infercast_instance_disruption_warning_start_timestamp_seconds Unix time the announced disruption begins; present only while it is announced and the provider says when (Azure NotBefore).\n# TYPE infercast_instance_disruption_warning_start_timestamp_seconds gauge\n",
+		"infercast_instance_disruption_warning":                         "# HELP infercast_instance_disruption_warning 1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance, and the scheduled events instance_reboot, system_reboot, system_maintenance, instance_retirement, instance_stop; gcp: maintenance_terminate, maintenance_migrate; azure: reboot, redeploy, freeze, terminate; the catch-alls for a kind this version does not know, maintenance (gcp) and other (aws, azure), only while announced).\n# TYPE infercast_instance_disruption_warning gauge\n",
+		"infercast_instance_disruption_warning_start_timestamp_seconds": "# HELP infercast_instance_disruption_warning_start_timestamp_seconds Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when (AWS scheduled events and Azure: NotBefore).\n# TYPE infercast_instance_disruption_warning_start_timestamp_seconds gauge\n",
 		"infercast_instance_capacity_type":                              "# HELP infercast_instance_capacity_type 1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.\n# TYPE infercast_instance_capacity_type gauge\n",
 		"infercast_instance_metadata_errors_total":                      "# HELP infercast_instance_metadata_errors_total Failed reads of the disruption warnings and the capacity type from the metadata service, by endpoint (disruption_warning, capacity_type) and reason (timeout, transport, status, parse).\n# TYPE infercast_instance_metadata_errors_total counter\n",
 		"infercast_spot_interruption_notice":                            "# HELP infercast_spot_interruption_notice 1 while the metadata service announces an interruption of this instance, else 0.\n# TYPE infercast_spot_interruption_notice gauge\n",
@@ -410,6 +523,23 @@ func errorsLines(counts map[string]int) string {
 	return b.String()
 }
 
+// awsWarningLines are infercast_instance_disruption_warning's series of
+// AWS's known kinds, 0 but for those given.
+func awsWarningLines(on ...string) string {
+	var b strings.Builder
+	for _, k := range []string{"instance_reboot", "instance_retirement", "instance_stop", "rebalance", "system_maintenance", "system_reboot"} {
+		fmt.Fprintf(&b, "infercast_instance_disruption_warning{kind=%q,{l}} %d\n", k, b2i(slices.Contains(on, k)))
+	}
+	return b.String()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // TestWatcherWarnings follows an AWS rebalance recommendation: absent,
 // issued, the endpoint failing three ways (state kept, failures counted
 // apart from the notice's), cleared.
@@ -438,13 +568,13 @@ func TestWatcherWarnings(t *testing.T) {
 	}
 
 	poll()
-	none := "infercast_instance_disruption_warning{kind=\"rebalance\",{l}} 0\n"
+	none := awsWarningLines()
 	expectSeries(t, reg, "aws", spotOK+"\n"+none+errorsLines(nil), names...)
 
 	f.set(paths(say(200, awsRebalance)))
 	poll()
 	poll()
-	rebalance := "infercast_instance_disruption_warning{kind=\"rebalance\",{l}} 1\n"
+	rebalance := awsWarningLines("rebalance")
 	expectSeries(t, reg, "aws", spotOK+"\n"+rebalance+errorsLines(nil), names...)
 	if n := strings.Count(logs.String(), "disruption warning"); n != 1 {
 		t.Errorf("%d warning logs for one warning seen twice, want 1:\n%s", n, logs)
@@ -470,6 +600,84 @@ func TestWatcherWarnings(t *testing.T) {
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", problems, err)
 	}
+}
+
+// TestWatcherScheduledEvents follows AWS's scheduled events beside the
+// rebalance recommendation: none; several at once with a recommendation
+// (the earliest start of a kind exported; canceled ones ignored); the
+// events answer broken twice (their last state kept, failures counted)
+// while the recommendation comes and goes; the recommendation failing
+// while the events clear; all cleared.
+func TestWatcherScheduledEvents(t *testing.T) {
+	paths := func(rebalance, scheduled http.HandlerFunc) http.HandlerFunc {
+		return awsMeta(map[string]http.HandlerFunc{"events/recommendations/rebalance": rebalance, "events/maintenance/scheduled": scheduled})
+	}
+	f := newFake(t, paths(http.NotFound, say(200, "[]")))
+	clock := now
+	w, reg, logs := newWarnWatcher(t, &AWSSource{Endpoint: f.URL, Client: client(t)}, 200*time.Millisecond, &clock)
+	names := []string{"infercast_instance_disruption_warning", "infercast_instance_disruption_warning_start_timestamp_seconds", "infercast_instance_metadata_errors_total"}
+	poll := func(rebalance, scheduled http.HandlerFunc) {
+		t.Helper()
+		f.set(paths(rebalance, scheduled))
+		if err := w.Poll(t.Context()); err != nil {
+			t.Fatalf("the notice's poll failed: %v", err)
+		}
+	}
+	start := func(kind string, at time.Time) string {
+		return fmt.Sprintf("infercast_instance_disruption_warning_start_timestamp_seconds{kind=%q,{l}} %v\n", kind, float64(at.Unix()))
+	}
+	errs := func(parse, status int) string {
+		return errorsLines(map[string]int{"disruption_warning parse": parse, "disruption_warning status": status})
+	}
+
+	poll(http.NotFound, say(200, "[]"))
+	expectSeries(t, reg, "aws", awsWarningLines()+errs(0, 0), names...)
+
+	events := say(200, awsEventsOf(
+		[3]string{"system-reboot", "active", "28 Nov 2026 09:30:00 GMT"},
+		[3]string{"instance-retirement", "active", "3 Dec 2026 00:00:00 GMT"},
+		[3]string{"system-reboot", "active", "27 Nov 2026 22:00:00 GMT"},
+		[3]string{"system-reboot", "canceled", "27 Nov 2026 20:00:00 GMT"},
+		[3]string{"instance-hibernate", "active", "29 Nov 2026 12:00:00 GMT"},
+	))
+	poll(say(200, awsRebalance), events)
+	scheduled := awsWarningLines("rebalance", "system_reboot", "instance_retirement") +
+		"infercast_instance_disruption_warning{kind=\"other\",{l}} 1\n" +
+		start("system_reboot", now.Add(10*time.Hour)) +
+		start("instance_retirement", time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)) +
+		start("other", time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
+	expectSeries(t, reg, "aws", scheduled+errs(0, 0), names...)
+	for _, want := range []string{
+		`msg="spot: disruption warning" provider=aws kind=instance_retirement said="instance-retirement active instance-event-1" starts=2026-12-03T00:00:00.000Z`,
+		`msg="spot: disruption warning" provider=aws kind=other said="instance-hibernate active instance-event-4"`,
+	} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no log %s:\n%s", want, logs)
+		}
+	}
+
+	// The events answer broken: theirs kept, the recommendation cleared.
+	poll(http.NotFound, say(200, `[{"Code": "system-reboot", "State": "active", "NotBefore": `))
+	kept := strings.Replace(scheduled, `kind="rebalance",{l}} 1`, `kind="rebalance",{l}} 0`, 1)
+	expectSeries(t, reg, "aws", kept+errs(1, 0), names...)
+	poll(say(200, awsRebalance), say(200, awsEventsOf([3]string{"system-reboot", "active", "2026-11-27T22:00:00Z"})))
+	expectSeries(t, reg, "aws", scheduled+errs(2, 0), names...)
+	if !strings.Contains(logs.String(), `err="parse: events/maintenance/scheduled: NotBefore \"2026-11-27T22:00:00Z\" of instance-event-0"`) {
+		t.Errorf("no log of the bad NotBefore:\n%s", logs)
+	}
+
+	// The recommendation failing: kept; the events cleared.
+	poll(say(503, ""), say(200, "[]"))
+	expectSeries(t, reg, "aws", awsWarningLines("rebalance")+errs(2, 1), names...)
+
+	poll(http.NotFound, say(200, "[]"))
+	expectSeries(t, reg, "aws", awsWarningLines()+errs(2, 1), names...)
+	for _, kind := range []string{"rebalance", "system_reboot", "instance_retirement", "other"} {
+		if !strings.Contains(logs.String(), `msg="spot: disruption warning cleared" provider=aws kind=`+kind) {
+			t.Errorf("no log of %s cleared:\n%s", kind, logs)
+		}
+	}
+	checkDocumented(t, reg)
 }
 
 // TestWatcherWarningStart: Azure's NotBefore is exported as the start, the
@@ -518,7 +726,7 @@ func TestWarningEndpointDoesNotDelayNotice(t *testing.T) {
 	}{
 		{AWS, awsMeta(map[string]http.HandlerFunc{
 			"spot/instance-action":             say(200, `{"action": "terminate", "time": "2026-11-27T12:02:00Z"}`),
-			"events/recommendations/rebalance": hang, "instance-life-cycle": hang})},
+			"events/recommendations/rebalance": hang, "events/maintenance/scheduled": hang, "instance-life-cycle": hang})},
 		{GCP, gcpMeta(map[string]http.HandlerFunc{
 			"preempted": say(200, "TRUE"), "maintenance-event": hang, "scheduling/preemptible": hang})},
 	} {
