@@ -157,7 +157,8 @@ func Restarts(ctx context.Context, f Restarter, server string, first, every time
 }
 
 // FakeIMDS serves IMDSv2's token, a spot/instance-action and a rebalance
-// recommendation that answer 404 (no interruption, no warning) and an
+// recommendation that answer 404 (no interruption, no warning), scheduled
+// maintenance events that answer [] (none, as EC2 says it) and an
 // instance-life-cycle of spot (the demo node's, NodeLabels) on 127.0.0.1,
 // so the spot families are live in a demo. It returns the base URL and a
 // func that stops the server.
@@ -166,6 +167,7 @@ func FakeIMDS(ctx context.Context) (string, func(), error) {
 	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "demo-token") })
 	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
 	mux.HandleFunc("GET /latest/meta-data/events/recommendations/rebalance", func(w http.ResponseWriter, _ *http.Request) { http.NotFound(w, nil) })
+	mux.HandleFunc("GET /latest/meta-data/events/maintenance/scheduled", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "[]") })
 	mux.HandleFunc("GET /latest/meta-data/instance-life-cycle", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "spot") })
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")

@@ -20,6 +20,7 @@ import (
 	"github.com/infercast/infercast/internal/fleet"
 	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/spot"
 )
 
 func TestMain(m *testing.M) {
@@ -134,6 +135,34 @@ func TestStartFillsEveryFamily(t *testing.T) {
 		if label(m, "model") != "summarise" {
 			t.Errorf("cold start of %q, want only the restarted summarise", label(m, "model"))
 		}
+	}
+}
+
+// TestFakeIMDS: the demo's metadata service answers as EC2 does on a spot
+// instance with nothing announced: the scheduled events an empty list, so
+// the AWS source reads no warning and no error.
+func TestFakeIMDS(t *testing.T) {
+	ep, stop, err := FakeIMDS(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(ep + "/latest/meta-data/events/maintenance/scheduled")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || string(b) != "[]" {
+		t.Errorf("events/maintenance/scheduled: HTTP %d %q (%v), want 200 []", resp.StatusCode, b, err)
+	}
+	src := &spot.AWSSource{Endpoint: ep, Client: c}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if ws, err := src.Warnings(ctx, time.Now()); len(ws) > 0 || err != nil {
+		t.Errorf("warnings %v, %v; want none", ws, err)
 	}
 }
 
