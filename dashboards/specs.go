@@ -229,7 +229,7 @@ func spot() Spec {
 			}},
 			{Title: "Disruption warnings", Panels: []Panel{
 				{Title: "Disruption warnings by kind", Unit: "short", Width: 12,
-					Description: "Nodes whose metadata announces a disruption that is not (yet) a spot interruption, by pool and kind: AWS rebalance recommendations (a spot instance at elevated risk), GCP host maintenance (terminate: GPU VMs stop, an hour ahead; migrate), Azure reboot, redeploy, freeze and terminate. InfercastNodeDisruptionAnnounced fires for those that stop the node.",
+					Description: "Nodes whose metadata announces a disruption that is not (yet) a spot interruption, by pool and kind: AWS rebalance recommendations (a spot instance at elevated risk) and scheduled events (instance or system reboot, system maintenance, instance stop or retirement; days ahead), GCP host maintenance (terminate: GPU VMs stop, an hour ahead; migrate), Azure reboot, redeploy, freeze and terminate. InfercastNodeDisruptionAnnounced fires for those that stop the node.",
 					Queries:     []Query{{Expr: `sum by (pool, kind) (infercast_instance_disruption_warning{` + selNS + `})`, Legend: "{{pool}} {{kind}}"}}},
 				{Title: "Nodes by capacity type", Unit: "short", Width: 12,
 					Description: "Nodes by pool and the capacity type their cloud metadata says they are (AWS instance-life-cycle, GCP scheduling, Azure priority): a spot pool's nodes should all read spot; nodes whose metadata does not say are not counted.",
