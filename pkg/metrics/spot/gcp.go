@@ -23,6 +23,16 @@ const GCPNotice = 30 * time.Second
 // before the event (1 h for GPU VMs, which cannot live-migrate and are
 // always terminated) — and the capacity type (CapacityTyper) from
 // instance/scheduling/preemptible and instance/scheduling/provisioning-model.
+//
+// It does not read instance/upcoming-maintenance (maintenance scheduled
+// days ahead, on some machine types only): its answer is not settled.
+// Google's "Monitor and plan for a host maintenance event" shows it as
+// "Upcoming maintenance": {"window_start_time": ..., "can_reschedule":
+// "true", ...} (not JSON as printed; the API's field is windowStartTime)
+// and none as { }, while Google's own agent (sapagent) takes none as HTTP
+// 503 {"error": "no notifications have been received yet, ..."} and
+// others have seen NONE. A GPU VM still gets its hour's notice from
+// maintenance-event.
 type GCPSource struct {
 	// Endpoint defaults to DefaultEndpoint (metadata.google.internal).
 	Endpoint string
