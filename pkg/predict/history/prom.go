@@ -88,8 +88,9 @@ func NewPrometheus(cfg PrometheusConfig) (*Prometheus, error) {
 // (--query.partial-response), answers with the data of the stores that
 // replied and a warning when one did not, and a demand history missing a
 // store's share would forecast too little. With partial_response=false it
-// fails the query instead, which is retried and then leaves the loop on
-// its last good plan. Prometheus and Mimir ignore the parameter. The
+// fails the query instead (422, execution: not transient, so not retried)
+// and the loop serves its last good plan until a later decision reads the
+// history whole. Prometheus and Mimir ignore the parameter. The
 // client's v1 API starts every request's parameters from this URL's query,
 // for POST and for its GET fallback alike.
 type wholeAnswers struct{ api.Client }

@@ -298,9 +298,11 @@ func TestPrometheusAsksForWholeAnswers(t *testing.T) {
 				}
 				asked.Store(r.Method + " " + r.Form.Get("partial_response"))
 				if r.Form.Get("partial_response") == "false" {
+					// What Thanos answers (its query API maps an error
+					// that is not promql.ErrStorage to execution, 422).
 					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusServiceUnavailable)
-					fmt.Fprint(w, `{"status":"error","errorType":"unavailable","error":"receive series from store-b: connection refused"}`)
+					w.WriteHeader(http.StatusUnprocessableEntity)
+					fmt.Fprint(w, `{"status":"error","errorType":"execution","error":"expanding series: receive series from store-b: connection refused"}`)
 					return
 				}
 				start, _ := strconv.ParseFloat(r.Form.Get("start"), 64)
@@ -322,6 +324,9 @@ func TestPrometheusAsksForWholeAnswers(t *testing.T) {
 			}
 			if got, _ := asked.Load().(string); got != want {
 				t.Errorf("last request %q, want %q", got, want)
+			}
+			if !strings.Contains(err.Error(), "store-b") {
+				t.Errorf("err %v does not say why", err)
 			}
 		})
 	}
