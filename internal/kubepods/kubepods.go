@@ -316,7 +316,7 @@ func classify(p *corev1.Pod, now time.Time, grace time.Duration, ungated time.Ti
 			return stateReady
 		}
 	}
-	if lost(p) {
+	if lost(p, now) {
 		return stateLost
 	}
 	if cannotStart(p) {
@@ -424,12 +424,21 @@ func schedulingGated(p *corev1.Pod) bool {
 // was not ready yet when its node went is told apart only where the nodes
 // are watched (Source.unreachable); elsewhere it counts as starting until
 // evicted.
-func lost(p *corev1.Pod) bool {
+//
+// The controller also marks the pods of a node that reports NotReady
+// itself (its Ready condition False: a runtime restart, a PLEG hiccup),
+// whose kubelet is still there and writes its own status back within its
+// status manager's 10 s sync (pkg/kubelet/status: syncPeriod, and a pod
+// whose API status differs from its cache is reconciled); so the state
+// must have lasted lostAfter before the pod counts as lost, or such a blip
+// would launch GPU replicas only to retire them.
+func lost(p *corev1.Pod, now time.Time) bool {
 	var notReady, containersReady bool
 	for _, c := range p.Status.Conditions {
 		switch c.Type {
 		case corev1.PodReady:
-			notReady = c.Status == corev1.ConditionFalse && c.Reason != readinessGatesNotReady
+			notReady = c.Status == corev1.ConditionFalse && c.Reason != readinessGatesNotReady &&
+				now.Sub(c.LastTransitionTime.Time) >= lostAfter
 		case corev1.ContainersReady:
 			containersReady = c.Status == corev1.ConditionTrue
 		}
@@ -444,6 +453,11 @@ func lost(p *corev1.Pod) bool {
 	}
 	return true
 }
+
+// lostAfter is how long a pod must have been marked not ready by the node
+// lifecycle controller, its containers still reading ready, before it
+// counts as lost: three of the kubelet's status syncs.
+const lostAfter = 30 * time.Second
 
 // readinessGatesNotReady is the kubelet's reason for a pod whose
 // containers are ready but whose readiness gates are not

@@ -268,6 +268,10 @@ func TestPodsOnALostNode(t *testing.T) {
 		return withContainers(pod(name, "chat-spot", node, cond(corev1.ContainersReady, corev1.ConditionTrue, ""),
 			cond(corev1.PodReady, corev1.ConditionFalse, "")), true)
 	}
+	// Marked 10 s ago: a kubelet still there (its node reporting NotReady
+	// itself) writes Ready back within its 10 s sync, so it is not lost yet.
+	justMarked := lostPod("just-marked", "n2")
+	justMarked.Status.Conditions[1].LastTransitionTime = metav1.NewTime(t0.Add(-10 * time.Second))
 	evicted := lostPod("evicted", "n1")
 	evicted.DeletionTimestamp = &metav1.Time{Time: t0}
 	s := started(t, Options{PoolLabel: "pool"},
@@ -282,24 +286,25 @@ func TestPodsOnALostNode(t *testing.T) {
 			cond(corev1.PodReady, corev1.ConditionFalse, "ReadinessGatesNotReady")), true),
 		withContainers(pod("serving", "chat-spot", "n2", cond(corev1.ContainersReady, corev1.ConditionTrue, ""),
 			cond(corev1.PodReady, corev1.ConditionTrue, "")), true),
+		justMarked,
 	)
 	c, err := s.Count("chat", "spot", func(n string) bool { return n == "n3" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Lost != 2 || c.Starting != 2 || c.Terminating != 2 || c.Ready != 1 || c.Pending != 0 {
-		t.Errorf("count %+v; want 2 lost, 2 starting (probe, gated), 2 terminating (noticed, evicted), 1 ready", c)
+	if c.Lost != 2 || c.Starting != 3 || c.Terminating != 2 || c.Ready != 1 || c.Pending != 0 {
+		t.Errorf("count %+v; want 2 lost, 3 starting (probe, gated, just marked), 2 terminating (noticed, evicted), 1 ready", c)
 	}
-	if len(c.ByPool) != 1 || c.ByPool["spot-b"] != 3 {
-		t.Errorf("by pool %v; want spot-b 3 (probe, gated, serving), the lost pods in none", c.ByPool)
+	if len(c.ByPool) != 1 || c.ByPool["spot-b"] != 4 {
+		t.Errorf("by pool %v; want spot-b 4 (probe, gated, serving, just marked), the lost pods in none", c.ByPool)
 	}
 }
 
 // Where the nodes are watched (a pool label), a pod on a node whose Ready
 // condition is Unknown — the node lifecycle controller's word for a
-// kubelet that stopped reporting — is lost even if it was still loading,
-// which the pod alone cannot tell; a node that reports NotReady itself is
-// a kubelet still there, and its pods keep their state.
+// kubelet that stopped reporting — is lost at once, even if it was still
+// loading, which the pod alone cannot tell; a node that reports NotReady
+// itself is a kubelet still there, and its pods keep their state.
 func TestPodsOnAnUnreachableNode(t *testing.T) {
 	withReady := func(n *corev1.Node, st corev1.ConditionStatus) *corev1.Node {
 		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}
