@@ -50,14 +50,27 @@ func IsPerRequest(firstLine string) bool {
 	if strings.HasPrefix(h, "{") {
 		return true
 	}
-	if isCountsHeader(h) {
-		return false
-	}
-	return slices.IndexFunc(strings.Split(h, ","), isTimestampColumn) >= 0
+	// Read as Read reads it: as CSV, so a quoted header is the same.
+	head, err := csv.NewReader(strings.NewReader(h)).Read()
+	return err == nil && !IsCountsHeader(head) && slices.IndexFunc(head, isTimestampColumn) >= 0
 }
 
-func isCountsHeader(h string) bool {
-	return strings.EqualFold(strings.ReplaceAll(h, " ", ""), "timestamp,requests")
+// IsCountsHeader reports whether a CSV header's fields are those of a
+// counted trace, timestamp,requests (spaces and case aside).
+func IsCountsHeader(fields []string) bool {
+	return len(fields) == 2 && strings.EqualFold(strings.TrimSpace(fields[0]), "timestamp") &&
+		strings.EqualFold(strings.TrimSpace(fields[1]), "requests")
+}
+
+// Earliest is the earliest arrival of a trace Read returned.
+func Earliest(at []Arrival) Arrival {
+	lo := at[0]
+	for _, a := range at {
+		if a.At.Before(lo.At) {
+			lo = a
+		}
+	}
+	return lo
 }
 
 func isTimestampColumn(s string) bool { return strings.EqualFold(strings.TrimSpace(s), "TIMESTAMP") }
@@ -84,11 +97,8 @@ func Read(name string, r io.Reader) ([]Arrival, error) {
 	if err != nil {
 		return nil, err
 	}
-	lo, hi := at[0], at[0]
+	lo, hi := Earliest(at), at[0]
 	for _, a := range at {
-		if a.At.Before(lo.At) {
-			lo = a
-		}
 		if a.At.After(hi.At) {
 			hi = a
 		}
@@ -116,7 +126,7 @@ func readAzureCSV(name string, r io.Reader) ([]Arrival, error) {
 	if err != nil {
 		return nil, lineErr(err)
 	}
-	if isCountsHeader(strings.Join(head, ",")) {
+	if IsCountsHeader(head) {
 		return nil, fmt.Errorf("%s:1: a timestamp,requests trace counts requests per interval, not one request per line (want an Azure LLM inference CSV with a TIMESTAMP column, or Mooncake JSON lines with a \"timestamp\" in milliseconds)", name)
 	}
 	col := slices.IndexFunc(head, isTimestampColumn)

@@ -86,6 +86,7 @@ func TestIsPerRequest(t *testing.T) {
 		"TIMESTAMP,ContextTokens,GeneratedTokens\n": true,
 		"\ufeffTIMESTAMP,ContextTokens\r\n":         true,
 		"id, timestamp\n":                           true,
+		"\"TIMESTAMP\",x\n":                         true, // quoted, as Read reads it
 		`{"timestamp": 0}` + "\n":                   true,
 		"timestamp,requests\n":                      false,
 		"\ufefftimestamp, requests\n":               false,
@@ -137,9 +138,9 @@ func FuzzRead(f *testing.F) {
 	f.Add(`{"timestamp": 5}` + "\n")
 	f.Add("timestamp,requests\n0,1\n")
 	f.Fuzz(func(t *testing.T, in string) {
-		at, err := Read("f", strings.NewReader(in))
+		at, err := Read("fuzz.trace", strings.NewReader(in))
 		if err != nil {
-			if !strings.HasPrefix(err.Error(), "f") {
+			if msg := err.Error(); !strings.HasPrefix(msg, "fuzz.trace:") {
 				t.Fatalf("error does not name the file: %v", err)
 			}
 			return

@@ -14,6 +14,12 @@ import (
 )
 
 func TestParseTrace(t *testing.T) {
+	// The header as internal/reqtrace tells it from a per-request trace's:
+	// spaces and case aside (batch-sim took "Timestamp,Requests" for a
+	// counted trace, the backtest refused it).
+	if _, err := ParseTrace("t.csv", strings.NewReader("Timestamp, Requests\n100,1\n160,2\n")); err != nil {
+		t.Errorf("Timestamp, Requests: %v", err)
+	}
 	tr, err := ParseTrace("t.csv", strings.NewReader("timestamp,requests\n100,1\n160,2.5\n220,0\n"))
 	if err != nil {
 		t.Fatal(err)

@@ -66,8 +66,7 @@ func ParseTrace(name string, r io.Reader) (*Trace, error) {
 	line := 0
 	if head != "" {
 		line = 1
-		h := strings.ReplaceAll(strings.TrimPrefix(strings.TrimSpace(head), "\ufeff"), " ", "")
-		if h != "timestamp,requests" {
+		if !reqtrace.IsCountsHeader(strings.Split(strings.TrimPrefix(strings.TrimSpace(head), "\ufeff"), ",")) {
 			return nil, fmt.Errorf("%s:1: header is %q, want \"timestamp,requests\" (or a per-request trace: a CSV with a TIMESTAMP column or JSON lines with a timestamp)", name, strings.TrimSpace(head))
 		}
 	}
@@ -233,13 +232,10 @@ const perRequestStep = time.Second
 // countArrivals counts per-request arrivals into perRequestStep intervals
 // from the whole second of the earliest.
 func countArrivals(name string, at []reqtrace.Arrival) (*Trace, error) {
-	start := at[0].At
 	times := make([]time.Time, len(at))
 	for i, a := range at {
 		times[i] = a.At
-		if a.At.Before(start) {
-			start = a.At
-		}
 	}
+	start := reqtrace.Earliest(at).At
 	return CountRequests(name, start.Truncate(perRequestStep), perRequestStep, times)
 }

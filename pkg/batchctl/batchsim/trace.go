@@ -61,12 +61,7 @@ func ReadTrace(name string, r io.Reader) (Trace, error) {
 	if err != nil {
 		return Trace{}, err
 	}
-	lo := at[0].At
-	for _, a := range at {
-		if a.At.Before(lo) {
-			lo = a.At
-		}
-	}
+	lo := reqtrace.Earliest(at).At
 	out := make([]float64, len(at))
 	for i, a := range at {
 		out[i] = a.At.Sub(lo).Seconds()
