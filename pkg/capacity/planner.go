@@ -152,6 +152,9 @@ type Explanation struct {
 	// SpotCoverReplicas is on-demand capacity carried by spot while
 	// on-demand replicas cannot be placed (pending: no capacity, a quota).
 	SpotCoverReplicas int
+	// LostReplacements is the replicas the tiers' targets carry on top for
+	// lost ones (on a node that stopped reporting, not yet evicted).
+	LostReplacements int
 	// Forecast is the forecaster's model, or the error that made the plan
 	// reactive.
 	Forecast string
@@ -159,10 +162,10 @@ type Explanation struct {
 
 // String is a one-line account of the plan's reasons, for logs.
 func (e Explanation) String() string {
-	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d spot_cover=%d forecast=%s",
+	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d spot_cover=%d lost_replacements=%d forecast=%s",
 		e.Need, e.PredictiveNeed, e.SurgeReserve, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
 		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas,
-		e.SpotCoverReplicas, e.Forecast)
+		e.SpotCoverReplicas, e.LostReplacements, e.Forecast)
 }
 
 // reactiveUtilisation is the utilisation reactive mode sizes for: without
@@ -354,7 +357,9 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 
 	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
 	od, spot = p.keepReady(od, spot, s, &plan)
+	ex.LostReplacements = s.OnDemand.Lost
 	if w.Tiers.Spot != nil {
+		ex.LostReplacements += s.Spot.Lost
 		plan.Tiers[TierSpot] = spot
 	}
 	plan.Tiers[TierOnDemand] = od

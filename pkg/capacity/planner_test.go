@@ -396,8 +396,8 @@ func TestLostReplicasReplaced(t *testing.T) {
 	p := NewPlanner(w)
 	step(p, t0, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
 	plan, ex := step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 8, Lost: 2}})
-	if od := plan.Tiers[TierOnDemand].Replicas; od != 12 {
-		t.Fatalf("two lost: od %d, want 10 + 2 (%s)", od, ex)
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 12 || ex.LostReplacements != 2 || !strings.Contains(ex.String(), "lost_replacements=2") {
+		t.Fatalf("two lost: od %d, explained %d, want 10 + 2 (%s)", od, ex.LostReplacements, ex)
 	}
 	plan, _ = step(p, t0.Add(30*time.Second), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 8, Starting: 2, Terminating: 2}})
 	if od := plan.Tiers[TierOnDemand].Replicas; od != 10 {
