@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 )
 
 // AzureSource polls Azure Scheduled Events,
@@ -31,6 +33,12 @@ type AzureSource struct {
 	Client *http.Client
 
 	mu sync.Mutex // guards VMName and the client's default
+
+	// fetch joins the notice's and the warnings' reads of the events
+	// document, which the Watcher starts together on each tick, into one
+	// request: Azure throttles its metadata service per VM, and the two
+	// then read the same document.
+	fetch singleflight.Group
 }
 
 // Provider implements Source.
@@ -93,6 +101,15 @@ func (a *AzureSource) setup(ctx context.Context) (*http.Client, string, string, 
 
 // events returns the scheduled events that name this VM.
 func (a *AzureSource) events(ctx context.Context) ([]azureEvent, error) {
+	evs, err, _ := a.fetch.Do("scheduledevents", func() (any, error) { return a.readEvents(ctx) })
+	if err != nil {
+		return nil, err
+	}
+	return evs.([]azureEvent), nil
+}
+
+// readEvents reads the events document once.
+func (a *AzureSource) readEvents(ctx context.Context) ([]azureEvent, error) {
 	c, ep, vm, err := a.setup(ctx)
 	if err != nil {
 		return nil, err

@@ -936,3 +936,40 @@ func TestWatcherPartialWarnings(t *testing.T) {
 		}
 	}
 }
+
+// The Watcher reads the notice and the warnings at once on each tick; on
+// Azure both come from the one events document, which is read once for
+// both (Azure throttles its metadata service per VM). The document is
+// answered slowly, so the second read starts while the first is in
+// flight, as it does on a tick.
+func TestAzureReadsTheEventsOncePerTick(t *testing.T) {
+	var reads atomic.Int32
+	events := func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		fmt.Fprint(w, azureDoc)
+	}
+	f := newFake(t, azureMeta("", events, nil))
+	clock := now
+	w, reg, _ := newWarnWatcher(t, &AzureSource{Endpoint: f.URL, VMName: "WestNO_0", Client: client(t)}, 5*time.Second, &clock)
+	if err := w.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 1 {
+		t.Errorf("the events document was read %d times in one tick, want once", n)
+	}
+	expectSeries(t, reg, "azure", `
+		infercast_instance_disruption_warning{kind="freeze",{l}} 1
+		infercast_instance_disruption_warning{kind="reboot",{l}} 0
+		infercast_instance_disruption_warning{kind="redeploy",{l}} 0
+		infercast_instance_disruption_warning{kind="terminate",{l}} 0
+		infercast_spot_interruption_notice{l} 0`,
+		"infercast_instance_disruption_warning", "infercast_spot_interruption_notice")
+	// The next tick reads it again.
+	if err := w.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if n := reads.Load(); n != 2 {
+		t.Errorf("after two ticks the document was read %d times, want twice", n)
+	}
+}
