@@ -122,11 +122,8 @@ func (a *AWSSource) Poll(ctx context.Context, now time.Time) (Notice, error) {
 	if err != nil {
 		return Notice{}, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return Notice{}, nil
-	case resp.StatusCode != http.StatusOK:
-		return Notice{}, &pollError{"status", fmt.Errorf("spot/instance-action: HTTP %d", resp.StatusCode)}
+	if found, err := optional(resp, "spot/instance-action"); !found {
+		return Notice{}, err
 	}
 	var ia struct {
 		Action string `json:"action"`
@@ -175,11 +172,8 @@ func (a *AWSSource) rebalance(ctx context.Context, now time.Time) ([]Warning, er
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, nil
-	case resp.StatusCode != http.StatusOK:
-		return nil, &pollError{"status", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)}
+	if found, err := optional(resp, path); !found {
+		return nil, err
 	}
 	var rb struct {
 		NoticeTime string `json:"noticeTime"`
@@ -241,11 +235,8 @@ func (a *AWSSource) scheduledEvents(ctx context.Context, now time.Time) ([]Warni
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return nil, nil
-	case resp.StatusCode != http.StatusOK:
-		return nil, &pollError{"status", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)}
+	if found, err := optional(resp, path); !found {
+		return nil, err
 	}
 	var evs []awsEvent
 	if err := json.Unmarshal(body, &evs); err != nil {
@@ -280,11 +271,8 @@ func (a *AWSSource) CapacityType(ctx context.Context, now time.Time) (CapacityTy
 	if err != nil {
 		return "", "", err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return "", "", nil
-	case resp.StatusCode != http.StatusOK:
-		return "", "", &pollError{"status", fmt.Errorf("%s: HTTP %d", path, resp.StatusCode)}
+	if found, err := optional(resp, path); !found {
+		return "", "", err
 	}
 	said := strings.TrimSpace(string(body))
 	switch said {

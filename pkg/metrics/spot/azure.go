@@ -195,11 +195,8 @@ func (a *AzureSource) CapacityType(ctx context.Context, _ time.Time) (CapacityTy
 	if err != nil {
 		return "", "", err
 	}
-	switch {
-	case resp.StatusCode == http.StatusNotFound:
-		return "", "", nil
-	case resp.StatusCode != http.StatusOK:
-		return "", "", &pollError{"status", fmt.Errorf("instance compute/priority: HTTP %d", resp.StatusCode)}
+	if found, err := optional(resp, "instance compute/priority"); !found {
+		return "", "", err
 	}
 	said := strings.TrimSpace(string(body))
 	switch said {

@@ -203,6 +203,19 @@ func metadataDo(ctx context.Context, c *http.Client, method, url string, header 
 	return resp, body, nil
 }
 
+// optional judges an answer where 404 means the metadata has none (no
+// notice, no warning, a key this instance lacks): found is false then, and
+// any other status but 200 is a status error naming what was read.
+func optional(resp *http.Response, what string) (found bool, err error) {
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusNotFound:
+		return false, nil
+	}
+	return false, &pollError{"status", fmt.Errorf("%s: HTTP %d", what, resp.StatusCode)}
+}
+
 // pollError classifies a failed poll for the errors counter.
 type pollError struct {
 	reason string // timeout, transport, status, parse
