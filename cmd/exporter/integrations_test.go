@@ -7,17 +7,15 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/infercast/infercast/internal/testutil/fakegpu"
 	"github.com/infercast/infercast/pkg/metrics"
 	"github.com/infercast/infercast/pkg/metrics/cost"
 	"github.com/infercast/infercast/pkg/metrics/kube"
@@ -135,33 +133,13 @@ func TestNodeName(t *testing.T) {
 // maps NVML's processes to pods through <proc_root>/<pid>/cgroup (the chart
 // mounts the host's /proc at /host/proc and sets it).
 func TestGPUProcRoot(t *testing.T) {
-	root := t.TempDir()
 	const uid = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
-	if err := os.MkdirAll(filepath.Join(root, "4242"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	cg := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice/cri-containerd-" + strings.Repeat("ab", 32) + ".scope\n"
-	if err := os.WriteFile(filepath.Join(root, "4242", "cgroup"), []byte(cg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root := fakegpu.Proc(t, map[uint32]string{4242: fakegpu.SystemdCgroup(uid, strings.Repeat("ab", 32))})
 	cfg, err := metrics.ParseConfig([]byte("integrations: {gpu: {enabled: true, proc_root: " + root + "}}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	lib := dgxa100.New()
-	lib.Devices = lib.Devices[:1]
-	dev := lib.Devices[0].(*dgxa100.Device)
-	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 50}, nvml.SUCCESS }
-	dev.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
-		return nvml.Memory_v2{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS
-	}
-	dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
-	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		return []nvml.ProcessInfo{{Pid: 4242, UsedGpuMemory: 5 << 30}}, nvml.SUCCESS
-	}
-	dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
-		return nil, nvml.ERROR_NOT_FOUND
-	}
+	lib := fakegpu.OneGPU(6<<30, nvml.ProcessInfo{Pid: 4242, UsedGpuMemory: 5 << 30})
 	for _, demo := range []bool{false, true} {
 		// With a driver (the mock initialises), the demo uses it too.
 		c, simulated := gpuCollector(demo, cfg.Integrations.GPU, lib, nil, slog.New(slog.DiscardHandler))

@@ -1,19 +1,16 @@
 package kube
 
 import (
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
-	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/infercast/infercast/internal/testutil/fakegpu"
 	"github.com/infercast/infercast/pkg/metrics/gpu"
 )
 
@@ -43,35 +40,13 @@ func TestStaticPodGPUProcesses(t *testing.T) {
 	h := start(t, static, ordinary)
 	h.next()
 
-	root := t.TempDir()
-	cgroups := map[uint32]string{
-		// systemd driver: the UID's dashes become underscores; a hash has none.
-		11: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + hash + ".slice/cri-containerd-" + ctrStatic + ".scope\n",
-		12: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(other, "-", "_") + ".slice/cri-containerd-" + ctrOther + ".scope\n",
-	}
-	for pid, cg := range cgroups {
-		dir := filepath.Join(root, strconv.Itoa(int(pid)))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte(cg), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lib := dgxa100.New()
-	lib.Devices = lib.Devices[:1]
-	dev := lib.Devices[0].(*dgxa100.Device)
-	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 50}, nvml.SUCCESS }
-	dev.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) {
-		return nvml.Memory_v2{Total: 40 << 30, Used: 8 << 30}, nvml.SUCCESS
-	}
-	dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
-	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
-		return []nvml.ProcessInfo{{Pid: 11, UsedGpuMemory: 5 << 30}, {Pid: 12, UsedGpuMemory: 3 << 30}}, nvml.SUCCESS
-	}
-	dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
-		return nil, nvml.ERROR_NOT_FOUND
-	}
+	root := fakegpu.Proc(t, map[uint32]string{
+		// A hash has no dashes to become underscores.
+		11: fakegpu.SystemdCgroup(hash, ctrStatic),
+		12: fakegpu.SystemdCgroup(other, ctrOther),
+	})
+	lib := fakegpu.OneGPU(8<<30, nvml.ProcessInfo{Pid: 11, UsedGpuMemory: 5 << 30}, nvml.ProcessInfo{Pid: 12, UsedGpuMemory: 3 << 30})
+	dev := lib.Devices[0]
 	c := gpu.NewCollector(gpu.Options{NVML: lib, Mapper: gpu.CgroupMapper{ProcRoot: root}, Pods: h.d})
 	t.Cleanup(func() { _ = c.Close() })
 	reg := prometheus.NewPedanticRegistry()
