@@ -57,17 +57,30 @@ func kubeSource(t *testing.T, objs ...runtime.Object) *kubepods.Source {
 	return s
 }
 
+// spotPolicyWorkload is spotPolicy's workload.
+func spotPolicyWorkload(t *testing.T) *capacity.Workload {
+	t.Helper()
+	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pol.Workloads[0]
+}
+
+// podSignals is serve's signals with --kubernetes.pods: the tier states
+// from pods, spot notices from src, a fixed live rate of 4 req/s.
+func podSignals(pods *kubepods.Source, src *fakeNotices, log *slog.Logger) withTierSignals {
+	return withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: log}
+}
+
 // TestPodStatesDrivePlanner: with --kubernetes.pods the planner sees the
 // spot tier as its pods are — a pod unschedulable for want of capacity is
 // pending and moves to on-demand at once (which the estimate from past
 // plans never sees), a pod on a node under notice is terminating — and
 // where the spot replicas run, pool by pool.
 func TestPodStatesDrivePlanner(t *testing.T) {
-	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pol.Workloads[0]
+	w := spotPolicyWorkload(t)
 	node := func(name, pool string) *corev1.Node {
 		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"pool": pool}}}
 	}
@@ -81,8 +94,7 @@ func TestPodStatesDrivePlanner(t *testing.T) {
 	)
 	src := &fakeNotices{nodes: []nodeNotice{{node: "b1", pool: "spot-b", active: true, total: 1}}}
 	var logs bytes.Buffer
-	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(src),
-		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+	l := podSignals(pods, src, slog.New(slog.NewTextHandler(&logs, nil)))
 	now := time.Unix(1_700_000_000, 0)
 	sig, err := l.Signals(context.Background(), w, now)
 	if err != nil {
@@ -120,18 +132,13 @@ func TestPodStatesDrivePlanner(t *testing.T) {
 // scheduled (no capacity, a quota) is pending in the signals, and the
 // planner carries it on spot while spot can place replicas.
 func TestOnDemandPendingPodsCoveredBySpot(t *testing.T) {
-	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pol.Workloads[0]
+	w := spotPolicyWorkload(t)
 	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
 		kubePod("od-1", "gpu-on-demand", "d1", true),
 		kubePod("od-2", "gpu-on-demand", "", false), // no on-demand capacity for 10 minutes
 		kubePod("spot-1", "gpu-spot", "a1", true),
 		kubePod("spot-2", "gpu-spot", "b1", true))
-	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(&fakeNotices{}),
-		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.DiscardHandler)}
+	l := podSignals(pods, &fakeNotices{}, slog.New(slog.DiscardHandler))
 	now := time.Unix(1_700_000_000, 0)
 	sig, err := l.Signals(context.Background(), w, now)
 	if err != nil {
@@ -153,11 +160,7 @@ func TestOnDemandPendingPodsCoveredBySpot(t *testing.T) {
 // starting, and the planner asks each tier for that many more replicas,
 // since their Deployments count them until they are evicted.
 func TestLostPodsReplaced(t *testing.T) {
-	pol, err := capacity.ParsePolicy("p.yaml", []byte(spotPolicy))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := &pol.Workloads[0]
+	w := spotPolicyWorkload(t)
 	lost := func(name, app, node string) *corev1.Pod {
 		p := kubePod(name, app, node, false)
 		p.Status.Phase = corev1.PodRunning
@@ -170,8 +173,7 @@ func TestLostPodsReplaced(t *testing.T) {
 	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
 		kubePod("od-1", "gpu-on-demand", "d1", true), lost("od-2", "gpu-on-demand", "d2"),
 		kubePod("spot-1", "gpu-spot", "a1", true), lost("spot-2", "gpu-spot", "b1"))
-	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 4, Backlog: math.NaN()}}, spot: newSpotNotices(&fakeNotices{}),
-		plans: planCache{}, past: newPlanned(), pods: pods, podErrs: &sync.Map{}, log: slog.New(slog.DiscardHandler)}
+	l := podSignals(pods, &fakeNotices{}, slog.New(slog.DiscardHandler))
 	now := time.Unix(1_700_000_000, 0)
 	sig, err := l.Signals(context.Background(), w, now)
 	if err != nil {
