@@ -167,15 +167,16 @@ func capacity() Spec {
 			}},
 			{Title: "Replicas", Panels: []Panel{
 				{Title: "Desired and ready replicas by tier", Unit: "short", Width: 8,
-					Description: "Per workload and capacity tier: desired, the planner's target (margin and fallback included: what KEDA and the HPA are told), against ready, the replicas serving as the planner saw them at its latest decision (adapter serve: the pods of the tier's Deployment with --kubernetes.pods, else estimated from the planner's own launches and notices). Ready lags desired by the cold start; the next panel says where the rest are. The exporter's running pods (infercast_spend_replicas) are left out: they are per model, with no workload to set them beside a target; what those pods cost is on the Cost dashboard.",
+					Description: "Per workload and capacity tier: desired, the planner's target (margin and fallback included: what KEDA and the HPA are told), against ready, the replicas serving as the planner saw them at its latest decision (adapter serve: the pods of the tier's Deployment with --kubernetes.pods, else estimated from the planner's own launches and notices). Ready lags desired by the cold start; the next panel says where the rest are. Departing: of the ready and starting, those on a node whose stop the cloud announced (maintenance, a retirement, a reboot), whose replacements desired carries on top until the node goes. The exporter's running pods (infercast_spend_replicas) are left out: they are per model, with no workload to set them beside a target; what those pods cost is on the Cost dashboard.",
 					Queries: []Query{
 						{Expr: `sum by (workload, tier) (infercast_plan_target_replicas{` + selWorkload + `})`, Legend: "{{workload}} {{tier}} desired"},
 						{Expr: `sum by (workload, tier) (infercast_plan_observed_replicas{` + selWorkload + `, state="ready"})`, Legend: "{{workload}} {{tier}} ready"},
+						{Expr: `sum by (workload, tier) (infercast_plan_observed_replicas{` + selWorkload + `, state="departing"})`, Legend: "{{workload}} {{tier}} departing"},
 					}},
 				{Title: "Replicas not ready by tier", Unit: "short", Width: 8, Stacked: true,
-					Description: "Why ready falls short of desired, per workload and tier, stacked, as the planner saw them at its latest decision: starting (launched, cold start under way), pending (wanted but not placed; on spot, no capacity: the planner falls back to on-demand), terminating (under an interruption notice or being removed; not counted towards the target) and lost (on a node that stopped reporting; replaced before Kubernetes evicts them).",
+					Description: "Why ready falls short of desired, per workload and tier, stacked, as the planner saw them at its latest decision: starting (launched, cold start under way), pending (wanted but not placed; on spot, no capacity: the planner falls back to on-demand), terminating (under an interruption notice or being removed; not counted towards the target) and lost (on a node that stopped reporting; replaced before Kubernetes evicts them). Departing replicas, counted in ready or starting, are on the previous panel.",
 					Queries: []Query{
-						{Expr: `sum by (workload, tier, state) (infercast_plan_observed_replicas{` + selWorkload + `, state!="ready"})`, Legend: "{{workload}} {{tier}} {{state}}"},
+						{Expr: `sum by (workload, tier, state) (infercast_plan_observed_replicas{` + selWorkload + `, state!~"ready|departing"})`, Legend: "{{workload}} {{tier}} {{state}}"},
 					}},
 				{Title: "Spot margin", Unit: "short", Width: 8,
 					Description: "Extra spot replicas held against interruptions: the smallest k such that n of n+k survive the replacement window with the target probability, and at least one failure domain's share.",

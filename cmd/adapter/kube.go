@@ -85,18 +85,25 @@ func (k *kubeFlags) source(ctx context.Context, template string, log *slog.Logge
 
 // podCounter counts a workload tier's pods (kubepods.Source).
 type podCounter interface {
-	Count(workload, tier string, underNotice func(node string) bool) (kubepods.Counts, error)
+	Count(workload, tier string, outlook func(node string) kubepods.Outlook) (kubepods.Counts, error)
 }
 
 // podStates fills sig's tier states of w from its pods, all or nothing:
-// pods on a node under notice are terminating, pods on a node that stopped
-// reporting lost (the planner replaces them), and with per-pool counts
-// the spot replicas' placement follows tiers.spot.pools' order.
-func podStates(pc podCounter, w *capacity.Workload, noticed map[string]bool, sig *capacity.Signals) error {
+// spot pods on a node under notice are terminating, pods on a node that
+// stopped reporting lost, pods on a departing node departing (the planner
+// replaces both), and with per-pool counts the spot replicas' placement
+// follows tiers.spot.pools' order.
+func podStates(pc podCounter, w *capacity.Workload, outlook map[string]kubepods.Outlook, sig *capacity.Signals) error {
 	state := func(c kubepods.Counts) capacity.TierState {
-		return capacity.TierState{Ready: c.Ready, Starting: c.Starting, Pending: c.Pending, Terminating: c.Terminating, Lost: c.Lost}
+		return capacity.TierState{Ready: c.Ready, Starting: c.Starting, Pending: c.Pending, Terminating: c.Terminating,
+			Lost: c.Lost, Departing: c.Departing}
 	}
-	od, err := pc.Count(w.Name, capacity.TierOnDemand, nil)
+	// An on-demand pod on a node under a spot notice (a mislabelled pool)
+	// is replaced like one on a departing node: the on-demand tier has no
+	// fallback to move it to.
+	od, err := pc.Count(w.Name, capacity.TierOnDemand, func(node string) kubepods.Outlook {
+		return min(outlook[node], kubepods.Departing)
+	})
 	if err != nil {
 		return err
 	}
@@ -104,7 +111,7 @@ func podStates(pc podCounter, w *capacity.Workload, noticed map[string]bool, sig
 		sig.OnDemand = state(od)
 		return nil
 	}
-	sp, err := pc.Count(w.Name, capacity.TierSpot, func(node string) bool { return noticed[node] })
+	sp, err := pc.Count(w.Name, capacity.TierSpot, func(node string) kubepods.Outlook { return outlook[node] })
 	if err != nil {
 		return err
 	}

@@ -194,6 +194,49 @@ func TestLostPodsReplaced(t *testing.T) {
 	}
 }
 
+// TestDepartingPodsReplaced: pods on a node whose stop is announced within
+// the lead time are departing in both tiers — on-demand nodes get
+// maintenance too — and the planner asks each tier for that many more
+// replicas while they still serve; a spot notice on the node outranks it.
+func TestDepartingPodsReplaced(t *testing.T) {
+	w := spotPolicyWorkload(t)
+	now := time.Unix(1_700_000_000, 0).UTC()
+	pods := kubeSource(t, kubeDeployment("gpu-on-demand"), kubeDeployment("gpu-spot"),
+		kubePod("od-1", "gpu-on-demand", "d1", true), kubePod("od-2", "gpu-on-demand", "d2", true),
+		kubePod("spot-1", "gpu-spot", "a1", true), kubePod("spot-2", "gpu-spot", "b1", true),
+		kubePod("spot-3", "gpu-spot", "b2", true))
+	src := &fakeNotices{nodes: []nodeNotice{
+		{node: "d2", pool: "on-demand", stops: true, stopsAt: now.Add(time.Minute)},
+		{node: "b1", pool: "spot-b", stops: true},                              // GCP: untimed
+		{node: "b2", pool: "spot-b", stops: true, active: true, total: 1},      // and under notice
+		{node: "a1", pool: "spot-a", stops: true, stopsAt: now.Add(time.Hour)}, // not yet
+	}}
+	l := podSignals(pods, src, slog.New(slog.DiscardHandler))
+	sig, err := l.Signals(context.Background(), w, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (capacity.TierState{Ready: 2, Departing: 1}); sig.OnDemand != want {
+		t.Errorf("on-demand %+v, want %+v", sig.OnDemand, want)
+	}
+	if want := (capacity.TierState{Ready: 2, Terminating: 1, Departing: 1}); sig.Spot != want {
+		t.Errorf("spot %+v, want %+v", sig.Spot, want)
+	}
+	sig.Time = now
+	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
+	none := sig
+	none.OnDemand.Departing, none.Spot.Departing = 0, 0
+	base, _ := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), none)
+	for _, tier := range []string{capacity.TierOnDemand, capacity.TierSpot} {
+		if got, want := plan.Tiers[tier].Replicas, base.Tiers[tier].Replicas+1; got != want {
+			t.Errorf("%s target %d, want %d: the departing replica's replacement on top (%s)", tier, got, want, ex)
+		}
+	}
+	if ex.DepartingReplacements != 2 {
+		t.Errorf("departing replacements %d, want 2 (%s)", ex.DepartingReplacements, ex)
+	}
+}
+
 func TestKubeFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string

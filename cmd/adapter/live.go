@@ -24,7 +24,9 @@ import (
 
 	"github.com/infercast/infercast/internal/edgelog"
 	"github.com/infercast/infercast/internal/fanout"
+	"github.com/infercast/infercast/internal/kubepods"
 	"github.com/infercast/infercast/pkg/capacity"
+	"github.com/infercast/infercast/pkg/metrics/spot"
 )
 
 // exporterLive reads a workload's live signals from an infercast exporter's
@@ -342,24 +344,39 @@ func formatRate(v float64) string {
 	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
-// nodeNotice is one node's spot interruption state as the exporter on it
-// reports it (pkg/metrics/spot): infercast_spot_interruption_notice and
-// infercast_spot_interruptions_total, labelled node and pool.
+// nodeNotice is what the cloud announced for one node, as the exporter on
+// it reports it (pkg/metrics/spot), labelled node and pool: its spot
+// interruption state (infercast_spot_interruption_notice and
+// infercast_spot_interruptions_total) and whether a disruption that stops
+// it is announced (infercast_instance_disruption_warning of a kind that
+// spot.StopsNode, and _start_timestamp_seconds).
 type nodeNotice struct {
 	node, pool string
-	active     bool    // a notice is announced now
-	total      float64 // distinct notices since that exporter started
+	active     bool      // a notice is announced now
+	total      float64   // distinct notices since that exporter started
+	stops      bool      // a stop is announced…
+	stopsAt    time.Time // …to begin then; zero when the provider does not say
 }
 
-// noticeSource reads every node's spot interruption state.
+// departs reports whether the node's announced stop begins within lead of
+// now, or has begun (AWS stops it within a window). A stop the provider
+// does not time is near: GCP tells GPU VMs an hour ahead.
+func (n nodeNotice) departs(now time.Time, lead time.Duration) bool {
+	return n.stops && (n.stopsAt.IsZero() || n.stopsAt.Sub(now) <= lead)
+}
+
+// noticeSource reads every node's spot interruption state and announced
+// stops.
 type noticeSource interface {
 	notices(ctx context.Context) ([]nodeNotice, error)
 }
 
-// Names of the exporter's spot families.
+// Names of the exporter's spot and disruption families.
 const (
-	spotNoticeMetric = "infercast_spot_interruption_notice"
-	spotTotalMetric  = "infercast_spot_interruptions_total"
+	spotNoticeMetric   = "infercast_spot_interruption_notice"
+	spotTotalMetric    = "infercast_spot_interruptions_total"
+	warningMetric      = "infercast_instance_disruption_warning"
+	warningStartMetric = warningMetric + "_start_timestamp_seconds"
 )
 
 // exporterNotices reads the spot families of one exporter's /metrics (the
@@ -372,13 +389,14 @@ func (e exporterNotices) notices(ctx context.Context) ([]nodeNotice, error) {
 		return nil, err
 	}
 	var samples []noticeSample
-	for _, name := range []string{spotNoticeMetric, spotTotalMetric} {
+	for _, name := range []string{spotNoticeMetric, spotTotalMetric, warningMetric, warningStartMetric} {
 		for _, m := range mfs[name].GetMetric() {
 			v := m.GetGauge().GetValue()
 			if name == spotTotalMetric {
 				v = m.GetCounter().GetValue()
 			}
-			samples = append(samples, noticeSample{name: name, node: label(m, "node"), pool: label(m, "pool"), value: v})
+			samples = append(samples, noticeSample{name: name, node: label(m, "node"), pool: label(m, "pool"),
+				kind: label(m, "kind"), value: v})
 		}
 	}
 	return mergeNotices(samples), nil
@@ -402,8 +420,8 @@ func newPromNotices(address string, timeout time.Duration) (promNotices, error) 
 	return promNotices{api: promv1.NewAPI(c), timeout: timeout}, nil
 }
 
-// spotNoticesQuery selects both families in one instant query.
-const spotNoticesQuery = `{__name__=~"` + spotNoticeMetric + `|` + spotTotalMetric + `"}`
+// spotNoticesQuery selects the four families in one instant query.
+const spotNoticesQuery = `{__name__=~"` + spotNoticeMetric + `|` + spotTotalMetric + `|` + warningMetric + `|` + warningStartMetric + `"}`
 
 func (p promNotices) notices(ctx context.Context) ([]nodeNotice, error) {
 	if p.timeout > 0 {
@@ -422,25 +440,33 @@ func (p promNotices) notices(ctx context.Context) ([]nodeNotice, error) {
 	samples := make([]noticeSample, 0, len(vec))
 	for _, s := range vec {
 		samples = append(samples, noticeSample{name: string(s.Metric[model.MetricNameLabel]),
-			node: string(s.Metric["node"]), pool: string(s.Metric["pool"]), value: float64(s.Value)})
+			node: string(s.Metric["node"]), pool: string(s.Metric["pool"]), kind: string(s.Metric["kind"]), value: float64(s.Value)})
 	}
 	return mergeNotices(samples), nil
 }
 
 type noticeSample struct {
-	name, node, pool string
-	value            float64
+	name, node, pool, kind string
+	value                  float64
 }
 
-// mergeNotices joins the two families by (node, pool); a node watched by
+// mergeNotices joins the families by (node, pool); a node watched by
 // several providers' watchers (only one answers on a real cloud) is active
-// when any of them is, and its total is theirs summed.
+// when any of them is, and its total is theirs summed. A node stops when a
+// warning of a kind that stops it is announced; it stops at the earliest
+// start of those kinds, or at an unknown time if one of them has none.
 func mergeNotices(samples []noticeSample) []nodeNotice {
 	type key struct{ node, pool string }
+	type stop struct {
+		announced bool
+		at        time.Time // the earliest start given; zero: none
+	}
 	byNode := map[key]*nodeNotice{}
+	stops := map[key]map[string]*stop{} // by kind, of the kinds that stop a node
 	var order []key
 	for _, s := range samples {
-		if math.IsNaN(s.value) {
+		warning := s.name == warningMetric || s.name == warningStartMetric
+		if math.IsNaN(s.value) || warning && !spot.StopsNode(s.kind) {
 			continue
 		}
 		k := key{s.node, s.pool}
@@ -449,17 +475,44 @@ func mergeNotices(samples []noticeSample) []nodeNotice {
 			n = &nodeNotice{node: s.node, pool: s.pool}
 			byNode[k] = n
 			order = append(order, k)
+			stops[k] = map[string]*stop{}
+		}
+		st := stops[k][s.kind]
+		if warning && st == nil {
+			st = &stop{}
+			stops[k][s.kind] = st
 		}
 		switch s.name {
 		case spotNoticeMetric:
 			n.active = n.active || s.value > 0
 		case spotTotalMetric:
 			n.total += s.value
+		case warningMetric:
+			st.announced = st.announced || s.value > 0
+		case warningStartMetric:
+			if at := time.UnixMilli(int64(math.Round(s.value * 1e3))).UTC(); st.at.IsZero() || at.Before(st.at) {
+				st.at = at
+			}
 		}
 	}
 	out := make([]nodeNotice, 0, len(order))
 	for _, k := range order {
-		out = append(out, *byNode[k])
+		n := byNode[k]
+		untimed := false
+		for _, st := range stops[k] {
+			if !st.announced {
+				continue
+			}
+			n.stops = true
+			untimed = untimed || st.at.IsZero()
+			if n.stopsAt.IsZero() || st.at.Before(n.stopsAt) {
+				n.stopsAt = st.at
+			}
+		}
+		if untimed {
+			n.stopsAt = time.Time{}
+		}
+		out = append(out, *n)
 	}
 	return out
 }
@@ -471,7 +524,10 @@ func mergeNotices(samples []noticeSample) []nodeNotice {
 // notices new since the workload's previous decision, SpotNoticeDomains
 // the pools they came from. The planner's fallback then moves the
 // terminating capacity to on-demand at once and keeps it there for
-// fallback_hold after the last notice.
+// fallback_hold after the last notice. Spot.Departing is likewise the
+// nodes of those pools whose stop comes within the workload's lead time;
+// with pods (--kubernetes.pods), the nodes' outlook counts the pods there,
+// in every tier, instead.
 type spotNotices struct {
 	src noticeSource
 	mu  sync.Mutex
@@ -484,36 +540,47 @@ func newSpotNotices(src noticeSource) *spotNotices {
 	return &spotNotices{src: src, seen: map[string]map[string]float64{}}
 }
 
-// attribute fills sig's spot notice fields for w. A workload without a spot
-// tier or pools is left alone. The first call for a workload only records
-// the counts: notices already active count as terminating, not as new.
-func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *capacity.Signals) (underNotice map[string]bool, err error) {
-	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
-		return nil, nil
-	}
+// attribute fills sig's spot notice fields for w, and returns what is
+// announced for the nodes that matter to it at now: departing, whatever
+// their pool, and under notice, in its spot pools. The first call for a
+// workload only records the counts: notices already active count as
+// terminating, not as new.
+func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, now time.Time, sig *capacity.Signals) (outlook map[string]kubepods.Outlook, err error) {
 	nodes, err := s.src.notices(ctx)
 	if err != nil {
 		return nil, err
 	}
+	// Replacements launched now are ready a cold start later; a decision
+	// or two of slack, since the next decision may come late.
+	lead := max(w.ColdStart, sig.ColdStartP90) + 2*w.DecisionInterval
+	outlook = map[string]kubepods.Outlook{}
+	for _, n := range nodes {
+		if n.departs(now, lead) {
+			outlook[n.node] = kubepods.Departing
+		}
+	}
+	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
+		return outlook, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	prev, known := s.seen[w.Name]
-	now := make(map[string]float64, len(nodes))
+	counts := make(map[string]float64, len(nodes))
 	newIn := map[string]bool{}
-	terminating, fresh := 0, 0
+	terminating, departing, fresh := 0, 0, 0
 	for _, n := range nodes {
 		if !slices.Contains(w.Tiers.Spot.Pools, n.pool) {
 			continue
 		}
-		if n.active {
+		switch {
+		case n.active:
 			terminating++
-			if underNotice == nil {
-				underNotice = map[string]bool{}
-			}
-			underNotice[n.node] = true
+			outlook[n.node] = kubepods.UnderNotice
+		case outlook[n.node] == kubepods.Departing:
+			departing++
 		}
 		k := n.node + "/" + n.pool
-		now[k] = n.total
+		counts[k] = n.total
 		if !known {
 			continue
 		}
@@ -528,11 +595,12 @@ func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, sig *
 			newIn[n.pool] = true
 		}
 	}
-	s.seen[w.Name] = now
+	s.seen[w.Name] = counts
 	sig.Spot.Terminating = terminating
+	sig.Spot.Departing = departing
 	sig.SpotNotices = fresh
 	sig.SpotNoticeDomains = len(newIn)
-	return underNotice, nil
+	return outlook, nil
 }
 
 // forget drops the state of workloads no longer in the policy.
@@ -599,8 +667,10 @@ func (p *planned) states(w *capacity.Workload, now time.Time, sig *capacity.Sign
 	last := h[len(h)-1]
 	readySpot = max(0, readySpot-sig.Spot.Terminating)
 	sig.OnDemand = capacity.TierState{Ready: readyOD, Starting: max(0, last.od-readyOD)}
-	sig.Spot = capacity.TierState{Ready: readySpot, Starting: max(0, last.spot-sig.Spot.Terminating-readySpot),
-		Terminating: sig.Spot.Terminating}
+	// The replicas on departing nodes are among the estimated ones.
+	startingSpot := max(0, last.spot-sig.Spot.Terminating-readySpot)
+	sig.Spot = capacity.TierState{Ready: readySpot, Starting: startingSpot,
+		Terminating: sig.Spot.Terminating, Departing: min(sig.Spot.Departing, readySpot+startingSpot)}
 }
 
 func (p *planned) forget(keep func(string) bool) {
@@ -634,13 +704,18 @@ func (l withTierSignals) Signals(ctx context.Context, w *capacity.Workload, now 
 	if err != nil {
 		return sig, err
 	}
-	noticed, serr := l.spot.attribute(ctx, w, &sig)
-	if serr != nil {
-		l.log.Warn("spot interruption notices unavailable", "workload", w.Name, "err", serr)
+	// What the cloud announced matters to a workload's spot pools and,
+	// through its pods, to every node it runs on.
+	var outlook map[string]kubepods.Outlook
+	if l.pods != nil || w.Tiers.Spot != nil && len(w.Tiers.Spot.Pools) > 0 {
+		var serr error
+		if outlook, serr = l.spot.attribute(ctx, w, now, &sig); serr != nil {
+			l.log.Warn("spot interruption notices and disruption warnings unavailable", "workload", w.Name, "err", serr)
+		}
 	}
 	fromPods := false
 	if l.pods != nil {
-		perr := podStates(l.pods, w, noticed, &sig)
+		perr := podStates(l.pods, w, outlook, &sig)
 		fromPods = perr == nil
 		l.logPodError(w.Name, perr)
 	}

@@ -1,14 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/infercast/infercast/internal/kubepods"
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/metrics/spot"
 )
@@ -65,7 +70,7 @@ func TestSpotNoticesAttribution(t *testing.T) {
 	for _, st := range steps {
 		src.nodes = st.nodes
 		var sig capacity.Signals
-		if _, err := s.attribute(context.Background(), w, &sig); err != nil {
+		if _, err := s.attribute(context.Background(), w, time.Time{}, &sig); err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		got := want{sig.Spot.Terminating, sig.SpotNotices, sig.SpotNoticeDomains}
@@ -83,7 +88,7 @@ func TestSpotNoticesCounterReset(t *testing.T) {
 	for _, total := range []float64{5, 2} { // 5 → 2: the exporter restarted and saw 2 since
 		src.nodes[0].total = total
 		sig = capacity.Signals{}
-		if _, err := s.attribute(context.Background(), w, &sig); err != nil {
+		if _, err := s.attribute(context.Background(), w, time.Time{}, &sig); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,16 +102,16 @@ func TestSpotNoticesPerWorkload(t *testing.T) {
 	s := newSpotNotices(src)
 	wa, wb := spotWorkload("wa", "a"), spotWorkload("wb", "b")
 	for _, w := range []*capacity.Workload{wa, wb} {
-		if _, err := s.attribute(context.Background(), w, &capacity.Signals{}); err != nil {
+		if _, err := s.attribute(context.Background(), w, time.Time{}, &capacity.Signals{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	src.nodes[0] = nodeNotice{node: "a1", pool: "a", active: true, total: 1}
 	var a, b capacity.Signals
-	if _, err := s.attribute(context.Background(), wa, &a); err != nil {
+	if _, err := s.attribute(context.Background(), wa, time.Time{}, &a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.attribute(context.Background(), wb, &b); err != nil {
+	if _, err := s.attribute(context.Background(), wb, time.Time{}, &b); err != nil {
 		t.Fatal(err)
 	}
 	if a.SpotNotices != 1 || a.Spot.Terminating != 1 || b.SpotNotices != 0 || b.Spot.Terminating != 0 {
@@ -115,14 +120,68 @@ func TestSpotNoticesPerWorkload(t *testing.T) {
 	}
 }
 
-func TestSpotNoticesSkipsWorkloadsWithoutPools(t *testing.T) {
-	src := &fakeNotices{err: errors.New("must not be read")}
+// TestSpotNoticesWorkloadsWithoutPools: a workload without spot pools
+// gets no spot signals, but learns which nodes are departing (for its
+// pods); and without a pod source nothing is read for it at all.
+func TestSpotNoticesWorkloadsWithoutPools(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "spot-a", active: true, total: 1},
+		{node: "d1", pool: "on-demand", stops: true, stopsAt: t0.Add(time.Minute)}}}
 	s := newSpotNotices(src)
-	for _, w := range []*capacity.Workload{{Name: "od"}, spotWorkload("nopools")} {
+	for _, w := range []*capacity.Workload{{Name: "od", ColdStart: 3 * time.Minute}, spotWorkload("nopools")} {
+		w.ColdStart = 3 * time.Minute
 		sig := capacity.Signals{SpotNotices: 7}
-		if _, err := s.attribute(context.Background(), w, &sig); err != nil || sig.SpotNotices != 7 {
-			t.Errorf("%s: %v, notices %d; want untouched", w.Name, err, sig.SpotNotices)
+		outlook, err := s.attribute(context.Background(), w, t0, &sig)
+		if err != nil || sig.SpotNotices != 7 || sig.Spot != (capacity.TierState{}) {
+			t.Errorf("%s: %v, notices %d, spot %+v; want untouched", w.Name, err, sig.SpotNotices, sig.Spot)
 		}
+		if want := map[string]kubepods.Outlook{"d1": kubepods.Departing}; !maps.Equal(outlook, want) {
+			t.Errorf("%s: outlook %v, want %v", w.Name, outlook, want)
+		}
+	}
+	src.err = errors.New("must not be read")
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 3}}, spot: s, log: slog.New(slog.DiscardHandler)}
+	var logs bytes.Buffer
+	l.log = slog.New(slog.NewTextHandler(&logs, nil))
+	if _, err := l.Signals(context.Background(), &capacity.Workload{Name: "od"}, t0); err != nil || logs.Len() > 0 {
+		t.Errorf("no pods, no spot pools: %v, logged %q; want nothing read", err, logs.String())
+	}
+}
+
+// TestSpotNoticesDeparting: a node whose announced stop comes within the
+// workload's cold start and two decisions (or whose stop is untimed, or
+// has begun) is departing; a later stop is not yet; a notice outranks it.
+// In the spot pools, without pods, departing nodes are departing replicas.
+func TestSpotNoticesDeparting(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 0).UTC()
+	w := spotWorkload("chat", "spot-a")
+	w.ColdStart, w.DecisionInterval = 3*time.Minute, 15*time.Second // lead 3m30s
+	src := &fakeNotices{nodes: []nodeNotice{
+		{node: "a1", pool: "spot-a", stops: true, stopsAt: t0.Add(3*time.Minute + 30*time.Second)}, // just within
+		{node: "a2", pool: "spot-a", stops: true, stopsAt: t0.Add(3*time.Minute + 31*time.Second)}, // not yet
+		{node: "a3", pool: "spot-a", stops: true},                                                  // untimed (GCP)
+		{node: "a4", pool: "spot-a", stops: true, stopsAt: t0.Add(-time.Hour)},                     // within its window
+		{node: "a5", pool: "spot-a", stops: true, active: true, total: 1},                          // under notice too
+		{node: "d1", pool: "on-demand", stops: true},
+		{node: "a6", pool: "spot-a"},
+	}}
+	var sig capacity.Signals
+	outlook, err := newSpotNotices(src).attribute(context.Background(), w, t0, &sig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]kubepods.Outlook{"a1": kubepods.Departing, "a3": kubepods.Departing, "a4": kubepods.Departing,
+		"a5": kubepods.UnderNotice, "d1": kubepods.Departing}
+	if !maps.Equal(outlook, want) {
+		t.Errorf("outlook %v, want %v", outlook, want)
+	}
+	if sig.Spot.Departing != 3 || sig.Spot.Terminating != 1 {
+		t.Errorf("spot %+v; want 3 departing (a1, a3, a4), 1 terminating (a5)", sig.Spot)
+	}
+	// A measured cold start longer than the policy's lengthens the lead.
+	sig = capacity.Signals{ColdStartP90: 5 * time.Minute}
+	if outlook, _ := newSpotNotices(src).attribute(context.Background(), w, t0, &sig); outlook["a2"] != kubepods.Departing {
+		t.Errorf("with a 5 min measured cold start, a2 (stop in 3m31s) is %v, want departing", outlook["a2"])
 	}
 }
 
@@ -157,10 +216,18 @@ func TestWithTierSignalsNotices(t *testing.T) {
 	}
 }
 
-// imds is a fake AWS instance metadata service whose notice the test turns on.
-func imds(t *testing.T, notice *atomic.Bool) *httptest.Server {
+// imds is a fake AWS instance metadata service whose notice the test turns
+// on, and whose scheduled events it sets (nil: none).
+func imds(t *testing.T, notice *atomic.Bool, events *atomic.Pointer[string]) *httptest.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("PUT /latest/api/token", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprint(w, "token") })
+	mux.HandleFunc("GET /latest/meta-data/events/maintenance/scheduled", func(w http.ResponseWriter, _ *http.Request) {
+		if e := events.Load(); e != nil {
+			fmt.Fprint(w, *e)
+			return
+		}
+		fmt.Fprint(w, "[]")
+	})
 	mux.HandleFunc("GET /latest/meta-data/spot/instance-action", func(w http.ResponseWriter, _ *http.Request) {
 		if !notice.Load() {
 			http.NotFound(w, nil)
@@ -174,10 +241,12 @@ func imds(t *testing.T, notice *atomic.Bool) *httptest.Server {
 }
 
 // TestExporterNotices reads the series a real spot.Watcher exposes, polling
-// a fake IMDS, through exporterNotices.
+// a fake IMDS, through exporterNotices: the notice, and the scheduled
+// events that stop the node, from when they begin.
 func TestExporterNotices(t *testing.T) {
 	var notice atomic.Bool
-	md := imds(t, &notice)
+	var events atomic.Pointer[string]
+	md := imds(t, &notice, &events)
 	src, err := spot.NewSource(spot.AWS, md.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -192,15 +261,27 @@ func TestExporterNotices(t *testing.T) {
 	t.Cleanup(exp.Close)
 	en := exporterNotices{exporterLive{url: exp.URL, client: exp.Client()}}
 
+	event := func(code, notBefore string) string {
+		return fmt.Sprintf(`{"NotBefore": %q, "Code": %q, "Description": "scheduled", "EventId": "instance-event-%s", "NotAfter": "", "State": "active"}`,
+			notBefore, code, code)
+	}
+	list := func(events ...string) *string { s := "[" + strings.Join(events, ",") + "]"; return &s }
+	stop := time.Date(2026, 12, 9, 6, 0, 0, 0, time.UTC)
 	for _, step := range []struct {
 		notice bool
+		events *string
 		want   nodeNotice
 	}{
-		{false, nodeNotice{node: "node-1", pool: "gpu-spot"}},
-		{true, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}},
-		{true, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}}, // the same notice counts once
+		{false, nil, nodeNotice{node: "node-1", pool: "gpu-spot"}},
+		{false, list(event("system-maintenance", "9 Dec 2026 05:00:00 GMT")), nodeNotice{node: "node-1", pool: "gpu-spot"}}, // not a stop
+		{false, list(event("system-maintenance", "9 Dec 2026 05:00:00 GMT"), event("instance-retirement", "9 Dec 2026 07:00:00 GMT"),
+			event("instance-stop", "9 Dec 2026 06:00:00 GMT")),
+			nodeNotice{node: "node-1", pool: "gpu-spot", stops: true, stopsAt: stop}}, // the earliest stop
+		{true, nil, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}},
+		{true, nil, nodeNotice{node: "node-1", pool: "gpu-spot", active: true, total: 1}}, // the same notice counts once
 	} {
 		notice.Store(step.notice)
+		events.Store(step.events)
 		if err := watch.Poll(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -225,6 +306,30 @@ func TestMergeNotices(t *testing.T) {
 	want := []nodeNotice{{node: "n", pool: "p", active: true, total: 3}}
 	if len(got) != 1 || got[0] != want[0] {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+
+	// Warnings: only the kinds that stop a node, announced; the earliest
+	// start of those, or none if one of them is untimed.
+	got = mergeNotices([]noticeSample{
+		{name: warningMetric, node: "a", pool: "p", kind: spot.WarnRebalance, value: 1},         // a risk, not a stop
+		{name: warningMetric, node: "a", pool: "p", kind: spot.WarnSystemMaintenance, value: 1}, // maybe not a stop
+		{name: warningStartMetric, node: "a", pool: "p", kind: spot.WarnSystemMaintenance, value: 1e9},
+		{name: warningMetric, node: "a", pool: "p", kind: spot.WarnInstanceStop, value: 0}, // not announced
+		{name: warningMetric, node: "b", pool: "p", kind: spot.WarnInstanceStop, value: 1},
+		{name: warningStartMetric, node: "b", pool: "p", kind: spot.WarnInstanceStop, value: 2e9},
+		{name: warningMetric, node: "b", pool: "p", kind: spot.WarnInstanceRetirement, value: 1},
+		{name: warningStartMetric, node: "b", pool: "p", kind: spot.WarnInstanceRetirement, value: 1.5e9 + 0.25},
+		{name: warningMetric, node: "c", pool: "p", kind: spot.WarnMaintenanceTerminate, value: 1}, // GCP: untimed
+		{name: warningMetric, node: "d", pool: "p", kind: spot.WarnReboot, value: 1},
+		{name: warningStartMetric, node: "d", pool: "p", kind: spot.WarnReboot, value: 1e9},
+		{name: warningMetric, node: "d", pool: "p", kind: spot.WarnTerminate, value: 1}, // announced, its start not (yet) read
+		{name: spotNoticeMetric, node: "d", pool: "p", value: 0},
+	})
+	want = []nodeNotice{{node: "a", pool: "p"},
+		{node: "b", pool: "p", stops: true, stopsAt: time.UnixMilli(1_500_000_000_250).UTC()},
+		{node: "c", pool: "p", stops: true}, {node: "d", pool: "p", stops: true}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("warnings: got %+v, want %+v", got, want)
 	}
 }
 
@@ -345,6 +450,56 @@ func TestSpotNoticeEpisode(t *testing.T) {
 	}
 	if odBack < spotBack+w.ColdStart || odBack > spotBack+w.ColdStart+20*time.Second {
 		t.Errorf("on-demand back to %d %v after the notices ended, spot %v; want a cold start (%v) after spot", od0, odBack, spotBack, w.ColdStart)
+	}
+}
+
+// TestDepartureEpisode drives the real planner through an announced stop
+// of a spot node, as adapter serve does without pods: nothing moves while
+// the stop is further than the cold start and two decisions; within that,
+// the spot target carries one replacement on top (no fallback: a
+// scheduled stop is not an interruption), until the node has gone.
+func TestDepartureEpisode(t *testing.T) {
+	w := spotPolicyWorkload(t)
+	planner := capacity.NewPlanner(*w)
+	start := time.Unix(1_700_000_000, 0).UTC()
+	stop := start.Add(10 * time.Minute)
+	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "spot-a"}, {node: "a2", pool: "spot-a", stops: true, stopsAt: stop},
+		{node: "b1", pool: "spot-b"}}}
+	cache := planCache{}
+	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 20, Backlog: math.NaN()}}, spot: newSpotNotices(src),
+		plans: cache, past: newPlanned(), log: slog.New(slog.DiscardHandler)}
+	lead := w.ColdStart + 2*w.DecisionInterval
+	var od0, spot0 int
+	for at := time.Duration(0); at <= 12*time.Minute; at += w.DecisionInterval {
+		now := start.Add(at)
+		if now.After(stop) {
+			src.nodes = src.nodes[:1] // a2 stopped: its exporter's series are gone
+		}
+		sig, err := l.Signals(context.Background(), w, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sig.Time = now
+		p, ex := planner.Plan(nil, errors.New("no forecast: reactive"), sig)
+		cache[w.Name] = p
+		od, spot := p.Tiers[capacity.TierOnDemand].Replicas, p.Tiers[capacity.TierSpot].Replicas
+		switch {
+		case at == 3*time.Minute:
+			od0, spot0 = od, spot
+			if spot0 < 3 {
+				t.Fatalf("steady state: on-demand %d, spot %d; want spot carrying most of it", od0, spot0)
+			}
+		case at > 3*time.Minute && stop.Sub(now) > lead, now.After(stop):
+			if od != od0 || spot != spot0 || ex.DepartingReplacements != 0 {
+				t.Fatalf("%v before the stop: on-demand %d, spot %d, departing %d; want %d, %d, 0 (%s)", stop.Sub(now), od, spot,
+					ex.DepartingReplacements, od0, spot0, ex)
+			}
+		case at > 3*time.Minute:
+			if od != od0 || spot != spot0+1 || ex.DepartingReplacements != 1 || p.Mode == capacity.ModeFallback {
+				t.Fatalf("%v before the stop: on-demand %d, spot %d, mode %s; want %d, %d + 1 replacement, no fallback (%s)",
+					stop.Sub(now), od, spot, p.Mode, od0, spot0, ex)
+			}
+		}
 	}
 }
 

@@ -64,9 +64,27 @@ const DefaultUnschedulableGrace = 90 * time.Second
 // ErrNotSynced is returned until the informers have listed once.
 var ErrNotSynced = errors.New("Kubernetes API not listed yet")
 
+// Outlook is what the cloud has announced for a node.
+type Outlook int
+
+const (
+	// Stays: nothing announced, or nothing that matters yet.
+	Stays Outlook = iota
+	// Departing: a stop (maintenance, retirement, a reboot) announced to
+	// come within the planner's lead time. Its pods serve until then.
+	Departing
+	// UnderNotice: a spot interruption notice. Its pods serve until the
+	// node goes, minutes from now, and are no longer counted on.
+	UnderNotice
+)
+
 // Counts are one tier's pods by state.
 type Counts struct {
 	Ready, Starting, Pending, Terminating int
+	// Departing counts the ready and starting pods (counted there too) on
+	// a node whose stop is announced: they serve until it, and the planner
+	// launches their replacements ahead of it.
+	Departing int
 	// Lost counts the pods on a node that stopped reporting: they will not
 	// serve, and their ReplicaSet replaces them only once they are evicted
 	// (see lost).
@@ -141,10 +159,12 @@ func (s *Source) WaitForSync(ctx context.Context) bool {
 }
 
 // Count counts the pods of workload's tier: those of the namespace that
-// its Deployment's selector matches. underNotice says whether a node has a
-// spot interruption notice: its pods count as terminating (they serve
-// until the node goes, but will not be there in a cold start).
-func (s *Source) Count(workload, tier string, underNotice func(node string) bool) (Counts, error) {
+// its Deployment's selector matches. outlook says what the cloud announced
+// for a node (nil: nothing anywhere): the pods of a node under a spot
+// notice count as terminating (they serve until the node goes, but will
+// not be there in a cold start), those of a departing node as departing
+// besides ready or starting.
+func (s *Source) Count(workload, tier string, outlook func(node string) Outlook) (Counts, error) {
 	for _, ok := range s.synced {
 		if !ok() {
 			return Counts{}, ErrNotSynced
@@ -177,8 +197,15 @@ func (s *Source) Count(workload, tier string, underNotice func(node string) bool
 		if st != stateTerminating && s.unreachable(p.Spec.NodeName) {
 			st = stateLost
 		}
-		if p.Spec.NodeName != "" && underNotice != nil && underNotice(p.Spec.NodeName) {
+		announced := Stays
+		if p.Spec.NodeName != "" && outlook != nil {
+			announced = outlook(p.Spec.NodeName)
+		}
+		if announced == UnderNotice {
 			st = stateTerminating
+		}
+		if announced == Departing && (st == stateReady || st == stateStarting) {
+			c.Departing++
 		}
 		switch st {
 		case stateReady:

@@ -72,27 +72,33 @@ func TestCountByState(t *testing.T) {
 		deployment("chat-on-demand", map[string]string{"app": "chat-on-demand"}),
 		node("n1", "spot-a"), node("n2", "spot-b"), node("n3", "spot-b"),
 		pod("r1", "chat-spot", "n1", ready()),
-		pod("r2", "chat-spot", "n2", ready()),
+		pod("r2", "chat-spot", "n2", ready()),                       // its node is departing
 		pod("r3", "chat-spot", "n3", ready()),                       // its node is under notice
-		pod("loading", "chat-spot", "n2"),                           // scheduled, not ready
+		pod("loading", "chat-spot", "n2"),                           // scheduled, not ready, departing
 		pod("new", "chat-spot", "", unschedulable(30*time.Second)),  // a node is being brought up
 		pod("stuck", "chat-spot", "", unschedulable(5*time.Minute)), // no capacity
 		gone, deleting,
 		pod("od", "chat-on-demand", "n9", ready()),
 		pod("other", "batch", "n1", ready()), // another app's pod: not counted
 	)
-	c, err := s.Count("chat", "spot", func(n string) bool { return n == "n3" })
+	outlook := func(n string) Outlook {
+		return map[string]Outlook{"n2": Departing, "n3": UnderNotice, "n9": Departing}[n]
+	}
+	c, err := s.Count("chat", "spot", outlook)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Counts{Ready: 2, Starting: 2, Pending: 1, Terminating: 2, ByPool: map[string]int{"spot-a": 1, "spot-b": 2}}
+	want := Counts{Ready: 2, Starting: 2, Pending: 1, Terminating: 2, Departing: 2, ByPool: map[string]int{"spot-a": 1, "spot-b": 2}}
 	if c.Ready != want.Ready || c.Starting != want.Starting || c.Pending != want.Pending || c.Terminating != want.Terminating ||
-		len(c.ByPool) != 2 || c.ByPool["spot-a"] != 1 || c.ByPool["spot-b"] != 2 {
+		c.Departing != want.Departing || len(c.ByPool) != 2 || c.ByPool["spot-a"] != 1 || c.ByPool["spot-b"] != 2 {
 		t.Errorf("spot tier: %+v, want %+v", c, want)
 	}
-	od, err := s.Count("chat", "on-demand", nil)
-	if err != nil || od.Ready != 1 || od.Starting+od.Pending+od.Terminating != 0 {
-		t.Errorf("on-demand tier: %+v, %v; want 1 ready", od, err)
+	od, err := s.Count("chat", "on-demand", outlook)
+	if err != nil || od.Ready != 1 || od.Departing != 1 || od.Starting+od.Pending+od.Terminating != 0 {
+		t.Errorf("on-demand tier: %+v, %v; want 1 ready, departing", od, err)
+	}
+	if od, err := s.Count("chat", "on-demand", nil); err != nil || od.Ready != 1 || od.Departing != 0 {
+		t.Errorf("on-demand tier, nothing announced: %+v, %v; want 1 ready", od, err)
 	}
 }
 
@@ -288,7 +294,7 @@ func TestPodsOnALostNode(t *testing.T) {
 			cond(corev1.PodReady, corev1.ConditionTrue, "")), true),
 		justMarked,
 	)
-	c, err := s.Count("chat", "spot", func(n string) bool { return n == "n3" })
+	c, err := s.Count("chat", "spot", func(n string) Outlook { return map[string]Outlook{"n3": UnderNotice}[n] })
 	if err != nil {
 		t.Fatal(err)
 	}

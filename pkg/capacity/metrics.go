@@ -69,7 +69,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		replicaCapacity: g("replica_capacity_requests_per_second",
 			"Requests/s one replica serves within the latency SLO (mu) that the plan was sized with: source 'configured' (the policy's mu) or 'learned' (learn_mu, from the throughput per replica at which the observed latency percentile stayed within the SLO).",
 			[]string{"workload", "source"}),
-		observed: g("observed_replicas", "Replicas of a tier by state (ready, starting, pending, terminating, lost: on a node that stopped reporting) as the planner saw them at its latest decision: from the live source (adapter serve: the pods of the tier's Deployment with --kubernetes.pods, else estimated from the planner's own launches and notices; backtest: the simulator).", []string{"workload", "tier", "state"}),
+		observed: g("observed_replicas", "Replicas of a tier by state (ready, starting, pending, terminating, lost: on a node that stopped reporting; departing: ready or starting, counted there too, on a node whose announced stop comes within a cold start) as the planner saw them at its latest decision: from the live source (adapter serve: the pods of the tier's Deployment with --kubernetes.pods, else estimated from the planner's own launches and notices; backtest: the simulator).", []string{"workload", "tier", "state"}),
 		degraded: g("degraded", "1 while the plan is not from a fresh forecast: 'last-good' (the last good plan is served) or 'reactive' (sized from live signals only).", []string{"workload", "reason"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "infercast_plan_policy_last_reload_successful",
 			Help: "1 if the last reload of the policy file succeeded."}),
@@ -131,7 +131,7 @@ func (m *Metrics) Observe(p Plan, ex Explanation) {
 // the planner saw them (spot only when the workload has a spot tier).
 func (m *Metrics) Observed(w string, sig Signals, spot bool) {
 	set := func(tier string, t TierState) {
-		for state, n := range map[string]int{"ready": t.Ready, "starting": t.Starting, "pending": t.Pending, "terminating": t.Terminating, "lost": t.Lost} {
+		for state, n := range map[string]int{"ready": t.Ready, "starting": t.Starting, "pending": t.Pending, "terminating": t.Terminating, "lost": t.Lost, "departing": t.Departing} {
 			m.observed.WithLabelValues(w, tier, state).Set(float64(n))
 		}
 	}

@@ -31,12 +31,14 @@ func populated(t *testing.T) *prometheus.Registry {
 func TestObservedReplicas(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
-	m.Observed("chat", Signals{OnDemand: TierState{Ready: 2, Starting: 1, Lost: 2}, Spot: TierState{Ready: 3, Pending: 4, Terminating: 1}}, true)
+	m.Observed("chat", Signals{OnDemand: TierState{Ready: 2, Starting: 1, Lost: 2}, Spot: TierState{Ready: 3, Pending: 4, Terminating: 1, Departing: 1}}, true)
 	m.Observed("batch", Signals{OnDemand: TierState{Ready: 5}}, false)
 	want := map[string]float64{
 		"chat/on-demand/ready": 2, "chat/on-demand/starting": 1, "chat/on-demand/pending": 0, "chat/on-demand/terminating": 0, "chat/on-demand/lost": 2,
-		"chat/spot/ready": 3, "chat/spot/starting": 0, "chat/spot/pending": 4, "chat/spot/terminating": 1, "chat/spot/lost": 0,
+		"chat/on-demand/departing": 0,
+		"chat/spot/ready":          3, "chat/spot/starting": 0, "chat/spot/pending": 4, "chat/spot/terminating": 1, "chat/spot/lost": 0, "chat/spot/departing": 1,
 		"batch/on-demand/ready": 5, "batch/on-demand/starting": 0, "batch/on-demand/pending": 0, "batch/on-demand/terminating": 0, "batch/on-demand/lost": 0,
+		"batch/on-demand/departing": 0,
 	}
 	got := observedSeries(t, reg)
 	if len(got) != len(want) {
@@ -48,8 +50,8 @@ func TestObservedReplicas(t *testing.T) {
 		}
 	}
 	m.Forget("chat")
-	if got := observedSeries(t, reg); len(got) != 5 {
-		t.Errorf("after forgetting chat: %v, want batch's 5 series", got)
+	if got := observedSeries(t, reg); len(got) != 6 {
+		t.Errorf("after forgetting chat: %v, want batch's 6 series", got)
 	}
 }
 

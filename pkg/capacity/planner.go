@@ -23,6 +23,12 @@ type TierState struct {
 	// default), so nothing replaces them meanwhile. The tier's target
 	// carries them on top, so their replacements launch at once.
 	Lost int
+	// Departing replicas, among Ready and Starting, are on a node whose
+	// stop the cloud announced to come within a cold start or so
+	// (maintenance, a retirement, a reboot): they serve until then, but
+	// the stop takes them. The tier's target carries them on top, so that
+	// their replacements are ready before it.
+	Departing int
 }
 
 // Live is the replicas that count towards the target: placed and not
@@ -155,6 +161,9 @@ type Explanation struct {
 	// LostReplacements is the replicas the tiers' targets carry on top for
 	// lost ones (on a node that stopped reporting, not yet evicted).
 	LostReplacements int
+	// DepartingReplacements is the replicas the tiers' targets carry on top
+	// for departing ones (on a node whose stop is announced).
+	DepartingReplacements int
 	// Forecast is the forecaster's model, or the error that made the plan
 	// reactive.
 	Forecast string
@@ -162,10 +171,10 @@ type Explanation struct {
 
 // String is a one-line account of the plan's reasons, for logs.
 func (e Explanation) String() string {
-	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d spot_cover=%d lost_replacements=%d forecast=%s",
+	return fmt.Sprintf("need=%d predictive=%d surge_reserve=%d floors(rate=%d backlog=%d latency=%d) horizon=%s p_interrupt=%.4f p_domain=%.4f p_wipeout=%.4f spot_core=%t fallback=%d spot_cover=%d lost_replacements=%d departing_replacements=%d forecast=%s",
 		e.Need, e.PredictiveNeed, e.SurgeReserve, e.CurrentRateFloor, e.BacklogFloor, e.LatencyFloor, e.Horizon,
 		e.InterruptionProbability, e.DomainLossProbability, e.WipeoutProbability, e.SpotCarriesCore, e.FallbackReplicas,
-		e.SpotCoverReplicas, e.LostReplacements, e.Forecast)
+		e.SpotCoverReplicas, e.LostReplacements, e.DepartingReplacements, e.Forecast)
 }
 
 // reactiveUtilisation is the utilisation reactive mode sizes for: without
@@ -358,8 +367,10 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
 	od, spot = p.keepReady(od, spot, s, &plan)
 	ex.LostReplacements = s.OnDemand.Lost
+	ex.DepartingReplacements = s.OnDemand.Departing
 	if w.Tiers.Spot != nil {
 		ex.LostReplacements += s.Spot.Lost
+		ex.DepartingReplacements += s.Spot.Departing
 		plan.Tiers[TierSpot] = spot
 	}
 	plan.Tiers[TierOnDemand] = od
@@ -382,10 +393,12 @@ func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTar
 	}
 	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
 	// Lost replicas hold a place in their Deployment that no ReplicaSet
-	// fills until they are evicted: each tier asks for that many more.
-	od.Replicas += s.OnDemand.Lost
+	// fills until they are evicted, departing ones until their node stops:
+	// each tier asks for that many more. (Make-before-break above kept
+	// departing ready replicas as it keeps any: they still serve.)
+	od.Replicas += s.OnDemand.Lost + s.OnDemand.Departing
 	if w.Tiers.Spot != nil {
-		spot.Replicas += s.Spot.Lost
+		spot.Replicas += s.Spot.Lost + s.Spot.Departing
 	}
 	// Never more than max_replicas in all, taking it off the spot margin
 	// first: the cap is the user's budget guard.

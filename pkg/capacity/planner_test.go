@@ -413,6 +413,42 @@ func TestLostReplicasReplaced(t *testing.T) {
 	}
 }
 
+// TestDepartingReplicasReplaced: replicas on a node whose stop is
+// announced still serve, and count as ready, but each tier carries them on
+// top so that their replacements are ready before the stop; the target
+// holds while the replacements load and become ready, drops back once the
+// node has gone, and the departing replicas are no spot stress.
+func TestDepartingReplicasReplaced(t *testing.T) {
+	fc := flat(t0, 20, 20, 20) // 10 replicas, no headroom
+	w := testWorkload()
+	w.Tiers.Spot = nil
+	p := NewPlanner(w)
+	step(p, t0, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
+	for i, s := range []TierState{
+		{Ready: 10, Departing: 2},              // the stop is announced
+		{Ready: 10, Starting: 2, Departing: 2}, // the replacements load
+		{Ready: 12, Departing: 2},              // and are ready
+	} {
+		plan, ex := step(p, t0.Add(time.Duration(i+1)*15*time.Second), fc, Signals{Rate: 20, OnDemand: s})
+		if od := plan.Tiers[TierOnDemand].Replicas; od != 12 || ex.DepartingReplacements != 2 || !strings.Contains(ex.String(), "departing_replacements=2") {
+			t.Fatalf("%+v: od %d, explained %d, want 10 + 2 (%s)", s, od, ex.DepartingReplacements, ex)
+		}
+	}
+	plan, _ := step(p, t0.Add(time.Minute), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 10 {
+		t.Fatalf("the node gone: od %d, want 10", od)
+	}
+
+	// Spot: the replacements launch on spot, and no capacity moves to
+	// on-demand (a scheduled stop is not an interruption).
+	p = NewPlanner(testWorkload())
+	step(p, t0, fc, Signals{Rate: 20, Spot: TierState{Ready: 10}})
+	plan, ex := step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, Spot: TierState{Ready: 10, Departing: 1}})
+	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 0 || sp != 11 || plan.Mode == ModeFallback {
+		t.Fatalf("one spot replica departing: od %d spot %d mode %s, want 0, 10 + 1, no fallback (%s)", od, sp, plan.Mode, ex)
+	}
+}
+
 func TestNoticeMovesCapacityToOnDemand(t *testing.T) {
 	p := NewPlanner(testWorkload())
 	fc := flat(t0, 20, 20, 20)

@@ -36,9 +36,11 @@ var spotPolicy = policyYAML(workload{name: "gpu", demand: "query: sum(rate(gpu_r
 
 // fakeIMDS is one node's AWS instance metadata service (IMDSv2) on
 // 127.0.0.1: spot/instance-action answers 404 until the test announces an
-// interruption.
+// interruption; events/maintenance/scheduled lists events, none until the
+// test sets them.
 type fakeIMDS struct {
 	notice atomic.Bool
+	events atomic.Pointer[string]
 	srv    *httptest.Server
 }
 
@@ -56,6 +58,17 @@ func newFakeIMDS(t *testing.T) *fakeIMDS {
 			return
 		}
 		fmt.Fprintf(w, `{"action":"terminate","time":%q}`, time.Now().Add(2*time.Minute).UTC().Format(time.RFC3339))
+	})
+	mux.HandleFunc("GET /latest/meta-data/events/maintenance/scheduled", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-aws-ec2-metadata-token") != "e2e-token" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		if e := m.events.Load(); e != nil {
+			fmt.Fprint(w, *e)
+			return
+		}
+		fmt.Fprint(w, "[]")
 	})
 	m.srv = httptest.NewServer(mux)
 	t.Cleanup(m.srv.Close)
@@ -178,9 +191,32 @@ func TestSpotInterruptions(t *testing.T) {
 	if back < 20*time.Second {
 		t.Errorf("the on-demand cover left %.1fs after the notices ended, before fallback_hold (20s)", back.Seconds())
 	}
-	followsTarget(t, c, a, ns, "gpu-spot", "gpu", "spot", "spot: gpu-spot at its target again", 90*time.Second, always, procs...)
+	spot1 := followsTarget(t, c, a, ns, "gpu-spot", "gpu", "spot", "spot: gpu-spot at its target again", 90*time.Second, always, procs...)
 	followsTarget(t, c, a, ns, "gpu-on-demand", "gpu", "on-demand", "spot: gpu-on-demand at its target again", 90*time.Second, always, procs...)
 	t.Logf("the on-demand cover left %.1fs after the notices ended (fallback_hold 20s, then as the returning spot replicas count as ready: a cold start of 20s, sooner when the need fell meanwhile)", back.Seconds())
+
+	// An AWS scheduled event stops spot-a-2 in 10 s, within the cold start
+	// (20 s) and two decisions: its replica is departing, and gpu-spot
+	// carries a replacement on top while nothing moves to on-demand.
+	event := fmt.Sprintf(`[{"NotBefore": %q, "Code": "instance-stop", "Description": "The instance is running on degraded hardware",
+		"EventId": "instance-event-0e439355b779a8c4b", "NotAfter": "", "State": "active"}]`,
+		time.Now().Add(10*time.Second).UTC().Format("2 Jan 2006 15:04:05 GMT"))
+	nodes[1].imds.events.Store(&event)
+	followsTarget(t, c, a, ns, "gpu-spot", "gpu", "spot", "spot: a stop announced on spot-a-2, gpu-spot carries its replacement", 90*time.Second,
+		func(n int) (bool, string) { return n == spot1+1, fmt.Sprintf("spot target not yet %d", spot1+1) }, procs...)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	departing, derr := a.gauge(rctx, "infercast_plan_observed_replicas", map[string]string{"workload": "gpu", "tier": "spot", "state": "departing"})
+	cover, cerr := a.gauge(rctx, "infercast_plan_fallback_replicas", map[string]string{"workload": "gpu"})
+	cancel()
+	if departing != 1 || cover != 0 || derr != nil || cerr != nil {
+		t.Errorf("a stop announced: %v departing (%v), %v on on-demand cover (%v); want 1 and 0", departing, derr, cover, cerr)
+	}
+	// The event is cancelled: the target drops back.
+	nodes[1].imds.events.Store(nil)
+	eventually(t, "spot: the stop cancelled, the spot target drops back", time.Minute, time.Second, func(ctx context.Context) (bool, string) {
+		n, err := a.target(ctx, "gpu", "spot")
+		return err == nil && n == spot1, fmt.Sprintf("spot target %d (%v), want %d", n, err, spot1)
+	}, append(procs, a.p)...)
 }
 
 // waitFallback waits until the plan's on-demand cover for spot

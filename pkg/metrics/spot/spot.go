@@ -90,6 +90,25 @@ const (
 	WarnInstanceStop       = "instance_stop"
 )
 
+// StopsNode reports whether a warning of kind takes the node, and the
+// model replicas on it, down: stopped, terminated, rebooted or moved to
+// another host, each a cold start for the replicas wherever they start
+// next. Not so: the rebalance recommendation (a risk, not an event), AWS
+// system maintenance (maybe a brief loss of network only), GCP live
+// migration, an Azure freeze (seconds) and the catch-alls of kinds this
+// version does not know. The planner launches replacements ahead of these
+// (cmd/adapter); the alert InfercastNodeDisruptionAnnounced fires for the
+// same kinds but WarnTerminate, which on Azure is most often the owner's
+// own scale-in of a drained node.
+func StopsNode(kind string) bool {
+	switch kind {
+	case WarnMaintenanceTerminate, WarnInstanceStop, WarnInstanceRetirement, WarnInstanceReboot, WarnSystemReboot,
+		WarnReboot, WarnRedeploy, WarnTerminate:
+		return true
+	}
+	return false
+}
+
 // warningKinds are the kinds each provider's Warner announces, exported as
 // 0 while not announced (like the notice); the catch-alls WarnMaintenance
 // and WarnOther are exported only while announced.
