@@ -45,30 +45,33 @@ const (
 // GPUResource is NVIDIA's whole-GPU extended resource.
 const GPUResource corev1.ResourceName = "nvidia.com/gpu"
 
-// gpuSlicesPerGPU is how many compute slices a whole GPU counts for: the
-// seven of an A100 or H100 partitioned by MIG.
-const gpuSlicesPerGPU = 7
-
 // migProfile matches NVIDIA's MIG resources (mixed strategy), capturing
 // the compute slices of nvidia.com/mig-<c>c.<g>g.<m>gb (c) or
-// nvidia.com/mig-<g>g.<m>gb (g); "+me" and ".shared" may follow.
-var migProfile = regexp.MustCompile(`^nvidia\.com/mig-(?:(\d+)c\.)?(\d+)g\.\d+gb`)
+// nvidia.com/mig-<g>g.<m>gb (g), and the GPU instance "<g>g.<m>gb";
+// "+me" and ".shared" may follow.
+var migProfile = regexp.MustCompile(`^nvidia\.com/mig-(?:(\d+)c\.)?((\d+)g\.\d+gb)`)
 
-// gpuSlices is how many compute slices one unit of a resource is: a whole
-// GPU (nvidia.com/gpu, amd.com/gpu) or a time-sliced replica of one
-// (nvidia.com/gpu.shared) gpuSlicesPerGPU, a MIG device its own; 0 for a
-// resource that is no GPU.
-func gpuSlices(name corev1.ResourceName) float64 {
+// a30Instances are the GPU instance profiles of the A30, the one MIG GPU
+// of four compute slices; no other GPU has these (A100 40 GB: 1g.5gb,
+// 2g.10gb, 3g.20gb…; 80 GB and H100: 1g.10gb, 2g.20gb…; H100 NVL and
+// GH200: 1g.12gb, 2g.24gb…; H200: 1g.18gb…; B200: 1g.23gb…: seven each).
+var a30Instances = map[string]bool{"1g.6gb": true, "2g.12gb": true, "4g.24gb": true}
+
+// gpuShare is the part of a GPU one unit of a resource is: a whole GPU
+// (nvidia.com/gpu, amd.com/gpu) or a time-sliced replica of one
+// (nvidia.com/gpu.shared) one, a MIG device its compute slices over its
+// GPU's (four on an A30, else seven); 0 for a resource that is no GPU.
+func gpuShare(name corev1.ResourceName) float64 {
 	n := strings.TrimSuffix(string(name), ".shared")
 	switch n {
 	case "nvidia.com/gpu", "amd.com/gpu":
-		return gpuSlicesPerGPU
+		return 1
 	}
 	m := migProfile.FindStringSubmatch(n)
 	if m == nil {
 		return 0
 	}
-	slices := m[2]
+	slices := m[3]
 	if m[1] != "" {
 		slices = m[1]
 	}
@@ -76,14 +79,18 @@ func gpuSlices(name corev1.ResourceName) float64 {
 	if err != nil || v < 1 {
 		return 0
 	}
-	return float64(v)
+	perGPU := 7.0
+	if a30Instances[m[2]] {
+		perGPU = 4
+	}
+	return float64(v) / perGPU
 }
 
-// slicesOf sums the compute slices of the GPU-like resources in a list.
-func slicesOf(rl corev1.ResourceList) float64 {
+// gpusIn sums what the GPU-like resources of a list come to in GPUs.
+func gpusIn(rl corev1.ResourceList) float64 {
 	n := 0.0
 	for name, q := range rl {
-		if s := gpuSlices(name); s > 0 {
+		if s := gpuShare(name); s > 0 {
 			n += s * q.AsApproximateFloat64()
 		}
 	}
@@ -109,14 +116,15 @@ type Target struct {
 	Ready bool
 	// GPUs is what the pod's GPU-like limits come to in GPUs: a whole or
 	// time-sliced GPU (nvidia.com/gpu, nvidia.com/gpu.shared, amd.com/gpu)
-	// is one, a MIG device its compute slices over 7. The pod's limits are
+	// is one, a MIG device its compute slices over its GPU's (7; an A30's
+	// 4). The pod's limits are
 	// its containers' as Kubernetes counts them, init containers and
 	// sidecars included (podLimits).
 	GPUs float64
-	// NodeShare is the part of the node the pod holds: the compute slices
-	// of its GPU-like limits over those of the node's allocatable (so a
-	// time-sliced GPU is one of the node's GPUs × replicas, a MIG device
-	// its slices of the node's). 0 when the pod holds no GPU-like resource
+	// NodeShare is the part of the node the pod holds: its GPUs over those
+	// of the node's allocatable (so a time-sliced GPU is one of the node's
+	// GPUs × replicas, a MIG device its slices of the node's). 0 when the
+	// pod holds no GPU-like resource
 	// or the node is not known yet.
 	NodeShare float64
 	// Created is the pod's creation time.
@@ -481,9 +489,9 @@ func portOf(p *corev1.Pod) (int, error) {
 	return int(ports[0]), nil
 }
 
-// podSlices is the compute slices of a pod's GPU-like limits.
-func podSlices(p *corev1.Pod) float64 {
-	return slicesOf(podLimits(p))
+// gpusOf is what a pod's GPU-like limits come to in GPUs.
+func gpusOf(p *corev1.Pod) float64 {
+	return gpusIn(podLimits(p))
 }
 
 // podLimits is the pod's limit of each resource as Kubernetes counts it
@@ -539,19 +547,14 @@ func maxResources(list, other corev1.ResourceList) {
 	}
 }
 
-// gpusOf is what a pod's GPU-like limits come to in GPUs.
-func gpusOf(p *corev1.Pod) float64 {
-	return podSlices(p) / gpuSlicesPerGPU
-}
-
 // nodeShareOf is the part of a node with alloc allocatable that a pod
 // holds by its GPU-like limits; 0 when it holds none or alloc has none.
 func nodeShareOf(p *corev1.Pod, alloc corev1.ResourceList) float64 {
-	node := slicesOf(alloc)
+	node := gpusIn(alloc)
 	if node <= 0 {
 		return 0
 	}
-	return podSlices(p) / node
+	return gpusOf(p) / node
 }
 
 func firstNonEmpty(s ...string) string {

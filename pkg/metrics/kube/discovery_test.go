@@ -375,7 +375,7 @@ func resources(kv ...any) corev1.ResourceList {
 // resource it holds against the node's allocatable of them, MIG devices
 // weighed by their compute slices, so time-slicing (the node advertises
 // GPUs × replicas) and MIG (mixed strategy) count right; GPUs counts a MIG
-// device as its slices over 7.
+// device as its slices over its GPU's: 7, or 4 on an A30.
 func TestNodeShare(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
@@ -390,6 +390,9 @@ func TestNodeShare(t *testing.T) {
 		{"mig profiles", resources("nvidia.com/mig-3g.20gb", "1"), resources("nvidia.com/mig-3g.20gb", "2", "nvidia.com/mig-1g.5gb", "1"), 3.0 / 7, 3.0 / 7},
 		{"mig compute instance", resources("nvidia.com/mig-1c.3g.20gb", "1"), resources("nvidia.com/mig-1c.3g.20gb", "3", "nvidia.com/mig-4g.20gb", "1"), 1.0 / 7, 1.0 / 7},
 		{"mig time-sliced", resources("nvidia.com/mig-1g.10gb.shared", "1"), resources("nvidia.com/mig-1g.10gb.shared", "14"), 1.0 / 14, 1.0 / 7},
+		{"mig a30", resources("nvidia.com/mig-1g.6gb", "1"), resources("nvidia.com/mig-1g.6gb", "4", "nvidia.com/mig-2g.12gb", "2"), 1.0 / 8, 1.0 / 4},
+		{"mig a30 compute instance", resources("nvidia.com/mig-1c.4g.24gb+me", "1"), resources("nvidia.com/mig-1c.4g.24gb+me", "4", "nvidia.com/gpu", "1"), 1.0 / 8, 1.0 / 4},
+		{"mig a30 beside an h100", resources("nvidia.com/mig-2g.12gb", "1"), resources("nvidia.com/mig-2g.12gb", "2", "nvidia.com/mig-1g.10gb", "7"), 0.5 / 2, 0.5},
 		{"amd", resources("amd.com/gpu", "2"), resources("amd.com/gpu", "8"), 0.25, 2},
 		{"no gpu", resources("cpu", "4"), resources("nvidia.com/gpu", "4", "cpu", "48"), 0, 0},
 		{"node unknown", resources("nvidia.com/gpu", "1"), nil, 0, 1},
