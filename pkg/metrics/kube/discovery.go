@@ -51,16 +51,22 @@ const GPUResource corev1.ResourceName = "nvidia.com/gpu"
 // "+me" and ".shared" may follow.
 var migProfile = regexp.MustCompile(`^nvidia\.com/mig-(?:(\d+)c\.)?((\d+)g\.\d+gb)`)
 
-// a30Instances are the GPU instance profiles of the A30, the one MIG GPU
-// of four compute slices; no other GPU has these (A100 40 GB: 1g.5gb,
-// 2g.10gb, 3g.20gb…; 80 GB and H100: 1g.10gb, 2g.20gb…; H100 NVL and
-// GH200: 1g.12gb, 2g.24gb…; H200: 1g.18gb…; B200: 1g.23gb…: seven each).
-var a30Instances = map[string]bool{"1g.6gb": true, "2g.12gb": true, "4g.24gb": true}
+// fourSliceInstances are GPU instance profiles of GPUs of four compute
+// slices that no GPU of another count has: the A30's, and the RTX PRO 6000
+// Blackwell's whole GPU. The A100, H100, H20, H200, B200 and GB200 have
+// seven (A100 40 GB: 1g.5gb, 2g.10gb, 3g.20gb…; 80 GB and H100: 1g.10gb,
+// 2g.20gb…; H100 NVL and GH200: 1g.12gb, 1g.24gb, 2g.24gb…; H200:
+// 1g.18gb…; B200: 1g.23gb…). Names that GPUs of different counts share
+// are weighed as seven: the RTX PRO 6000's 1g.24gb (a quarter of it, a
+// seventh of an H100 NVL) and 2g.48gb (the RTX PRO 5000 Blackwell, of two
+// slices, may have it too).
+var fourSliceInstances = map[string]bool{"1g.6gb": true, "2g.12gb": true, "4g.24gb": true, "4g.96gb": true}
 
 // gpuShare is the part of a GPU one unit of a resource is: a whole GPU
 // (nvidia.com/gpu, amd.com/gpu) or a time-sliced replica of one
 // (nvidia.com/gpu.shared) one, a MIG device its compute slices over its
-// GPU's (four on an A30, else seven); 0 for a resource that is no GPU.
+// GPU's (four or seven: fourSliceInstances); 0 for a resource that is no
+// GPU.
 func gpuShare(name corev1.ResourceName) float64 {
 	n := strings.TrimSuffix(string(name), ".shared")
 	switch n {
@@ -80,7 +86,7 @@ func gpuShare(name corev1.ResourceName) float64 {
 		return 0
 	}
 	perGPU := 7.0
-	if a30Instances[m[2]] {
+	if fourSliceInstances[m[2]] {
 		perGPU = 4
 	}
 	return float64(v) / perGPU
@@ -116,8 +122,8 @@ type Target struct {
 	Ready bool
 	// GPUs is what the pod's GPU-like limits come to in GPUs: a whole or
 	// time-sliced GPU (nvidia.com/gpu, nvidia.com/gpu.shared, amd.com/gpu)
-	// is one, a MIG device its compute slices over its GPU's (7; an A30's
-	// 4). The pod's limits are
+	// is one, a MIG device its compute slices over its GPU's (7, or 4:
+	// fourSliceInstances). The pod's limits are
 	// its containers' as Kubernetes counts them, init containers and
 	// sidecars included (podLimits).
 	GPUs float64
