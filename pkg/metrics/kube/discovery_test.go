@@ -392,6 +392,7 @@ func TestNodeShare(t *testing.T) {
 		{"mig time-sliced", resources("nvidia.com/mig-1g.10gb.shared", "1"), resources("nvidia.com/mig-1g.10gb.shared", "14"), 1.0 / 14, 1.0 / 7},
 		{"mig a30", resources("nvidia.com/mig-1g.6gb", "1"), resources("nvidia.com/mig-1g.6gb", "4", "nvidia.com/mig-2g.12gb", "2"), 1.0 / 8, 1.0 / 4},
 		{"mig a30 compute instance", resources("nvidia.com/mig-1c.4g.24gb+me", "1"), resources("nvidia.com/mig-1c.4g.24gb+me", "4", "nvidia.com/gpu", "1"), 1.0 / 8, 1.0 / 4},
+		{"mig rtx pro 6000, whole", resources("nvidia.com/mig-4g.96gb", "1"), resources("nvidia.com/mig-4g.96gb", "2"), 0.5, 1},
 		{"mig a30 beside an h100", resources("nvidia.com/mig-2g.12gb", "1"), resources("nvidia.com/mig-2g.12gb", "2", "nvidia.com/mig-1g.10gb", "7"), 0.5 / 2, 0.5},
 		{"amd", resources("amd.com/gpu", "2"), resources("amd.com/gpu", "8"), 0.25, 2},
 		{"no gpu", resources("cpu", "4"), resources("nvidia.com/gpu", "4", "cpu", "48"), 0, 0},
