@@ -351,7 +351,7 @@ func NewWatcher(o Options) (*Watcher, error) {
 			"1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance, and the scheduled events instance_reboot, system_reboot, system_maintenance, instance_retirement, instance_stop; gcp: maintenance_terminate, maintenance_migrate; azure: reboot, redeploy, freeze, terminate; the catch-alls for a kind this version does not know, maintenance (gcp) and other (aws, azure), only while announced).",
 			append(labels, "kind"), nil),
 		warnStartDesc: prometheus.NewDesc("infercast_instance_disruption_warning_start_timestamp_seconds",
-			"Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when (AWS scheduled events and Azure: NotBefore).",
+			"Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when for each of them (AWS scheduled events and Azure: NotBefore; an Azure event already Started has none).",
 			append(labels, "kind"), nil),
 		capDesc: prometheus.NewDesc("infercast_instance_capacity_type",
 			"1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.",
@@ -439,9 +439,12 @@ func (w *Watcher) pollWarnings(ctx context.Context, wr Warner) {
 		}
 		keep = pe.keep
 	}
+	// A kind starts at the earliest of its events, or at an unknown time if
+	// one of them has none (an Azure event already Started has no
+	// NotBefore): unknown may be now.
 	announced := make(map[string]Warning, len(ws))
 	for _, wn := range ws {
-		if a, seen := announced[wn.Kind]; !seen || (!wn.Starts.IsZero() && (a.Starts.IsZero() || wn.Starts.Before(a.Starts))) {
+		if a, seen := announced[wn.Kind]; !seen || (!a.Starts.IsZero() && (wn.Starts.IsZero() || wn.Starts.Before(a.Starts))) {
 			announced[wn.Kind] = wn
 		}
 	}

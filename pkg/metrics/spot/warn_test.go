@@ -485,7 +485,7 @@ func expectSeries(t *testing.T, reg *prometheus.Registry, provider string, want 
 	t.Helper()
 	help := map[string]string{
 		"infercast_instance_disruption_warning":                         "# HELP infercast_instance_disruption_warning 1 while the metadata service announces a disruption of this instance that is not (yet) a spot interruption, else 0, by kind (aws: rebalance, and the scheduled events instance_reboot, system_reboot, system_maintenance, instance_retirement, instance_stop; gcp: maintenance_terminate, maintenance_migrate; azure: reboot, redeploy, freeze, terminate; the catch-alls for a kind this version does not know, maintenance (gcp) and other (aws, azure), only while announced).\n# TYPE infercast_instance_disruption_warning gauge\n",
-		"infercast_instance_disruption_warning_start_timestamp_seconds": "# HELP infercast_instance_disruption_warning_start_timestamp_seconds Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when (AWS scheduled events and Azure: NotBefore).\n# TYPE infercast_instance_disruption_warning_start_timestamp_seconds gauge\n",
+		"infercast_instance_disruption_warning_start_timestamp_seconds": "# HELP infercast_instance_disruption_warning_start_timestamp_seconds Unix time the announced disruption begins, the earliest of a kind's events; present only while it is announced and the provider says when for each of them (AWS scheduled events and Azure: NotBefore; an Azure event already Started has none).\n# TYPE infercast_instance_disruption_warning_start_timestamp_seconds gauge\n",
 		"infercast_instance_capacity_type":                              "# HELP infercast_instance_capacity_type 1 for the capacity type (spot, on-demand) the metadata service says this instance is; absent when it does not say or says something else.\n# TYPE infercast_instance_capacity_type gauge\n",
 		"infercast_instance_metadata_errors_total":                      "# HELP infercast_instance_metadata_errors_total Failed reads of the disruption warnings and the capacity type from the metadata service, by endpoint (disruption_warning, capacity_type) and reason (timeout, transport, status, parse).\n# TYPE infercast_instance_metadata_errors_total counter\n",
 		"infercast_spot_interruption_notice":                            "# HELP infercast_spot_interruption_notice 1 while the metadata service announces an interruption of this instance, else 0.\n# TYPE infercast_spot_interruption_notice gauge\n",
@@ -681,7 +681,8 @@ func TestWatcherScheduledEvents(t *testing.T) {
 }
 
 // TestWatcherWarningStart: Azure's NotBefore is exported as the start, the
-// earliest of a kind's events; a Started event has none.
+// earliest of a kind's events; a Started event has none, and then neither
+// has its kind, whatever its other events say.
 func TestWatcherWarningStart(t *testing.T) {
 	f := newFake(t, azureMeta("WestNO_0", say(200, azureDoc), say(200, "Spot")))
 	clock := now
@@ -699,7 +700,8 @@ func TestWatcherWarningStart(t *testing.T) {
 		infercast_spot_interruption_notice{l} 0`, names...)
 
 	f.set(azureMeta("WestNO_0", say(200, azureEventsOf(
-		[3]string{"Reboot", "Started", ""},
+		[3]string{"Reboot", "Scheduled", "Fri, 27 Nov 2026 12:40:00 GMT"},
+		[3]string{"Reboot", "Started", ""}, // under way: the kind's start is unknown, maybe now
 		[3]string{"Redeploy", "Scheduled", "Fri, 27 Nov 2026 12:20:00 GMT"},
 		[3]string{"Redeploy", "Scheduled", "Fri, 27 Nov 2026 12:10:00 GMT"},
 		[3]string{"Redeploy", "Scheduled", "Fri, 27 Nov 2026 12:30:00 GMT"},
