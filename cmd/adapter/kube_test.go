@@ -235,6 +235,26 @@ func TestDepartingPodsReplaced(t *testing.T) {
 	if ex.DepartingReplacements != 2 {
 		t.Errorf("departing replacements %d, want 2 (%s)", ex.DepartingReplacements, ex)
 	}
+
+	// The warnings unreadable, then gone (the nodes stopped, their pods
+	// not marked yet): the pods stay departing for departingHold, so that
+	// their replacements are not dropped, then no longer.
+	for _, step := range []struct {
+		after     time.Duration
+		err       error
+		departing int
+	}{
+		{30 * time.Second, errors.New("prometheus: timeout"), 1},
+		{time.Minute, nil, 1},
+		{departingHold + 30*time.Second, nil, 0},
+	} {
+		src.nodes, src.err = nil, step.err
+		sig, _ := l.Signals(context.Background(), w, now.Add(step.after))
+		if sig.OnDemand.Departing != step.departing || sig.Spot.Departing != step.departing {
+			t.Errorf("%v after, read error %v: on-demand %+v, spot %+v; want %d departing each", step.after, step.err,
+				sig.OnDemand, sig.Spot, step.departing)
+		}
+	}
 }
 
 func TestKubeFlags(t *testing.T) {

@@ -534,10 +534,27 @@ type spotNotices struct {
 	// seen[workload][node/pool] is the node's notice count at the
 	// workload's previous decision.
 	seen map[string]map[string]float64
+	// departed[workload][node] is when the node was last seen departing
+	// for the workload, and its pool.
+	departed map[string]map[string]departure
 }
 
+type departure struct {
+	at   time.Time
+	pool string
+}
+
+// departingHold is how long a node stays departing after its warning was
+// last read. The warning goes with the node's exporter the moment the node
+// stops, but its pods read ready until the node lifecycle controller marks
+// them (node-monitor-grace-period, 40–50 s) and count as lost only from
+// then (30 s more without a node watch): dropping the replacements in that
+// gap would have the ReplicaSet delete them, its newest pods, and launch
+// them again cold a minute later. It also bridges a failed read.
+const departingHold = 2 * time.Minute
+
 func newSpotNotices(src noticeSource) *spotNotices {
-	return &spotNotices{src: src, seen: map[string]map[string]float64{}}
+	return &spotNotices{src: src, seen: map[string]map[string]float64{}, departed: map[string]map[string]departure{}}
 }
 
 // attribute fills sig's spot notice fields for w, and returns what is
@@ -547,37 +564,60 @@ func newSpotNotices(src noticeSource) *spotNotices {
 // terminating, not as new.
 func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, now time.Time, sig *capacity.Signals) (outlook map[string]kubepods.Outlook, err error) {
 	nodes, err := s.src.notices(ctx)
-	if err != nil {
-		return nil, err
-	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// Replacements launched now are ready a cold start later; a decision
 	// or two of slack, since the next decision may come late.
 	lead := max(w.ColdStart, sig.ColdStartP90) + 2*w.DecisionInterval
-	outlook = map[string]kubepods.Outlook{}
+	departed := s.departed[w.Name]
+	if departed == nil {
+		departed = map[string]departure{}
+		s.departed[w.Name] = departed
+	}
 	for _, n := range nodes {
-		if n.departs(now, lead) {
-			outlook[n.node] = kubepods.Departing
+		switch {
+		case n.active:
+			// Under a spot notice: the fallback replaces it, and holds
+			// its cover for fallback_hold.
+			delete(departed, n.node)
+		case n.departs(now, lead):
+			departed[n.node] = departure{now, n.pool}
 		}
 	}
-	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
-		return outlook, nil
+	outlook = map[string]kubepods.Outlook{}
+	for node, d := range departed {
+		if now.Sub(d.at) > departingHold+2*w.DecisionInterval {
+			delete(departed, node)
+			continue
+		}
+		outlook[node] = kubepods.Departing
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
+		return outlook, err
+	}
+	// Without pods, a departing node of the pools is a departing replica
+	// (the GPU node of a model server), also one whose warning is held.
+	departing := 0
+	for _, d := range departed {
+		if slices.Contains(w.Tiers.Spot.Pools, d.pool) {
+			departing++
+		}
+	}
+	sig.Spot.Departing = departing
+	if err != nil {
+		return outlook, err
+	}
 	prev, known := s.seen[w.Name]
 	counts := make(map[string]float64, len(nodes))
 	newIn := map[string]bool{}
-	terminating, departing, fresh := 0, 0, 0
+	terminating, fresh := 0, 0
 	for _, n := range nodes {
 		if !slices.Contains(w.Tiers.Spot.Pools, n.pool) {
 			continue
 		}
-		switch {
-		case n.active:
+		if n.active {
 			terminating++
 			outlook[n.node] = kubepods.UnderNotice
-		case outlook[n.node] == kubepods.Departing:
-			departing++
 		}
 		k := n.node + "/" + n.pool
 		counts[k] = n.total
@@ -597,7 +637,6 @@ func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, now t
 	}
 	s.seen[w.Name] = counts
 	sig.Spot.Terminating = terminating
-	sig.Spot.Departing = departing
 	sig.SpotNotices = fresh
 	sig.SpotNoticeDomains = len(newIn)
 	return outlook, nil
@@ -608,6 +647,7 @@ func (s *spotNotices) forget(keep func(string) bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	maps.DeleteFunc(s.seen, func(name string, _ map[string]float64) bool { return !keep(name) })
+	maps.DeleteFunc(s.departed, func(name string, _ map[string]departure) bool { return !keep(name) })
 }
 
 // planned estimates a spot workload's replicas by tier and state from its
@@ -719,10 +759,7 @@ func (l withTierSignals) Signals(ctx context.Context, w *capacity.Workload, now 
 		fromPods = perr == nil
 		l.logPodError(w.Name, perr)
 	}
-	if w.Tiers.Spot == nil || len(w.Tiers.Spot.Pools) == 0 {
-		return sig, nil // no notices, no estimate: nothing kept to forget
-	}
-	if l.plans != nil && l.past != nil {
+	if w.Tiers.Spot != nil && len(w.Tiers.Spot.Pools) > 0 && l.plans != nil && l.past != nil {
 		plan, ok := l.plans.Get(w.Name)
 		l.past.observe(w, plan, ok)
 		if !fromPods && sig.OnDemand == (capacity.TierState{}) && sig.Spot.Live() == 0 {

@@ -457,23 +457,33 @@ func TestSpotNoticeEpisode(t *testing.T) {
 // of a spot node, as adapter serve does without pods: nothing moves while
 // the stop is further than the cold start and two decisions; within that,
 // the spot target carries one replacement on top (no fallback: a
-// scheduled stop is not an interruption), until the node has gone.
+// scheduled stop is not an interruption), through a failed read of the
+// notices, and for departingHold after the node (and its warning) has
+// gone, until its pods would count as lost; then it drops back.
 func TestDepartureEpisode(t *testing.T) {
 	w := spotPolicyWorkload(t)
 	planner := capacity.NewPlanner(*w)
 	start := time.Unix(1_700_000_000, 0).UTC()
 	stop := start.Add(10 * time.Minute)
-	src := &fakeNotices{nodes: []nodeNotice{{node: "a1", pool: "spot-a"}, {node: "a2", pool: "spot-a", stops: true, stopsAt: stop},
-		{node: "b1", pool: "spot-b"}}}
+	a1, a2, b1 := nodeNotice{node: "a1", pool: "spot-a"}, nodeNotice{node: "a2", pool: "spot-a", stops: true, stopsAt: stop},
+		nodeNotice{node: "b1", pool: "spot-b"}
+	src := &fakeNotices{nodes: []nodeNotice{a1, a2, b1}}
 	cache := planCache{}
 	l := withTierSignals{live: fixedLive{sig: capacity.Signals{Rate: 20, Backlog: math.NaN()}}, spot: newSpotNotices(src),
 		plans: cache, past: newPlanned(), log: slog.New(slog.DiscardHandler)}
 	lead := w.ColdStart + 2*w.DecisionInterval
+	var lastSeen time.Time // the last decision that read a2's warning
 	var od0, spot0 int
-	for at := time.Duration(0); at <= 12*time.Minute; at += w.DecisionInterval {
+	for at := time.Duration(0); at <= 14*time.Minute; at += w.DecisionInterval {
 		now := start.Add(at)
-		if now.After(stop) {
-			src.nodes = src.nodes[:1] // a2 stopped: its exporter's series are gone
+		src.err = nil
+		switch {
+		case now.After(stop):
+			src.nodes = []nodeNotice{a1, b1} // a2 stopped: its exporter's series are gone
+		case stop.Sub(now) == 30*time.Second:
+			src.err = errors.New("prometheus: timeout") // one failed read
+		case stop.Sub(now) <= lead:
+			lastSeen = now
 		}
 		sig, err := l.Signals(context.Background(), w, now)
 		if err != nil {
@@ -483,20 +493,21 @@ func TestDepartureEpisode(t *testing.T) {
 		p, ex := planner.Plan(nil, errors.New("no forecast: reactive"), sig)
 		cache[w.Name] = p
 		od, spot := p.Tiers[capacity.TierOnDemand].Replicas, p.Tiers[capacity.TierSpot].Replicas
+		held := !lastSeen.IsZero() && now.Sub(lastSeen) <= departingHold+2*w.DecisionInterval
 		switch {
 		case at == 3*time.Minute:
 			od0, spot0 = od, spot
 			if spot0 < 3 {
 				t.Fatalf("steady state: on-demand %d, spot %d; want spot carrying most of it", od0, spot0)
 			}
-		case at > 3*time.Minute && stop.Sub(now) > lead, now.After(stop):
+		case at > 3*time.Minute && !held:
 			if od != od0 || spot != spot0 || ex.DepartingReplacements != 0 {
-				t.Fatalf("%v before the stop: on-demand %d, spot %d, departing %d; want %d, %d, 0 (%s)", stop.Sub(now), od, spot,
+				t.Fatalf("%v to the stop: on-demand %d, spot %d, departing %d; want %d, %d, 0 (%s)", stop.Sub(now), od, spot,
 					ex.DepartingReplacements, od0, spot0, ex)
 			}
 		case at > 3*time.Minute:
 			if od != od0 || spot != spot0+1 || ex.DepartingReplacements != 1 || p.Mode == capacity.ModeFallback {
-				t.Fatalf("%v before the stop: on-demand %d, spot %d, mode %s; want %d, %d + 1 replacement, no fallback (%s)",
+				t.Fatalf("%v to the stop: on-demand %d, spot %d, mode %s; want %d, %d + 1 replacement, no fallback (%s)",
 					stop.Sub(now), od, spot, p.Mode, od0, spot0, ex)
 			}
 		}

@@ -365,12 +365,10 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 	ex.BaseNeed = base
 
 	od, spot := p.split(need, base, cold, s, elapsed, &plan, &ex)
-	od, spot = p.keepReady(od, spot, s, &plan)
+	od, spot, ex.DepartingReplacements = p.keepReady(od, spot, s, &plan)
 	ex.LostReplacements = s.OnDemand.Lost
-	ex.DepartingReplacements = s.OnDemand.Departing
 	if w.Tiers.Spot != nil {
 		ex.LostReplacements += s.Spot.Lost
-		ex.DepartingReplacements += s.Spot.Departing
 		plan.Tiers[TierSpot] = spot
 	}
 	plan.Tiers[TierOnDemand] = od
@@ -378,8 +376,9 @@ func (p *Planner) decide(fc *predict.Forecast, fcErr error, s Signals) (Plan, Ex
 }
 
 // keepReady adjusts the tiers' targets to the fleet as it is: make before
-// break between tiers, the lost replicas' replacements, then max_replicas.
-func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTarget, TierTarget) {
+// break between tiers, the lost replicas' replacements, max_replicas, then
+// the departing replicas' replacements within it, which it returns.
+func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (_, _ TierTarget, departing int) {
 	w := &p.w
 	// Make before break: capacity moving between tiers (a new split,
 	// fallback, its return) must not remove ready replicas of one tier
@@ -393,12 +392,10 @@ func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTar
 	}
 	od.Replicas = max(od.Replicas, s.OnDemand.Ready-excess)
 	// Lost replicas hold a place in their Deployment that no ReplicaSet
-	// fills until they are evicted, departing ones until their node stops:
-	// each tier asks for that many more. (Make-before-break above kept
-	// departing ready replicas as it keeps any: they still serve.)
-	od.Replicas += s.OnDemand.Lost + s.OnDemand.Departing
+	// fills until they are evicted: each tier asks for that many more.
+	od.Replicas += s.OnDemand.Lost
 	if w.Tiers.Spot != nil {
-		spot.Replicas += s.Spot.Lost + s.Spot.Departing
+		spot.Replicas += s.Spot.Lost
 	}
 	// Never more than max_replicas in all, taking it off the spot margin
 	// first: the cap is the user's budget guard.
@@ -409,7 +406,21 @@ func (p *Planner) keepReady(od, spot TierTarget, s Signals, plan *Plan) (TierTar
 		od.Replicas -= over - cut
 		plan.Bound = "max-replicas"
 	}
-	return od, spot
+	// Departing replicas hold their place until their node stops: each
+	// tier asks for that many more (make-before-break above kept them as it
+	// keeps any ready replica: they still serve), but only within
+	// max_replicas — cutting a serving replica elsewhere for a replacement
+	// that serves a cold start from now would lose capacity now.
+	room := max(0, w.MaxReplicas-od.Replicas-spot.Replicas)
+	n := min(s.OnDemand.Departing, s.OnDemand.Live(), room)
+	od.Replicas += n
+	departing += n
+	if w.Tiers.Spot != nil {
+		n = min(s.Spot.Departing, s.Spot.Live(), room-n)
+		spot.Replicas += n
+		departing += n
+	}
+	return od, spot, departing
 }
 
 // floors sets the reactive floors: what the live signals need, whatever

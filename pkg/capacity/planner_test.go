@@ -447,6 +447,38 @@ func TestDepartingReplicasReplaced(t *testing.T) {
 	if od, sp := plan.Tiers[TierOnDemand].Replicas, plan.Tiers[TierSpot].Replicas; od != 0 || sp != 11 || plan.Mode == ModeFallback {
 		t.Fatalf("one spot replica departing: od %d spot %d mode %s, want 0, 10 + 1, no fallback (%s)", od, sp, plan.Mode, ex)
 	}
+
+	// At max_replicas the replacements fit in what is left below it, and no
+	// serving replica of another tier makes room for them.
+	w = testWorkload()
+	w.MaxReplicas = 11
+	w.Tiers.Spot = nil
+	p = NewPlanner(w)
+	step(p, t0, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10}})
+	plan, ex = step(p, t0.Add(15*time.Second), fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10, Departing: 2}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 11 || ex.DepartingReplacements != 1 {
+		t.Fatalf("two departing, room for one: od %d, explained %d, want 11, 1 (%s)", od, ex.DepartingReplacements, ex)
+	}
+	w = testWorkload()
+	w.MaxReplicas = 10
+	p = NewPlanner(w)
+	mixed := Signals{Rate: 20, OnDemand: TierState{Ready: 4}, Spot: TierState{Ready: 6}}
+	base, _ := step(p, t0, fc, mixed)
+	mixed.OnDemand.Departing = 1
+	plan, ex = step(p, t0.Add(15*time.Second), fc, mixed)
+	if plan.Tiers[TierOnDemand] != base.Tiers[TierOnDemand] || plan.Tiers[TierSpot] != base.Tiers[TierSpot] || ex.DepartingReplacements != 0 {
+		t.Fatalf("at max_replicas: %+v, explained %d; want %+v unchanged, none carried (%s)", plan.Tiers, ex.DepartingReplacements, base.Tiers, ex)
+	}
+
+	// A source that counts more departing than there are replicas is
+	// taken at the replicas.
+	w = testWorkload()
+	w.Tiers.Spot = nil
+	p = NewPlanner(w)
+	plan, ex = step(p, t0, fc, Signals{Rate: 20, OnDemand: TierState{Ready: 10, Departing: 12}})
+	if od := plan.Tiers[TierOnDemand].Replicas; od != 20 || ex.DepartingReplacements != 10 {
+		t.Fatalf("12 departing of 10: od %d, explained %d, want 20, 10 (%s)", od, ex.DepartingReplacements, ex)
+	}
 }
 
 func TestNoticeMovesCapacityToOnDemand(t *testing.T) {
