@@ -326,16 +326,14 @@ func TestExporterDaemonSet(t *testing.T) {
 	}
 
 	for _, v := range valueSets {
-		t.Run("host /proc for GPU process mapping/"+name(v), func(t *testing.T) {
+		t.Run("host PID namespace for GPU process mapping/"+name(v), func(t *testing.T) {
 			_, objs := render(t, helm, v)
-			checkHostProc(t, objs)
+			checkHostPID(t, objs)
 		})
 	}
-	_, noProc := render(t, helm, "", "--set", "exporter.hostProc.enabled=false")
-	for _, vol := range list(get(find(noProc, "DaemonSet", ""), "spec", "template", "spec", "volumes")) {
-		if get(vol, "hostPath") != nil {
-			t.Errorf("exporter.hostProc.enabled=false still mounts hostPath %v", get(vol, "hostPath", "path"))
-		}
+	_, noPID := render(t, helm, "", "--set", "exporter.hostPID=false")
+	if h := get(find(noPID, "DaemonSet", ""), "spec", "template", "spec", "hostPID"); h != nil {
+		t.Errorf("exporter.hostPID=false: hostPID %v", h)
 	}
 
 	_, full := render(t, helm, "ci/values-full.yaml")
@@ -353,56 +351,35 @@ func TestExporterDaemonSet(t *testing.T) {
 	}
 }
 
-// checkHostProc: the exporter maps GPU processes to pods through
-// /proc/<pid>/cgroup, so the DaemonSet mounts the host's /proc read-only
-// (no hostPID) exactly where the rendered config's
-// integrations.gpu.proc_root points, and nothing else of the host (the
-// kubelet's pod-resources socket is not read).
-func checkHostProc(t *testing.T, objs []object) {
+// checkHostPID: the exporter maps GPU processes to pods through
+// /proc/<pid>/cgroup, and NVML lists only the processes visible in the
+// caller's PID namespace (the driver translates every PID through
+// osFindNsPid and skips the rest), so the pod shares the host's PID
+// namespace and the rendered config reads the container's own /proc, which
+// is then the host's. Nothing of the host is mounted (no hostPath: the
+// kubelet's pod-resources socket is not read either).
+func checkHostPID(t *testing.T, objs []object) {
 	t.Helper()
 	ds := find(objs, "DaemonSet", "")
 	spec := mapOf(get(ds, "spec", "template", "spec"))
-	if spec["hostPID"] == true {
-		t.Error("hostPID: the exporter needs only the host's /proc, read-only")
+	if spec["hostPID"] != true {
+		t.Errorf("hostPID %v: in its own PID namespace the exporter gets no other pod's GPU processes from NVML", spec["hostPID"])
 	}
-	var procRoot string
 	for _, o := range objs {
 		if c, ok := get(o, "data", "exporter.yaml").(string); ok {
 			cfg, err := metrics.ParseConfig([]byte(c))
 			if err != nil {
 				t.Fatal(err)
 			}
-			procRoot = cfg.Integrations.GPU.ProcRoot
+			if pr := cfg.Integrations.GPU.ProcRoot; pr != metrics.DefaultProcRoot {
+				t.Errorf("exporter config integrations.gpu.proc_root %q, want %s: with hostPID the container's /proc is the host's", pr, metrics.DefaultProcRoot)
+			}
 		}
 	}
-	if procRoot == "" || procRoot == metrics.DefaultProcRoot {
-		t.Fatalf("exporter config integrations.gpu.proc_root %q: the container's own /proc shows none of the GPU processes", procRoot)
-	}
-	hostPaths := map[string]string{} // volume → host path
 	for _, v := range list(spec["volumes"]) {
 		if hp := get(v, "hostPath", "path"); hp != nil {
-			hostPaths[str(get(v, "name"))] = str(hp)
+			t.Errorf("volume %v mounts hostPath %v: nothing of the host is needed", get(v, "name"), hp)
 		}
-	}
-	mounted := false
-	for _, m := range list(get(list(spec["containers"])[0], "volumeMounts")) {
-		hp, ok := hostPaths[str(get(m, "name"))]
-		if !ok {
-			continue
-		}
-		if hp != "/proc" {
-			t.Errorf("hostPath %s mounted at %v: only the host's /proc is needed", hp, get(m, "mountPath"))
-			continue
-		}
-		if get(m, "readOnly") != true {
-			t.Errorf("host /proc mounted at %v without readOnly", get(m, "mountPath"))
-		}
-		if get(m, "mountPath") == procRoot {
-			mounted = true
-		}
-	}
-	if !mounted {
-		t.Errorf("no read-only hostPath /proc mounted at %s (integrations.gpu.proc_root); volumes %v", procRoot, hostPaths)
 	}
 }
 
@@ -608,6 +585,8 @@ func TestValuesRejected(t *testing.T) {
 		{"missing requests", []string{"exporter.resources.requests=null"}, "requests"},
 		{"grace not a duration", []string{"adapter.pods.enabled=true", "adapter.pods.unschedulableGrace=soon"}, "unschedulableGrace"},
 		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},
+		{"proc_root beside hostPID", []string{"exporter.config.integrations.gpu.proc_root=/host/proc"}, "proc_root"},
+		{"removed hostProc", []string{"exporter.hostProc.enabled=true"}, "hostProc"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "rel", chart}

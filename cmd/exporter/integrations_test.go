@@ -131,7 +131,7 @@ func TestNodeName(t *testing.T) {
 
 // TestGPUProcRoot: integrations.gpu.proc_root reaches the GPU collector, which
 // maps NVML's processes to pods through <proc_root>/<pid>/cgroup (the chart
-// mounts the host's /proc at /host/proc and sets it).
+// runs the exporter with hostPID and leaves it at /proc).
 func TestGPUProcRoot(t *testing.T) {
 	const uid = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
 	root := fakegpu.Proc(t, map[uint32]string{4242: fakegpu.SystemdCgroup(uid, strings.Repeat("ab", 32))})

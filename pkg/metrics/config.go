@@ -89,10 +89,12 @@ type IntegrationsConfig struct {
 // GPUConfig enables NVML collection.
 type GPUConfig struct {
 	Enabled bool `yaml:"enabled"`
-	// ProcRoot is where the host's /proc is seen: the GPU collector maps
-	// NVML's (host) process IDs to pods through <proc_root>/<pid>/cgroup.
-	// In a pod without hostPID, mount the host's /proc read-only (the chart
-	// mounts it at /host/proc and sets this). Default /proc.
+	// ProcRoot is the /proc of the exporter's PID namespace: the GPU
+	// collector maps NVML's process IDs to pods through
+	// <proc_root>/<pid>/cgroup. NVML reports PIDs in the caller's PID
+	// namespace and omits processes not visible there, so in a pod the
+	// exporter needs hostPID (the chart sets it) and this stays /proc.
+	// Default /proc.
 	ProcRoot string `yaml:"proc_root"`
 }
 

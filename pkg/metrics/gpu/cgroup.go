@@ -18,14 +18,16 @@ type Container struct {
 	ContainerID string
 }
 
-// PIDMapper maps a host PID to its container. ok is false for a process
+// PIDMapper maps a PID, as NVML reports it, to its container. ok is false for a process
 // outside any pod (a host process, or one that exited).
 type PIDMapper interface {
 	ContainerOf(pid uint32) (c Container, ok bool, err error)
 }
 
-// CgroupMapper reads /proc/<pid>/cgroup under ProcRoot (the host's /proc:
-// the exporter runs with hostPID, or mounts it at /host/proc). We chose
+// CgroupMapper reads /proc/<pid>/cgroup under ProcRoot: a /proc of the PID
+// namespace NVML answers in, which is the caller's (the driver translates
+// each PID through osFindNsPid and skips processes not visible there), so
+// in a pod the exporter runs with hostPID and reads its own /proc. We chose
 // cgroups over the kubelet pod-resources API because they need no socket
 // mount and map every process, including those of pods that did not
 // request GPUs through the device plugin (time-slicing, MPS); the cost is
