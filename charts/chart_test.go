@@ -294,8 +294,10 @@ func TestExporterDaemonSet(t *testing.T) {
 		t.Errorf("host network or MIG monitoring by default: %v %v", spec["hostNetwork"], c)
 	}
 	// Opt-ins: MIG monitoring (NVML answers MIG queries to a privileged
-	// caller only) adds SYS_ADMIN and nothing else; the host network
-	// (an IMDSv2 hop limit of 1) resolves cluster names still.
+	// caller only) adds SYS_ADMIN, as root: added to a non-root UID a
+	// capability never becomes effective (kubernetes/kubernetes#56374);
+	// nothing else is loosened. The host network (an IMDSv2 hop limit of
+	// 1) resolves cluster names still.
 	_, opt := render(t, helm, "", "--set", "exporter.migMonitoring=true", "--set", "exporter.hostNetwork=true")
 	ospec := mapOf(get(find(opt, "DaemonSet", ""), "spec", "template", "spec"))
 	oc := mapOf(list(ospec["containers"])[0])
@@ -305,6 +307,9 @@ func TestExporterDaemonSet(t *testing.T) {
 	caps := get(oc, "securityContext", "capabilities")
 	if fmt.Sprint(get(caps, "add")) != "[SYS_ADMIN]" || fmt.Sprint(get(caps, "drop")) != "[ALL]" {
 		t.Errorf("MIG monitoring capabilities %v, want add [SYS_ADMIN], drop [ALL]", caps)
+	}
+	if u, nonRoot := get(oc, "securityContext", "runAsUser"), get(oc, "securityContext", "runAsNonRoot"); fmt.Sprint(u) != "0" || nonRoot != false {
+		t.Errorf("MIG monitoring: runAsUser %v runAsNonRoot %v, want 0 and false: SYS_ADMIN is effective only for root", u, nonRoot)
 	}
 	if get(oc, "securityContext", "allowPrivilegeEscalation") != false || get(oc, "securityContext", "readOnlyRootFilesystem") != true {
 		t.Errorf("MIG monitoring loosened more than the capability: %v", get(oc, "securityContext"))
