@@ -499,10 +499,25 @@ func TestAdapter(t *testing.T) {
 	if !strings.Contains(args, "--hpa.downscale-stabilization=0s") {
 		t.Errorf("with the chart's ScaledObjects, adapter args lack --hpa.downscale-stabilization=0s: %s", args)
 	}
+	// KEDA scales a Deployment in the ScaledObject's own namespace, and a
+	// TriggerAuthentication reads Secrets of its own: all three live where
+	// the workloads run (adapter.pods.namespace, models, in values-full).
+	ta := find(full, "TriggerAuthentication", "rel-infercast-scaler-tls")
+	if ns := get(ta, "metadata", "namespace"); ns != "models" {
+		t.Errorf("TriggerAuthentication in namespace %v, want the ScaledObjects' (models)", ns)
+	}
+	for _, ref := range list(get(ta, "spec", "secretTargetRef")) {
+		if get(ref, "name") != "keda-client-tls" {
+			t.Errorf("TriggerAuthentication reads Secret %v, want scaledObjects.tlsSecretName keda-client-tls", get(ref, "name"))
+		}
+	}
 	tiers := map[string]bool{}
 	for _, o := range full {
 		if kindOf(o) != "ScaledObject" {
 			continue
+		}
+		if ns := get(o, "metadata", "namespace"); ns != "models" {
+			t.Errorf("ScaledObject %s in namespace %v, want models, where its Deployment runs", nameOf(o), ns)
 		}
 		// The planner stabilises scale-downs itself: the HPA must not add
 		// its own 300 s on top.
@@ -521,6 +536,32 @@ func TestAdapter(t *testing.T) {
 	}
 	if !tiers["on-demand"] || !tiers["spot"] {
 		t.Errorf("ScaledObject tiers %v, want on-demand and spot", tiers)
+	}
+	for _, tc := range []struct {
+		set    []string
+		wantNS string
+	}{
+		{nil, "infercast"}, // the release namespace
+		{[]string{"adapter.pods.namespace=models"}, "models"},
+		{[]string{"adapter.pods.namespace=models", "scaledObjects.namespace=serving"}, "serving"},
+	} {
+		args := []string{"--set", "scaledObjects.enabled=true", "--set", "adapter.grpc.tls.enabled=true", "--set", "adapter.grpc.tls.secretName=grpc-tls"}
+		for _, s := range tc.set {
+			args = append(args, "--set", s)
+		}
+		_, objs := render(t, helm, "", args...)
+		n := 0
+		for _, o := range objs {
+			if k := kindOf(o); k == "ScaledObject" || k == "TriggerAuthentication" {
+				n++
+				if ns := get(o, "metadata", "namespace"); ns != tc.wantNS {
+					t.Errorf("%v: %s %s in namespace %v, want %s", tc.set, k, nameOf(o), ns, tc.wantNS)
+				}
+			}
+		}
+		if n != 3 {
+			t.Errorf("%v: %d ScaledObjects and TriggerAuthentications, want 3", tc.set, n)
+		}
 	}
 }
 

@@ -58,6 +58,13 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s.%s.svc:%d" (include "infercast.adapter.fullname" .) .Release.Namespace (int .Values.adapter.ports.grpc) }}
 {{- end }}
 
+{{/* Namespace of the ScaledObjects (and their TriggerAuthentication): KEDA
+scales the Deployment of a ScaledObject's own namespace, where the workloads
+run. */}}
+{{- define "infercast.scaledObjects.namespace" -}}
+{{- .Values.scaledObjects.namespace | default .Values.adapter.pods.namespace | default .Release.Namespace }}
+{{- end }}
+
 {{/* Whether the exporter's config turns on Kubernetes discovery. */}}
 {{- define "infercast.exporter.discovery" -}}
 {{- if dig "integrations" "kubernetes" "enabled" false .Values.exporter.config }}true{{ else }}false{{ end }}
