@@ -20,6 +20,7 @@ import (
 	"github.com/infercast/infercast/internal/testutil"
 	"github.com/infercast/infercast/pkg/capacity"
 	"github.com/infercast/infercast/pkg/metrics"
+	"github.com/infercast/infercast/pkg/metrics/cost"
 )
 
 const (
@@ -633,6 +634,8 @@ func TestValuesRejected(t *testing.T) {
 		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},
 		{"proc_root beside hostPID", []string{"exporter.config.integrations.gpu.proc_root=/host/proc"}, "proc_root"},
 		{"removed hostProc", []string{"exporter.hostProc.enabled=true"}, "hostProc"},
+		{"two price catalogues", []string{"exporter.priceCatalogue.instance_types.g5\\.xlarge.on_demand=1", "exporter.config.integrations.cost.catalogue_file=/prices.yaml"}, "catalogue_file"},
+		{"volume mount without a path", []string{"adapter.extraVolumeMounts[0].name=x"}, "mountPath"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := []string{"template", "rel", chart}
@@ -669,6 +672,11 @@ func TestConfigsParse(t *testing.T) {
 						t.Errorf("exporter.yaml: %v\n%s", err, c)
 					}
 				}
+				if c, ok := get(o, "data", "prices.yaml").(string); ok {
+					if _, err := cost.ParseCatalogue(strings.NewReader(c)); err != nil {
+						t.Errorf("prices.yaml: %v\n%s", err, c)
+					}
+				}
 				if c, ok := get(o, "data", "policy.yaml").(string); ok {
 					found++
 					if _, err := capacity.ParsePolicy("policy.yaml", []byte(c)); err != nil {
@@ -680,5 +688,100 @@ func TestConfigsParse(t *testing.T) {
 				t.Error("no exporter config or policy rendered")
 			}
 		})
+	}
+}
+
+// TestFilesMounted: every file a workload is pointed at — a --*file flag,
+// and the exporter config's integrations.cost.catalogue_file and targets'
+// bearer_token_file — lies under one of the container's volume mounts, and,
+// where that volume is one of the chart's own ConfigMaps, the ConfigMap
+// holds it: otherwise the exporter exits on "no such file or directory".
+func TestFilesMounted(t *testing.T) {
+	helm := testutil.Binary(t, "helm")
+	for _, v := range valueSets {
+		t.Run(name(v), func(t *testing.T) {
+			_, objs := render(t, helm, v)
+			configMaps := map[string]object{}
+			var exporterCfg *metrics.Config
+			for _, o := range objs {
+				if kindOf(o) != "ConfigMap" {
+					continue
+				}
+				configMaps[nameOf(o)] = mapOf(o["data"])
+				if c, ok := get(o, "data", "exporter.yaml").(string); ok {
+					cfg, err := metrics.ParseConfig([]byte(c))
+					if err != nil {
+						t.Fatal(err)
+					}
+					exporterCfg = &cfg
+				}
+			}
+			checked := 0
+			for _, o := range objs {
+				if k := kindOf(o); k != "Deployment" && k != "DaemonSet" {
+					continue
+				}
+				spec := mapOf(get(o, "spec", "template", "spec"))
+				volumes := map[string]object{}
+				for _, vol := range list(spec["volumes"]) {
+					volumes[str(get(vol, "name"))] = mapOf(vol)
+				}
+				c := mapOf(list(spec["containers"])[0])
+				var files []string
+				for _, a := range list(c["args"]) {
+					flag, path, ok := strings.Cut(str(a), "=")
+					if ok && strings.HasSuffix(flag, "file") {
+						files = append(files, path)
+					}
+				}
+				if kindOf(o) == "DaemonSet" && exporterCfg != nil {
+					if f := exporterCfg.Integrations.Cost.CatalogueFile; f != "" {
+						files = append(files, f)
+					}
+					for _, tg := range exporterCfg.Targets {
+						if tg.BearerTokenFile != "" {
+							files = append(files, tg.BearerTokenFile)
+						}
+					}
+				}
+				for _, f := range files {
+					checked++
+					var mount object // the deepest mount holding f
+					for _, m := range list(c["volumeMounts"]) {
+						mp := str(get(m, "mountPath"))
+						if (f == mp || strings.HasPrefix(f, strings.TrimSuffix(mp, "/")+"/")) && len(mp) > len(str(mount["mountPath"])) {
+							mount = mapOf(m)
+						}
+					}
+					if mount == nil {
+						t.Errorf("%s: %s is under no volume mount", nameOf(o), f)
+						continue
+					}
+					cm := str(get(volumes[str(mount["name"])], "configMap", "name"))
+					data, ours := configMaps[cm]
+					if !ours {
+						continue // a Secret or a ConfigMap the user provides
+					}
+					key := str(mount["subPath"])
+					if key == "" {
+						key = strings.TrimPrefix(f, strings.TrimSuffix(str(mount["mountPath"]), "/")+"/")
+					}
+					if _, ok := data[key]; !ok {
+						t.Errorf("%s: %s is mounted from ConfigMap %s, which has no %s", nameOf(o), f, cm, key)
+					}
+				}
+			}
+			if checked == 0 {
+				t.Error("no file checked")
+			}
+		})
+	}
+	// values-full names a catalogue, a bearer token and a batch config: all
+	// three reach their pods.
+	manifests, _ := render(t, helm, "ci/values-full.yaml")
+	for _, want := range []string{"catalogue_file: /etc/infercast/prices.yaml", "mountPath: /var/run/secrets/llama", "mountPath: /etc/infercast-batch", "name: infercast-batch"} {
+		if !strings.Contains(manifests, want) {
+			t.Errorf("values-full renders no %q", want)
+		}
 	}
 }

@@ -65,6 +65,28 @@ run. */}}
 {{- .Values.scaledObjects.namespace | default .Values.adapter.pods.namespace | default .Release.Namespace }}
 {{- end }}
 
+{{/* Where the exporter reads its config file and the inline price catalogue. */}}
+{{- define "infercast.exporter.configDir" -}}/etc/infercast{{- end }}
+
+{{/* The exporter's config file as rendered: exporter.config, with
+integrations.cost.catalogue_file pointing at exporter.priceCatalogue when
+that is set. Empty when there is neither. */}}
+{{- define "infercast.exporter.config" -}}
+{{- $e := .Values.exporter }}
+{{- $cfg := deepCopy (default (dict) $e.config) }}
+{{- if $e.priceCatalogue }}
+{{- with dig "integrations" "cost" "catalogue_file" "" $cfg }}
+{{- fail (printf "exporter.priceCatalogue and exporter.config.integrations.cost.catalogue_file (%s) both name a price catalogue: set one (catalogue_file with exporter.extraVolumes)" .) }}
+{{- end }}
+{{- $ic := default (dict) $cfg.integrations }}
+{{- $cost := default (dict) $ic.cost }}
+{{- $_ := set $cost "catalogue_file" (printf "%s/prices.yaml" (include "infercast.exporter.configDir" .)) }}
+{{- $_ := set $ic "cost" $cost }}
+{{- $_ := set $cfg "integrations" $ic }}
+{{- end }}
+{{- if $cfg }}{{ toYaml $cfg }}{{ end }}
+{{- end }}
+
 {{/* Whether the exporter's config turns on Kubernetes discovery. */}}
 {{- define "infercast.exporter.discovery" -}}
 {{- if dig "integrations" "kubernetes" "enabled" false .Values.exporter.config }}true{{ else }}false{{ end }}
