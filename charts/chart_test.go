@@ -281,6 +281,17 @@ func TestExporterDaemonSet(t *testing.T) {
 	if get(spec, "nodeSelector", "nvidia.com/gpu.present") != "true" {
 		t.Errorf("nodeSelector %v: the exporter must run only where GPUs are", spec["nodeSelector"])
 	}
+	// Every taint tolerated: GPU pools carry their own taints, and AKS spot
+	// pools kubernetes.azure.com/scalesetpriority=spot:NoSchedule.
+	tolerated := false
+	for _, tol := range list(spec["tolerations"]) {
+		if get(tol, "operator") == "Exists" && get(tol, "key") == nil && get(tol, "effect") == nil {
+			tolerated = true
+		}
+	}
+	if !tolerated {
+		t.Errorf("tolerations %v: want {operator: Exists}, every taint of a GPU node", spec["tolerations"])
+	}
 	c := mapOf(list(spec["containers"])[0])
 	var nodeFrom any
 	for _, e := range list(c["env"]) {
