@@ -400,6 +400,19 @@ func checkHostPID(t *testing.T, objs []object) {
 	}
 }
 
+// TestNoPodDisruptionBudget: the adapter runs one replica (the schema caps
+// adapter.replicas at 1), so a PodDisruptionBudget keeping it would block
+// every node drain, and one letting it go would do nothing.
+func TestNoPodDisruptionBudget(t *testing.T) {
+	helm := testutil.Binary(t, "helm")
+	for _, v := range valueSets {
+		_, objs := render(t, helm, v)
+		if pdb := find(objs, "PodDisruptionBudget", ""); pdb != nil {
+			t.Errorf("%s: PodDisruptionBudget %s %v: with one adapter replica it blocks node drains", name(v), nameOf(pdb), pdb["spec"])
+		}
+	}
+}
+
 // TestAdapter: the APIService, the aggregated API server's RBAC, the gRPC
 // TLS Secret and the example ScaledObjects.
 func TestAdapter(t *testing.T) {
@@ -645,6 +658,7 @@ func TestValuesRejected(t *testing.T) {
 		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},
 		{"proc_root beside hostPID", []string{"exporter.config.integrations.gpu.proc_root=/host/proc"}, "proc_root"},
 		{"removed hostProc", []string{"exporter.hostProc.enabled=true"}, "hostProc"},
+		{"removed PodDisruptionBudget", []string{"adapter.podDisruptionBudget.enabled=true"}, "podDisruptionBudget"},
 		{"two price catalogues", []string{"exporter.priceCatalogue.instance_types.g5\\.xlarge.on_demand=1", "exporter.config.integrations.cost.catalogue_file=/prices.yaml"}, "catalogue_file"},
 		{"volume mount without a path", []string{"adapter.extraVolumeMounts[0].name=x"}, "mountPath"},
 	} {
