@@ -278,8 +278,36 @@ func TestExporterDaemonSet(t *testing.T) {
 		t.Fatal("no DaemonSet")
 	}
 	spec := mapOf(get(ds, "spec", "template", "spec"))
-	if get(spec, "nodeSelector", "nvidia.com/gpu.present") != "true" {
-		t.Errorf("nodeSelector %v: the exporter must run only where GPUs are", spec["nodeSelector"])
+	// GPU nodes only, by a node affinity whose terms (ORed) match the GPU
+	// label of any platform; no default nodeSelector, which Helm would
+	// merge with a user's (ANDed: without GPU feature discovery, no node).
+	if ns := spec["nodeSelector"]; len(mapOf(ns)) != 0 {
+		t.Errorf("default nodeSelector %v, want none", ns)
+	}
+	terms := list(get(spec, "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms"))
+	var keys []string
+	for _, term := range terms {
+		exprs := list(get(term, "matchExpressions"))
+		if len(exprs) != 1 {
+			t.Errorf("term %v: want one expression, a GPU label", term)
+			continue
+		}
+		keys = append(keys, str(get(exprs[0], "key")))
+	}
+	for _, want := range []string{"nvidia.com/gpu.present", "cloud.google.com/gke-accelerator", "kubernetes.azure.com/accelerator", "karpenter.k8s.aws/instance-gpu-manufacturer", "eks.amazonaws.com/instance-gpu-manufacturer"} {
+		if !slices.Contains(keys, want) {
+			t.Errorf("GPU node affinity terms on %v lack %s", keys, want)
+		}
+	}
+	// A user's nodeSelector stands alone, and a user's terms replace ours.
+	_, gke := render(t, helm, "", "--set", `exporter.nodeSelector.cloud\.google\.com/gke-accelerator=nvidia-l4`)
+	if ns := get(find(gke, "DaemonSet", ""), "spec", "template", "spec", "nodeSelector"); fmt.Sprint(ns) != "map[cloud.google.com/gke-accelerator:nvidia-l4]" {
+		t.Errorf("nodeSelector %v, want only the user's cloud.google.com/gke-accelerator", ns)
+	}
+	_, full := render(t, helm, "ci/values-full.yaml")
+	fterms := get(find(full, "DaemonSet", ""), "spec", "template", "spec", "affinity", "nodeAffinity", "requiredDuringSchedulingIgnoredDuringExecution", "nodeSelectorTerms")
+	if len(list(fterms)) != 1 || !strings.Contains(fmt.Sprint(fterms), "nvidia.com/gpu.count") {
+		t.Errorf("values-full node affinity terms %v, want only its own nvidia.com/gpu.count term", fterms)
 	}
 	// Every taint tolerated: GPU pools carry their own taints, and AKS spot
 	// pools kubernetes.azure.com/scalesetpriority=spot:NoSchedule.
@@ -353,7 +381,6 @@ func TestExporterDaemonSet(t *testing.T) {
 		t.Errorf("exporter.hostPID=false: hostPID %v", h)
 	}
 
-	_, full := render(t, helm, "ci/values-full.yaml")
 	if rc := get(find(full, "DaemonSet", ""), "spec", "template", "spec", "runtimeClassName"); rc != "nvidia" {
 		t.Errorf("runtimeClassName %v, want nvidia", rc)
 	}
