@@ -680,6 +680,7 @@ func TestValuesRejected(t *testing.T) {
 		{"bad port", []string{"exporter.port=70000"}, "port"},
 		{"TLS without a Secret", []string{"adapter.grpc.tls.enabled=true"}, "secretName"},
 		{"APIService without trust", []string{"adapter.customMetrics.enabled=true", "adapter.customMetrics.apiService.insecureSkipTLSVerify=false"}, "caBundle"},
+		{"caBundle for a self-signed certificate", []string{"adapter.customMetrics.enabled=true", "adapter.customMetrics.apiService.caBundle=Zm9v"}, "tlsSecretName"},
 		{"missing requests", []string{"exporter.resources.requests=null"}, "requests"},
 		{"grace not a duration", []string{"adapter.pods.enabled=true", "adapter.pods.unschedulableGrace=soon"}, "unschedulableGrace"},
 		{"no history source", []string{"exporter.enabled=false", "adapter.prometheus.url="}, "prometheus.url"},
