@@ -334,7 +334,7 @@ func gpus() Spec {
 					Description: "Memory allocated over memory installed, per GPU.",
 					Queries:     []Query{{Expr: `max by (node, gpu) (infercast_gpu_memory_used_bytes{` + selNS + `} / infercast_gpu_memory_total_bytes{` + selNS + `})`, Legend: "{{node}} gpu {{gpu}}"}}},
 				{Title: "GPU utilisation by pod", Unit: "percentunit", Width: 8, Min: ptr(0),
-					Description: "Share of each GPU's SM time a container's processes used, averaged over NVML's samples since the previous scrape (process to container through the host's /proc cgroups; whole GPUs only: NVML samples no processes on MIG devices).",
+					Description: "Share of each GPU's SM time a container's processes used, from NVML's latest sample of each process within the exporter's look-back window, 30 s by default (process to container through the host's /proc cgroups; whole GPUs only: NVML samples no processes on MIG devices).",
 					Queries:     []Query{{Expr: `sum by (exported_namespace, exported_pod) (infercast_gpu_pod_utilization_ratio{` + selNS + `})`, Legend: "{{exported_namespace}}/{{exported_pod}}"}}},
 				{Title: "GPU memory by pod", Unit: "bytes", Width: 8, Stacked: true,
 					Description: "GPU memory used by each container's processes (process to container through the host's /proc cgroups).",

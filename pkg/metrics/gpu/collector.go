@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,7 +34,16 @@ type Options struct {
 	// Simulated marks the data as coming from a mock (demo mode).
 	Simulated bool
 	Logger    *slog.Logger
+	// UtilizationWindow is how far back per-process utilisation samples
+	// count (default DefaultUtilizationWindow): each scrape reads the
+	// samples NVML took in the last window, so every scraper gets the same
+	// answer however many there are. Set it to the scrape interval; it must
+	// be well above NVML's sampling period (1/6 to 1 s).
+	UtilizationWindow time.Duration
 }
+
+// DefaultUtilizationWindow is the chart's ServiceMonitor interval.
+const DefaultUtilizationWindow = 30 * time.Second
 
 // Collector is a prometheus.Collector over NVML. Collect queries NVML
 // synchronously; NVML calls are cheap (microseconds) on a handful of GPUs.
@@ -41,13 +51,12 @@ type Collector struct {
 	o   Options
 	log *slog.Logger
 
+	now func() time.Time // time.Now; tests set it
+
 	mu      sync.Mutex
 	inited  bool
 	lastErr string
 	errs    map[string]float64 // op → count
-	// lastSeen is, per GPU UUID, the newest process-utilisation sample
-	// read, so each scrape averages only the samples taken since the last.
-	lastSeen map[string]uint64
 
 	up, info, util, memUsed, memTotal, migEnabled *prometheus.Desc
 	migUsed, migTotal, podMem, podProcs, errsDesc *prometheus.Desc
@@ -67,6 +76,9 @@ func NewCollector(o Options) *Collector {
 	if o.Mapper == nil {
 		o.Mapper = CgroupMapper{ProcRoot: "/proc"}
 	}
+	if o.UtilizationWindow <= 0 {
+		o.UtilizationWindow = DefaultUtilizationWindow
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -75,7 +87,7 @@ func NewCollector(o Options) *Collector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &Collector{
-		o: o, log: log, errs: map[string]float64{}, lastSeen: map[string]uint64{},
+		o: o, log: log, now: time.Now, errs: map[string]float64{},
 		up:         d("infercast_gpu_collector_up", "1 when NVML answered this scrape, 0 when it is unavailable (no driver, init failed).", nil),
 		info:       d("infercast_gpu_info", "GPU identity; simulated is \"true\" when the data comes from the built-in mock (demo).", []string{"gpu", "uuid", "name", "driver_version", "simulated"}),
 		util:       d("infercast_gpu_utilization_ratio", "Fraction of the last sample period during which a kernel ran on the GPU (0-1).", gpuLabels),
@@ -87,7 +99,7 @@ func NewCollector(o Options) *Collector {
 		podMem:     d("infercast_gpu_pod_memory_used_bytes", "GPU memory used by a container's processes, in bytes (mig_uuid empty for a whole GPU).", podLabels),
 		podProcs:   d("infercast_gpu_pod_processes", "Number of a container's processes running on the GPU or MIG device.", podLabels),
 		podUtil: d("infercast_gpu_pod_utilization_ratio",
-			"Fraction of the GPU's SM time a container's processes used, averaged over NVML's samples since the previous scrape (0-1; whole GPUs only, mig_uuid empty: NVML samples no processes on MIG devices).", podLabels),
+			"Fraction of the GPU's SM time a container's processes used, from NVML's samples of them within the look-back window (30s by default; NVML keeps about one per process, from its latest busy period), summed over the processes; 0 when none was sampled in the window (0-1; whole GPUs only, mig_uuid empty: NVML samples no processes on MIG devices).", podLabels),
 		errsDesc: d("infercast_gpu_collector_errors_total", "NVML or process-mapping calls that failed, by operation.", []string{"op"}),
 	}
 }
@@ -199,7 +211,7 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 		} else {
 			c.fail("utilization", ret)
 		}
-		c.collectProcesses(ch, dev, idx, uuid, "", c.processUtilization(dev, uuid))
+		c.collectProcesses(ch, dev, idx, uuid, "", c.processUtilization(dev))
 		return
 	}
 	max, ret := dev.GetMaxMigDeviceCount()
@@ -242,15 +254,23 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 
 type podKey struct{ uid, containerID string }
 
-// processUtilization returns each process's SM utilisation (0-1), the mean
-// of NVML's samples since the previous scrape of this GPU; a process with
-// no sample since then was idle. nil when NVML cannot tell (unsupported
-// GPU, or the call failed, which is counted).
-func (c *Collector) processUtilization(dev nvml.Device, uuid string) map[uint32]float64 {
-	samples, ret := dev.GetProcessUtilization(c.lastSeen[uuid])
+// processUtilization returns each process's SM utilisation (0-1): the mean
+// of NVML's samples of it taken within the last UtilizationWindow. NVML
+// keeps about one sample per process, from the latest sampling period in
+// which it ran (go-nvml#51), so that is usually the one; a process with no
+// sample in the window was idle throughout. The look-back is fixed rather
+// than starting at the newest sample the previous scrape read, so the value
+// does not depend on who scraped last: two scrapers a moment apart get the
+// same answer (NVML answers ERROR_NOT_FOUND to a query that starts after
+// its latest sample). nil when NVML cannot tell (unsupported GPU, or the
+// call failed, which is counted).
+func (c *Collector) processUtilization(dev nvml.Device) map[uint32]float64 {
+	// NVML stamps samples in microseconds of the host's wall clock.
+	since := uint64(max(c.now().Add(-c.o.UtilizationWindow).UnixMicro(), 0))
+	samples, ret := dev.GetProcessUtilization(since)
 	switch {
 	case ret == nvml.ERROR_NOT_FOUND || ret == nvml.ERROR_INSUFFICIENT_SIZE && len(samples) == 0:
-		return map[uint32]float64{} // no sample since the last: nothing ran
+		return map[uint32]float64{} // no sample in the window: nothing ran
 	case ret == nvml.ERROR_NOT_SUPPORTED:
 		return nil
 	case ret != nvml.SUCCESS:
@@ -259,13 +279,13 @@ func (c *Collector) processUtilization(dev nvml.Device, uuid string) map[uint32]
 	}
 	sum := map[uint32]float64{}
 	n := map[uint32]float64{}
-	newest := c.lastSeen[uuid]
 	for _, s := range samples {
+		if s.TimeStamp <= since {
+			continue // NVML filters these; the bound holds whatever it returns
+		}
 		sum[s.Pid] += float64(s.SmUtil) / 100
 		n[s.Pid]++
-		newest = max(newest, s.TimeStamp)
 	}
-	c.lastSeen[uuid] = newest
 	for pid := range sum {
 		sum[pid] /= n[pid]
 	}

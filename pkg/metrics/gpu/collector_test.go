@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
@@ -56,6 +57,16 @@ func (p pods) PodByUID(uid, _ string) (string, string, string, bool) {
 	return q.Namespace, q.Name, q.Container, ok
 }
 
+// t0 is when twoGPUs's process-utilisation samples start, in microseconds
+// since the epoch as NVML stamps them.
+const t0 = 1_750_000_000_000_000
+
+// at sets c's clock to t0 plus d and returns c.
+func at(c *Collector, d time.Duration) *Collector {
+	c.now = func() time.Time { return time.UnixMicro(t0).Add(d) }
+	return c
+}
+
 // twoGPUs is a DGX A100 mock cut to two GPUs: GPU 0 whole, running three
 // processes (two of one container, one host process); GPU 1 in MIG mode
 // with one MIG device running one pod process.
@@ -81,16 +92,24 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	g0.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 103, UsedGpuMemory: ^uint64(0)}}, nvml.SUCCESS
 	}
-	// Since timestamp 0: 102 sampled twice (25 %, 75 %: mean 0.5), 105 once
-	// (25 %), the host process 104 once; after the newest (3000), nothing.
+	// NVML's samples, in microseconds of the wall clock: 102 sampled twice
+	// (25 %, 75 %: mean 0.5), 105 once (25 %), the host process 104 once,
+	// the newest at t0+3ms. Like NVML, only those after lastSeen, and
+	// ERROR_NOT_FOUND when none is.
 	g0.GetProcessUtilizationFunc = func(lastSeen uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
-		if lastSeen >= 3000 {
+		var out []nvml.ProcessUtilizationSample
+		for _, s := range []nvml.ProcessUtilizationSample{
+			{Pid: 102, TimeStamp: t0 + 1000, SmUtil: 25}, {Pid: 105, TimeStamp: t0 + 2000, SmUtil: 25},
+			{Pid: 102, TimeStamp: t0 + 3000, SmUtil: 75}, {Pid: 104, TimeStamp: t0 + 2500, SmUtil: 90},
+		} {
+			if s.TimeStamp > lastSeen {
+				out = append(out, s)
+			}
+		}
+		if len(out) == 0 {
 			return nil, nvml.ERROR_NOT_FOUND
 		}
-		return []nvml.ProcessUtilizationSample{
-			{Pid: 102, TimeStamp: 1000, SmUtil: 25}, {Pid: 105, TimeStamp: 2000, SmUtil: 25},
-			{Pid: 102, TimeStamp: 3000, SmUtil: 75}, {Pid: 104, TimeStamp: 2500, SmUtil: 90},
-		}, nvml.SUCCESS
+		return out, nvml.SUCCESS
 	}
 	g1 := srv.Devices[1].(*dgxa100.Device)
 	g1.MigMode = nvml.DEVICE_MIG_ENABLE
@@ -170,14 +189,14 @@ func TestCollectorOverMock(t *testing.T) {
 	srv := twoGPUs(t)
 	uuid0, _ := srv.Devices[0].GetUUID()
 	uuid1, _ := srv.Devices[1].GetUUID()
-	c := NewCollector(Options{
+	c := at(NewCollector(Options{
 		NVML:   srv,
 		Mapper: CgroupMapper{ProcRoot: "testdata/proc"},
 		Pods: pods{
 			"0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9": {Namespace: "llm", Name: "chat-0", Container: "vllm"},
 			// 101's pod is unknown to the resolver: names stay empty.
 		},
-	})
+	}), 5*time.Second)
 	reg, mfs := gather(t, c)
 	const gib = 1 << 30
 	for _, tc := range []struct {
@@ -214,16 +233,6 @@ func TestCollectorOverMock(t *testing.T) {
 	if n := len(mfs["infercast_gpu_pod_utilization_ratio"].GetMetric()); n != 2 {
 		t.Errorf("%d pod utilisation series, want 2 (GPU 0's two pods, none on the MIG device)", n)
 	}
-	// The next scrape asks only for samples after the newest it read;
-	// none came, so the pod was idle.
-	_, mfs = gather(t, c)
-	calls := srv.Devices[0].(*dgxa100.Device).GetProcessUtilizationCalls()
-	if len(calls) != 2 || calls[0].V != 0 || calls[1].V != 3000 {
-		t.Errorf("GetProcessUtilization calls %+v, want since 0, then since 3000", calls)
-	}
-	if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", map[string]string{"pod": "chat-0"}); got != 0 {
-		t.Errorf("utilisation with no sample since the last scrape = %v, want 0", got)
-	}
 	if _, ok := mfs["infercast_gpu_utilization_ratio"]; ok && len(mfs["infercast_gpu_utilization_ratio"].GetMetric()) != 1 {
 		t.Error("utilisation exported for the MIG GPU")
 	}
@@ -231,6 +240,39 @@ func TestCollectorOverMock(t *testing.T) {
 		t.Errorf("promlint: %v %v", problems, err)
 	}
 	checkDocumented(t, reg)
+}
+
+// TestPodUtilizationSameForEveryScraper scrapes as an HA Prometheus pair
+// (or a curl between two scrapes) does: a second scrape a moment after the
+// first, before NVML's next sample, reads the same utilisation, not 0.
+func TestPodUtilizationSameForEveryScraper(t *testing.T) {
+	srv := twoGPUs(t)
+	c := at(NewCollector(Options{NVML: srv, Mapper: CgroupMapper{ProcRoot: "testdata/proc"}}), 5*time.Second)
+	chat := map[string]string{"gpu": "0", "pod_uid": "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"}
+	for i, d := range []time.Duration{5 * time.Second, 5*time.Second + time.Millisecond, 20 * time.Second} {
+		at(c, d)
+		_, mfs := gather(t, c)
+		if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", chat); got != 0.75 {
+			t.Errorf("scrape %d at t0+%s: utilisation %v, want 0.75", i, d, got)
+		}
+	}
+	// Each query looks back one window from its scrape.
+	calls := srv.Devices[0].(*dgxa100.Device).GetProcessUtilizationCalls()
+	if len(calls) != 3 || calls[0].V != t0-25_000_000 || calls[2].V != t0-10_000_000 {
+		t.Errorf("GetProcessUtilization calls %+v, want since t0-25s, t0-24.999s, t0-10s", calls)
+	}
+	// A window after the newest sample the processes count as idle.
+	at(c, DefaultUtilizationWindow+3*time.Millisecond)
+	_, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", chat); got != 0 {
+		t.Errorf("utilisation with no sample in the window = %v, want 0", got)
+	}
+	// A shorter window drops the samples sooner.
+	c = at(NewCollector(Options{NVML: srv, Mapper: CgroupMapper{ProcRoot: "testdata/proc"}, UtilizationWindow: 2 * time.Second}), 5*time.Second)
+	_, mfs = gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", chat); got != 0 {
+		t.Errorf("utilisation with a 2s window, 5s after the samples = %v, want 0", got)
+	}
 }
 
 func TestNoDriverKeepsRunning(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock"
@@ -73,11 +74,10 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 			}
 			return out, nvml.SUCCESS
 		}
-		// One sample per process per call, a little under the GPU's load
+		// One sample per process, taken now, a little under the GPU's load
 		// (the rest is the driver's own work), stamped in microseconds.
-		var stamp uint64
-		dev.GetProcessUtilizationFunc = func(lastSeen uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
-			stamp = max(stamp, lastSeen) + 1_000_000
+		dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+			stamp := uint64(time.Now().UnixMicro())
 			if len(procs) == 0 {
 				return nil, nvml.ERROR_NOT_FOUND
 			}
