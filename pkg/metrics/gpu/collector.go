@@ -307,9 +307,13 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 	} else if !unsupported(ret) {
 		c.fail("mps_running_processes", ret)
 	}
-	mem := map[podKey]float64{}
-	count := map[podKey]float64{}
-	busy := map[podKey]float64{}
+	// Processes are summed per series, not per container: a container
+	// whose name does not resolve (no resolver, a status without its ID
+	// yet, a pod the informer has not seen) gets an empty container label,
+	// so two such containers of one pod share a series, which a
+	// registry refuses to receive twice.
+	names := map[podKey]podSeries{}
+	sums := map[podSeries]*podTotals{}
 	for _, p := range procs {
 		ctr, ok, err := c.o.Mapper.ContainerOf(p.Pid)
 		if err != nil {
@@ -321,28 +325,46 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 			continue // a host process: not attributable to a pod
 		}
 		k := podKey{ctr.PodUID, ctr.ContainerID}
+		s, ok := names[k]
+		if !ok {
+			s.uid = k.uid
+			if c.o.Pods != nil {
+				s.ns, s.pod, s.ctr, _ = c.o.Pods.PodByUID(k.uid, k.containerID)
+			}
+			names[k] = s
+		}
+		t := sums[s]
+		if t == nil {
+			t = &podTotals{}
+			sums[s] = t
+		}
 		m := float64(p.UsedGpuMemory)
 		if p.UsedGpuMemory == notAvailable {
 			m = 0 // unknown; the process still counts
 		}
-		mem[k] += m
-		count[k]++
-		busy[k] += util[p.Pid]
+		t.mem += m
+		t.procs++
+		t.busy += util[p.Pid]
 	}
-	for k, m := range mem {
-		var ns, pod, ctr string
-		if c.o.Pods != nil {
-			ns, pod, ctr, _ = c.o.Pods.PodByUID(k.uid, k.containerID)
-		}
-		lv := []string{idx, uuid, migUUID, ns, pod, k.uid, ctr}
-		ch <- prometheus.MustNewConstMetric(c.podMem, prometheus.GaugeValue, m, lv...)
-		ch <- prometheus.MustNewConstMetric(c.podProcs, prometheus.GaugeValue, count[k], lv...)
+	for s, t := range sums {
+		lv := []string{idx, uuid, migUUID, s.ns, s.pod, s.uid, s.ctr}
+		ch <- prometheus.MustNewConstMetric(c.podMem, prometheus.GaugeValue, t.mem, lv...)
+		ch <- prometheus.MustNewConstMetric(c.podProcs, prometheus.GaugeValue, t.procs, lv...)
 		if util != nil {
-			// Per-process samples are rounded percentages: keep the sum a ratio.
-			ch <- prometheus.MustNewConstMetric(c.podUtil, prometheus.GaugeValue, min(busy[k], 1), lv...)
+			// The share of the GPU's SM time the series' processes used
+			// together. Per-process samples are rounded percentages, taken
+			// at different moments: keep the sum a ratio.
+			ch <- prometheus.MustNewConstMetric(c.podUtil, prometheus.GaugeValue, min(t.busy, 1), lv...)
 		}
 	}
 }
+
+// podSeries is the label values of a per-pod series on one GPU or MIG
+// device.
+type podSeries struct{ ns, pod, uid, ctr string }
+
+// podTotals is what the processes of one podSeries add up to.
+type podTotals struct{ mem, procs, busy float64 }
 
 // Close shuts NVML down if this collector initialised it.
 func (c *Collector) Close() error {

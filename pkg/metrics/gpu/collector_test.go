@@ -3,6 +3,7 @@ package gpu
 import (
 	"bytes"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/infercast/infercast/internal/testutil/fakegpu"
 )
 
 func TestCgroupMapper(t *testing.T) {
@@ -411,5 +414,64 @@ func TestDemo(t *testing.T) {
 	}
 	if problems, err := testutil.GatherAndLint(reg); err != nil || len(problems) > 0 {
 		t.Errorf("promlint: %v %v", problems, err)
+	}
+}
+
+// containerPods resolves a pod's containers by container ID; a container
+// missing from it resolves to the pod with an empty container name, as
+// (*kube.Discovery).PodByUID does while a status lacks the container's ID.
+type containerPods map[string]string
+
+func (p containerPods) PodByUID(_, containerID string) (string, string, string, bool) {
+	return "ml", "llama-0", p[containerID], true
+}
+
+// TestContainersSharingASeriesAreSummed runs two containers of one pod on
+// one GPU. When their names do not resolve they share one label set: the
+// collector sums them rather than sending the series twice, which would
+// fail the whole gather.
+func TestContainersSharingASeriesAreSummed(t *testing.T) {
+	const uid = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9"
+	a, b := strings.Repeat("aa", 32), strings.Repeat("bb", 32)
+	lib := fakegpu.OneGPU(20<<30,
+		nvml.ProcessInfo{Pid: 201, UsedGpuMemory: 10 << 30},
+		nvml.ProcessInfo{Pid: 202, UsedGpuMemory: 6 << 30})
+	lib.Devices[0].(*dgxa100.Device).GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+		return []nvml.ProcessUtilizationSample{{Pid: 201, TimeStamp: t0, SmUtil: 30}, {Pid: 202, TimeStamp: t0, SmUtil: 20}}, nvml.SUCCESS
+	}
+	root := fakegpu.Proc(t, map[uint32]string{201: fakegpu.SystemdCgroup(uid, a), 202: fakegpu.SystemdCgroup(uid, b)})
+	for _, tc := range []struct {
+		name  string
+		pods  PodResolver
+		want  map[string]float64 // container → memory
+		ctr   string             // the series of 202's container:
+		procs float64            // its processes
+		util  float64            // and utilisation
+	}{
+		{"kubernetes off", nil, map[string]float64{"": 16 << 30}, "", 2, 0.5},
+		{"container IDs not in the status yet", containerPods{}, map[string]float64{"": 16 << 30}, "", 2, 0.5},
+		{"one container resolved", containerPods{a: "server"}, map[string]float64{"server": 10 << 30, "": 6 << 30}, "", 1, 0.2},
+		{"both resolved", containerPods{a: "server", b: "sidecar"}, map[string]float64{"server": 10 << 30, "sidecar": 6 << 30}, "sidecar", 1, 0.2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := at(NewCollector(Options{NVML: lib, Mapper: CgroupMapper{ProcRoot: root}, Pods: tc.pods}), time.Second)
+			_, mfs := gather(t, c) // fails on a duplicate series
+			if n := len(mfs["infercast_gpu_pod_memory_used_bytes"].GetMetric()); n != len(tc.want) {
+				t.Errorf("%d memory series, want %d", n, len(tc.want))
+			}
+			for ctr, want := range tc.want {
+				if got := sample(t, mfs, "infercast_gpu_pod_memory_used_bytes", map[string]string{"pod_uid": uid, "container": ctr}); got != want {
+					t.Errorf("memory of container %q = %v, want %v", ctr, got, want)
+				}
+			}
+			lv := map[string]string{"pod_uid": uid, "container": tc.ctr}
+			if got := sample(t, mfs, "infercast_gpu_pod_processes", lv); got != tc.procs {
+				t.Errorf("processes%v = %v, want %v", lv, got, tc.procs)
+			}
+			// Shared, the utilisation is what the processes used together.
+			if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", lv); math.Abs(got-tc.util) > 1e-9 {
+				t.Errorf("utilisation%v = %v, want %v", lv, got, tc.util)
+			}
+		})
 	}
 }
