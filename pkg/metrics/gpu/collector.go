@@ -57,6 +57,10 @@ type Collector struct {
 	inited  bool
 	lastErr string
 	errs    map[string]float64 // op → count
+	// lost is set when NVML, once initialised, lost its driver; Init is
+	// then called at most once per reinitInterval after lastInit.
+	lost     bool
+	lastInit time.Time
 
 	up, info, util, memUsed, memTotal, migEnabled *prometheus.Desc
 	migUsed, migTotal, podMem, podProcs, errsDesc *prometheus.Desc
@@ -71,7 +75,9 @@ var (
 )
 
 // NewCollector builds a collector; NVML is initialised on the first Collect
-// and retried on every Collect until it succeeds.
+// and retried on every Collect until it succeeds. When the driver goes away
+// later (unloaded, reloaded, upgraded), NVML is shut down and initialised
+// again, at most once per reinitInterval while that fails.
 func NewCollector(o Options) *Collector {
 	if o.Mapper == nil {
 		o.Mapper = CgroupMapper{ProcRoot: "/proc"}
@@ -128,6 +134,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	n, ret := c.o.NVML.DeviceGetCount()
 	if ret != nvml.SUCCESS {
 		c.fail("device_count", ret)
+		if driverGone(ret) {
+			c.reset(ret)
+		}
 		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
 		return
 	}
@@ -153,13 +162,48 @@ func (c *Collector) init() error {
 	if c.o.NVML == nil {
 		return c.initFailed("no NVML library configured")
 	}
+	now := c.now()
+	if c.lost && now.Before(c.lastInit.Add(reinitInterval)) {
+		return errRetryLater // not counted: no call was made
+	}
+	c.lastInit = now
 	if ret := c.o.NVML.Init(); ret != nvml.SUCCESS {
 		return c.initFailed(ret.Error())
 	}
 	c.inited = true
+	c.lost = false
 	c.lastErr = ""
 	c.log.Info("gpu: NVML initialised", "simulated", c.o.Simulated)
 	return nil
+}
+
+// reinitInterval spaces the attempts to initialise NVML again after its
+// driver went away: unlike at start (where Init without a driver fails in
+// dlopen), each attempt goes to the library still loaded.
+const reinitInterval = time.Minute
+
+var errRetryLater = errors.New("NVML lost its driver; waiting to initialise it again")
+
+// driverGone says NVML answered as it does once its driver has gone: not
+// initialised any more, the kernel module unloaded, or a kernel module of
+// another version than the library (a driver upgrade under a running
+// exporter).
+func driverGone(ret nvml.Return) bool {
+	return ret == nvml.ERROR_UNINITIALIZED || ret == nvml.ERROR_DRIVER_NOT_LOADED || ret == nvml.ERROR_LIB_RM_VERSION_MISMATCH
+}
+
+// reset shuts NVML down after its driver went away, so that the next
+// scrape initialises it again (or the first a reinitInterval after the
+// last Init, should the driver come and go).
+func (c *Collector) reset(ret nvml.Return) {
+	c.log.Warn("gpu: NVML lost its driver; GPU metrics are down until it initialises again", "err", ret.Error())
+	// Shutdown may fail the same way; the state is gone either way, and
+	// where it succeeds go-nvml unloads the library, so the next Init
+	// loads it afresh.
+	_ = c.o.NVML.Shutdown()
+	c.inited = false
+	c.lost = true
+	c.lastErr = ""
 }
 
 // initFailed logs the reason once per distinct reason, not every scrape.

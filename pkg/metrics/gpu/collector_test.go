@@ -324,6 +324,75 @@ func TestNoDriverKeepsRunning(t *testing.T) {
 	}
 }
 
+// TestReinitialisesAfterDriverLoss unloads the driver under a running
+// collector, as a driver reload or a GPU operator upgrade does: NVML
+// answers ERROR_UNINITIALIZED, the collector shuts it down and initialises
+// it again, once a minute while that fails, until the driver is back.
+func TestReinitialisesAfterDriverLoss(t *testing.T) {
+	var logs bytes.Buffer
+	srv := twoGPUs(t)
+	driver := true
+	inits := 0
+	srv.InitFunc = func() nvml.Return {
+		inits++
+		if !driver {
+			return nvml.ERROR_DRIVER_NOT_LOADED
+		}
+		return nvml.SUCCESS
+	}
+	lost := false
+	srv.DeviceGetCountFunc = func() (int, nvml.Return) {
+		if lost {
+			return 0, nvml.ERROR_UNINITIALIZED
+		}
+		return 2, nvml.SUCCESS
+	}
+	c := NewCollector(Options{NVML: srv, Mapper: MapMapper{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	scrape := func(d time.Duration, wantUp float64, wantInits int) {
+		t.Helper()
+		_, mfs := gather(t, at(c, d))
+		if got := sample(t, mfs, "infercast_gpu_collector_up", nil); got != wantUp {
+			t.Errorf("t0+%s: up = %v, want %v", d, got, wantUp)
+		}
+		if inits != wantInits {
+			t.Errorf("t0+%s: %d Init calls, want %d", d, inits, wantInits)
+		}
+	}
+	scrape(0, 1, 1)
+	// The driver goes; NVML's state with it.
+	lost, driver = true, false
+	scrape(10*time.Minute, 0, 1)
+	if n := len(srv.ShutdownCalls()); n != 1 {
+		t.Errorf("Shutdown called %d times after the driver went, want 1", n)
+	}
+	scrape(10*time.Minute+15*time.Second, 0, 2) // at once: failed
+	scrape(10*time.Minute+30*time.Second, 0, 2) // not again within a minute
+	scrape(11*time.Minute+14*time.Second, 0, 2)
+	scrape(11*time.Minute+15*time.Second, 0, 3)
+	// The driver is back: the next attempt succeeds.
+	lost, driver = false, true
+	scrape(11*time.Minute+45*time.Second, 0, 3)
+	scrape(12*time.Minute+15*time.Second, 1, 4)
+	scrape(12*time.Minute+30*time.Second, 1, 4)
+
+	_, mfs := gather(t, c)
+	if got := sample(t, mfs, "infercast_gpu_collector_errors_total", map[string]string{"op": "init"}); got != 2 {
+		t.Errorf("init errors = %v, want 2 (the skipped attempts are not calls)", got)
+	}
+	if n := strings.Count(logs.String(), "ERROR_DRIVER_NOT_LOADED"); n != 1 {
+		t.Errorf("the failing reason logged %d times, want once:\n%s", n, logs.String())
+	}
+	if n := strings.Count(logs.String(), "lost its driver"); n != 1 {
+		t.Errorf("the loss logged %d times, want once:\n%s", n, logs.String())
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(srv.ShutdownCalls()); n != 2 {
+		t.Errorf("Shutdown called %d times in all, want 2", n)
+	}
+}
+
 // TestRealLibraryWithoutDriver runs the real go-nvml library: on a machine
 // without the NVIDIA driver, as in CI, the collector says it is down.
 func TestRealLibraryWithoutDriver(t *testing.T) {
