@@ -15,8 +15,8 @@ import (
 )
 
 // OneGPU is the DGX A100 mock cut to one GPU at 50 % utilisation, 40 GiB
-// with used bytes in use, running procs (no MPS clients, no per-process
-// utilisation samples).
+// with used bytes in use, running procs as compute processes (no graphics
+// processes, no MPS clients, no per-process utilisation samples).
 func OneGPU(used uint64, procs ...nvml.ProcessInfo) *dgxa100.Server {
 	lib := dgxa100.New()
 	lib.Devices = lib.Devices[:1]
@@ -26,6 +26,7 @@ func OneGPU(used uint64, procs ...nvml.ProcessInfo) *dgxa100.Server {
 		return nvml.Memory_v2{Total: 40 << 30, Used: used}, nvml.SUCCESS
 	}
 	dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
+	dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return procs, nvml.SUCCESS }
 	dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
 		return nil, nvml.ERROR_NOT_FOUND

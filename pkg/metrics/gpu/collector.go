@@ -252,7 +252,7 @@ func (c *Collector) collectDevice(ch chan<- prometheus.Metric, idx string, dev n
 		// Utilisation is not reported per GPU in MIG mode.
 		if u, ret := dev.GetUtilizationRates(); ret == nvml.SUCCESS {
 			ch <- prometheus.MustNewConstMetric(c.util, prometheus.GaugeValue, float64(u.Gpu)/100, idx, uuid)
-		} else {
+		} else if !unsupported(ret) {
 			c.fail("utilization", ret)
 		}
 		c.collectProcesses(ch, dev, idx, uuid, "", c.processUtilization(dev))
@@ -339,17 +339,31 @@ func (c *Collector) processUtilization(dev nvml.Device) map[uint32]float64 {
 // collectProcesses exports per-container memory and process counts, and,
 // with util (whole GPUs where NVML samples processes), utilisation.
 func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Device, idx, uuid, migUUID string, util map[uint32]float64) {
-	procs, ret := dev.GetComputeRunningProcesses()
-	if ret != nvml.SUCCESS {
-		c.fail("running_processes", ret)
-		return
-	}
-	// The clients of an MPS server are listed apart from the other compute
-	// processes (a GPU shared through MPS shows only its server above).
-	if mps, ret := dev.GetMPSComputeRunningProcesses(); ret == nvml.SUCCESS {
-		procs = mergeProcesses(procs, mps)
-	} else if !unsupported(ret) {
-		c.fail("mps_running_processes", ret)
+	// NVML lists compute (CUDA) processes, graphics (Vulkan, OpenGL)
+	// processes, and the clients of an MPS server apart (a GPU shared
+	// through MPS shows only the server among its compute processes); a
+	// process in several lists counts once. A list the device does not
+	// support is empty; without the compute list, none is reported.
+	var procs []nvml.ProcessInfo
+	for _, l := range []struct {
+		op   string
+		list func() ([]nvml.ProcessInfo, nvml.Return)
+	}{
+		{"running_processes", dev.GetComputeRunningProcesses},
+		{"graphics_running_processes", dev.GetGraphicsRunningProcesses},
+		{"mps_running_processes", dev.GetMPSComputeRunningProcesses},
+	} {
+		ps, ret := l.list()
+		switch {
+		case ret == nvml.SUCCESS:
+			procs = mergeProcesses(procs, ps)
+		case unsupported(ret):
+		case l.op == "running_processes":
+			c.fail(l.op, ret)
+			return
+		default:
+			c.fail(l.op, ret)
+		}
 	}
 	// Processes are summed per series, not per container: a container
 	// whose name does not resolve (no resolver, a status without its ID

@@ -90,8 +90,10 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	g0.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 102, UsedGpuMemory: 10 << 30}, {Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 104, UsedGpuMemory: 1 << 30}}, nvml.SUCCESS
 	}
-	// An MPS client listed apart (103, memory not available), and 105 in
-	// both lists (counted once).
+	// No graphics processes (a Vulkan or OpenGL renderer would be listed
+	// here); an MPS client listed apart (103, memory not available), and
+	// 105 in both lists (counted once).
+	g0.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 	g0.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 		return []nvml.ProcessInfo{{Pid: 105, UsedGpuMemory: 4 << 30}, {Pid: 103, UsedGpuMemory: ^uint64(0)}}, nvml.SUCCESS
 	}
@@ -119,6 +121,7 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 	g1.GetMemoryInfo_v2Func = func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_NOT_SUPPORTED }
 	g1.GetMemoryInfoFunc = func() (nvml.Memory, nvml.Return) { return nvml.Memory{Total: 40 << 30, Used: 6 << 30}, nvml.SUCCESS }
 	g1.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED }
+	g1.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 	mig := &mock.Device{
 		// An older driver: no version 2, no MPS listing.
 		GetMemoryInfo_v2Func: func() (nvml.Memory_v2, nvml.Return) { return nvml.Memory_v2{}, nvml.ERROR_FUNCTION_NOT_FOUND },
@@ -132,6 +135,8 @@ func twoGPUs(t *testing.T) *dgxa100.Server {
 		GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
 			return []nvml.ProcessInfo{{Pid: 101, UsedGpuMemory: 3 << 30}}, nvml.SUCCESS
 		},
+		// MIG devices run no graphics.
+		GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED },
 	}
 	g1.GetMaxMigDeviceCountFunc = func() (int, nvml.Return) { return 7, nvml.SUCCESS }
 	g1.GetMigDeviceHandleByIndexFunc = func(i int) (nvml.Device, nvml.Return) {
@@ -542,5 +547,73 @@ func TestContainersSharingASeriesAreSummed(t *testing.T) {
 				t.Errorf("utilisation%v = %v, want %v", lv, got, tc.util)
 			}
 		})
+	}
+}
+
+// TestGraphicsProcesses runs a renderer (Vulkan, OpenGL), listed only
+// among NVML's graphics processes, beside a CUDA process that is in both
+// lists: each counts once, the renderer in its pod.
+func TestGraphicsProcesses(t *testing.T) {
+	const cuda, render = "0a1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9", "22223333-4444-5555-6666-777788889999"
+	lib := fakegpu.OneGPU(12<<30, nvml.ProcessInfo{Pid: 201, UsedGpuMemory: 10 << 30})
+	dev := lib.Devices[0].(*dgxa100.Device)
+	dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 202, UsedGpuMemory: 1 << 30}, {Pid: 201, UsedGpuMemory: 10 << 30}}, nvml.SUCCESS
+	}
+	dev.GetProcessUtilizationFunc = func(uint64) ([]nvml.ProcessUtilizationSample, nvml.Return) {
+		return []nvml.ProcessUtilizationSample{{Pid: 201, TimeStamp: t0, SmUtil: 50}, {Pid: 202, TimeStamp: t0, SmUtil: 40}}, nvml.SUCCESS
+	}
+	root := fakegpu.Proc(t, map[uint32]string{
+		201: fakegpu.SystemdCgroup(cuda, strings.Repeat("aa", 32)),
+		202: fakegpu.SystemdCgroup(render, strings.Repeat("bb", 32)),
+	})
+	c := at(NewCollector(Options{NVML: lib, Mapper: CgroupMapper{ProcRoot: root}}), time.Second)
+	_, mfs := gather(t, c)
+	for _, tc := range []struct {
+		uid              string
+		mem, procs, util float64
+	}{
+		{cuda, 10 << 30, 1, 0.5},
+		{render, 1 << 30, 1, 0.4},
+	} {
+		lv := map[string]string{"pod_uid": tc.uid}
+		if got := sample(t, mfs, "infercast_gpu_pod_memory_used_bytes", lv); got != tc.mem {
+			t.Errorf("memory of %s = %v, want %v", tc.uid, got, tc.mem)
+		}
+		if got := sample(t, mfs, "infercast_gpu_pod_processes", lv); got != tc.procs {
+			t.Errorf("processes of %s = %v, want %v", tc.uid, got, tc.procs)
+		}
+		if got := sample(t, mfs, "infercast_gpu_pod_utilization_ratio", lv); got != tc.util {
+			t.Errorf("utilisation of %s = %v, want %v", tc.uid, got, tc.util)
+		}
+	}
+}
+
+// TestUnsupportedIsNotAnError runs a GPU that answers ERROR_NOT_SUPPORTED
+// for its utilisation and its compute processes (as some GPUs and vGPUs
+// do): those values are left out, as for the other optional calls, and no
+// error is counted, so no alert fires on every scrape.
+func TestUnsupportedIsNotAnError(t *testing.T) {
+	lib := fakegpu.OneGPU(1 << 30)
+	dev := lib.Devices[0].(*dgxa100.Device)
+	dev.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{}, nvml.ERROR_NOT_SUPPORTED }
+	dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED }
+	dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
+		return []nvml.ProcessInfo{{Pid: 202, UsedGpuMemory: 1 << 30}}, nvml.SUCCESS
+	}
+	const uid = "22223333-4444-5555-6666-777788889999"
+	root := fakegpu.Proc(t, map[uint32]string{202: fakegpu.SystemdCgroup(uid, strings.Repeat("bb", 32))})
+	c := NewCollector(Options{NVML: lib, Mapper: CgroupMapper{ProcRoot: root}})
+	for range 2 {
+		_, mfs := gather(t, c)
+		if errs := mfs["infercast_gpu_collector_errors_total"]; errs != nil {
+			t.Errorf("errors counted: %v", errs.GetMetric())
+		}
+		if _, ok := mfs["infercast_gpu_utilization_ratio"]; ok {
+			t.Error("utilisation exported though not supported")
+		}
+		if got := sample(t, mfs, "infercast_gpu_pod_memory_used_bytes", map[string]string{"pod_uid": uid}); got != 1<<30 {
+			t.Errorf("the graphics process's pod memory = %v, want 1 GiB", got)
+		}
 	}
 }

@@ -67,6 +67,7 @@ func DemoNVML() (nvml.Interface, MapMapper, DemoPods) {
 			return nvml.Memory_v2{Total: total, Used: used, Free: total - used}, nvml.SUCCESS
 		}
 		dev.GetMPSComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
+		dev.GetGraphicsRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS }
 		dev.GetComputeRunningProcessesFunc = func() ([]nvml.ProcessInfo, nvml.Return) {
 			out := append([]nvml.ProcessInfo(nil), procs...)
 			for j := range out {
@@ -124,6 +125,8 @@ func demoMIG(parent string, mapper MapMapper, pods DemoPods) []nvml.Device {
 				return nvml.Memory_v2{Total: 20 * gib, Used: used, Free: 20*gib - used}, nvml.SUCCESS
 			},
 			GetMPSComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.SUCCESS },
+			// MIG devices run no graphics.
+			GetGraphicsRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) { return nil, nvml.ERROR_NOT_SUPPORTED },
 			GetComputeRunningProcessesFunc: func() ([]nvml.ProcessInfo, nvml.Return) {
 				if j != 0 {
 					return nil, nvml.SUCCESS
