@@ -197,9 +197,9 @@ func driverGone(ret nvml.Return) bool {
 // last Init, should the driver come and go).
 func (c *Collector) reset(ret nvml.Return) {
 	c.log.Warn("gpu: NVML lost its driver; GPU metrics are down until it initialises again", "err", ret.Error())
-	// Shutdown may fail the same way; the state is gone either way, and
-	// where it succeeds go-nvml unloads the library, so the next Init
-	// loads it afresh.
+	// Shutdown may fail the same way; the state is gone either way. Where
+	// it succeeds and nothing else holds the library, go-nvml unloads it,
+	// so the next Init loads it afresh.
 	_ = c.o.NVML.Shutdown()
 	c.inited = false
 	c.lost = true
@@ -343,7 +343,8 @@ func (c *Collector) collectProcesses(ch chan<- prometheus.Metric, dev nvml.Devic
 	// processes, and the clients of an MPS server apart (a GPU shared
 	// through MPS shows only the server among its compute processes); a
 	// process in several lists counts once. A list the device does not
-	// support is empty; without the compute list, none is reported.
+	// offer is empty; when the compute list fails, no pod is reported (the
+	// other lists alone would undercount them).
 	var procs []nvml.ProcessInfo
 	for _, l := range []struct {
 		op   string
