@@ -348,6 +348,8 @@ type targetSnap struct {
 	samples               int
 	errs                  map[string]float64
 	models                []modelTargetSnap
+	served                []string     // targetState.served
+	state                 *targetState // whose result this is: identity only, never read
 }
 
 // Per model-and-target gauges; NaN means not reported.
@@ -494,6 +496,7 @@ func aggregate(states []*targetState, windows []time.Duration) *snapshot {
 		ts := targetSnap{
 			name: s.t.Name, dialect: s.t.Dialect.Name, source: s.t.Source, up: s.up,
 			duration: s.duration.Seconds(), samples: s.stats.samples, errs: maps2(s.errCounts),
+			served: s.served, state: s,
 		}
 		for _, r := range s.models {
 			m := r.series
@@ -665,5 +668,43 @@ func (e *Exporter) Models() []ModelUsage {
 		}
 	}
 	slices.SortFunc(out, func(a, b ModelUsage) int { return cmp.Compare(a.Model, b.Model) })
+	return out
+}
+
+// TargetModels is what one target serves, for spend accounting.
+type TargetModels struct {
+	Target Target
+	// Models are those of the target's last successful scrape that read
+	// any, sorted; nil until one did. They are kept while later scrapes
+	// fail or read none (a server loading its weights, hung or
+	// crash-looping still holds its GPUs for them), for as long as the
+	// target is known: a target removed, or whose URL, dialect or model
+	// changed, starts afresh.
+	Models []string
+	// Up is whether the target's last scrape succeeded.
+	Up bool
+}
+
+// ServedModels reports every known target, sorted by name, with the
+// models it serves as of the last cycle (none for a target added since).
+func (e *Exporter) ServedModels() []TargetModels {
+	snap := e.snap.Load()
+	last := map[string]*targetSnap{}
+	if snap != nil {
+		for i := range snap.targets {
+			last[snap.targets[i].name] = &snap.targets[i]
+		}
+	}
+	e.mu.Lock()
+	out := make([]TargetModels, 0, len(e.states))
+	for name, s := range e.states {
+		tm := TargetModels{Target: s.t}
+		if ts, ok := last[name]; ok && ts.state == s {
+			tm.Models, tm.Up = slices.Clone(ts.served), ts.up
+		}
+		out = append(out, tm)
+	}
+	e.mu.Unlock()
+	slices.SortFunc(out, func(a, b TargetModels) int { return cmp.Compare(a.Target.Name, b.Target.Name) })
 	return out
 }

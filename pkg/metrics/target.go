@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -52,6 +53,10 @@ type targetState struct {
 	errCounts  map[string]float64 // by reason
 	coldStarts []coldStart
 	models     []modelResult
+	// served are the models of the last successful scrape that read any,
+	// sorted: kept through failed scrapes and scrapes that read none, for
+	// as long as the target's state lives (Exporter.ServedModels).
+	served []string
 	// unread: the last successful scrape's body held samples but none of
 	// the names the dialect reads (a wrong dialect, or a server that
 	// renamed its metrics); warned once until it reads again.
@@ -158,7 +163,32 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 		m.computeWindows(now, windows)
 		s.models = append(s.models, modelResult{model: name, series: m})
 	}
+	s.remember()
 	return nil
+}
+
+// remember records the models of a scrape that read any as those the
+// target serves, allocating only when they change.
+func (s *targetState) remember() {
+	if len(s.models) == 0 {
+		return
+	}
+	same := len(s.models) == len(s.served) // the models are distinct
+	for _, r := range s.models {
+		if _, ok := slices.BinarySearch(s.served, r.model); !ok {
+			same = false
+			break
+		}
+	}
+	if same {
+		return
+	}
+	names := make([]string, 0, len(s.models))
+	for _, r := range s.models {
+		names = append(names, r.model)
+	}
+	slices.Sort(names)
+	s.served = names // a new slice: published snapshots keep the old one
 }
 
 // computeWindows fills the series' stats for every window.

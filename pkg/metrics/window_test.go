@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/http"
 	"os"
 	"slices"
 	"testing"
@@ -189,4 +190,47 @@ func TestModelsTargetRates(t *testing.T) {
 			t.Errorf("%s: rates %v, model rate %v", m.Model, m.TargetRates, m.RequestsPerSecond)
 		}
 	}
+}
+
+// TestServedModels: a target's models are those of its last successful
+// scrape that read any, kept while its scrapes fail or read none (a
+// server loading its weights still holds its GPUs for them), dropped when
+// the target changes; a target added since the last cycle is listed with
+// none.
+func TestServedModels(t *testing.T) {
+	clock := newFakeClock()
+	a := newBodyServer(t)
+	e := newTestExporter(t, clock)
+	d, _ := BuiltinDialect(DialectVLLM)
+	e.SetTargets(SourceStatic, []Target{{Name: "a", URL: a.URL, Dialect: d}})
+	check := func(step string, want map[string][]string, up map[string]bool) {
+		t.Helper()
+		got := map[string][]string{}
+		gotUp := map[string]bool{}
+		for _, tm := range e.ServedModels() {
+			got[tm.Target.Name], gotUp[tm.Target.Name] = tm.Models, tm.Up
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) || fmt.Sprint(gotUp) != fmt.Sprint(up) {
+			t.Errorf("%s: served %v up %v, want %v up %v", step, got, gotUp, want, up)
+		}
+	}
+	a.set([]byte("vllm:num_requests_running{model_name=\"n\"} 1\nvllm:num_requests_running{model_name=\"m\"} 1\n"))
+	e.Cycle(context.Background())
+	check("serving", map[string][]string{"a": {"m", "n"}}, map[string]bool{"a": true})
+	a.setStatus(http.StatusServiceUnavailable)
+	clock.Advance(15 * time.Second)
+	e.Cycle(context.Background())
+	check("failing", map[string][]string{"a": {"m", "n"}}, map[string]bool{"a": false})
+	a.setStatus(http.StatusOK)
+	a.set([]byte("process_start_time_seconds 1\n"))
+	clock.Advance(15 * time.Second)
+	e.Cycle(context.Background())
+	check("reading none", map[string][]string{"a": {"m", "n"}}, map[string]bool{"a": true})
+	a.set([]byte("vllm:num_requests_running{model_name=\"m\"} 1\n"))
+	clock.Advance(15 * time.Second)
+	e.Cycle(context.Background())
+	check("one model", map[string][]string{"a": {"m"}}, map[string]bool{"a": true})
+	b := newBodyServer(t)
+	e.SetTargets(SourceStatic, []Target{{Name: "a", URL: b.URL, Dialect: d}, {Name: "b", URL: b.URL, Dialect: d}})
+	check("moved and added", map[string][]string{"a": nil, "b": nil}, map[string]bool{"a": false, "b": false})
 }
