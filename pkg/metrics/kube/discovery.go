@@ -133,6 +133,11 @@ type Target struct {
 	// pod holds no GPU-like resource
 	// or the node is not known yet.
 	NodeShare float64
+	// NodeGPUs is what the node's allocatable GPU-like resources come to,
+	// counted as NodeShare counts them (a time-sliced GPU's replicas each
+	// one); 0 when it has none or is not known yet. Above 0, NodeShare is
+	// known even when it is 0: the pod holds none of the node's GPUs.
+	NodeGPUs float64
 	// Created is the pod's creation time.
 	Created time.Time
 }
@@ -469,6 +474,7 @@ func targetOf(p *corev1.Pod, alloc corev1.ResourceList) (Target, bool, error) {
 		Ready:         podReady(p) != nil,
 		GPUs:          gpusOf(p),
 		NodeShare:     nodeShareOf(p, alloc),
+		NodeGPUs:      gpusIn(alloc),
 		Created:       p.CreationTimestamp.Time,
 	}
 	return t, true, nil

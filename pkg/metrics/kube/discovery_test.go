@@ -375,8 +375,10 @@ func resources(kv ...any) corev1.ResourceList {
 // resource it holds against the node's allocatable of them, MIG devices
 // weighed by their compute slices, so time-slicing (the node advertises
 // GPUs × replicas) and MIG (mixed strategy) count right; GPUs counts a MIG
-// device as its slices over its GPU's: 7, or 4 on an A30.
+// device as its slices over its GPU's: 7, or 4 on an A30. NodeGPUs counts
+// the node's alike, so a pod that holds none has a share known to be 0.
 func TestNodeShare(t *testing.T) {
+	nodeGPUs := map[string]float64{"whole gpus": 4, "time-sliced": 16, "mig among whole gpus": 2, "no gpu": 4, "node unknown": 0}
 	for _, tc := range []struct {
 		name        string
 		limits      corev1.ResourceList
@@ -406,6 +408,9 @@ func TestNodeShare(t *testing.T) {
 			}
 			if math.Abs(got.NodeShare-tc.share) > 1e-12 || math.Abs(got.GPUs-tc.gpus) > 1e-12 {
 				t.Errorf("share %v, GPUs %v; want %v, %v", got.NodeShare, got.GPUs, tc.share, tc.gpus)
+			}
+			if want, ok := nodeGPUs[tc.name]; ok && got.NodeGPUs != want {
+				t.Errorf("node GPUs %v, want %v", got.NodeGPUs, want)
 			}
 		})
 	}
