@@ -31,6 +31,10 @@ type Replica struct {
 	// over the catalogue's gpus; with neither, the replica takes an equal
 	// part of what the replicas of known share leave of the node.
 	Share float64
+	// ShareKnown says Share is known even when it is 0: a server that holds
+	// none of its node's GPUs (a CPU-only one on a GPU node) costs nothing
+	// of the node, rather than taking what the GPU holders leave.
+	ShareKnown bool
 	// RequestsPerSecond is the model's request rate on this server, 0 when
 	// unknown. A server serving several models is split among them by it,
 	// equally when none of them has requests.
@@ -192,9 +196,10 @@ func nodePrice(cat *Catalogue, n Node) (float64, bool) {
 }
 
 // knownShare is the part of its node a replica holds when it is known: its
-// own Share, else its GPUs over the catalogue's; ok is false without either.
+// own Share (0 too when ShareKnown), else its GPUs over the catalogue's; ok
+// is false without either.
 func knownShare(cat *Catalogue, r Replica) (float64, bool) {
-	if r.Share > 0 {
+	if r.Share > 0 || r.ShareKnown {
 		return r.Share, true
 	}
 	node, err := NodeFromLabels(r.NodeLabels)

@@ -261,7 +261,8 @@ func spendOf(ss []Spend) map[string]float64 {
 
 // TestNodeChargedOnce: the replicas on one node, of every model, never
 // cost more than the node: replicas of unknown share (no GPUs, or a node
-// whose catalogue entry has no gpus) split what the others leave, and
+// whose catalogue entry has no gpus) split what the others leave, one
+// known to hold none of the node's GPUs takes nothing of it, and
 // known shares over the whole node are scaled down to it. A share read
 // from the node's allocatable wins over the catalogue's GPU count (a
 // time-sliced GPU is one of 16 devices on a 4-GPU node).
@@ -287,6 +288,10 @@ func TestNodeChargedOnce(t *testing.T) {
 			{Model: "gpu", Replicas: []Replica{on("n", odG5, 2)}},
 			{Model: "cpu", Replicas: []Replica{on("n", odG5, 0), on("n", odG5, 0)}},
 		}, map[string]float64{"gpu": 5.6 / 2, "cpu": 5.6 / 2}},
+		{"known to hold no gpu", []Usage{
+			{Model: "gpu", Replicas: []Replica{on("n", odG5, 2)}},
+			{Model: "cpu", Replicas: []Replica{{Node: "n", NodeLabels: odG5, ShareKnown: true}}},
+		}, map[string]float64{"gpu": 5.6 / 2, "cpu": 0}},
 		{"nothing left", []Usage{
 			{Model: "gpu", Replicas: []Replica{on("n", odG5, 4)}},
 			{Model: "cpu", Replicas: []Replica{on("n", odG5, 0)}},
