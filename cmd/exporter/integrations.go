@@ -1,11 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,7 +44,9 @@ type integrations struct {
 	// gpus are the GPUs of targets that are no pods (the demo: its
 	// replicas), by target name.
 	gpus map[string]float64
-	// pods are discovery's targets by target name (namespace/pod).
+	// pods are discovery's targets by target name (namespace/pod), those
+	// the exporter cannot scrape (an unusable dialect) included: they hold
+	// their GPUs all the same.
 	pods map[string]kube.Target
 	// node is this exporter's node ("" without Kubernetes): every target
 	// it reports runs there.
@@ -141,36 +146,73 @@ func (in *integrations) setGPUs(m map[string]float64) {
 	}
 }
 
-// usage joins the exporter's request rates with pod placement: one entry
-// per model and target (cost merges those of one team and model), the
-// request rate the model's on that target.
+// unknownModel is the model of a server that has served none yet and
+// names none (infercast.io/model, a static target's model): the label the
+// scraper gives series that name no model.
+const unknownModel = "unknown"
+
+// usage is one entry per server and model it serves, on this exporter's
+// node; the servers are the exporter's targets and the discovered pods, each
+// charged for as long as it is known, whatever its scrapes do: a server
+// loading its weights, hung or crash-looping holds its GPUs all the same.
+// Its models are those it last served (metrics.Exporter.ServedModels, kept
+// while its scrapes fail), else the one its pod or config names, else
+// unknownModel; its request rate on each is the last cycle's, 0 when
+// unknown (a failing server completes none), so cost per 1,000 requests
+// counts its spend only against requests served.
 func (in *integrations) usage(teams map[string]string) []cost.Usage {
+	rates := map[string]map[string]float64{} // target → model → req/s
+	for _, m := range in.exp.Models() {
+		for t, r := range m.TargetRates {
+			if rates[t] == nil {
+				rates[t] = map[string]float64{}
+			}
+			rates[t][m.Model] = r
+		}
+	}
+	served := in.exp.ServedModels()
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	labels := in.nodeLabels()
 	var out []cost.Usage
-	for _, m := range in.exp.Models() {
-		if len(m.Targets) == 0 {
-			out = append(out, cost.Usage{Team: teams[m.Model], Model: m.Model, RequestsPerSecond: m.RequestsPerSecond})
-			continue
+	add := func(t metrics.Target, models []string) {
+		if len(models) == 0 {
+			models = []string{cmp.Or(t.Model, unknownModel)}
 		}
-		for _, t := range m.Targets {
+		for _, model := range models {
 			r := in.replicaOf(t, labels)
-			r.RequestsPerSecond = m.TargetRates[t.Name]
-			out = append(out, cost.Usage{Team: in.teamOf(t, m.Model, teams), Model: m.Model,
+			r.RequestsPerSecond = rates[t.Name][model]
+			out = append(out, cost.Usage{Team: in.teamOf(t, model, teams), Model: model,
 				RequestsPerSecond: r.RequestsPerSecond, Replicas: []cost.Replica{r}})
+		}
+	}
+	seen := map[string]bool{}
+	for _, tm := range served {
+		if _, isPod := in.pods[tm.Target.Name]; !isPod && tm.Target.Source == metrics.SourceKubernetes {
+			continue // its pod is gone
+		}
+		seen[tm.Target.Name] = true
+		add(tm.Target, tm.Models)
+	}
+	// Pods the exporter has no target for: discovered since, or of a
+	// dialect it cannot read.
+	for _, name := range slices.Sorted(maps.Keys(in.pods)) {
+		if !seen[name] {
+			add(metrics.Target{Name: name, Model: in.pods[name].Model, Source: metrics.SourceKubernetes}, nil)
 		}
 	}
 	return out
 }
 
 // replicaOf is a target as a replica on this exporter's node: a pod with
-// its GPUs and share of the node, another target with the GPUs set for it
+// its GPUs and share of the node (known once the node's GPUs are), another target with the GPUs set for it
 // (the demo's), else one GPU.
 func (in *integrations) replicaOf(t metrics.Target, labels map[string]string) cost.Replica {
 	r := cost.Replica{Node: in.node, NodeLabels: labels, Server: t.Name}
 	if pod, ok := in.pods[t.Name]; ok {
-		r.GPUs, r.Share = pod.GPUs, pod.NodeShare
+		// Once the node's GPUs are known, so is the pod's share of them,
+		// none included: a CPU-only pod never takes the GPU holders' part.
+		r.GPUs, r.Share, r.ShareKnown = pod.GPUs, pod.NodeShare, pod.NodeGPUs > 0
 	} else if g, ok := in.gpus[t.Name]; ok {
 		r.GPUs = g
 	} else if t.Source != metrics.SourceKubernetes {
@@ -244,16 +286,16 @@ func (in *integrations) onKubeTargets(ts []kube.Target) {
 	targets := make([]metrics.Target, 0, len(ts))
 	pods := map[string]kube.Target{}
 	for _, kt := range ts {
+		name := kt.Namespace + "/" + kt.Pod
+		pods[name] = kt
 		d, err := in.exp.ResolveDialect(kt.Dialect, kt.Mapping)
 		if err != nil {
 			in.log.Warn("pod's dialect annotations are unusable; not scraped", "namespace", kt.Namespace, "pod", kt.Pod,
 				"dialect", kt.Dialect, "mapping", kt.Mapping, "err", err)
 			continue
 		}
-		name := kt.Namespace + "/" + kt.Pod
 		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model,
 			MaxBatchSize: kt.MaxBatchSize, Timeout: metrics.DefaultScrapeTimeout})
-		pods[name] = kt
 	}
 	in.mu.Lock()
 	in.pods = pods

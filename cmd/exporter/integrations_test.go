@@ -27,7 +27,7 @@ import (
 // changed it; pods with an unknown dialect or an unusable mapping are
 // skipped; cold starts land in the exporter's families with their kind as
 // source, and spend usage joins request rates with the pods' GPUs, teams
-// and node.
+// and node, for every discovered pod.
 func TestKubeWiring(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, `vllm:num_requests_waiting{model_name="x"} 4`)
@@ -86,10 +86,28 @@ infercast_cold_starts_total{model="llama",source="pod_start"} 1
 		t.Error(err)
 	}
 
-	u := in.usage(nil)
-	if len(u) != 2 || u[1].Model != "llama" || u[1].Team != "chat" || len(u[1].Replicas) != 1 ||
-		u[1].Replicas[0].GPUs != 2 || u[1].Replicas[0].NodeLabels["karpenter.sh/capacity-type"] != "spot" {
-		t.Errorf("usage = %+v", u)
+	// Spend: every discovered pod, those of an unusable dialect included
+	// (they hold their GPUs all the same), under the model it serves, else
+	// the one it names, else unknown.
+	byServer := map[string]cost.Usage{}
+	for _, u := range in.usage(nil) {
+		if len(u.Replicas) != 1 {
+			t.Fatalf("usage %+v: want one replica", u)
+		}
+		byServer[u.Replicas[0].Server] = u
+	}
+	if u, ok := byServer["ml/llama-0"]; !ok || u.Model != "llama" || u.Team != "chat" ||
+		u.Replicas[0].GPUs != 2 || u.Replicas[0].NodeLabels["karpenter.sh/capacity-type"] != "spot" {
+		t.Errorf("llama-0's usage = %+v", u)
+	}
+	models := map[string]string{}
+	for server, u := range byServer {
+		models[server] = u.Model
+	}
+	wantModels := map[string]string{"ml/llama-0": "llama", "ml/custom-0": "custom", "ml/odd-0": "odd",
+		"ml/nomap-0": "unknown", "ml/undefined-0": "unknown", "ml/stray-0": "unknown"}
+	if fmt.Sprint(models) != fmt.Sprint(wantModels) {
+		t.Errorf("spend's servers and models %v, want %v", models, wantModels)
 	}
 
 	// A reload that changes the mapping reaches the discovered pod.
@@ -170,12 +188,14 @@ func TestGPUProcRoot(t *testing.T) {
 	}
 }
 
-// TestSpendUsage: the spend of the pods on this node adds up to the node's
-// price once. A server of two models is split between them by their
-// request rates on it; two teams running one model name each pay for their
-// own pod; a pod's share of the node is discovery's (time-sliced GPUs
-// here); a pod whose team is only its namespace takes the config's team
-// for its model, and one holding no GPU is charged what the others leave.
+// TestSpendUsage: the spend of the pods on this node is their share of the
+// node's price, never more than the node. A server of two models is split
+// between them by their request rates on it; two teams running one model
+// name each pay for their own pod; a pod's share of the node is
+// discovery's (time-sliced GPUs here); a pod whose team is only its
+// namespace takes the config's team for its model, and one holding no GPU
+// of the node (whose GPUs discovery counts) is charged nothing: not the
+// GPUs no server holds.
 func TestSpendUsage(t *testing.T) {
 	now := time.Unix(1_750_000_000, 0)
 	var elapsed float64
@@ -202,7 +222,7 @@ func TestSpendUsage(t *testing.T) {
 	// multi-0 names no model: the server's labels name its two.
 	pod := func(ns, name, model, team string, gpus float64, rate map[string]float64) kube.Target {
 		return kube.Target{Namespace: ns, Pod: name, URL: serve(rate), Dialect: "vllm", Model: model, Team: team,
-			GPUs: gpus, NodeShare: gpus / 8} // time-sliced: the node's 4 GPUs advertised as 8
+			GPUs: gpus, NodeShare: gpus / 8, NodeGPUs: 8} // time-sliced: the node's 4 GPUs advertised as 8
 	}
 	cpu := pod("tools", "cpu-0", "c", "tools", 0, map[string]float64{"c": 1})
 	cpu.TeamDefaulted = true
@@ -229,14 +249,131 @@ func TestSpendUsage(t *testing.T) {
 	want := map[string]float64{
 		"chat/a": 0.7 * 30 / 40, "chat/b": 0.7 * 10 / 40,
 		"chat/llama": 0.7, "search/llama": 0.7,
-		"devtools/c": 5.6 - 3*0.7,
+		"devtools/c": 0,
 	}
 	for k, w := range want {
 		if math.Abs(got[k]-w) > 1e-9 {
 			t.Errorf("%s: $%v/hour, want %v", k, got[k], w)
 		}
 	}
-	if len(got) != len(want) || math.Abs(total-5.6) > 1e-9 {
-		t.Errorf("spend %v, total %v: want %v adding up to the node's 5.6", got, total, want)
+	if len(got) != len(want) || math.Abs(total-3*0.7) > 1e-9 {
+		t.Errorf("spend %v, total %v: want %v adding up to the three GPUs' 2.1 of the node's 5.6", got, total, want)
+	}
+}
+
+// spendHarness is a node of four GPUs at $5.60/hour whose discovered pods
+// serve request counters, some of them failing on demand.
+type spendHarness struct {
+	t       *testing.T
+	exp     *metrics.Exporter
+	in      *integrations
+	cat     *cost.Catalogue
+	elapsed float64
+	down    map[string]bool // by pod: its /metrics answers 503
+}
+
+func newSpendHarness(t *testing.T) *spendHarness {
+	t.Helper()
+	h := &spendHarness{t: t, down: map[string]bool{}}
+	now := time.Unix(1_750_000_000, 0)
+	cfg, err := metrics.ParseConfig([]byte("{}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.exp, err = metrics.New(cfg, metrics.Options{Now: func() time.Time { return now.Add(time.Duration(h.elapsed) * time.Second) }}); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"karpenter.sh/capacity-type": "on-demand", "node.kubernetes.io/instance-type": "g5.12xlarge"}
+	h.in = &integrations{log: slog.New(slog.DiscardHandler), exp: h.exp, gpus: map[string]float64{}, pods: map[string]kube.Target{},
+		node: "node-a", nodeLabels: func() map[string]string { return labels }}
+	if h.cat, err = cost.ParseCatalogue(strings.NewReader("instance_types:\n  g5.12xlarge: {on_demand: 5.6, gpus: 4}\n")); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// pod is a vLLM pod serving model at 5 requests/s (or failing while
+// h.down[name]), holding gpus of the node's 4; nodeGPUs is what discovery
+// counts of the node (0: not known).
+func (h *spendHarness) pod(name, model, annotated string, gpus, nodeGPUs float64) kube.Target {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if h.down[name] {
+			http.Error(w, "loading", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintf(w, "vllm:request_success_total{model_name=%q} %g\n", model, 5*h.elapsed)
+	}))
+	h.t.Cleanup(srv.Close)
+	return kube.Target{Namespace: "ml", Pod: name, URL: srv.URL, Dialect: "vllm", Model: annotated, Team: "chat",
+		GPUs: gpus, NodeShare: gpus / 4, NodeGPUs: nodeGPUs}
+}
+
+// spend runs two cycles and returns each model's spend, GPUs and cost per
+// 1,000 requests ("-" when absent).
+func (h *spendHarness) spend() map[string]string {
+	for range 2 {
+		h.exp.Cycle(context.Background())
+		h.elapsed += 15
+	}
+	got := map[string]string{}
+	for _, s := range cost.Compute(h.cat, h.in.usage(nil)) {
+		perK := "-"
+		if s.HasPerThousand {
+			perK = fmt.Sprintf("%.4f", s.PerThousand)
+		}
+		got[s.Team+"/"+s.Model] = fmt.Sprintf("$%.2f/h gpus=%v per1k=%s", s.DollarsPerHr[cost.OnDemand], s.GPUs[cost.OnDemand], perK)
+	}
+	return got
+}
+
+// TestSpendKeepsFailingServer (review): a pod whose /metrics fails — vLLM
+// loading its weights (discovery lists Running pods before they are
+// Ready), hung, crash-looping — still holds its GPUs: it keeps its share of
+// the node under the model it last served, with no cost per 1,000 requests
+// while it completes none, and the CPU-only server beside it is not
+// charged its GPUs. It dropped out of spend, and the CPU-only server took
+// its part of the node.
+func TestSpendKeepsFailingServer(t *testing.T) {
+	h := newSpendHarness(t)
+	h.in.onKubeTargets([]kube.Target{h.pod("a-0", "a", "a", 2, 0), h.pod("b-0", "b", "", 2, 0), h.pod("emb-0", "emb", "emb", 0, 0)})
+	perK := fmt.Sprintf("%.4f", 2.8/(5*3600)*1000)
+	healthy := map[string]string{
+		"chat/a":   "$2.80/h gpus=2 per1k=" + perK,
+		"chat/b":   "$2.80/h gpus=2 per1k=" + perK,
+		"chat/emb": "$0.00/h gpus=0 per1k=0.0000",
+	}
+	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(healthy) {
+		t.Errorf("healthy: %v, want %v", got, healthy)
+	}
+	h.down["b-0"] = true
+	failing := map[string]string{
+		"chat/a":   "$2.80/h gpus=2 per1k=" + perK,
+		"chat/b":   "$2.80/h gpus=2 per1k=-",
+		"chat/emb": "$0.00/h gpus=0 per1k=0.0000",
+	}
+	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(failing) {
+		t.Errorf("b-0 failing: %v, want %v", got, failing)
+	}
+}
+
+// TestSpendServersThatNeverServed: a pod that has not answered yet is
+// charged to the model it names (infercast.io/model), else to model
+// "unknown", and one of a dialect the exporter cannot read likewise; a pod
+// holding no GPU of a node whose GPUs discovery counts is charged nothing,
+// not the GPUs no server holds.
+func TestSpendServersThatNeverServed(t *testing.T) {
+	h := newSpendHarness(t)
+	odd := h.pod("odd-0", "odd", "odd", 1, 4)
+	odd.Dialect = "ollama"
+	h.in.onKubeTargets([]kube.Target{h.pod("c-0", "c", "c", 1, 4), h.pod("multi-0", "x", "", 1, 4), odd, h.pod("emb-0", "emb", "emb", 0, 4)})
+	h.down["c-0"], h.down["multi-0"] = true, true
+	want := map[string]string{
+		"chat/c":       "$1.40/h gpus=1 per1k=-",
+		"chat/unknown": "$1.40/h gpus=1 per1k=-",
+		"chat/odd":     "$1.40/h gpus=1 per1k=-",
+		"chat/emb":     "$0.00/h gpus=0 per1k=0.0000",
+	}
+	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("spend %v, want %v", got, want)
 	}
 }
