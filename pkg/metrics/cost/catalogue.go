@@ -54,14 +54,24 @@ func ParseCatalogue(r io.Reader) (*Catalogue, error) {
 		}
 		return nil, fmt.Errorf("price catalogue: %w", err)
 	}
-	if err := c.Validate(); err != nil {
+	// Decoded again as nodes: the lines of invalid entries.
+	var doc yaml.Node
+	var root *yaml.Node
+	if yaml.Unmarshal(data, &doc) == nil && len(doc.Content) > 0 {
+		root = doc.Content[0]
+	}
+	if err := c.validate(root); err != nil {
 		return nil, err
 	}
 	return &c, nil
 }
 
 // Validate checks every entry.
-func (c *Catalogue) Validate() error {
+func (c *Catalogue) Validate() error { return c.validate(nil) }
+
+// validate checks every entry; with the document's root, an error says on
+// which line the entry (or its field) is.
+func (c *Catalogue) validate(root *yaml.Node) error {
 	if len(c.InstanceTypes)+len(c.NodePools) == 0 {
 		return errors.New("price catalogue: no instance_types or node_pools")
 	}
@@ -74,24 +84,56 @@ func (c *Catalogue) Validate() error {
 		sort.Strings(names)
 		for _, n := range names {
 			p := m[n]
-			at := fmt.Sprintf("price catalogue: %s[%q]", section, n)
+			// The field's line, else its entry's (a field left out).
+			line := func(field string) string {
+				if l := lineOf(root, section, n, field); l > 0 {
+					return fmt.Sprintf("line %d: ", l)
+				}
+				return ""
+			}
+			at := func(field string) string {
+				return fmt.Sprintf("price catalogue: %s%s[%q].%s", line(field), section, n, field)
+			}
 			switch {
 			case n == "":
-				errs = append(errs, fmt.Errorf("price catalogue: %s: empty name", section))
+				errs = append(errs, fmt.Errorf("price catalogue: %s%s: empty name", line(""), section))
 			case !(p.OnDemand > 0) || math.IsInf(p.OnDemand, 0):
-				errs = append(errs, fmt.Errorf("%s.on_demand: must be a positive $/hour, got %v", at, p.OnDemand))
+				errs = append(errs, fmt.Errorf("%s: must be a positive $/hour, got %v", at("on_demand"), p.OnDemand))
 			case !(p.Spot >= 0) || math.IsInf(p.Spot, 0):
-				errs = append(errs, fmt.Errorf("%s.spot: must be >= 0 $/hour (0: no spot price), got %v", at, p.Spot))
+				errs = append(errs, fmt.Errorf("%s: must be >= 0 $/hour (0: no spot price), got %v", at("spot"), p.Spot))
 			case p.Spot > p.OnDemand:
-				errs = append(errs, fmt.Errorf("%s.spot: %v is above on_demand %v", at, p.Spot, p.OnDemand))
+				errs = append(errs, fmt.Errorf("%s: %v is above on_demand %v", at("spot"), p.Spot, p.OnDemand))
 			case p.GPUs < 0:
-				errs = append(errs, fmt.Errorf("%s.gpus: must be >= 0, got %d", at, p.GPUs))
+				errs = append(errs, fmt.Errorf("%s: must be >= 0, got %d", at("gpus"), p.GPUs))
 			}
 		}
 	}
 	check("instance_types", c.InstanceTypes)
 	check("node_pools", c.NodePools)
 	return errors.Join(errs...)
+}
+
+// lineOf is the line of the deepest of keys (a path of mapping keys from
+// n) that the document spells out; 0 when not even the first (or n is nil).
+func lineOf(n *yaml.Node, keys ...string) int {
+	line := 0
+	for _, k := range keys {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return line
+		}
+		var v *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				line, v = n.Content[i].Line, n.Content[i+1]
+				break
+			}
+		}
+		if v == nil {
+			return line
+		}
+		n = v
+	}
+	return line
 }
 
 // Lookup finds a node's price: its pool first, then its instance type.

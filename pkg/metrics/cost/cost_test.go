@@ -45,14 +45,16 @@ func TestParseCatalogueErrors(t *testing.T) {
 		{"no entries", "instance_types: {}\n", "no instance_types or node_pools"},
 		{"unknown top key", "instance_type:\n  g5.xlarge: {on_demand: 1}\n", "field instance_type not found"},
 		{"unknown entry key", "instance_types:\n  g5.xlarge: {ondemand: 1}\n", "line 2: field ondemand not found"},
-		{"missing on_demand", "instance_types:\n  g5.xlarge: {spot: 0.3}\n", `instance_types["g5.xlarge"].on_demand: must be a positive $/hour, got 0`},
-		{"negative spot", "node_pools:\n  gpu: {on_demand: 3, spot: -1}\n", `node_pools["gpu"].spot: must be >= 0`},
-		{"spot above on-demand", "instance_types:\n  x: {on_demand: 1, spot: 2}\n", `instance_types["x"].spot: 2 is above on_demand 1`},
+		{"missing on_demand", "instance_types:\n  g5.xlarge: {spot: 0.3}\n", `line 2: instance_types["g5.xlarge"].on_demand: must be a positive $/hour, got 0`},
+		{"negative spot", "node_pools:\n  gpu: {on_demand: 3, spot: -1}\n", `line 2: node_pools["gpu"].spot: must be >= 0`},
+		{"spot above on-demand", "instance_types:\n  x: {on_demand: 1, spot: 2}\n", `line 2: instance_types["x"].spot: 2 is above on_demand 1`},
+		{"field on its own line", "instance_types:\n  x:\n    on_demand: 1\n    gpus: -8\n", `line 4: instance_types["x"].gpus: must be >= 0, got -8`},
+		{"empty name", "instance_types:\n  g5.xlarge: {on_demand: 1}\n  \"\": {on_demand: 1}\n", `line 3: instance_types: empty name`},
 		{"negative gpus", "instance_types:\n  x: {on_demand: 1, gpus: -8}\n", `instance_types["x"].gpus: must be >= 0, got -8`},
 		{"nan", "instance_types:\n  x: {on_demand: .nan}\n", `instance_types["x"].on_demand`},
 		{"wrong type", "instance_types:\n  x: {on_demand: cheap}\n", "cannot unmarshal !!str `cheap` into float64"},
 		{"duplicate", "instance_types:\n  x: {on_demand: 1}\n  x: {on_demand: 2}\n", `mapping key "x" already defined`},
-		{"two bad entries", "instance_types:\n  a: {on_demand: 0}\n  b: {on_demand: 0}\n", `instance_types["b"].on_demand`},
+		{"two bad entries", "instance_types:\n  a: {on_demand: 0}\n  b: {on_demand: 0}\n", `line 3: instance_types["b"].on_demand`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseCatalogue(strings.NewReader(tc.in))
