@@ -19,6 +19,7 @@ type Reloader struct {
 	log  *slog.Logger
 
 	mu          sync.Mutex
+	onLoad      []func(Config) (func(), error)
 	onApplied   []func(Config)
 	ok          float64
 	lastSuccess time.Time
@@ -40,6 +41,17 @@ func NewReloader(path string, exp *Exporter, log *slog.Logger) *Reloader {
 		tsDesc: prometheus.NewDesc("infercast_exporter_config_last_reload_success_timestamp_seconds",
 			"Unix time of the last successful configuration load.", nil, nil),
 	}
+}
+
+// OnLoad registers f, called with every config a reload reads, before
+// any of it is applied: f reads what the config names beyond the
+// Exporter's part (a price catalogue file) and returns what applies it
+// (nil: nothing), or an error that fails the reload with the running
+// config kept whole.
+func (r *Reloader) OnLoad(f func(Config) (apply func(), err error)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.onLoad = append(r.onLoad, f)
 }
 
 // OnApplied registers f, called with the new config after each successful
@@ -76,7 +88,23 @@ func (r *Reloader) reload() (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
-	return cfg, r.exp.ApplyConfig(cfg)
+	var applies []func()
+	for _, f := range r.onLoad {
+		apply, err := f(cfg)
+		if err != nil {
+			return Config{}, err
+		}
+		if apply != nil {
+			applies = append(applies, apply)
+		}
+	}
+	if err := r.exp.ApplyConfig(cfg); err != nil {
+		return Config{}, err
+	}
+	for _, apply := range applies {
+		apply()
+	}
+	return cfg, nil
 }
 
 // Describe implements prometheus.Collector.
