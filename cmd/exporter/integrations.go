@@ -39,6 +39,9 @@ type integrations struct {
 	set     *metrics.CollectorSet
 	actors  []actor
 	closers []func()
+	demo    bool
+	// cost is the spend collector; nil when spend is off (no catalogue).
+	cost *cost.Collector
 
 	mu sync.Mutex
 	// gpus are the GPUs of targets that are no pods (the demo: its
@@ -58,13 +61,15 @@ type integrations struct {
 	podNames gpu.PodResolver
 	// lastKube is discovery's last target list, resolved again on reload.
 	lastKube []kube.Target
+	// teams are the showback teams by model (integrations.cost.teams).
+	teams map[string]string
 }
 
 // spotFlags are the spot watchers' command-line settings.
 type spotFlags struct{ endpoint, pool string }
 
 func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf spotFlags, exp *metrics.Exporter, set *metrics.CollectorSet, log *slog.Logger) (*integrations, error) {
-	in := &integrations{log: log, exp: exp, set: set, gpus: map[string]float64{}, pods: map[string]kube.Target{}}
+	in := &integrations{log: log, exp: exp, set: set, demo: demo, gpus: map[string]float64{}, pods: map[string]kube.Target{}}
 	ic := cfg.Integrations
 	if ic.Kubernetes.Enabled {
 		if err := in.kubernetes(ic.Kubernetes); err != nil {
@@ -100,20 +105,9 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 		set.Add("spot_"+name, w)
 		in.actors = append(in.actors, actor{"spot " + name, w.Run})
 	}
-	var cat *cost.Catalogue
-	switch {
-	case ic.Cost.CatalogueFile != "":
-		f, err := os.Open(ic.Cost.CatalogueFile)
-		if err != nil {
-			return nil, fmt.Errorf("integrations.cost.catalogue_file: %w", err)
-		}
-		cat, err = cost.ParseCatalogue(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("integrations.cost.catalogue_file: %w", err)
-		}
-	case demo:
-		cat = cost.DemoCatalogue()
+	cat, teams, err := costSettings(ic.Cost, demo)
+	if err != nil {
+		return nil, err
 	}
 	if cat != nil {
 		if in.nodeLabels == nil {
@@ -123,15 +117,66 @@ func setupIntegrations(ctx context.Context, cfg metrics.Config, demo bool, sf sp
 			}
 			in.nodeLabels = func() map[string]string { return labels }
 		}
-		teams := ic.Cost.Teams
-		if demo && len(teams) == 0 {
-			teams = exporterdemo.Teams()
-		}
-		set.Add("cost", cost.NewCollector(cost.UsageFunc(func(context.Context) ([]cost.Usage, error) {
+		in.teams = teams
+		in.cost = cost.NewCollector(cost.UsageFunc(func(context.Context) ([]cost.Usage, error) {
+			in.mu.Lock()
+			teams := in.teams
+			in.mu.Unlock()
 			return in.usage(teams), nil
-		}), cat, 5*time.Second, log.With("component", "cost")))
+		}), cat, 5*time.Second, log.With("component", "cost"))
+		set.Add("cost", in.cost)
 	}
 	return in, nil
+}
+
+// costSettings reads the price catalogue and showback teams cc names, the
+// demo's where it names none; the catalogue is nil when spend is off.
+func costSettings(cc metrics.CostConfig, demo bool) (*cost.Catalogue, map[string]string, error) {
+	var cat *cost.Catalogue
+	switch {
+	case cc.CatalogueFile != "":
+		f, err := os.Open(cc.CatalogueFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("integrations.cost.catalogue_file: %w", err)
+		}
+		cat, err = cost.ParseCatalogue(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("integrations.cost.catalogue_file: %s: %w", cc.CatalogueFile, err)
+		}
+	case demo:
+		cat = cost.DemoCatalogue()
+	}
+	teams := cc.Teams
+	if demo && len(teams) == 0 {
+		teams = exporterdemo.Teams()
+	}
+	return cat, teams, nil
+}
+
+// loadCost is the reload's OnLoad hook for spend: it reads the new
+// config's price catalogue and teams, and returns what applies them. An
+// unreadable catalogue fails the reload, the running prices and teams
+// kept; so does a reload that would turn spend on or off, which a restart
+// does (its collector is registered once).
+func (in *integrations) loadCost(cfg metrics.Config) (func(), error) {
+	cat, teams, err := costSettings(cfg.Integrations.Cost, in.demo)
+	switch {
+	case err != nil:
+		return nil, err
+	case in.cost == nil && cat != nil:
+		return nil, errors.New("integrations.cost.catalogue_file: spend was off at start; turning it on takes a restart")
+	case in.cost != nil && cat == nil:
+		return nil, errors.New("integrations.cost.catalogue_file: removed; turning spend off takes a restart")
+	case in.cost == nil:
+		return nil, nil
+	}
+	return func() {
+		in.cost.SetCatalogue(cat)
+		in.mu.Lock()
+		in.teams = teams
+		in.mu.Unlock()
+	}, nil
 }
 
 // ready reports whether the integrations have their first state.

@@ -7,6 +7,8 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -375,5 +377,34 @@ func TestSpendServersThatNeverServed(t *testing.T) {
 	}
 	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("spend %v, want %v", got, want)
+	}
+}
+
+// TestReloadCannotTurnSpendOnOrOff: the spend collector is registered at
+// start, so a reload that names a catalogue where there was none, or
+// drops it, fails and says a restart does it, rather than reporting a
+// success it did not apply.
+func TestReloadCannotTurnSpendOnOrOff(t *testing.T) {
+	prices := filepath.Join(t.TempDir(), "prices.yaml")
+	if err := os.WriteFile(prices, []byte("instance_types:\n  g5.xlarge: {on_demand: 1, gpus: 1}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	with, err := metrics.ParseConfig([]byte("integrations: {cost: {catalogue_file: " + prices + "}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := &integrations{}
+	if _, err := off.loadCost(with); err == nil || !strings.Contains(err.Error(), "turning it on takes a restart") {
+		t.Errorf("spend off, reload naming a catalogue: %v", err)
+	}
+	if apply, err := off.loadCost(metrics.DefaultConfig()); err != nil || apply != nil {
+		t.Errorf("spend off, reload naming none: %v", err)
+	}
+	on := &integrations{cost: cost.NewCollector(nil, nil, 0, nil)}
+	if _, err := on.loadCost(metrics.DefaultConfig()); err == nil || !strings.Contains(err.Error(), "turning spend off takes a restart") {
+		t.Errorf("spend on, reload naming no catalogue: %v", err)
+	}
+	if apply, err := on.loadCost(with); err != nil || apply == nil {
+		t.Errorf("spend on, reload naming a catalogue: %v", err)
 	}
 }

@@ -90,6 +90,7 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 		return err
 	}
 	in.setGPUs(demoGPUs)
+	reload.OnLoad(in.loadCost)
 	reload.OnApplied(func(metrics.Config) { in.refreshKube() })
 	reload.OnApplied(func(c metrics.Config) { warnScrapesNothing(c, o, log) })
 	defer func() {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -432,6 +433,89 @@ func TestReload(t *testing.T) {
 		v, _ := gaugeValue(m, "infercast_exporter_config_last_reload_successful")
 		return v == 1 && m["infercast_target_up"] == nil
 	})
+}
+
+// spendByTeam sums infercast_spend_dollars_per_hour by team.
+func spendByTeam(mfs map[string]*dto.MetricFamily) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range mfs["infercast_spend_dollars_per_hour"].GetMetric() {
+		for _, l := range m.GetLabel() {
+			if l.GetName() == "team" {
+				out[l.GetValue()] += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return out
+}
+
+// TestReloadPricesAndTeams: a reload applies the price catalogue the
+// config names, read again, and its teams; a catalogue that does not parse
+// fails the reload, naming the file and line, and keeps the running prices
+// and teams (and the rest of the config). The demo's node is a spot
+// g5.12xlarge.
+func TestReloadPricesAndTeams(t *testing.T) {
+	dir := t.TempDir()
+	prices := filepath.Join(dir, "prices.yaml")
+	setup := func(spot, onDemand, team string) {
+		t.Helper()
+		cat := "instance_types:\n  g5.12xlarge: {on_demand: " + onDemand + ", spot: " + spot + ", gpus: 4}\n"
+		if err := os.WriteFile(prices, []byte(cat), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		cfg := fastDemo + "integrations:\n  cost:\n    catalogue_file: " + prices + "\n    teams: {chat: " + team + "}\n"
+		if err := os.WriteFile(filepath.Join(dir, "exporter.yaml"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setup("4", "10", "alpha")
+	r := startRun(t, options{configFile: filepath.Join(dir, "exporter.yaml"), demo: true})
+	var before float64
+	r.waitFor(t, "spend under team alpha", func(m map[string]*dto.MetricFamily) bool {
+		before = 0
+		for _, v := range spendByTeam(m) {
+			before += v
+		}
+		return spendByTeam(m)["alpha"] > 0
+	})
+	post := func() (int, string) {
+		resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, b) }
+	total := func(m map[string]*dto.MetricFamily) (sum float64) {
+		for _, v := range spendByTeam(m) {
+			sum += v
+		}
+		return sum
+	}
+
+	setup("8", "10", "beta")
+	if code, body := post(); code != http.StatusOK {
+		t.Fatalf("reload = %d %s", code, body)
+	}
+	r.waitFor(t, "doubled spot prices and team beta", func(m map[string]*dto.MetricFamily) bool {
+		byTeam := spendByTeam(m)
+		_, alpha := byTeam["alpha"]
+		return near(total(m), 2*before) && byTeam["beta"] > 0 && !alpha
+	})
+
+	setup("4", "0", "gamma") // on_demand 0 is no price: the catalogue is refused
+	code, body := post()
+	if code != http.StatusBadRequest || !strings.Contains(body, prices+": price catalogue: line 2: instance_types[\"g5.12xlarge\"].on_demand: must be a positive $/hour, got 0") {
+		t.Errorf("reload of a bad catalogue = %d %q, want 400 naming the file, line and field", code, body)
+	}
+	mfs := testutil.ParseExposition(t, func() string { _, b := r.get(t, "/metrics"); return b }())
+	if v, _ := gaugeValue(mfs, "infercast_exporter_config_last_reload_successful"); v != 0 {
+		t.Errorf("last_reload_successful = %v after a bad catalogue, want 0", v)
+	}
+	if byTeam := spendByTeam(mfs); !near(total(mfs), 2*before) || byTeam["beta"] == 0 || byTeam["gamma"] != 0 {
+		t.Errorf("after a failed reload: spend %v, want the running prices (total %v) and team beta", byTeam, 2*before)
+	}
 }
 
 // TestWarnsWhenNothingToScrape: a configuration without targets and
