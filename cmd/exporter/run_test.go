@@ -105,6 +105,18 @@ func (r *running) stop(t *testing.T) {
 	}
 }
 
+// reload asks the exporter to reload its config (POST /-/reload).
+func (r *running) reload(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func (r *running) get(t *testing.T, path string) (int, string) {
 	t.Helper()
 	resp, err := r.client.Get("http://" + r.addr + path)
@@ -381,15 +393,6 @@ func TestReload(t *testing.T) {
 	r := startRun(t, options{configFile: cfgPath})
 	r.waitReady(t)
 
-	post := func() (int, string) {
-		resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
 	if code, _ := r.get(t, "/-/reload"); code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /-/reload = %d, want 405", code)
 	}
@@ -398,7 +401,7 @@ func TestReload(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(fastDemo+"targets:\n  - {name: stub, url: '"+srv+"', dialect: vllm}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := post(); code != http.StatusOK {
+	if code, body := r.reload(t); code != http.StatusOK {
 		t.Fatalf("reload = %d %s", code, body)
 	}
 	r.waitFor(t, "the reloaded target", func(m map[string]*dto.MetricFamily) bool {
@@ -410,7 +413,7 @@ func TestReload(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(fastDemo+"targets:\n  - {name: stub, url: '"+srv+"', dialect: nope}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, body := post()
+	code, body := r.reload(t)
 	if code != http.StatusBadRequest || !strings.Contains(body, `targets[0].dialect: unknown dialect "nope"`) {
 		t.Errorf("bad reload = %d %q", code, body)
 	}
@@ -477,15 +480,6 @@ func TestReloadPricesAndTeams(t *testing.T) {
 		}
 		return spendByTeam(m)["alpha"] > 0
 	})
-	post := func() (int, string) {
-		resp, err := r.client.Post("http://"+r.addr+"/-/reload", "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
 	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-6*math.Max(1, b) }
 	total := func(m map[string]*dto.MetricFamily) (sum float64) {
 		for _, v := range spendByTeam(m) {
@@ -495,7 +489,7 @@ func TestReloadPricesAndTeams(t *testing.T) {
 	}
 
 	setup("8", "10", "beta")
-	if code, body := post(); code != http.StatusOK {
+	if code, body := r.reload(t); code != http.StatusOK {
 		t.Fatalf("reload = %d %s", code, body)
 	}
 	r.waitFor(t, "doubled spot prices and team beta", func(m map[string]*dto.MetricFamily) bool {
@@ -505,7 +499,7 @@ func TestReloadPricesAndTeams(t *testing.T) {
 	})
 
 	setup("4", "0", "gamma") // on_demand 0 is no price: the catalogue is refused
-	code, body := post()
+	code, body := r.reload(t)
 	if code != http.StatusBadRequest || !strings.Contains(body, prices+": price catalogue: line 2: instance_types[\"g5.12xlarge\"].on_demand: must be a positive $/hour, got 0") {
 		t.Errorf("reload of a bad catalogue = %d %q, want 400 naming the file, line and field", code, body)
 	}

@@ -371,20 +371,11 @@ func Line(n *yaml.Node, path string) int {
 	for _, part := range strings.Split(path, ".") {
 		key, rest, _ := strings.Cut(part, "[")
 		if key != "" {
-			if n.Kind != yaml.MappingNode {
-				return line
-			}
-			var v *yaml.Node
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == key {
-					line, v = n.Content[i].Line, n.Content[i+1]
-					break
-				}
-			}
+			l, v := keyLine(n, key)
 			if v == nil {
 				return line
 			}
-			n = v
+			line, n = l, v
 		}
 		for rest != "" {
 			idx, after, ok := strings.Cut(rest, "]")
@@ -398,6 +389,34 @@ func Line(n *yaml.Node, path string) int {
 		}
 	}
 	return line
+}
+
+// KeysLine is Line for a path of mapping keys given apart, for keys that
+// hold dots themselves (instance_types, g5.xlarge, on_demand).
+func KeysLine(n *yaml.Node, keys ...string) int {
+	line := 0
+	for _, k := range keys {
+		l, v := keyLine(n, k)
+		if v == nil {
+			return line
+		}
+		line, n = l, v
+	}
+	return line
+}
+
+// keyLine is the line of key in mapping node n and its value; nil when n
+// is nil, not a mapping, or has no such key.
+func keyLine(n *yaml.Node, key string) (int, *yaml.Node) {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return 0, nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i].Line, n.Content[i+1]
+		}
+	}
+	return 0, nil
 }
 
 // Value is the value of key in mapping node n; nil when n is nil, not a

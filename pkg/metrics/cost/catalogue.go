@@ -12,6 +12,8 @@ import (
 	"sort"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/infercast/infercast/internal/strictyaml"
 )
 
 // Price is what one node costs, in dollars per hour, on each tier, and how
@@ -86,7 +88,7 @@ func (c *Catalogue) validate(root *yaml.Node) error {
 			p := m[n]
 			// The field's line, else its entry's (a field left out).
 			line := func(field string) string {
-				if l := lineOf(root, section, n, field); l > 0 {
+				if l := strictyaml.KeysLine(root, section, n, field); l > 0 {
 					return fmt.Sprintf("line %d: ", l)
 				}
 				return ""
@@ -111,29 +113,6 @@ func (c *Catalogue) validate(root *yaml.Node) error {
 	check("instance_types", c.InstanceTypes)
 	check("node_pools", c.NodePools)
 	return errors.Join(errs...)
-}
-
-// lineOf is the line of the deepest of keys (a path of mapping keys from
-// n) that the document spells out; 0 when not even the first (or n is nil).
-func lineOf(n *yaml.Node, keys ...string) int {
-	line := 0
-	for _, k := range keys {
-		if n == nil || n.Kind != yaml.MappingNode {
-			return line
-		}
-		var v *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == k {
-				line, v = n.Content[i].Line, n.Content[i+1]
-				break
-			}
-		}
-		if v == nil {
-			return line
-		}
-		n = v
-	}
-	return line
 }
 
 // Lookup finds a node's price: its pool first, then its instance type.
