@@ -183,15 +183,23 @@ func TestLostPodsReplaced(t *testing.T) {
 		t.Fatalf("on-demand %+v, spot %+v; want %+v each", sig.OnDemand, sig.Spot, want)
 	}
 	sig.Time = now
+	oneOnTop(t, w, sig, func(s *capacity.Signals) { s.OnDemand.Lost, s.Spot.Lost = 0, 0 }, "lost")
+}
+
+// oneOnTop checks that a fresh planner's target for each tier, from sig,
+// is one more than without what clear takes out of it: what's replica's
+// replacement. It returns the explanation.
+func oneOnTop(t *testing.T, w *capacity.Workload, sig capacity.Signals, clear func(*capacity.Signals), what string) capacity.Explanation {
+	t.Helper()
 	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
-	noneLost := sig
-	noneLost.OnDemand.Lost, noneLost.Spot.Lost = 0, 0
-	base, _ := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), noneLost)
+	clear(&sig)
+	base, _ := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
 	for _, tier := range []string{capacity.TierOnDemand, capacity.TierSpot} {
 		if got, want := plan.Tiers[tier].Replicas, base.Tiers[tier].Replicas+1; got != want {
-			t.Errorf("%s target %d, want %d: the lost replica's replacement on top (%s)", tier, got, want, ex)
+			t.Errorf("%s target %d, want %d: the %s replica's replacement on top (%s)", tier, got, want, what, ex)
 		}
 	}
+	return ex
 }
 
 // TestDepartingPodsReplaced: pods on a node whose stop is announced within
@@ -223,15 +231,7 @@ func TestDepartingPodsReplaced(t *testing.T) {
 		t.Errorf("spot %+v, want %+v", sig.Spot, want)
 	}
 	sig.Time = now
-	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
-	none := sig
-	none.OnDemand.Departing, none.Spot.Departing = 0, 0
-	base, _ := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), none)
-	for _, tier := range []string{capacity.TierOnDemand, capacity.TierSpot} {
-		if got, want := plan.Tiers[tier].Replicas, base.Tiers[tier].Replicas+1; got != want {
-			t.Errorf("%s target %d, want %d: the departing replica's replacement on top (%s)", tier, got, want, ex)
-		}
-	}
+	ex := oneOnTop(t, w, sig, func(s *capacity.Signals) { s.OnDemand.Departing, s.Spot.Departing = 0, 0 }, "departing")
 	if ex.DepartingReplacements != 2 {
 		t.Errorf("departing replacements %d, want 2 (%s)", ex.DepartingReplacements, ex)
 	}
