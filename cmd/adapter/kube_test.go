@@ -187,8 +187,9 @@ func TestLostPodsReplaced(t *testing.T) {
 }
 
 // oneOnTop checks that a fresh planner's target for each tier, from sig,
-// is one more than without what clear takes out of it: what's replica's
-// replacement. It returns the explanation.
+// is one more than from sig without the replicas clear takes out (the
+// tier's lost or departing one): that replica's replacement. It returns
+// the explanation.
 func oneOnTop(t *testing.T, w *capacity.Workload, sig capacity.Signals, clear func(*capacity.Signals), what string) capacity.Explanation {
 	t.Helper()
 	plan, ex := capacity.NewPlanner(*w).Plan(nil, errors.New("no forecast: reactive"), sig)
