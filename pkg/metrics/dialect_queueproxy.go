@@ -21,17 +21,29 @@ package metrics
 //     with service_name and configuration_name labels; some exporters of
 //     the same views drop the revision_ prefix.
 //
-// The queue depth counts requests queued or in flight in the proxy.
+// The queue depth is not a backlog: it is breaker.InFlight(), the requests
+// queued *or executing* in the proxy (knative/serving pkg/queue/breaker.go:
+// a request holds its slot until its handler returns), so it is read as
+// running, never as waiting — as waiting, a server with no queue would show
+// a drain time of one mean latency. Knative records it only when a request
+// arrives (pkg/queue/request_metric.go appRequestMetricsHandler.ServeHTTP in
+// 1.19–1.20, pkg/queue/metrics/request_metric.go under OpenCensus; 1.21
+// renamed the instrument), so after traffic stops the last value stays until
+// the next request; and without a concurrency limit (containerConcurrency
+// 0, Knative's default, which KServe keeps unless the predictor sets one)
+// there is no breaker and the gauge is never exported (its help text: "or
+// not reported if unlimited concurrency"). The queue-proxy exports no
+// backlog of its own.
 func queueProxyDialect() *Dialect {
 	return newDialect(DialectQueueProxy, "service_name", "configuration_name", "kn_service_name", "kn_configuration_name").
 		countingHistogram("kn_serving_invocation_duration_seconds", SigLatency, 0, 1).
-		gauge("kn_serving_queue_depth", SigWaiting, 0).
+		gauge("kn_serving_queue_depth", SigRunning, 0).
 		countingHistogram("kn_queueproxy_app_duration_seconds", SigLatency, 1, 1).
-		gauge("kn_queueproxy_depth", SigWaiting, 1).
+		gauge("kn_queueproxy_depth", SigRunning, 1).
 		counter("revision_request_count", SigRequests, 2).
-		gauge("revision_queue_depth", SigWaiting, 2).
+		gauge("revision_queue_depth", SigRunning, 2).
 		histogram("revision_request_latencies", SigLatency, 2, 1e-3).
 		counter("request_count", SigRequests, 3).
-		gauge("queue_depth", SigWaiting, 3).
+		gauge("queue_depth", SigRunning, 3).
 		histogram("request_latencies", SigLatency, 3, 1e-3)
 }

@@ -42,3 +42,25 @@ func TestCounterSpellings(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueProxyDepthIsInFlight: every queue-proxy generation's queue depth
+// is breaker.InFlight(), requests queued or executing (knative/serving
+// pkg/queue/breaker.go), so it is read as running and never as a backlog:
+// as waiting, an idle-queue server would show a drain time of one latency.
+func TestQueueProxyDepthIsInFlight(t *testing.T) {
+	for _, name := range []string{"kn_serving_queue_depth", "kn_queueproxy_depth", "revision_queue_depth", "queue_depth"} {
+		t.Run(name, func(t *testing.T) {
+			g := newIngester()
+			if _, err := g.ingest([]byte(name+`{service_name="svc"} 7`+"\n"), "text/plain; version=0.0.4", queueProxyDialect(), ""); err != nil {
+				t.Fatal(err)
+			}
+			a := g.accs["svc"]
+			if a == nil || !a.has(SigRunning) || a.vals[SigRunning] != 7 {
+				t.Fatalf("running not read as 7: %+v", a)
+			}
+			if a.has(SigWaiting) {
+				t.Errorf("in-flight depth read as waiting (%v)", a.vals[SigWaiting])
+			}
+		})
+	}
+}
