@@ -15,7 +15,15 @@ package metrics
 //     model then comes from the target (its model, or the pod's
 //     annotation or app.kubernetes.io/name label).
 //   - Knative 1.19–1.20, the same instruments as kn.queueproxy.app.duration
-//     and kn.queueproxy.depth.
+//     and kn.queueproxy.depth. These versions record the duration as
+//     float64(latency / time.Second), an integer division
+//     (pkg/queue/request_metric.go appRequestMetricsHandler.ServeHTTP), so
+//     every sub-second request lands at 0 and a 300 ms service reads p99
+//     ≤ 5 ms; 1.21 fixed it ("Fix sub-second precision metric reporting",
+//     knative/serving#16358) in the same release that renamed the
+//     instruments (#16290), so the old name always means whole seconds:
+//     only its _count is read, as the request count, and neither its
+//     buckets nor its sum.
 //   - Knative ≤ 1.18, OpenCensus: revision_request_count,
 //     revision_queue_depth and revision_request_latencies (milliseconds),
 //     with service_name and configuration_name labels; some exporters of
@@ -38,7 +46,7 @@ func queueProxyDialect() *Dialect {
 	return newDialect(DialectQueueProxy, "service_name", "configuration_name", "kn_service_name", "kn_configuration_name").
 		countingHistogram("kn_serving_invocation_duration_seconds", SigLatency, 0, 1).
 		gauge("kn_serving_queue_depth", SigRunning, 0).
-		countingHistogram("kn_queueproxy_app_duration_seconds", SigLatency, 1, 1).
+		counter("kn_queueproxy_app_duration_seconds_count", SigRequests, 1).
 		gauge("kn_queueproxy_depth", SigRunning, 1).
 		counter("revision_request_count", SigRequests, 2).
 		gauge("revision_queue_depth", SigRunning, 2).

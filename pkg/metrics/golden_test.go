@@ -70,6 +70,10 @@ func TestGoldenDialects(t *testing.T) {
 		// Knative ≥ 1.21 through OpenTelemetry's Prometheus exporter: requests
 		// only as the duration histogram's count, the service on target_info.
 		{dialect: DialectQueueProxy, fixture: "queueproxy_otel", model: "sklearn-iris-predictor"},
+		// Knative 1.19–1.20 (kn_queueproxy_* names) record the duration in
+		// whole seconds, so only the histogram's count is read: requests, no
+		// latency.
+		{dialect: DialectQueueProxy, fixture: "queueproxy_otel_1_20", model: "sklearn-iris-predictor"},
 	} {
 		fixture := cmp.Or(tc.fixture, tc.dialect)
 		name := fixture
