@@ -1,6 +1,9 @@
 package metrics
 
-import "testing"
+import (
+	"math"
+	"testing"
+)
 
 // TestCounterSpellings: a counter's name without _total is read where the
 // _total one is absent, and ignored where both are exposed — Ray ≥ 2.10
@@ -62,5 +65,33 @@ func TestQueueProxyDepthIsInFlight(t *testing.T) {
 				t.Errorf("in-flight depth read as waiting (%v)", a.vals[SigWaiting])
 			}
 		})
+	}
+}
+
+// TestTritonCountersAndSummaries: with both counter and summary latencies
+// on, the request count is read once (the queue summary's count, equal to
+// nv_inference_request_success there, not their sum) and the duration
+// counters win over the summaries' sums.
+func TestTritonCountersAndSummaries(t *testing.T) {
+	const l = `{model="m",version="1"}`
+	body := "nv_inference_request_success" + l + " 100\n" +
+		"nv_inference_request_duration_us" + l + " 2e6\n" +
+		"nv_inference_queue_duration_us" + l + " 5e5\n" +
+		"nv_inference_request_summary_us_sum" + l + " 9e9\n" +
+		"nv_inference_request_summary_us_count" + l + " 100\n" +
+		"nv_inference_queue_summary_us_sum" + l + " 8e9\n" +
+		"nv_inference_queue_summary_us_count" + l + " 100\n"
+	g := newIngester()
+	if _, err := g.ingest([]byte(body), "text/plain; version=0.0.4", tritonDialect(), ""); err != nil {
+		t.Fatal(err)
+	}
+	a := g.accs["m"]
+	for _, c := range []struct {
+		s    Signal
+		want float64
+	}{{SigRequests, 100}, {SigLatencyTotal, 2}, {SigQueueTotal, 0.5}} {
+		if got := a.vals[c.s]; math.Abs(got-c.want) > 1e-9 {
+			t.Errorf("signal %d = %v, want %v", c.s, got, c.want)
+		}
 	}
 }

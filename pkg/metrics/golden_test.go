@@ -63,6 +63,10 @@ func TestGoldenDialects(t *testing.T) {
 		// The same vLLM fixtures negotiated as OpenMetrics give the same output.
 		{dialect: DialectVLLM, maxBatch: 64, openMetrics: true},
 		{dialect: DialectTriton, maxBatch: 16},
+		// Triton with --metrics-config counter_latencies=false
+		// summary_latencies=true: no duration counters, every counter stuck
+		// at 0, latency and queue time only as summaries (µs).
+		{dialect: DialectTriton, fixture: "triton_summary", maxBatch: 16},
 		{dialect: DialectTGI, model: "bigscience/bloom-560m", maxBatch: 32},
 		{dialect: DialectSGLang, maxBatch: 48},
 		{dialect: DialectRayServe},
