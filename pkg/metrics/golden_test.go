@@ -60,6 +60,11 @@ func TestGoldenDialects(t *testing.T) {
 		// A vLLM V0 server (0.6.x): only the old names (gpu_cache_usage_perc,
 		// time_per_output_token_seconds), no engine label.
 		{dialect: DialectVLLM, fixture: "vllm_v0", maxBatch: 256},
+		// vLLM V1 with data parallelism: one API server, two engines
+		// (engine="0", "1"; vllm/v1/metrics/loggers.py per_engine_labelvalues).
+		// Counters, histograms and queue gauges are summed over engines, the
+		// KV-cache ratio is their maximum (TestVLLMEnginesByHand).
+		{dialect: DialectVLLM, fixture: "vllm_dp", maxBatch: 64},
 		// The same vLLM fixtures negotiated as OpenMetrics give the same output.
 		{dialect: DialectVLLM, maxBatch: 64, openMetrics: true},
 		{dialect: DialectTriton, maxBatch: 16},
@@ -187,6 +192,44 @@ func TestVLLMByHand(t *testing.T) {
 		// inter_token_latency (new) deltas [2000,14000,19000,19800,20000]:
 		// rank 10000 in (0.01,0.025]: 0.01 + 0.015*(8000/12000).
 		`infercast_model_time_per_output_token_seconds{` + m + `,quantile="0.5",window="1m"}`: 0.02,
+	}
+	got := gatherValues(t, e)
+	for k, v := range want {
+		g, ok := got[k]
+		if !ok {
+			t.Errorf("%s missing", k)
+			continue
+		}
+		if d := g - v; d > 1e-9 || d < -1e-9 {
+			t.Errorf("%s = %g, want %g", k, g, v)
+		}
+	}
+}
+
+// TestVLLMEnginesByHand checks the two-engine vLLM fixture against numbers
+// computed by hand: engine 1 doubles engine 0's counters and histograms.
+func TestVLLMEnginesByHand(t *testing.T) {
+	clock := newFakeClock()
+	srv := newBodyServer(t)
+	e := newTestExporter(t, clock, TargetConfig{Name: "pod-a", URL: srv.URL, Dialect: DialectVLLM, MaxBatchSize: 64})
+	srv.setFile(t, "testdata/dialects/vllm_dp_t0.prom")
+	e.Cycle(context.Background())
+	clock.Advance(time.Minute)
+	srv.setFile(t, "testdata/dialects/vllm_dp_t1.prom")
+	e.Cycle(context.Background())
+
+	const m = `model="meta-llama/Llama-3.1-8B-Instruct"`
+	want := map[string]float64{
+		// engine 0: 600 requests in 60 s, engine 1: 1200.
+		`infercast_model_requests_per_second{` + m + `,window="1m"}`:           30,
+		`infercast_model_request_latency_seconds_count{` + m + `,window="1m"}`: 1800,
+		// running 16 + 8, waiting 30 + 10.
+		`infercast_model_requests_running{` + m + `,target="pod-a"}`:        24,
+		`infercast_model_requests_waiting{` + m + `,target="pod-a"}`:        40,
+		`infercast_model_batch_utilization_ratio{` + m + `,target="pod-a"}`: 24.0 / 64,
+		`infercast_model_queue_drain_seconds{` + m + `,target="pod-a"}`:     40.0 / 30,
+		// max(0.42, 0.7): a ratio is not summed over engines.
+		`infercast_model_kv_cache_usage_ratio{` + m + `,target="pod-a"}`: 0.7,
 	}
 	got := gatherValues(t, e)
 	for k, v := range want {
