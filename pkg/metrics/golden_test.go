@@ -74,6 +74,8 @@ func TestGoldenDialects(t *testing.T) {
 		{dialect: DialectTriton, fixture: "triton_summary", maxBatch: 16},
 		{dialect: DialectTGI, model: "bigscience/bloom-560m", maxBatch: 32},
 		{dialect: DialectSGLang, maxBatch: 48},
+		// Current SGLang labels, two DP-attention ranks (TestSGLangRanksByHand).
+		{dialect: DialectSGLang, fixture: "sglang_dp", maxBatch: 48},
 		{dialect: DialectRayServe},
 		{dialect: DialectQueueProxy},
 		// Knative ≥ 1.21 through OpenTelemetry's Prometheus exporter: requests
@@ -164,15 +166,7 @@ func writeGolden(t *testing.T, c prometheus.Collector, path string) {
 // TestVLLMByHand checks the vLLM numbers against values computed by hand
 // from the fixtures' deltas, independent of the golden file.
 func TestVLLMByHand(t *testing.T) {
-	clock := newFakeClock()
-	srv := newBodyServer(t)
-	e := newTestExporter(t, clock, TargetConfig{Name: "pod-a", URL: srv.URL, Dialect: DialectVLLM, MaxBatchSize: 64})
-	srv.setFile(t, "testdata/dialects/vllm_t0.prom")
-	e.Cycle(context.Background())
-	clock.Advance(time.Minute)
-	srv.setFile(t, "testdata/dialects/vllm_t1.prom")
-	e.Cycle(context.Background())
-
+	e := scrapeFixture(t, DialectVLLM, "vllm", 64)
 	const m = `model="meta-llama/Llama-3.1-8B-Instruct"`
 	want := map[string]float64{
 		// 500 stop + 100 length requests in 60 s.
@@ -193,31 +187,13 @@ func TestVLLMByHand(t *testing.T) {
 		// rank 10000 in (0.01,0.025]: 0.01 + 0.015*(8000/12000).
 		`infercast_model_time_per_output_token_seconds{` + m + `,quantile="0.5",window="1m"}`: 0.02,
 	}
-	got := gatherValues(t, e)
-	for k, v := range want {
-		g, ok := got[k]
-		if !ok {
-			t.Errorf("%s missing", k)
-			continue
-		}
-		if d := g - v; d > 1e-9 || d < -1e-9 {
-			t.Errorf("%s = %g, want %g", k, g, v)
-		}
-	}
+	checkValues(t, e, want)
 }
 
 // TestVLLMEnginesByHand checks the two-engine vLLM fixture against numbers
 // computed by hand: engine 1 doubles engine 0's counters and histograms.
 func TestVLLMEnginesByHand(t *testing.T) {
-	clock := newFakeClock()
-	srv := newBodyServer(t)
-	e := newTestExporter(t, clock, TargetConfig{Name: "pod-a", URL: srv.URL, Dialect: DialectVLLM, MaxBatchSize: 64})
-	srv.setFile(t, "testdata/dialects/vllm_dp_t0.prom")
-	e.Cycle(context.Background())
-	clock.Advance(time.Minute)
-	srv.setFile(t, "testdata/dialects/vllm_dp_t1.prom")
-	e.Cycle(context.Background())
-
+	e := scrapeFixture(t, DialectVLLM, "vllm_dp", 64)
 	const m = `model="meta-llama/Llama-3.1-8B-Instruct"`
 	want := map[string]float64{
 		// engine 0: 600 requests in 60 s, engine 1: 1200.
@@ -231,7 +207,49 @@ func TestVLLMEnginesByHand(t *testing.T) {
 		// max(0.42, 0.7): a ratio is not summed over engines.
 		`infercast_model_kv_cache_usage_ratio{` + m + `,target="pod-a"}`: 0.7,
 	}
-	got := gatherValues(t, e)
+	checkValues(t, e, want)
+}
+
+// TestSGLangRanksByHand checks the current SGLang labels (engine_type,
+// tp_rank, pp_rank, moe_ep_rank, dp_rank) with DP attention, tp 4 and dp 2,
+// in SGLang's default reporting: only each attention-TP group's first
+// scheduler exports (attn_tp_rank 0: tp_rank 0 for dp_rank 0, tp_rank 2 for
+// dp_rank 1), each with its own queue, so they are summed. A filter on
+// tp_rank "0" would drop dp_rank 1.
+func TestSGLangRanksByHand(t *testing.T) {
+	e := scrapeFixture(t, DialectSGLang, "sglang_dp", 48)
+	const m = `model="Qwen/Qwen2.5-7B-Instruct"`
+	checkValues(t, e, map[string]float64{
+		// the tokenizer's counter: one series, 1200 requests in 60 s.
+		`infercast_model_requests_per_second{` + m + `,window="1m"}`: 20,
+		// running 25 + 15, waiting 4 + 6, queue time 600 + 600 requests.
+		`infercast_model_requests_running{` + m + `,target="pod-a"}`:      40,
+		`infercast_model_requests_waiting{` + m + `,target="pod-a"}`:      10,
+		`infercast_model_queue_time_seconds_count{` + m + `,window="1m"}`: 1200,
+		// max(0.55, 0.7).
+		`infercast_model_kv_cache_usage_ratio{` + m + `,target="pod-a"}`: 0.7,
+	})
+}
+
+// scrapeFixture scrapes testdata/dialects/<fixture>_t0.prom and, 60 s
+// later, <fixture>_t1.prom as one target.
+func scrapeFixture(t *testing.T, dialect, fixture string, maxBatch int) *Exporter {
+	t.Helper()
+	clock := newFakeClock()
+	srv := newBodyServer(t)
+	e := newTestExporter(t, clock, TargetConfig{Name: "pod-a", URL: srv.URL, Dialect: dialect, MaxBatchSize: maxBatch})
+	srv.setFile(t, "testdata/dialects/"+fixture+"_t0.prom")
+	e.Cycle(context.Background())
+	clock.Advance(time.Minute)
+	srv.setFile(t, "testdata/dialects/"+fixture+"_t1.prom")
+	e.Cycle(context.Background())
+	return e
+}
+
+// checkValues compares the collector's values (gatherValues keys) with want.
+func checkValues(t *testing.T, c prometheus.Collector, want map[string]float64) {
+	t.Helper()
+	got := gatherValues(t, c)
 	for k, v := range want {
 		g, ok := got[k]
 		if !ok {
