@@ -56,7 +56,7 @@ type Exporter struct {
 	coldStartDur *prometheus.HistogramVec
 
 	// Per model since the exporter started, summed over targets from
-	// their reset-adjusted counters: completed requests, and the clump
+	// their counters' cumulative increases: completed requests, and the clump
 	// sizes of arriving requests. Touched only by publish.
 	requests, clumpSizes modelTotal
 }
@@ -394,7 +394,7 @@ func (e *Exporter) publish(states []*targetState, windows []time.Duration, took 
 
 // modelTotal is a counter per model since the exporter started: the sum
 // over the model's targets of one counter signal's increases, from the
-// targets' reset-adjusted counters. infercast_model_requests_total and
+// targets' cumulative increases (modelSeries.latest). infercast_model_requests_total and
 // infercast_model_request_clump_size_sum_total are two of them.
 type modelTotal struct {
 	sig   Signal

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/prometheus/model/labels"
@@ -53,12 +55,24 @@ func (h *histAcc) bucket(le, v float64) error {
 	return nil
 }
 
-// modelAcc holds what one scrape said about one model.
+// modelAcc holds what one scrape said about one model: vals and hists are
+// what its series said, summed; inc and incHists (filled by increases) what
+// its counters and histograms grew by since the last scrape, series by
+// series.
 type modelAcc struct {
-	seen  uint32 // bit per Signal
-	prio  [numSignals]uint8
-	vals  [numSignals]float64
-	hists [numHists]histAcc
+	seen     uint32 // bit per Signal
+	prio     [numSignals]uint8
+	vals     [numSignals]float64
+	hists    [numHists]histAcc
+	inc      [numCounters]float64
+	incHists [numHists]histInc
+}
+
+// histInc is a histogram's increase since the last scrape; cum is aligned
+// with the les of the model's histAcc.
+type histInc struct {
+	cum        []float64
+	sum, count float64
 }
 
 func (a *modelAcc) has(s Signal) bool { return a.seen&(1<<s) != 0 }
@@ -105,13 +119,41 @@ type ingester struct {
 	accs         map[string]*modelAcc
 	processStart float64 // 0 when not exposed
 	// known caches what the labels of a series (by hash of its text) said,
-	// so steady-state scrapes skip building labels and parsing bounds.
-	known map[uint64]seriesInfo
+	// so steady-state scrapes skip building labels and parsing bounds, and
+	// the last value of a counter or histogram series, for increases.
+	known map[uint64]*seriesInfo
+	// samples are the counter and histogram samples of the body being
+	// ingested, for increases.
+	samples []counterSample
+	// restartedHists are, during increases, the histogram series whose
+	// count or a bucket went down.
+	restartedHists map[uint64]struct{}
 }
 
 type seriesInfo struct {
 	model string
 	le    float64
+	// hist identifies a histogram series: its labels but the name and le,
+	// with its signal and priority.
+	hist uint64
+	// last is the value of a counter or histogram series at the last
+	// scrape that had it, seen that scrape's time (Unix nanoseconds);
+	// hasLast is false until increases has seen it.
+	last    float64
+	seen    int64
+	hasLast bool
+}
+
+// counterSample is one sample of a counter or histogram in the body being
+// ingested; v is scaled to seconds where the rule says.
+type counterSample struct {
+	info     *seriesInfo
+	a        *modelAcc
+	v        float64
+	sig      Signal
+	part     part
+	prio     uint8
+	requests bool
 }
 
 // maxKnownSeries bounds the label cache per target.
@@ -119,10 +161,11 @@ const maxKnownSeries = 1 << 14
 
 func newIngester() *ingester {
 	return &ingester{
-		st:         labels.NewSymbolTable(),
-		seenSeries: map[uint64]struct{}{},
-		accs:       map[string]*modelAcc{},
-		known:      map[uint64]seriesInfo{},
+		st:             labels.NewSymbolTable(),
+		seenSeries:     map[uint64]struct{}{},
+		accs:           map[string]*modelAcc{},
+		known:          map[uint64]*seriesInfo{},
+		restartedHists: map[uint64]struct{}{},
 	}
 }
 
@@ -137,6 +180,7 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 		a.reset()
 	}
 	clear(g.seenSeries)
+	g.samples = g.samples[:0]
 	g.processStart = 0
 	p, err := textparse.New(body, contentType, g.st, textparse.ParserOptions{
 		FallbackContentType:     "text/plain",
@@ -187,15 +231,19 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			continue
 		}
 		st.mapped++
-		info, cached := g.known[h]
-		if !cached {
+		info := g.known[h]
+		if info == nil {
 			p.Labels(&g.lb)
-			if info, err = resolveSeries(&g.lb, d, r, defaultModel); err != nil {
+			ri, err := resolveSeries(&g.lb, d, r, defaultModel)
+			if err != nil {
 				return st, fmt.Errorf("%s: %w", metricName(series), err)
 			}
 			if len(g.known) >= maxKnownSeries {
-				clear(g.known) // churning labels: rebuild rather than grow
+				// Churning labels: rebuild rather than grow. The last
+				// values go too: their series add nothing next scrape.
+				clear(g.known)
 			}
+			info = &ri
 			g.known[h] = info
 		}
 		model := info.model
@@ -206,6 +254,13 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			}
 			a = &modelAcc{}
 			g.accs[model] = a
+		}
+		if r.sig.isCounter() || r.sig.isHist() {
+			cs := counterSample{info: info, a: a, v: v, sig: r.sig, part: r.part, prio: r.prio, requests: r.requests}
+			if r.part == partValue || r.part == partSum {
+				cs.v *= r.scale
+			}
+			g.samples = append(g.samples, cs)
 		}
 		if r.requests && a.take(SigRequests, r.prio) {
 			a.vals[SigRequests] += v
@@ -234,8 +289,109 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 	return st, nil
 }
 
-// resolveSeries reads the model and, for a bucket, the scaled bound from a
-// series' labels.
+// increases fills each model's inc and incHists with what its counters and
+// histograms grew by since the last scrape, series by series, and then
+// remembers this scrape's values. A model's counter is often several
+// series (a Ray Serve replica's, a Triton model version's, a vLLM
+// engine's, a finished_reason's): summed before, one series going away or
+// restarting would read as the whole model restarting.
+//
+// A series' increase is its new value less its last when it grew, and its
+// new value when it went down (it restarted, as Prometheus's rate reads
+// it); a histogram series restarts as a whole when its count or any bucket
+// went down (its sum may shrink: negative observations). When restarted
+// says the server's process restarted, every series adds its new value:
+// all of it was counted since. Otherwise a series first seen adds nothing
+// for its first sample, which is its baseline, as a target's first scrape
+// and a new model's are: a series whose last value was lost never adds its
+// whole history as one step, at the cost of what a new series (a replica
+// just started) counted before its first scrape. A series absent from the
+// scrape adds nothing; its last value is kept for forget, so one that
+// returns within it adds its increase across the gap; after, it is new.
+func (g *ingester) increases(restarted bool, now time.Time, forget time.Duration) {
+	t := now.UnixNano()
+	for i := range g.samples {
+		if info := g.samples[i].info; info.hasLast && t-info.seen > int64(forget) {
+			info.hasLast = false // back after longer than forget: new
+		}
+	}
+	clear(g.restartedHists)
+	if !restarted {
+		for i := range g.samples {
+			s := &g.samples[i]
+			if (s.part == partBucket || s.part == partCount) && s.info.hasLast && s.v < s.info.last {
+				g.restartedHists[s.info.hist] = struct{}{}
+			}
+		}
+	}
+	for _, a := range g.accs {
+		if a.seen == 0 {
+			continue
+		}
+		a.inc = [numCounters]float64{}
+		for i := range a.incHists {
+			hi := &a.incHists[i]
+			n := len(a.hists[i].les)
+			hi.cum = slices.Grow(hi.cum[:0], n)[:n]
+			clear(hi.cum)
+			hi.sum, hi.count = 0, 0
+		}
+	}
+	for i := range g.samples {
+		s := &g.samples[i]
+		info := s.info
+		var d float64
+		switch {
+		case restarted:
+			d = s.v
+		case !info.hasLast:
+			d = 0
+		case s.part == partValue:
+			d = s.v - info.last
+			if d < 0 {
+				d = s.v
+			}
+		default:
+			d = s.v - info.last
+			if len(g.restartedHists) > 0 {
+				if _, ok := g.restartedHists[info.hist]; ok {
+					d = s.v
+				}
+			}
+		}
+		info.last, info.seen, info.hasLast = s.v, t, true
+		a := s.a
+		if s.requests && a.prio[SigRequests] == s.prio {
+			a.inc[SigRequests] += d
+		}
+		if a.prio[s.sig] != s.prio {
+			continue // a name of another priority is read for the signal
+		}
+		if !s.sig.isHist() {
+			a.inc[s.sig] += d
+			continue
+		}
+		hi := &a.incHists[s.sig-firstHist]
+		switch s.part {
+		case partSum:
+			hi.sum += d
+		case partCount:
+			hi.count += d
+		case partBucket:
+			if j, ok := slices.BinarySearch(a.hists[s.sig-firstHist].les, info.le); ok {
+				hi.cum[j] += d
+			}
+		}
+	}
+	for h, info := range g.known {
+		if info.hasLast && t-info.seen > int64(forget) {
+			delete(g.known, h)
+		}
+	}
+}
+
+// resolveSeries reads the model, its histogram and, for a bucket, the
+// scaled bound from a series' labels.
 func resolveSeries(lb *labels.Labels, d *Dialect, r rule, defaultModel string) (seriesInfo, error) {
 	info := seriesInfo{model: defaultModel}
 	if info.model == "" {
@@ -248,6 +404,21 @@ func resolveSeries(lb *labels.Labels, d *Dialect, r rule, defaultModel string) (
 	}
 	if info.model == "" {
 		info.model = "unknown"
+	}
+	if r.sig.isHist() {
+		var x xxhash.Digest
+		x.Reset()
+		_, _ = x.Write([]byte{byte(r.sig), r.prio})
+		lb.Range(func(l labels.Label) {
+			if l.Name == labels.MetricName || l.Name == "le" {
+				return
+			}
+			_, _ = x.WriteString(l.Name)
+			_, _ = x.Write([]byte{0xff})
+			_, _ = x.WriteString(l.Value)
+			_, _ = x.Write([]byte{0xff})
+		})
+		info.hist = x.Sum64()
 	}
 	if r.part == partBucket {
 		le, err := parseLe(lb.Get("le"))

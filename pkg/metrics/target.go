@@ -135,6 +135,9 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 		}
 		s.lastStart = ps
 	}
+	// Series gone for longer than the longest window are forgotten, as
+	// models are below.
+	s.ing.increases(restarted, now, maxWindow)
 	// Forget models (before committing: a target back after a long gap starts
 	// afresh rather than spanning it).
 	for name, m := range s.series {
@@ -152,7 +155,7 @@ func (s *targetState) ingestBody(body []byte, contentType string, now time.Time,
 			m = &modelSeries{}
 			s.series[name] = m
 		}
-		m.commit(a, now, maxWindow, restarted, &s.scratch)
+		m.commit(a, now, maxWindow, &s.scratch)
 		// A discovered pod's restart is a container restart, which pod
 		// discovery counts (with the kubelet's times); counting it here
 		// too would count it twice.

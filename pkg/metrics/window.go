@@ -12,20 +12,20 @@ type slot struct {
 	le   float64 // bucket bound
 }
 
-// snap is the reset-adjusted counter vector at one scrape.
+// snap is the cumulative counter vector at one scrape.
 type snap struct {
 	t time.Time
 	v []float64
 }
 
 // modelSeries is the history of one model on one target: the counters and
-// histograms as reset-adjusted cumulative vectors (so a delta between any two
-// snapshots is the true increase, across restarts), and the last gauges.
+// histograms as cumulative vectors of their increases since the model was
+// first seen (so a delta between any two snapshots is the true increase,
+// across restarts of its series), and the last gauges.
 type modelSeries struct {
 	layout   []slot
 	groups   [][2]int // [start,end) of each counter or histogram in layout
-	raw      []float64
-	offset   []float64
+	cum      []float64
 	ring     []snap
 	free     [][]float64
 	gauges   [numSignals]float64
@@ -58,9 +58,10 @@ func layoutOf(a *modelAcc, dst []slot) []slot {
 	return dst
 }
 
-// commit records one successful scrape of the model. restarted says the
-// process restarted (its start time changed), so every counter starts over.
-func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration, restarted bool, scratch *[]slot) {
+// commit records one successful scrape of the model: its gauges, and its
+// counters' and histograms' increases (a.inc, a.incHists, which handled
+// restarts series by series).
+func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration, scratch *[]slot) {
 	m.gaugeSet = 0
 	for s := SigWaiting; s <= SigBatchSize; s++ {
 		if a.has(s) {
@@ -72,62 +73,68 @@ func (m *modelSeries) commit(a *modelAcc, now time.Time, maxWindow time.Duration
 
 	lay := layoutOf(a, *scratch)
 	*scratch = lay
+	inc := m.take(len(lay))
+	fillInc(a, lay, inc)
 	if !slices.Equal(lay, m.layout) {
-		// New or changed series (a bucket added, a counter appeared): the
-		// history cannot be compared element by element; start over.
-		m.layout = append(m.layout[:0], lay...)
-		m.groups = m.groups[:0]
-		for i := 0; i < len(lay); {
-			j := i + 1
-			for j < len(lay) && lay[j].sig == lay[i].sig && lay[i].sig.isHist() {
-				j++
-			}
-			m.groups = append(m.groups, [2]int{i, j})
-			i = j
-		}
-		m.raw = make([]float64, len(lay))
-		m.offset = make([]float64, len(lay))
-		for _, s := range m.ring {
-			m.free = append(m.free, s.v)
-		}
-		m.ring = m.ring[:0]
-		restarted = false
-		fillRaw(a, lay, m.raw)
+		m.relayout(lay, inc)
+		m.free = append(m.free, inc)
 		m.push(now, maxWindow)
 		return
 	}
-	cur := m.take(len(lay))
-	fillRaw(a, lay, cur)
-	for _, g := range m.groups {
-		reset := restarted
-		for i := g[0]; i < g[1] && !reset; i++ {
-			// A histogram's sum may shrink (negative observations); its
-			// count and buckets may not.
-			if lay[i].part != partSum && cur[i] < m.raw[i] {
-				reset = true
-			}
-		}
-		if reset {
-			for i := g[0]; i < g[1]; i++ {
-				m.offset[i] += m.raw[i]
-			}
-		}
+	for i, d := range inc {
+		m.cum[i] += d
 	}
-	copy(m.raw, cur)
-	m.free = append(m.free, cur)
+	m.free = append(m.free, inc)
 	m.push(now, maxWindow)
 }
 
-func fillRaw(a *modelAcc, lay []slot, dst []float64) {
+// relayout starts the history over with a new layout (a counter or
+// histogram appeared or went, a histogram's buckets changed): snapshots of
+// different layouts cannot be compared element by element, so the windows
+// start afresh from this scrape. A counter or histogram whose slots are
+// unchanged keeps its cumulative value, with inc, this scrape's increase,
+// added: what latest reads keeps growing. A new or changed one starts at
+// zero.
+func (m *modelSeries) relayout(lay []slot, inc []float64) {
+	oldLayout, oldGroups, oldCum := m.layout, m.groups, m.cum
+	m.layout = slices.Clone(lay)
+	m.groups = nil
+	for i := 0; i < len(lay); {
+		j := i + 1
+		for j < len(lay) && lay[j].sig == lay[i].sig && lay[i].sig.isHist() {
+			j++
+		}
+		m.groups = append(m.groups, [2]int{i, j})
+		i = j
+	}
+	m.cum = make([]float64, len(lay))
+	for _, g := range m.groups {
+		for _, og := range oldGroups {
+			if slices.Equal(oldLayout[og[0]:og[1]], lay[g[0]:g[1]]) {
+				for k := range g[1] - g[0] {
+					m.cum[g[0]+k] = oldCum[og[0]+k] + inc[g[0]+k]
+				}
+				break
+			}
+		}
+	}
+	for _, s := range m.ring {
+		m.free = append(m.free, s.v)
+	}
+	m.ring = m.ring[:0]
+}
+
+// fillInc writes the scrape's increases in layout order.
+func fillInc(a *modelAcc, lay []slot, dst []float64) {
 	i := 0
 	for i < len(lay) {
 		s := lay[i]
 		if !s.sig.isHist() {
-			dst[i] = a.vals[s.sig]
+			dst[i] = a.inc[s.sig]
 			i++
 			continue
 		}
-		h := &a.hists[s.sig-firstHist]
+		h := &a.incHists[s.sig-firstHist]
 		dst[i], dst[i+1] = h.count, h.sum
 		i += 2
 		i += copy(dst[i:], h.cum)
@@ -148,10 +155,8 @@ func (m *modelSeries) take(n int) []float64 {
 // push appends the adjusted vector and drops snapshots no window needs: one
 // at or before now-maxWindow is kept as the base of the longest window.
 func (m *modelSeries) push(now time.Time, maxWindow time.Duration) {
-	v := m.take(len(m.raw))
-	for i := range v {
-		v[i] = m.raw[i] + m.offset[i]
-	}
+	v := m.take(len(m.cum))
+	copy(v, m.cum)
 	m.ring = append(m.ring, snap{t: now, v: v})
 	cut := now.Add(-maxWindow)
 	drop := 0
@@ -189,8 +194,8 @@ func (m *modelSeries) window(now time.Time, w time.Duration) (base, last *snap, 
 	return base, last, last.t.After(base.t)
 }
 
-// latest returns the reset-adjusted cumulative value of counter sig at the
-// last snapshot: it only grows while the series' layout stays the same.
+// latest returns the cumulative value of counter sig at the last snapshot:
+// it only grows while the model's target exposes the counter (relayout).
 func (m *modelSeries) latest(sig Signal) (float64, bool) {
 	if len(m.ring) == 0 {
 		return 0, false
