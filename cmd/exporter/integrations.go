@@ -192,8 +192,9 @@ func (in *integrations) setGPUs(m map[string]float64) {
 }
 
 // unknownModel is the model of a server that has served none yet and
-// names none (infercast.io/model, a static target's model): the label the
-// scraper gives series that name no model.
+// names none (Target.Model, DefaultModel: a pod's infercast.io/model or
+// app.kubernetes.io/name, a static target's model): the label the scraper
+// gives series that name no model.
 const unknownModel = "unknown"
 
 // usage is one entry per server and model it serves, on this exporter's
@@ -201,10 +202,11 @@ const unknownModel = "unknown"
 // charged for as long as it is known, whatever its scrapes do: a server
 // loading its weights, hung or crash-looping holds its GPUs all the same.
 // Its models are those it last served (metrics.Exporter.ServedModels, kept
-// while its scrapes fail), else the one its pod or config names, else
-// unknownModel; its request rate on each is the last cycle's, 0 when
-// unknown (a failing server completes none), so cost per 1,000 requests
-// counts its spend only against requests served.
+// while its scrapes fail), else the one its pod or config names (Model),
+// else the one its series would fall back to (DefaultModel: a pod's
+// app.kubernetes.io/name), else unknownModel; its request rate on each is
+// the last cycle's, 0 when unknown (a failing server completes none), so
+// cost per 1,000 requests counts its spend only against requests served.
 func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	rates := map[string]map[string]float64{} // target → model → req/s
 	for _, m := range in.exp.Models() {
@@ -222,7 +224,7 @@ func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	var out []cost.Usage
 	add := func(t metrics.Target, models []string) {
 		if len(models) == 0 {
-			models = []string{cmp.Or(t.Model, unknownModel)}
+			models = []string{cmp.Or(t.Model, t.DefaultModel, unknownModel)}
 		}
 		for _, model := range models {
 			r := in.replicaOf(t, labels)
@@ -243,7 +245,8 @@ func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	// dialect it cannot read.
 	for _, name := range slices.Sorted(maps.Keys(in.pods)) {
 		if !seen[name] {
-			add(metrics.Target{Name: name, Model: in.pods[name].Model, Source: metrics.SourceKubernetes}, nil)
+			pod := in.pods[name]
+			add(metrics.Target{Name: name, Model: pod.Model, DefaultModel: pod.DefaultModel, Source: metrics.SourceKubernetes}, nil)
 		}
 	}
 	return out
@@ -339,7 +342,7 @@ func (in *integrations) onKubeTargets(ts []kube.Target) {
 				"dialect", kt.Dialect, "mapping", kt.Mapping, "err", err)
 			continue
 		}
-		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model,
+		targets = append(targets, metrics.Target{Name: name, URL: kt.URL, Dialect: d, Model: kt.Model, DefaultModel: kt.DefaultModel,
 			MaxBatchSize: kt.MaxBatchSize, Timeout: metrics.DefaultScrapeTimeout})
 	}
 	in.mu.Lock()

@@ -359,21 +359,46 @@ func TestSpendKeepsFailingServer(t *testing.T) {
 }
 
 // TestSpendServersThatNeverServed: a pod that has not answered yet is
-// charged to the model it names (infercast.io/model), else to model
-// "unknown", and one of a dialect the exporter cannot read likewise; a pod
-// holding no GPU of a node whose GPUs discovery counts is charged nothing,
-// not the GPUs no server holds.
+// charged to the model it names (infercast.io/model), else to its label
+// app.kubernetes.io/name (what its series would fall back to), else to
+// model "unknown", and one of a dialect the exporter cannot read likewise;
+// a pod holding no GPU of a node whose GPUs discovery counts is charged
+// nothing, not the GPUs no server holds.
 func TestSpendServersThatNeverServed(t *testing.T) {
 	h := newSpendHarness(t)
 	odd := h.pod("odd-0", "odd", "odd", 1, 4)
 	odd.Dialect = "ollama"
-	h.in.onKubeTargets([]kube.Target{h.pod("c-0", "c", "c", 1, 4), h.pod("multi-0", "x", "", 1, 4), odd, h.pod("emb-0", "emb", "emb", 0, 4)})
-	h.down["c-0"], h.down["multi-0"] = true, true
+	labelled := h.pod("labelled-0", "l", "", 1, 4)
+	labelled.DefaultModel = "chart"
+	h.in.onKubeTargets([]kube.Target{h.pod("c-0", "c", "c", 1, 4), h.pod("multi-0", "x", "", 1, 4), labelled, odd, h.pod("emb-0", "emb", "emb", 0, 4)})
+	h.down["c-0"], h.down["multi-0"], h.down["labelled-0"] = true, true, true
 	want := map[string]string{
 		"chat/c":       "$1.40/h gpus=1 per1k=-",
 		"chat/unknown": "$1.40/h gpus=1 per1k=-",
+		"chat/chart":   "$1.40/h gpus=1 per1k=-",
 		"chat/odd":     "$1.40/h gpus=1 per1k=-",
 		"chat/emb":     "$0.00/h gpus=0 per1k=0.0000",
+	}
+	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("spend %v, want %v", got, want)
+	}
+}
+
+// TestSpendPodLabelNamesNoServedModel: a pod's app.kubernetes.io/name
+// label, set by most charts whatever the pod serves, does not rename the
+// model its server's series name (vLLM's model_name here); the
+// infercast.io/model annotation does.
+func TestSpendPodLabelNamesNoServedModel(t *testing.T) {
+	h := newSpendHarness(t)
+	labelled := h.pod("labelled-0", "served", "", 2, 4)
+	labelled.DefaultModel = "chart"
+	annotated := h.pod("annotated-0", "also-served", "named", 2, 4)
+	annotated.DefaultModel = "chart"
+	h.in.onKubeTargets([]kube.Target{labelled, annotated})
+	perK := fmt.Sprintf("%.4f", 2.8/(5*3600)*1000)
+	want := map[string]string{
+		"chat/served": "$2.80/h gpus=2 per1k=" + perK,
+		"chat/named":  "$2.80/h gpus=2 per1k=" + perK,
 	}
 	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("spend %v, want %v", got, want)

@@ -190,7 +190,7 @@ func (e *Exporter) SetTargets(source string, targets []Target) {
 	}
 	for name, s := range e.states {
 		t, ok := want[name]
-		if !ok || t.URL != s.t.URL || t.Dialect.Name != s.t.Dialect.Name || t.Model != s.t.Model {
+		if !ok || t.URL != s.t.URL || t.Dialect.Name != s.t.Dialect.Name || t.Model != s.t.Model || t.DefaultModel != s.t.DefaultModel {
 			delete(e.states, name)
 		}
 	}

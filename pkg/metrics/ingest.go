@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -118,6 +119,11 @@ type ingester struct {
 	seenSeries   map[uint64]struct{}
 	accs         map[string]*modelAcc
 	processStart float64 // 0 when not exposed
+	// fallback is the model of series that carry no model label of their
+	// own (Target.DefaultModel); "unknown" when empty. Like the model
+	// ingest is given, it must not change for the ingester's life: known
+	// caches the models series resolved to.
+	fallback string
 	// known caches what the labels of a series (by hash of its text) said,
 	// so steady-state scrapes skip building labels and parsing bounds, and
 	// the last value of a counter or histogram series, for increases.
@@ -172,9 +178,11 @@ func newIngester() *ingester {
 var errTooManyModels = errors.New("too many distinct models")
 
 // ingest parses body (text exposition or OpenMetrics, per contentType) with
-// Prometheus's own scrape parser and normalises what d maps. On error the
-// accumulated state must be discarded by the caller.
-func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultModel string) (ingestStats, error) {
+// Prometheus's own scrape parser and normalises what d maps. model, when
+// set, is the model of every series (Target.Model); else a series' model
+// is its first non-empty label of d's ModelLabels, else g.fallback. On
+// error the accumulated state must be discarded by the caller.
+func (g *ingester) ingest(body []byte, contentType string, d *Dialect, model string) (ingestStats, error) {
 	var st ingestStats
 	for _, a := range g.accs {
 		a.reset()
@@ -234,7 +242,7 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 		info := g.known[h]
 		if info == nil {
 			p.Labels(&g.lb)
-			ri, err := resolveSeries(&g.lb, d, r, defaultModel)
+			ri, err := resolveSeries(&g.lb, d, r, model, g.fallback)
 			if err != nil {
 				return st, fmt.Errorf("%s: %w", metricName(series), err)
 			}
@@ -246,14 +254,13 @@ func (g *ingester) ingest(body []byte, contentType string, d *Dialect, defaultMo
 			info = &ri
 			g.known[h] = info
 		}
-		model := info.model
-		a := g.accs[model]
+		a := g.accs[info.model]
 		if a == nil {
 			if len(g.accs) >= maxModelsPerTarget {
 				return st, fmt.Errorf("%w: more than %d", errTooManyModels, maxModelsPerTarget)
 			}
 			a = &modelAcc{}
-			g.accs[model] = a
+			g.accs[info.model] = a
 		}
 		if r.sig.isCounter() || r.sig.isHist() {
 			cs := counterSample{info: info, a: a, v: v, sig: r.sig, part: r.part, prio: r.prio, requests: r.requests}
@@ -391,9 +398,10 @@ func (g *ingester) increases(restarted bool, now time.Time, forget time.Duration
 }
 
 // resolveSeries reads the model, its histogram and, for a bucket, the
-// scaled bound from a series' labels.
-func resolveSeries(lb *labels.Labels, d *Dialect, r rule, defaultModel string) (seriesInfo, error) {
-	info := seriesInfo{model: defaultModel}
+// scaled bound from a series' labels: the model is override when set, else
+// the series' own model label, else fallback, else "unknown".
+func resolveSeries(lb *labels.Labels, d *Dialect, r rule, override, fallback string) (seriesInfo, error) {
+	info := seriesInfo{model: override}
 	if info.model == "" {
 		for _, l := range d.ModelLabels {
 			if m := lb.Get(l); m != "" {
@@ -402,9 +410,7 @@ func resolveSeries(lb *labels.Labels, d *Dialect, r rule, defaultModel string) (
 			}
 		}
 	}
-	if info.model == "" {
-		info.model = "unknown"
-	}
+	info.model = cmp.Or(info.model, fallback, "unknown")
 	if r.sig.isHist() {
 		var x xxhash.Digest
 		x.Reset()

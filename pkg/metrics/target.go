@@ -15,8 +15,17 @@ type Target struct {
 	Name    string
 	URL     string
 	Dialect *Dialect
-	// Model, when set, overrides the model the server's labels name.
-	Model           string
+	// Model, when set, is the model of every series of the target,
+	// whatever model label the server puts on them: a static target's
+	// model, a pod's infercast.io/model annotation. Explicit, so it wins.
+	Model string
+	// DefaultModel is the model of the series that carry no model label of
+	// their own (none of the dialect's ModelLabels), when Model is empty:
+	// a pod's app.kubernetes.io/name label, which most charts set whatever
+	// the pod serves, so it never renames a server's own models; a static
+	// target's name where its dialect's series carry no model label (TGI).
+	// Series with neither are model "unknown".
+	DefaultModel    string
 	MaxBatchSize    int
 	BearerTokenFile string
 	Timeout         time.Duration
@@ -75,10 +84,10 @@ type coldStart struct {
 }
 
 func newTargetState(t Target) *targetState {
-	return &targetState{t: t, ing: newIngester(), series: map[string]*modelSeries{}, errCounts: map[string]float64{}}
+	ing := newIngester()
+	ing.fallback = t.DefaultModel
+	return &targetState{t: t, ing: ing, series: map[string]*modelSeries{}, errCounts: map[string]float64{}}
 }
-
-func (s *targetState) defaultModel() string { return s.t.Model }
 
 // scrape fetches and ingests the target once. Failures are recorded on the
 // state (up=0, the error counted by reason); history is kept so a target
@@ -116,7 +125,7 @@ func (s *targetState) recordErr(err error) {
 // to the model histories; a bad body leaves the history untouched.
 func (s *targetState) ingestBody(body []byte, contentType string, now time.Time, windows []time.Duration) error {
 	s.coldStarts = s.coldStarts[:0]
-	st, err := s.ing.ingest(body, contentType, s.t.Dialect, s.defaultModel())
+	st, err := s.ing.ingest(body, contentType, s.t.Dialect, s.t.Model)
 	s.stats = st
 	if err != nil {
 		return &scrapeError{reasonParse, err}

@@ -32,8 +32,12 @@ const (
 	AnnotationPort    = "infercast.io/port"    // metrics port
 	AnnotationPath    = "infercast.io/path"    // default /metrics
 	AnnotationDialect = "infercast.io/dialect" // vllm, triton, tgi, ...
-	AnnotationModel   = "infercast.io/model"   // default label app.kubernetes.io/name
-	AnnotationTeam    = "infercast.io/team"    // default label team, then the namespace
+	// AnnotationModel names the model of every series the pod serves,
+	// overriding the server's own model labels. Without it, the pod's
+	// label app.kubernetes.io/name names only the series that carry no
+	// model label (Target.DefaultModel).
+	AnnotationModel = "infercast.io/model"
+	AnnotationTeam  = "infercast.io/team" // default label team, then the namespace
 	// AnnotationMaxBatchSize is the server's configured maximum batch (vLLM
 	// max_num_seqs, Triton max_batch_size): batch utilisation needs it.
 	AnnotationMaxBatchSize = "infercast.io/max-batch-size"
@@ -111,8 +115,17 @@ type Target struct {
 	Dialect string
 	// Mapping names the config's generic mapping (dialect "generic").
 	Mapping string
-	Model   string
-	Team    string
+	// Model is the infercast.io/model annotation: the model of every
+	// series of the pod, whatever its server's model labels say; empty
+	// when not annotated.
+	Model string
+	// DefaultModel is the label app.kubernetes.io/name, the model of the
+	// series that carry no model label of their own (TGI's; Knative's
+	// through OpenTelemetry): most charts set it whatever the pod serves,
+	// so it never renames the models a server names (a multi-model
+	// Triton's or Ray Serve's, vLLM's model_name).
+	DefaultModel string
+	Team         string
 	// TeamDefaulted is true when Team is the namespace: neither the
 	// annotation nor the label names one.
 	TeamDefaulted bool
@@ -156,9 +169,11 @@ const (
 
 // ColdStart is one finished cold start.
 type ColdStart struct {
-	Kind                 ColdStartKind
-	Namespace, Pod, UID  string
-	Container            string // ContainerRestart only
+	Kind                ColdStartKind
+	Namespace, Pod, UID string
+	Container           string // ContainerRestart only
+	// Model is the pod's infercast.io/model annotation, else its label
+	// app.kubernetes.io/name: a cold start is the whole pod's.
 	Model, Team, Dialect string
 	Duration             time.Duration
 	// Ready is when the pod became ready.
@@ -468,7 +483,8 @@ func targetOf(p *corev1.Pod, alloc corev1.ResourceList) (Target, bool, error) {
 		Dialect:       a[AnnotationDialect],
 		Mapping:       a[AnnotationMapping],
 		MaxBatchSize:  maxBatch,
-		Model:         firstNonEmpty(a[AnnotationModel], p.Labels["app.kubernetes.io/name"]),
+		Model:         a[AnnotationModel],
+		DefaultModel:  p.Labels["app.kubernetes.io/name"],
 		Team:          firstNonEmpty(team, p.Namespace),
 		TeamDefaulted: team == "",
 		Ready:         podReady(p) != nil,

@@ -186,13 +186,14 @@ func TestDiscoveryTargets(t *testing.T) {
 		t.Errorf("node labels: capacity type %q", got)
 	}
 
-	// The pending pod starts: it joins, with its single container port and
-	// its model from app.kubernetes.io/name.
+	// The pending pod starts: it joins, with its single container port and,
+	// not annotated with a model, app.kubernetes.io/name as the model of
+	// only the series that name none: not as a model overriding theirs.
 	running := pending.DeepCopy()
 	running.Status.Phase, running.Status.PodIP = corev1.PodRunning, "fd00::7"
 	h.update(running)
 	ts = h.next()
-	if names(ts) != "chat-0,pending" || ts[1].URL != "http://[fd00::7]:8002/metrics" || ts[1].Model != "ranker" || ts[1].Ready {
+	if names(ts) != "chat-0,pending" || ts[1].URL != "http://[fd00::7]:8002/metrics" || ts[1].Model != "" || ts[1].DefaultModel != "ranker" || ts[1].Ready {
 		t.Fatalf("after start: %+v", ts)
 	}
 
