@@ -204,9 +204,10 @@ const unknownModel = "unknown"
 // Its models are those it last served (metrics.Exporter.ServedModels, kept
 // while its scrapes fail), else the one its pod or config names (Model),
 // else the one its series would fall back to (DefaultModel: a pod's
-// app.kubernetes.io/name), else unknownModel; its request rate on each is
-// the last cycle's, 0 when unknown (a failing server completes none), so
-// cost per 1,000 requests counts its spend only against requests served.
+// app.kubernetes.io/name, a TGI target's name), else unknownModel; its
+// request rate on each is the last cycle's, 0 when unknown (a failing
+// server completes none), so cost per 1,000 requests counts its spend only
+// against requests served.
 func (in *integrations) usage(teams map[string]string) []cost.Usage {
 	rates := map[string]map[string]float64{} // target → model → req/s
 	for _, m := range in.exp.Models() {

@@ -384,6 +384,28 @@ func TestSpendServersThatNeverServed(t *testing.T) {
 	}
 }
 
+// TestSpendStaticTGINeverServed: a static TGI target without model:
+// that has not answered yet is charged to its name, the model its series
+// will be read as.
+func TestSpendStaticTGINeverServed(t *testing.T) {
+	h := newSpendHarness(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		http.Error(w, "loading", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	cfg, err := metrics.ParseConfig([]byte("targets: [{name: bloom-0, url: " + srv.URL + ", dialect: tgi}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.exp.ApplyConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"/bloom-0": "$1.40/h gpus=1 per1k=-"}
+	if got := h.spend(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("spend %v, want %v", got, want)
+	}
+}
+
 // TestSpendPodLabelNamesNoServedModel: a pod's app.kubernetes.io/name
 // label, set by most charts whatever the pod serves, does not rename the
 // model its server's series name (vLLM's model_name here); the

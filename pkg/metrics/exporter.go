@@ -159,11 +159,17 @@ func StaticTargets(cfg Config) ([]Target, error) {
 				return nil, errors.New("unknown dialect " + tc.Dialect)
 			}
 		}
-		out = append(out, Target{
+		t := Target{
 			Name: tc.Name, URL: tc.URL, Dialect: d, Model: tc.Model,
 			MaxBatchSize: tc.MaxBatchSize, BearerTokenFile: tc.BearerTokenFile,
 			Timeout: cmp.Or(tc.Timeout, cfg.Global.ScrapeTimeout), Source: SourceStatic,
-		})
+		}
+		if len(d.ModelLabels) == 0 {
+			// TGI, a generic mapping without model_label: no series names
+			// a model, so without model: the target's name does.
+			t.DefaultModel = tc.Name
+		}
+		out = append(out, t)
 	}
 	return out, nil
 }

@@ -62,3 +62,43 @@ func TestTargetModelChangeStartsAfresh(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticTargetNamesModelWhereSeriesNameNone: a static target of a
+// dialect whose series carry no model label (TGI, a generic mapping
+// without model_label) and no model: reports its series under its name;
+// model: still wins. A dialect with model labels leaves a series that
+// lacks one as model unknown (Knative through OpenTelemetry: give it
+// model:).
+func TestStaticTargetNamesModelWhereSeriesNameNone(t *testing.T) {
+	const (
+		tgi     = "tgi_queue_size 2\n"
+		generic = "my_queue 9\n"
+		otel    = "kn_serving_queue_depth 3\n"
+	)
+	for _, tc := range []struct {
+		name, dialect, mapping, body, model string
+		want                                string
+	}{
+		{"tgi without model", DialectTGI, "", tgi, "", "[bloom-0]"},
+		{"tgi with model", DialectTGI, "", tgi, "bigscience/bloom", "[bigscience/bloom]"},
+		{"generic without model_label", DialectGeneric, "plain", generic, "", "[bloom-0]"},
+		{"generic with model_label, series without it", DialectGeneric, "labelled", generic, "", "[unknown]"},
+		{"queueproxy, series without a model label", DialectQueueProxy, "", otel, "", "[unknown]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := newBodyServer(t)
+			srv.set([]byte(tc.body))
+			e := newTestExporterWith(t, newFakeClock(), func(c *Config) {
+				c.GenericMappings = map[string]GenericConfig{
+					"plain":    {QueueWaiting: "my_queue"},
+					"labelled": {QueueWaiting: "my_queue", ModelLabel: "svc"},
+				}
+			}, TargetConfig{Name: "bloom-0", URL: srv.URL, Dialect: tc.dialect, Mapping: tc.mapping, Model: tc.model})
+			e.Cycle(context.Background())
+			served := e.ServedModels()
+			if len(served) != 1 || fmt.Sprint(served[0].Models) != tc.want {
+				t.Errorf("served %+v, want models %s", served, tc.want)
+			}
+		})
+	}
+}
