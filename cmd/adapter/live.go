@@ -559,9 +559,11 @@ func newSpotNotices(src noticeSource) *spotNotices {
 
 // attribute fills sig's spot notice fields for w, and returns what is
 // announced for the nodes that matter to it at now: departing, whatever
-// their pool, and under notice, in its spot pools. The first call for a
-// workload only records the counts: notices already active count as
-// terminating, not as new.
+// their pool (held for departingHold after the warning was last read),
+// and under notice, in its spot pools. When the notices cannot be read it
+// returns the held departing nodes with the error, and no notice fields.
+// The first call for a workload only records the counts: notices already
+// active count as terminating, not as new.
 func (s *spotNotices) attribute(ctx context.Context, w *capacity.Workload, now time.Time, sig *capacity.Signals) (outlook map[string]kubepods.Outlook, err error) {
 	nodes, err := s.src.notices(ctx)
 	s.mu.Lock()
